@@ -1,0 +1,2 @@
+//! The `rbpf` command-line tool (SKELETON).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The C API (SKELETON: implemented by the C API work).

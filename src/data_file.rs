@@ -1,0 +1,1 @@
+//! (SKELETON) data_file

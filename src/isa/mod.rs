@@ -1,0 +1,358 @@
+//! The eBPF instruction set (RFC 9669): field constants, limits shared with uBPF, the 8-byte
+//! [`Insn`] encoding, and (in [`opcodes`]) the table of every instruction.
+//!
+//! Constant names follow the Linux/uBPF `BPF_*` vocabulary so that they read like the RFC.
+
+pub mod opcodes;
+
+pub use opcodes::{INSN_TABLE, InsnSpec, Operands, Variant, is_known_opcode, spec_of, specs_named};
+
+/// Size in bytes of one instruction slot.
+pub const INSN_SIZE: usize = 8;
+/// uBPF's `UBPF_MAX_INSTS`: a program must have strictly fewer slots than this.
+pub const MAX_INSTS: usize = 65536;
+/// uBPF's `UBPF_MAX_CALL_DEPTH`: the deepest nesting of local calls the interpreter allows.
+pub const MAX_CALL_DEPTH: usize = 8;
+/// uBPF's `UBPF_EBPF_STACK_SIZE`: the stack `ubpf_exec` gives a program, in bytes.
+pub const STACK_SIZE: usize = MAX_CALL_DEPTH * 512;
+/// uBPF's `UBPF_EBPF_LOCAL_FUNCTION_STACK_SIZE`: frame size per function without a calculator.
+pub const LOCAL_FUNCTION_STACK_SIZE: u16 = 256;
+/// uBPF's `UBPF_MAX_EXT_FUNCS`: the number of helper slots (valid indices are 0..64).
+pub const MAX_EXT_FUNCS: usize = 64;
+/// Number of BPF registers r0..r10.
+pub const NUM_REGS: usize = 11;
+/// The read-only frame pointer register.
+pub const FRAME_PTR_REG: u8 = 10;
+
+/// Instruction classes (the low 3 bits of the opcode).
+pub mod class {
+    /// Non-standard load (only `lddw` is supported).
+    pub const LD: u8 = 0x00;
+    /// Load from memory into a register.
+    pub const LDX: u8 = 0x01;
+    /// Store an immediate to memory.
+    pub const ST: u8 = 0x02;
+    /// Store a register to memory (and atomics).
+    pub const STX: u8 = 0x03;
+    /// 32-bit arithmetic.
+    pub const ALU: u8 = 0x04;
+    /// 64-bit jumps, calls and exit.
+    pub const JMP: u8 = 0x05;
+    /// 32-bit jumps.
+    pub const JMP32: u8 = 0x06;
+    /// 64-bit arithmetic.
+    pub const ALU64: u8 = 0x07;
+    /// Mask selecting the class bits of an opcode.
+    pub const MASK: u8 = 0x07;
+}
+
+/// Source operand selector for ALU and jump instructions (bit 3).
+pub mod source {
+    /// The operand is the immediate.
+    pub const K: u8 = 0x00;
+    /// The operand is the source register.
+    pub const X: u8 = 0x08;
+    /// Mask selecting the source bit of an opcode.
+    pub const MASK: u8 = 0x08;
+}
+
+/// Arithmetic operation codes (the high 4 bits of an ALU/ALU64 opcode).
+pub mod alu {
+    /// `dst += src`
+    pub const ADD: u8 = 0x00;
+    /// `dst -= src`
+    pub const SUB: u8 = 0x10;
+    /// `dst *= src`
+    pub const MUL: u8 = 0x20;
+    /// `dst /= src` (offset 1: signed)
+    pub const DIV: u8 = 0x30;
+    /// `dst |= src`
+    pub const OR: u8 = 0x40;
+    /// `dst &= src`
+    pub const AND: u8 = 0x50;
+    /// `dst <<= src`
+    pub const LSH: u8 = 0x60;
+    /// `dst >>= src` (logical)
+    pub const RSH: u8 = 0x70;
+    /// `dst = -dst`
+    pub const NEG: u8 = 0x80;
+    /// `dst %= src` (offset 1: signed)
+    pub const MOD: u8 = 0x90;
+    /// `dst ^= src`
+    pub const XOR: u8 = 0xa0;
+    /// `dst = src` (offset 8/16/32: sign-extending move)
+    pub const MOV: u8 = 0xb0;
+    /// `dst >>= src` (arithmetic)
+    pub const ARSH: u8 = 0xc0;
+    /// Byte swap / endianness conversion.
+    pub const END: u8 = 0xd0;
+    /// Mask selecting the operation bits of an opcode.
+    pub const MASK: u8 = 0xf0;
+}
+
+/// Jump operation codes (the high 4 bits of a JMP/JMP32 opcode).
+pub mod jmp {
+    /// Unconditional jump.
+    pub const JA: u8 = 0x00;
+    /// Jump if equal.
+    pub const JEQ: u8 = 0x10;
+    /// Jump if greater (unsigned).
+    pub const JGT: u8 = 0x20;
+    /// Jump if greater or equal (unsigned).
+    pub const JGE: u8 = 0x30;
+    /// Jump if `dst & src != 0`.
+    pub const JSET: u8 = 0x40;
+    /// Jump if not equal.
+    pub const JNE: u8 = 0x50;
+    /// Jump if greater (signed).
+    pub const JSGT: u8 = 0x60;
+    /// Jump if greater or equal (signed).
+    pub const JSGE: u8 = 0x70;
+    /// Function call.
+    pub const CALL: u8 = 0x80;
+    /// Return from function / program.
+    pub const EXIT: u8 = 0x90;
+    /// Jump if less (unsigned).
+    pub const JLT: u8 = 0xa0;
+    /// Jump if less or equal (unsigned).
+    pub const JLE: u8 = 0xb0;
+    /// Jump if less (signed).
+    pub const JSLT: u8 = 0xc0;
+    /// Jump if less or equal (signed).
+    pub const JSLE: u8 = 0xd0;
+}
+
+/// Memory access sizes (bits 3-4 of a load/store opcode).
+pub mod size {
+    /// 4 bytes.
+    pub const W: u8 = 0x00;
+    /// 2 bytes.
+    pub const H: u8 = 0x08;
+    /// 1 byte.
+    pub const B: u8 = 0x10;
+    /// 8 bytes.
+    pub const DW: u8 = 0x18;
+    /// Mask selecting the size bits of an opcode.
+    pub const MASK: u8 = 0x18;
+
+    /// Width in bytes of a size code.
+    pub const fn bytes(code: u8) -> usize {
+        match code & MASK {
+            W => 4,
+            H => 2,
+            B => 1,
+            _ => 8,
+        }
+    }
+}
+
+/// Memory access modes (bits 5-7 of a load/store opcode).
+pub mod mode {
+    /// 64-bit immediate (`lddw`).
+    pub const IMM: u8 = 0x00;
+    /// Legacy packet access (unsupported).
+    pub const ABS: u8 = 0x20;
+    /// Legacy packet access (unsupported).
+    pub const IND: u8 = 0x40;
+    /// Regular memory access.
+    pub const MEM: u8 = 0x60;
+    /// Sign-extending load.
+    pub const MEMSX: u8 = 0x80;
+    /// Atomic read-modify-write.
+    pub const ATOMIC: u8 = 0xc0;
+    /// Mask selecting the mode bits of an opcode.
+    pub const MASK: u8 = 0xe0;
+}
+
+/// Atomic operation codes (the immediate of an atomic instruction).
+pub mod atomic {
+    /// Atomic add.
+    pub const ADD: i32 = 0x00;
+    /// Atomic or.
+    pub const OR: i32 = 0x40;
+    /// Atomic and.
+    pub const AND: i32 = 0x50;
+    /// Atomic xor.
+    pub const XOR: i32 = 0xa0;
+    /// Flag: the old value is written back to the source register.
+    pub const FETCH: i32 = 0x01;
+    /// Atomic exchange (always fetches).
+    pub const XCHG: i32 = 0xe0 | FETCH;
+    /// Atomic compare-and-exchange against r0 (always fetches).
+    pub const CMPXCHG: i32 = 0xf0 | FETCH;
+}
+
+/// Values of the source-register field of a `call` instruction (opcode 0x85).
+pub mod call_kind {
+    /// Call a helper by index (`imm`).
+    pub const HELPER: u8 = 0;
+    /// Call a local function at `pc + imm + 1`.
+    pub const LOCAL: u8 = 1;
+    /// Call a kernel function by BTF id (unsupported in userspace).
+    pub const BTF: u8 = 2;
+}
+
+/// Frequently matched opcode bytes.
+pub mod op {
+    /// `lddw dst, imm64` (first slot).
+    pub const LDDW: u8 = 0x18;
+    /// `call` (helper, local or BTF, by the source field).
+    pub const CALL: u8 = 0x85;
+    /// `callx`: helper call through the register named in `dst`.
+    pub const CALLX: u8 = 0x8d;
+    /// `exit`.
+    pub const EXIT: u8 = 0x95;
+    /// `ja` with a 16-bit offset.
+    pub const JA: u8 = 0x05;
+    /// `ja32` (gotol) with a 32-bit offset in the immediate.
+    pub const JA32: u8 = 0x06;
+    /// 64-bit atomic.
+    pub const ATOMIC64: u8 = 0xdb;
+    /// 32-bit atomic.
+    pub const ATOMIC32: u8 = 0xc3;
+}
+
+/// One 8-byte instruction slot, decoded into its fields.
+///
+/// Layout (little-endian): opcode byte, then `dst` in the low nibble and `src` in the high
+/// nibble of the second byte, a signed 16-bit offset and a signed 32-bit immediate. The second
+/// slot of an `lddw` is also an `Insn` (opcode 0) whose immediate holds the high 32 bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Insn {
+    /// The opcode byte.
+    pub opc: u8,
+    /// Destination register field (0..15).
+    pub dst: u8,
+    /// Source register field (0..15).
+    pub src: u8,
+    /// Signed offset field.
+    pub off: i16,
+    /// Signed immediate field.
+    pub imm: i32,
+}
+
+impl Insn {
+    /// Builds an instruction from its fields.
+    pub const fn new(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> Self {
+        Insn {
+            opc,
+            dst,
+            src,
+            off,
+            imm,
+        }
+    }
+
+    /// Decodes one slot from its 8 little-endian bytes.
+    pub const fn from_bytes(b: [u8; INSN_SIZE]) -> Self {
+        Insn {
+            opc: b[0],
+            dst: b[1] & 0x0f,
+            src: b[1] >> 4,
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    /// Encodes this slot as 8 little-endian bytes.
+    pub const fn to_bytes(&self) -> [u8; INSN_SIZE] {
+        let off = self.off.to_le_bytes();
+        let imm = self.imm.to_le_bytes();
+        [
+            self.opc,
+            (self.dst & 0x0f) | (self.src << 4),
+            off[0],
+            off[1],
+            imm[0],
+            imm[1],
+            imm[2],
+            imm[3],
+        ]
+    }
+
+    /// Decodes a slot from the little-endian 64-bit integer form used by `-- raw` sections.
+    pub const fn from_u64(value: u64) -> Self {
+        Self::from_bytes(value.to_le_bytes())
+    }
+
+    /// The little-endian 64-bit integer form of this slot.
+    pub const fn to_u64(&self) -> u64 {
+        u64::from_le_bytes(self.to_bytes())
+    }
+
+    /// The instruction class (low 3 bits of the opcode).
+    pub const fn class(&self) -> u8 {
+        self.opc & class::MASK
+    }
+}
+
+/// Decodes a byte buffer into instruction slots; `None` if its length is not a multiple of 8.
+pub fn decode_slots(bytes: &[u8]) -> Option<Vec<Insn>> {
+    if bytes.len() % INSN_SIZE != 0 {
+        return None;
+    }
+    Some(
+        bytes
+            .chunks_exact(INSN_SIZE)
+            .map(|chunk| {
+                let mut slot = [0u8; INSN_SIZE];
+                slot.copy_from_slice(chunk);
+                Insn::from_bytes(slot)
+            })
+            .collect(),
+    )
+}
+
+/// Encodes instruction slots back into bytes.
+pub fn encode_slots(insns: &[Insn]) -> Vec<u8> {
+    insns.iter().flat_map(|insn| insn.to_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insn_round_trips_through_bytes_and_u64() {
+        let insn = Insn::new(0x7b, 10, 1, -8, 0x1234_5678);
+        assert_eq!(Insn::from_bytes(insn.to_bytes()), insn);
+        assert_eq!(Insn::from_u64(insn.to_u64()), insn);
+        assert_eq!(
+            insn.to_bytes(),
+            [0x7b, 0x1a, 0xf8, 0xff, 0x78, 0x56, 0x34, 0x12]
+        );
+    }
+
+    #[test]
+    fn lddw_raw_form_matches_the_conformance_suite() {
+        // `-- raw` of tests/lddw.data: 0x5566778800000018 then 0x1122334400000000.
+        let first = Insn::from_u64(0x5566_7788_0000_0018);
+        assert_eq!(first.opc, op::LDDW);
+        assert_eq!(first.imm as u32, 0x5566_7788);
+    }
+
+    #[test]
+    fn table_rows_are_unambiguous() {
+        for (i, a) in INSN_TABLE.iter().enumerate() {
+            for b in &INSN_TABLE[i + 1..] {
+                let same_encoding = a.opcode == b.opcode && a.variant == b.variant;
+                assert!(
+                    !same_encoding,
+                    "{} and {} share an encoding",
+                    a.mnemonic, b.mnemonic
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn spec_of_tells_signed_division_by_offset() {
+        let div = Insn::new(0x3f, 1, 2, 0, 0);
+        let sdiv = Insn::new(0x3f, 1, 2, 1, 0);
+        assert_eq!(spec_of(&div).map(|s| s.mnemonic), Some("div"));
+        assert_eq!(spec_of(&sdiv).map(|s| s.mnemonic), Some("sdiv"));
+        assert!(spec_of(&Insn::new(0x3f, 1, 2, 2, 0)).is_none());
+        assert!(is_known_opcode(0x8d));
+        assert!(!is_known_opcode(0x8f));
+    }
+}

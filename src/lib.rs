@@ -1,0 +1,31 @@
+//! librbpf: a userspace eBPF virtual machine — validator, interpreter, Cranelift JIT, ELF
+//! loader, assembler and disassembler — with a C API that is a drop-in replacement for uBPF's
+//! `ubpf.h`.
+//!
+//! The Rust API centres on [`Vm`]: configure it, register helpers, load a program (raw
+//! bytecode, assembly through [`asm`], or an ELF object), then execute it with the interpreter
+//! or compile it with the JIT. The C API lives in `capi` and is the only `extern "C"` code.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+pub mod asm;
+pub mod capi;
+pub mod data_file;
+pub mod disasm;
+pub mod elf;
+pub mod error;
+pub mod helpers;
+pub mod insn_builder;
+pub mod interpreter;
+pub mod isa;
+pub mod jit;
+pub mod memory;
+pub mod program;
+pub mod verifier;
+pub mod vm;
+
+pub use error::{Access, ElfError, ExecError, JitError, LoadError};
+pub use helpers::{DispatcherFn, HelperFn};
+pub use program::Program;
+pub use vm::{Config, Vm};
