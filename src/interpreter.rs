@@ -21,7 +21,7 @@ use crate::vm::{DebugState, Vm};
 const INITIAL_REGISTER_MASK: u16 = (1 << 1) | (1 << 2) | (1 << 10);
 
 /// A local-call frame: where to return and what to restore.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Frame {
     /// Slot to continue at after the callee's `exit`.
     return_pc: usize,
@@ -309,21 +309,40 @@ fn smod32(a: u64, b: u64) -> u64 {
 }
 
 impl Vm {
-    /// Runs the loaded program with the interpreter over `mem`, on a fresh zeroed stack of
-    /// `STACK_SIZE` (4096) bytes, and returns r0.
+    /// Runs the loaded program with the interpreter over `mem`, on a stack of `STACK_SIZE`
+    /// (4096) bytes, and returns r0.
     ///
-    /// r1 holds the address of `mem`, r2 its length and r10 the top of the stack. Failures are
-    /// also reported through the VM's error printer (except uBPF's silent ones).
+    /// r1 holds the address of `mem` (null when it is empty), r2 its length and r10 the top of
+    /// the stack. Failures are also reported through the VM's error printer (except uBPF's
+    /// silent ones).
+    ///
+    /// As with `ubpf_exec`, the stack is not cleared between runs: each thread reuses one
+    /// stack buffer (zeroed once), so a program may see bytes an earlier run on the same thread
+    /// left behind, but never uninitialised memory. A nested execution on the same thread
+    /// (from inside a helper) gets a fresh zeroed stack.
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
-        let mut stack = [0u8; STACK_SIZE];
+        thread_local! {
+            static STACK: std::cell::RefCell<[u8; STACK_SIZE]> =
+                const { std::cell::RefCell::new([0; STACK_SIZE]) };
+        }
+        let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
             std::ptr::null_mut()
         } else {
             mem.as_mut_ptr()
         };
-        // SAFETY: `mem` and `stack` are valid, exclusively borrowed buffers of the given
-        // lengths for the whole call.
-        unsafe { self.execute_raw(mem_ptr, mem.len(), stack.as_mut_ptr(), STACK_SIZE) }
+        STACK.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut stack) => {
+                // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
+                // buffers of the given lengths for the whole call.
+                unsafe { self.execute_raw(mem_ptr, mem_len, stack.as_mut_ptr(), STACK_SIZE) }
+            }
+            Err(_) => {
+                let mut stack = [0u8; STACK_SIZE];
+                // SAFETY: as above, with a local stack.
+                unsafe { self.execute_raw(mem_ptr, mem_len, stack.as_mut_ptr(), STACK_SIZE) }
+            }
+        })
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
@@ -388,7 +407,8 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
     reg[2] = mem_len as u64;
     reg[10] = regions.stack_end;
 
-    let mut frames = [Frame::default(); MAX_CALL_DEPTH];
+    // Only frames below `depth` are ever read, and each is written before `depth` covers it.
+    let mut frames = [const { std::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
     let mut depth = 0usize;
     let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
 
@@ -738,12 +758,12 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     });
                 }
                 let target = pc.wrapping_add_signed(insn.imm as isize);
-                frames[depth] = Frame {
+                frames[depth].write(Frame {
                     return_pc: pc,
                     saved: [reg[6], reg[7], reg[8], reg[9]],
                     stack_usage,
                     saved_mask: shadow.as_ref().map_or(0, |s| s.registers & 0x3c0),
-                };
+                });
                 depth += 1;
                 reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
                 stack_usage = env
@@ -781,7 +801,8 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     return Ok(reg[0]);
                 }
                 depth -= 1;
-                let frame = frames[depth];
+                // SAFETY: frame `depth` was written by the call that raised `depth` above it.
+                let frame = unsafe { frames[depth].assume_init() };
                 [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
                 reg[10] = reg[10].wrapping_add(u64::from(frame.stack_usage));
                 stack_usage = frame.stack_usage;
