@@ -1513,3 +1513,128 @@ mod robustness {
         assert!(loaded > 100, "only {loaded} random programs loaded");
     }
 }
+
+#[cfg(test)]
+mod regions {
+    use super::*;
+    use crate::isa::encode_slots;
+    use crate::program::DataSection;
+
+    fn lddw(dst: u8, value: u64) -> [Insn; 2] {
+        [
+            Insn::new(0x18, dst, 0, 0, value as u32 as i32),
+            Insn::new(0, 0, 0, 0, (value >> 32) as u32 as i32),
+        ]
+    }
+
+    #[test]
+    fn data_sections_are_accessible_and_read_only_ones_refuse_stores() {
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        let mut program = vm
+            .verify(&encode_slots(&[Insn::new(0x95, 0, 0, 0, 0)]))
+            .expect("valid");
+        program
+            .data_sections
+            .push(DataSection::new(".rodata", &7u64.to_le_bytes(), 8, false));
+        program
+            .data_sections
+            .push(DataSection::new(".bss", &[], 8, true));
+        let ro = program.data_sections[0].addr();
+        let rw = program.data_sections[1].addr();
+        let a = lddw(1, ro);
+        let b = lddw(2, rw);
+        program.insns = vec![
+            a[0],
+            a[1],
+            b[0],
+            b[1],
+            Insn::new(0x79, 0, 1, 0, 0), // r0 = *ro
+            Insn::new(0x07, 0, 0, 0, 1), // r0 += 1
+            Insn::new(0x7b, 2, 0, 0, 0), // *rw = r0
+            Insn::new(0x79, 0, 2, 0, 0), // r0 = *rw
+            Insn::new(0x95, 0, 0, 0, 0),
+        ];
+        vm.install(program);
+        assert_eq!(vm.execute(&mut []), Ok(8));
+
+        let mut program = vm.program.take().expect("installed");
+        // A store into the read-only section is out of bounds.
+        program.insns[6] = Insn::new(0x7b, 1, 0, 0, 0);
+        vm.install(program);
+        assert!(matches!(
+            vm.execute(&mut []),
+            Err(ExecError::OutOfBounds {
+                pc: 6,
+                access: Access::Store,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn bounds_callback_is_consulted_after_mem_and_stack() {
+        let cell = Box::new(0u64);
+        let addr = &*cell as *const u64 as u64;
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm.set_bounds_check_fn(Box::new(move |a, size| a == addr && size == 8))
+            .expect("first callback");
+        let p = lddw(1, addr);
+        vm.load(&encode_slots(&[
+            p[0],
+            p[1],
+            Insn::new(0x7a, 1, 0, 0, 42),
+            Insn::new(0x79, 0, 1, 0, 0),
+            Insn::new(0x95, 0, 0, 0, 0),
+        ]))
+        .expect("loads");
+        assert_eq!(vm.execute(&mut []), Ok(42));
+        vm.unload();
+        vm.load(&encode_slots(&[
+            p[0],
+            p[1],
+            Insn::new(0x72, 1, 0, 1, 42),
+            Insn::new(0x95, 0, 0, 0, 0),
+        ]))
+        .expect("loads");
+        assert!(matches!(
+            vm.execute(&mut []),
+            Err(ExecError::OutOfBounds { pc: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn execute_raw_with_a_small_external_stack() {
+        // custom_local_function_stack_size_zero-style: a 32-byte stack given by the caller.
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm.set_stack_usage_calculator(Some(Box::new(|_| 0)));
+        vm.load(&encode_slots(&[
+            Insn::new(0x72, 10, 0, -1, 5),
+            Insn::new(0x85, 0, 1, 0, 1),
+            Insn::new(0x95, 0, 0, 0, 0),
+            Insn::new(0x72, 10, 0, -1, 8),
+            Insn::new(0x95, 0, 0, 0, 0),
+        ]))
+        .expect("loads");
+        let mut stack = [0u8; 32];
+        // SAFETY: the stack buffer is valid for 32 bytes; no memory is given.
+        let result =
+            unsafe { vm.execute_raw(std::ptr::null_mut(), 0, stack.as_mut_ptr(), stack.len()) };
+        assert!(result.is_ok());
+        assert_eq!(stack[31], 8);
+        // A store below the small stack is out of bounds, and still prints 4096.
+        vm.unload();
+        vm.load(&encode_slots(&[
+            Insn::new(0x72, 10, 0, -33, 5),
+            Insn::new(0x95, 0, 0, 0, 0),
+        ]))
+        .expect("loads");
+        // SAFETY: as above.
+        let err =
+            unsafe { vm.execute_raw(std::ptr::null_mut(), 0, stack.as_mut_ptr(), stack.len()) }
+                .unwrap_err();
+        assert!(err.to_string().ends_with("/4096"));
+    }
+}

@@ -86,6 +86,19 @@ impl<'a> Regions<'a> {
         }
     }
 
+    /// The regions of one execution of `vm`'s loaded program, or `None` when nothing is
+    /// loaded. Convenient for runtime functions that only have the VM at hand.
+    pub fn of_loaded(
+        vm: &'a Vm,
+        mem: *const u8,
+        mem_len: usize,
+        stack: *const u8,
+        stack_len: usize,
+    ) -> Option<Self> {
+        let program = vm.program.as_ref()?;
+        Some(Self::new(vm, program, mem, mem_len, stack, stack_len))
+    }
+
     /// Checks an access of `size` bytes at `base + off` by the instruction at `pc` and returns
     /// the effective address.
     ///

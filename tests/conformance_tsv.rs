@@ -72,6 +72,7 @@ fn assembled_tsv() {
         return;
     };
     let (mut passed, mut failed) = (0usize, 0usize);
+    let (mut result_passed, mut error_passed) = (0usize, 0usize);
     let (mut result_lines, mut error_lines) = (0usize, 0usize);
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -93,6 +94,11 @@ fn assembled_tsv() {
         match outcome {
             Ok(()) => {
                 passed += 1;
+                match fields.get(3).copied() {
+                    Some("result") => result_passed += 1,
+                    Some("error") => error_passed += 1,
+                    _ => {}
+                }
                 println!("PASS {name}");
             }
             Err(reason) => {
@@ -101,6 +107,9 @@ fn assembled_tsv() {
             }
         }
     }
+    println!(
+        "result programs: {result_passed}/{result_lines}; rejected programs: {error_passed}/{error_lines}"
+    );
     println!("{passed} passed, {failed} failed");
     assert_eq!(result_lines, 313, "result lines in assembled.tsv");
     assert_eq!(error_lines, 45, "error lines in assembled.tsv");
