@@ -37,7 +37,7 @@ use crate::isa::{self, Insn, InsnSpec, Operands, Variant, call_kind, class, op};
 
 /// Why a source text could not be assembled, and where (1-based line and column).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{kind} (line {line}, column {column})")]
+#[error("{kind} at line {line}, column {column}")]
 pub struct AsmError {
     /// 1-based line number in the source text.
     pub line: usize,
@@ -952,7 +952,7 @@ mod tests {
         assert_eq!((e.line, e.column), (2, 9));
         assert!(e.to_string().starts_with("Invalid register: %r50"), "{e}");
         let e = err("ldxq %r0, %r1");
-        assert_eq!(e.to_string(), "Invalid mnemonic: ldxq (line 1, column 1)");
+        assert_eq!(e.to_string(), "Invalid mnemonic: ldxq at line 1, column 1");
         let e = err("ja NOT_A_LABEL\nexit");
         assert!(e.to_string().starts_with("Invalid label: NOT_A_LABEL"));
         assert_eq!((e.line, e.column), (1, 4));

@@ -58,6 +58,9 @@ pub enum Expected {
     /// The program must be rejected (by the assembler, the loader or at run time); the text
     /// is the reference tool's message, possibly empty.
     Error(String),
+    /// uBPF's `error pattern`: the program must be rejected with a message matching this
+    /// regular expression.
+    ErrorPattern(String),
 }
 
 /// Why a `.data` file could not be parsed or gives no program.
@@ -332,13 +335,13 @@ impl DataFile {
             .map(|raw| raw.iter().map(|&v| Insn::from_u64(v)).collect())
     }
 
-    /// The expected outcome: an `error` section wins over a `result`.
+    /// The expected outcome: an `error` (or `error pattern`) section wins over a `result`.
     pub fn expected(&self) -> Result<Expected, DataError> {
         if let Some(error) = &self.error {
             return Ok(Expected::Error(error.clone()));
         }
         if let Some(pattern) = &self.error_pattern {
-            return Ok(Expected::Error(pattern.clone()));
+            return Ok(Expected::ErrorPattern(pattern.clone()));
         }
         self.result
             .map(Expected::Result)
