@@ -63,6 +63,26 @@ pub enum Expected {
     ErrorPattern(String),
 }
 
+impl Expected {
+    /// Judges an outcome against this expectation: `outcome` is r0, or the message of whichever
+    /// stage failed (assembler, loader or engine). An expected error passes when the message
+    /// contains the expected text (an empty text accepts any failure); a pattern accepts any
+    /// failure, as no regular-expression engine is linked. `Err` explains a mismatch.
+    pub fn judge(&self, outcome: Result<u64, &str>) -> Result<(), String> {
+        match (self, outcome) {
+            (Expected::Result(want), Ok(got)) if *want == got => Ok(()),
+            (Expected::Result(want), Ok(got)) => Err(format!("expected {want:#x}, got {got:#x}")),
+            (Expected::Result(want), Err(e)) => Err(format!("expected {want:#x}, got error: {e}")),
+            (Expected::Error(_) | Expected::ErrorPattern(_), Ok(got)) => {
+                Err(format!("expected an error, got {got:#x}"))
+            }
+            (Expected::Error(want), Err(e)) if e.contains(want.as_str()) => Ok(()),
+            (Expected::Error(want), Err(e)) => Err(format!("expected error `{want}`, got `{e}`")),
+            (Expected::ErrorPattern(_), Err(_)) => Ok(()),
+        }
+    }
+}
+
 /// Why a `.data` file could not be parsed or gives no program.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DataError {
@@ -404,6 +424,26 @@ mod tests {
         assert_eq!(file.expected().unwrap(), Expected::Error(String::new()));
         let file = DataFile::parse("-- raw\n0x95\n").unwrap();
         assert_eq!(file.expected(), Err(DataError::NoExpectation));
+    }
+
+    #[test]
+    fn judging_outcomes() {
+        let r = Expected::Result(3);
+        assert_eq!(r.judge(Ok(3)), Ok(()));
+        assert_eq!(r.judge(Ok(4)), Err("expected 0x3, got 0x4".into()));
+        assert!(r.judge(Err("boom")).is_err());
+        let e = Expected::Error("Invalid register".into());
+        assert!(e.judge(Ok(0)).is_err());
+        assert_eq!(e.judge(Err("Invalid register: %r50 at line 1")), Ok(()));
+        assert!(e.judge(Err("Invalid mnemonic: x")).is_err());
+        assert_eq!(
+            Expected::Error(String::new()).judge(Err("anything")),
+            Ok(())
+        );
+        assert_eq!(
+            Expected::ErrorPattern("a.*b".into()).judge(Err("x")),
+            Ok(())
+        );
     }
 
     #[test]
