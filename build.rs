@@ -21,7 +21,31 @@ fn main() {
         println!("cargo:rustc-env=RBPF_TARGET={target}");
     }
 
+    link_soname(&out);
     generate_headers(&root, &out);
+}
+
+/// Creates `target/<profile>/librbpf.so.0 -> librbpf.so`, the name programs linked with
+/// `-lrbpf` look for at run time (the SONAME), so that `-Ltarget/<profile> -lrbpf` plus an
+/// rpath works straight after `cargo build`. Best effort: the link dangles until the library
+/// is linked, and a failure here only means embedders make the link themselves.
+fn link_soname(out: &Path) {
+    // OUT_DIR is target/<profile>/build/<package>-<hash>/out.
+    let Some(profile_dir) = out.ancestors().nth(3) else {
+        return;
+    };
+    let link = profile_dir.join("librbpf.so.0");
+    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("librbpf.so")) {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        let temporary = out.join("librbpf.so.0");
+        let _ = std::fs::remove_file(&temporary);
+        if std::os::unix::fs::symlink("librbpf.so", &temporary).is_ok() {
+            let _ = std::fs::rename(&temporary, &link);
+        }
+    }
 }
 
 /// Writes `$OUT_DIR/ubpf.h` (from the whole `src/capi` tree, minus the `rbpf_` extensions)
