@@ -209,8 +209,14 @@ impl Vm {
     /// fresh 4096-byte stack. Faults come back as the [`ExecError`] the interpreter would give,
     /// and are reported through [`Vm::report`].
     pub fn execute_jit(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
+        // An empty buffer is passed as NULL, as C callers without memory do.
+        let ptr = if mem.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            mem.as_mut_ptr()
+        };
         // SAFETY: `mem` is a valid buffer of its length; the stack is allocated by the callee.
-        unsafe { self.execute_jit_raw(mem.as_mut_ptr(), mem.len(), std::ptr::null_mut(), 0) }
+        unsafe { self.execute_jit_raw(ptr, mem.len(), std::ptr::null_mut(), 0) }
     }
 
     /// [`Vm::execute_jit`] over raw pointers (for the C API). `mem` may be null. A null `stack`
