@@ -89,6 +89,9 @@ pub struct LinkedElf {
     pub functions: Vec<LinkedFunction>,
     /// Sections copied for data relocations (only when no data-relocation callback is set).
     pub data_sections: Vec<DataSection>,
+    /// Warnings uBPF prints while linking (`Warning: bad relocation type N; skipping.`),
+    /// without the trailing newline. [`Vm::load_elf`] prints them to standard output.
+    pub warnings: Vec<String>,
 }
 
 /// `bytes[offset .. offset + size]`, if it lies inside `bytes` (uBPF's `bounds_check`, which
@@ -313,8 +316,10 @@ fn call_displacement(call_at: usize, target_at: usize) -> Result<i32, ElfError> 
 }
 
 /// State while linking one file.
-struct Linker<'v, 'a> {
+struct Linker<'v, 'a, 'w> {
     vm: &'v Vm,
+    /// Receives each warning as it occurs.
+    warn: &'w mut dyn FnMut(&str),
     elf: Elf<'a>,
     funcs: Vec<Func<'a>>,
     code: Vec<u8>,
@@ -325,9 +330,14 @@ struct Linker<'v, 'a> {
     relocated: HashSet<usize>,
 }
 
-impl<'v, 'a> Linker<'v, 'a> {
+impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
     /// §5.2: collect every STT_FUNC symbol; main first, the rest in symbol order.
-    fn collect_functions(vm: &'v Vm, elf: Elf<'a>, entry: Option<&str>) -> Result<Self, ElfError> {
+    fn collect_functions(
+        vm: &'v Vm,
+        warn: &'w mut dyn FnMut(&str),
+        elf: Elf<'a>,
+        entry: Option<&str>,
+    ) -> Result<Self, ElfError> {
         let count = elf.sections.len();
         let mut main: Option<Func<'a>> = None;
         let mut others = Vec::new();
@@ -381,6 +391,7 @@ impl<'v, 'a> Linker<'v, 'a> {
         funcs.extend(others);
         Ok(Linker {
             vm,
+            warn,
             elf,
             funcs,
             code: Vec::new(),
@@ -472,11 +483,8 @@ impl<'v, 'a> Linker<'v, 'a> {
             R_BPF_64_64 => self.apply_data(target, func, sym, name, offset),
             R_BPF_64_32 | R_BPF_64_32_LEGACY => self.apply_call(func, sym, name, offset),
             other => {
-                // uBPF prints this with printf and carries on; a closed stdout is not an error.
-                let _ = writeln!(
-                    std::io::stdout().lock(),
-                    "Warning: bad relocation type {other}; skipping."
-                );
+                // uBPF prints this with printf and carries on.
+                (self.warn)(&format!("Warning: bad relocation type {other}; skipping."));
                 Ok(())
             }
         }
@@ -701,7 +709,7 @@ impl<'v, 'a> Linker<'v, 'a> {
         Ok(())
     }
 
-    fn finish(self) -> LinkedElf {
+    fn finish(self, warnings: Vec<String>) -> LinkedElf {
         let functions = self
             .funcs
             .iter()
@@ -715,8 +723,24 @@ impl<'v, 'a> Linker<'v, 'a> {
             code: self.code,
             functions,
             data_sections: self.data_sections,
+            warnings,
         }
     }
+}
+
+/// Links `bytes`, passing each warning to `warn` as it occurs.
+fn link(
+    vm: &Vm,
+    bytes: &[u8],
+    entry: Option<&str>,
+    warn: &mut dyn FnMut(&str),
+) -> Result<LinkedElf, ElfError> {
+    let elf = Elf::parse(bytes)?;
+    let mut linker = Linker::collect_functions(vm, warn, elf, entry)?;
+    linker.lay_out()?;
+    linker.relocate()?;
+    linker.fix_unrelocated_calls()?;
+    Ok(linker.finish(Vec::new()))
 }
 
 impl Vm {
@@ -725,25 +749,34 @@ impl Vm {
     ///
     /// `entry` names the main function's symbol; `None` selects the function at offset 0 of
     /// `.text`. Helpers called by name must be registered first; a data-relocation callback, if
-    /// set, resolves every `R_BPF_64_64` as in uBPF.
+    /// set, resolves every `R_BPF_64_64` as in uBPF. Like uBPF, an unknown relocation type in a
+    /// code section prints `Warning: bad relocation type N; skipping.` to standard output.
     pub fn load_elf(&mut self, bytes: &[u8], entry: Option<&str>) -> Result<(), ElfError> {
-        let linked = self.link_elf(bytes, entry)?;
+        let mut print = |warning: &str| {
+            // A closed or broken standard output is not the loader's failure.
+            let _ = writeln!(std::io::stdout().lock(), "{warning}");
+        };
+        let linked = link(self, bytes, entry, &mut print)?;
+        self.load_linked(linked)
+    }
+
+    /// The linking half of [`Vm::load_elf`]: every ELF check and relocation, without the
+    /// verifier and without changing the VM. Warnings are returned in
+    /// [`LinkedElf::warnings`] instead of being printed.
+    pub fn link_elf(&self, bytes: &[u8], entry: Option<&str>) -> Result<LinkedElf, ElfError> {
+        let mut warnings = Vec::new();
+        let mut collect = |warning: &str| warnings.push(warning.to_owned());
+        let linked = link(self, bytes, entry, &mut collect)?;
+        Ok(LinkedElf { warnings, ..linked })
+    }
+
+    /// The second half of [`Vm::load_elf`]: verifies a linked program and makes it the loaded
+    /// one, together with its data sections.
+    pub fn load_linked(&mut self, linked: LinkedElf) -> Result<(), ElfError> {
         let mut program = self.verify(&linked.code)?;
         program.data_sections = linked.data_sections;
         self.install(program);
         Ok(())
-    }
-
-    /// The linking half of [`Vm::load_elf`]: every ELF check and relocation, without the
-    /// verifier and without changing the VM. Unknown relocation types in code sections print
-    /// uBPF's warning to standard output.
-    pub fn link_elf(&self, bytes: &[u8], entry: Option<&str>) -> Result<LinkedElf, ElfError> {
-        let elf = Elf::parse(bytes)?;
-        let mut linker = Linker::collect_functions(self, elf, entry)?;
-        linker.lay_out()?;
-        linker.relocate()?;
-        linker.fix_unrelocated_calls()?;
-        Ok(linker.finish())
     }
 }
 
