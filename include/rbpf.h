@@ -22,6 +22,21 @@ extern "C" {
  */
 const char *rbpf_version(void);
 
+/**
+ * Runs the code compiled by `ubpf_compile` / `ubpf_compile_ex` with `r1 = mem` and
+ * `r2 = mem_len` (extended-mode code gets a fresh 4096-byte stack), with librbpf's JIT
+ * safety: out-of-bounds accesses, the instruction limit and the call-depth limit (as
+ * configured when the code was compiled) end the run with an error instead of crashing.
+ * Errors are reported through the error printer, with the interpreter's messages.
+ *
+ * Threads: several threads may run one compiled VM at once; helpers must be reentrant.
+ *
+ * Returns 0 and writes r0 to `*bpf_return_value`; or -1, leaving `*bpf_return_value`
+ * untouched, on a runtime error, when nothing is compiled, or when `vm` or
+ * `bpf_return_value` is NULL.
+ */
+int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t *bpf_return_value);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -177,7 +177,7 @@ fn c_test(name: &str) {
 }
 
 /// Every C file in `capi-tests/` has a Rust test below (so none is silently skipped).
-const C_TESTS: &[&str] = &["null_args", "settings", "signatures"];
+const C_TESTS: &[&str] = &["jit", "null_args", "settings", "signatures"];
 
 #[test]
 fn every_c_test_file_is_run() {
@@ -196,6 +196,11 @@ fn every_c_test_file_is_run() {
         found, listed,
         "capi-tests/*.c and C_TESTS in tests/capi.rs differ"
     );
+}
+
+#[test]
+fn jit() {
+    c_test("jit");
 }
 
 #[test]

@@ -5,9 +5,32 @@ use std::ffi::{c_char, c_int, c_void};
 
 use crate::capi::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
 use crate::capi::{errmsg, ubpf_vm};
+use crate::jit::JitMode as EngineMode;
 
-/// The message of every JIT entry point until the JIT is part of the build.
-const JIT_UNAVAILABLE: &str = "JIT compilation is not available in this build yet";
+impl From<JitMode> for EngineMode {
+    fn from(mode: JitMode) -> Self {
+        match mode {
+            JitMode::BasicJitMode => EngineMode::Basic,
+            JitMode::ExtendedJitMode => EngineMode::Extended,
+        }
+    }
+}
+
+/// The extended-mode function type of a code address.
+///
+/// # Safety
+/// `code` must be the entry point of code compiled by librbpf's JIT.
+unsafe fn as_jit_ex_fn(code: *const u8) -> ubpf_jit_ex_fn {
+    // SAFETY: code addresses and function pointers share a representation; the caller
+    // guarantees `code` is compiled code. Basic-mode code is returned through the same type
+    // and cast back by the caller (as uBPF does).
+    Some(unsafe {
+        std::mem::transmute::<
+            *const u8,
+            unsafe extern "C" fn(*mut c_void, usize, *mut u8, usize) -> u64,
+        >(code)
+    })
+}
 
 /// Compiles the loaded program in basic mode (`ubpf_compile_ex(vm, errmsg, BasicJitMode)`).
 ///
@@ -40,14 +63,28 @@ pub extern "C" fn ubpf_compile_ex(
     jit_mode: JitModeArg,
 ) -> ubpf_jit_ex_fn {
     ffi_boundary!(errmsg; {
-        errmsg::clear(errmsg);
-        let _handle = try_vm_mut!(vm, errmsg);
-        if let Err(mode) = JitMode::try_from(jit_mode) {
-            errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
-            return None;
+        let handle = try_vm_mut!(vm, errmsg);
+        let mode = match JitMode::try_from(jit_mode) {
+            Ok(mode) => EngineMode::from(mode),
+            Err(mode) => {
+                errmsg::clear(errmsg);
+                errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
+                return None;
+            }
+        };
+        // A cached compile leaves `*errmsg` untouched (uBPF semantics).
+        let cached = handle.vm.jit_mode() == Some(mode);
+        if !cached {
+            errmsg::clear(errmsg);
         }
-        errmsg::set(errmsg, &JIT_UNAVAILABLE);
-        None
+        match handle.vm.compile(mode) {
+            // SAFETY: `code` is the entry point just compiled (or cached) by the JIT.
+            Ok(code) => unsafe { as_jit_ex_fn(code) },
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                None
+            }
+        }
     })
 }
 
@@ -64,10 +101,35 @@ pub extern "C" fn ubpf_copy_jit(
     errmsg: *mut *mut c_char,
 ) -> ubpf_jit_fn {
     ffi_boundary!(errmsg; {
-        let _handle = try_vm_mut!(vm, errmsg);
-        let _ = (buffer, size);
-        errmsg::set(errmsg, &JIT_UNAVAILABLE);
-        None
+        let handle = try_vm_mut!(vm, errmsg);
+        let Some(needed) = handle.vm.jit_size() else {
+            errmsg::set(errmsg, &crate::error::JitError::CopyBeforeCompile);
+            return None;
+        };
+        if size < needed {
+            errmsg::set(errmsg, &crate::error::JitError::BufferNotBigEnough);
+            return None;
+        }
+        if buffer.is_null() {
+            errmsg::set(errmsg, &"invalid argument: buffer is NULL");
+            return None;
+        }
+        // SAFETY: a non-NULL `buffer` is writable for `size` bytes (API contract).
+        let dest = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), size) };
+        match handle.vm.copy_jit(dest) {
+            Ok(()) => {
+                errmsg::clear(errmsg);
+                // SAFETY: the buffer now holds a position-independent copy of basic- or
+                // extended-mode code, cast like uBPF's result.
+                unsafe {
+                    Some(std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, usize) -> u64>(buffer))
+                }
+            }
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                None
+            }
+        }
     })
 }
 
@@ -106,15 +168,34 @@ pub extern "C" fn ubpf_translate_ex(
     jit_mode: JitModeArg,
 ) -> c_int {
     ffi_boundary!(errmsg; {
-        let _handle = try_vm_mut!(vm, errmsg);
-        let _capacity = try_mut!(size, errmsg, "size");
-        if let Err(mode) = JitMode::try_from(jit_mode) {
-            errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
+        let handle = try_vm_mut!(vm, errmsg);
+        let capacity = try_mut!(size, errmsg, "size");
+        let mode = match JitMode::try_from(jit_mode) {
+            Ok(mode) => EngineMode::from(mode),
+            Err(mode) => {
+                errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
+                return -1;
+            }
+        };
+        let dest: &mut [u8] = if *capacity == 0 {
+            &mut []
+        } else if buffer.is_null() {
+            errmsg::set(errmsg, &"invalid argument: buffer is NULL");
             return -1;
+        } else {
+            // SAFETY: a non-NULL `buffer` is writable for `*size` bytes (API contract).
+            unsafe { std::slice::from_raw_parts_mut(buffer, *capacity) }
+        };
+        match handle.vm.translate(mode, dest) {
+            Ok(written) => {
+                *capacity = written;
+                0
+            }
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                -1
+            }
         }
-        let _ = buffer;
-        errmsg::set(errmsg, &JIT_UNAVAILABLE);
-        -1
     })
 }
 
