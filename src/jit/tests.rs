@@ -577,3 +577,28 @@ fn measure_compile_time() {
         },
     );
 }
+
+/// Writes the machine code of a sample loop to /tmp (inspect with objdump).
+#[test]
+#[ignore = "inspection aid"]
+fn dump_sample_code() {
+    // r0 = sum of the u32s in mem (r1, r2 = len), bounds-checked loads.
+    let insns = vec![
+        mov64_imm(0, 0),
+        Insn::new(0xbf, 3, 1, 0, 0),  // r3 = r1
+        Insn::new(0x0f, 3, 2, 0, 0),  // r3 += r2 (end)
+        Insn::new(0x3d, 1, 3, 4, 0),  // jge r1, r3, +4
+        Insn::new(0x61, 4, 1, 0, 0),  // ldxw r4, [r1]
+        Insn::new(0x0f, 0, 4, 0, 0),  // r0 += r4
+        Insn::new(0x07, 1, 0, 0, 4),  // r1 += 4
+        Insn::new(0x05, 0, 0, -5, 0), // ja -5
+        EXIT,
+    ];
+    let mut vm = vm_with(insns);
+    vm.compile(JitMode::Basic).unwrap();
+    let mut code = vec![0u8; vm.jit_size().unwrap()];
+    vm.copy_jit(&mut code).unwrap();
+    std::fs::write("/tmp/rbpf_jit_sample.bin", &code).unwrap();
+    let mut mem = [1u8; 16];
+    assert_eq!(vm.execute_jit(&mut mem), Ok(0x0404_0404));
+}

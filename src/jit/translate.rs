@@ -21,13 +21,13 @@ use cranelift_codegen::ir::{
     SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
     Value,
 };
-use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
 use super::context::{JitContext, fault};
-use super::runtime;
+use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
 use crate::isa::{
@@ -82,10 +82,8 @@ struct Translator<'a, 'b> {
     depth: Variable,
     remaining: Variable,
     blocks: Vec<Option<Block>>,
+    run_block: Option<StackSlot>,
     mem: Value,
-    mem_len: Value,
-    stack: Value,
-    stack_len: Value,
     mem_region: Region,
     stack_region: Region,
     frames: Option<StackSlot>,
@@ -137,7 +135,12 @@ pub(crate) fn translate(
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
-    let sig_check = b.import_signature(sig(isa, &[I64; 8], Some(I64)));
+    let mut check_sig = sig(isa, &[I64; 4], None);
+    if cfg!(target_arch = "x86_64") {
+        // The x86-64 slow path goes through a register-preserving trampoline.
+        check_sig.call_conv = CallConv::PreserveAll;
+    }
+    let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
 
     let entry = b.create_block();
@@ -179,6 +182,22 @@ pub(crate) fn translate(
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);
+    let run_block = opts.bounds_check.then(|| {
+        let slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            run_block::SIZE,
+            3,
+        ));
+        for (v, off) in [
+            (mem, run_block::MEM),
+            (mem_len, run_block::MEM_LEN),
+            (stack, run_block::STACK),
+            (stack_len, run_block::STACK_LEN),
+        ] {
+            b.ins().stack_store(I64, v, slot, off);
+        }
+        slot
+    });
     let frames = (!cfg.return_sites.is_empty()).then(|| {
         b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -217,10 +236,8 @@ pub(crate) fn translate(
         depth,
         remaining,
         blocks,
+        run_block,
         mem,
-        mem_len,
-        stack,
-        stack_len,
         mem_region,
         stack_region,
         frames,
@@ -535,22 +552,25 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(slow);
         let ctx = self.iconst(self.opts.ctx as i64);
-        let packed = self.iconst(runtime::pack_access(pc, bytes, access));
-        let offv = self.iconst(i64::from(off));
-        let f = self.iconst(runtime::rt_check_access as *const () as i64);
-        let args = [
-            ctx,
-            packed,
-            base,
-            offv,
-            self.mem,
-            self.mem_len,
-            self.stack,
-            self.stack_len,
-        ];
-        let call = self.b.ins().call_indirect(self.sig_check, f, &args);
-        let denied = self.b.inst_results(call)[0];
-        self.b.ins().brif(denied, self.fail, &[], ok, &[]);
+        let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
+        #[cfg(target_arch = "x86_64")]
+        let f = runtime::rt_check_access_preserving as *const () as i64;
+        #[cfg(not(target_arch = "x86_64"))]
+        let f = runtime::rt_check_access as *const () as i64;
+        let f = self.iconst(f);
+        match self.run_block {
+            Some(slot) => {
+                let block = self.b.ins().stack_addr(I64, slot, 0);
+                self.b
+                    .ins()
+                    .call_indirect(self.sig_check, f, &[ctx, packed, base, block]);
+                let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
+                self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
+            }
+            None => {
+                self.b.ins().jump(self.fail, &[]);
+            }
+        }
 
         self.b.switch_to_block(ok);
         self.proofs.push(Proof { reg, lo, hi });
