@@ -15,7 +15,15 @@ use crate::error::{Access, ExecError};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
 use crate::memory::Regions;
 use crate::program::Program;
-use crate::vm::{DebugState, Vm};
+use crate::vm::{DebugState, ExecutionProfile, Vm};
+
+mod safe;
+
+pub use safe::{
+    INPUT_REGION_ID, MAX_SAFE_REGIONS, PERM_ATOMIC, PERM_READ, PERM_WRITE, STACK_REGION_ID,
+    SafeHelperResult, SafeRegion, SafeRegionKind, SafeRegistry,
+};
+use safe::{SafeAccess, SafeState};
 
 /// The registers the undefined-behaviour check starts with as initialised: r1, r2 and r10.
 const INITIAL_REGISTER_MASK: u16 = (1 << 1) | (1 << 2) | (1 << 10);
@@ -380,10 +388,12 @@ impl Vm {
             || self.config.undefined_behavior_check;
         // SAFETY: forwarded to the caller's contract.
         let result = unsafe {
-            if checked {
-                run::<true>(&env, mem_len)
+            if self.config.profile == ExecutionProfile::Safe {
+                run::<true, true>(&env, mem_len)
+            } else if checked {
+                run::<true, false>(&env, mem_len)
             } else {
-                run::<false>(&env, mem_len)
+                run::<false, false>(&env, mem_len)
             }
         };
         if let Err(err) = &result {
@@ -394,12 +404,16 @@ impl Vm {
 }
 
 /// The interpreter loop. `CHECKED` enables the instruction limit, debug callback and
-/// undefined-behaviour check.
+/// undefined-behaviour check; `SAFE` (which needs `CHECKED`) runs the safe profile's
+/// provenance tracking instead of the legacy bounds checks.
 ///
 /// # Safety
 /// See [`Vm::execute_raw`].
 #[allow(clippy::too_many_lines)]
-unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64, ExecError> {
+unsafe fn run<const CHECKED: bool, const SAFE: bool>(
+    env: &Env<'_>,
+    mem_len: usize,
+) -> Result<u64, ExecError> {
     let vm = env.vm;
     let insns: &[Insn] = &env.program.insns;
     let regions = env.regions;
@@ -422,6 +436,18 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
     let mut remaining = limit;
     let mut shadow = if CHECKED && vm.config.undefined_behavior_check {
         Some(Shadow::new(env.stack_len))
+    } else {
+        None
+    };
+
+    let mut safe = if SAFE {
+        Some(SafeState::new(
+            &vm.safe,
+            env.mem as u64,
+            mem_len as u64,
+            regions.stack_start,
+            env.stack_len as u64,
+        ))
     } else {
         None
     };
@@ -488,6 +514,9 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             }
             if let Some(shadow) = &mut shadow {
                 shadow_alu(shadow, &insn);
+            }
+            if SAFE && let Some(safe) = &mut safe {
+                safe.before_alu(&insn, &reg, pc)?;
             }
         }
 
@@ -647,7 +676,12 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             // Loads.
             0x61 | 0x69 | 0x71 | 0x79 | 0x81 | 0x89 | 0x91 => {
                 let size = crate::isa::size::bytes(insn.opc);
-                let addr = regions.check(src!(insn), insn.off, size, Access::Load, pc - 1)?;
+                let addr = if SAFE && let Some(safe) = &safe {
+                    let base = src!(insn);
+                    safe.check_access(insn.src, base, insn.off, size, SafeAccess::Load, pc - 1)?
+                } else {
+                    regions.check(src!(insn), insn.off, size, Access::Load, pc - 1)?
+                };
                 // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
                 let value = unsafe { load(addr, size) };
                 dst!(insn) = match insn.opc {
@@ -656,6 +690,9 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     0x91 => value as u8 as i8 as i64 as u64,
                     _ => value,
                 };
+                if SAFE && let Some(safe) = &mut safe {
+                    safe.after_load(insn.dst, addr, size);
+                }
                 if CHECKED && let Some(shadow) = &mut shadow {
                     let written = !regions.in_stack(addr, size)
                         || shadow.stack_written((addr - regions.stack_start) as usize, size);
@@ -666,12 +703,17 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             // Stores of an immediate / a register.
             0x62 | 0x6a | 0x72 | 0x7a | 0x63 | 0x6b | 0x73 | 0x7b => {
                 let size = crate::isa::size::bytes(insn.opc);
-                let addr = regions.check(dst!(insn), insn.off, size, Access::Store, pc - 1)?;
-                let value = if insn.opc & 0x07 == 0x02 {
-                    imm64!(insn)
+                let addr = if SAFE && let Some(safe) = &safe {
+                    let base = dst!(insn);
+                    safe.check_access(insn.dst, base, insn.off, size, SafeAccess::Store, pc - 1)?
                 } else {
-                    src!(insn)
+                    regions.check(dst!(insn), insn.off, size, Access::Store, pc - 1)?
                 };
+                let is_stx = insn.opc & 0x07 == 0x03;
+                if SAFE && let Some(safe) = &mut safe {
+                    safe.after_store(addr, size, is_stx.then_some(insn.src));
+                }
+                let value = if !is_stx { imm64!(insn) } else { src!(insn) };
                 // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
                 unsafe { store(addr, size, value) };
                 if CHECKED
@@ -685,7 +727,20 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             // Atomics.
             0xdb | 0xc3 => {
                 let size = if insn.opc == 0xdb { 8 } else { 4 };
-                let addr = regions.check(dst!(insn), insn.off, size, Access::Store, pc - 1)?;
+                let addr = if SAFE && let Some(safe) = &safe {
+                    let base = dst!(insn);
+                    safe.check_access(insn.dst, base, insn.off, size, SafeAccess::Atomic, pc - 1)?
+                } else {
+                    regions.check(dst!(insn), insn.off, size, Access::Store, pc - 1)?
+                };
+                if SAFE && let Some(safe) = &mut safe {
+                    safe.after_store(addr, size, None);
+                    if insn.imm & 0xf0 == atomic::CMPXCHG & 0xf0 {
+                        safe.set_scalar(0);
+                    } else if insn.imm & atomic::FETCH != 0 {
+                        safe.set_scalar(insn.src);
+                    }
+                }
                 let operand = src!(insn);
                 // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
                 let old = unsafe { atomic_rmw(addr, size, insn.imm, operand, reg[0]) };
@@ -769,6 +824,9 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     saved_mask: shadow.as_ref().map_or(0, |s| s.registers & 0x3c0),
                 });
                 depth += 1;
+                if SAFE && let Some(safe) = &mut safe {
+                    safe.enter_call();
+                }
                 reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
                 stack_usage = env
                     .program
@@ -782,6 +840,10 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                 } else {
                     dst!(insn)
                 };
+                let metadata = match &safe {
+                    Some(safe) if SAFE => Some(safe.before_helper(index, pc - 1)?),
+                    _ => None,
+                };
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
                 let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
@@ -789,6 +851,12 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
                 reg[0] = value;
+                if SAFE
+                    && let Some(safe) = &mut safe
+                    && let Some(metadata) = metadata
+                {
+                    safe.after_helper(index, metadata, value, pc - 1)?;
+                }
                 if CHECKED && let Some(shadow) = &mut shadow {
                     shadow.set(0, true);
                     shadow.registers &= !0x3e;
@@ -805,6 +873,9 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     return Ok(reg[0]);
                 }
                 depth -= 1;
+                if SAFE && let Some(safe) = &mut safe {
+                    safe.leave_call();
+                }
                 // SAFETY: frame `depth` was written by the call that raised `depth` above it.
                 let frame = unsafe { frames[depth].assume_init() };
                 [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
