@@ -495,4 +495,12 @@ pub enum ElfError {
     /// Anything else malformed in the file that the `object` crate rejects.
     #[error("malformed ELF file: {0}")]
     Malformed(String),
+    /// A function symbol's bytes (`st_value`, `st_size`) lie outside its section. uBPF does not
+    /// check this and copies whatever memory follows; librbpf refuses the file.
+    #[error("function symbol {0} lies outside its section")]
+    FunctionOutsideSection(String),
+    /// An `R_BPF_64_32` relocation's instruction runs past the end of its function. uBPF does
+    /// not check this; librbpf refuses the file.
+    #[error("bad R_BPF_64_32 relocation offset")]
+    BadCallRelocationOffset,
 }
