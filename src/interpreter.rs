@@ -1564,6 +1564,36 @@ mod tests {
     }
 
     #[test]
+    fn debug_callback_sees_the_shadow_state_under_the_ub_check() {
+        let mut vm = Vm::new();
+        vm.config_mut().undefined_behavior_check = true;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        vm.set_debug_fn(Some(Box::new(move |state| {
+            let mask = state.stack_mask.expect("stack mask under the UB check");
+            assert_eq!(mask.len(), STACK_SIZE / 8);
+            sink.lock().expect("lock").push((
+                state.pc,
+                state.register_mask,
+                mask[STACK_SIZE / 8 - 1],
+            ));
+        })))
+        .expect("first debug fn");
+        vm.load(&encode_slots(&[
+            ins(0x72, 10, 0, -2, 1), // stb [r10-2], 1
+            mov(0, 4),
+            exit(),
+        ]))
+        .expect("loads");
+        assert_eq!(vm.execute(&mut []), Ok(4));
+        // Bit 0 of the mask is the lowest stack byte: r10-2 is bit 6 of the last byte.
+        assert_eq!(
+            seen.lock().expect("lock").as_slice(),
+            [(0, 0x406, 0), (1, 0x406, 0x40), (2, 0x407, 0x40)]
+        );
+    }
+
+    #[test]
     fn concurrent_executions_share_the_vm() {
         let (mut vm, _) = vm_with_log();
         // Sum of mem bytes in a loop.
