@@ -417,7 +417,10 @@ trait Tracker {
     /// Tag effects of an ALU instruction or `lddw`, before it executes.
     fn before_alu(&mut self, insn: &Insn, reg: &[u64; 16], pc: usize) -> Result<(), ExecError>;
     /// Checks a memory access through `base_reg` (holding `base`) and returns its address.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one hook replaces the legacy check, which needs the whole access"
+    )]
     fn access(
         &self,
         regions: &Regions<'_>,
@@ -556,7 +559,6 @@ impl Tracker for SafeState<'_> {
 ///
 /// # Safety
 /// See [`Vm::execute_raw`].
-#[allow(clippy::too_many_lines)]
 unsafe fn run<const CHECKED: bool, T: Tracker>(
     env: &Env<'_>,
     mem_len: usize,
