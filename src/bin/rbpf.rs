@@ -30,7 +30,7 @@ RUN OPTIONS:
     --mem FILE           input memory read from FILE (r1 points to it, r2 is its length)
     --mem-hex HEX        input memory as hex bytes, e.g. \"01 02 ff\" or 0102ff
     --jit                run with the Cranelift JIT instead of the interpreter
-    --limit N            stop with an error after N instructions (interpreter)
+    --limit N            stop with an error after N instructions
     --no-bounds-check    do not check memory accesses
     --entry NAME         ELF only: the function to start at
     --asm | --raw | --elf
