@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
-use rbpf::Vm;
 use rbpf::data_file::{DataFile, Expected};
 use rbpf::isa::{self, Insn};
 use rbpf::{asm, disasm};
@@ -405,11 +404,9 @@ fn run_data_file(path: &str) -> Result<String, String> {
     let mut engines: Vec<(&str, bool)> = vec![("interpreter", false)];
     let mut note = String::new();
     if file.no_jit.is_some() {
-        note = " (no jit)".to_owned();
-    } else if engine::JIT_AVAILABLE {
-        engines.push(("jit", true));
+        note = " (interpreter only: the file says no jit)".to_owned();
     } else {
-        note = " (interpreter only: JIT not available yet)".to_owned();
+        engines.push(("jit", true));
     }
     for (name, jit) in engines {
         let mut vm = engine::new_vm();
@@ -458,122 +455,32 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
 
 /// The engine entry points the CLI uses, in one place.
 mod engine {
-    use super::*;
-
-    /// Whether `Vm::compile`/`execute_jit` are available in this build.
-    pub const JIT_AVAILABLE: bool = false;
+    use rbpf::Vm;
+    use rbpf::jit::JitMode;
 
     /// A VM with the conformance helpers registered and runtime errors kept for the caller.
     pub fn new_vm() -> Vm {
         let mut vm = Vm::new();
-        helpers::register(&mut vm);
+        rbpf::conformance::register_helpers(&mut vm);
         // Errors are returned and printed by the CLI itself, once.
         vm.set_error_printer(Some(Box::new(|_| {})));
         vm
     }
 
     /// Runs the loaded program in the interpreter.
-    pub fn interpret(_vm: &Vm, _mem: &mut [u8]) -> Result<u64, String> {
-        Err("the interpreter is not available yet in this build of librbpf".to_owned())
+    pub fn interpret(vm: &Vm, mem: &mut [u8]) -> Result<u64, String> {
+        vm.execute(mem).map_err(|e| e.to_string())
     }
 
     /// Compiles the loaded program and runs it.
-    pub fn run_jit(_vm: &mut Vm, _mem: &mut [u8]) -> Result<u64, String> {
-        Err("the JIT (--jit) is not available yet in this build of librbpf".to_owned())
+    pub fn run_jit(vm: &mut Vm, mem: &mut [u8]) -> Result<u64, String> {
+        vm.compile(JitMode::Basic)
+            .map_err(|e| format!("Failed to compile: {e}"))?;
+        vm.execute_jit(mem).map_err(|e| e.to_string())
     }
 
     /// Loads an ELF object.
-    pub fn load_elf(_vm: &mut Vm, _bytes: &[u8], _entry: Option<&str>) -> Result<(), String> {
-        Err("ELF programs are not supported yet in this build of librbpf".to_owned())
-    }
-
-    /// The bpf_conformance helper table (a local copy until `rbpf::conformance` exists).
-    mod helpers {
-        use std::ffi::{CStr, c_char, c_void};
-
-        use rbpf::Vm;
-
-        unsafe extern "C" fn gather_bytes(
-            a: u64,
-            b: u64,
-            c: u64,
-            d: u64,
-            e: u64,
-            _: *mut c_void,
-        ) -> u64 {
-            ((a & 0xff) << 32)
-                | ((b & 0xff) << 24)
-                | ((c & 0xff) << 16)
-                | ((d & 0xff) << 8)
-                | (e & 0xff)
-        }
-
-        unsafe extern "C" fn memfrob(
-            p: u64,
-            n: u64,
-            _: u64,
-            _: u64,
-            _: u64,
-            _: *mut c_void,
-        ) -> u64 {
-            let ptr = p as *mut u8;
-            for i in 0..n as usize {
-                // SAFETY: the program passes a pointer to `n` bytes it may write (the same
-                // trust uBPF's test helper places in it).
-                unsafe { *ptr.add(i) ^= 42 };
-            }
-            0
-        }
-
-        unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-            0
-        }
-
-        unsafe extern "C" fn sqrti(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-            (a as f64).sqrt() as u64
-        }
-
-        unsafe extern "C" fn strcmp_ext(
-            a: u64,
-            b: u64,
-            _: u64,
-            _: u64,
-            _: u64,
-            _: *mut c_void,
-        ) -> u64 {
-            // SAFETY: the program passes two NUL-terminated strings (uBPF's contract).
-            let (a, b) = unsafe {
-                (
-                    CStr::from_ptr(a as *const c_char).to_bytes(),
-                    CStr::from_ptr(b as *const c_char).to_bytes(),
-                )
-            };
-            match a.cmp(b) {
-                std::cmp::Ordering::Less => -1i64 as u64,
-                std::cmp::Ordering::Equal => 0,
-                std::cmp::Ordering::Greater => 1,
-            }
-        }
-
-        unsafe extern "C" fn unwind(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-            a
-        }
-
-        /// Registers helpers 0-5 and makes 5 the unwind helper.
-        pub fn register(vm: &mut Vm) {
-            let table: [(&str, rbpf::HelperFn); 6] = [
-                ("gather_bytes", gather_bytes),
-                ("memfrob", memfrob),
-                ("no_op", no_op),
-                ("sqrti", sqrti),
-                ("strcmp_ext", strcmp_ext),
-                ("unwind", unwind),
-            ];
-            for (index, (name, f)) in (0u32..).zip(table) {
-                // Indices 0-5 are below MAX_EXT_FUNCS, so registration cannot fail.
-                let _ = vm.register_helper(index, Some(name), f);
-            }
-            let _ = vm.set_unwind_index(5);
-        }
+    pub fn load_elf(vm: &mut Vm, bytes: &[u8], entry: Option<&str>) -> Result<(), String> {
+        vm.load_elf(bytes, entry).map_err(|e| e.to_string())
     }
 }
