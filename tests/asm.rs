@@ -245,7 +245,7 @@ fn disassembly_of_random_bytecode_is_exact() {
                 // Mostly known opcodes with small fields, so labels and lddw pairs occur.
                 if rng.below(4) != 0 {
                     insn.opc = opcodes[rng.below(opcodes.len())];
-                    insn.off = (insn.off % 8) as i16;
+                    insn.off %= 8;
                     if rng.below(2) == 0 {
                         insn.imm %= 8;
                     }
