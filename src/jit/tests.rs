@@ -354,10 +354,10 @@ unsafe extern "C" fn dispatch(
     _: u64,
     _: u64,
     idx: u32,
-    mem: *mut c_void,
+    _mem: *mut c_void,
 ) -> u64 {
     CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    a * 1000 + u64::from(idx) + mem as u64 * 0
+    a * 1000 + u64::from(idx)
 }
 unsafe extern "C" fn mem_arg(_: u64, _: u64, _: u64, _: u64, _: u64, mem: *mut c_void) -> u64 {
     mem as u64
