@@ -34,6 +34,9 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn help_and_usage_errors() {
+    let o = rbpf(&["--version"], b"");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("rbpf "), "{}", stdout(&o));
     let o = rbpf(&["--help"], b"");
     assert_eq!(o.status.code(), Some(0));
     for word in [

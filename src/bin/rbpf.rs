@@ -20,16 +20,19 @@ USAGE:
                                   assemble text to bytecode (stdout unless -o)
     rbpf disasm [FILE|-]          disassemble bytecode (raw, or ELF) to text
     rbpf test FILE.data...        run .data test files in the interpreter and the JIT
-    rbpf help                     show this help
+    rbpf help                     show this help (also -h, --help)
+    rbpf --version                show the version
 
 PROG and FILE may be `-` for standard input. PROG is an ELF object (detected by its
 magic), assembly text (detected: UTF-8 without NUL bytes) or raw little-endian bytecode.
+Assembly is the bpf_conformance syntax (`mov %r0, 1`, `ldxdw %r0, [%r1+2]`, `ja label`)
+or rbpf's (`mov64 r0, 1`); a runtime error is printed and exits with status 1.
 
 RUN OPTIONS:
-    --mem FILE           input memory read from FILE (r1 points to it, r2 is its length)
+    -m, --mem FILE       input memory read from FILE (r1 points to it, r2 is its length)
     --mem-hex HEX        input memory as hex bytes, e.g. \"01 02 ff\" or 0102ff
-    --jit                run with the Cranelift JIT instead of the interpreter
-    --limit N            stop with an error after N instructions
+    -j, --jit            run with the Cranelift JIT instead of the interpreter
+    --limit N            stop with an error after N instructions (0: no limit)
     --no-bounds-check    do not check memory accesses
     --entry NAME         ELF only: the function to start at
     --asm | --raw | --elf
@@ -99,6 +102,10 @@ fn dispatch(args: &[String]) -> CliResult<ExitCode> {
     match command.as_str() {
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "-V" | "--version" => {
+            println!("rbpf {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
         "run" => cmd_run(rest),
