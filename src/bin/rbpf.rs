@@ -19,7 +19,8 @@ USAGE:
     rbpf asm [--hex] [-o OUT] [FILE|-]
                                   assemble text to bytecode (stdout unless -o)
     rbpf disasm [FILE|-]          disassemble bytecode (raw, or ELF) to text
-    rbpf test FILE.data...        run .data test files in the interpreter and the JIT
+    rbpf test FILE.data|DIR...    run .data test files (a directory: its *.data files)
+                                  in the interpreter and the JIT; one PASS/FAIL line each
     rbpf help                     show this help (also -h, --help)
     rbpf --version                show the version
 
@@ -437,10 +438,28 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
         return usage(format!("unknown option `{opt}`"));
     }
     if args.is_empty() {
-        return usage("`test` needs at least one .data file");
+        return usage("`test` needs at least one .data file or directory");
+    }
+    let mut files = Vec::new();
+    for arg in args {
+        let path = std::path::Path::new(arg);
+        if !path.is_dir() {
+            files.push(arg.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| Failure::Usage(format!("cannot read directory {arg}: {e}")))?;
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "data"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        files.extend(found);
     }
     let (mut passed, mut failed) = (0usize, 0usize);
-    for path in args {
+    for path in &files {
         match run_data_file(path) {
             Ok(note) => {
                 passed += 1;
