@@ -122,6 +122,15 @@ fn disasm_round_trips_through_asm() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), src);
 
+    let o = rbpf(
+        &["disasm", "--hex"],
+        b"b7 00 00 00 01 00 00 00\n95 00 00 00 00 00 00 00\n",
+    );
+    assert_eq!(stdout(&o), "mov %r0, 1\nexit\n", "{}", stderr(&o));
+    let o = rbpf(&["disasm", "--hex"], b"b7 0");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not hex bytes"), "{}", stderr(&o));
+
     let o = rbpf(&["disasm", "-"], &[0x95, 0, 0]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("not a multiple of 8"), "{}", stderr(&o));

@@ -18,7 +18,8 @@ USAGE:
     rbpf run [OPTIONS] PROG       run PROG and print r0 as 0x...
     rbpf asm [--hex] [-o OUT] [FILE|-]
                                   assemble text to bytecode (stdout unless -o)
-    rbpf disasm [FILE|-]          disassemble bytecode (raw, or ELF) to text
+    rbpf disasm [--hex] [FILE|-]  disassemble bytecode (raw, or ELF) to text; with --hex the
+                                  input is hex text such as \"b7 00 00 00 01 00 00 00\"
     rbpf test FILE.data|DIR...    run .data test files (a directory: its *.data files)
                                   in the interpreter and the JIT; one PASS/FAIL line each
     rbpf help                     show this help (also -h, --help)
@@ -364,8 +365,10 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut input = None;
+    let mut hex = false;
     for arg in args {
         match arg.as_str() {
+            "--hex" => hex = true,
             a if a.starts_with('-') && a != "-" => return usage(format!("unknown option `{a}`")),
             a => {
                 if input.replace(a).is_some() {
@@ -375,7 +378,13 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
         }
     }
     let input = input.unwrap_or("-");
-    let bytes = read_input(input)?;
+    let mut bytes = read_input(input)?;
+    if hex {
+        bytes = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(parse_hex_bytes)
+            .ok_or_else(|| Failure::Program(format!("{}: not hex bytes", display_name(input))))?;
+    }
     let insns: Vec<Insn> = if sniff(&bytes) == Format::Elf {
         let mut vm = engine::new_vm();
         engine::load_elf(&mut vm, &bytes, None)
@@ -396,7 +405,7 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
 
 /// Judges one stage's outcome against the file's expectation.
 fn check(expected: &Expected, outcome: Result<u64, String>) -> Result<(), String> {
-    expected.judge(outcome.as_ref().map(|&r| r).map_err(String::as_str))
+    expected.judge(outcome.as_ref().copied().map_err(String::as_str))
 }
 
 /// Runs one `.data` file; `Ok` with a note (e.g. "interpreter only"), or the failure reason.
