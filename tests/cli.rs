@@ -267,6 +267,9 @@ fn test_command_reports_each_file_and_a_summary() {
         format!("PASS {good}\nPASS {rejected}\n2 passed, 0 failed\n")
     );
 
+    let o = rbpf(&["test", "-"], b"-- asm\nmov %r0, 5\nexit\n-- result\n5\n");
+    assert_eq!(stdout(&o), "PASS -\n1 passed, 0 failed\n", "{}", stderr(&o));
+
     let o = rbpf(&["test", good, bad], b"");
     assert_eq!(o.status.code(), Some(1));
     let out = stdout(&o);

@@ -410,7 +410,16 @@ fn check(expected: &Expected, outcome: Result<u64, String>) -> Result<(), String
 
 /// Runs one `.data` file; `Ok` with a note (e.g. "interpreter only"), or the failure reason.
 fn run_data_file(path: &str) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = if path == "-" {
+        let mut buf = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map(|_| buf)
+            .map_err(|e| format!("cannot read standard input: {e}"))?
+    } else {
+        std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?
+    };
     let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
     let file = DataFile::parse(&text).map_err(|e| e.to_string())?;
     let expected = file.expected().map_err(|e| e.to_string())?;
@@ -443,7 +452,7 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
         print!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(opt) = args.iter().find(|a| a.starts_with('-')) {
+    if let Some(opt) = args.iter().find(|a| a.starts_with('-') && *a != "-") {
         return usage(format!("unknown option `{opt}`"));
     }
     if args.is_empty() {
