@@ -9,8 +9,8 @@ use std::path::Path;
 
 use rbpf::Vm;
 use rbpf::data_file::{DataFile, Expected};
-use rbpf::isa;
 use rbpf::jit::JitMode;
+use rbpf::{disasm, isa};
 
 fn new_vm() -> Vm {
     let mut vm = Vm::new();
@@ -59,7 +59,14 @@ fn run_file(dir: &Path, path: &Path, refs: &common::References) -> Result<(), St
         let outcome = run(&code, &file.mem_bytes());
         expected
             .judge(outcome.as_ref().copied().map_err(String::as_str))
-            .map_err(|e| format!("{engine}: {e}"))?;
+            .map_err(|e| {
+                // Show the program as the engines saw it, to make the divergence readable.
+                let listing: String = disasm::disassemble(&insns)
+                    .lines()
+                    .map(|l| format!("\n    {l}"))
+                    .collect();
+                format!("{engine}: {e}{listing}")
+            })?;
     }
     Ok(())
 }
