@@ -176,8 +176,28 @@ fn c_test(name: &str) {
     run(&program, &[]);
 }
 
-/// Every C file in `capi-tests/` has a Rust test below (so none is silently skipped).
-const C_TESTS: &[&str] = &["null_args", "settings", "signatures"];
+/// Declares one Rust test per C test file, and the list `every_c_test_file_is_run` checks.
+macro_rules! c_tests {
+    ($($name:ident),* $(,)?) => {
+        /// Every C file in `capi-tests/` (each has a Rust test of the same name).
+        const C_TESTS: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                c_test(stringify!($name));
+            }
+        )*
+    };
+}
+
+c_tests!(
+    helpers,
+    load_errors,
+    null_args,
+    runtime_errors,
+    settings,
+    signatures,
+);
 
 #[test]
 fn every_c_test_file_is_run() {
@@ -196,21 +216,6 @@ fn every_c_test_file_is_run() {
         found, listed,
         "capi-tests/*.c and C_TESTS in tests/capi.rs differ"
     );
-}
-
-#[test]
-fn null_args() {
-    c_test("null_args");
-}
-
-#[test]
-fn settings() {
-    c_test("settings");
-}
-
-#[test]
-fn signatures() {
-    c_test("signatures");
 }
 
 /// Each example in `examples-c/`: its arguments (paths relative to the repository root) and
