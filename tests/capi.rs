@@ -192,11 +192,15 @@ macro_rules! c_tests {
 
 c_tests!(
     helpers,
+    lifecycle,
     load_errors,
+    memory,
     null_args,
     runtime_errors,
     settings,
     signatures,
+    stack_usage,
+    threads,
 );
 
 #[test]
