@@ -3,13 +3,37 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
+use crate::capi::boundary::slice_from_mut;
 use crate::capi::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
 use crate::capi::{errmsg, ubpf_vm};
+use crate::jit::JitMode as EngineMode;
 
-/// The message of every JIT entry point until the JIT is part of the build.
-const JIT_UNAVAILABLE: &str = "JIT compilation is not available in this build yet";
+impl From<JitMode> for EngineMode {
+    fn from(mode: JitMode) -> Self {
+        match mode {
+            JitMode::BasicJitMode => EngineMode::Basic,
+            JitMode::ExtendedJitMode => EngineMode::Extended,
+        }
+    }
+}
+
+/// The engine's mode for a C `enum JitMode`, or an "invalid JIT mode" message in `*errmsg`.
+fn engine_mode(jit_mode: JitModeArg, errmsg: *mut *mut c_char) -> Option<EngineMode> {
+    match JitMode::try_from(jit_mode) {
+        Ok(mode) => Some(mode.into()),
+        Err(value) => {
+            errmsg::set(errmsg, &format_args!("invalid JIT mode {value}"));
+            None
+        }
+    }
+}
 
 /// Compiles the loaded program in basic mode (`ubpf_compile_ex(vm, errmsg, BasicJitMode)`).
+///
+/// Unlike uBPF's JIT, compiled code checks memory accesses, the instruction limit and the
+/// call depth as the interpreter does (with the settings in force when it was compiled). A
+/// fault is reported through the error printer and the function returns `UINT64_MAX`;
+/// `rbpf_exec_jit` tells faults from results.
 ///
 /// Returns the compiled function (owned by the VM: valid until `ubpf_unload_code`,
 /// `ubpf_destroy` or a compile in the other mode), or NULL with a message in `*errmsg` that
@@ -40,14 +64,26 @@ pub extern "C" fn ubpf_compile_ex(
     jit_mode: JitModeArg,
 ) -> ubpf_jit_ex_fn {
     ffi_boundary!(errmsg; {
-        errmsg::clear(errmsg);
-        let _handle = try_vm_mut!(vm, errmsg);
-        if let Err(mode) = JitMode::try_from(jit_mode) {
-            errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
-            return None;
+        let handle = try_vm_mut!(vm, errmsg);
+        let mode = engine_mode(jit_mode, errmsg)?;
+        // uBPF leaves `*errmsg` alone when it returns the cached code.
+        if handle.vm.jit_mode() != Some(mode) {
+            errmsg::clear(errmsg);
         }
-        errmsg::set(errmsg, &JIT_UNAVAILABLE);
-        None
+        match handle.vm.compile(mode) {
+            // SAFETY: compiled code has the C signature of its mode; uBPF also returns
+            // basic-mode code through this type, and `ubpf_compile` casts it back.
+            Ok(code) => Some(unsafe {
+                std::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(*mut c_void, usize, *mut u8, usize) -> u64,
+                >(code)
+            }),
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                None
+            }
+        }
     })
 }
 
@@ -64,10 +100,27 @@ pub extern "C" fn ubpf_copy_jit(
     errmsg: *mut *mut c_char,
 ) -> ubpf_jit_fn {
     ffi_boundary!(errmsg; {
-        let _handle = try_vm_mut!(vm, errmsg);
-        let _ = (buffer, size);
-        errmsg::set(errmsg, &JIT_UNAVAILABLE);
-        None
+        let handle = try_vm_mut!(vm, errmsg);
+        let Some(dest) = slice_from_mut(buffer.cast::<u8>(), size) else {
+            errmsg::set(errmsg, &"invalid argument: buffer is NULL");
+            return None;
+        };
+        match handle.vm.copy_jit(dest) {
+            Ok(()) => {
+                errmsg::clear(errmsg);
+                // SAFETY: `buffer` is non-NULL here (a zero-sized buffer cannot hold code,
+                // so `copy_jit` failed above); the caller makes it executable before calling.
+                Some(unsafe {
+                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, usize) -> u64>(
+                        buffer,
+                    )
+                })
+            }
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                None
+            }
+        }
     })
 }
 
@@ -106,15 +159,25 @@ pub extern "C" fn ubpf_translate_ex(
     jit_mode: JitModeArg,
 ) -> c_int {
     ffi_boundary!(errmsg; {
-        let _handle = try_vm_mut!(vm, errmsg);
-        let _capacity = try_mut!(size, errmsg, "size");
-        if let Err(mode) = JitMode::try_from(jit_mode) {
-            errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
+        let handle = try_vm_mut!(vm, errmsg);
+        let capacity = try_mut!(size, errmsg, "size");
+        let Some(mode) = engine_mode(jit_mode, errmsg) else {
             return -1;
+        };
+        let Some(dest) = slice_from_mut(buffer, *capacity) else {
+            errmsg::set(errmsg, &"invalid argument: buffer is NULL");
+            return -1;
+        };
+        match handle.vm.translate(mode, dest) {
+            Ok(written) => {
+                *capacity = written;
+                0
+            }
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                -1
+            }
         }
-        let _ = buffer;
-        errmsg::set(errmsg, &JIT_UNAVAILABLE);
-        -1
     })
 }
 
