@@ -192,6 +192,7 @@ macro_rules! c_tests {
 
 c_tests!(
     helpers,
+    jit,
     lifecycle,
     load_errors,
     memory,
