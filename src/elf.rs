@@ -102,17 +102,25 @@ fn file_range(bytes: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
     bytes.get(start..end)
 }
 
+/// Longest symbol or section name accepted, in bytes. uBPF has no limit (it reads C strings
+/// straight out of the file); bounding names keeps the work per relocation bounded.
+pub const MAX_NAME_LEN: usize = 4096;
+
 /// The NUL-terminated string at `offset` of a string table, or `None` if `offset` is not inside
-/// it. A string that runs to the end of the table without a NUL is cut there.
+/// it or the name is longer than [`MAX_NAME_LEN`]. A short string that runs to the end of the
+/// table without a NUL is cut there.
 fn c_string(table: &[u8], offset: u32) -> Option<&[u8]> {
     let tail = table.get(usize::try_from(offset).ok()?..)?;
     if tail.is_empty() {
         return None;
     }
-    Some(match tail.iter().position(|&b| b == 0) {
-        Some(nul) => &tail[..nul],
-        None => tail,
-    })
+    let window = &tail[..tail.len().min(MAX_NAME_LEN.saturating_add(1))];
+    // `CStr` finds the NUL with std's optimised search, which matters for long names.
+    match std::ffi::CStr::from_bytes_until_nul(window) {
+        Ok(name) => Some(name.to_bytes()),
+        Err(_) if tail.len() <= MAX_NAME_LEN => Some(tail),
+        Err(_) => None,
+    }
 }
 
 /// A section header with its contents (for SHT_NOBITS: the file range uBPF checks anyway).
@@ -154,10 +162,6 @@ impl Func<'_> {
     fn end(&self) -> u64 {
         // Cannot overflow: `start + size` was checked against the section when collected.
         self.start.saturating_add(self.size)
-    }
-
-    fn contains(&self, section: usize, offset: u64) -> bool {
-        self.section == section && self.start <= offset && offset < self.end()
     }
 
     /// Linked byte offset of the section offset `offset`, which must lie inside this function.
@@ -328,6 +332,11 @@ struct Linker<'v, 'a, 'w> {
     owned: HashMap<usize, usize>,
     /// Linked byte offsets of instructions a relocation has rewritten.
     relocated: HashSet<usize>,
+    /// (section, offset) of every byte of every function → the first function (in linked
+    /// order) that contains it. Bounded by the linked program's size.
+    owners: HashMap<(usize, u64), usize>,
+    /// (section, start offset) → the first function (in linked order) starting there.
+    starts: HashMap<(usize, u64), usize>,
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
@@ -398,6 +407,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             data_sections: Vec::new(),
             owned: HashMap::new(),
             relocated: HashSet::new(),
+            owners: HashMap::new(),
+            starts: HashMap::new(),
         })
     }
 
@@ -428,7 +439,23 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             func.landed = self.code.len();
             self.code.extend_from_slice(bytes);
         }
+        // Index the functions for the relocation pass (first function wins, as in uBPF's
+        // searches). The size check above bounds the number of entries.
+        for (index, func) in self.funcs.iter().enumerate() {
+            self.starts
+                .entry((func.section, func.start))
+                .or_insert(index);
+            for offset in func.start..func.end() {
+                self.owners.entry((func.section, offset)).or_insert(index);
+            }
+        }
         Ok(())
+    }
+
+    /// The first function starting at `offset` of `section`.
+    fn function_at(&self, section: usize, offset: u64) -> Option<&Func<'a>> {
+        let &index = self.starts.get(&(section, offset))?;
+        self.funcs.get(index)
     }
 
     /// §5.3: every SHT_REL section that applies to an executable section, in section order.
@@ -474,10 +501,9 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         let name = c_string(self.elf.strtab, sym.st_name(LE)).ok_or(ElfError::BadRelocationName)?;
         let offset = rel.r_offset.get(LE);
         // uBPF reuses the "bad name" text when the offset is in no function of the section.
-        let func = self
-            .funcs
-            .iter()
-            .position(|f| f.contains(target, offset))
+        let func = *self
+            .owners
+            .get(&(target, offset))
             .ok_or(ElfError::BadRelocationName)?;
         match rel.r_type(LE) {
             R_BPF_64_64 => self.apply_data(target, func, sym, name, offset),
@@ -634,9 +660,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .and_then(|t| u64::try_from(t).ok())
                 .ok_or(ElfError::UnknownCallTarget)?;
             let target = self
-                .funcs
-                .iter()
-                .find(|f| f.section == section && f.start == target_offset)
+                .function_at(section, target_offset)
                 .ok_or(ElfError::UnknownCallTarget)?;
             Insn {
                 imm: call_displacement(at, target.landed)?,
@@ -649,7 +673,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .helper_index(&lossy(name))
                 .ok_or_else(|| ElfError::HelperNotFound(lossy(name).into_owned()))?;
             Insn {
-                src: if insn.opc == op::CALL {
+                // clang's extern call becomes a helper call; other forms keep their src.
+                src: if insn.src == call_kind::LOCAL {
                     call_kind::HELPER
                 } else {
                     insn.src
@@ -692,11 +717,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                     .and_then(|slots| slots.checked_mul(INSN_SIZE as i64))
                     .and_then(|delta| i64::try_from(native).ok()?.checked_add(delta))
                     .and_then(|t| u64::try_from(t).ok());
-                let Some(target) = target_offset.and_then(|t| {
-                    self.funcs
-                        .iter()
-                        .find(|f| f.section == func.section && f.start == t)
-                }) else {
+                let Some(target) = target_offset.and_then(|t| self.function_at(func.section, t))
+                else {
                     continue;
                 };
                 let imm = call_displacement(linked, target.landed)?;
@@ -792,6 +814,13 @@ mod tests {
         assert_eq!(c_string(table, 0), Some(&b""[..]));
         assert_eq!(c_string(table, 11), None);
         assert_eq!(c_string(table, u32::MAX), None);
+        let mut long = vec![b'x'; MAX_NAME_LEN];
+        assert_eq!(c_string(&long, 0).map(<[u8]>::len), Some(MAX_NAME_LEN));
+        long.push(b'x');
+        assert_eq!(c_string(&long, 0), None);
+        assert_eq!(c_string(&long, 1).map(<[u8]>::len), Some(MAX_NAME_LEN));
+        long.push(0);
+        assert_eq!(c_string(&long, 0), None);
     }
 
     #[test]

@@ -1233,3 +1233,54 @@ fn mutated_objects_never_panic() {
         "outcomes {outcomes:?}"
     );
 }
+
+#[test]
+fn overlong_names_are_bad_names() {
+    let long = "f".repeat(rbpf::elf::MAX_NAME_LEN + 1);
+    let mut b = Builder::default();
+    let text = b.text(".text", &[mov64_imm(0, 1), exit()]);
+    b.symbol(&long, STT_FUNC, text, 0, 16);
+    assert_eq!(
+        link_err_plain(&b.build()),
+        "a function symbol contained a bad name"
+    );
+
+    let mut b = Builder::default();
+    let text = b.text(".text", &[call(1, -1), exit()]);
+    b.symbol("entry", STT_FUNC, text, 0, 16);
+    let helper = b.symbol(&long, STT_NOTYPE, 0, 0, 0);
+    b.rel(text, &[(0, helper, 10)]);
+    assert_eq!(
+        link_err_plain(&b.build()),
+        "a relocation's symbol contained a bad name"
+    );
+}
+
+#[test]
+fn pathological_objects_link_in_bounded_time() {
+    // 8000 one-slot functions, 24000 relocations of an unknown type spread over them, and
+    // names as long as allowed: every lookup must stay cheap.
+    let mut b = Builder::default();
+    let functions = 8000u64;
+    let text = b.text(".text", &vec![exit(); functions as usize]);
+    let long = "g".repeat(rbpf::elf::MAX_NAME_LEN - 8);
+    for i in 0..functions {
+        b.symbol(&format!("{long}{i:06}"), STT_FUNC, text, i * 8, 8);
+    }
+    let entries: Vec<(u64, u32, u32)> = (0..3 * functions)
+        .map(|i| ((i % functions) * 8, 1 + (i % functions) as u32, 99))
+        .collect();
+    b.rel(text, &entries);
+    let bytes = b.build();
+    let started = std::time::Instant::now();
+    let linked = Vm::new()
+        .link_elf(&bytes, Some(&format!("{long}{:06}", functions - 1)))
+        .unwrap();
+    assert_eq!(linked.functions.len(), functions as usize);
+    assert_eq!(linked.warnings.len(), 3 * functions as usize);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
