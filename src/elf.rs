@@ -319,6 +319,42 @@ fn call_displacement(call_at: usize, target_at: usize) -> Result<i32, ElfError> 
         .ok_or(ElfError::UnknownCallTarget)
 }
 
+/// Splits possibly overlapping `(start, end, order)` intervals into disjoint sorted pieces,
+/// each owned by the lowest-order interval covering it (a sweep over the interval ends with a
+/// heap of the open intervals: O(n log n)).
+fn first_owner_pieces(mut intervals: Vec<(u64, u64, usize)>) -> Vec<(u64, u64, usize)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let mut points: Vec<u64> = intervals.iter().flat_map(|&(s, e, _)| [s, e]).collect();
+    points.sort_unstable();
+    points.dedup();
+    intervals.sort_unstable();
+    let mut open: BinaryHeap<Reverse<(usize, u64)>> = BinaryHeap::new();
+    let mut next = intervals.iter().peekable();
+    let mut pieces: Vec<(u64, u64, usize)> = Vec::new();
+    for pair in points.windows(2) {
+        let (from, to) = (pair[0], pair[1]);
+        while let Some(&&(start, end, order)) = next.peek() {
+            if start > from {
+                break;
+            }
+            open.push(Reverse((order, end)));
+            next.next();
+        }
+        while open.peek().is_some_and(|Reverse((_, end))| *end <= from) {
+            open.pop();
+        }
+        if let Some(&Reverse((owner, _))) = open.peek() {
+            match pieces.last_mut() {
+                Some(last) if last.1 == from && last.2 == owner => last.1 = to,
+                _ => pieces.push((from, to, owner)),
+            }
+        }
+    }
+    pieces
+}
+
 /// State while linking one file.
 struct Linker<'v, 'a, 'w> {
     vm: &'v Vm,
@@ -332,9 +368,9 @@ struct Linker<'v, 'a, 'w> {
     owned: HashMap<usize, usize>,
     /// Linked byte offsets of instructions a relocation has rewritten.
     relocated: HashSet<usize>,
-    /// (section, offset) of every byte of every function → the first function (in linked
-    /// order) that contains it. Bounded by the linked program's size.
-    owners: HashMap<(usize, u64), usize>,
+    /// Per section: disjoint `(start, end, function)` pieces, sorted, giving for every offset
+    /// the first function (in linked order) that contains it.
+    owners: HashMap<usize, Vec<(u64, u64, usize)>>,
     /// (section, start offset) → the first function (in linked order) starting there.
     starts: HashMap<(usize, u64), usize>,
 }
@@ -440,16 +476,32 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             self.code.extend_from_slice(bytes);
         }
         // Index the functions for the relocation pass (first function wins, as in uBPF's
-        // searches). The size check above bounds the number of entries.
+        // searches).
+        let mut by_section: HashMap<usize, Vec<(u64, u64, usize)>> = HashMap::new();
         for (index, func) in self.funcs.iter().enumerate() {
             self.starts
                 .entry((func.section, func.start))
                 .or_insert(index);
-            for offset in func.start..func.end() {
-                self.owners.entry((func.section, offset)).or_insert(index);
+            if func.size > 0 {
+                by_section
+                    .entry(func.section)
+                    .or_default()
+                    .push((func.start, func.end(), index));
             }
         }
+        self.owners = by_section
+            .into_iter()
+            .map(|(section, intervals)| (section, first_owner_pieces(intervals)))
+            .collect();
         Ok(())
+    }
+
+    /// The first function (in linked order) of `section` that contains `offset`.
+    fn function_containing(&self, section: usize, offset: u64) -> Option<usize> {
+        let pieces = self.owners.get(&section)?;
+        let i = pieces.partition_point(|&(start, _, _)| start <= offset);
+        let &(_, end, owner) = pieces.get(i.checked_sub(1)?)?;
+        (offset < end).then_some(owner)
     }
 
     /// The first function starting at `offset` of `section`.
@@ -501,9 +553,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         let name = c_string(self.elf.strtab, sym.st_name(LE)).ok_or(ElfError::BadRelocationName)?;
         let offset = rel.r_offset.get(LE);
         // uBPF reuses the "bad name" text when the offset is in no function of the section.
-        let func = *self
-            .owners
-            .get(&(target, offset))
+        let func = self
+            .function_containing(target, offset)
             .ok_or(ElfError::BadRelocationName)?;
         match rel.r_type(LE) {
             R_BPF_64_64 => self.apply_data(target, func, sym, name, offset),
@@ -830,6 +881,16 @@ mod tests {
         assert_eq!(file_range(&bytes, 9, 0), None);
         assert_eq!(file_range(&bytes, 4, 5), None);
         assert_eq!(file_range(&bytes, u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn overlapping_functions_are_owned_by_the_first_in_order() {
+        // [0,100) is function 2, [8,16) function 0, [8,40) function 1.
+        let pieces = first_owner_pieces(vec![(0, 100, 2), (8, 16, 0), (8, 40, 1)]);
+        assert_eq!(pieces, [(0, 8, 2), (8, 16, 0), (16, 40, 1), (40, 100, 2)]);
+        let disjoint = first_owner_pieces(vec![(16, 24, 1), (0, 8, 0), (40, 48, 2)]);
+        assert_eq!(disjoint, [(0, 8, 0), (16, 24, 1), (40, 48, 2)]);
+        assert!(first_owner_pieces(Vec::new()).is_empty());
     }
 
     #[test]
