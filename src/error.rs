@@ -345,6 +345,14 @@ pub enum ExecError {
         /// The register number.
         reg: u8,
     },
+    /// An opcode the interpreter does not know (validation makes this unreachable).
+    #[error("Error: unknown opcode {opcode} at PC {pc}")]
+    UnknownOpcode {
+        /// Slot index.
+        pc: usize,
+        /// The opcode byte.
+        opcode: u8,
+    },
 }
 
 impl ExecError {
