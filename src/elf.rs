@@ -22,6 +22,16 @@
 //!   `.rodata` (and their `.data.*`/`.bss.*`/`.rodata.*` variants) are served from copies of
 //!   those sections owned by the loaded program ([`DataSection`]); the `lddw` receives the
 //!   copy's address plus the symbol offset plus the addend clang left in the `lddw`.
+//!
+//! Where uBPF reads out of bounds or keeps an arbitrary choice, librbpf decides:
+//! - a function symbol whose bytes lie outside its section, or a call relocation whose
+//!   instruction runs past its function, is an error ([`ElfError::FunctionOutsideSection`],
+//!   [`ElfError::BadCallRelocationOffset`]); an `lddw` relocation must also fit its function;
+//! - a section header is checked whole (uBPF checks 8 of its 64 bytes);
+//! - names must end within [`MAX_NAME_LEN`] bytes (a longer one is a bad name);
+//! - when several symbols qualify as main, the first is main and the others are ordinary
+//!   functions (uBPF keeps the last and drops the others);
+//! - a program too large for `ubpf_load` fails with `ubpf_load`'s message before relocation.
 
 #![deny(clippy::arithmetic_side_effects)]
 
