@@ -1710,3 +1710,67 @@ fn examples_recompiled_with_clang_behave_the_same() {
     check_map(&compile("map", false));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// main: `call sub; exit` with the call at offset 0 of main (uBPF's relocation search skips a
+/// function's first byte); sub: `mov r0, 7; exit`. The call is relocated with `rel_type`
+/// against either the section symbol (clang's form for static functions: imm = offset/8 - 1)
+/// or sub's own symbol (clang's form for global functions: imm = -1).
+fn local_call_object(rel_type: u32, against_function_symbol: bool) -> Vec<u8> {
+    let mut b = Builder::default();
+    let imm = if against_function_symbol { -1 } else { 1 };
+    let text = b.text(".text", &[call(1, imm), exit(), mov64_imm(0, 7), exit()]);
+    b.symbol("main", STT_FUNC, text, 0, 16);
+    let sub = b.symbol("sub", STT_FUNC, text, 16, 16);
+    let section = b.symbol("", 3, text, 0, 0);
+    let target = if against_function_symbol {
+        sub
+    } else {
+        section
+    };
+    b.rel(text, &[(0, target, rel_type)]);
+    b.build()
+}
+
+#[test]
+fn local_call_relocations_of_both_types_and_symbol_kinds_link() {
+    for rel_type in [2, 10] {
+        for against_function_symbol in [false, true] {
+            let bytes = local_call_object(rel_type, against_function_symbol);
+            for entry in [None, Some("sub")] {
+                let linked = Vm::new().link_elf(&bytes, entry).unwrap();
+                assert_eq!(
+                    call_graph(&linked),
+                    [("main".to_string(), "sub".to_string())],
+                    "type {rel_type}, function symbol {against_function_symbol}, entry {entry:?}"
+                );
+            }
+            let mut vm = Vm::new();
+            vm.load_elf(&bytes, None).unwrap();
+            for engine in ENGINES {
+                prepare(&mut vm, engine);
+                assert_eq!(run(&vm, engine, &mut []), 7, "{engine:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn data_relocation_callback_sees_the_callers_buffer() {
+    let bytes = example("globals");
+    let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+    let inside = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let record = inside.clone();
+    let mut vm = Vm::new();
+    vm.set_data_relocation(Box::new(move |data: &[u8], _: &str, _: u64, _: u64| {
+        let start = data.as_ptr() as usize;
+        record
+            .lock()
+            .unwrap()
+            .push(range.start <= start && start + data.len() <= range.end);
+        0
+    }))
+    .unwrap();
+    // previous_len (.data) reaches the callback; runs (.bss) is then refused, as in uBPF.
+    assert!(vm.link_elf(&bytes, None).is_err());
+    assert_eq!(*inside.lock().unwrap(), [true]);
+}
