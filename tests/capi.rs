@@ -191,6 +191,7 @@ macro_rules! c_tests {
 }
 
 c_tests!(
+    elf,
     helpers,
     jit,
     lifecycle,
