@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <ubpf.h>
 
@@ -55,7 +56,8 @@ find_root(void)
         snprintf(root, sizeof(root), "%s", dir);
         return;
     }
-    /* __FILE__ is ".../capi-tests/elf.c": the repository is two components up. */
+    /* __FILE__ is ".../capi-tests/elf.c" (or "capi-tests/elf.c" when compiled from the
+     * repository root): the repository is the directory above capi-tests/. */
     snprintf(root, sizeof(root), "%s", __FILE__);
     char* slash = strrchr(root, '/');
     if (slash != NULL) {
@@ -65,7 +67,7 @@ find_root(void)
     if (slash != NULL) {
         *slash = '\0';
     } else {
-        snprintf(root, sizeof(root), "..");
+        snprintf(root, sizeof(root), ".");
     }
 }
 
@@ -420,6 +422,62 @@ test_error_texts(void)
     free(b.data);
 }
 
+/* File offset of the first entry of the first SHT_REL section of an ELF64 file. */
+static size_t
+first_relocation(const uint8_t* elf)
+{
+    uint64_t shoff;
+    uint16_t shnum;
+    memcpy(&shoff, elf + 40, sizeof(shoff));
+    memcpy(&shnum, elf + 60, sizeof(shnum));
+    for (uint16_t i = 0; i < shnum; i++) {
+        const uint8_t* header = elf + shoff + (size_t)i * 64;
+        uint32_t type;
+        uint64_t offset;
+        memcpy(&type, header + 4, sizeof(type));
+        memcpy(&offset, header + 24, sizeof(offset));
+        if (type == 9 /* SHT_REL */) {
+            return (size_t)offset;
+        }
+    }
+    return 0;
+}
+
+/* An unknown relocation type is skipped with uBPF's warning on standard output (printf). */
+static void
+test_unknown_relocation_warning(void)
+{
+    struct blob b = example("helpers");
+    size_t rel = first_relocation(b.data);
+    CHECK(rel != 0);
+    b.data[rel + 8] = 3; /* r_info's type byte: R_BPF_64_32 (10) -> 3 */
+
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    int fds[2];
+    CHECK(saved >= 0 && pipe(fds) == 0);
+    CHECK(dup2(fds[1], STDOUT_FILENO) >= 0);
+    close(fds[1]);
+
+    struct ubpf_vm* vm = new_vm();
+    /* The skipped relocation leaves clang's unresolved call, which the verifier rejects. */
+    load_expect(vm, b, NULL, "sub-program does not end with EXIT or unconditional jump at PC 3");
+    ubpf_destroy(vm);
+
+    fflush(stdout);
+    CHECK(dup2(saved, STDOUT_FILENO) >= 0);
+    close(saved);
+    char captured[256] = {0};
+    ssize_t got = read(fds[0], captured, sizeof(captured) - 1);
+    close(fds[0]);
+    CHECK(got > 0);
+    if (strcmp(captured, "Warning: bad relocation type 3; skipping.\n") != 0) {
+        fprintf(stderr, "standard output was \"%s\"\n", captured);
+        failures++;
+    }
+    free(b.data);
+}
+
 int
 main(void)
 {
@@ -431,6 +489,7 @@ main(void)
     test_globals_persist_between_runs();
     test_data_relocation_callback();
     test_error_texts();
+    test_unknown_relocation_warning();
     if (failures != 0) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;
