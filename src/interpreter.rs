@@ -28,6 +28,11 @@ use safe::{SafeAccess, SafeState};
 /// The registers the undefined-behaviour check starts with as initialised: r1, r2 and r10.
 const INITIAL_REGISTER_MASK: u16 = (1 << 1) | (1 << 2) | (1 << 10);
 
+/// The stack `Vm::execute` provides: 16-byte aligned like a C `uint64_t` array on the native
+/// stack, so aligned eBPF stack slots are aligned host words (real atomics, no split accesses).
+#[repr(C, align(16))]
+struct AlignedStack([u8; STACK_SIZE]);
+
 /// A local-call frame: where to return and what to restore.
 #[derive(Clone, Copy)]
 struct Frame {
@@ -334,8 +339,8 @@ impl Vm {
     /// (from inside a helper) gets a fresh zeroed stack.
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         thread_local! {
-            static STACK: std::cell::RefCell<[u8; STACK_SIZE]> =
-                const { std::cell::RefCell::new([0; STACK_SIZE]) };
+            static STACK: std::cell::RefCell<AlignedStack> =
+                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
         }
         let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
@@ -347,12 +352,12 @@ impl Vm {
             Ok(mut stack) => {
                 // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
                 // buffers of the given lengths for the whole call.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.as_mut_ptr(), STACK_SIZE) }
+                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
             }
             Err(_) => {
-                let mut stack = [0u8; STACK_SIZE];
+                let mut stack = AlignedStack([0; STACK_SIZE]);
                 // SAFETY: as above, with a local stack.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.as_mut_ptr(), STACK_SIZE) }
+                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
             }
         })
     }
@@ -1080,6 +1085,11 @@ mod tests {
         assert_eq!(run(&[movr(0, 1), exit()], &mut mem), Ok(addr));
         // Without memory r1 is null and r2 is 0.
         assert_eq!(r0(&[movr(0, 1), ins(0x0f, 0, 2, 0, 0), exit()]), 0);
+    }
+
+    #[test]
+    fn execute_gives_an_aligned_stack() {
+        assert_eq!(r0(&[movr(0, 10), ins(0x57, 0, 0, 0, 15), exit()]), 0);
     }
 
     #[test]
