@@ -354,12 +354,26 @@ impl Vm {
                 // buffers of the given lengths for the whole call.
                 unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
             }
-            Err(_) => {
-                let mut stack = AlignedStack([0; STACK_SIZE]);
-                // SAFETY: as above, with a local stack.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
-            }
+            // SAFETY: as above.
+            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len) },
         })
+    }
+
+    /// `execute` for a nested run on a thread whose stack buffer is in use: a zeroed local
+    /// stack. Kept out of line so the common path does not reserve (and probe) a second 4 KiB.
+    ///
+    /// # Safety
+    /// `mem` is null or valid for `mem_len` bytes for the whole call.
+    #[cold]
+    #[inline(never)]
+    unsafe fn execute_on_fresh_stack(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+    ) -> Result<u64, ExecError> {
+        let mut stack = AlignedStack([0; STACK_SIZE]);
+        // SAFETY: the caller vouches for `mem`; the stack is local to this call.
+        unsafe { self.execute_raw(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
