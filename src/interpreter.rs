@@ -1102,6 +1102,39 @@ mod tests {
     }
 
     #[test]
+    fn nested_execution_from_a_helper_gets_its_own_stack() {
+        static INNER: std::sync::OnceLock<Vm> = std::sync::OnceLock::new();
+        unsafe extern "C" fn nested(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+            let inner = INNER.get().expect("inner VM set");
+            inner.execute(&mut []).unwrap_or(u64::MAX)
+        }
+        let mut inner = Vm::new();
+        // Clobbers the top of its stack and returns 40.
+        inner
+            .load(&encode_slots(&[
+                ins(0x72, 10, 0, -1, 0x7f),
+                mov(0, 40),
+                exit(),
+            ]))
+            .expect("inner loads");
+        let _ = INNER.set(inner);
+        let mut outer = Vm::new();
+        outer
+            .register_helper(9, Some("nested"), nested)
+            .expect("index");
+        outer
+            .load(&encode_slots(&[
+                ins(0x72, 10, 0, -1, 2),
+                ins(0x85, 0, 0, 0, 9),
+                ins(0x71, 1, 10, -1, 0),
+                ins(0x0f, 0, 1, 0, 0),
+                exit(),
+            ]))
+            .expect("outer loads");
+        assert_eq!(outer.execute(&mut []), Ok(42));
+    }
+
+    #[test]
     fn execute_gives_an_aligned_stack() {
         assert_eq!(r0(&[movr(0, 10), ins(0x57, 0, 0, 0, 15), exit()]), 0);
     }
