@@ -34,7 +34,7 @@ fn plugin() -> &'static Path {
             .root
             .join("examples-c")
             .join("bpf_conformance_plugin.c");
-        compile_with(&source, false, &["-lm"])
+        compile_with(&source, false, &["-lm"], "")
     })
 }
 

@@ -1,7 +1,8 @@
 //! Compiling and running C programs against the real `librbpf.so`: the system C compiler
 //! (found by the `cc` crate) with `-Wall -Wextra -Werror`, linked to
 //! `target/<profile>/librbpf.so` with an rpath, optionally checked under valgrind's memcheck.
-//! Used by `tests/capi.rs` and `tests/plugin.rs`.
+//! Used by `tests/plugin.rs`; `tests/capi.rs` still has its own copy of these helpers (with
+//! the same names and signatures, so it can switch to this module by deleting them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,11 +99,12 @@ pub fn command_line(command: &Command) -> String {
 
 /// Compiles `source` (C11, or C++17 when `cpp`) into an executable linked to librbpf.
 pub fn compile(source: &Path, cpp: bool) -> PathBuf {
-    compile_with(source, cpp, &[])
+    compile_with(source, cpp, &[], "")
 }
 
-/// Like [`compile`], with `extra` arguments after `-lrbpf` (e.g. `-lm`).
-pub fn compile_with(source: &Path, cpp: bool, extra: &[&str]) -> PathBuf {
+/// [`compile`] with extra `flags` (given last, so libraries such as `-lm` link after the
+/// source), writing `<dir>-<stem><suffix>`.
+pub fn compile_with(source: &Path, cpp: bool, flags: &[&str], suffix: &str) -> PathBuf {
     let paths = paths();
     let stem = source
         .file_stem()
@@ -113,7 +115,7 @@ pub fn compile_with(source: &Path, cpp: bool, extra: &[&str]) -> PathBuf {
         .and_then(Path::file_name)
         .and_then(|s| s.to_str())
         .unwrap_or("src");
-    let output = paths.bin_dir.join(format!("{parent}-{stem}"));
+    let output = paths.bin_dir.join(format!("{parent}-{stem}{suffix}"));
     let mut command = compiler(cpp);
     command
         .args(["-Wall", "-Wextra", "-Werror"])
@@ -130,7 +132,7 @@ pub fn compile_with(source: &Path, cpp: bool, extra: &[&str]) -> PathBuf {
         .arg(&paths.lib_dir)
         .arg(format!("-Wl,-rpath,{}", paths.lib_dir.display()))
         .arg("-lrbpf")
-        .args(extra);
+        .args(flags);
     let result = command.output().expect("run the C compiler");
     check_output("compiling", &command, &result);
     output
