@@ -23,17 +23,38 @@ extern "C" {
 const char *rbpf_version(void);
 
 /**
- * Runs the code compiled by `ubpf_compile` / `ubpf_compile_ex` with `r1 = mem` and
- * `r2 = mem_len` (extended-mode code gets a fresh 4096-byte stack), with librbpf's JIT
- * safety: out-of-bounds accesses, the instruction limit and the call-depth limit (as
- * configured when the code was compiled) end the run with an error instead of crashing.
- * Errors are reported through the error printer, with the interpreter's messages.
+ * Assembles eBPF assembly `text` (the bpf_conformance / uBPF syntax, e.g. `mov %r0, 1` and
+ * `exit`, one instruction per line, labels allowed) into bytecode for `ubpf_load`.
  *
- * Threads: several threads may run one compiled VM at once; helpers must be reentrant.
+ * On success, `*bytes` receives a `malloc`-allocated buffer (the caller frees it with
+ * `free()`) of `*len` bytes. On failure `*errmsg` receives a message (freed with `free()`).
  *
- * Returns 0 and writes r0 to `*bpf_return_value`; or -1, leaving `*bpf_return_value`
- * untouched, on a runtime error, when nothing is compiled, or when `vm` or
- * `bpf_return_value` is NULL.
+ * Returns 0 on success, -1 on failure (including NULL `text`, `bytes` or `len`).
+ */
+int rbpf_assemble(const char *text, uint8_t **bytes, size_t *len, char **errmsg);
+
+/**
+ * Disassembles `len` bytes of bytecode into text, one instruction per line, in the syntax
+ * `rbpf_assemble` reads (labels at jump and call targets).
+ *
+ * On success, `*text` receives a `malloc`-allocated NUL-terminated string (the caller frees
+ * it with `free()`). On failure `*errmsg` receives a message (freed with `free()`).
+ *
+ * Returns 0 on success, -1 on failure (a length that is not a multiple of 8, or NULL
+ * `bytes` with a non-zero `len`, or NULL `text`).
+ */
+int rbpf_disassemble(const uint8_t *bytes, size_t len, char **text, char **errmsg);
+
+/**
+ * Runs the code compiled by `ubpf_compile`/`ubpf_compile_ex` on `mem` (`r1 = mem`,
+ * `r2 = mem_len`; extended-mode code gets a fresh 4096-byte stack), telling faults from
+ * results: calling the compiled function directly returns `UINT64_MAX` on a fault, which a
+ * program can also return legitimately. Faults are reported through the error printer.
+ *
+ * Threads: as `ubpf_exec`.
+ *
+ * Returns 0 and writes r0 to `*bpf_return_value`, or -1 (nothing compiled, a fault, or a
+ * NULL `vm` or `bpf_return_value`) leaving `*bpf_return_value` untouched.
  */
 int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t *bpf_return_value);
 

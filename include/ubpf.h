@@ -526,6 +526,11 @@ int ubpf_exec_ex(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t *
 /**
  * Compiles the loaded program in basic mode (`ubpf_compile_ex(vm, errmsg, BasicJitMode)`).
  *
+ * Unlike uBPF's JIT, compiled code checks memory accesses, the instruction limit and the
+ * call depth as the interpreter does (with the settings in force when it was compiled). A
+ * fault is reported through the error printer and the function returns `UINT64_MAX`;
+ * `rbpf_exec_jit` tells faults from results.
+ *
  * Returns the compiled function (owned by the VM: valid until `ubpf_unload_code`,
  * `ubpf_destroy` or a compile in the other mode), or NULL with a message in `*errmsg` that
  * the caller frees with `free()`.

@@ -176,8 +176,34 @@ fn c_test(name: &str) {
     run(&program, &[]);
 }
 
-/// Every C file in `capi-tests/` has a Rust test below (so none is silently skipped).
-const C_TESTS: &[&str] = &["jit", "null_args", "settings", "signatures"];
+/// Declares one Rust test per C test file, and the list `every_c_test_file_is_run` checks.
+macro_rules! c_tests {
+    ($($name:ident),* $(,)?) => {
+        /// Every C file in `capi-tests/` (each has a Rust test of the same name).
+        const C_TESTS: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                c_test(stringify!($name));
+            }
+        )*
+    };
+}
+
+c_tests!(
+    elf,
+    helpers,
+    jit,
+    lifecycle,
+    load_errors,
+    memory,
+    null_args,
+    runtime_errors,
+    settings,
+    signatures,
+    stack_usage,
+    threads,
+);
 
 #[test]
 fn every_c_test_file_is_run() {
@@ -198,24 +224,74 @@ fn every_c_test_file_is_run() {
     );
 }
 
-#[test]
-fn jit() {
-    c_test("jit");
+/// Each example in `examples-c/`: its arguments (paths relative to the repository root) and
+/// texts its standard output must contain.
+const EXAMPLES: &[(&str, &[&str], &[&str])] = &[
+    (
+        "hello",
+        &[],
+        &[
+            "IPv4 header checksum (interpreter): 0xb861",
+            "IPv4 header checksum (JIT):         0xb861",
+        ],
+    ),
+    (
+        "pcap_filter",
+        &[
+            "examples-c/bpf/packet_filter.o",
+            "examples-c/data/sample.pcap",
+        ],
+        &["400 packets, 125 matched"],
+    ),
+];
+
+/// Compiles and runs `examples-c/<name>.c`, checking its output.
+fn example(name: &str) {
+    let (_, args, expected) = EXAMPLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .expect("example listed in EXAMPLES");
+    let source = paths().root.join("examples-c").join(format!("{name}.c"));
+    let program = compile(&source, false);
+    let output = run(&program, args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for text in *expected {
+        assert!(
+            stdout.contains(text),
+            "examples-c/{name}.c printed:\n{stdout}\nexpected it to contain {text:?}"
+        );
+    }
 }
 
 #[test]
-fn null_args() {
-    c_test("null_args");
+fn every_example_is_run() {
+    let dir = paths().root.join("examples-c");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("list examples-c")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        // The conformance plugin needs the runner's input; tests/plugin.rs runs it.
+        .filter(|stem| stem != "bpf_conformance_plugin")
+        .collect();
+    found.sort();
+    let mut listed: Vec<String> = EXAMPLES.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "examples-c/*.c and EXAMPLES in tests/capi.rs differ"
+    );
 }
 
 #[test]
-fn settings() {
-    c_test("settings");
+fn example_hello() {
+    example("hello");
 }
 
 #[test]
-fn signatures() {
-    c_test("signatures");
+fn example_pcap_filter() {
+    example("pcap_filter");
 }
 
 /// The headers compile as C++ with warnings as errors, and the functions link with C linkage.

@@ -213,6 +213,18 @@ pub(crate) fn slice_from<'a>(ptr: *const u8, len: usize) -> Option<&'a [u8]> {
     Some(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// `len` writable bytes at `ptr`: as [`slice_from`].
+pub(crate) fn slice_from_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [u8]> {
+    if len == 0 {
+        return Some(&mut []);
+    }
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: the caller promises `len` writable bytes at a non-NULL `ptr` (API contract).
+    Some(unsafe { std::slice::from_raw_parts_mut(ptr, len) })
+}
+
 /// A C pointer that C callbacks receive back (`user_context`, `cookie`, the VM handle).
 ///
 /// Callback closures stored in the [`crate::Vm`] must be `Send + Sync`; the embedder owns what

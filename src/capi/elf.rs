@@ -1,12 +1,9 @@
 //! The ELF loader entry points (declared in the header only under `UBPF_HAS_ELF_H`, which
 //! librbpf's `ubpf_config.h` defines).
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{CStr, c_char, c_int, c_void};
 
 use crate::capi::{errmsg, ubpf_vm};
-
-/// The message of both entry points until the ELF loader is part of the build.
-const ELF_UNAVAILABLE: &str = "ELF loading is not available in this build yet";
 
 /// Loads the program of an ELF relocatable object (`ubpf_load_elf_ex` with no entry name:
 /// the function at offset 0 of `.text` is the entry point).
@@ -40,10 +37,22 @@ pub extern "C" fn ubpf_load_elf_ex(
 ) -> c_int {
     ffi_boundary!(errmsg; {
         errmsg::clear(errmsg);
-        let _handle = try_vm_mut!(vm, errmsg);
-        let _bytes = try_slice!(elf, elf_len, errmsg, "elf");
-        let _ = main_section_name;
-        errmsg::set(errmsg, &ELF_UNAVAILABLE);
-        -1
+        let handle = try_vm_mut!(vm, errmsg);
+        let bytes = try_slice!(elf, elf_len, errmsg, "elf");
+        let entry = if main_section_name.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL name is a NUL-terminated string (API contract).
+            Some(unsafe { CStr::from_ptr(main_section_name) }.to_string_lossy())
+        };
+        // ELF-level errors and the final ubpf_load's errors both end up in *errmsg (§1.6);
+        // unknown relocation types print uBPF's warning to stdout and are skipped.
+        match handle.vm.load_elf(bytes, entry.as_deref()) {
+            Ok(()) => 0,
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                -1
+            }
+        }
     })
 }

@@ -4,26 +4,7 @@ use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 
 use crate::capi::ubpf_vm;
-use crate::error::ExecError;
 use crate::isa::STACK_SIZE;
-use crate::vm::Vm;
-
-/// Runs the interpreter over caller-provided memory.
-///
-/// # Safety
-/// `mem` is NULL or valid for `mem_len` bytes, `stack` is valid for `stack_len` bytes, and
-/// neither is used by anything else during the run.
-unsafe fn run(
-    vm: &Vm,
-    mem: *mut u8,
-    mem_len: usize,
-    stack: *mut u8,
-    stack_len: usize,
-) -> Result<u64, ExecError> {
-    // Interim until the interpreter is on main: there is nothing to run yet.
-    let _ = (vm, mem, mem_len, stack, stack_len);
-    Err(ExecError::NotLoaded)
-}
 
 /// Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
 /// of zeroed stack. `mem` may be NULL (with any length; accesses through it then fail).
@@ -50,13 +31,9 @@ pub extern "C" fn ubpf_exec(
         // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract); the stack is a
         // local array used only by this run.
         match unsafe {
-            run(
-                &handle.vm,
-                mem.cast(),
-                mem_len,
-                stack.as_mut_ptr(),
-                stack.len(),
-            )
+            handle
+                .vm
+                .execute_raw(mem.cast(), mem_len, stack.as_mut_ptr(), stack.len())
         } {
             Ok(value) => {
                 *ret = value;
@@ -89,7 +66,7 @@ pub extern "C" fn ubpf_exec_ex(
         handle.execution_started.store(true, Ordering::Relaxed);
         // SAFETY: `mem`/`mem_len` and `stack`/`stack_len` describe the caller's buffers (API
         // contract), which it does not touch during the run.
-        match unsafe { run(&handle.vm, mem.cast(), mem_len, stack, stack_len) } {
+        match unsafe { handle.vm.execute_raw(mem.cast(), mem_len, stack, stack_len) } {
             Ok(value) => {
                 *ret = value;
                 0

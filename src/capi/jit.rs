@@ -3,6 +3,7 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
+use crate::capi::boundary::slice_from_mut;
 use crate::capi::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
 use crate::capi::{errmsg, ubpf_vm};
 use crate::jit::JitMode as EngineMode;
@@ -16,23 +17,23 @@ impl From<JitMode> for EngineMode {
     }
 }
 
-/// The extended-mode function type of a code address.
-///
-/// # Safety
-/// `code` must be the entry point of code compiled by librbpf's JIT.
-unsafe fn as_jit_ex_fn(code: *const u8) -> ubpf_jit_ex_fn {
-    // SAFETY: code addresses and function pointers share a representation; the caller
-    // guarantees `code` is compiled code. Basic-mode code is returned through the same type
-    // and cast back by the caller (as uBPF does).
-    Some(unsafe {
-        std::mem::transmute::<
-            *const u8,
-            unsafe extern "C" fn(*mut c_void, usize, *mut u8, usize) -> u64,
-        >(code)
-    })
+/// The engine's mode for a C `enum JitMode`, or an "invalid JIT mode" message in `*errmsg`.
+fn engine_mode(jit_mode: JitModeArg, errmsg: *mut *mut c_char) -> Option<EngineMode> {
+    match JitMode::try_from(jit_mode) {
+        Ok(mode) => Some(mode.into()),
+        Err(value) => {
+            errmsg::set(errmsg, &format_args!("invalid JIT mode {value}"));
+            None
+        }
+    }
 }
 
 /// Compiles the loaded program in basic mode (`ubpf_compile_ex(vm, errmsg, BasicJitMode)`).
+///
+/// Unlike uBPF's JIT, compiled code checks memory accesses, the instruction limit and the
+/// call depth as the interpreter does (with the settings in force when it was compiled). A
+/// fault is reported through the error printer and the function returns `UINT64_MAX`;
+/// `rbpf_exec_jit` tells faults from results.
 ///
 /// Returns the compiled function (owned by the VM: valid until `ubpf_unload_code`,
 /// `ubpf_destroy` or a compile in the other mode), or NULL with a message in `*errmsg` that
@@ -64,22 +65,20 @@ pub extern "C" fn ubpf_compile_ex(
 ) -> ubpf_jit_ex_fn {
     ffi_boundary!(errmsg; {
         let handle = try_vm_mut!(vm, errmsg);
-        let mode = match JitMode::try_from(jit_mode) {
-            Ok(mode) => EngineMode::from(mode),
-            Err(mode) => {
-                errmsg::clear(errmsg);
-                errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
-                return None;
-            }
-        };
-        // A cached compile leaves `*errmsg` untouched (uBPF semantics).
-        let cached = handle.vm.jit_mode() == Some(mode);
-        if !cached {
+        let mode = engine_mode(jit_mode, errmsg)?;
+        // uBPF leaves `*errmsg` alone when it returns the cached code.
+        if handle.vm.jit_mode() != Some(mode) {
             errmsg::clear(errmsg);
         }
         match handle.vm.compile(mode) {
-            // SAFETY: `code` is the entry point just compiled (or cached) by the JIT.
-            Ok(code) => unsafe { as_jit_ex_fn(code) },
+            // SAFETY: compiled code has the C signature of its mode; uBPF also returns
+            // basic-mode code through this type, and `ubpf_compile` casts it back.
+            Ok(code) => Some(unsafe {
+                std::mem::transmute::<
+                    *const u8,
+                    unsafe extern "C" fn(*mut c_void, usize, *mut u8, usize) -> u64,
+                >(code)
+            }),
             Err(err) => {
                 errmsg::set(errmsg, &err);
                 None
@@ -102,28 +101,20 @@ pub extern "C" fn ubpf_copy_jit(
 ) -> ubpf_jit_fn {
     ffi_boundary!(errmsg; {
         let handle = try_vm_mut!(vm, errmsg);
-        let Some(needed) = handle.vm.jit_size() else {
-            errmsg::set(errmsg, &crate::error::JitError::CopyBeforeCompile);
-            return None;
-        };
-        if size < needed {
-            errmsg::set(errmsg, &crate::error::JitError::BufferNotBigEnough);
-            return None;
-        }
-        if buffer.is_null() {
+        let Some(dest) = slice_from_mut(buffer.cast::<u8>(), size) else {
             errmsg::set(errmsg, &"invalid argument: buffer is NULL");
             return None;
-        }
-        // SAFETY: a non-NULL `buffer` is writable for `size` bytes (API contract).
-        let dest = unsafe { std::slice::from_raw_parts_mut(buffer.cast::<u8>(), size) };
+        };
         match handle.vm.copy_jit(dest) {
             Ok(()) => {
                 errmsg::clear(errmsg);
-                // SAFETY: the buffer now holds a position-independent copy of basic- or
-                // extended-mode code, cast like uBPF's result.
-                unsafe {
-                    Some(std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, usize) -> u64>(buffer))
-                }
+                // SAFETY: `buffer` is non-NULL here (a zero-sized buffer cannot hold code,
+                // so `copy_jit` failed above); the caller makes it executable before calling.
+                Some(unsafe {
+                    std::mem::transmute::<*mut c_void, unsafe extern "C" fn(*mut c_void, usize) -> u64>(
+                        buffer,
+                    )
+                })
             }
             Err(err) => {
                 errmsg::set(errmsg, &err);
@@ -170,21 +161,12 @@ pub extern "C" fn ubpf_translate_ex(
     ffi_boundary!(errmsg; {
         let handle = try_vm_mut!(vm, errmsg);
         let capacity = try_mut!(size, errmsg, "size");
-        let mode = match JitMode::try_from(jit_mode) {
-            Ok(mode) => EngineMode::from(mode),
-            Err(mode) => {
-                errmsg::set(errmsg, &format_args!("invalid JIT mode {mode}"));
-                return -1;
-            }
+        let Some(mode) = engine_mode(jit_mode, errmsg) else {
+            return -1;
         };
-        let dest: &mut [u8] = if *capacity == 0 {
-            &mut []
-        } else if buffer.is_null() {
+        let Some(dest) = slice_from_mut(buffer, *capacity) else {
             errmsg::set(errmsg, &"invalid argument: buffer is NULL");
             return -1;
-        } else {
-            // SAFETY: a non-NULL `buffer` is writable for `*size` bytes (API contract).
-            unsafe { std::slice::from_raw_parts_mut(buffer, *capacity) }
         };
         match handle.vm.translate(mode, dest) {
             Ok(written) => {

@@ -1,7 +1,9 @@
 //! Shared helpers of the integration tests: locating the conformance suite and reading
-//! `assembled.tsv`.
+//! `assembled.tsv`; [`c`] compiles and runs C programs against `librbpf.so`.
 
 #![allow(dead_code, reason = "each test crate uses a different subset")]
+
+pub mod c;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -48,7 +50,10 @@ fn hex_bytes(text: &str) -> Vec<u8> {
 }
 
 /// `assembled.tsv` keyed by relative path (`tests/add.data`).
-pub fn references(dir: &Path) -> BTreeMap<String, Reference> {
+pub type References = BTreeMap<String, Reference>;
+
+/// Reads `assembled.tsv`.
+pub fn references(dir: &Path) -> References {
     let text = std::fs::read_to_string(dir.join("assembled.tsv")).expect("read assembled.tsv");
     text.lines()
         .filter(|l| !l.trim().is_empty())
