@@ -26,7 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
-use super::context::{JitContext, fault};
+use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
@@ -51,6 +51,8 @@ pub(crate) struct Options {
     pub helpers: *const HelperTable,
     /// The boxed context.
     pub ctx: *const JitContext,
+    /// `Some(key)` (the context's key) when immediates are blinded.
+    pub blinding: Option<u64>,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -309,6 +311,24 @@ impl Translator<'_, '_> {
         self.b.ins().iconst(I64, v)
     }
 
+    /// A constant that comes from the program: blinded (`(v ^ key) ^ load(key)`) when
+    /// constant blinding is on, so the program's immediates never appear in the code.
+    fn user_const(&mut self, ty: Type, v: i64) -> Value {
+        let Some(key) = self.opts.blinding else {
+            return self.b.ins().iconst(ty, v);
+        };
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let k = self.b.ins().load(I64, trusted(), ctx, BLINDING_KEY_OFFSET);
+        let k = if ty == I32 {
+            self.b.ins().ireduce(I32, k)
+        } else {
+            k
+        };
+        let mask = if ty == I32 { 0xffff_ffff } else { -1 };
+        let blinded = self.b.ins().iconst(ty, (v ^ key as i64) & mask);
+        self.b.ins().bxor(blinded, k)
+    }
+
     fn jump_fault(&mut self, kind: i64, pc: usize, extra: Value) {
         let k = self.iconst(kind);
         let p = self.iconst(pc as i64);
@@ -447,7 +467,7 @@ impl Translator<'_, '_> {
                 }
                 let hi = self.insns.get(pc + 1).ok_or_else(unsupported)?.imm;
                 let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
-                let v = self.iconst(v as i64);
+                let v = self.user_const(I64, v as i64);
                 self.set(insn.dst, v);
                 return Ok(pc + 2);
             }
@@ -479,7 +499,7 @@ impl Translator<'_, '_> {
                 }
                 let bytes = size::bytes(insn.opc);
                 let addr = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
-                let v = self.iconst(i64::from(insn.imm));
+                let v = self.user_const(I64, i64::from(insn.imm));
                 self.store(bytes, v, addr);
             }
             class::STX => match insn.opc & mode::MASK {
@@ -629,7 +649,7 @@ impl Translator<'_, '_> {
             } else {
                 i64::from(insn.imm as u32)
             };
-            (self.b.ins().iconst(ty, c), Some(i64::from(insn.imm)))
+            (self.user_const(ty, c), Some(i64::from(insn.imm)))
         };
         let signed = insn.off == 1;
         let r = match operation {
@@ -854,7 +874,7 @@ impl Translator<'_, '_> {
                 s
             }
         } else {
-            self.b.ins().iconst(
+            self.user_const(
                 ty,
                 i64::from(insn.imm) & if is32 { 0xffff_ffff } else { -1 },
             )
