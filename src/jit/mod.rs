@@ -158,6 +158,11 @@ impl Vm {
     /// The returned pointer is a [`JitFn`] for [`JitMode::Basic`] and a [`JitExFn`] for
     /// [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
     /// [`JitError::TargetBufferTooSmall`].
+    ///
+    /// Called directly, the code returns `u64::MAX` on a fault and prints the error through
+    /// the VM's error printer. Its slow paths find the VM through the address recorded at
+    /// compile time (refreshed by every [`Vm::execute_jit`]): call the pointer directly only
+    /// while the `Vm` stays where it was (as behind the C API's boxed handle).
     pub fn compile(&mut self, mode: JitMode) -> Result<*const u8, JitError> {
         if self.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
