@@ -247,11 +247,12 @@ impl Vm {
     ) -> Result<u64, ExecError> {
         let image = self.jit.image.as_ref().ok_or(ExecError::NotLoaded)?;
         if let Some(ctx) = &self.jit.ctx {
-            // Every thread stores the same value: the VM cannot move while it is borrowed.
-            ctx.vm.store(
-                std::ptr::from_ref(self).cast_mut(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            // Only written when the VM moved since the last run, so threads running the same
+            // code do not fight over the cache line; all writers store the same value.
+            let me = std::ptr::from_ref(self).cast_mut();
+            if ctx.vm.load(std::sync::atomic::Ordering::Relaxed) != me {
+                ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let previous = runtime::arm();
         let ret = match image.mode {
