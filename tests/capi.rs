@@ -191,11 +191,15 @@ macro_rules! c_tests {
 }
 
 c_tests!(
+    debug_fn,
+    elf,
     helpers,
+    jit,
     lifecycle,
     load_errors,
     memory,
     null_args,
+    rbpf_ext,
     runtime_errors,
     settings,
     signatures,
