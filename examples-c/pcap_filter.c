@@ -9,7 +9,10 @@
  * The filter is called like a uBPF program: r1 = the packet's captured bytes, r2 = their
  * length. A non-zero return value accepts the packet.
  *
- *   usage: pcap_filter [--interpret] [--entry NAME] [--repeat N] FILTER.o CAPTURE.pcap
+ *   usage: pcap_filter [--interpret] [--entry NAME] [--repeat N] [FILTER.o CAPTURE.pcap]
+ *
+ * Without the two paths it runs the bundled example, examples-c/bpf/packet_filter.o over
+ * examples-c/data/sample.pcap (relative to the current directory, i.e. the repository root).
  *
  * By default the filter is JIT-compiled (ubpf_compile); --interpret runs it with ubpf_exec.
  * --entry picks the filter function by symbol name (ubpf_load_elf_ex). --repeat runs the
@@ -50,7 +53,7 @@ struct capture {
 static void
 usage(const char* argv0)
 {
-    fprintf(stderr, "usage: %s [--interpret] [--entry NAME] [--repeat N] FILTER.o CAPTURE.pcap\n", argv0);
+    fprintf(stderr, "usage: %s [--interpret] [--entry NAME] [--repeat N] [FILTER.o CAPTURE.pcap]\n", argv0);
 }
 
 /* Reads a whole file into a malloc'd buffer. Returns NULL (after printing why) on failure. */
@@ -192,12 +195,15 @@ main(int argc, char** argv)
             return 2;
         }
     }
-    if (argc - arg != 2) {
+    const char* filter_path = "examples-c/bpf/packet_filter.o";
+    const char* capture_path = "examples-c/data/sample.pcap";
+    if (argc - arg == 2) {
+        filter_path = argv[arg];
+        capture_path = argv[arg + 1];
+    } else if (argc != arg) {
         usage(argv[0]);
         return 2;
     }
-    const char* filter_path = argv[arg];
-    const char* capture_path = argv[arg + 1];
 
     int status = 1;
     struct ubpf_vm* vm = NULL;

@@ -779,8 +779,8 @@ impl Assembler {
 /// Whether `mnemonic` (possibly several words, such as `lock fetch add`) names an instruction
 /// the assembler accepts.
 pub fn is_mnemonic(mnemonic: &str) -> bool {
-    !lookup(&mnemonic.to_ascii_lowercase()).is_empty()
-        || matches!(mnemonic, "call helper" | "call runtime")
+    let mnemonic = mnemonic.to_ascii_lowercase();
+    !lookup(&mnemonic).is_empty() || matches!(mnemonic.as_str(), "call helper" | "call runtime")
 }
 
 #[cfg(test)]
@@ -1052,6 +1052,7 @@ mod tests {
         assert!(is_mnemonic("lock fetch add"));
         assert!(is_mnemonic("add64"));
         assert!(is_mnemonic("swap32"));
+        assert!(is_mnemonic("Call Runtime"));
         assert!(!is_mnemonic("ldxq"));
         assert!(!is_mnemonic("jeq64"));
     }

@@ -22,6 +22,16 @@
 //!   `.rodata` (and their `.data.*`/`.bss.*`/`.rodata.*` variants) are served from copies of
 //!   those sections owned by the loaded program ([`DataSection`]); the `lddw` receives the
 //!   copy's address plus the symbol offset plus the addend clang left in the `lddw`.
+//!
+//! Where uBPF reads out of bounds or keeps an arbitrary choice, librbpf decides:
+//! - a function symbol whose bytes lie outside its section, or a call relocation whose
+//!   instruction runs past its function, is an error ([`ElfError::FunctionOutsideSection`],
+//!   [`ElfError::BadCallRelocationOffset`]); an `lddw` relocation must also fit its function;
+//! - a section header is checked whole (uBPF checks 8 of its 64 bytes);
+//! - names must end within [`MAX_NAME_LEN`] bytes (a longer one is a bad name);
+//! - when several symbols qualify as main, the first is main and the others are ordinary
+//!   functions (uBPF keeps the last and drops the others);
+//! - a program too large for `ubpf_load` fails with `ubpf_load`'s message before relocation.
 
 #![deny(clippy::arithmetic_side_effects)]
 
@@ -102,17 +112,25 @@ fn file_range(bytes: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
     bytes.get(start..end)
 }
 
+/// Longest symbol or section name accepted, in bytes. uBPF has no limit (it reads C strings
+/// straight out of the file); bounding names keeps the work per relocation bounded.
+pub const MAX_NAME_LEN: usize = 4096;
+
 /// The NUL-terminated string at `offset` of a string table, or `None` if `offset` is not inside
-/// it. A string that runs to the end of the table without a NUL is cut there.
+/// it or the name is longer than [`MAX_NAME_LEN`]. A short string that runs to the end of the
+/// table without a NUL is cut there.
 fn c_string(table: &[u8], offset: u32) -> Option<&[u8]> {
     let tail = table.get(usize::try_from(offset).ok()?..)?;
     if tail.is_empty() {
         return None;
     }
-    Some(match tail.iter().position(|&b| b == 0) {
-        Some(nul) => &tail[..nul],
-        None => tail,
-    })
+    let window = &tail[..tail.len().min(MAX_NAME_LEN.saturating_add(1))];
+    // `CStr` finds the NUL with std's optimised search, which matters for long names.
+    match std::ffi::CStr::from_bytes_until_nul(window) {
+        Ok(name) => Some(name.to_bytes()),
+        Err(_) if tail.len() <= MAX_NAME_LEN => Some(tail),
+        Err(_) => None,
+    }
 }
 
 /// A section header with its contents (for SHT_NOBITS: the file range uBPF checks anyway).
@@ -154,10 +172,6 @@ impl Func<'_> {
     fn end(&self) -> u64 {
         // Cannot overflow: `start + size` was checked against the section when collected.
         self.start.saturating_add(self.size)
-    }
-
-    fn contains(&self, section: usize, offset: u64) -> bool {
-        self.section == section && self.start <= offset && offset < self.end()
     }
 
     /// Linked byte offset of the section offset `offset`, which must lie inside this function.
@@ -315,6 +329,42 @@ fn call_displacement(call_at: usize, target_at: usize) -> Result<i32, ElfError> 
         .ok_or(ElfError::UnknownCallTarget)
 }
 
+/// Splits possibly overlapping `(start, end, order)` intervals into disjoint sorted pieces,
+/// each owned by the lowest-order interval covering it (a sweep over the interval ends with a
+/// heap of the open intervals: O(n log n)).
+fn first_owner_pieces(mut intervals: Vec<(u64, u64, usize)>) -> Vec<(u64, u64, usize)> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    let mut points: Vec<u64> = intervals.iter().flat_map(|&(s, e, _)| [s, e]).collect();
+    points.sort_unstable();
+    points.dedup();
+    intervals.sort_unstable();
+    let mut open: BinaryHeap<Reverse<(usize, u64)>> = BinaryHeap::new();
+    let mut next = intervals.iter().peekable();
+    let mut pieces: Vec<(u64, u64, usize)> = Vec::new();
+    for pair in points.windows(2) {
+        let (from, to) = (pair[0], pair[1]);
+        while let Some(&&(start, end, order)) = next.peek() {
+            if start > from {
+                break;
+            }
+            open.push(Reverse((order, end)));
+            next.next();
+        }
+        while open.peek().is_some_and(|Reverse((_, end))| *end <= from) {
+            open.pop();
+        }
+        if let Some(&Reverse((owner, _))) = open.peek() {
+            match pieces.last_mut() {
+                Some(last) if last.1 == from && last.2 == owner => last.1 = to,
+                _ => pieces.push((from, to, owner)),
+            }
+        }
+    }
+    pieces
+}
+
 /// State while linking one file.
 struct Linker<'v, 'a, 'w> {
     vm: &'v Vm,
@@ -328,6 +378,11 @@ struct Linker<'v, 'a, 'w> {
     owned: HashMap<usize, usize>,
     /// Linked byte offsets of instructions a relocation has rewritten.
     relocated: HashSet<usize>,
+    /// Per section: disjoint `(start, end, function)` pieces, sorted, giving for every offset
+    /// the first function (in linked order) that contains it.
+    owners: HashMap<usize, Vec<(u64, u64, usize)>>,
+    /// (section, start offset) → the first function (in linked order) starting there.
+    starts: HashMap<(usize, u64), usize>,
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
@@ -398,6 +453,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             data_sections: Vec::new(),
             owned: HashMap::new(),
             relocated: HashSet::new(),
+            owners: HashMap::new(),
+            starts: HashMap::new(),
         })
     }
 
@@ -428,7 +485,39 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             func.landed = self.code.len();
             self.code.extend_from_slice(bytes);
         }
+        // Index the functions for the relocation pass (first function wins, as in uBPF's
+        // searches).
+        let mut by_section: HashMap<usize, Vec<(u64, u64, usize)>> = HashMap::new();
+        for (index, func) in self.funcs.iter().enumerate() {
+            self.starts
+                .entry((func.section, func.start))
+                .or_insert(index);
+            if func.size > 0 {
+                by_section
+                    .entry(func.section)
+                    .or_default()
+                    .push((func.start, func.end(), index));
+            }
+        }
+        self.owners = by_section
+            .into_iter()
+            .map(|(section, intervals)| (section, first_owner_pieces(intervals)))
+            .collect();
         Ok(())
+    }
+
+    /// The first function (in linked order) of `section` that contains `offset`.
+    fn function_containing(&self, section: usize, offset: u64) -> Option<usize> {
+        let pieces = self.owners.get(&section)?;
+        let i = pieces.partition_point(|&(start, _, _)| start <= offset);
+        let &(_, end, owner) = pieces.get(i.checked_sub(1)?)?;
+        (offset < end).then_some(owner)
+    }
+
+    /// The first function starting at `offset` of `section`.
+    fn function_at(&self, section: usize, offset: u64) -> Option<&Func<'a>> {
+        let &index = self.starts.get(&(section, offset))?;
+        self.funcs.get(index)
     }
 
     /// §5.3: every SHT_REL section that applies to an executable section, in section order.
@@ -475,9 +564,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         let offset = rel.r_offset.get(LE);
         // uBPF reuses the "bad name" text when the offset is in no function of the section.
         let func = self
-            .funcs
-            .iter()
-            .position(|f| f.contains(target, offset))
+            .function_containing(target, offset)
             .ok_or(ElfError::BadRelocationName)?;
         match rel.r_type(LE) {
             R_BPF_64_64 => self.apply_data(target, func, sym, name, offset),
@@ -634,9 +721,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .and_then(|t| u64::try_from(t).ok())
                 .ok_or(ElfError::UnknownCallTarget)?;
             let target = self
-                .funcs
-                .iter()
-                .find(|f| f.section == section && f.start == target_offset)
+                .function_at(section, target_offset)
                 .ok_or(ElfError::UnknownCallTarget)?;
             Insn {
                 imm: call_displacement(at, target.landed)?,
@@ -649,7 +734,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .helper_index(&lossy(name))
                 .ok_or_else(|| ElfError::HelperNotFound(lossy(name).into_owned()))?;
             Insn {
-                src: if insn.opc == op::CALL {
+                // clang's extern call becomes a helper call; other forms keep their src.
+                src: if insn.src == call_kind::LOCAL {
                     call_kind::HELPER
                 } else {
                     insn.src
@@ -692,11 +778,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                     .and_then(|slots| slots.checked_mul(INSN_SIZE as i64))
                     .and_then(|delta| i64::try_from(native).ok()?.checked_add(delta))
                     .and_then(|t| u64::try_from(t).ok());
-                let Some(target) = target_offset.and_then(|t| {
-                    self.funcs
-                        .iter()
-                        .find(|f| f.section == func.section && f.start == t)
-                }) else {
+                let Some(target) = target_offset.and_then(|t| self.function_at(func.section, t))
+                else {
                     continue;
                 };
                 let imm = call_displacement(linked, target.landed)?;
@@ -792,6 +875,13 @@ mod tests {
         assert_eq!(c_string(table, 0), Some(&b""[..]));
         assert_eq!(c_string(table, 11), None);
         assert_eq!(c_string(table, u32::MAX), None);
+        let mut long = vec![b'x'; MAX_NAME_LEN];
+        assert_eq!(c_string(&long, 0).map(<[u8]>::len), Some(MAX_NAME_LEN));
+        long.push(b'x');
+        assert_eq!(c_string(&long, 0), None);
+        assert_eq!(c_string(&long, 1).map(<[u8]>::len), Some(MAX_NAME_LEN));
+        long.push(0);
+        assert_eq!(c_string(&long, 0), None);
     }
 
     #[test]
@@ -801,6 +891,16 @@ mod tests {
         assert_eq!(file_range(&bytes, 9, 0), None);
         assert_eq!(file_range(&bytes, 4, 5), None);
         assert_eq!(file_range(&bytes, u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn overlapping_functions_are_owned_by_the_first_in_order() {
+        // [0,100) is function 2, [8,16) function 0, [8,40) function 1.
+        let pieces = first_owner_pieces(vec![(0, 100, 2), (8, 16, 0), (8, 40, 1)]);
+        assert_eq!(pieces, [(0, 8, 2), (8, 16, 0), (16, 40, 1), (40, 100, 2)]);
+        let disjoint = first_owner_pieces(vec![(16, 24, 1), (0, 8, 0), (40, 48, 2)]);
+        assert_eq!(disjoint, [(0, 8, 0), (16, 24, 1), (40, 48, 2)]);
+        assert!(first_owner_pieces(Vec::new()).is_empty());
     }
 
     #[test]

@@ -345,6 +345,14 @@ pub enum ExecError {
         /// The register number.
         reg: u8,
     },
+    /// The safe execution profile refused an access, pointer operation or helper result.
+    #[error("uBPF safe mode error: {what} at PC {pc}")]
+    SafeMode {
+        /// Slot index.
+        pc: usize,
+        /// What was refused (uBPF's wording).
+        what: String,
+    },
     /// An opcode the interpreter does not know (validation makes this unreachable).
     #[error("Error: unknown opcode {opcode} at PC {pc}")]
     UnknownOpcode {

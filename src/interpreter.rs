@@ -15,7 +15,15 @@ use crate::error::{Access, ExecError};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
 use crate::memory::Regions;
 use crate::program::Program;
-use crate::vm::{DebugState, Vm};
+use crate::vm::{DebugState, ExecutionProfile, Vm};
+
+mod safe;
+
+pub use safe::{
+    INPUT_REGION_ID, MAX_SAFE_REGIONS, PERM_ATOMIC, PERM_READ, PERM_WRITE, STACK_REGION_ID,
+    SafeHelperResult, SafeRegion, SafeRegionKind, SafeRegistry,
+};
+use safe::{SafeAccess, SafeState};
 
 /// The registers the undefined-behaviour check starts with as initialised: r1, r2 and r10.
 const INITIAL_REGISTER_MASK: u16 = (1 << 1) | (1 << 2) | (1 << 10);
@@ -380,10 +388,19 @@ impl Vm {
             || self.config.undefined_behavior_check;
         // SAFETY: forwarded to the caller's contract.
         let result = unsafe {
-            if checked {
-                run::<true>(&env, mem_len)
+            if self.config.profile == ExecutionProfile::Safe {
+                let mut tags = SafeState::new(
+                    &self.safe,
+                    mem as u64,
+                    mem_len as u64,
+                    env.regions.stack_start,
+                    stack_len as u64,
+                );
+                run::<true, _>(&env, mem_len, &mut tags)
+            } else if checked {
+                run::<true, _>(&env, mem_len, &mut NoTracking)
             } else {
-                run::<false>(&env, mem_len)
+                run::<false, _>(&env, mem_len, &mut NoTracking)
             }
         };
         if let Err(err) = &result {
@@ -393,13 +410,160 @@ impl Vm {
     }
 }
 
+/// Hooks through which the safe profile tracks provenance. The legacy profile uses
+/// [`NoTracking`], whose hooks compile to nothing (and whose accesses are the legacy bounds
+/// checks), so the common loop carries no safe-profile state.
+trait Tracker {
+    /// Tag effects of an ALU instruction or `lddw`, before it executes.
+    fn before_alu(&mut self, insn: &Insn, reg: &[u64; 16], pc: usize) -> Result<(), ExecError>;
+    /// Checks a memory access through `base_reg` (holding `base`) and returns its address.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one hook replaces the legacy check, which needs the whole access"
+    )]
+    fn access(
+        &self,
+        regions: &Regions<'_>,
+        base_reg: u8,
+        base: u64,
+        off: i16,
+        size: usize,
+        kind: SafeAccess,
+        pc: usize,
+    ) -> Result<u64, ExecError>;
+    /// A load into `dst` completed.
+    fn after_load(&mut self, dst: u8, addr: u64, size: usize);
+    /// A store (of register `src`, if any) is about to be made.
+    fn after_store(&mut self, addr: u64, size: usize, src: Option<u8>);
+    /// `reg` now holds a number.
+    fn set_scalar(&mut self, reg: u8);
+    /// A local call starts.
+    fn enter_call(&mut self);
+    /// A local call returned.
+    fn leave_call(&mut self);
+    /// A helper is about to be called.
+    fn before_helper(&self, index: u64, pc: usize) -> Result<Option<SafeHelperResult>, ExecError>;
+    /// A helper returned `value`.
+    fn after_helper(
+        &mut self,
+        index: u64,
+        metadata: Option<SafeHelperResult>,
+        value: u64,
+        pc: usize,
+    ) -> Result<(), ExecError>;
+}
+
+/// The legacy profile: no provenance, accesses checked by [`Regions::check`].
+struct NoTracking;
+
+impl Tracker for NoTracking {
+    #[inline(always)]
+    fn before_alu(&mut self, _: &Insn, _: &[u64; 16], _: usize) -> Result<(), ExecError> {
+        Ok(())
+    }
+    #[inline(always)]
+    fn access(
+        &self,
+        regions: &Regions<'_>,
+        _: u8,
+        base: u64,
+        off: i16,
+        size: usize,
+        kind: SafeAccess,
+        pc: usize,
+    ) -> Result<u64, ExecError> {
+        let access = if kind == SafeAccess::Load {
+            Access::Load
+        } else {
+            Access::Store
+        };
+        regions.check(base, off, size, access, pc)
+    }
+    #[inline(always)]
+    fn after_load(&mut self, _: u8, _: u64, _: usize) {}
+    #[inline(always)]
+    fn after_store(&mut self, _: u64, _: usize, _: Option<u8>) {}
+    #[inline(always)]
+    fn set_scalar(&mut self, _: u8) {}
+    #[inline(always)]
+    fn enter_call(&mut self) {}
+    #[inline(always)]
+    fn leave_call(&mut self) {}
+    #[inline(always)]
+    fn before_helper(&self, _: u64, _: usize) -> Result<Option<SafeHelperResult>, ExecError> {
+        Ok(None)
+    }
+    #[inline(always)]
+    fn after_helper(
+        &mut self,
+        _: u64,
+        _: Option<SafeHelperResult>,
+        _: u64,
+        _: usize,
+    ) -> Result<(), ExecError> {
+        Ok(())
+    }
+}
+
+impl Tracker for SafeState<'_> {
+    fn before_alu(&mut self, insn: &Insn, reg: &[u64; 16], pc: usize) -> Result<(), ExecError> {
+        SafeState::before_alu(self, insn, reg, pc)
+    }
+    fn access(
+        &self,
+        _: &Regions<'_>,
+        base_reg: u8,
+        base: u64,
+        off: i16,
+        size: usize,
+        kind: SafeAccess,
+        pc: usize,
+    ) -> Result<u64, ExecError> {
+        self.check_access(base_reg, base, off, size, kind, pc)
+    }
+    fn after_load(&mut self, dst: u8, addr: u64, size: usize) {
+        SafeState::after_load(self, dst, addr, size);
+    }
+    fn after_store(&mut self, addr: u64, size: usize, src: Option<u8>) {
+        SafeState::after_store(self, addr, size, src);
+    }
+    fn set_scalar(&mut self, reg: u8) {
+        SafeState::set_scalar(self, reg);
+    }
+    fn enter_call(&mut self) {
+        SafeState::enter_call(self);
+    }
+    fn leave_call(&mut self) {
+        SafeState::leave_call(self);
+    }
+    fn before_helper(&self, index: u64, pc: usize) -> Result<Option<SafeHelperResult>, ExecError> {
+        SafeState::before_helper(self, index, pc).map(Some)
+    }
+    fn after_helper(
+        &mut self,
+        index: u64,
+        metadata: Option<SafeHelperResult>,
+        value: u64,
+        pc: usize,
+    ) -> Result<(), ExecError> {
+        match metadata {
+            Some(metadata) => SafeState::after_helper(self, index, metadata, value, pc),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The interpreter loop. `CHECKED` enables the instruction limit, debug callback and
-/// undefined-behaviour check.
+/// undefined-behaviour check; `tracker` is the safe profile's provenance tracking (or
+/// [`NoTracking`]).
 ///
 /// # Safety
 /// See [`Vm::execute_raw`].
-#[allow(clippy::too_many_lines)]
-unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64, ExecError> {
+unsafe fn run<const CHECKED: bool, T: Tracker>(
+    env: &Env<'_>,
+    mem_len: usize,
+    tracker: &mut T,
+) -> Result<u64, ExecError> {
     let vm = env.vm;
     let insns: &[Insn] = &env.program.insns;
     let regions = env.regions;
@@ -490,6 +654,7 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                 shadow_alu(shadow, &insn);
             }
         }
+        tracker.before_alu(&insn, &reg, pc)?;
 
         pc += 1;
 
@@ -647,7 +812,16 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             // Loads.
             0x61 | 0x69 | 0x71 | 0x79 | 0x81 | 0x89 | 0x91 => {
                 let size = crate::isa::size::bytes(insn.opc);
-                let addr = regions.check(src!(insn), insn.off, size, Access::Load, pc - 1)?;
+                let base = src!(insn);
+                let addr = tracker.access(
+                    &regions,
+                    insn.src,
+                    base,
+                    insn.off,
+                    size,
+                    SafeAccess::Load,
+                    pc - 1,
+                )?;
                 // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
                 let value = unsafe { load(addr, size) };
                 dst!(insn) = match insn.opc {
@@ -656,6 +830,7 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     0x91 => value as u8 as i8 as i64 as u64,
                     _ => value,
                 };
+                tracker.after_load(insn.dst, addr, size);
                 if CHECKED && let Some(shadow) = &mut shadow {
                     let written = !regions.in_stack(addr, size)
                         || shadow.stack_written((addr - regions.stack_start) as usize, size);
@@ -666,12 +841,19 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             // Stores of an immediate / a register.
             0x62 | 0x6a | 0x72 | 0x7a | 0x63 | 0x6b | 0x73 | 0x7b => {
                 let size = crate::isa::size::bytes(insn.opc);
-                let addr = regions.check(dst!(insn), insn.off, size, Access::Store, pc - 1)?;
-                let value = if insn.opc & 0x07 == 0x02 {
-                    imm64!(insn)
-                } else {
-                    src!(insn)
-                };
+                let base = dst!(insn);
+                let addr = tracker.access(
+                    &regions,
+                    insn.dst,
+                    base,
+                    insn.off,
+                    size,
+                    SafeAccess::Store,
+                    pc - 1,
+                )?;
+                let is_stx = insn.opc & 0x07 == 0x03;
+                tracker.after_store(addr, size, is_stx.then_some(insn.src));
+                let value = if !is_stx { imm64!(insn) } else { src!(insn) };
                 // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
                 unsafe { store(addr, size, value) };
                 if CHECKED
@@ -685,7 +867,22 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
             // Atomics.
             0xdb | 0xc3 => {
                 let size = if insn.opc == 0xdb { 8 } else { 4 };
-                let addr = regions.check(dst!(insn), insn.off, size, Access::Store, pc - 1)?;
+                let base = dst!(insn);
+                let addr = tracker.access(
+                    &regions,
+                    insn.dst,
+                    base,
+                    insn.off,
+                    size,
+                    SafeAccess::Atomic,
+                    pc - 1,
+                )?;
+                tracker.after_store(addr, size, None);
+                if insn.imm & 0xf0 == atomic::CMPXCHG & 0xf0 {
+                    tracker.set_scalar(0);
+                } else if insn.imm & atomic::FETCH != 0 {
+                    tracker.set_scalar(insn.src);
+                }
                 let operand = src!(insn);
                 // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
                 let old = unsafe { atomic_rmw(addr, size, insn.imm, operand, reg[0]) };
@@ -769,6 +966,7 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     saved_mask: shadow.as_ref().map_or(0, |s| s.registers & 0x3c0),
                 });
                 depth += 1;
+                tracker.enter_call();
                 reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
                 stack_usage = env
                     .program
@@ -782,6 +980,7 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                 } else {
                     dst!(insn)
                 };
+                let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
                 let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
@@ -789,6 +988,7 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
                 reg[0] = value;
+                tracker.after_helper(index, metadata, value, pc - 1)?;
                 if CHECKED && let Some(shadow) = &mut shadow {
                     shadow.set(0, true);
                     shadow.registers &= !0x3e;
@@ -805,6 +1005,7 @@ unsafe fn run<const CHECKED: bool>(env: &Env<'_>, mem_len: usize) -> Result<u64,
                     return Ok(reg[0]);
                 }
                 depth -= 1;
+                tracker.leave_call();
                 // SAFETY: frame `depth` was written by the call that raised `depth` above it.
                 let frame = unsafe { frames[depth].assume_init() };
                 [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
@@ -1361,6 +1562,36 @@ mod tests {
         assert_eq!(
             seen.lock().expect("lock").as_slice(),
             [(0, 0, 0x406), (1, 4, 0x406), (3, 9, 0x406)]
+        );
+    }
+
+    #[test]
+    fn debug_callback_sees_the_shadow_state_under_the_ub_check() {
+        let mut vm = Vm::new();
+        vm.config_mut().undefined_behavior_check = true;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&seen);
+        vm.set_debug_fn(Some(Box::new(move |state| {
+            let mask = state.stack_mask.expect("stack mask under the UB check");
+            assert_eq!(mask.len(), STACK_SIZE / 8);
+            sink.lock().expect("lock").push((
+                state.pc,
+                state.register_mask,
+                mask[STACK_SIZE / 8 - 1],
+            ));
+        })))
+        .expect("first debug fn");
+        vm.load(&encode_slots(&[
+            ins(0x72, 10, 0, -2, 1), // stb [r10-2], 1
+            mov(0, 4),
+            exit(),
+        ]))
+        .expect("loads");
+        assert_eq!(vm.execute(&mut []), Ok(4));
+        // Bit 0 of the mask is the lowest stack byte: r10-2 is bit 6 of the last byte.
+        assert_eq!(
+            seen.lock().expect("lock").as_slice(),
+            [(0, 0x406, 0), (1, 0x406, 0x40), (2, 0x407, 0x40)]
         );
     }
 

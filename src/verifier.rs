@@ -86,6 +86,7 @@ enum Allowed {
 }
 
 /// Field-filter row of one opcode: allowed dst, src, offset and immediate.
+#[derive(Clone, Copy)]
 struct Filter {
     dst: Allowed,
     src: Allowed,
@@ -93,8 +94,14 @@ struct Filter {
     imm: Allowed,
 }
 
-/// The field-filter row of `opcode` (`ubpf-compat.md` §2.3), derived from its operand form.
+/// The field-filter row of `opcode`, computed once per opcode byte.
 fn filter_of(opcode: u8) -> Option<Filter> {
+    static FILTERS: OnceLock<[Option<Filter>; 256]> = OnceLock::new();
+    FILTERS.get_or_init(|| std::array::from_fn(|op| derive_filter(op as u8)))[usize::from(opcode)]
+}
+
+/// The field-filter row of `opcode` (`ubpf-compat.md` §2.3), derived from its operand form.
+fn derive_filter(opcode: u8) -> Option<Filter> {
     use Allowed::{Any, Range, TableImmediates, TableOffsets, Zero};
     const DST_ALU: Allowed = Range(0, 9);
     const REG: Allowed = Range(0, 10);

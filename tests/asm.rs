@@ -215,3 +215,109 @@ fn unused_field_programs_parse_to_the_reference_bytes() {
         assert!(disasm::disassemble(&prog).contains(".raw"), "{key}");
     }
 }
+
+/// A small deterministic PRNG (xorshift64*) so the sweeps below are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Any bytecode, valid or not, disassembles to text that reassembles to the same bytes.
+#[test]
+fn disassembly_of_random_bytecode_is_exact() {
+    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    let opcodes: Vec<u8> = isa::INSN_TABLE.iter().map(|s| s.opcode).collect();
+    for _ in 0..2000 {
+        let len = 1 + rng.below(12);
+        let insns: Vec<isa::Insn> = (0..len)
+            .map(|_| {
+                let mut insn = isa::Insn::from_u64(rng.next());
+                // Mostly known opcodes with small fields, so labels and lddw pairs occur.
+                if rng.below(4) != 0 {
+                    insn.opc = opcodes[rng.below(opcodes.len())];
+                    insn.off %= 8;
+                    if rng.below(2) == 0 {
+                        insn.imm %= 8;
+                    }
+                    if rng.below(2) == 0 {
+                        insn.src = 0;
+                    }
+                }
+                insn
+            })
+            .collect();
+        let text = disasm::disassemble(&insns);
+        let back = asm::assemble(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(back, insns, "{text}");
+    }
+}
+
+/// Garbage in gives an error (or a program), never a panic.
+#[test]
+fn random_text_never_panics_the_assembler_or_the_parser() {
+    let pieces = [
+        "mov",
+        "lock",
+        "fetch",
+        "call",
+        "local",
+        "helper",
+        "runtime",
+        "lddw",
+        "ja",
+        "jeq32",
+        "%r1",
+        "r10",
+        "%r99",
+        "[",
+        "]",
+        "[%r1+",
+        "[%r2-0x8]",
+        "+",
+        "-",
+        "0x",
+        "0xffffffffff",
+        "-2147483649",
+        "99999999999999999999",
+        ",",
+        ":",
+        "a:",
+        "exit",
+        "#",
+        "--",
+        "-- asm",
+        "-- raw",
+        "-- mem",
+        "-- result",
+        "\n",
+        " ",
+        "é",
+        "\t",
+        "0x18",
+        "stxdw",
+        ".raw",
+    ];
+    let mut rng = Rng(42);
+    for _ in 0..5000 {
+        let n = rng.below(16);
+        let text: String = (0..n)
+            .map(|_| pieces[rng.below(pieces.len())])
+            .collect::<Vec<_>>()
+            .join(if rng.below(2) == 0 { " " } else { "" });
+        let _ = asm::assemble(&text);
+        if let Ok(file) = DataFile::parse(&text) {
+            let _ = file.program();
+            let _ = file.expected();
+        }
+    }
+}

@@ -253,6 +253,7 @@ c_tests!(
     elf,
     helpers,
     jit,
+    jit_runtime,
     lifecycle,
     load_errors,
     memory,

@@ -5,6 +5,8 @@
 use std::path::Path;
 
 use rbpf::Vm;
+use rbpf::interpreter::SafeHelperResult;
+use rbpf::vm::ExecutionProfile;
 
 /// Parses space-separated hex bytes (`"b4 00 …"`).
 fn hex_bytes(text: &str) -> Result<Vec<u8>, String> {
@@ -27,9 +29,24 @@ fn parse_result(text: &str) -> Result<u64, String> {
 }
 
 /// Checks one TSV line; `Ok(())` on PASS, `Err(reason)` on FAIL.
-fn check_line(kind: &str, code: &[u8], mem: &mut [u8], expected: &str) -> Result<(), String> {
+fn check_line(
+    kind: &str,
+    code: &[u8],
+    mem: &mut [u8],
+    expected: &str,
+    safe: bool,
+) -> Result<(), String> {
     let mut vm = Vm::new();
     rbpf::conformance::register_helpers(&mut vm);
+    if safe {
+        // As uBPF's plugin does: the whole suite in the safe profile, the six helpers
+        // registered as scalar helpers.
+        vm.config_mut().profile = ExecutionProfile::Safe;
+        for (index, name, f) in rbpf::conformance::HELPERS {
+            vm.register_safe_helper(index, Some(name), f, SafeHelperResult::Scalar)
+                .map_err(|e| e.to_string())?;
+        }
+    }
     vm.set_error_printer(Some(Box::new(|_| {})));
     match kind {
         "result" => {
@@ -54,6 +71,16 @@ fn check_line(kind: &str, code: &[u8], mem: &mut [u8], expected: &str) -> Result
 
 #[test]
 fn assembled_tsv() {
+    run_tsv(false);
+}
+
+#[test]
+fn assembled_tsv_safe_profile() {
+    run_tsv(true);
+}
+
+/// Runs every line of `assembled.tsv`, in the legacy or the safe profile.
+fn run_tsv(safe: bool) {
     // `shared/` sits beside the repository (CI, the lead's checkout); team worktrees are one
     // level deeper (`/work/wt/<team>`), so look there too.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -86,7 +113,7 @@ fn assembled_tsv() {
                 }
                 hex_bytes(code).and_then(|code| {
                     let mut mem = hex_bytes(mem)?;
-                    check_line(kind, &code, &mut mem, expected)
+                    check_line(kind, &code, &mut mem, expected, safe)
                 })
             }
             _ => Err(format!("malformed line ({} fields)", fields.len())),
@@ -107,6 +134,8 @@ fn assembled_tsv() {
             }
         }
     }
+    let profile = if safe { "safe" } else { "legacy" };
+    println!("profile: {profile}");
     println!(
         "result programs: {result_passed}/{result_lines}; rejected programs: {error_passed}/{error_lines}"
     );

@@ -1,12 +1,15 @@
 //! ELF loader tests: uBPF's error texts reproduced by corrupting valid objects, linking and
 //! relocation results of the example programs in `examples-c/bpf/`, hand-built objects for the
-//! forms clang does not emit, and a fixed-seed mutation sweep that must never panic.
+//! forms clang does not emit, a fixed-seed mutation sweep that must never panic, and every
+//! example run in the interpreter and both JIT modes against reference results (also after
+//! recompiling the examples, when clang is installed).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rbpf::elf::LinkedElf;
 use rbpf::isa::Insn;
+use rbpf::jit::JitMode;
 use rbpf::{ElfError, LoadError, Vm};
 
 // ---------------------------------------------------------------------------------------------
@@ -1216,15 +1219,22 @@ fn mutated_objects_never_panic() {
             } else {
                 &mut vm
             };
+            let entry = ["entry", "filter", "weigh", "nope"][rng.below(4)];
+            // Link (quietly: unknown relocation types only produce warnings), then run the
+            // verifier on whatever linked, as load_elf does.
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                target.link_elf(&bytes, None).is_ok()
+                let _ = target.link_elf(&bytes, Some(entry));
+                let loaded = match target.link_elf(&bytes, None) {
+                    Ok(linked) => target.load_linked(linked).is_ok(),
+                    Err(_) => false,
+                };
+                target.unload();
+                loaded
             }));
             match result {
                 Ok(ok) => outcomes[usize::from(ok)] += 1,
                 Err(_) => panic!("{name}: round {round} panicked on {} bytes", bytes.len()),
             }
-            let entry = ["entry", "filter", "weigh", "nope"][rng.below(4)];
-            let _ = target.link_elf(&bytes, Some(entry));
         }
     }
     // The sweep must exercise both outcomes, or it tests nothing.
@@ -1232,4 +1242,535 @@ fn mutated_objects_never_panic() {
         outcomes[0] > 1000 && outcomes[1] > 100,
         "outcomes {outcomes:?}"
     );
+}
+
+#[test]
+fn overlong_names_are_bad_names() {
+    let long = "f".repeat(rbpf::elf::MAX_NAME_LEN + 1);
+    let mut b = Builder::default();
+    let text = b.text(".text", &[mov64_imm(0, 1), exit()]);
+    b.symbol(&long, STT_FUNC, text, 0, 16);
+    assert_eq!(
+        link_err_plain(&b.build()),
+        "a function symbol contained a bad name"
+    );
+
+    let mut b = Builder::default();
+    let text = b.text(".text", &[call(1, -1), exit()]);
+    b.symbol("entry", STT_FUNC, text, 0, 16);
+    let helper = b.symbol(&long, STT_NOTYPE, 0, 0, 0);
+    b.rel(text, &[(0, helper, 10)]);
+    assert_eq!(
+        link_err_plain(&b.build()),
+        "a relocation's symbol contained a bad name"
+    );
+}
+
+#[test]
+fn pathological_objects_link_in_bounded_time() {
+    // 8000 one-slot functions, 24000 relocations of an unknown type spread over them, and
+    // names as long as allowed: every lookup must stay cheap.
+    let mut b = Builder::default();
+    let functions = 8000u64;
+    let text = b.text(".text", &vec![exit(); functions as usize]);
+    let long = "g".repeat(rbpf::elf::MAX_NAME_LEN - 8);
+    for i in 0..functions {
+        b.symbol(&format!("{long}{i:06}"), STT_FUNC, text, i * 8, 8);
+    }
+    let entries: Vec<(u64, u32, u32)> = (0..3 * functions)
+        .map(|i| ((i % functions) * 8, 1 + (i % functions) as u32, 99))
+        .collect();
+    b.rel(text, &entries);
+    let bytes = b.build();
+    let started = std::time::Instant::now();
+    let linked = Vm::new()
+        .link_elf(&bytes, Some(&format!("{long}{:06}", functions - 1)))
+        .unwrap();
+    assert_eq!(linked.functions.len(), functions as usize);
+    assert_eq!(linked.warnings.len(), 3 * functions as usize);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running the examples: every program loads and returns the reference results.
+
+/// The engines a loaded program is checked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Interpreter,
+    Jit(JitMode),
+}
+
+const ENGINES: [Engine; 3] = [
+    Engine::Interpreter,
+    Engine::Jit(JitMode::Basic),
+    Engine::Jit(JitMode::Extended),
+];
+
+/// Prepares `vm` (already loaded) for `engine`.
+fn prepare(vm: &mut Vm, engine: Engine) {
+    if let Engine::Jit(mode) = engine {
+        vm.compile(mode)
+            .unwrap_or_else(|e| panic!("{engine:?}: compile failed: {e}"));
+    }
+}
+
+fn try_run(vm: &Vm, engine: Engine, mem: &mut [u8]) -> Result<u64, rbpf::ExecError> {
+    match engine {
+        Engine::Interpreter => vm.execute(mem),
+        Engine::Jit(_) => vm.execute_jit(mem),
+    }
+}
+
+fn run(vm: &Vm, engine: Engine, mem: &mut [u8]) -> u64 {
+    try_run(vm, engine, mem).unwrap_or_else(|e| panic!("{engine:?}: execution failed: {e}"))
+}
+
+/// Loads `bytes` into a fresh VM with every example helper registered.
+fn loaded(bytes: &[u8], entry: Option<&str>) -> Vm {
+    let mut vm = vm_with_helpers();
+    vm.load_elf(bytes, entry)
+        .unwrap_or_else(|e| panic!("load_elf failed: {e}"));
+    vm
+}
+
+/// The frames of a classic little-endian pcap file.
+fn pcap_frames(bytes: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(
+        &bytes[..4],
+        &0xa1b2_c3d4u32.to_le_bytes(),
+        "microsecond pcap"
+    );
+    let mut frames = Vec::new();
+    let mut at = 24;
+    while at < bytes.len() {
+        let caplen = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        at += 16;
+        frames.push(bytes[at..at + caplen].to_vec());
+        at += caplen;
+    }
+    frames
+}
+
+fn sample_frames() -> Vec<Vec<u8>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/data/sample.pcap");
+    pcap_frames(&std::fs::read(path).unwrap())
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// What packet_filter.c accepts, written independently in Rust.
+fn http_reference(frame: &[u8]) -> bool {
+    let (mut ethertype, mut ip) = match be16(frame, 12) {
+        Some(t) => (t, 14),
+        None => return false,
+    };
+    if ethertype == 0x8100 {
+        match be16(frame, 16) {
+            Some(t) => (ethertype, ip) = (t, 18),
+            None => return false,
+        }
+    }
+    if ethertype != 0x0800 || frame.len() < ip + 20 || frame[ip] >> 4 != 4 {
+        return false;
+    }
+    let ihl = usize::from(frame[ip] & 15) * 4;
+    if ihl < 20 || frame.len() < ip + ihl || frame[ip + 9] != 6 {
+        return false;
+    }
+    if be16(frame, ip + 6).unwrap() & 0x1fff != 0 {
+        return false;
+    }
+    be16(frame, ip + ihl + 2) == Some(80) && frame.len() >= ip + ihl + 4
+}
+
+fn check_packet_filter(bytes: &[u8]) {
+    let frames = sample_frames();
+    let expected = frames.iter().filter(|f| http_reference(f)).count();
+    assert!(
+        expected > 20 && expected < frames.len() / 2,
+        "sample has {expected} matches"
+    );
+    for engine in ENGINES {
+        let mut vm = loaded(bytes, None);
+        prepare(&mut vm, engine);
+        let mut matched = 0;
+        for (i, frame) in frames.iter().enumerate() {
+            let mut mem = frame.clone();
+            let verdict = run(&vm, engine, &mut mem);
+            assert_eq!(
+                verdict,
+                u64::from(http_reference(frame)),
+                "{engine:?}: frame {i}"
+            );
+            matched += verdict as usize;
+        }
+        assert_eq!(matched, expected);
+    }
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+fn calls_reference(a: u32, b: u32) -> u64 {
+    let (a, b) = (u64::from(a), u64::from(b));
+    let fib = (0..a % 32)
+        .fold((0u64, 1u64), |(x, y), _| (y, x.wrapping_add(y)))
+        .0;
+    (gcd(a, b) * 1000 + (a ^ b))
+        .wrapping_add(fib)
+        .wrapping_add(b * 3 + 1)
+}
+
+fn check_calls(bytes: &[u8]) {
+    let inputs = [
+        (0u32, 0u32),
+        (12, 18),
+        (1071, 462),
+        (31, 1),
+        (u32::MAX, 65537),
+        (7, 0),
+    ];
+    for engine in ENGINES {
+        for entry in [None, Some("entry")] {
+            let mut vm = loaded(bytes, entry);
+            prepare(&mut vm, engine);
+            for (a, b) in inputs {
+                let mut mem = [a.to_le_bytes(), b.to_le_bytes()].concat();
+                assert_eq!(
+                    run(&vm, engine, &mut mem),
+                    calls_reference(a, b),
+                    "{engine:?} {a} {b}"
+                );
+            }
+            let mut short = [0u8; 7];
+            assert_eq!(run(&vm, engine, &mut short), u64::MAX);
+        }
+        // Entering at another function runs that function: weigh(r1) = 3 * r1 + 1, with r1
+        // the address of mem.
+        let mut vm = loaded(bytes, Some("weigh"));
+        prepare(&mut vm, engine);
+        let mut mem = [0u8; 8];
+        let address = mem.as_ptr() as u64;
+        assert_eq!(
+            run(&vm, engine, &mut mem),
+            address.wrapping_mul(3).wrapping_add(1)
+        );
+    }
+}
+
+fn nibble_weight(len: u64) -> u64 {
+    u64::from((len & 0xff).count_ones())
+}
+
+fn check_globals(bytes: &[u8]) {
+    for engine in ENGINES {
+        let mut vm = loaded(bytes, None);
+        prepare(&mut vm, engine);
+        let mut previous = 0xfeed_beefu64;
+        for (run_no, len) in [(1u64, 20usize), (2, 5), (3, 0x1234), (4, 16)] {
+            let mut mem = vec![b'.'; len];
+            let result = run(&vm, engine, &mut mem);
+            let expected =
+                (run_no << 48) | (nibble_weight(len as u64) << 32) | (previous & 0xffff_ffff);
+            assert_eq!(result, expected, "{engine:?}: run {run_no}");
+            let hex = format!("{:016x}", len as u64);
+            let written = len.min(16);
+            assert_eq!(&mem[..written], &hex.as_bytes()[..written]);
+            assert!(mem[written..].iter().all(|&b| b == b'.'));
+            previous = len as u64;
+        }
+        // Reloading starts from fresh copies of .data and .bss.
+        vm.unload();
+        vm.load_elf(bytes, None).unwrap();
+        prepare(&mut vm, engine);
+        let mut mem = vec![0u8; 3];
+        assert_eq!(
+            run(&vm, engine, &mut mem),
+            (1 << 48) | (2 << 32) | 0xfeed_beef
+        );
+    }
+}
+
+fn check_helpers(bytes: &[u8]) {
+    for engine in ENGINES {
+        let mut vm = loaded(bytes, None);
+        prepare(&mut vm, engine);
+        for len in [0usize, 1, 9, 100, 1500] {
+            let mut mem: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let n = len as u64;
+            let expected = (n * 1000)
+                .isqrt()
+                .wrapping_add(checksum_reference(&mem) << 16)
+                .wrapping_add(mix_reference(n, 7, 11, 13, 17) << 40);
+            assert_eq!(
+                run(&vm, engine, &mut mem),
+                expected,
+                "{engine:?}: len {len}"
+            );
+        }
+    }
+}
+
+fn class_reference(frame: &[u8]) -> usize {
+    if frame.len() < 34 || be16(frame, 12) != Some(0x0800) {
+        return 0;
+    }
+    match frame[23] {
+        6 => 1,
+        17 => 2,
+        1 => 3,
+        _ => 4,
+    }
+}
+
+/// Serialises tests that use the process-wide map.
+static MAP_USERS: Mutex<()> = Mutex::new(());
+
+fn check_map(bytes: &[u8]) {
+    let _guard = MAP_USERS.lock().unwrap_or_else(|e| e.into_inner());
+    let frames = sample_frames();
+    for engine in ENGINES {
+        *MAP.lock().unwrap() = [0; 8];
+        let mut vm = loaded(bytes, None);
+        prepare(&mut vm, engine);
+        let mut expected = [0i64; 8];
+        for frame in &frames {
+            let class = class_reference(frame);
+            expected[class] += 1;
+            expected[5] += 1;
+            let mut mem = frame.clone();
+            assert_eq!(
+                run(&vm, engine, &mut mem),
+                expected[class] as u64,
+                "{engine:?}"
+            );
+        }
+        assert_eq!(*MAP.lock().unwrap(), expected);
+        assert!(expected[1] > 0 && expected[2] > 0 && expected[3] > 0 && expected[0] > 0);
+    }
+}
+
+#[test]
+fn packet_filter_matches_the_reference_on_the_sample_capture() {
+    check_packet_filter(&example("packet_filter"));
+    check_packet_filter(&example("packet_filter_btf"));
+}
+
+#[test]
+fn calls_example_returns_reference_results() {
+    check_calls(&example("calls"));
+}
+
+#[test]
+fn globals_example_keeps_state_in_data_sections() {
+    check_globals(&example("globals"));
+}
+
+#[test]
+fn helpers_example_calls_helpers_by_name_and_number() {
+    check_helpers(&example("helpers"));
+}
+
+#[test]
+fn map_example_counts_frames_through_host_helpers() {
+    check_map(&example("map"));
+}
+
+#[test]
+fn ubpf_test_template_computes_sqrti() {
+    // uBPF's tests/elf/ok.data expects 0x2a = sqrti(1764).
+    for rel_type in [2, 10] {
+        let mut vm = Vm::new();
+        vm.register_helper(5, Some("sqrti"), helper_sqrti).unwrap();
+        vm.load_elf(&sqrti_template(rel_type, 0), None).unwrap();
+        for engine in ENGINES {
+            prepare(&mut vm, engine);
+            assert_eq!(run(&vm, engine, &mut []), 42);
+        }
+    }
+}
+
+#[test]
+fn rodata_is_readable_but_not_writable() {
+    // lddw r1, greeting; ldxb r0, [r1+1]; stb [r1+0], 1 (only when r2 != 0); exit
+    let mut b = Builder::default();
+    let text = b.text(
+        ".text",
+        &[
+            Insn::new(0x18, 1, 0, 0, 0),
+            Insn::new(0, 0, 0, 0, 0),
+            Insn::new(0x71, 0, 1, 1, 0),
+            Insn::new(0x15, 2, 0, 1, 0), // if r2 == 0 goto exit
+            Insn::new(0x72, 1, 0, 0, 1),
+            exit(),
+        ],
+    );
+    let rodata = b.section(".rodata", 1, 2, b"hi!\0".to_vec());
+    b.symbol("entry", STT_FUNC, text, 0, 48);
+    let greeting = b.symbol("greeting", STT_OBJECT, rodata, 0, 4);
+    b.rel(text, &[(0, greeting, 1)]);
+    let bytes = b.build();
+    let mut vm = Vm::new();
+    vm.load_elf(&bytes, None).unwrap();
+    for engine in ENGINES {
+        prepare(&mut vm, engine);
+        assert_eq!(run(&vm, engine, &mut []), u64::from(b'i'));
+        let mut mem = [0u8; 1];
+        let err = try_run(&vm, engine, &mut mem);
+        assert!(
+            matches!(
+                err,
+                Err(rbpf::ExecError::OutOfBounds {
+                    access: rbpf::Access::Store,
+                    ..
+                })
+            ),
+            "{engine:?}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn loading_twice_needs_an_unload() {
+    let mut vm = loaded(&example("packet_filter"), None);
+    assert_eq!(
+        vm.load_elf(&example("packet_filter"), None)
+            .unwrap_err()
+            .to_string(),
+        "code has already been loaded into this VM. Use ubpf_unload_code() if you need to reuse this VM"
+    );
+    vm.unload();
+    vm.load_elf(&example("packet_filter"), None).unwrap();
+}
+
+#[test]
+fn verifier_errors_are_returned_as_load_errors() {
+    // An unknown opcode in the second slot of helpers.o's main.
+    let mut p = Patch::of("helpers");
+    let text = p.sh_offset(p.section(".text"));
+    p.put_u8(text + 8, 0xff);
+    let mut vm = vm_with_helpers();
+    let err = vm.load_elf(&p.0, None).unwrap_err();
+    assert_eq!(
+        err,
+        ElfError::Load(LoadError::UnknownOpcode {
+            pc: 1,
+            opcode: 0xff
+        })
+    );
+    assert_eq!(err.to_string(), "unknown opcode 0xff at PC 1");
+    assert!(vm.program().is_none());
+}
+
+/// Recompiles every example with the installed clang (if any) and checks the fresh objects
+/// behave like the checked-in ones. Byte-identical output is not expected across versions.
+#[test]
+fn examples_recompiled_with_clang_behave_the_same() {
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".into());
+    if std::process::Command::new(&clang)
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: {clang} is not installed");
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("rbpf-elf-examples-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let compile = |source: &str, debug: bool| -> Vec<u8> {
+        let object = out.join(format!("{source}{}.o", if debug { "_g" } else { "" }));
+        let status = std::process::Command::new(&clang)
+            .args(["-target", "bpf", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .arg(if debug { "-g" } else { "-g0" })
+            .arg("-c")
+            .arg(bpf_dir().join(format!("{source}.c")))
+            .arg("-o")
+            .arg(&object)
+            .status()
+            .unwrap();
+        assert!(status.success(), "clang failed on {source}.c");
+        std::fs::read(&object).unwrap()
+    };
+    check_packet_filter(&compile("packet_filter", false));
+    check_packet_filter(&compile("packet_filter", true));
+    check_calls(&compile("calls", false));
+    check_globals(&compile("globals", false));
+    check_helpers(&compile("helpers", false));
+    check_map(&compile("map", false));
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// main: `call sub; exit` with the call at offset 0 of main (uBPF's relocation search skips a
+/// function's first byte); sub: `mov r0, 7; exit`. The call is relocated with `rel_type`
+/// against either the section symbol (clang's form for static functions: imm = offset/8 - 1)
+/// or sub's own symbol (clang's form for global functions: imm = -1).
+fn local_call_object(rel_type: u32, against_function_symbol: bool) -> Vec<u8> {
+    let mut b = Builder::default();
+    let imm = if against_function_symbol { -1 } else { 1 };
+    let text = b.text(".text", &[call(1, imm), exit(), mov64_imm(0, 7), exit()]);
+    b.symbol("main", STT_FUNC, text, 0, 16);
+    let sub = b.symbol("sub", STT_FUNC, text, 16, 16);
+    let section = b.symbol("", 3, text, 0, 0);
+    let target = if against_function_symbol {
+        sub
+    } else {
+        section
+    };
+    b.rel(text, &[(0, target, rel_type)]);
+    b.build()
+}
+
+#[test]
+fn local_call_relocations_of_both_types_and_symbol_kinds_link() {
+    for rel_type in [2, 10] {
+        for against_function_symbol in [false, true] {
+            let bytes = local_call_object(rel_type, against_function_symbol);
+            for entry in [None, Some("sub")] {
+                let linked = Vm::new().link_elf(&bytes, entry).unwrap();
+                assert_eq!(
+                    call_graph(&linked),
+                    [("main".to_string(), "sub".to_string())],
+                    "type {rel_type}, function symbol {against_function_symbol}, entry {entry:?}"
+                );
+            }
+            let mut vm = Vm::new();
+            vm.load_elf(&bytes, None).unwrap();
+            for engine in ENGINES {
+                prepare(&mut vm, engine);
+                assert_eq!(run(&vm, engine, &mut []), 7, "{engine:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn data_relocation_callback_sees_the_callers_buffer() {
+    let bytes = example("globals");
+    let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+    let inside = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let record = inside.clone();
+    let mut vm = Vm::new();
+    vm.set_data_relocation(Box::new(move |data: &[u8], _: &str, _: u64, _: u64| {
+        let start = data.as_ptr() as usize;
+        record
+            .lock()
+            .unwrap()
+            .push(range.start <= start && start + data.len() <= range.end);
+        0
+    }))
+    .unwrap();
+    // previous_len (.data) reaches the callback; runs (.bss) is then refused, as in uBPF.
+    assert!(vm.link_elf(&bytes, None).is_err());
+    assert_eq!(*inside.lock().unwrap(), [true]);
 }

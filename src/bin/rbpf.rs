@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
 
-use rbpf::Vm;
 use rbpf::data_file::{DataFile, Expected};
 use rbpf::isa::{self, Insn};
 use rbpf::{asm, disasm};
@@ -19,18 +18,23 @@ USAGE:
     rbpf run [OPTIONS] PROG       run PROG and print r0 as 0x...
     rbpf asm [--hex] [-o OUT] [FILE|-]
                                   assemble text to bytecode (stdout unless -o)
-    rbpf disasm [FILE|-]          disassemble bytecode (raw, or ELF) to text
-    rbpf test FILE.data...        run .data test files in the interpreter and the JIT
-    rbpf help                     show this help
+    rbpf disasm [--hex] [FILE|-]  disassemble bytecode (raw, or ELF) to text; with --hex the
+                                  input is hex text such as \"b7 00 00 00 01 00 00 00\"
+    rbpf test FILE.data|DIR...    run .data test files (a directory: its *.data files)
+                                  in the interpreter and the JIT; one PASS/FAIL line each
+    rbpf help                     show this help (also -h, --help)
+    rbpf --version                show the version
 
 PROG and FILE may be `-` for standard input. PROG is an ELF object (detected by its
 magic), assembly text (detected: UTF-8 without NUL bytes) or raw little-endian bytecode.
+Assembly is the bpf_conformance syntax (`mov %r0, 1`, `ldxdw %r0, [%r1+2]`, `ja label`)
+or rbpf's (`mov64 r0, 1`); a runtime error is printed and exits with status 1.
 
 RUN OPTIONS:
-    --mem FILE           input memory read from FILE (r1 points to it, r2 is its length)
+    -m, --mem FILE       input memory read from FILE (r1 points to it, r2 is its length)
     --mem-hex HEX        input memory as hex bytes, e.g. \"01 02 ff\" or 0102ff
-    --jit                run with the Cranelift JIT instead of the interpreter
-    --limit N            stop with an error after N instructions (interpreter)
+    -j, --jit            run with the Cranelift JIT instead of the interpreter
+    --limit N            stop with an error after N instructions (0: no limit)
     --no-bounds-check    do not check memory accesses
     --entry NAME         ELF only: the function to start at
     --asm | --raw | --elf
@@ -100,6 +104,10 @@ fn dispatch(args: &[String]) -> CliResult<ExitCode> {
     match command.as_str() {
         "-h" | "--help" | "help" => {
             print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "-V" | "--version" => {
+            println!("rbpf {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
         "run" => cmd_run(rest),
@@ -357,8 +365,10 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut input = None;
+    let mut hex = false;
     for arg in args {
         match arg.as_str() {
+            "--hex" => hex = true,
             a if a.starts_with('-') && a != "-" => return usage(format!("unknown option `{a}`")),
             a => {
                 if input.replace(a).is_some() {
@@ -368,7 +378,13 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
         }
     }
     let input = input.unwrap_or("-");
-    let bytes = read_input(input)?;
+    let mut bytes = read_input(input)?;
+    if hex {
+        bytes = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(parse_hex_bytes)
+            .ok_or_else(|| Failure::Program(format!("{}: not hex bytes", display_name(input))))?;
+    }
     let insns: Vec<Insn> = if sniff(&bytes) == Format::Elf {
         let mut vm = engine::new_vm();
         engine::load_elf(&mut vm, &bytes, None)
@@ -389,12 +405,21 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
 
 /// Judges one stage's outcome against the file's expectation.
 fn check(expected: &Expected, outcome: Result<u64, String>) -> Result<(), String> {
-    expected.judge(outcome.as_ref().map(|&r| r).map_err(String::as_str))
+    expected.judge(outcome.as_ref().copied().map_err(String::as_str))
 }
 
 /// Runs one `.data` file; `Ok` with a note (e.g. "interpreter only"), or the failure reason.
 fn run_data_file(path: &str) -> Result<String, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let bytes = if path == "-" {
+        let mut buf = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map(|_| buf)
+            .map_err(|e| format!("cannot read standard input: {e}"))?
+    } else {
+        std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?
+    };
     let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
     let file = DataFile::parse(&text).map_err(|e| e.to_string())?;
     let expected = file.expected().map_err(|e| e.to_string())?;
@@ -405,11 +430,9 @@ fn run_data_file(path: &str) -> Result<String, String> {
     let mut engines: Vec<(&str, bool)> = vec![("interpreter", false)];
     let mut note = String::new();
     if file.no_jit.is_some() {
-        note = " (no jit)".to_owned();
-    } else if engine::JIT_AVAILABLE {
-        engines.push(("jit", true));
+        note = " (interpreter only: the file says no jit)".to_owned();
     } else {
-        note = " (interpreter only: JIT not available yet)".to_owned();
+        engines.push(("jit", true));
     }
     for (name, jit) in engines {
         let mut vm = engine::new_vm();
@@ -429,14 +452,32 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
         print!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(opt) = args.iter().find(|a| a.starts_with('-')) {
+    if let Some(opt) = args.iter().find(|a| a.starts_with('-') && *a != "-") {
         return usage(format!("unknown option `{opt}`"));
     }
     if args.is_empty() {
-        return usage("`test` needs at least one .data file");
+        return usage("`test` needs at least one .data file or directory");
+    }
+    let mut files = Vec::new();
+    for arg in args {
+        let path = std::path::Path::new(arg);
+        if !path.is_dir() {
+            files.push(arg.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| Failure::Usage(format!("cannot read directory {arg}: {e}")))?;
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "data"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        files.extend(found);
     }
     let (mut passed, mut failed) = (0usize, 0usize);
-    for path in args {
+    for path in &files {
         match run_data_file(path) {
             Ok(note) => {
                 passed += 1;
@@ -458,122 +499,32 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
 
 /// The engine entry points the CLI uses, in one place.
 mod engine {
-    use super::*;
-
-    /// Whether `Vm::compile`/`execute_jit` are available in this build.
-    pub const JIT_AVAILABLE: bool = false;
+    use rbpf::Vm;
+    use rbpf::jit::JitMode;
 
     /// A VM with the conformance helpers registered and runtime errors kept for the caller.
     pub fn new_vm() -> Vm {
         let mut vm = Vm::new();
-        helpers::register(&mut vm);
+        rbpf::conformance::register_helpers(&mut vm);
         // Errors are returned and printed by the CLI itself, once.
         vm.set_error_printer(Some(Box::new(|_| {})));
         vm
     }
 
     /// Runs the loaded program in the interpreter.
-    pub fn interpret(_vm: &Vm, _mem: &mut [u8]) -> Result<u64, String> {
-        Err("the interpreter is not available yet in this build of librbpf".to_owned())
+    pub fn interpret(vm: &Vm, mem: &mut [u8]) -> Result<u64, String> {
+        vm.execute(mem).map_err(|e| e.to_string())
     }
 
     /// Compiles the loaded program and runs it.
-    pub fn run_jit(_vm: &mut Vm, _mem: &mut [u8]) -> Result<u64, String> {
-        Err("the JIT (--jit) is not available yet in this build of librbpf".to_owned())
+    pub fn run_jit(vm: &mut Vm, mem: &mut [u8]) -> Result<u64, String> {
+        vm.compile(JitMode::Basic)
+            .map_err(|e| format!("Failed to compile: {e}"))?;
+        vm.execute_jit(mem).map_err(|e| e.to_string())
     }
 
     /// Loads an ELF object.
-    pub fn load_elf(_vm: &mut Vm, _bytes: &[u8], _entry: Option<&str>) -> Result<(), String> {
-        Err("ELF programs are not supported yet in this build of librbpf".to_owned())
-    }
-
-    /// The bpf_conformance helper table (a local copy until `rbpf::conformance` exists).
-    mod helpers {
-        use std::ffi::{CStr, c_char, c_void};
-
-        use rbpf::Vm;
-
-        unsafe extern "C" fn gather_bytes(
-            a: u64,
-            b: u64,
-            c: u64,
-            d: u64,
-            e: u64,
-            _: *mut c_void,
-        ) -> u64 {
-            ((a & 0xff) << 32)
-                | ((b & 0xff) << 24)
-                | ((c & 0xff) << 16)
-                | ((d & 0xff) << 8)
-                | (e & 0xff)
-        }
-
-        unsafe extern "C" fn memfrob(
-            p: u64,
-            n: u64,
-            _: u64,
-            _: u64,
-            _: u64,
-            _: *mut c_void,
-        ) -> u64 {
-            let ptr = p as *mut u8;
-            for i in 0..n as usize {
-                // SAFETY: the program passes a pointer to `n` bytes it may write (the same
-                // trust uBPF's test helper places in it).
-                unsafe { *ptr.add(i) ^= 42 };
-            }
-            0
-        }
-
-        unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-            0
-        }
-
-        unsafe extern "C" fn sqrti(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-            (a as f64).sqrt() as u64
-        }
-
-        unsafe extern "C" fn strcmp_ext(
-            a: u64,
-            b: u64,
-            _: u64,
-            _: u64,
-            _: u64,
-            _: *mut c_void,
-        ) -> u64 {
-            // SAFETY: the program passes two NUL-terminated strings (uBPF's contract).
-            let (a, b) = unsafe {
-                (
-                    CStr::from_ptr(a as *const c_char).to_bytes(),
-                    CStr::from_ptr(b as *const c_char).to_bytes(),
-                )
-            };
-            match a.cmp(b) {
-                std::cmp::Ordering::Less => -1i64 as u64,
-                std::cmp::Ordering::Equal => 0,
-                std::cmp::Ordering::Greater => 1,
-            }
-        }
-
-        unsafe extern "C" fn unwind(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-            a
-        }
-
-        /// Registers helpers 0-5 and makes 5 the unwind helper.
-        pub fn register(vm: &mut Vm) {
-            let table: [(&str, rbpf::HelperFn); 6] = [
-                ("gather_bytes", gather_bytes),
-                ("memfrob", memfrob),
-                ("no_op", no_op),
-                ("sqrti", sqrti),
-                ("strcmp_ext", strcmp_ext),
-                ("unwind", unwind),
-            ];
-            for (index, (name, f)) in (0u32..).zip(table) {
-                // Indices 0-5 are below MAX_EXT_FUNCS, so registration cannot fail.
-                let _ = vm.register_helper(index, Some(name), f);
-            }
-            let _ = vm.set_unwind_index(5);
-        }
+    pub fn load_elf(vm: &mut Vm, bytes: &[u8], entry: Option<&str>) -> Result<(), String> {
+        vm.load_elf(bytes, entry).map_err(|e| e.to_string())
     }
 }

@@ -12,7 +12,8 @@ use std::sync::atomic::Ordering;
 
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
-use crate::isa::{MAX_CALL_DEPTH, STACK_SIZE, op};
+use crate::isa::{MAX_CALL_DEPTH, op};
+use crate::memory::Regions;
 use crate::vm::Vm;
 
 thread_local! {
@@ -64,79 +65,6 @@ pub(crate) fn pack_access(pc: usize, size: usize, access: Access) -> i64 {
     ((pc as u64) | ((size as u64) << 32) | (store << 40)) as i64
 }
 
-/// The region boundaries of one run, as the compiled code knows them.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Regions {
-    /// Start of the caller's memory (may be 0).
-    pub mem: u64,
-    /// Its length.
-    pub mem_len: u64,
-    /// Start of the eBPF stack.
-    pub stack: u64,
-    /// Its length.
-    pub stack_len: u64,
-}
-
-/// uBPF's access check (`ubpf-compat.md` §3.4): wrap-around, then `mem`, the stack, the
-/// program's data sections and finally the user's bounds callback.
-pub(crate) fn check_access(
-    vm: Option<&Vm>,
-    pc: usize,
-    access: Access,
-    size: usize,
-    base: u64,
-    off: i64,
-    r: Regions,
-) -> Result<(), ExecError> {
-    let addr = base.wrapping_add(off as u64);
-    if off >= 0 && addr < base {
-        return Err(ExecError::AddressOverflow { pc, access });
-    }
-    if off < 0 && addr > base {
-        return Err(ExecError::AddressUnderflow { pc, access });
-    }
-    let Some(end) = addr.checked_add(size as u64) else {
-        return Err(ExecError::IntegerOverflow {
-            pc,
-            access,
-            addr,
-            size,
-        });
-    };
-    let inside =
-        |start: u64, len: u64| start <= addr && start.checked_add(len).is_some_and(|e| end <= e);
-    if (r.mem != 0 && inside(r.mem, r.mem_len)) || inside(r.stack, r.stack_len) {
-        return Ok(());
-    }
-    if let Some(vm) = vm {
-        if let Some(program) = vm.program.as_ref() {
-            let in_section = program.data_sections.iter().any(|s| {
-                (access == Access::Load || s.writable()) && inside(s.addr(), s.len() as u64)
-            });
-            if in_section {
-                return Ok(());
-            }
-        }
-        if vm
-            .bounds_check_fn
-            .as_ref()
-            .is_some_and(|f| f(addr, size as u64))
-        {
-            return Ok(());
-        }
-    }
-    Err(ExecError::OutOfBounds {
-        pc,
-        access,
-        addr,
-        size,
-        mem: r.mem,
-        mem_len: r.mem_len as usize,
-        stack: r.stack,
-        stack_len: STACK_SIZE,
-    })
-}
-
 /// Slow path of a bounds check, called when the inline mem/stack test failed. Returns 0 when
 /// the access is allowed, 1 after recording the fault.
 ///
@@ -164,16 +92,22 @@ pub(crate) unsafe extern "C" fn rt_check_access(
         } else {
             Access::Load
         };
-        let regions = Regions {
-            mem,
-            mem_len,
-            stack,
-            stack_len,
+        let Some(program) = vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) else {
+            return 1;
         };
-        match check_access(vm, pc, access, size, base, off, regions) {
-            Ok(()) => 0,
+        let (vm, program) = program;
+        let regions = Regions::new(
+            vm,
+            program,
+            mem as *const u8,
+            mem_len as usize,
+            stack as *const u8,
+            stack_len as usize,
+        );
+        match regions.check(base, off as i16, size, access, pc) {
+            Ok(_) => 0,
             Err(err) => {
-                record(vm, err);
+                record(Some(vm), err);
                 1
             }
         }
@@ -210,7 +144,8 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
         let pc = pc as usize;
         let err = match kind {
             fault::INSTRUCTION_LIMIT => ExecError::InstructionLimit {
-                pc: nth_slot(vm, pc, extra),
+                // A negative count (limits above i32::MAX, as in uBPF) fails at once.
+                pc: nth_slot(vm, pc, (extra as i64).max(0) as u64),
             },
             fault::CALL_DEPTH => ExecError::CallDepthExceeded {
                 pc,
@@ -227,49 +162,6 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn regions(mem: u64, mem_len: u64) -> Regions {
-        Regions {
-            mem,
-            mem_len,
-            stack: 0x10_0000,
-            stack_len: 4096,
-        }
-    }
-
-    #[test]
-    fn wrap_around_is_reported_before_regions() {
-        let r = regions(0x1000, 16);
-        assert_eq!(
-            check_access(None, 3, Access::Load, 8, u64::MAX - 2, 8, r),
-            Err(ExecError::AddressOverflow {
-                pc: 3,
-                access: Access::Load
-            })
-        );
-        assert_eq!(
-            check_access(None, 4, Access::Store, 8, 2, -8, r),
-            Err(ExecError::AddressUnderflow {
-                pc: 4,
-                access: Access::Store
-            })
-        );
-        assert!(matches!(
-            check_access(None, 5, Access::Load, 8, u64::MAX - 3, 0, r),
-            Err(ExecError::IntegerOverflow { pc: 5, size: 8, .. })
-        ));
-    }
-
-    #[test]
-    fn accesses_inside_mem_or_stack_pass_and_others_fail() {
-        let r = regions(0x1000, 16);
-        assert!(check_access(None, 0, Access::Load, 8, 0x1000, 8, r).is_ok());
-        assert!(check_access(None, 0, Access::Load, 8, 0x1000, 9, r).is_err());
-        assert!(check_access(None, 0, Access::Store, 1, 0x10_0000 + 4096, -1, r).is_ok());
-        assert!(check_access(None, 0, Access::Store, 2, 0x10_0000 + 4096, -1, r).is_err());
-        // A null mem is never a region, whatever its length.
-        assert!(check_access(None, 0, Access::Load, 1, 0, 0, regions(0, 16)).is_err());
-    }
 
     #[test]
     fn packing_round_trips() {

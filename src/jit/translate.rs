@@ -172,7 +172,10 @@ pub(crate) fn translate(
         b.def_var(r, v);
     }
     b.def_var(depth, zero);
-    let limit = b.ins().iconst(I64, i64::from(opts.instruction_limit));
+    // uBPF keeps the limit in an `int`: limits above i32::MAX are negative and fail at once.
+    let limit = b
+        .ins()
+        .iconst(I64, i64::from(opts.instruction_limit as i32));
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);

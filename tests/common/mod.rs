@@ -48,7 +48,10 @@ fn hex_bytes(text: &str) -> Vec<u8> {
 }
 
 /// `assembled.tsv` keyed by relative path (`tests/add.data`).
-pub fn references(dir: &Path) -> BTreeMap<String, Reference> {
+pub type References = BTreeMap<String, Reference>;
+
+/// Reads `assembled.tsv`.
+pub fn references(dir: &Path) -> References {
     let text = std::fs::read_to_string(dir.join("assembled.tsv")).expect("read assembled.tsv");
     text.lines()
         .filter(|l| !l.trim().is_empty())
