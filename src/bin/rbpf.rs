@@ -461,18 +461,17 @@ impl Engine {
 
 /// Runs one `.data` file; `Ok` with a note (e.g. "interpreter only"), or the failure reason.
 fn run_data_file(path: &str, safe: bool) -> Result<String, String> {
-    let bytes = if path == "-" {
-        let mut buf = Vec::new();
+    let file = if path == "-" {
+        let mut text = String::new();
         io::stdin()
             .lock()
-            .read_to_end(&mut buf)
-            .map(|_| buf)
-            .map_err(|e| format!("cannot read standard input: {e}"))?
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        DataFile::parse(&text)
     } else {
-        std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?
-    };
-    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
-    let file = DataFile::parse(&text).map_err(|e| e.to_string())?;
+        DataFile::read(std::path::Path::new(path))
+    }
+    .map_err(|e| e.to_string())?;
     let expected = file.expected().map_err(|e| e.to_string())?;
     let code = match file.program() {
         Ok(insns) => isa::encode_slots(&insns),
