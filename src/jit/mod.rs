@@ -130,6 +130,12 @@ impl Vm {
             unwind_index: self.config.unwind_index,
             helpers: &*self.helpers,
             ctx,
+            blinding: self
+                .jit
+                .ctx
+                .as_ref()
+                .filter(|_| self.config.constant_blinding)
+                .map(|c| c.blinding_key),
         };
         let mut fctx = FunctionBuilderContext::new();
         let func = translate::translate(&*isa, program, opts, &mut fctx)?;
