@@ -7,7 +7,9 @@
 //!   starting from edge values (0, 1, -1, INT_MIN, …);
 //! * `random_programs`: ALU, loads/stores/atomics within the stack and the input memory,
 //!   forward branches (JMP and JMP32), pure helper calls, with division by zero and INT_MIN
-//!   cases made likely by the value pool.
+//!   cases made likely by the value pool;
+//! * `random_programs_with_local_calls`: the same bodies split into local functions that
+//!   call later ones (frames, r6–r9 restore, r10 lowered by the caller's frame).
 
 use rbpf::Vm;
 use rbpf::error::ExecError;
@@ -432,6 +434,109 @@ fn random_programs() {
     }
     eprintln!(
         "differential random_programs: {} of {count} programs agree ({slots} slots)",
+        count - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+/// Lays out a program with local functions: `main` (prologue, units, epilogue) followed by
+/// each function (stack zeroing, units, a fold of its registers and stack into r0, exit).
+/// A local call is written as `call` with src 1 and the callee's index in imm, and patched
+/// here into the relative form.
+fn layout_with_functions(prologue_insns: &[Insn], bodies: &[Vec<Unit>]) -> Vec<Insn> {
+    // First pass: sizes, to know where each function starts.
+    let body_insns = |units: &[Unit]| flatten(units);
+    let mut starts = Vec::new();
+    let mut pc = 0usize;
+    let mut pieces = Vec::new();
+    for (i, units) in bodies.iter().enumerate() {
+        starts.push(pc);
+        let mut piece = Vec::new();
+        if i == 0 {
+            piece.extend_from_slice(prologue_insns);
+        } else {
+            for k in 1..=(STACK_USED / 8) {
+                piece.push(Insn::new(0x7a, 10, 0, -8 * k, 0));
+            }
+        }
+        piece.extend(body_insns(units));
+        if i == 0 {
+            epilogue(&mut piece);
+        } else {
+            for &r in &SCRATCH[1..] {
+                piece.push(Insn::new(0x27, 0, 0, 0, 31));
+                piece.push(Insn::new(0x0f, 0, r, 0, 0));
+            }
+            for k in 1..=4 {
+                piece.push(Insn::new(0x79, 2, 10, -8 * k, 0));
+                piece.push(Insn::new(0xaf, 0, 2, 0, 0));
+            }
+            piece.push(Insn::new(0x95, 0, 0, 0, 0));
+        }
+        pc += piece.len();
+        pieces.push(piece);
+    }
+    // Second pass: patch the calls (marked by opcode 0x85, src 1, imm = callee index).
+    let mut out = Vec::new();
+    for (i, mut piece) in pieces.into_iter().enumerate() {
+        let base = starts[i];
+        for (j, insn) in piece.iter_mut().enumerate() {
+            if insn.opc == 0x85 && insn.src == 1 {
+                let callee = insn.imm as usize;
+                insn.imm = (starts[callee] as i64 - (base + j) as i64 - 1) as i32;
+            }
+        }
+        out.extend(piece);
+    }
+    out
+}
+
+#[test]
+fn random_programs_with_local_calls() {
+    let mut rng = Rng(0x5eed_0003);
+    let count = 60;
+    let mut failures = Vec::new();
+    let mut slots = 0;
+    for n in 0..count {
+        let mut pro = Vec::new();
+        prologue(&mut rng, &mut pro);
+        let functions = 1 + rng.below(3) as usize;
+        let mut bodies = Vec::new();
+        for f in 0..=functions {
+            let len = 10 + rng.below(30) as usize;
+            let mut units: Vec<Unit> = (0..len).map(|i| random_unit(&mut rng, i, len)).collect();
+            // A few calls to later functions (no recursion: depth stays below the limit).
+            if f < functions {
+                for _ in 0..1 + rng.below(3) {
+                    let at = rng.below(len as u64) as usize;
+                    let callee = f + 1 + rng.below((functions - f) as u64) as usize;
+                    units[at] = Unit::Plain(vec![Insn::new(0x85, 0, 1, 0, callee as i32)]);
+                }
+            }
+            bodies.push(units);
+        }
+        let insns = layout_with_functions(&pro, &bodies);
+        let mut mem = [0u8; MEM_LEN];
+        for b in &mut mem {
+            *b = rng.next() as u8;
+        }
+        let mode = if n % 2 == 0 {
+            JitMode::Basic
+        } else {
+            JitMode::Extended
+        };
+        slots += insns.len();
+        if let Err(why) = compare(&insns, &mem, mode) {
+            failures.push(disassemble_on_failure(&insns, why));
+        }
+    }
+    eprintln!(
+        "differential random_programs_with_local_calls: {} of {count} programs agree ({slots} slots)",
         count - failures.len()
     );
     assert!(

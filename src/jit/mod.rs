@@ -137,18 +137,27 @@ impl Vm {
                 .filter(|_| self.config.constant_blinding)
                 .map(|c| c.blinding_key),
         };
-        let mut fctx = FunctionBuilderContext::new();
-        let func = translate::translate(&*isa, program, opts, &mut fctx)?;
-        let mut context = Context::for_function(func);
-        let compiled = context
-            .compile(&*isa, &mut ControlPlane::default())
-            .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
-        if !compiled.buffer.relocs().is_empty() {
-            return Err(JitError::Internal(
-                "compiled code needs relocations".to_owned(),
-            ));
-        }
-        Ok(compiled.code_buffer().to_vec())
+        // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
+        // the caller.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut fctx = FunctionBuilderContext::new();
+            let func = translate::translate(&*isa, program, opts, &mut fctx)?;
+            let mut context = Context::for_function(func);
+            let compiled = context
+                .compile(&*isa, &mut ControlPlane::default())
+                .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
+            if !compiled.buffer.relocs().is_empty() {
+                return Err(JitError::Internal(
+                    "compiled code needs relocations".to_owned(),
+                ));
+            }
+            Ok(compiled.code_buffer().to_vec())
+        }))
+        .unwrap_or_else(|_| {
+            Err(JitError::Internal(
+                "compile failed: translator panic".into(),
+            ))
+        })
     }
 
     /// Compiles the loaded program (uBPF's `ubpf_compile_ex`). A second call in the same mode

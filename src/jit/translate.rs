@@ -444,7 +444,13 @@ impl Translator<'_, '_> {
                 .filter_map(|&pc| self.blocks[pc])
                 .map(|blk| self.b.func.dfg.block_call(blk, &[]))
                 .collect();
-            let default = targets[0];
+            // The default needs its own BlockCall: the SSA builder appends arguments to each
+            // BlockCall in place, and a shared one would be corrupted.
+            let first = self.blocks[self.cfg.return_sites[0]];
+            let Some(first) = first else {
+                return;
+            };
+            let default = self.b.func.dfg.block_call(first, &[]);
             let jt = self
                 .b
                 .create_jump_table(JumpTableData::new(default, &targets));
