@@ -345,6 +345,22 @@ pub enum ExecError {
         /// The register number.
         reg: u8,
     },
+    /// The safe execution profile refused an access, pointer operation or helper result.
+    #[error("uBPF safe mode error: {what} at PC {pc}")]
+    SafeMode {
+        /// Slot index.
+        pc: usize,
+        /// What was refused (uBPF's wording).
+        what: String,
+    },
+    /// An opcode the interpreter does not know (validation makes this unreachable).
+    #[error("Error: unknown opcode {opcode} at PC {pc}")]
+    UnknownOpcode {
+        /// Slot index.
+        pc: usize,
+        /// The opcode byte.
+        opcode: u8,
+    },
 }
 
 impl ExecError {
@@ -479,4 +495,12 @@ pub enum ElfError {
     /// Anything else malformed in the file that the `object` crate rejects.
     #[error("malformed ELF file: {0}")]
     Malformed(String),
+    /// A function symbol's bytes (`st_value`, `st_size`) lie outside its section. uBPF does not
+    /// check this and copies whatever memory follows; librbpf refuses the file.
+    #[error("function symbol {0} lies outside its section")]
+    FunctionOutsideSection(String),
+    /// An `R_BPF_64_32` relocation's instruction runs past the end of its function. uBPF does
+    /// not check this; librbpf refuses the file.
+    #[error("bad R_BPF_64_32 relocation offset")]
+    BadCallRelocationOffset,
 }

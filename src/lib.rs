@@ -11,6 +11,7 @@
 
 pub mod asm;
 pub mod capi;
+pub mod conformance;
 pub mod data_file;
 pub mod disasm;
 pub mod elf;

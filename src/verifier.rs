@@ -1,9 +1,26 @@
 //! Load-time validation (uBPF's `ubpf_load` checks, in uBPF's order and with its texts):
 //! turns decoded slots into a [`Program`].
+//!
+//! The pass follows `ubpf-compat.md` §2.2–2.5:
+//!
+//! 1. the slot count and main's stack usage;
+//! 2. per slot, in order: opcode-specific checks (Step A), register sanity (Step B) and the
+//!    field filter (Step C);
+//! 3. sub-program containment, only when the program makes a local call;
+//! 4. the function list with each function's frame size.
+//!
+//! Which opcodes exist, and how each one's fields may be used, is derived from
+//! [`crate::isa::INSN_TABLE`]. Beyond uBPF, `callx` (0x8d) is accepted.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::error::LoadError;
-use crate::isa::Insn;
-use crate::program::Program;
+use crate::isa::{
+    self, INSN_TABLE, Insn, LOCAL_FUNCTION_STACK_SIZE, MAX_INSTS, Operands, Variant, atomic,
+    call_kind, class, op,
+};
+use crate::program::{Function, Program};
 
 /// What the verifier needs to know about the VM.
 pub struct VerifyOptions<'a> {
@@ -13,8 +30,733 @@ pub struct VerifyOptions<'a> {
     pub stack_usage: Option<&'a (dyn Fn(usize) -> i32 + Send + Sync)>,
 }
 
-/// Validates `slots` and builds the program (SKELETON: implemented by the core work).
+/// The operand form of each opcode byte, from the first table row using it (`None`: unknown).
+///
+/// Rows sharing an opcode byte share a form, except `call`/`call local` (0x85), which the
+/// verifier handles by opcode.
+fn forms() -> &'static [Option<Operands>; 256] {
+    static FORMS: OnceLock<[Option<Operands>; 256]> = OnceLock::new();
+    FORMS.get_or_init(|| {
+        let mut forms = [None; 256];
+        for spec in INSN_TABLE {
+            let slot = &mut forms[usize::from(spec.opcode)];
+            if slot.is_none() {
+                *slot = Some(spec.operands);
+            }
+        }
+        forms
+    })
+}
+
+/// The operand form of `opcode`, or `None` if no instruction uses it.
+fn form_of(opcode: u8) -> Option<Operands> {
+    forms()[usize::from(opcode)]
+}
+
+/// Whether `opcode` is a jump that stays inside its function (`ja`, `ja32`, conditional).
+fn is_jump(opcode: u8) -> bool {
+    matches!(
+        form_of(opcode),
+        Some(Operands::Jump | Operands::Jump32 | Operands::CondImm | Operands::CondReg)
+    )
+}
+
+/// The jump distance of a jump instruction: the immediate for `ja32`, else the offset.
+fn jump_distance(insn: &Insn) -> i64 {
+    if insn.opc == op::JA32 {
+        i64::from(insn.imm)
+    } else {
+        i64::from(insn.off)
+    }
+}
+
+/// Allowed values of a field in the field filter (Step C).
+#[derive(Clone, Copy)]
+enum Allowed {
+    /// Only zero.
+    Zero,
+    /// An inclusive range.
+    Range(i64, i64),
+    /// Any value of the field's type.
+    Any,
+    /// Exactly the values the table's rows for this opcode use as discriminators.
+    TableOffsets,
+    /// Exactly the immediates the table's rows for this opcode use as discriminators.
+    TableImmediates,
+}
+
+/// Field-filter row of one opcode: allowed dst, src, offset and immediate.
+#[derive(Clone, Copy)]
+struct Filter {
+    dst: Allowed,
+    src: Allowed,
+    off: Allowed,
+    imm: Allowed,
+}
+
+/// The field-filter row of `opcode`, computed once per opcode byte.
+fn filter_of(opcode: u8) -> Option<Filter> {
+    static FILTERS: OnceLock<[Option<Filter>; 256]> = OnceLock::new();
+    FILTERS.get_or_init(|| std::array::from_fn(|op| derive_filter(op as u8)))[usize::from(opcode)]
+}
+
+/// The field-filter row of `opcode` (`ubpf-compat.md` §2.3), derived from its operand form.
+fn derive_filter(opcode: u8) -> Option<Filter> {
+    use Allowed::{Any, Range, TableImmediates, TableOffsets, Zero};
+    const DST_ALU: Allowed = Range(0, 9);
+    const REG: Allowed = Range(0, 10);
+    let has_offset_variants = INSN_TABLE
+        .iter()
+        .any(|s| s.opcode == opcode && matches!(s.variant, Variant::Off(_)));
+    let alu_off = if has_offset_variants {
+        TableOffsets
+    } else {
+        Zero
+    };
+    let (dst, src, off, imm) = match form_of(opcode)? {
+        Operands::DstImm => (DST_ALU, Zero, alu_off, Any),
+        Operands::DstSrc => (DST_ALU, REG, alu_off, Zero),
+        Operands::Dst if opcode & 0xf0 == isa::alu::END => (DST_ALU, Zero, Zero, Range(0, 64)),
+        Operands::Dst => (DST_ALU, Zero, Zero, Zero),
+        Operands::DstImm64 => (REG, Range(0, 6), Zero, Any),
+        Operands::DstMem => (REG, REG, Any, Zero),
+        Operands::MemImm => (REG, Zero, Any, Any),
+        Operands::MemSrc if opcode == op::ATOMIC32 => (REG, REG, Any, Range(0, 0xff)),
+        Operands::MemSrc if opcode == op::ATOMIC64 => (REG, REG, Any, TableImmediates),
+        Operands::MemSrc => (REG, REG, Any, Zero),
+        Operands::Jump => (Zero, Zero, Any, Zero),
+        Operands::Jump32 => (Zero, Zero, Zero, Any),
+        Operands::CondImm => (REG, Zero, Any, Any),
+        Operands::CondReg => (REG, REG, Any, Zero),
+        Operands::CallImm | Operands::CallLocal => (Zero, Range(0, 1), Zero, Any),
+        Operands::CallReg => (REG, Zero, Zero, Zero),
+        Operands::None => (Zero, Zero, Zero, Zero),
+    };
+    Some(Filter { dst, src, off, imm })
+}
+
+/// Whether `value` is allowed for a field of an instruction with `opcode`.
+fn allowed(rule: Allowed, opcode: u8, value: i64) -> bool {
+    match rule {
+        Allowed::Zero => value == 0,
+        Allowed::Range(lo, hi) => (lo..=hi).contains(&value),
+        Allowed::Any => true,
+        Allowed::TableOffsets => INSN_TABLE.iter().any(|s| {
+            s.opcode == opcode && matches!(s.variant, Variant::Off(off) if i64::from(off) == value)
+        }),
+        Allowed::TableImmediates => INSN_TABLE.iter().any(|s| {
+            s.opcode == opcode && matches!(s.variant, Variant::Imm(imm) if i64::from(imm) == value)
+        }),
+    }
+}
+
+/// Step C: uBPF's `ubpf_is_valid_instruction` (dst, src, immediate, offset, in that order).
+fn field_filter(insn: &Insn, pc: usize) -> Result<(), LoadError> {
+    let opcode = insn.opc;
+    let Some(filter) = filter_of(opcode) else {
+        return Err(LoadError::FilterOpcode { pc, opcode });
+    };
+    if !allowed(filter.dst, opcode, i64::from(insn.dst)) {
+        return Err(LoadError::FilterDestination {
+            pc,
+            opcode,
+            value: insn.dst,
+        });
+    }
+    if !allowed(filter.src, opcode, i64::from(insn.src)) {
+        return Err(LoadError::FilterSource {
+            pc,
+            opcode,
+            value: insn.src,
+        });
+    }
+    if !allowed(filter.imm, opcode, i64::from(insn.imm)) {
+        return Err(LoadError::FilterImmediate {
+            pc,
+            opcode,
+            value: insn.imm,
+        });
+    }
+    if !allowed(filter.off, opcode, i64::from(insn.off)) {
+        return Err(LoadError::FilterOffset {
+            pc,
+            opcode,
+            value: insn.off,
+        });
+    }
+    Ok(())
+}
+
+/// Stack usage of the function starting at `pc` (§2.5): the calculator's result truncated to
+/// 16 bits (0 included), or 256 without a calculator; it must be a multiple of 16.
+fn stack_usage_at(options: &VerifyOptions<'_>, pc: usize) -> Result<u16, LoadError> {
+    let usage = match options.stack_usage {
+        // uBPF stores the calculator's `int` in a `uint16_t`: truncation is the semantics.
+        Some(calculator) => calculator(pc) as u16,
+        None => LOCAL_FUNCTION_STACK_SIZE,
+    };
+    if !usage.is_multiple_of(16) {
+        return Err(LoadError::ImproperStackSize {
+            pc,
+            size: i64::from(usage),
+        });
+    }
+    Ok(usage)
+}
+
+/// Step A for a jump: self-loops, targets outside the program, targets inside an `lddw`.
+fn check_jump(slots: &[Insn], insn: &Insn, pc: usize) -> Result<(), LoadError> {
+    let distance = jump_distance(insn);
+    if distance == -1 {
+        return Err(LoadError::InfiniteLoop { pc });
+    }
+    let target = slot_target(pc, distance, slots.len()).ok_or(LoadError::JumpOutOfBounds { pc })?;
+    if slots[target].opc == 0 {
+        return Err(LoadError::JumpToMiddleOfLddw { pc });
+    }
+    Ok(())
+}
+
+/// `pc + 1 + distance` if it is a slot index of a program of `len` slots.
+fn slot_target(pc: usize, distance: i64, len: usize) -> Option<usize> {
+    let pc = i64::try_from(pc).ok()?;
+    let target = pc.checked_add(1)?.checked_add(distance)?;
+    usize::try_from(target).ok().filter(|&t| t < len)
+}
+
+/// Step A for an atomic: the operation in `imm & 0xf0`, with the fetch bit where required.
+fn check_atomic(insn: &Insn, pc: usize) -> Result<(), LoadError> {
+    let operation = insn.imm & 0xf0;
+    let fetch = insn.imm & atomic::FETCH != 0;
+    match operation {
+        atomic::ADD | atomic::OR | atomic::AND | atomic::XOR => Ok(()),
+        o if o == atomic::XCHG & !atomic::FETCH || o == atomic::CMPXCHG & !atomic::FETCH => {
+            if fetch {
+                Ok(())
+            } else {
+                Err(LoadError::InvalidAtomic { pc })
+            }
+        }
+        _ if insn.opc == op::ATOMIC32 => Err(LoadError::InvalidAtomic32 {
+            pc,
+            opcode: insn.opc,
+        }),
+        _ => Err(LoadError::InvalidAtomic { pc }),
+    }
+}
+
+/// Whether Step B treats `insn` as a store (allowed to name r10 as dst): ST, STX (including
+/// atomics) and, as in uBPF, `mov64` imm/reg.
+fn counts_as_store(opcode: u8) -> bool {
+    let cls = opcode & class::MASK;
+    cls == class::ST || cls == class::STX || opcode == 0xb7 || opcode == 0xbf
+}
+
+/// Validates `slots` and builds the program.
+///
+/// The checks, their order and the error texts are uBPF's (`ubpf-compat.md` §2.2–2.5); the
+/// first failure wins. The empty program is valid here (the VM applies the read-only quirk).
 pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, LoadError> {
-    let _ = (slots, options);
-    todo!("verifier")
+    let len = slots.len();
+    if len >= MAX_INSTS {
+        return Err(LoadError::TooManyInstructions { max: MAX_INSTS });
+    }
+    // Function start → stack usage, filled for main now and for each local-call target when
+    // the validation first meets it.
+    let mut usage: BTreeMap<usize, u16> = BTreeMap::new();
+    usage.insert(0, stack_usage_at(options, 0)?);
+    let mut has_local_call = false;
+
+    let mut i = 0;
+    while i < len {
+        let insn = slots[i];
+        let pc = i;
+
+        // Step A: opcode-specific checks.
+        match insn.opc {
+            0x84 if insn.src != 0 => return Err(LoadError::InvalidNegSource { pc }),
+            0x87 if insn.src != 0 => return Err(LoadError::InvalidNeg64Source { pc }),
+            0xd4 | 0xdc | 0xd7 if !matches!(insn.imm, 16 | 32 | 64) => {
+                return Err(LoadError::InvalidEndianImmediate { pc });
+            }
+            op::LDDW => {
+                if insn.src != 0 {
+                    return Err(LoadError::InvalidLddwSource { pc });
+                }
+                let second = slots
+                    .get(pc + 1)
+                    .filter(|next| next.opc == 0)
+                    .ok_or(LoadError::IncompleteLddw { pc })?;
+                if second.dst != 0 || second.src != 0 || second.off != 0 {
+                    return Err(LoadError::InvalidLddwSecondHalf { pc: pc + 1 });
+                }
+                // The second slot gets no other checks; Steps B and C report `i` = pc + 1.
+                i += 1;
+            }
+            op::CALL => match insn.src {
+                call_kind::HELPER => {
+                    if insn.imm < 0 {
+                        return Err(LoadError::InvalidCallImmediate { pc });
+                    }
+                    let index = insn.imm as u32;
+                    if !(options.helper_exists)(index) {
+                        return Err(LoadError::NonexistentFunction { pc, index });
+                    }
+                }
+                call_kind::LOCAL => {
+                    let target = slot_target(pc, i64::from(insn.imm), len).ok_or(
+                        LoadError::LocalCallOutOfBounds {
+                            pc,
+                            target: (pc as i64) + 1 + i64::from(insn.imm),
+                        },
+                    )?;
+                    if let std::collections::btree_map::Entry::Vacant(entry) = usage.entry(target) {
+                        entry.insert(stack_usage_at(options, target)?);
+                    }
+                    has_local_call = true;
+                }
+                call_kind::BTF => return Err(LoadError::BtfCallUnsupported { pc }),
+                _ => return Err(LoadError::InvalidCallType { pc }),
+            },
+            op::ATOMIC64 | op::ATOMIC32 => check_atomic(&insn, pc)?,
+            opcode if is_jump(opcode) => check_jump(&slots, &insn, pc)?,
+            opcode if form_of(opcode).is_none() => {
+                return Err(LoadError::UnknownOpcode { pc, opcode });
+            }
+            _ => {}
+        }
+
+        // Step B: register sanity (for lddw, `i` already names the second slot).
+        if insn.src > 10 {
+            return Err(LoadError::InvalidSourceRegister { pc: i });
+        }
+        let dst_ok = insn.dst <= 9
+            || (insn.dst == 10 && (counts_as_store(insn.opc) || insn.opc == op::CALLX));
+        if !dst_ok {
+            return Err(LoadError::InvalidDestinationRegister { pc: i });
+        }
+
+        // Step C: the field filter.
+        field_filter(&insn, i)?;
+
+        i += 1;
+    }
+
+    if has_local_call {
+        check_containment(&slots, usage.keys().copied())?;
+    }
+
+    let starts: Vec<(usize, u16)> = usage.into_iter().collect();
+    let functions = starts
+        .iter()
+        .enumerate()
+        .map(|(n, &(start, stack_usage))| Function {
+            start,
+            end: starts.get(n + 1).map_or(len, |&(next, _)| next),
+            stack_usage,
+        })
+        .collect();
+    Ok(Program {
+        insns: slots,
+        functions,
+        data_sections: Vec::new(),
+    })
+}
+
+/// §2.4: every jump stays inside its sub-program, and every sub-program ends with `exit` or
+/// has `ja`/`ja32` as its second-to-last instruction.
+fn check_containment(slots: &[Insn], starts: impl Iterator<Item = usize>) -> Result<(), LoadError> {
+    let starts: Vec<usize> = starts.collect();
+    for (n, &start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(slots.len());
+        for (pc, insn) in slots.iter().enumerate().take(end).skip(start) {
+            if !is_jump(insn.opc) {
+                continue;
+            }
+            let inside = i64::try_from(pc)
+                .ok()
+                .and_then(|p| p.checked_add(1)?.checked_add(jump_distance(insn)))
+                .and_then(|t| usize::try_from(t).ok())
+                .is_some_and(|t| (start..end).contains(&t));
+            if !inside {
+                return Err(LoadError::JumpOutOfBounds { pc });
+            }
+        }
+        let last = end - 1;
+        let ends_with_exit = slots[last].opc == op::EXIT;
+        let ends_with_jump = end >= start + 2 && matches!(slots[end - 2].opc, op::JA | op::JA32);
+        if !ends_with_exit && !ends_with_jump {
+            return Err(LoadError::SubProgramEnd { pc: last });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ins(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+        Insn::new(opc, dst, src, off, imm)
+    }
+
+    fn exit() -> Insn {
+        ins(op::EXIT, 0, 0, 0, 0)
+    }
+
+    fn mov(dst: u8, imm: i32) -> Insn {
+        ins(0xb7, dst, 0, 0, imm)
+    }
+
+    /// Verifies with helpers 0..=5 registered and no calculator.
+    fn check(slots: &[Insn]) -> Result<Program, LoadError> {
+        let exists = |i: u32| i <= 5;
+        let options = VerifyOptions {
+            helper_exists: &exists,
+            stack_usage: None,
+        };
+        verify(slots.to_vec(), &options)
+    }
+
+    fn message(slots: &[Insn]) -> String {
+        match check(slots) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_program_verifies() {
+        let program = check(&[]).expect("empty program");
+        assert!(program.is_empty());
+        assert_eq!(program.functions.len(), 1);
+    }
+
+    #[test]
+    fn too_many_instructions() {
+        let mut slots = vec![mov(0, 1); MAX_INSTS];
+        slots.push(exit());
+        assert_eq!(message(&slots), "too many instructions (max 65536)");
+        let mut slots = vec![mov(0, 1); MAX_INSTS - 2];
+        slots.push(exit());
+        assert_eq!(message(&slots), "ok");
+    }
+
+    #[test]
+    fn unknown_opcodes() {
+        assert_eq!(
+            message(&[ins(0x8f, 0, 0, 0, 0), exit()]),
+            "unknown opcode 0x8f at PC 0"
+        );
+        assert_eq!(
+            message(&[mov(0, 0), ins(0x00, 0, 0, 0, 0), exit()]),
+            "unknown opcode 0x00 at PC 1"
+        );
+        // Legacy packet loads are not supported.
+        assert_eq!(
+            message(&[ins(0x20, 0, 0, 0, 0), exit()]),
+            "unknown opcode 0x20 at PC 0"
+        );
+    }
+
+    #[test]
+    fn ja32_and_callx_are_accepted() {
+        assert_eq!(message(&[ins(op::JA32, 0, 0, 0, 0), exit()]), "ok");
+        assert_eq!(
+            message(&[mov(2, 1), ins(op::CALLX, 2, 0, 0, 0), exit()]),
+            "ok"
+        );
+        assert_eq!(
+            message(&[ins(op::CALLX, 2, 0, 0, 1), exit()]),
+            "Invalid immediate value 1 for opcode 8D."
+        );
+        assert_eq!(
+            message(&[ins(op::CALLX, 2, 1, 0, 0), exit()]),
+            "Invalid source register 1 for opcode 8D."
+        );
+        assert_eq!(
+            message(&[ins(op::CALLX, 11, 0, 0, 0), exit()]),
+            "invalid destination register at PC 0"
+        );
+    }
+
+    #[test]
+    fn step_a_messages() {
+        assert_eq!(
+            message(&[ins(0x84, 0, 1, 0, 0), exit()]),
+            "invalid src field for neg op at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0x87, 0, 1, 0, 0), exit()]),
+            "invalid src field for neg64 op at PC 0"
+        );
+        // err-endian-size
+        assert_eq!(
+            message(&[ins(0xdc, 0, 0, 0, 0x30), exit()]),
+            "invalid endian immediate at PC 0"
+        );
+        // err-lddw-invalid-src
+        assert_eq!(
+            message(&[ins(0x18, 1, 1, 0, 0), ins(0, 0, 0, 0, 0), exit()]),
+            "invalid source register for LDDW at PC 0"
+        );
+        // err-incomplete-lddw
+        assert_eq!(
+            message(&[ins(0x18, 0, 0, 0, 1), exit()]),
+            "incomplete lddw at PC 0"
+        );
+        assert_eq!(message(&[ins(0x18, 0, 0, 0, 1)]), "incomplete lddw at PC 0");
+        // err-lddw-second-half-invalid*
+        for (dst, src, off) in [
+            (1, 0, 0),
+            (0, 1, 0),
+            (0, 0, 1),
+            (1, 0, 1),
+            (0, 1, 1),
+            (1, 1, 1),
+        ] {
+            assert_eq!(
+                message(&[ins(0x18, 0, 0, 0, 1), ins(0, dst, src, off, 7), exit()]),
+                "invalid lddw second half at PC 1"
+            );
+        }
+        // err-infinite-loop
+        assert_eq!(
+            message(&[ins(0x05, 0, 0, -1, 0), exit()]),
+            "infinite loop at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0x06, 0, 0, 0, -1), exit()]),
+            "infinite loop at PC 0"
+        );
+        // err-jmp-out
+        assert_eq!(
+            message(&[ins(0x05, 0, 0, 2, 0), exit()]),
+            "jump out of bounds at PC 0"
+        );
+        assert_eq!(
+            message(&[mov(0, 0), ins(0x15, 0, 0, -3, 0), exit()]),
+            "jump out of bounds at PC 1"
+        );
+        // err-jmp-lddw
+        assert_eq!(
+            message(&[
+                ins(0x05, 0, 0, 1, 0),
+                ins(0x18, 0, 0, 0, 1),
+                ins(0, 0, 0, 0, 2),
+                exit()
+            ]),
+            "jump to middle of lddw at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0x85, 0, 0, 0, -1), exit()]),
+            "invalid call immediate at PC 0"
+        );
+        // err-call-unreg and err-call-bad-imm
+        let args: Vec<Insn> = (1..=5).map(|r| mov(r, i32::from(r))).collect();
+        for index in [63, 64] {
+            let mut slots = args.clone();
+            slots.extend([ins(0x85, 0, 0, 0, index), exit()]);
+            assert_eq!(
+                message(&slots),
+                format!("call to nonexistent function {index} at PC 5")
+            );
+        }
+        assert_eq!(
+            message(&[ins(0x85, 0, 1, 0, 5), exit()]),
+            "call to local function (at PC 0) is out of bounds (target: 6)"
+        );
+        assert_eq!(
+            message(&[ins(0x85, 0, 1, 0, -2), exit()]),
+            "call to local function (at PC 0) is out of bounds (target: -1)"
+        );
+        assert_eq!(
+            message(&[ins(0x85, 0, 2, 0, 1), exit()]),
+            "call to external function by BTF ID (at PC 0) is not supported"
+        );
+        assert_eq!(
+            message(&[ins(0x85, 0, 3, 0, 1), exit()]),
+            "call (at PC 0) contains invalid type value"
+        );
+        assert_eq!(
+            message(&[ins(0xdb, 10, 1, -8, 0xe0), exit()]),
+            "invalid atomic operation at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0xdb, 10, 1, -8, 0x30), exit()]),
+            "invalid atomic operation at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0xc3, 10, 1, -8, 0x30), exit()]),
+            "invalid atomic operation with opcode 0xc3 at PC 0"
+        );
+        // 32-bit atomics accept any low nibble (imm 0x02 behaves as a plain add).
+        assert_eq!(message(&[ins(0xc3, 10, 1, -8, 0x02), exit()]), "ok");
+    }
+
+    #[test]
+    fn step_b_messages() {
+        // err-invalid-reg-dst (mov32) and err-invalid-reg-src
+        assert_eq!(
+            message(&[ins(0xb4, 11, 0, 0, 1), exit()]),
+            "invalid destination register at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0xbf, 0, 11, 0, 0), exit()]),
+            "invalid source register at PC 0"
+        );
+        assert_eq!(
+            message(&[ins(0xb4, 10, 0, 0, 1), exit()]),
+            "invalid destination register at PC 0"
+        );
+        // lddw reports the second slot.
+        assert_eq!(
+            message(&[ins(0x18, 11, 0, 0, 1), ins(0, 0, 0, 0, 0), exit()]),
+            "invalid destination register at PC 1"
+        );
+        assert_eq!(
+            message(&[ins(0x18, 10, 0, 0, 1), ins(0, 0, 0, 0, 0), exit()]),
+            "invalid destination register at PC 1"
+        );
+        // Stores may name r10.
+        assert_eq!(message(&[ins(0x72, 10, 0, -1, 0), mov(0, 0), exit()]), "ok");
+        // ldx to r10 is refused by Step B.
+        assert_eq!(
+            message(&[ins(0x61, 10, 1, 0, 0), exit()]),
+            "invalid destination register at PC 0"
+        );
+    }
+
+    #[test]
+    fn step_c_verified_examples() {
+        assert_eq!(
+            message(&[mov(10, 1), exit()]),
+            "Invalid destination register 10 for opcode B7."
+        );
+        assert_eq!(
+            message(&[ins(0x07, 1, 1, 0, 1), exit()]),
+            "Invalid source register 1 for opcode  7."
+        );
+        assert_eq!(
+            message(&[ins(0x0f, 1, 2, 0, 7), exit()]),
+            "Invalid immediate value 7 for opcode  F."
+        );
+        assert_eq!(
+            message(&[ins(0x95, 1, 0, 0, 0)]),
+            "Invalid destination register 1 for opcode 95."
+        );
+        assert_eq!(
+            message(&[ins(0xdb, 10, 1, -8, 0x42), exit()]),
+            "Invalid immediate value 66 for opcode DB."
+        );
+        assert_eq!(
+            message(&[ins(0x07, 1, 0, 3, 1), exit()]),
+            "Invalid offset value 3 for opcode  7."
+        );
+        // Signed division and movsx offsets are accepted; others are not.
+        assert_eq!(message(&[ins(0x3f, 1, 2, 1, 0), mov(0, 0), exit()]), "ok");
+        assert_eq!(
+            message(&[ins(0x3f, 1, 2, 2, 0), exit()]),
+            "Invalid offset value 2 for opcode 3F."
+        );
+        assert_eq!(message(&[ins(0xbf, 1, 2, 32, 0), mov(0, 0), exit()]), "ok");
+        assert_eq!(
+            message(&[ins(0xbc, 1, 2, 32, 0), exit()]),
+            "Invalid offset value 32 for opcode BC."
+        );
+        assert_eq!(
+            message(&[ins(0xc3, 10, 1, 0, 0x100), exit()]),
+            "Invalid immediate value 256 for opcode C3."
+        );
+        assert_eq!(
+            message(&[ins(0x05, 1, 0, 0, 0), exit()]),
+            "Invalid destination register 1 for opcode  5."
+        );
+    }
+
+    #[test]
+    fn sub_program_containment() {
+        // err-call0: main's sub-program [0, 2) ends in a call.
+        assert_eq!(
+            message(&[mov(0, 1), ins(0x85, 0, 1, 0, 0), exit()]),
+            "sub-program does not end with EXIT or unconditional jump at PC 1"
+        );
+        // err-call-invalid-jump: the callee jumps back into main.
+        assert_eq!(
+            message(&[
+                mov(0, 0),
+                ins(0x85, 0, 1, 0, 1),
+                exit(),
+                mov(0, 1),
+                ins(0x05, 0, 0, -4, 0),
+                exit(),
+            ]),
+            "jump out of bounds at PC 4"
+        );
+        // The second-to-last `ja` rule.
+        assert_eq!(
+            message(&[
+                ins(0x85, 0, 1, 0, 2),
+                ins(0x05, 0, 0, 0, 0),
+                mov(0, 0),
+                exit()
+            ]),
+            "ok"
+        );
+    }
+
+    #[test]
+    fn functions_and_stack_usage() {
+        let slots = [mov(0, 0), ins(0x85, 0, 1, 0, 1), exit(), mov(0, 1), exit()];
+        let program = check(&slots).expect("valid");
+        assert_eq!(
+            program.functions,
+            vec![
+                Function {
+                    start: 0,
+                    end: 3,
+                    stack_usage: 256
+                },
+                Function {
+                    start: 3,
+                    end: 5,
+                    stack_usage: 256
+                },
+            ]
+        );
+        let exists = |_: u32| false;
+        let calc = |pc: usize| if pc == 0 { 32 } else { 0 };
+        let options = VerifyOptions {
+            helper_exists: &exists,
+            stack_usage: Some(&calc),
+        };
+        let program = verify(slots.to_vec(), &options).expect("valid");
+        assert_eq!(program.functions[0].stack_usage, 32);
+        assert_eq!(program.functions[1].stack_usage, 0);
+
+        let calc17 = |_: usize| 17;
+        let options = VerifyOptions {
+            helper_exists: &exists,
+            stack_usage: Some(&calc17),
+        };
+        assert_eq!(
+            verify(Vec::new(), &options)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            "local function (at PC 0) has improperly sized stack use (17)"
+        );
+        let calc_callee = |pc: usize| if pc == 3 { 24 } else { 16 };
+        let options = VerifyOptions {
+            helper_exists: &exists,
+            stack_usage: Some(&calc_callee),
+        };
+        assert_eq!(
+            verify(slots.to_vec(), &options)
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            "local function (at PC 3) has improperly sized stack use (24)"
+        );
+    }
 }

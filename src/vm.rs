@@ -130,6 +130,7 @@ pub struct Vm {
     pub(crate) error_printer: Option<ErrorPrinter>,
     pub(crate) program: Option<Program>,
     pub(crate) jit: crate::jit::JitCache,
+    pub(crate) safe: crate::interpreter::SafeRegistry,
 }
 
 impl fmt::Debug for Vm {
@@ -162,6 +163,7 @@ impl Vm {
             error_printer: None,
             program: None,
             jit: crate::jit::JitCache::default(),
+            safe: crate::interpreter::SafeRegistry::default(),
         }
     }
 

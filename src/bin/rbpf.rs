@@ -1,2 +1,530 @@
-//! The `rbpf` command-line tool (SKELETON).
-fn main() {}
+//! `rbpf`: run, assemble, disassemble and test eBPF programs with librbpf.
+//!
+//! Run `rbpf --help` for usage. Exit status: 0 success, 1 the program or a test failed
+//! (assembly, load or runtime error, wrong result), 2 usage error or unreadable input.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::process::ExitCode;
+
+use rbpf::data_file::{DataFile, Expected};
+use rbpf::isa::{self, Insn};
+use rbpf::{asm, disasm};
+
+const USAGE: &str = "\
+rbpf: run, assemble, disassemble and test eBPF programs (librbpf)
+
+USAGE:
+    rbpf run [OPTIONS] PROG       run PROG and print r0 as 0x...
+    rbpf asm [--hex] [-o OUT] [FILE|-]
+                                  assemble text to bytecode (stdout unless -o)
+    rbpf disasm [--hex] [FILE|-]  disassemble bytecode (raw, or ELF) to text; with --hex the
+                                  input is hex text such as \"b7 00 00 00 01 00 00 00\"
+    rbpf test FILE.data|DIR...    run .data test files (a directory: its *.data files)
+                                  in the interpreter and the JIT; one PASS/FAIL line each
+    rbpf help                     show this help (also -h, --help)
+    rbpf --version                show the version
+
+PROG and FILE may be `-` for standard input. PROG is an ELF object (detected by its
+magic), assembly text (detected: UTF-8 without NUL bytes) or raw little-endian bytecode.
+Assembly is the bpf_conformance syntax (`mov %r0, 1`, `ldxdw %r0, [%r1+2]`, `ja label`)
+or rbpf's (`mov64 r0, 1`); a runtime error is printed and exits with status 1.
+
+RUN OPTIONS:
+    -m, --mem FILE       input memory read from FILE (r1 points to it, r2 is its length)
+    --mem-hex HEX        input memory as hex bytes, e.g. \"01 02 ff\" or 0102ff
+    -j, --jit            run with the Cranelift JIT instead of the interpreter
+    --limit N            stop with an error after N instructions (0: no limit)
+    --no-bounds-check    do not check memory accesses
+    --entry NAME         ELF only: the function to start at
+    --asm | --raw | --elf
+                         force the input format instead of detecting it
+
+ASM OPTIONS:
+    --hex                write hex text (one instruction of 8 bytes per line) instead of bytes
+    -o, --output OUT     write to OUT instead of standard output
+
+Helpers 0-5 of the bpf_conformance suite are registered for `run` and `test`
+(gather_bytes, memfrob, no_op, sqrti, strcmp_ext, unwind; 5 is the unwind helper).
+
+EXIT STATUS:
+    0  success (for `test`: every file passed)
+    1  the program failed to assemble, load or run, or a test failed
+    2  usage error, or an input file could not be read or written
+";
+
+/// How a command failed.
+#[derive(Debug)]
+enum Failure {
+    /// Bad command line, or unreadable/unwritable files (exit 2).
+    Usage(String),
+    /// The program or a test failed (exit 1); the message is already specific.
+    Program(String),
+}
+
+type CliResult<T> = Result<T, Failure>;
+
+fn usage<T>(msg: impl Into<String>) -> CliResult<T> {
+    Err(Failure::Usage(msg.into()))
+}
+
+fn main() -> ExitCode {
+    let mut args = Vec::new();
+    for arg in std::env::args_os().skip(1) {
+        match arg.into_string() {
+            Ok(a) => args.push(a),
+            Err(bad) => {
+                eprintln!(
+                    "rbpf: argument is not valid UTF-8: {}",
+                    bad.to_string_lossy()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
+    match dispatch(&args) {
+        Ok(code) => code,
+        Err(Failure::Usage(msg)) => {
+            eprintln!("rbpf: {msg}");
+            eprintln!("Try `rbpf --help` for usage.");
+            ExitCode::from(2)
+        }
+        Err(Failure::Program(msg)) => {
+            eprintln!("rbpf: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> CliResult<ExitCode> {
+    let Some((command, rest)) = args.split_first() else {
+        eprint!("{USAGE}");
+        return usage("missing command");
+    };
+    match command.as_str() {
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "-V" | "--version" => {
+            println!("rbpf {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        "run" => cmd_run(rest),
+        "asm" => cmd_asm(rest),
+        "disasm" => cmd_disasm(rest),
+        "test" => cmd_test(rest),
+        other => usage(format!("unknown command `{other}`")),
+    }
+}
+
+/// Reads a file, or standard input for `-`.
+fn read_input(path: &str) -> CliResult<Vec<u8>> {
+    let mut buf = Vec::new();
+    let result = if path == "-" {
+        io::stdin().lock().read_to_end(&mut buf).map(|_| ())
+    } else {
+        std::fs::read(path).map(|b| buf = b)
+    };
+    match result {
+        Ok(()) => Ok(buf),
+        Err(e) => usage(format!("cannot read {path}: {e}")),
+    }
+}
+
+/// How error messages name an input (`-` is standard input).
+fn display_name(path: &str) -> &str {
+    if path == "-" { "<stdin>" } else { path }
+}
+
+fn wants_help(args: &[String]) -> bool {
+    args.iter().any(|a| a == "-h" || a == "--help")
+}
+
+/// Takes the value of an option (`--mem FILE`) from the argument iterator.
+fn value<'a>(opt: &str, it: &mut impl Iterator<Item = &'a String>) -> CliResult<&'a str> {
+    match it.next() {
+        Some(v) => Ok(v),
+        None => usage(format!("{opt} needs a value")),
+    }
+}
+
+fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
+    let digits: String = text
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .map(|tok| tok.strip_prefix("0x").unwrap_or(tok))
+        .collect();
+    if !digits.len().is_multiple_of(2) || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    digits
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Elf,
+    Raw,
+    Asm,
+}
+
+/// ELF by magic; text (UTF-8 without NULs) is assembly; anything else is raw bytecode.
+fn sniff(bytes: &[u8]) -> Format {
+    if bytes.starts_with(b"\x7fELF") {
+        Format::Elf
+    } else if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
+        Format::Asm
+    } else {
+        Format::Raw
+    }
+}
+
+fn assemble_text(bytes: &[u8], name: &str) -> CliResult<Vec<u8>> {
+    let name = display_name(name);
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| Failure::Program(format!("{name} is not UTF-8 text: {e}")))?;
+    asm::assemble_bytes(text).map_err(|e| Failure::Program(format!("{name}: {e}")))
+}
+
+struct RunOptions {
+    prog: String,
+    mem: Vec<u8>,
+    jit: bool,
+    limit: Option<u32>,
+    bounds_check: bool,
+    entry: Option<String>,
+    format: Option<Format>,
+}
+
+fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
+    let mut prog = None;
+    let mut mem_file = None;
+    let mut mem_hex = None;
+    let mut opts = RunOptions {
+        prog: String::new(),
+        mem: Vec::new(),
+        jit: false,
+        limit: None,
+        bounds_check: true,
+        entry: None,
+        format: None,
+    };
+    let set_format = |f: Format, current: &mut Option<Format>| match current {
+        Some(old) if *old != f => usage("--asm, --raw and --elf are mutually exclusive"),
+        _ => {
+            *current = Some(f);
+            Ok(())
+        }
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--mem" | "-m" => mem_file = Some(value(arg, &mut it)?),
+            "--mem-hex" => mem_hex = Some(value(arg, &mut it)?),
+            "--jit" | "-j" => opts.jit = true,
+            "--limit" => {
+                let v = value(arg, &mut it)?;
+                opts.limit = Some(v.parse().map_err(|_| {
+                    Failure::Usage(format!("--limit needs a number from 0 to {}", u32::MAX))
+                })?);
+            }
+            "--no-bounds-check" => opts.bounds_check = false,
+            "--entry" => opts.entry = Some(value(arg, &mut it)?.to_owned()),
+            "--asm" => set_format(Format::Asm, &mut opts.format)?,
+            "--raw" => set_format(Format::Raw, &mut opts.format)?,
+            "--elf" => set_format(Format::Elf, &mut opts.format)?,
+            a if a.starts_with('-') && a != "-" => return usage(format!("unknown option `{a}`")),
+            a => {
+                if prog.replace(a).is_some() {
+                    return usage("`run` takes exactly one program");
+                }
+            }
+        }
+    }
+    opts.prog = match prog {
+        Some(p) => p.to_owned(),
+        None => return usage("`run` needs a program file (or - for standard input)"),
+    };
+    opts.mem = match (mem_file, mem_hex) {
+        (Some(_), Some(_)) => return usage("use either --mem or --mem-hex, not both"),
+        (Some(path), None) => {
+            if path == "-" && opts.prog == "-" {
+                return usage("the program and the memory cannot both come from standard input");
+            }
+            read_input(path)?
+        }
+        (None, Some(hex)) => parse_hex_bytes(hex)
+            .ok_or_else(|| Failure::Usage(format!("--mem-hex: not hex bytes: {hex}")))?,
+        (None, None) => Vec::new(),
+    };
+    Ok(opts)
+}
+
+fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
+    if wants_help(args) {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut opts = parse_run_args(args)?;
+    let input = read_input(&opts.prog)?;
+    let format = opts.format.unwrap_or_else(|| sniff(&input));
+    if opts.entry.is_some() && format != Format::Elf {
+        return usage("--entry applies only to ELF programs");
+    }
+    let mut vm = engine::new_vm();
+    vm.config_mut().bounds_check = opts.bounds_check;
+    if let Some(limit) = opts.limit {
+        vm.config_mut().instruction_limit = limit;
+    }
+    match format {
+        Format::Elf => engine::load_elf(&mut vm, &input, opts.entry.as_deref())
+            .map_err(|e| Failure::Program(format!("Failed to load code: {e}")))?,
+        Format::Raw | Format::Asm => {
+            let code = if format == Format::Asm {
+                assemble_text(&input, &opts.prog)?
+            } else {
+                input
+            };
+            vm.load(&code)
+                .map_err(|e| Failure::Program(format!("Failed to load code: {e}")))?;
+        }
+    }
+    let result = if opts.jit {
+        engine::run_jit(&mut vm, &mut opts.mem)
+    } else {
+        engine::interpret(&vm, &mut opts.mem)
+    };
+    match result {
+        Ok(r0) => {
+            println!("{r0:#x}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(Failure::Program(e)),
+    }
+}
+
+fn cmd_asm(args: &[String]) -> CliResult<ExitCode> {
+    if wants_help(args) {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut hex = false;
+    let mut output = None;
+    let mut input = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--hex" => hex = true,
+            "-o" | "--output" => output = Some(value(arg, &mut it)?),
+            a if a.starts_with('-') && a != "-" => return usage(format!("unknown option `{a}`")),
+            a => {
+                if input.replace(a).is_some() {
+                    return usage("`asm` takes at most one input file");
+                }
+            }
+        }
+    }
+    let input = input.unwrap_or("-");
+    let text = read_input(input)?;
+    let code = assemble_text(&text, input)?;
+    let out = if hex {
+        let mut s = String::new();
+        for slot in code.chunks(isa::INSN_SIZE) {
+            let line: Vec<String> = slot.iter().map(|b| format!("{b:02x}")).collect();
+            let _ = writeln!(s, "{}", line.join(" "));
+        }
+        s.into_bytes()
+    } else {
+        code
+    };
+    write_output(output, &out)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_output(path: Option<&str>, bytes: &[u8]) -> CliResult<()> {
+    let result = match path {
+        Some(p) if p != "-" => std::fs::write(p, bytes),
+        _ => {
+            let mut out = io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
+    };
+    result.map_err(|e| Failure::Usage(format!("cannot write {}: {e}", path.unwrap_or("-"))))
+}
+
+fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
+    if wants_help(args) {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut input = None;
+    let mut hex = false;
+    for arg in args {
+        match arg.as_str() {
+            "--hex" => hex = true,
+            a if a.starts_with('-') && a != "-" => return usage(format!("unknown option `{a}`")),
+            a => {
+                if input.replace(a).is_some() {
+                    return usage("`disasm` takes at most one input file");
+                }
+            }
+        }
+    }
+    let input = input.unwrap_or("-");
+    let mut bytes = read_input(input)?;
+    if hex {
+        bytes = std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(parse_hex_bytes)
+            .ok_or_else(|| Failure::Program(format!("{}: not hex bytes", display_name(input))))?;
+    }
+    let insns: Vec<Insn> = if sniff(&bytes) == Format::Elf {
+        let mut vm = engine::new_vm();
+        engine::load_elf(&mut vm, &bytes, None)
+            .map_err(|e| Failure::Program(format!("{}: {e}", display_name(input))))?;
+        vm.program().map(|p| p.insns.clone()).unwrap_or_default()
+    } else {
+        isa::decode_slots(&bytes).ok_or_else(|| {
+            Failure::Program(format!(
+                "{}: length {} is not a multiple of 8 bytes",
+                display_name(input),
+                bytes.len()
+            ))
+        })?
+    };
+    write_output(None, disasm::disassemble(&insns).as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Judges one stage's outcome against the file's expectation.
+fn check(expected: &Expected, outcome: Result<u64, String>) -> Result<(), String> {
+    expected.judge(outcome.as_ref().copied().map_err(String::as_str))
+}
+
+/// Runs one `.data` file; `Ok` with a note (e.g. "interpreter only"), or the failure reason.
+fn run_data_file(path: &str) -> Result<String, String> {
+    let bytes = if path == "-" {
+        let mut buf = Vec::new();
+        io::stdin()
+            .lock()
+            .read_to_end(&mut buf)
+            .map(|_| buf)
+            .map_err(|e| format!("cannot read standard input: {e}"))?
+    } else {
+        std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?
+    };
+    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
+    let file = DataFile::parse(&text).map_err(|e| e.to_string())?;
+    let expected = file.expected().map_err(|e| e.to_string())?;
+    let code = match file.program() {
+        Ok(insns) => isa::encode_slots(&insns),
+        Err(e) => return check(&expected, Err(e.to_string())).map(|()| String::new()),
+    };
+    let mut engines: Vec<(&str, bool)> = vec![("interpreter", false)];
+    let mut note = String::new();
+    if file.no_jit.is_some() {
+        note = " (interpreter only: the file says no jit)".to_owned();
+    } else {
+        engines.push(("jit", true));
+    }
+    for (name, jit) in engines {
+        let mut vm = engine::new_vm();
+        let mut mem = file.mem_bytes();
+        let outcome = match vm.load(&code) {
+            Err(e) => Err(format!("Failed to load code: {e}")),
+            Ok(()) if jit => engine::run_jit(&mut vm, &mut mem),
+            Ok(()) => engine::interpret(&vm, &mut mem),
+        };
+        check(&expected, outcome).map_err(|e| format!("{name}: {e}"))?;
+    }
+    Ok(note)
+}
+
+fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
+    if wants_help(args) {
+        print!("{USAGE}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(opt) = args.iter().find(|a| a.starts_with('-') && *a != "-") {
+        return usage(format!("unknown option `{opt}`"));
+    }
+    if args.is_empty() {
+        return usage("`test` needs at least one .data file or directory");
+    }
+    let mut files = Vec::new();
+    for arg in args {
+        let path = std::path::Path::new(arg);
+        if !path.is_dir() {
+            files.push(arg.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| Failure::Usage(format!("cannot read directory {arg}: {e}")))?;
+        let mut found: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "data"))
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        found.sort();
+        files.extend(found);
+    }
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for path in &files {
+        match run_data_file(path) {
+            Ok(note) => {
+                passed += 1;
+                println!("PASS {path}{note}");
+            }
+            Err(reason) => {
+                failed += 1;
+                println!("FAIL {path}: {reason}");
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// The engine entry points the CLI uses, in one place.
+mod engine {
+    use rbpf::Vm;
+    use rbpf::jit::JitMode;
+
+    /// A VM with the conformance helpers registered and runtime errors kept for the caller.
+    pub fn new_vm() -> Vm {
+        let mut vm = Vm::new();
+        rbpf::conformance::register_helpers(&mut vm);
+        // Errors are returned and printed by the CLI itself, once.
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm
+    }
+
+    /// Runs the loaded program in the interpreter.
+    pub fn interpret(vm: &Vm, mem: &mut [u8]) -> Result<u64, String> {
+        vm.execute(mem).map_err(|e| e.to_string())
+    }
+
+    /// Compiles the loaded program and runs it.
+    pub fn run_jit(vm: &mut Vm, mem: &mut [u8]) -> Result<u64, String> {
+        vm.compile(JitMode::Basic)
+            .map_err(|e| format!("Failed to compile: {e}"))?;
+        vm.execute_jit(mem).map_err(|e| e.to_string())
+    }
+
+    /// Loads an ELF object.
+    pub fn load_elf(vm: &mut Vm, bytes: &[u8], entry: Option<&str>) -> Result<(), String> {
+        vm.load_elf(bytes, entry).map_err(|e| e.to_string())
+    }
+}

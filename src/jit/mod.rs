@@ -1,5 +1,279 @@
-//! The Cranelift JIT (SKELETON: implemented by the JIT work).
+//! The Cranelift JIT: compiles a loaded [`Program`](crate::Program) into native code with
+//! exactly the interpreter's semantics, plus the VM's bounds checks, instruction limit and
+//! call-depth limit (uBPF's JIT has none of these).
+//!
+//! Design (see `translate.rs` for the code shape):
+//! * one Cranelift function per program, compiled with [`Context::compile`] straight into bytes
+//!   that are checked to contain **no relocations**; the bytes are the whole image, so
+//!   [`Vm::copy_jit`] and [`Vm::translate`] output runs after a plain `memcpy`;
+//! * helper calls load the dispatcher and the helper slot from the VM's boxed
+//!   [`HelperTable`](crate::helpers::HelperTable) at run time, so helpers registered after
+//!   compiling are the ones called;
+//! * settings are read **at compile time**: `bounds_check`, `instruction_limit` and
+//!   `unwind_index` are baked into the code (like uBPF, a cached image is returned unchanged
+//!   after a setting changes; recompile after unloading to pick up new settings);
+//! * faults return `u64::MAX` from the compiled function after recording the error in a
+//!   thread-local; [`Vm::execute_jit`] turns it into the same [`ExecError`] the interpreter
+//!   produces and reports it through [`Vm::report`].
+
+pub(crate) mod cfg;
+mod code;
+pub(crate) mod context;
+pub(crate) mod runtime;
+pub(crate) mod translate;
+
+use std::sync::{Arc, OnceLock};
+
+use cranelift_codegen::Context;
+use cranelift_codegen::control::ControlPlane;
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_frontend::FunctionBuilderContext;
+
+use crate::error::{ExecError, JitError};
+use crate::isa::STACK_SIZE;
+use crate::vm::{ExecutionProfile, Vm};
+use code::ExecutableCode;
+use context::JitContext;
+
+/// Which C entry signature compiled code has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JitMode {
+    /// uBPF's `ubpf_jit_fn`: `u64 fn(void *mem, size_t mem_len)`; the eBPF stack (4096 bytes)
+    /// is on the native stack.
+    Basic,
+    /// uBPF's `ubpf_jit_ex_fn`: `u64 fn(void *mem, size_t mem_len, uint8_t *stack, size_t
+    /// stack_len)`; r10 starts at `stack + stack_len`.
+    Extended,
+}
+
+/// The C signature of [`JitMode::Basic`] code.
+pub type JitFn = unsafe extern "C" fn(*mut u8, usize) -> u64;
+/// The C signature of [`JitMode::Extended`] code.
+pub type JitExFn = unsafe extern "C" fn(*mut u8, usize, *mut u8, usize) -> u64;
+
+/// One compiled image owned by the VM.
+#[derive(Debug)]
+struct Image {
+    mode: JitMode,
+    code: ExecutableCode,
+}
 
 /// Compiled code cached per JIT mode; dropped on unload.
+///
+/// Holds the boxed [`JitContext`] that compiled and translated code points to, so its address
+/// is stable for as long as the cache lives.
 #[derive(Debug, Default)]
-pub struct JitCache {}
+pub struct JitCache {
+    image: Option<Image>,
+    ctx: Option<Box<JitContext>>,
+}
+
+/// The host ISA with librbpf's flags, built once per process.
+fn host_isa() -> Result<Arc<dyn TargetIsa>, JitError> {
+    static ISA: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
+    ISA.get_or_init(|| {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| {
+            f.set(k, v).map_err(|e| format!("setting {k}: {e}"))
+        };
+        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "enable_probestack", "true")?;
+        set(&mut flags, "probestack_strategy", "inline")?;
+        set(&mut flags, "unwind_info", "false")?;
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
+        let builder = cranelift_native::builder().map_err(str::to_owned)?;
+        builder
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| format!("cranelift ISA: {e}"))
+    })
+    .clone()
+    .map_err(JitError::Internal)
+}
+
+impl Vm {
+    /// The context compiled code of this VM points to (created on first use, kept until unload).
+    fn jit_context(&mut self) -> *const JitContext {
+        let vm: *const Vm = self;
+        let ctx = self
+            .jit
+            .ctx
+            .get_or_insert_with(|| Box::new(JitContext::new(vm)));
+        ctx.vm
+            .store(vm.cast_mut(), std::sync::atomic::Ordering::Relaxed);
+        &**ctx
+    }
+
+    /// Translates the loaded program into position-independent machine code.
+    fn jit_bytes(&mut self, mode: JitMode) -> Result<Vec<u8>, JitError> {
+        if self.config.profile == ExecutionProfile::Safe {
+            return Err(JitError::SafeProfile);
+        }
+        if self.program.is_none() {
+            return Err(JitError::NotLoaded);
+        }
+        let ctx = self.jit_context();
+        let isa = host_isa()?;
+        let program = self.program.as_ref().ok_or(JitError::NotLoaded)?;
+        let opts = translate::Options {
+            mode,
+            bounds_check: self.config.bounds_check,
+            instruction_limit: self.config.instruction_limit,
+            unwind_index: self.config.unwind_index,
+            helpers: &*self.helpers,
+            ctx,
+        };
+        let mut fctx = FunctionBuilderContext::new();
+        let func = translate::translate(&*isa, program, opts, &mut fctx)?;
+        let mut context = Context::for_function(func);
+        let compiled = context
+            .compile(&*isa, &mut ControlPlane::default())
+            .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
+        if !compiled.buffer.relocs().is_empty() {
+            return Err(JitError::Internal(
+                "compiled code needs relocations".to_owned(),
+            ));
+        }
+        Ok(compiled.code_buffer().to_vec())
+    }
+
+    /// Compiles the loaded program (uBPF's `ubpf_compile_ex`). A second call in the same mode
+    /// returns the same pointer; compiling in the other mode replaces (and invalidates) the
+    /// previous code. The code lives until [`Vm::unload`], a reload, or the VM's drop.
+    ///
+    /// The returned pointer is a [`JitFn`] for [`JitMode::Basic`] and a [`JitExFn`] for
+    /// [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
+    /// [`JitError::TargetBufferTooSmall`].
+    pub fn compile(&mut self, mode: JitMode) -> Result<*const u8, JitError> {
+        if self.config.profile == ExecutionProfile::Safe {
+            return Err(JitError::SafeProfile);
+        }
+        if let Some(image) = &self.jit.image
+            && image.mode == mode
+        {
+            return Ok(image.code.as_ptr());
+        }
+        self.jit.image = None;
+        let bytes = self.jit_bytes(mode)?;
+        if bytes.len() > self.config.jit_code_size {
+            return Err(JitError::TargetBufferTooSmall);
+        }
+        let code = ExecutableCode::new(&bytes)?;
+        let ptr = code.as_ptr();
+        self.jit.image = Some(Image { mode, code });
+        Ok(ptr)
+    }
+
+    /// Writes machine code for the loaded program into `buf` (uBPF's `ubpf_translate_ex`) and
+    /// returns its length. The caller makes `buf` executable; the code stays valid while this
+    /// VM keeps the program loaded, wherever the bytes are copied.
+    pub fn translate(&mut self, mode: JitMode, buf: &mut [u8]) -> Result<usize, JitError> {
+        let bytes = self.jit_bytes(mode)?;
+        let dest = buf
+            .get_mut(..bytes.len())
+            .ok_or(JitError::TargetBufferTooSmall)?;
+        dest.copy_from_slice(&bytes);
+        Ok(bytes.len())
+    }
+
+    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`).
+    pub fn copy_jit(&self, buf: &mut [u8]) -> Result<(), JitError> {
+        let image = self.jit.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
+        let bytes = image.code.bytes();
+        let dest = buf
+            .get_mut(..bytes.len())
+            .ok_or(JitError::BufferNotBigEnough)?;
+        dest.copy_from_slice(bytes);
+        Ok(())
+    }
+
+    /// Size in bytes of the compiled image, if any.
+    pub fn jit_size(&self) -> Option<usize> {
+        self.jit.image.as_ref().map(|i| i.code.bytes().len())
+    }
+
+    /// The mode of the compiled image, if any.
+    pub fn jit_mode(&self) -> Option<JitMode> {
+        self.jit.image.as_ref().map(|i| i.mode)
+    }
+
+    /// Runs the compiled code on `mem` (r1 = mem, r2 = its length). Extended-mode code gets a
+    /// fresh 4096-byte stack. Faults come back as the [`ExecError`] the interpreter would give,
+    /// and are reported through [`Vm::report`].
+    pub fn execute_jit(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
+        // An empty buffer is passed as NULL, as C callers without memory do.
+        let ptr = if mem.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            mem.as_mut_ptr()
+        };
+        // SAFETY: `mem` is a valid buffer of its length; the stack is allocated by the callee.
+        unsafe { self.execute_jit_raw(ptr, mem.len(), std::ptr::null_mut(), 0) }
+    }
+
+    /// [`Vm::execute_jit`] over raw pointers (for the C API). `mem` may be null. A null `stack`
+    /// gives Extended-mode code a fresh 4096-byte stack; Basic-mode code ignores `stack`.
+    /// Returns [`ExecError::NotLoaded`] when nothing is compiled.
+    ///
+    /// # Safety
+    /// `mem` must be valid for `mem_len` bytes and `stack` (when non-null) for `stack_len`
+    /// bytes of reads and writes, for the whole run. With bounds checking off, the program
+    /// must only access memory that is valid.
+    pub unsafe fn execute_jit_raw(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        stack: *mut u8,
+        stack_len: usize,
+    ) -> Result<u64, ExecError> {
+        let image = self.jit.image.as_ref().ok_or(ExecError::NotLoaded)?;
+        if let Some(ctx) = &self.jit.ctx {
+            // Every thread stores the same value: the VM cannot move while it is borrowed.
+            ctx.vm.store(
+                std::ptr::from_ref(self).cast_mut(),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+        let previous = runtime::arm();
+        let ret = match image.mode {
+            JitMode::Basic => {
+                // SAFETY: the image was compiled with the Basic signature and is live while
+                // `self` is borrowed.
+                let f: JitFn = unsafe { std::mem::transmute(image.code.as_ptr()) };
+                // SAFETY: the caller guarantees `mem`; the code checks its accesses.
+                unsafe { f(mem, mem_len) }
+            }
+            JitMode::Extended => {
+                let f: JitExFn =
+                    // SAFETY: the image was compiled with the Extended signature.
+                    unsafe { std::mem::transmute(image.code.as_ptr()) };
+                if stack.is_null() {
+                    let mut own = std::mem::MaybeUninit::<[u8; STACK_SIZE]>::uninit();
+                    // SAFETY: the stack is raw memory for eBPF code, valid for its length.
+                    unsafe { f(mem, mem_len, own.as_mut_ptr().cast(), STACK_SIZE) }
+                } else {
+                    // SAFETY: the caller guarantees `mem` and `stack`.
+                    unsafe { f(mem, mem_len, stack, stack_len) }
+                }
+            }
+        };
+        match runtime::disarm(previous) {
+            Some(err) => {
+                self.report(&err);
+                Err(err)
+            }
+            None => Ok(ret),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! Running the loaded program in the interpreter: `ubpf_exec` and `ubpf_exec_ex`.
+
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::Ordering;
+
+use crate::capi::ubpf_vm;
+use crate::isa::STACK_SIZE;
+
+/// Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
+/// of zeroed stack. `mem` may be NULL (with any length; accesses through it then fail).
+/// Runtime errors (out-of-bounds access, instruction limit, call depth…) are reported through
+/// the error printer (see `ubpf_set_error_print`).
+///
+/// Threads: several threads may run one loaded VM at once; helpers must be reentrant.
+///
+/// Returns 0 and writes r0 to `*bpf_return_value` on success; returns -1 and leaves
+/// `*bpf_return_value` untouched on failure (also when nothing is loaded, or `vm` or
+/// `bpf_return_value` is NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_exec(
+    vm: *const ubpf_vm,
+    mem: *mut c_void,
+    mem_len: usize,
+    bpf_return_value: *mut u64,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm!(vm);
+        let ret = try_mut!(bpf_return_value);
+        handle.execution_started.store(true, Ordering::Relaxed);
+        let mut stack = [0u8; STACK_SIZE];
+        // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract); the stack is a
+        // local array used only by this run.
+        match unsafe {
+            handle
+                .vm
+                .execute_raw(mem.cast(), mem_len, stack.as_mut_ptr(), stack.len())
+        } {
+            Ok(value) => {
+                *ret = value;
+                0
+            }
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Runs the loaded program like `ubpf_exec`, on the caller's stack: `r10 = stack +
+/// stack_len` (the stack grows down).
+///
+/// Returns as `ubpf_exec`; also -1 if `stack` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_exec_ex(
+    vm: *const ubpf_vm,
+    mem: *mut c_void,
+    mem_len: usize,
+    bpf_return_value: *mut u64,
+    stack: *mut u8,
+    stack_len: usize,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm!(vm);
+        let ret = try_mut!(bpf_return_value);
+        if stack.is_null() {
+            return -1;
+        }
+        handle.execution_started.store(true, Ordering::Relaxed);
+        // SAFETY: `mem`/`mem_len` and `stack`/`stack_len` describe the caller's buffers (API
+        // contract), which it does not touch during the run.
+        match unsafe { handle.vm.execute_raw(mem.cast(), mem_len, stack, stack_len) } {
+            Ok(value) => {
+                *ret = value;
+                0
+            }
+            Err(_) => -1,
+        }
+    })
+}

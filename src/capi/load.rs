@@ -1,0 +1,138 @@
+//! Loading and unloading code, and the load-time callbacks: data relocation (ELF) and the
+//! bounds callback (consulted at run time for accesses outside mem and the stack).
+
+use std::ffi::{CString, c_char, c_int, c_void};
+
+use crate::capi::boundary::UserPtr;
+use crate::capi::types::{ubpf_bounds_check, ubpf_data_relocation, ubpf_safe_region};
+use crate::capi::{errmsg, ubpf_vm};
+
+/// Validates `code` (`code_len` bytes of raw little-endian eBPF bytecode) and makes it the
+/// VM's program. The checks, their order and their messages are uBPF's (for example
+/// "unknown opcode 0x8f at PC 0").
+///
+/// `*errmsg` is set to NULL first; on failure it receives a message the caller frees with
+/// `free()`. `errmsg` itself may be NULL. A VM holds one program: unload it with
+/// `ubpf_unload_code` before loading another.
+///
+/// Returns 0 on success, -1 on failure (including NULL `vm`, or NULL `code` with a non-zero
+/// length).
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_load(
+    vm: *mut ubpf_vm,
+    code: *const c_void,
+    code_len: u32,
+    errmsg: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary!(errmsg; {
+        errmsg::clear(errmsg);
+        let handle = try_vm_mut!(vm, errmsg);
+        let len = usize::try_from(code_len).unwrap_or(usize::MAX);
+        let code = try_slice!(code, len, errmsg, "code");
+        match handle.vm.load(code) {
+            Ok(()) => 0,
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                -1
+            }
+        }
+    })
+}
+
+/// Drops the loaded program and any JIT-compiled code (function pointers from `ubpf_compile`
+/// become invalid). Helpers, callbacks and settings stay. Safe to call when nothing is
+/// loaded; NULL is ignored.
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_unload_code(vm: *mut ubpf_vm) {
+    ffi_boundary!({
+        try_vm_mut!(vm).vm.unload();
+    })
+}
+
+/// Installs the callback that resolves ELF `R_BPF_64_64` data relocations, called as
+/// `relocation(user_context, section_data, section_size, symbol_name, symbol_offset,
+/// symbol_size)`; its result is what the relocated `lddw` loads. Like uBPF, it can be set
+/// once: a later call fails even with NULL.
+///
+/// Returns 0, or -1 if a callback is already set or `vm` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_register_data_relocation(
+    vm: *mut ubpf_vm,
+    user_context: *mut c_void,
+    relocation: ubpf_data_relocation,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        if handle.vm.data_relocation.is_some() {
+            return -1;
+        }
+        let Some(relocate) = relocation else {
+            return 0;
+        };
+        let context = UserPtr(user_context);
+        let callback = Box::new(move |data: &[u8], symbol: &str, offset: u64, size: u64| {
+            let symbol = CString::new(symbol.replace('\0', "")).unwrap_or_default();
+            let data_size = u64::try_from(data.len()).unwrap_or(u64::MAX);
+            // SAFETY: the embedder's callback; `data` and `symbol` are valid for the call.
+            unsafe {
+                relocate(
+                    context.get(),
+                    data.as_ptr(),
+                    data_size,
+                    symbol.as_ptr(),
+                    offset,
+                    size,
+                )
+            }
+        });
+        match handle.vm.set_data_relocation(callback) {
+            Ok(()) => 0,
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Installs the callback that may accept a memory access outside `mem` and the stack, called
+/// as `bounds_check(user_context, addr, size)` only after those two regions have refused the
+/// access (and only while bounds checking is on). Like uBPF, it can be set once: a later call
+/// fails even with NULL.
+///
+/// Returns 0, or -1 if a callback is already set or `vm` is NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_register_data_bounds_check(
+    vm: *mut ubpf_vm,
+    user_context: *mut c_void,
+    bounds_check: ubpf_bounds_check,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        if handle.vm.bounds_check_fn.is_some() {
+            return -1;
+        }
+        let Some(check) = bounds_check else {
+            return 0;
+        };
+        let context = UserPtr(user_context);
+        let callback = Box::new(move |addr: u64, size: u64| {
+            // SAFETY: the embedder's callback, called with its own context.
+            unsafe { check(context.get(), addr, size) }
+        });
+        match handle.vm.set_bounds_check_fn(callback) {
+            Ok(()) => 0,
+            Err(_) => -1,
+        }
+    })
+}
+
+/// Registers a region for the safe execution profile. librbpf does not implement the safe
+/// profile.
+///
+/// Returns -1 (not supported).
+#[unsafe(no_mangle)]
+pub extern "C" fn ubpf_register_safe_region(
+    vm: *mut ubpf_vm,
+    region: *const ubpf_safe_region,
+) -> c_int {
+    let _ = (vm, region);
+    -1
+}

@@ -1,0 +1,143 @@
+//! librbpf's own C functions (prefix `rbpf_`), declared in `include/rbpf.h`: the version,
+//! the assembler and disassembler, and a JIT runner that tells faults from results.
+
+use std::ffi::{CStr, c_char, c_int, c_void};
+
+use crate::capi::{errmsg, ubpf_vm};
+
+/// The library version, NUL-terminated.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+
+/// librbpf's version, such as "0.1.0".
+///
+/// Returns a static string (do not free it).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_version() -> *const c_char {
+    VERSION.as_ptr().cast()
+}
+
+/// Copies `bytes` into a `malloc` allocation (at least one byte, so an empty result is not
+/// NULL). NULL if the allocation fails.
+fn malloc_bytes(bytes: &[u8]) -> *mut u8 {
+    // SAFETY: plain C allocation; the result is checked for NULL before use.
+    let buf = unsafe { libc::malloc(bytes.len().max(1)) }.cast::<u8>();
+    if !buf.is_null() {
+        // SAFETY: `buf` has room for `bytes.len()` bytes and does not overlap `bytes`.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len()) };
+    }
+    buf
+}
+
+/// Assembles eBPF assembly `text` (the bpf_conformance / uBPF syntax, e.g. `mov %r0, 1` and
+/// `exit`, one instruction per line, labels allowed) into bytecode for `ubpf_load`.
+///
+/// On success, `*bytes` receives a `malloc`-allocated buffer (the caller frees it with
+/// `free()`) of `*len` bytes. On failure `*errmsg` receives a message (freed with `free()`).
+///
+/// Returns 0 on success, -1 on failure (including NULL `text`, `bytes` or `len`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_assemble(
+    text: *const c_char,
+    bytes: *mut *mut u8,
+    len: *mut usize,
+    errmsg: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary!(errmsg; {
+        errmsg::clear(errmsg);
+        let out_bytes = try_mut!(bytes, errmsg, "bytes");
+        let out_len = try_mut!(len, errmsg, "len");
+        if text.is_null() {
+            errmsg::set(errmsg, &"invalid argument: text is NULL");
+            return -1;
+        }
+        // SAFETY: a non-NULL `text` is a NUL-terminated string (API contract).
+        let Ok(text) = unsafe { CStr::from_ptr(text) }.to_str() else {
+            errmsg::set(errmsg, &"invalid argument: text is not valid UTF-8");
+            return -1;
+        };
+        match crate::asm::assemble_bytes(text) {
+            Ok(code) => {
+                let buf = malloc_bytes(&code);
+                if buf.is_null() {
+                    errmsg::set(errmsg, &"out of memory");
+                    return -1;
+                }
+                *out_bytes = buf;
+                *out_len = code.len();
+                0
+            }
+            Err(err) => {
+                errmsg::set(errmsg, &err);
+                -1
+            }
+        }
+    })
+}
+
+/// Disassembles `len` bytes of bytecode into text, one instruction per line, in the syntax
+/// `rbpf_assemble` reads (labels at jump and call targets).
+///
+/// On success, `*text` receives a `malloc`-allocated NUL-terminated string (the caller frees
+/// it with `free()`). On failure `*errmsg` receives a message (freed with `free()`).
+///
+/// Returns 0 on success, -1 on failure (a length that is not a multiple of 8, or NULL
+/// `bytes` with a non-zero `len`, or NULL `text`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_disassemble(
+    bytes: *const u8,
+    len: usize,
+    text: *mut *mut c_char,
+    errmsg: *mut *mut c_char,
+) -> c_int {
+    ffi_boundary!(errmsg; {
+        errmsg::clear(errmsg);
+        let out_text = try_mut!(text, errmsg, "text");
+        let code = try_slice!(bytes, len, errmsg, "bytes");
+        let Some(listing) = crate::disasm::disassemble_bytes(code) else {
+            errmsg::set(errmsg, &"bytecode length must be a multiple of 8");
+            return -1;
+        };
+        let buf = errmsg::malloc_cstring(&listing);
+        if buf.is_null() {
+            errmsg::set(errmsg, &"out of memory");
+            return -1;
+        }
+        *out_text = buf;
+        0
+    })
+}
+
+/// Runs the code compiled by `ubpf_compile`/`ubpf_compile_ex` on `mem` (`r1 = mem`,
+/// `r2 = mem_len`; extended-mode code gets a fresh 4096-byte stack), telling faults from
+/// results: calling the compiled function directly returns `UINT64_MAX` on a fault, which a
+/// program can also return legitimately. Faults are reported through the error printer.
+///
+/// Threads: as `ubpf_exec`.
+///
+/// Returns 0 and writes r0 to `*bpf_return_value`, or -1 (nothing compiled, a fault, or a
+/// NULL `vm` or `bpf_return_value`) leaving `*bpf_return_value` untouched.
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_exec_jit(
+    vm: *const ubpf_vm,
+    mem: *mut c_void,
+    mem_len: usize,
+    bpf_return_value: *mut u64,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm!(vm);
+        let ret = try_mut!(bpf_return_value);
+        // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract); a NULL stack
+        // makes extended-mode code use its own.
+        match unsafe {
+            handle
+                .vm
+                .execute_jit_raw(mem.cast(), mem_len, std::ptr::null_mut(), 0)
+        } {
+            Ok(value) => {
+                *ret = value;
+                0
+            }
+            Err(_) => -1,
+        }
+    })
+}

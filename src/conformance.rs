@@ -1,0 +1,154 @@
+//! The helper table of the BPF conformance suite (indices 0–5, unwind index 5).
+//!
+//! This is the one table that the conformance tests, the CLI's `rbpf test` and the benches
+//! register, matching the reference runners (`bpf-conformance/README.md`, `ubpf-compat.md`
+//! §7.4). The helpers follow the engines' 6-argument C calling convention ([`HelperFn`]); the
+//! 6th argument (the execution's `mem`) is unused.
+//!
+//! The pointer-taking helpers (`memfrob`, `strcmp_ext`) dereference whatever eBPF code passes
+//! them, exactly as uBPF's test helpers do: they are test fixtures, not sandboxed helpers.
+
+use std::ffi::{c_char, c_void};
+
+use crate::helpers::HelperFn;
+use crate::vm::Vm;
+
+/// The index of the unwind helper: a zero return from it ends the program with r0 = 0.
+pub const UNWIND_INDEX: u32 = 5;
+
+/// Helper 0: packs the low byte of each argument, `p1` highest:
+/// `(p1&0xff)<<32 | (p2&0xff)<<24 | (p3&0xff)<<16 | (p4&0xff)<<8 | (p5&0xff)`.
+///
+/// # Safety
+/// Always safe to call; `unsafe` only to fit [`HelperFn`].
+pub unsafe extern "C" fn gather_bytes(
+    p1: u64,
+    p2: u64,
+    p3: u64,
+    p4: u64,
+    p5: u64,
+    _mem: *mut c_void,
+) -> u64 {
+    ((p1 & 0xff) << 32)
+        | ((p2 & 0xff) << 24)
+        | ((p3 & 0xff) << 16)
+        | ((p4 & 0xff) << 8)
+        | (p5 & 0xff)
+}
+
+/// Helper 1: XORs each of the `p2` bytes at address `p1` with 42 (glibc's `memfrob`);
+/// returns 0.
+///
+/// # Safety
+/// `p1` must be valid for reads and writes of `p2` bytes.
+pub unsafe extern "C" fn memfrob(p1: u64, p2: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    let base = p1 as *mut u8;
+    for i in 0..p2 as usize {
+        // SAFETY: the caller guarantees `[p1, p1 + p2)` is valid memory.
+        unsafe {
+            let byte = base.add(i);
+            byte.write(byte.read() ^ 42);
+        }
+    }
+    0
+}
+
+/// Helper 2: does nothing and returns 0.
+///
+/// # Safety
+/// Always safe to call; `unsafe` only to fit [`HelperFn`].
+pub unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    0
+}
+
+/// Helper 3: the integer square root of `p1`, computed as `floor(sqrt((double)p1))`.
+///
+/// # Safety
+/// Always safe to call; `unsafe` only to fit [`HelperFn`].
+pub unsafe extern "C" fn sqrti(p1: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    (p1 as f64).sqrt() as u64
+}
+
+/// Helper 4: `strcmp` of the NUL-terminated strings at `p1` and `p2`, sign-extended.
+///
+/// # Safety
+/// `p1` and `p2` must point to NUL-terminated strings.
+pub unsafe extern "C" fn strcmp_ext(
+    p1: u64,
+    p2: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: *mut c_void,
+) -> u64 {
+    // SAFETY: the caller guarantees both are NUL-terminated strings.
+    let order = unsafe { libc::strcmp(p1 as *const c_char, p2 as *const c_char) };
+    i64::from(order) as u64
+}
+
+/// Helper 5: returns `p1`; registered as the unwind helper, so returning 0 ends the program.
+///
+/// # Safety
+/// Always safe to call; `unsafe` only to fit [`HelperFn`].
+pub unsafe extern "C" fn unwind(p1: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    p1
+}
+
+/// The suite's helpers: (index, name, function).
+pub const HELPERS: [(u32, &str, HelperFn); 6] = [
+    (0, "gather_bytes", gather_bytes),
+    (1, "memfrob", memfrob),
+    (2, "no_op", no_op),
+    (3, "sqrti", sqrti),
+    (4, "strcmp_ext", strcmp_ext),
+    (5, "unwind", unwind),
+];
+
+/// Registers the conformance suite's helper table on `vm` and sets the unwind index to 5
+/// (keeping an unwind index that was already set: it can be set only once).
+pub fn register_helpers(vm: &mut Vm) {
+    for (index, name, f) in HELPERS {
+        // Indices 0..=5 are below the 64-slot limit, so registration cannot fail.
+        let _ = vm.register_helper(index, Some(name), f);
+    }
+    // `AlreadySet` just means an unwind index is in place; keep it.
+    let _ = vm.set_unwind_index(UNWIND_INDEX);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn helpers_compute_the_suite_values() {
+        let null = std::ptr::null_mut();
+        // SAFETY: these helpers take no pointers, or get valid ones below.
+        unsafe {
+            assert_eq!(gather_bytes(0x101, 2, 3, 4, 0x105, null), 0x01_0203_0405);
+            assert_eq!(sqrti(16, 0, 0, 0, 0, null), 4);
+            assert_eq!(sqrti(17, 0, 0, 0, 0, null), 4);
+            assert_eq!(unwind(7, 0, 0, 0, 0, null), 7);
+            let mut bytes = [1u8, 2, 3];
+            assert_eq!(memfrob(bytes.as_mut_ptr() as u64, 2, 0, 0, 0, null), 0);
+            assert_eq!(bytes, [1 ^ 42, 2 ^ 42, 3]);
+            let a = c"abc";
+            let b = c"abd";
+            assert_eq!(
+                strcmp_ext(a.as_ptr() as u64, a.as_ptr() as u64, 0, 0, 0, null),
+                0
+            );
+            assert!((strcmp_ext(a.as_ptr() as u64, b.as_ptr() as u64, 0, 0, 0, null) as i64) < 0);
+        }
+    }
+
+    #[test]
+    fn registration_sets_names_and_unwind() {
+        let mut vm = Vm::new();
+        register_helpers(&mut vm);
+        assert_eq!(vm.helper_index("sqrti"), Some(3));
+        assert_eq!(vm.config().unwind_index, Some(UNWIND_INDEX));
+        // Registering twice keeps working (the unwind index is already set).
+        register_helpers(&mut vm);
+        assert!(vm.helper_exists(5));
+    }
+}

@@ -1,0 +1,1032 @@
+//! eBPF → Cranelift IR translation: one Cranelift function for the whole program.
+//!
+//! * `r0..r10` are `Variable`s; every basic block found by [`super::cfg`] is a Cranelift block.
+//! * Local calls stay inside the function: the caller pushes `{return site, r6..r9, r10}` onto
+//!   a frame array in a stack slot and jumps; `exit` in a callee pops the frame and dispatches
+//!   through a `br_table` over the return sites. So the image has no calls between functions,
+//!   hence no relocations, and stays position independent.
+//! * Everything outside the image (helper table, context, runtime functions) is reached through
+//!   absolute addresses embedded as constants; the image therefore still runs after a `memcpy`.
+//! * Faults branch to cold blocks that call [`super::runtime`] and return `u64::MAX`: there is
+//!   no trap instruction anywhere, and a division never traps because its divisor is guarded.
+//!
+//! Every opcode arm states the interpreter semantics it reproduces (`ubpf-compat.md` §3.5–3.7).
+
+#![allow(clippy::arithmetic_side_effects)]
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::{I8, I16, I32, I64};
+use cranelift_codegen::ir::{
+    AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
+    SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
+    Value,
+};
+use cranelift_codegen::isa::TargetIsa;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+
+use super::JitMode;
+use super::cfg::{self, Cfg};
+use super::context::{JitContext, fault};
+use super::runtime;
+use crate::error::{Access, JitError};
+use crate::helpers::HelperTable;
+use crate::isa::{
+    Insn, MAX_CALL_DEPTH, MAX_EXT_FUNCS, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
+    size, source,
+};
+use crate::program::Program;
+
+/// What a translation bakes into the code (read at compile time).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Options {
+    /// Entry signature.
+    pub mode: JitMode,
+    /// Check every access (`Config::bounds_check` at compile time).
+    pub bounds_check: bool,
+    /// `Config::instruction_limit` at compile time (0: no counting code at all).
+    pub instruction_limit: u32,
+    /// `Config::unwind_index` at compile time.
+    pub unwind_index: Option<u32>,
+    /// The VM's boxed helper table (read at run time by the code).
+    pub helpers: *const HelperTable,
+    /// The boxed context.
+    pub ctx: *const JitContext,
+}
+
+/// Bytes per local-call frame: return site, r6..r9, r10.
+const FRAME_BYTES: i64 = 48;
+
+/// One proven access: `[lo, hi)` relative to the current value of `reg`.
+#[derive(Clone, Copy)]
+struct Proof {
+    reg: u8,
+    lo: i64,
+    hi: i64,
+}
+
+/// Values describing one memory region to the inline bounds check.
+#[derive(Clone, Copy)]
+struct Region {
+    base: Value,
+    /// `lim[i]`: accesses of `1 << i` bytes are inside when `addr - base < lim[i]`.
+    lim: [Value; 4],
+}
+
+struct Translator<'a, 'b> {
+    b: FunctionBuilder<'b>,
+    insns: &'a [Insn],
+    program: &'a Program,
+    opts: Options,
+    cfg: Cfg,
+    regs: [Variable; 11],
+    depth: Variable,
+    remaining: Variable,
+    blocks: Vec<Option<Block>>,
+    mem: Value,
+    mem_len: Value,
+    stack: Value,
+    stack_len: Value,
+    mem_region: Region,
+    stack_region: Region,
+    frames: Option<StackSlot>,
+    fail: Block,
+    fault: Block,
+    exit: Block,
+    ret_zero: Block,
+    pop: Option<Block>,
+    sig_helper: SigRef,
+    sig_dispatcher: SigRef,
+    sig_check: SigRef,
+    sig_fault: SigRef,
+    proofs: Vec<Proof>,
+    terminated: bool,
+    static_stack: bool,
+}
+
+fn flags() -> MemFlagsData {
+    MemFlagsData::new()
+}
+
+fn trusted() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+fn sig(isa: &dyn TargetIsa, params: &[Type], ret: Option<Type>) -> Signature {
+    let mut s = Signature::new(isa.default_call_conv());
+    s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+    s.returns.extend(ret.map(AbiParam::new));
+    s
+}
+
+/// Translates `program` into a Cranelift function with the entry signature of `opts.mode`.
+pub(crate) fn translate(
+    isa: &dyn TargetIsa,
+    program: &Program,
+    opts: Options,
+    fctx: &mut FunctionBuilderContext,
+) -> Result<Function, JitError> {
+    let insns = &program.insns[..];
+    let cfg = cfg::analyze(insns)?;
+    let params: &[Type] = match opts.mode {
+        JitMode::Basic => &[I64, I64],
+        JitMode::Extended => &[I64, I64, I64, I64],
+    };
+    let mut func =
+        Function::with_name_signature(UserFuncName::user(0, 0), sig(isa, params, Some(I64)));
+    let mut b = FunctionBuilder::new(&mut func, fctx);
+    let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
+    let sig_dispatcher =
+        b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
+    let sig_check = b.import_signature(sig(isa, &[I64; 8], Some(I64)));
+    let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
+
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    b.seal_block(entry);
+    let args = b.block_params(entry).to_vec();
+    let (mem, mem_len) = (args[0], args[1]);
+    let (stack, stack_len) = match opts.mode {
+        JitMode::Basic => {
+            let slot = b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                STACK_SIZE as u32,
+                4,
+            ));
+            let base = b.ins().stack_addr(I64, slot, 0);
+            (base, b.ins().iconst(I64, STACK_SIZE as i64))
+        }
+        JitMode::Extended => (args[2], args[3]),
+    };
+    let regs: [Variable; 11] = std::array::from_fn(|_| b.declare_var(I64));
+    let depth = b.declare_var(I64);
+    let remaining = b.declare_var(I64);
+    let zero = b.ins().iconst(I64, 0);
+    for (i, &r) in regs.iter().enumerate() {
+        let v = match i {
+            1 => mem,
+            2 => mem_len,
+            10 => b.ins().iadd(stack, stack_len),
+            _ => zero,
+        };
+        b.def_var(r, v);
+    }
+    b.def_var(depth, zero);
+    // uBPF keeps the limit in an `int`: limits above i32::MAX are negative and fail at once.
+    let limit = b
+        .ins()
+        .iconst(I64, i64::from(opts.instruction_limit as i32));
+    b.def_var(remaining, limit);
+    let mem_region = region(&mut b, mem, mem_len, true);
+    let stack_region = region(&mut b, stack, stack_len, false);
+    let frames = (!cfg.return_sites.is_empty()).then(|| {
+        b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            (FRAME_BYTES as u32) * MAX_CALL_DEPTH as u32,
+            3,
+        ))
+    });
+
+    // Shared cold blocks.
+    let fail = b.create_block();
+    b.set_cold_block(fail);
+    let fault_blk = b.create_block();
+    b.set_cold_block(fault_blk);
+    for _ in 0..3 {
+        b.append_block_param(fault_blk, I64);
+    }
+    let exit = b.create_block();
+    b.append_block_param(exit, I64);
+    let ret_zero = b.create_block();
+    let pop = frames.map(|_| b.create_block());
+
+    let mut blocks = vec![None; insns.len() + 1];
+    for (pc, &is_leader) in cfg.leader.iter().enumerate() {
+        if is_leader {
+            blocks[pc] = Some(b.create_block());
+        }
+    }
+    let static_stack = opts.mode == JitMode::Basic && frames.is_none();
+    let mut t = Translator {
+        b,
+        insns,
+        program,
+        opts,
+        cfg,
+        regs,
+        depth,
+        remaining,
+        blocks,
+        mem,
+        mem_len,
+        stack,
+        stack_len,
+        mem_region,
+        stack_region,
+        frames,
+        fail,
+        fault: fault_blk,
+        exit,
+        ret_zero,
+        pop,
+        sig_helper,
+        sig_dispatcher,
+        sig_check,
+        sig_fault,
+        proofs: Vec::new(),
+        terminated: false,
+        static_stack,
+    };
+    t.body()?;
+    t.tails();
+    t.b.seal_all_blocks();
+    t.b.finalize(isa.frontend_config());
+    Ok(func)
+}
+
+/// Precomputes the per-size limits of a region (a null `mem` is never a region).
+fn region(b: &mut FunctionBuilder<'_>, base: Value, len: Value, nullable: bool) -> Region {
+    let zero = b.ins().iconst(I64, 0);
+    let lim = std::array::from_fn(|i| {
+        let size = 1i64 << i;
+        let fits = b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, len, size);
+        let fits = if nullable {
+            let non_null = b.ins().icmp_imm_s(IntCC::NotEqual, base, 0);
+            b.ins().band(fits, non_null)
+        } else {
+            fits
+        };
+        let l = b.ins().iadd_imm_s(len, 1 - size);
+        b.ins().select(fits, l, zero)
+    });
+    Region { base, lim }
+}
+
+fn size_index(bytes: usize) -> usize {
+    bytes.trailing_zeros() as usize
+}
+
+impl Translator<'_, '_> {
+    fn block_at(&self, pc: usize) -> Result<Block, JitError> {
+        self.blocks
+            .get(pc)
+            .copied()
+            .flatten()
+            .ok_or_else(|| JitError::Internal(format!("no block at PC {pc}")))
+    }
+
+    fn get(&mut self, reg: u8) -> Value {
+        self.b.use_var(self.regs[usize::from(reg & 0x0f).min(10)])
+    }
+
+    /// Writes `reg` and forgets the accesses proven through it.
+    fn set(&mut self, reg: u8, v: Value) {
+        self.proofs.retain(|p| p.reg != reg);
+        self.b
+            .def_var(self.regs[usize::from(reg & 0x0f).min(10)], v);
+    }
+
+    fn iconst(&mut self, v: i64) -> Value {
+        self.b.ins().iconst(I64, v)
+    }
+
+    fn jump_fault(&mut self, kind: i64, pc: usize, extra: Value) {
+        let k = self.iconst(kind);
+        let p = self.iconst(pc as i64);
+        let args = [
+            BlockArg::Value(k),
+            BlockArg::Value(p),
+            BlockArg::Value(extra),
+        ];
+        self.b.ins().jump(self.fault, &args);
+    }
+
+    /// Branches to the fault block when `cond` holds, then continues in a new block.
+    fn fault_if(&mut self, cond: Value, kind: i64, pc: usize, extra: Value) {
+        let k = self.iconst(kind);
+        let p = self.iconst(pc as i64);
+        let cont = self.b.create_block();
+        let args = [
+            BlockArg::Value(k),
+            BlockArg::Value(p),
+            BlockArg::Value(extra),
+        ];
+        self.b.ins().brif(cond, self.fault, &args, cont, &[]);
+        self.b.switch_to_block(cont);
+    }
+
+    fn body(&mut self) -> Result<(), JitError> {
+        let len = self.insns.len();
+        let mut pc = 0;
+        while pc < len {
+            if self.cfg.leader[pc] {
+                self.enter_block(pc)?;
+            }
+            self.b.set_srcloc(SourceLoc::new(pc as u32));
+            let insn = self.insns[pc];
+            pc = self.insn(pc, insn)?;
+        }
+        // Running past the last slot is a (silent) failure, as in the interpreter.
+        if !self.terminated {
+            let end = self.block_at(len)?;
+            self.b.ins().jump(end, &[]);
+        }
+        let end = self.block_at(len)?;
+        self.b.switch_to_block(end);
+        let zero = self.iconst(0);
+        self.jump_fault(fault::FELL_OFF_END, len, zero);
+        Ok(())
+    }
+
+    fn enter_block(&mut self, pc: usize) -> Result<(), JitError> {
+        let block = self.block_at(pc)?;
+        if !self.terminated {
+            self.b.ins().jump(block, &[]);
+        }
+        self.b.switch_to_block(block);
+        self.terminated = false;
+        self.proofs.clear();
+        let count = self.cfg.block_len[pc];
+        if self.opts.instruction_limit > 0 && count > 0 {
+            // The interpreter stops before the first instruction that finds the counter used
+            // up; charging a whole block at its start fails the same runs.
+            let before = self.b.use_var(self.remaining);
+            let after = self.b.ins().iadd_imm_s(before, -i64::from(count));
+            self.b.def_var(self.remaining, after);
+            let over = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, after, 0);
+            self.fault_if(over, fault::INSTRUCTION_LIMIT, pc, before);
+        }
+        Ok(())
+    }
+
+    /// Emits the shared tail blocks.
+    fn tails(&mut self) {
+        // fail: a runtime function recorded the fault; return u64::MAX.
+        self.b.switch_to_block(self.fail);
+        let max = self.iconst(-1);
+        self.b.ins().return_(&[max]);
+
+        self.b.switch_to_block(self.fault);
+        let params = self.b.block_params(self.fault).to_vec();
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let f = self.iconst(runtime::rt_fault as *const () as i64);
+        self.b
+            .ins()
+            .call_indirect(self.sig_fault, f, &[ctx, params[0], params[1], params[2]]);
+        let max = self.iconst(-1);
+        self.b.ins().return_(&[max]);
+
+        self.b.switch_to_block(self.exit);
+        let r0 = self.b.block_params(self.exit)[0];
+        self.b.ins().return_(&[r0]);
+
+        self.b.switch_to_block(self.ret_zero);
+        let zero = self.iconst(0);
+        self.b.ins().return_(&[zero]);
+
+        if let (Some(pop), Some(frames)) = (self.pop, self.frames) {
+            // Return from a local call: restore r6..r9 and r10, then go to the return site.
+            self.b.switch_to_block(pop);
+            let depth = self.b.use_var(self.depth);
+            let depth = self.b.ins().iadd_imm_s(depth, -1);
+            self.b.def_var(self.depth, depth);
+            let base = self.b.ins().stack_addr(I64, frames, 0);
+            let off = self.b.ins().imul_imm_s(depth, FRAME_BYTES);
+            let frame = self.b.ins().iadd(base, off);
+            for (i, reg) in [6u8, 7, 8, 9, 10].into_iter().enumerate() {
+                let v = self.b.ins().load(I64, trusted(), frame, 8 + 8 * i as i32);
+                self.b.def_var(self.regs[usize::from(reg)], v);
+            }
+            let site = self.b.ins().load(I32, trusted(), frame, 0);
+            let targets: Vec<_> = self
+                .cfg
+                .return_sites
+                .iter()
+                .filter_map(|&pc| self.blocks[pc])
+                .map(|blk| self.b.func.dfg.block_call(blk, &[]))
+                .collect();
+            let default = targets[0];
+            let jt = self
+                .b
+                .create_jump_table(JumpTableData::new(default, &targets));
+            self.b.ins().br_table(site, jt);
+        }
+    }
+
+    /// Translates one instruction; returns the next slot.
+    fn insn(&mut self, pc: usize, insn: Insn) -> Result<usize, JitError> {
+        let unsupported = || JitError::Unsupported {
+            pc,
+            opcode: insn.opc,
+        };
+        match insn.class() {
+            class::ALU | class::ALU64 => self.alu(pc, insn)?,
+            class::LD => {
+                // lddw: dst = imm_lo | imm_hi << 32; one instruction over two slots.
+                if insn.opc != op::LDDW {
+                    return Err(unsupported());
+                }
+                let hi = self.insns.get(pc + 1).ok_or_else(unsupported)?.imm;
+                let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
+                let v = self.iconst(v as i64);
+                self.set(insn.dst, v);
+                return Ok(pc + 2);
+            }
+            class::LDX => {
+                // ldx: dst = *(size*)(src + off), zero-extended; ldxs sign-extends.
+                let bytes = size::bytes(insn.opc);
+                let signed = match insn.opc & mode::MASK {
+                    mode::MEM => false,
+                    mode::MEMSX if bytes < 8 => true,
+                    _ => return Err(unsupported()),
+                };
+                let addr = self.access(pc, insn.src, insn.off, bytes, Access::Load);
+                let f = flags();
+                let v = match (bytes, signed) {
+                    (1, false) => self.b.ins().uload8(I64, f, addr, 0),
+                    (2, false) => self.b.ins().uload16(I64, f, addr, 0),
+                    (4, false) => self.b.ins().uload32(f, addr, 0),
+                    (1, true) => self.b.ins().sload8(I64, f, addr, 0),
+                    (2, true) => self.b.ins().sload16(I64, f, addr, 0),
+                    (4, true) => self.b.ins().sload32(f, addr, 0),
+                    _ => self.b.ins().load(I64, f, addr, 0),
+                };
+                self.set(insn.dst, v);
+            }
+            class::ST => {
+                // st: *(size*)(dst + off) = imm (stdw: sign-extended imm).
+                if insn.opc & mode::MASK != mode::MEM {
+                    return Err(unsupported());
+                }
+                let bytes = size::bytes(insn.opc);
+                let addr = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
+                let v = self.iconst(i64::from(insn.imm));
+                self.store(bytes, v, addr);
+            }
+            class::STX => match insn.opc & mode::MASK {
+                mode::MEM => {
+                    // stx: *(size*)(dst + off) = src (low bytes).
+                    let bytes = size::bytes(insn.opc);
+                    let addr = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
+                    let v = self.get(insn.src);
+                    self.store(bytes, v, addr);
+                }
+                mode::ATOMIC => self.atomic(pc, insn)?,
+                _ => return Err(unsupported()),
+            },
+            class::JMP | class::JMP32 => self.jump(pc, insn)?,
+            _ => return Err(unsupported()),
+        }
+        Ok(pc + 1)
+    }
+
+    fn store(&mut self, bytes: usize, v: Value, addr: Value) {
+        let f = flags();
+        match bytes {
+            1 => self.b.ins().istore8(f, v, addr, 0),
+            2 => self.b.ins().istore16(f, v, addr, 0),
+            4 => self.b.ins().istore32(f, v, addr, 0),
+            _ => self.b.ins().store(f, v, addr, 0),
+        };
+    }
+
+    /// Computes `reg + off` and, with bounds checking on, proves `[addr, addr+bytes)` lies in
+    /// a permitted region: inline against mem and the stack, then through the runtime's
+    /// complete model (wrap-around, data sections, bounds callback).
+    fn access(&mut self, pc: usize, reg: u8, off: i16, bytes: usize, access: Access) -> Value {
+        let base = self.get(reg);
+        let addr = self.b.ins().iadd_imm_s(base, i64::from(off));
+        if !self.opts.bounds_check {
+            return addr;
+        }
+        let (lo, hi) = (i64::from(off), i64::from(off) + bytes as i64);
+        // Without local calls, r10 is the top of the 4096-byte native stack for the whole run.
+        if self.static_stack && reg == 10 && lo >= -(STACK_SIZE as i64) && hi <= 0 {
+            return addr;
+        }
+        if self
+            .proofs
+            .iter()
+            .any(|p| p.reg == reg && p.lo <= lo && hi <= p.hi)
+        {
+            return addr;
+        }
+        let (first, second) = if reg == 10 {
+            (self.stack_region, self.mem_region)
+        } else {
+            (self.mem_region, self.stack_region)
+        };
+        let i = size_index(bytes);
+        let ok = self.b.create_block();
+        let try_second = self.b.create_block();
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+
+        let d = self.b.ins().isub(addr, first.base);
+        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
+        self.b.ins().brif(inside, ok, &[], try_second, &[]);
+
+        self.b.switch_to_block(try_second);
+        let d = self.b.ins().isub(addr, second.base);
+        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
+        self.b.ins().brif(inside, ok, &[], slow, &[]);
+
+        self.b.switch_to_block(slow);
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let packed = self.iconst(runtime::pack_access(pc, bytes, access));
+        let offv = self.iconst(i64::from(off));
+        let f = self.iconst(runtime::rt_check_access as *const () as i64);
+        let args = [
+            ctx,
+            packed,
+            base,
+            offv,
+            self.mem,
+            self.mem_len,
+            self.stack,
+            self.stack_len,
+        ];
+        let call = self.b.ins().call_indirect(self.sig_check, f, &args);
+        let denied = self.b.inst_results(call)[0];
+        self.b.ins().brif(denied, self.fail, &[], ok, &[]);
+
+        self.b.switch_to_block(ok);
+        self.proofs.push(Proof { reg, lo, hi });
+        addr
+    }
+
+    fn alu(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+        let is64 = insn.class() == class::ALU64;
+        let operation = insn.opc & alu::MASK;
+        let by_reg = insn.opc & source::MASK == source::X;
+        let unsupported = JitError::Unsupported {
+            pc,
+            opcode: insn.opc,
+        };
+        if operation == alu::END {
+            // le: truncate to the width (LE host); be/bswap: byte-swap the low width, zero the rest.
+            let v = self.get(insn.dst);
+            let swap = insn.opc != 0xd4;
+            let r = match insn.imm {
+                16 => {
+                    let n = self.b.ins().ireduce(I16, v);
+                    let n = if swap { self.b.ins().bswap(n) } else { n };
+                    self.b.ins().uextend(I64, n)
+                }
+                32 => {
+                    let n = self.b.ins().ireduce(I32, v);
+                    let n = if swap { self.b.ins().bswap(n) } else { n };
+                    self.b.ins().uextend(I64, n)
+                }
+                64 if swap => self.b.ins().bswap(v),
+                64 => v,
+                _ => return Err(unsupported),
+            };
+            self.set(insn.dst, r);
+            return Ok(());
+        }
+        let ty = if is64 { I64 } else { I32 };
+        let dst64 = self.get(insn.dst);
+        let a = if is64 {
+            dst64
+        } else {
+            self.b.ins().ireduce(I32, dst64)
+        };
+        // The operand: src register, or imm (sign-extended for ALU64, low 32 bits for ALU).
+        let (bv, bconst) = if by_reg {
+            let s = self.get(insn.src);
+            let s = if is64 {
+                s
+            } else {
+                self.b.ins().ireduce(I32, s)
+            };
+            (s, None)
+        } else {
+            let c = if is64 {
+                i64::from(insn.imm)
+            } else {
+                i64::from(insn.imm as u32)
+            };
+            (self.b.ins().iconst(ty, c), Some(i64::from(insn.imm)))
+        };
+        let signed = insn.off == 1;
+        let r = match operation {
+            alu::ADD => self.b.ins().iadd(a, bv),
+            alu::SUB => self.b.ins().isub(a, bv),
+            alu::MUL => self.b.ins().imul(a, bv),
+            alu::OR => self.b.ins().bor(a, bv),
+            alu::AND => self.b.ins().band(a, bv),
+            alu::XOR => self.b.ins().bxor(a, bv),
+            // Shifts mask the count by the width (Cranelift's shift semantics are the same).
+            alu::LSH => self.b.ins().ishl(a, bv),
+            alu::RSH => self.b.ins().ushr(a, bv),
+            alu::ARSH => self.b.ins().sshr(a, bv),
+            alu::NEG => self.b.ins().ineg(a),
+            alu::DIV | alu::MOD => self.divide(ty, a, bv, bconst, operation == alu::DIV, signed),
+            alu::MOV => {
+                // mov; with offset 8/16/32 movsx sign-extends the low bits of src.
+                match insn.off {
+                    0 => bv,
+                    8 | 16 | 32 if is64 || insn.off != 32 => {
+                        let narrow = match insn.off {
+                            8 => I8,
+                            16 => I16,
+                            _ => I32,
+                        };
+                        let src = self.get(insn.src);
+                        let n = self.b.ins().ireduce(narrow, src);
+                        self.b.ins().sextend(ty, n)
+                    }
+                    _ => return Err(unsupported),
+                }
+            }
+            _ => return Err(unsupported),
+        };
+        // 32-bit results are zero-extended.
+        let r = if is64 {
+            r
+        } else {
+            self.b.ins().uextend(I64, r)
+        };
+        self.set(insn.dst, r);
+        Ok(())
+    }
+
+    /// div/mod with the interpreter's results: x/0 = 0, x%0 = x, INT_MIN/-1 = INT_MIN,
+    /// INT_MIN%-1 = 0 (signed); Cranelift's own division would trap in those cases.
+    fn divide(
+        &mut self,
+        ty: Type,
+        a: Value,
+        b: Value,
+        bconst: Option<i64>,
+        div: bool,
+        signed: bool,
+    ) -> Value {
+        let ins_zero = |t: &mut Self| t.b.ins().iconst(ty, 0);
+        if let Some(c) = bconst {
+            // The divisor is the imm as the instruction width sees it.
+            let c = if ty == I32 { i64::from(c as i32) } else { c };
+            if c == 0 {
+                return if div { ins_zero(self) } else { a };
+            }
+            if signed && c == -1 {
+                return if div {
+                    self.b.ins().ineg(a)
+                } else {
+                    ins_zero(self)
+                };
+            }
+            return match (div, signed) {
+                (true, false) => self.b.ins().udiv(a, b),
+                (false, false) => self.b.ins().urem(a, b),
+                (true, true) => self.b.ins().sdiv(a, b),
+                (false, true) => self.b.ins().srem(a, b),
+            };
+        }
+        let one = self.b.ins().iconst(ty, 1);
+        let is_zero = self.b.ins().icmp_imm_s(IntCC::Equal, b, 0);
+        let mut unsafe_divisor = is_zero;
+        if signed {
+            let min = if ty == I32 {
+                i64::from(i32::MIN)
+            } else {
+                i64::MIN
+            };
+            let a_min = self.b.ins().icmp_imm_s(IntCC::Equal, a, min);
+            let b_neg1 = self.b.ins().icmp_imm_s(IntCC::Equal, b, -1);
+            let overflow = self.b.ins().band(a_min, b_neg1);
+            unsafe_divisor = self.b.ins().bor(is_zero, overflow);
+        }
+        // With the divisor replaced by 1, INT_MIN/-1 gives INT_MIN and INT_MIN%-1 gives 0.
+        let safe = self.b.ins().select(unsafe_divisor, one, b);
+        let q = match (div, signed) {
+            (true, false) => self.b.ins().udiv(a, safe),
+            (false, false) => self.b.ins().urem(a, safe),
+            (true, true) => self.b.ins().sdiv(a, safe),
+            (false, true) => self.b.ins().srem(a, safe),
+        };
+        let on_zero = if div { ins_zero(self) } else { a };
+        self.b.ins().select(is_zero, on_zero, q)
+    }
+
+    fn atomic(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+        let (ty, bytes) = match insn.opc {
+            op::ATOMIC64 => (I64, 8),
+            op::ATOMIC32 => (I32, 4),
+            _ => {
+                return Err(JitError::Unsupported {
+                    pc,
+                    opcode: insn.opc,
+                });
+            }
+        };
+        // Atomics are checked as stores of 4 or 8 bytes at dst + off.
+        let addr = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
+        let narrow = |t: &mut Self, v: Value| {
+            if ty == I32 {
+                t.b.ins().ireduce(I32, v)
+            } else {
+                v
+            }
+        };
+        let widen = |t: &mut Self, v: Value| {
+            if ty == I32 {
+                t.b.ins().uextend(I64, v)
+            } else {
+                v
+            }
+        };
+        let src = self.get(insn.src);
+        let src = narrow(self, src);
+        let f = flags();
+        match insn.imm {
+            atomic::CMPXCHG => {
+                // Compare memory with r0; store src if equal; r0 = old value (zero-extended).
+                let r0 = self.get(0);
+                let expected = narrow(self, r0);
+                let old = self.b.ins().atomic_cas(f, addr, expected, src);
+                let old = widen(self, old);
+                self.set(0, old);
+            }
+            atomic::XCHG => {
+                // Store src; src = old value.
+                let old = self.b.ins().atomic_rmw(ty, f, AtomicRmwOp::Xchg, addr, src);
+                let old = widen(self, old);
+                self.set(insn.src, old);
+            }
+            imm => {
+                // add/or/and/xor; with FETCH, src = old value (zero-extended).
+                let rmw = match imm & !atomic::FETCH {
+                    atomic::ADD => AtomicRmwOp::Add,
+                    atomic::OR => AtomicRmwOp::Or,
+                    atomic::AND => AtomicRmwOp::And,
+                    atomic::XOR => AtomicRmwOp::Xor,
+                    _ => {
+                        return Err(JitError::Unsupported {
+                            pc,
+                            opcode: insn.opc,
+                        });
+                    }
+                };
+                let old = self.b.ins().atomic_rmw(ty, f, rmw, addr, src);
+                if imm & atomic::FETCH != 0 {
+                    let old = widen(self, old);
+                    self.set(insn.src, old);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn jump(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+        let unsupported = JitError::Unsupported {
+            pc,
+            opcode: insn.opc,
+        };
+        let is32 = insn.class() == class::JMP32;
+        let operation = insn.opc & alu::MASK;
+        if !is32 && operation == jmp::CALL {
+            return self.call(pc, insn);
+        }
+        if !is32 && operation == jmp::EXIT {
+            // exit: end the program with r0, or return from a local call.
+            let r0 = self.get(0);
+            match self.pop {
+                Some(pop) => {
+                    let depth = self.b.use_var(self.depth);
+                    let args = [BlockArg::Value(r0)];
+                    self.b.ins().brif(depth, pop, &[], self.exit, &args);
+                }
+                None => {
+                    self.b.ins().return_(&[r0]);
+                }
+            }
+            self.terminated = true;
+            return Ok(());
+        }
+        let target = cfg::jump_target(pc, &insn)
+            .and_then(|t| usize::try_from(t).ok())
+            .ok_or(unsupported.clone())?;
+        let target = self.block_at(target)?;
+        if operation == jmp::JA {
+            // ja / ja32: unconditional.
+            self.b.ins().jump(target, &[]);
+            self.terminated = true;
+            return Ok(());
+        }
+        let next = self.block_at(pc + 1)?;
+        // JMP compares 64 bits against the sign-extended imm or src; JMP32 the low 32 bits.
+        let ty = if is32 { I32 } else { I64 };
+        let d = self.get(insn.dst);
+        let d = if is32 {
+            self.b.ins().ireduce(I32, d)
+        } else {
+            d
+        };
+        let s = if insn.opc & source::MASK == source::X {
+            let s = self.get(insn.src);
+            if is32 {
+                self.b.ins().ireduce(I32, s)
+            } else {
+                s
+            }
+        } else {
+            self.b.ins().iconst(
+                ty,
+                i64::from(insn.imm) & if is32 { 0xffff_ffff } else { -1 },
+            )
+        };
+        let cc = match operation {
+            jmp::JEQ => IntCC::Equal,
+            jmp::JNE => IntCC::NotEqual,
+            jmp::JGT => IntCC::UnsignedGreaterThan,
+            jmp::JGE => IntCC::UnsignedGreaterThanOrEqual,
+            jmp::JLT => IntCC::UnsignedLessThan,
+            jmp::JLE => IntCC::UnsignedLessThanOrEqual,
+            jmp::JSGT => IntCC::SignedGreaterThan,
+            jmp::JSGE => IntCC::SignedGreaterThanOrEqual,
+            jmp::JSLT => IntCC::SignedLessThan,
+            jmp::JSLE => IntCC::SignedLessThanOrEqual,
+            jmp::JSET => {
+                // jset: dst & operand != 0.
+                let m = self.b.ins().band(d, s);
+                self.b.ins().brif(m, target, &[], next, &[]);
+                self.terminated = true;
+                return Ok(());
+            }
+            _ => return Err(unsupported),
+        };
+        let c = self.b.ins().icmp(cc, d, s);
+        self.b.ins().brif(c, target, &[], next, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+
+    fn call(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+        match (insn.opc, insn.src) {
+            (op::CALL, call_kind::HELPER) => {
+                let idx = self.iconst(i64::from(insn.imm as u32));
+                self.helper_call(pc, idx, Some(insn.imm as u32))
+            }
+            (op::CALL, call_kind::LOCAL) => self.local_call(pc, insn),
+            (op::CALLX, _) => {
+                // callx: helper call with the index taken from the register in dst.
+                let idx = self.get(insn.dst);
+                self.helper_call(pc, idx, None)
+            }
+            _ => Err(JitError::Unsupported {
+                pc,
+                opcode: insn.opc,
+            }),
+        }
+    }
+
+    /// Helper call: `r0 = dispatcher(r1..r5, idx, mem)` when a dispatcher is registered at run
+    /// time, else `r0 = helpers[idx](r1..r5, mem)`; an empty slot is a runtime fault. After
+    /// the unwind helper, r0 == 0 ends the program with 0.
+    fn helper_call(&mut self, pc: usize, idx: Value, known: Option<u32>) -> Result<(), JitError> {
+        let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
+        let table = self.iconst(self.opts.helpers as i64);
+        let dispatcher = self.b.ins().load(
+            I64,
+            trusted(),
+            table,
+            std::mem::offset_of!(HelperTable, dispatcher) as i32,
+        );
+        let via_dispatcher = self.b.create_block();
+        let via_table = self.b.create_block();
+        let done = self.b.create_block();
+        let r0 = self.b.append_block_param(done, I64);
+        self.b
+            .ins()
+            .brif(dispatcher, via_dispatcher, &[], via_table, &[]);
+
+        self.b.switch_to_block(via_dispatcher);
+        if known.is_none() {
+            let too_big =
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedGreaterThan, idx, i64::from(u32::MAX));
+            self.fault_if(too_big, fault::NONEXISTENT_HELPER, pc, idx);
+        }
+        let idx32 = self.b.ins().ireduce(I32, idx);
+        let mut call_args = args.clone();
+        call_args.extend([idx32, self.mem]);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sig_dispatcher, dispatcher, &call_args);
+        let ret = self.b.inst_results(call)[0];
+        self.b.ins().jump(done, &[BlockArg::Value(ret)]);
+
+        self.b.switch_to_block(via_table);
+        let slots = std::mem::offset_of!(HelperTable, slots) as i64;
+        let func = match known {
+            Some(i) if (i as usize) >= MAX_EXT_FUNCS => None,
+            Some(i) => Some(self.b.ins().load(
+                I64,
+                trusted(),
+                table,
+                (slots + 8 * i64::from(i)) as i32,
+            )),
+            None => {
+                let out = self.b.ins().icmp_imm_s(
+                    IntCC::UnsignedGreaterThanOrEqual,
+                    idx,
+                    MAX_EXT_FUNCS as i64,
+                );
+                self.fault_if(out, fault::NONEXISTENT_HELPER, pc, idx);
+                let off = self.b.ins().ishl_imm_s(idx, 3);
+                let addr = self.b.ins().iadd(table, off);
+                Some(self.b.ins().load(I64, trusted(), addr, slots as i32))
+            }
+        };
+        match func {
+            None => self.jump_fault(fault::NONEXISTENT_HELPER, pc, idx),
+            Some(func) => {
+                let missing = self.b.ins().icmp_imm_s(IntCC::Equal, func, 0);
+                self.fault_if(missing, fault::NONEXISTENT_HELPER, pc, idx);
+                let mut call_args = args;
+                call_args.push(self.mem);
+                let call = self
+                    .b
+                    .ins()
+                    .call_indirect(self.sig_helper, func, &call_args);
+                let ret = self.b.inst_results(call)[0];
+                self.b.ins().jump(done, &[BlockArg::Value(ret)]);
+            }
+        }
+
+        self.b.switch_to_block(done);
+        self.set(0, r0);
+        // Helpers may write anywhere, but never move mem or the stack: proofs stay valid.
+        if let Some(unwind) = self.opts.unwind_index {
+            let unwinds = match known {
+                Some(i) if i == unwind => Some(self.b.ins().icmp_imm_s(IntCC::Equal, r0, 0)),
+                Some(_) => None,
+                None => {
+                    let same = self
+                        .b
+                        .ins()
+                        .icmp_imm_s(IntCC::Equal, idx, i64::from(unwind));
+                    let zero = self.b.ins().icmp_imm_s(IntCC::Equal, r0, 0);
+                    Some(self.b.ins().band(same, zero))
+                }
+            };
+            if let Some(c) = unwinds {
+                let cont = self.b.create_block();
+                self.b.ins().brif(c, self.ret_zero, &[], cont, &[]);
+                self.b.switch_to_block(cont);
+            }
+        }
+        Ok(())
+    }
+
+    /// Local call: at most `MAX_CALL_DEPTH` frames; save r6..r9 and r10, lower r10 by the
+    /// calling function's stack usage, jump to pc + 1 + imm.
+    fn local_call(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+        let frames = self
+            .frames
+            .ok_or_else(|| JitError::Internal(format!("unexpected local call at PC {pc}")))?;
+        let target = usize::try_from(pc as i64 + 1 + i64::from(insn.imm))
+            .map_err(|_| JitError::Internal(format!("call out of bounds at PC {pc}")))?;
+        let target = self.block_at(target)?;
+        let site = self
+            .cfg
+            .return_sites
+            .iter()
+            .position(|&s| s == pc + 1)
+            .ok_or_else(|| JitError::Internal(format!("no return site for PC {pc}")))?;
+        let usage = self
+            .program
+            .function_containing(pc)
+            .map_or(0, |f| i64::from(f.stack_usage));
+        let depth = self.b.use_var(self.depth);
+        let next_depth = self.b.ins().iadd_imm_s(depth, 1);
+        let too_deep = self.b.ins().icmp_imm_s(
+            IntCC::UnsignedGreaterThanOrEqual,
+            depth,
+            MAX_CALL_DEPTH as i64,
+        );
+        self.fault_if(too_deep, fault::CALL_DEPTH, pc, next_depth);
+        let base = self.b.ins().stack_addr(I64, frames, 0);
+        let off = self.b.ins().imul_imm_s(depth, FRAME_BYTES);
+        let frame = self.b.ins().iadd(base, off);
+        let site = self.b.ins().iconst(I32, site as i64);
+        self.b.ins().store(trusted(), site, frame, 0);
+        for (i, reg) in [6u8, 7, 8, 9, 10].into_iter().enumerate() {
+            let v = self.get(reg);
+            self.b.ins().store(trusted(), v, frame, 8 + 8 * i as i32);
+        }
+        self.b.def_var(self.depth, next_depth);
+        let r10 = self.get(10);
+        let r10 = self.b.ins().iadd_imm_s(r10, -usage);
+        self.set(10, r10);
+        self.b.ins().jump(target, &[]);
+        self.terminated = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,366 @@
+//! The C API as C programs see it: every `capi-tests/*.c` file (and every `examples-c/*.c`
+//! example) is compiled with the system C compiler (`-Wall -Wextra -Werror -std=c11
+//! -Iinclude`), linked against the real `target/<profile>/librbpf.so` with an rpath, and run;
+//! it must exit with status 0. One Rust test per file. Each program also runs under
+//! `valgrind --leak-check=full --error-exitcode=1` when valgrind is installed.
+//!
+//! Also here: the headers compile as C++, and the shared library exports only the C API.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Where things are for this test run.
+struct Paths {
+    /// The repository root.
+    root: PathBuf,
+    /// `target/<profile>`, holding `librbpf.so` (and the `librbpf.so.0` link to it).
+    lib_dir: PathBuf,
+    /// Where compiled test programs go.
+    bin_dir: PathBuf,
+}
+
+/// Finds `librbpf.so` next to this test's binary (`target/<profile>/deps/capi-…`) and makes
+/// `librbpf.so.0` (the SONAME programs are linked against) point at it.
+fn paths() -> &'static Paths {
+    static PATHS: OnceLock<Paths> = OnceLock::new();
+    PATHS.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let exe = std::env::current_exe().expect("path of the test binary");
+        let lib_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("test binary lives in target/<profile>/deps")
+            .to_path_buf();
+        let library = lib_dir.join("librbpf.so");
+        assert!(
+            library.exists(),
+            "{} is missing: cargo builds it with the tests",
+            library.display()
+        );
+        link_soname(&lib_dir);
+        let bin_dir = lib_dir.join("capi-tests");
+        std::fs::create_dir_all(&bin_dir).expect("create the C test output directory");
+        Paths {
+            root,
+            lib_dir,
+            bin_dir,
+        }
+    })
+}
+
+/// Creates `librbpf.so.0 -> librbpf.so` atomically (several test processes may race here).
+fn link_soname(lib_dir: &Path) {
+    let link = lib_dir.join("librbpf.so.0");
+    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("librbpf.so")) {
+        return;
+    }
+    let temporary = lib_dir.join(format!("librbpf.so.0.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    std::os::unix::fs::symlink("librbpf.so", &temporary).expect("create the SONAME link");
+    std::fs::rename(&temporary, &link).expect("install the SONAME link");
+}
+
+/// The system C (or C++) compiler as the `cc` crate finds it.
+fn compiler(cpp: bool) -> Command {
+    let target = env!("RBPF_TARGET");
+    cc::Build::new()
+        .cpp(cpp)
+        .target(target)
+        .host(target)
+        .opt_level(1)
+        .debug(true)
+        .cargo_metadata(false)
+        .cargo_warnings(false)
+        .get_compiler()
+        .to_command()
+}
+
+/// Panics with the command's output if it failed.
+fn check_output(what: &str, command: &Command, output: &Output) {
+    if !output.status.success() {
+        let mut line = command.get_program().to_string_lossy().into_owned();
+        for arg in command.get_args() {
+            line.push(' ');
+            line.push_str(&arg.to_string_lossy());
+        }
+        panic!(
+            "{what} failed ({}): {line}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Compiles `source` (C11, or C++17 when `cpp`) into an executable linked to librbpf.
+fn compile(source: &Path, cpp: bool) -> PathBuf {
+    let paths = paths();
+    let stem = source
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .expect("source name");
+    let parent = source
+        .parent()
+        .and_then(Path::file_name)
+        .and_then(|s| s.to_str())
+        .unwrap_or("src");
+    let output = paths.bin_dir.join(format!("{parent}-{stem}"));
+    let mut command = compiler(cpp);
+    command
+        .args(["-Wall", "-Wextra", "-Werror"])
+        .arg(if cpp { "-std=c++17" } else { "-std=c11" })
+        .arg("-pthread")
+        .arg("-I")
+        .arg(paths.root.join("include"))
+        .arg("-I")
+        .arg(source.parent().expect("source directory"))
+        .arg(source)
+        .arg("-o")
+        .arg(&output)
+        .arg("-L")
+        .arg(&paths.lib_dir)
+        .arg(format!("-Wl,-rpath,{}", paths.lib_dir.display()))
+        .arg("-lrbpf");
+    let result = command.output().expect("run the C compiler");
+    check_output("compiling", &command, &result);
+    output
+}
+
+/// Whether valgrind can run here (checked once; the skip is reported once per test).
+fn valgrind_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        Command::new("valgrind")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Runs a compiled program (from the repository root) and requires exit status 0, then runs
+/// it again under valgrind's memcheck (errors and leaks fail the test).
+fn run(program: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(&paths().root);
+    let output = command.output().expect("run the test program");
+    check_output("running", &command, &output);
+
+    if valgrind_available() {
+        let mut command = Command::new("valgrind");
+        command
+            .args([
+                "--quiet",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite,possible",
+                "--error-exitcode=1",
+            ])
+            .arg(program)
+            .args(args)
+            .current_dir(&paths().root);
+        let checked = command.output().expect("run valgrind");
+        check_output("running under valgrind", &command, &checked);
+    } else {
+        eprintln!(
+            "SKIPPED: valgrind is not installed; {} ran without memcheck",
+            program.display()
+        );
+    }
+    output
+}
+
+/// Compiles and runs `capi-tests/<name>.c`.
+fn c_test(name: &str) {
+    let source = paths().root.join("capi-tests").join(format!("{name}.c"));
+    let program = compile(&source, false);
+    run(&program, &[]);
+}
+
+/// Declares one Rust test per C test file, and the list `every_c_test_file_is_run` checks.
+macro_rules! c_tests {
+    ($($name:ident),* $(,)?) => {
+        /// Every C file in `capi-tests/` (each has a Rust test of the same name).
+        const C_TESTS: &[&str] = &[$(stringify!($name)),*];
+        $(
+            #[test]
+            fn $name() {
+                c_test(stringify!($name));
+            }
+        )*
+    };
+}
+
+c_tests!(
+    helpers,
+    jit,
+    lifecycle,
+    load_errors,
+    memory,
+    null_args,
+    runtime_errors,
+    settings,
+    signatures,
+    stack_usage,
+    threads,
+);
+
+#[test]
+fn every_c_test_file_is_run() {
+    let dir = paths().root.join("capi-tests");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("list capi-tests")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .collect();
+    found.sort();
+    let mut listed: Vec<String> = C_TESTS.iter().map(|s| (*s).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "capi-tests/*.c and C_TESTS in tests/capi.rs differ"
+    );
+}
+
+/// Each example in `examples-c/`: its arguments (paths relative to the repository root) and
+/// texts its standard output must contain.
+const EXAMPLES: &[(&str, &[&str], &[&str])] = &[
+    (
+        "hello",
+        &[],
+        &[
+            "IPv4 header checksum (interpreter): 0xb861",
+            "IPv4 header checksum (JIT):         0xb861",
+        ],
+    ),
+    (
+        "pcap_filter",
+        &[
+            "examples-c/bpf/packet_filter.o",
+            "examples-c/data/sample.pcap",
+        ],
+        &["400 packets, 125 matched"],
+    ),
+];
+
+/// Compiles and runs `examples-c/<name>.c`, checking its output.
+fn example(name: &str) {
+    let (_, args, expected) = EXAMPLES
+        .iter()
+        .find(|(n, _, _)| *n == name)
+        .expect("example listed in EXAMPLES");
+    let source = paths().root.join("examples-c").join(format!("{name}.c"));
+    let program = compile(&source, false);
+    let output = run(&program, args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for text in *expected {
+        assert!(
+            stdout.contains(text),
+            "examples-c/{name}.c printed:\n{stdout}\nexpected it to contain {text:?}"
+        );
+    }
+}
+
+#[test]
+fn every_example_is_run() {
+    let dir = paths().root.join("examples-c");
+    let mut found: Vec<String> = std::fs::read_dir(&dir)
+        .expect("list examples-c")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .filter_map(|p| p.file_stem().and_then(|s| s.to_str()).map(str::to_owned))
+        .collect();
+    found.sort();
+    let mut listed: Vec<String> = EXAMPLES.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    listed.sort();
+    assert_eq!(
+        found, listed,
+        "examples-c/*.c and EXAMPLES in tests/capi.rs differ"
+    );
+}
+
+#[test]
+fn example_hello() {
+    example("hello");
+}
+
+#[test]
+fn example_pcap_filter() {
+    example("pcap_filter");
+}
+
+/// The headers compile as C++ with warnings as errors, and the functions link with C linkage.
+#[test]
+fn headers_compile_as_cxx() {
+    let probe = compiler(true).arg("--version").output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: no C++ compiler found; the C++ header check did not run");
+        return;
+    }
+    let source = paths().root.join("capi-tests").join("header_cxx.cpp");
+    let program = compile(&source, true);
+    run(&program, &[]);
+}
+
+/// `librbpf.so` exports only the C API: `ubpf_*`, `rbpf_*` and `as_external_function_t`.
+#[test]
+fn exports_only_the_c_api() {
+    let library = paths().lib_dir.join("librbpf.so");
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&library)
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        _ => {
+            eprintln!("SKIPPED: `nm` is not available; symbol hygiene was not checked");
+            return;
+        }
+    };
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .collect();
+    let foreign: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| {
+            !(name.starts_with("ubpf_")
+                || name.starts_with("rbpf_")
+                || *name == "as_external_function_t")
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "librbpf.so exports symbols outside the C API: {foreign:?}"
+    );
+    for required in [
+        "ubpf_create",
+        "ubpf_load",
+        "ubpf_exec",
+        "ubpf_compile",
+        "ubpf_set_register_offset",
+        "as_external_function_t",
+        "rbpf_version",
+    ] {
+        assert!(names.contains(&required), "{required} is not exported");
+    }
+}
+
+/// The library's SONAME is `librbpf.so.0`, as a packaged C library's would be.
+#[test]
+fn soname_is_set() {
+    let library = paths().lib_dir.join("librbpf.so");
+    let Ok(output) = Command::new("readelf").arg("-d").arg(&library).output() else {
+        eprintln!("SKIPPED: `readelf` is not available; the SONAME was not checked");
+        return;
+    };
+    let dynamic = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        dynamic.contains("Library soname: [librbpf.so.0]"),
+        "unexpected dynamic section:\n{dynamic}"
+    );
+}

@@ -1,0 +1,295 @@
+//! Integration tests of the `rbpf` command-line tool.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn rbpf(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbpf"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rbpf");
+    // The child may exit before reading its input; a broken pipe is then expected.
+    let _ = child.stdin.take().expect("stdin").write_all(stdin);
+    child.wait_with_output().expect("wait for rbpf")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_path(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rbpf-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir.join(name)
+}
+
+#[test]
+fn help_and_usage_errors() {
+    let o = rbpf(&["--version"], b"");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).starts_with("rbpf "), "{}", stdout(&o));
+    let o = rbpf(&["--help"], b"");
+    assert_eq!(o.status.code(), Some(0));
+    for word in [
+        "rbpf run",
+        "rbpf asm",
+        "rbpf disasm",
+        "rbpf test",
+        "EXIT STATUS",
+    ] {
+        assert!(stdout(&o).contains(word), "help lacks {word}");
+    }
+    for args in [
+        &[][..],
+        &["frobnicate"],
+        &["run"],
+        &["run", "--bogus", "x"],
+        &["run", "--limit", "many", "-"],
+        &["run", "--mem"],
+        &["run", "--asm", "--raw", "-"],
+        &["run", "--mem-hex", "zz", "-"],
+        &["asm", "a", "b"],
+        &["test"],
+        &["disasm", "/nonexistent/file"],
+    ] {
+        let o = rbpf(args, b"");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("rbpf: "), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty() || args.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn asm_writes_bytes_or_hex() {
+    let src = b"mov %r0, 7\nexit\n";
+    let o = rbpf(&["asm"], src);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        o.stdout,
+        [0xb7, 0, 0, 0, 7, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]
+    );
+
+    let o = rbpf(&["asm", "--hex", "-"], src);
+    assert_eq!(
+        stdout(&o),
+        "b7 00 00 00 07 00 00 00\n95 00 00 00 00 00 00 00\n"
+    );
+
+    let input = temp_path("prog.asm");
+    let output = temp_path("prog.bin");
+    std::fs::write(&input, "mov64 r1, 0x605\nexit\n").unwrap();
+    let o = rbpf(
+        &[
+            "asm",
+            input.to_str().unwrap(),
+            "-o",
+            output.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        std::fs::read(&output).unwrap(),
+        [0xb7, 1, 0, 0, 5, 6, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0]
+    );
+}
+
+#[test]
+fn asm_errors_exit_1_with_position() {
+    let o = rbpf(&["asm"], b"mov %r0, 1\nor %r0, %r50\n");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("Invalid register: %r50"), "{err}");
+    assert!(err.contains("line 2, column 9"), "{err}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn disasm_round_trips_through_asm() {
+    let src = "mov %r0, 0\nL1:\nadd %r0, 1\njlt %r0, 10, L1\nexit\n";
+    let bytes = rbpf(&["asm"], src.as_bytes()).stdout;
+    let o = rbpf(&["disasm"], &bytes);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), src);
+
+    let o = rbpf(
+        &["disasm", "--hex"],
+        b"b7 00 00 00 01 00 00 00\n95 00 00 00 00 00 00 00\n",
+    );
+    assert_eq!(stdout(&o), "mov %r0, 1\nexit\n", "{}", stderr(&o));
+    let o = rbpf(&["disasm", "--hex"], b"b7 0");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not hex bytes"), "{}", stderr(&o));
+
+    let o = rbpf(&["disasm", "-"], &[0x95, 0, 0]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("not a multiple of 8"), "{}", stderr(&o));
+}
+
+#[test]
+fn disasm_of_a_conformance_program_reassembles() {
+    let Some(dir) = common::suite_dir() else {
+        return;
+    };
+    let refs = common::references(&dir);
+    let reference = &refs["tests/call_local.data"];
+    let text = rbpf(&["disasm"], &reference.bytes);
+    assert_eq!(text.status.code(), Some(0));
+    let back = rbpf(&["asm"], &text.stdout);
+    assert_eq!(back.stdout, reference.bytes, "{}", stdout(&text));
+}
+
+#[test]
+fn run_detects_assembly_raw_and_elf() {
+    let o = rbpf(&["run", "-"], b"mov %r0, 7\nadd %r0, %r2\nexit\n");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "0x7\n");
+
+    let raw = [
+        0xb7, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x95, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let o = rbpf(&["run", "-"], &raw);
+    assert_eq!(stdout(&o), "0xffffffffffffffff\n", "{}", stderr(&o));
+
+    let elf = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/return42.bpf.o");
+    for jit in [false, true] {
+        let mut args = vec!["run", elf];
+        if jit {
+            args.push("--jit");
+        }
+        let o = rbpf(&args, b"");
+        assert_eq!(stdout(&o), "0x2a\n", "{args:?}: {}", stderr(&o));
+        args.extend(["--entry", "other"]);
+        let o = rbpf(&args, b"");
+        assert_eq!(stdout(&o), "0x7\n", "{args:?}: {}", stderr(&o));
+    }
+    let o = rbpf(&["run", "--entry", "missing", elf], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Failed to load code"), "{}", stderr(&o));
+    let o = rbpf(&["run", "--entry", "main", "-"], b"exit\n");
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = rbpf(&["disasm", elf], b"");
+    assert_eq!(
+        stdout(&o),
+        "mov %r0, 42\nexit\nmov %r0, 7\nexit\n",
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn run_with_memory_in_both_engines() {
+    let prog = b"ldxh %r0, [%r1+1]\nadd %r0, %r2\nexit\n";
+    let mem = temp_path("mem.bin");
+    std::fs::write(&mem, [0x11, 0x22, 0x33, 0x44]).unwrap();
+    for engine in [&[][..], &["--jit"]] {
+        let mut args = vec!["run", "--mem-hex", "11 22 33 44", "-"];
+        args.extend(engine);
+        let o = rbpf(&args, prog);
+        assert_eq!(stdout(&o), "0x3326\n", "{args:?}: {}", stderr(&o));
+        let mut args = vec!["run", "--mem", mem.to_str().unwrap(), "-"];
+        args.extend(engine);
+        let o = rbpf(&args, prog);
+        assert_eq!(stdout(&o), "0x3326\n", "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn run_failures_exit_1() {
+    // Out-of-bounds load: a runtime error, reported with uBPF's text.
+    for engine in [&[][..], &["--jit"]] {
+        let mut args = vec!["run", "-"];
+        args.extend(engine);
+        let o = rbpf(&args, b"ldxw %r0, [%r1+8]\nexit\n");
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(
+            stderr(&o).contains("out of bounds memory load at PC 0"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert!(o.stdout.is_empty());
+    }
+    // Load error.
+    let o = rbpf(&["run", "-"], b"mov %r10, 1\nexit\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Failed to load code"), "{}", stderr(&o));
+    // Instruction limit.
+    let o = rbpf(
+        &["run", "--limit", "10", "-"],
+        b"l: add %r0, 1\nja l\nexit\n",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Instruction limit"), "{}", stderr(&o));
+    // Without bounds checks the same out-of-bounds stack read inside the 4 KiB stack is fine.
+    let o = rbpf(
+        &["run", "--no-bounds-check", "-"],
+        b"ldxdw %r0, [%r10-8]\nexit\n",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Forcing the raw format on text fails at load (not a whole number of slots, or junk).
+    let o = rbpf(&["run", "--raw", "-"], b"exit\n");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+}
+
+#[test]
+fn test_command_reports_each_file_and_a_summary() {
+    let good = temp_path("good.data");
+    let bad = temp_path("bad.data");
+    let rejected = temp_path("rejected.data");
+    std::fs::write(&good, "-- asm\nmov %r0, 3\nexit\n-- result\n0x3\n").unwrap();
+    std::fs::write(&bad, "-- asm\nmov %r0, 3\nexit\n-- result\n0x4\n").unwrap();
+    std::fs::write(
+        &rejected,
+        "-- asm\nor %r0, %r50\nexit\n-- error\nInvalid register\n",
+    )
+    .unwrap();
+    let (good, bad, rejected) = (
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+        rejected.to_str().unwrap(),
+    );
+
+    let o = rbpf(&["test", good, rejected], b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert_eq!(
+        stdout(&o),
+        format!("PASS {good}\nPASS {rejected}\n2 passed, 0 failed\n")
+    );
+
+    let o = rbpf(&["test", "-"], b"-- asm\nmov %r0, 5\nexit\n-- result\n5\n");
+    assert_eq!(stdout(&o), "PASS -\n1 passed, 0 failed\n", "{}", stderr(&o));
+
+    let o = rbpf(&["test", good, bad], b"");
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("FAIL {bad}: interpreter: expected 0x4, got 0x3")),
+        "{out}"
+    );
+    assert!(out.ends_with("1 passed, 1 failed\n"), "{out}");
+}
+
+#[test]
+fn test_command_passes_the_conformance_suite() {
+    let Some(dir) = common::suite_dir() else {
+        return;
+    };
+    let tests = dir.join("tests");
+    let args = ["test", tests.to_str().expect("UTF-8 path")];
+    let o = rbpf(&args, b"");
+    let out = stdout(&o);
+    assert_eq!(out.lines().filter(|l| l.starts_with("PASS ")).count(), 313);
+    assert!(out.ends_with("313 passed, 0 failed\n"), "{out}");
+    assert_eq!(o.status.code(), Some(0));
+}

@@ -1,0 +1,91 @@
+//! Shared helpers of the integration tests: locating the conformance suite and reading
+//! `assembled.tsv`.
+
+#![allow(dead_code, reason = "each test crate uses a different subset")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The conformance suite folder, or `None` (with a visible message) when it is absent.
+///
+/// Looked up as `$RBPF_CONFORMANCE_DIR` if set, else `../shared/bpf-conformance` beside the
+/// repository (CI and the main checkout), else two levels up (a worktree under `wt/`).
+pub fn suite_dir() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates: Vec<PathBuf> = match std::env::var_os("RBPF_CONFORMANCE_DIR") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => vec![
+            root.join("../shared/bpf-conformance"),
+            root.join("../../shared/bpf-conformance"),
+        ],
+    };
+    let found = candidates.iter().find(|d| d.is_dir()).cloned();
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED: conformance suite not found (looked in {candidates:?}; set RBPF_CONFORMANCE_DIR)"
+        );
+    }
+    found
+}
+
+/// One line of `assembled.tsv`.
+#[derive(Debug, Clone)]
+pub struct Reference {
+    /// Program bytes.
+    pub bytes: Vec<u8>,
+    /// Input memory.
+    pub mem: Vec<u8>,
+    /// `result` or `error`.
+    pub kind: String,
+    /// Expected value or message.
+    pub value: String,
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    text.split_whitespace()
+        .map(|b| u8::from_str_radix(b, 16).expect("assembled.tsv holds hex bytes"))
+        .collect()
+}
+
+/// `assembled.tsv` keyed by relative path (`tests/add.data`).
+pub type References = BTreeMap<String, Reference>;
+
+/// Reads `assembled.tsv`.
+pub fn references(dir: &Path) -> References {
+    let text = std::fs::read_to_string(dir.join("assembled.tsv")).expect("read assembled.tsv");
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let cols: Vec<&str> = line.split('\t').collect();
+            assert!(cols.len() >= 5, "malformed assembled.tsv line: {line}");
+            (
+                cols[0].to_owned(),
+                Reference {
+                    bytes: hex_bytes(cols[1]),
+                    mem: hex_bytes(cols[2]),
+                    kind: cols[3].to_owned(),
+                    value: cols[4].to_owned(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The `.data` files of a suite subfolder, sorted.
+pub fn data_files(dir: &Path, sub: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+        .expect("read suite folder")
+        .map(|e| e.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "data"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `tests/add.data` for a path inside the suite.
+pub fn key(dir: &Path, path: &Path) -> String {
+    path.strip_prefix(dir)
+        .expect("path inside the suite")
+        .to_string_lossy()
+        .into_owned()
+}
