@@ -2,6 +2,7 @@
 //! that all engines agree with the reference, and builds the timing cells.
 
 use std::hint::black_box;
+use std::path::Path;
 use std::time::Instant;
 
 use rbpf::Vm;
@@ -64,14 +65,30 @@ fn new_vm(bounds: bool, code: &[u8], name: &str) -> Result<Vm, String> {
     Ok(vm)
 }
 
+/// Writes `<name>.bpf.s` and `<name>-bounds-<on|off>.bin` (the JIT image) into `dir`.
+fn dump(dir: &Path, workload: &Workload, bounds: bool, vm: &Vm) -> Result<(), String> {
+    let write = |file: String, bytes: &[u8]| {
+        let path = dir.join(file);
+        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+    };
+    write(format!("{}.bpf.s", workload.name), workload.asm.as_bytes())?;
+    let mut image = vec![0u8; vm.jit_size().unwrap_or(0)];
+    vm.copy_jit(&mut image)
+        .map_err(|e| format!("{}: copying the JIT image: {e}", workload.name))?;
+    let state = if bounds { "on" } else { "off" };
+    write(format!("{}-bounds-{state}.bin", workload.name), &image)
+}
+
 impl Prepared {
     /// Assembles the workload, loads it once per bounds setting and JIT-compiles it, timing
-    /// `compile_samples` compilations on fresh VMs.
+    /// `compile_samples` compilations on fresh VMs. With `dump_dir`, writes the program text
+    /// and each JIT image there (for `objdump -D -b binary -m i386:x86-64`).
     pub fn new(
         workload: Workload,
         native: EntryFn,
         bounds_modes: &[bool],
         compile_samples: usize,
+        dump_dir: Option<&Path>,
     ) -> Result<Prepared, String> {
         let name = workload.name;
         let code = rbpf::asm::assemble_bytes(&workload.asm)
@@ -100,6 +117,9 @@ impl Prepared {
             // `ubpf_jit_fn` signature, `uint64_t (void *mem, size_t mem_len)`, which EntryFn
             // matches; the code lives as long as `vm`, which we keep beside it.
             let jit = unsafe { std::mem::transmute::<*const u8, EntryFn>(entry) };
+            if let Some(dir) = dump_dir {
+                dump(dir, &workload, bounds, &vm)?;
+            }
             vms.push(BpfVm {
                 bounds,
                 jit_bytes: vm.jit_size(),
