@@ -22,6 +22,8 @@ pub enum Engine {
     Jit,
     /// The workload's native C twin.
     Native,
+    /// JIT compilation on a fresh VM (profile mode only).
+    Compile,
 }
 
 impl Engine {
@@ -31,6 +33,7 @@ impl Engine {
             "interp" => Some(Engine::Interp),
             "jit" => Some(Engine::Jit),
             "native" => Some(Engine::Native),
+            "compile" => Some(Engine::Compile),
             _ => None,
         }
     }
@@ -51,6 +54,8 @@ pub struct Prepared {
     pub workload: Workload,
     /// Its program length in instruction slots.
     pub insn_count: usize,
+    /// The assembled program.
+    code: Vec<u8>,
     native: EntryFn,
     expected: u64,
     expected_mem: Vec<u8>,
@@ -130,6 +135,7 @@ impl Prepared {
         }
         Ok(Prepared {
             insn_count: code.len() / 8,
+            code,
             native,
             expected,
             expected_mem,
@@ -234,6 +240,16 @@ impl Prepared {
             for _ in 0..iters {
                 // SAFETY: checked in `check`: the function stays inside `mem`.
                 black_box(unsafe { (self.native)(black_box(mem.as_mut_ptr()), mem.len()) });
+            }
+            return;
+        }
+        if engine == Engine::Compile {
+            for v in &self.vms {
+                for _ in 0..iters {
+                    if let Ok(mut vm) = new_vm(v.bounds, &self.code, self.workload.name) {
+                        black_box(vm.compile(JitMode::Basic).is_ok());
+                    }
+                }
             }
             return;
         }

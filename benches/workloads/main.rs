@@ -52,7 +52,7 @@ struct Options {
 }
 
 const USAGE: &str = "usage: workloads [--quick|--full] [--bounds=on|off|both] \
-[--profile=interp|jit|native --iters=N] [--dump-jit=DIR] [NAME...]";
+[--profile=interp|jit|native|compile --iters=N] [--dump-jit=DIR] [NAME...]";
 
 fn parse_options() -> Result<Options, String> {
     let mut bench_flag = false;
