@@ -101,6 +101,8 @@ struct Translator<'a, 'b> {
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
+    /// Whether the stack is a region at all (false: Basic-mode code that never uses r10).
+    has_stack: bool,
 }
 
 fn flags() -> MemFlagsData {
@@ -146,15 +148,20 @@ pub(crate) fn translate(
     b.seal_block(entry);
     let args = b.block_params(entry).to_vec();
     let (mem, mem_len) = (args[0], args[1]);
+    // A program that never names r10 and makes no local call cannot reach its stack: Basic
+    // mode then skips the 4 KiB frame (and the stack probe it needs on every entry), keeping
+    // only a small slot whose address fault messages print, as an empty region.
+    let needs_stack =
+        !cfg.return_sites.is_empty() || insns.iter().any(|i| i.dst == 10 || i.src == 10);
+    let has_stack = opts.mode == JitMode::Extended || needs_stack;
     let (stack, stack_len) = match opts.mode {
         JitMode::Basic => {
-            let slot = b.create_sized_stack_slot(StackSlotData::new(
-                StackSlotKind::ExplicitSlot,
-                STACK_SIZE as u32,
-                4,
-            ));
+            let size = if needs_stack { STACK_SIZE as u32 } else { 16 };
+            let slot =
+                b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
             let base = b.ins().stack_addr(I64, slot, 0);
-            (base, b.ins().iconst(I64, STACK_SIZE as i64))
+            let len = if needs_stack { STACK_SIZE as i64 } else { 0 };
+            (base, b.ins().iconst(I64, len))
         }
         JitMode::Extended => (args[2], args[3]),
     };
@@ -236,6 +243,7 @@ pub(crate) fn translate(
         proofs: Vec::new(),
         terminated: false,
         static_stack,
+        has_stack,
     };
     t.body()?;
     t.tails();
@@ -513,25 +521,30 @@ impl Translator<'_, '_> {
         {
             return addr;
         }
-        let (first, second) = if reg == 10 {
-            (self.stack_region, self.mem_region)
+        // The likelier region first; no stack region at all when the program cannot reach it.
+        let stack = self.has_stack.then_some(self.stack_region);
+        let (first, second) = if reg == 10 && stack.is_some() {
+            (self.stack_region, Some(self.mem_region))
         } else {
-            (self.mem_region, self.stack_region)
+            (self.mem_region, stack)
         };
         let i = size_index(bytes);
         let ok = self.b.create_block();
-        let try_second = self.b.create_block();
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
 
         let d = self.b.ins().isub(addr, first.base);
         let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
-        self.b.ins().brif(inside, ok, &[], try_second, &[]);
-
-        self.b.switch_to_block(try_second);
-        let d = self.b.ins().isub(addr, second.base);
-        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
-        self.b.ins().brif(inside, ok, &[], slow, &[]);
+        if let Some(second) = second {
+            let try_second = self.b.create_block();
+            self.b.ins().brif(inside, ok, &[], try_second, &[]);
+            self.b.switch_to_block(try_second);
+            let d = self.b.ins().isub(addr, second.base);
+            let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
+            self.b.ins().brif(inside, ok, &[], slow, &[]);
+        } else {
+            self.b.ins().brif(inside, ok, &[], slow, &[]);
+        }
 
         self.b.switch_to_block(slow);
         let ctx = self.iconst(self.opts.ctx as i64);
