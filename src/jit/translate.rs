@@ -47,6 +47,10 @@ pub(crate) struct Options {
     pub instruction_limit: u32,
     /// `Config::unwind_index` at compile time.
     pub unwind_index: Option<u32>,
+    /// Whether anything beyond mem and the stack can allow an access (data sections, or a
+    /// bounds callback registered at compile time). When not, the out-of-line bounds check
+    /// only records the fault and never returns into the code.
+    pub other_regions: bool,
     /// The VM's boxed helper table (read at run time by the code).
     pub helpers: *const HelperTable,
     /// The boxed context.
@@ -563,7 +567,15 @@ impl Translator<'_, '_> {
         ];
         let call = self.b.ins().call_indirect(self.sig_check, f, &args);
         let denied = self.b.inst_results(call)[0];
-        self.b.ins().brif(denied, self.fail, &[], ok, &[]);
+        if self.opts.other_regions {
+            self.b.ins().brif(denied, self.fail, &[], ok, &[]);
+        } else {
+            // The runtime applies the same mem/stack test as above, so it denies and records
+            // the fault. Not returning into the code matters for speed: nothing stays live
+            // across this call, so register allocation need not keep hot values (r0, loop
+            // pointers) in callee-saved registers or spill them inside loops.
+            self.b.ins().jump(self.fail, &[]);
+        }
 
         self.b.switch_to_block(ok);
         self.proofs.push(Proof { reg, lo, hi });
