@@ -65,25 +65,25 @@ pub(crate) fn pack_access(pc: usize, size: usize, access: Access) -> i64 {
     ((pc as u64) | ((size as u64) << 32) | (store << 40)) as i64
 }
 
-/// Slow path of a bounds check, called when the inline mem/stack test failed. Returns 0 when
-/// the access is allowed, 1 after recording the fault.
+/// Slow path of a bounds check, called when the inline mem/stack test failed. `args` points
+/// to five words written by the code: the base register's value, then mem, mem_len, stack
+/// and stack_len of this run. Returns 0 when the access is allowed, 1 after recording the
+/// fault.
 ///
 /// # Safety
-/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]).
-#[allow(clippy::too_many_arguments)]
+/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]); `args` must
+/// be valid for reading five `u64`.
 pub(crate) unsafe extern "C" fn rt_check_access(
     ctx: *const JitContext,
     packed: i64,
-    base: u64,
     off: i64,
-    mem: u64,
-    mem_len: u64,
-    stack: u64,
-    stack_len: u64,
+    args: *const u64,
 ) -> u64 {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
         let vm = unsafe { vm_of(ctx) };
+        // SAFETY: forwarded from this function's contract; the slot is 8-byte aligned.
+        let [base, mem, mem_len, stack, stack_len] = unsafe { args.cast::<[u64; 5]>().read() };
         let packed = packed as u64;
         let pc = (packed & 0xffff_ffff) as usize;
         let size = ((packed >> 32) & 0xff) as usize;

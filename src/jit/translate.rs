@@ -60,6 +60,10 @@ pub(crate) struct Options {
 /// Bytes per local-call frame: return site, r6..r9, r10.
 const FRAME_BYTES: i64 = 48;
 
+/// Bytes of the slot handed to [`runtime::rt_check_access`]: base, mem, mem_len, stack,
+/// stack_len.
+const CHECK_ARGS_BYTES: u32 = 40;
+
 /// One proven access: `[lo, hi)` relative to the current value of `reg`.
 #[derive(Clone, Copy)]
 struct Proof {
@@ -87,12 +91,11 @@ struct Translator<'a, 'b> {
     remaining: Variable,
     blocks: Vec<Option<Block>>,
     mem: Value,
-    mem_len: Value,
-    stack: Value,
-    stack_len: Value,
     mem_region: Region,
     stack_region: Region,
     frames: Option<StackSlot>,
+    /// Arguments of the bounds-check slow path (filled at entry when bounds checking is on).
+    check_args: StackSlot,
     fail: Block,
     fault: Block,
     exit: Block,
@@ -143,7 +146,7 @@ pub(crate) fn translate(
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
-    let sig_check = b.import_signature(sig(isa, &[I64; 8], Some(I64)));
+    let sig_check = b.import_signature(sig(isa, &[I64; 4], Some(I64)));
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
 
     let entry = b.create_block();
@@ -190,6 +193,18 @@ pub(crate) fn translate(
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);
+    // The bounds-check slow path reads the run's regions from memory: passed as call
+    // arguments they would be pinned to argument registers throughout the code.
+    let check_args = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        CHECK_ARGS_BYTES,
+        3,
+    ));
+    if opts.bounds_check {
+        for (i, v) in [mem, mem_len, stack, stack_len].into_iter().enumerate() {
+            b.ins().stack_store(I64, v, check_args, 8 + 8 * i as i32);
+        }
+    }
     let frames = (!cfg.return_sites.is_empty()).then(|| {
         b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -229,12 +244,10 @@ pub(crate) fn translate(
         remaining,
         blocks,
         mem,
-        mem_len,
-        stack,
-        stack_len,
         mem_region,
         stack_region,
         frames,
+        check_args,
         fail,
         fault: fault_blk,
         exit,
@@ -555,16 +568,11 @@ impl Translator<'_, '_> {
         let packed = self.iconst(runtime::pack_access(pc, bytes, access));
         let offv = self.iconst(i64::from(off));
         let f = self.iconst(runtime::rt_check_access as *const () as i64);
-        let args = [
-            ctx,
-            packed,
-            base,
-            offv,
-            self.mem,
-            self.mem_len,
-            self.stack,
-            self.stack_len,
-        ];
+        // Stored, not passed: a store takes `base` from whatever register holds it, while an
+        // argument would tie it to a fixed register and add moves to the hot path.
+        self.b.ins().stack_store(I64, base, self.check_args, 0);
+        let slot_addr = self.b.ins().stack_addr(I64, self.check_args, 0);
+        let args = [ctx, packed, offv, slot_addr];
         let call = self.b.ins().call_indirect(self.sig_check, f, &args);
         let denied = self.b.inst_results(call)[0];
         if self.opts.other_regions {
