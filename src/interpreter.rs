@@ -28,6 +28,11 @@ use safe::{SafeAccess, SafeState};
 /// The registers the undefined-behaviour check starts with as initialised: r1, r2 and r10.
 const INITIAL_REGISTER_MASK: u16 = (1 << 1) | (1 << 2) | (1 << 10);
 
+/// The stack `Vm::execute` provides: 16-byte aligned like a C `uint64_t` array on the native
+/// stack, so aligned eBPF stack slots are aligned host words (real atomics, no split accesses).
+#[repr(C, align(16))]
+struct AlignedStack([u8; STACK_SIZE]);
+
 /// A local-call frame: where to return and what to restore.
 #[derive(Clone, Copy)]
 struct Frame {
@@ -334,8 +339,8 @@ impl Vm {
     /// (from inside a helper) gets a fresh zeroed stack.
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         thread_local! {
-            static STACK: std::cell::RefCell<[u8; STACK_SIZE]> =
-                const { std::cell::RefCell::new([0; STACK_SIZE]) };
+            static STACK: std::cell::RefCell<AlignedStack> =
+                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
         }
         let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
@@ -347,14 +352,28 @@ impl Vm {
             Ok(mut stack) => {
                 // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
                 // buffers of the given lengths for the whole call.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.as_mut_ptr(), STACK_SIZE) }
+                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
             }
-            Err(_) => {
-                let mut stack = [0u8; STACK_SIZE];
-                // SAFETY: as above, with a local stack.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.as_mut_ptr(), STACK_SIZE) }
-            }
+            // SAFETY: as above.
+            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len) },
         })
+    }
+
+    /// `execute` for a nested run on a thread whose stack buffer is in use: a zeroed local
+    /// stack. Kept out of line so the common path does not reserve (and probe) a second 4 KiB.
+    ///
+    /// # Safety
+    /// `mem` is null or valid for `mem_len` bytes for the whole call.
+    #[cold]
+    #[inline(never)]
+    unsafe fn execute_on_fresh_stack(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+    ) -> Result<u64, ExecError> {
+        let mut stack = AlignedStack([0; STACK_SIZE]);
+        // SAFETY: the caller vouches for `mem`; the stack is local to this call.
+        unsafe { self.execute_raw(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
@@ -1080,6 +1099,44 @@ mod tests {
         assert_eq!(run(&[movr(0, 1), exit()], &mut mem), Ok(addr));
         // Without memory r1 is null and r2 is 0.
         assert_eq!(r0(&[movr(0, 1), ins(0x0f, 0, 2, 0, 0), exit()]), 0);
+    }
+
+    #[test]
+    fn nested_execution_from_a_helper_gets_its_own_stack() {
+        static INNER: std::sync::OnceLock<Vm> = std::sync::OnceLock::new();
+        unsafe extern "C" fn nested(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+            let inner = INNER.get().expect("inner VM set");
+            inner.execute(&mut []).unwrap_or(u64::MAX)
+        }
+        let mut inner = Vm::new();
+        // Clobbers the top of its stack and returns 40.
+        inner
+            .load(&encode_slots(&[
+                ins(0x72, 10, 0, -1, 0x7f),
+                mov(0, 40),
+                exit(),
+            ]))
+            .expect("inner loads");
+        let _ = INNER.set(inner);
+        let mut outer = Vm::new();
+        outer
+            .register_helper(9, Some("nested"), nested)
+            .expect("index");
+        outer
+            .load(&encode_slots(&[
+                ins(0x72, 10, 0, -1, 2),
+                ins(0x85, 0, 0, 0, 9),
+                ins(0x71, 1, 10, -1, 0),
+                ins(0x0f, 0, 1, 0, 0),
+                exit(),
+            ]))
+            .expect("outer loads");
+        assert_eq!(outer.execute(&mut []), Ok(42));
+    }
+
+    #[test]
+    fn execute_gives_an_aligned_stack() {
+        assert_eq!(r0(&[movr(0, 10), ins(0x57, 0, 0, 0, 15), exit()]), 0);
     }
 
     #[test]

@@ -870,6 +870,14 @@ fn unknown_relocation_types_are_skipped() {
         "the sqrti call is left as clang wrote it"
     );
     assert_eq!(calls[1], call(0, 4), "checksum is still resolved");
+    // Loading goes on to the verifier, which sees the unresolved local call to itself.
+    assert_eq!(
+        vm_with_helpers()
+            .load_elf(&p.0, None)
+            .unwrap_err()
+            .to_string(),
+        "sub-program does not end with EXIT or unconditional jump at PC 3"
+    );
 }
 
 #[test]

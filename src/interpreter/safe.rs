@@ -317,6 +317,12 @@ impl<'a> SafeState<'a> {
         Some(first..last.saturating_add(1).min(self.spills.len()))
     }
 
+    /// Whether `addr` starts a stack slot (8-byte aligned relative to the stack's start, so the
+    /// rule does not depend on where the caller's stack buffer happens to lie).
+    fn slot_aligned(&self, addr: u64) -> bool {
+        addr.wrapping_sub(self.stack_start).is_multiple_of(8)
+    }
+
     /// Records a store of `size` bytes at `addr`: an aligned 8-byte store of register `src`
     /// (`Some`) remembers its tag, anything else forgets the overlapped slots.
     pub(crate) fn after_store(&mut self, addr: u64, size: usize, src: Option<u8>) {
@@ -324,7 +330,7 @@ impl<'a> SafeState<'a> {
             return;
         };
         let spilled = match src {
-            Some(reg) if size == 8 && addr.is_multiple_of(8) => self.tag(reg),
+            Some(reg) if size == 8 && self.slot_aligned(addr) => self.tag(reg),
             _ => Tag::Scalar,
         };
         for slot in range {
@@ -336,7 +342,7 @@ impl<'a> SafeState<'a> {
     /// a spilled stack slot, otherwise a scalar.
     pub(crate) fn after_load(&mut self, dst: u8, addr: u64, size: usize) {
         let tag = match self.slots(addr, size) {
-            Some(range) if size == 8 && addr.is_multiple_of(8) => {
+            Some(range) if size == 8 && self.slot_aligned(addr) => {
                 self.spills.get(range.start).copied().unwrap_or(Tag::Scalar)
             }
             _ => Tag::Scalar,
@@ -690,6 +696,25 @@ mod tests {
             run(&mut vm, &prog, &mut mem),
             Err("uBPF safe mode error: load requires a pointer at PC 3".into())
         );
+    }
+
+    #[test]
+    fn spill_slots_are_relative_to_the_stack_start() {
+        let mut vm = safe_vm();
+        vm.load(&encode_slots(&[
+            ins(0x7b, 10, 1, -8, 0),
+            ins(0x79, 2, 10, -8, 0),
+            ins(0x71, 0, 2, 0, 0),
+            exit(),
+        ]))
+        .expect("loads");
+        let mut mem = [5u8; 4];
+        let mut buffer = [0u8; 65];
+        // An external stack at an odd address: slots are still recognised.
+        let stack = buffer[1..].as_mut_ptr();
+        // SAFETY: `mem` and the 64-byte stack slice are valid for the call.
+        let result = unsafe { vm.execute_raw(mem.as_mut_ptr(), mem.len(), stack, 64) };
+        assert_eq!(result, Ok(5));
     }
 
     unsafe extern "C" fn give(p: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {

@@ -1,7 +1,9 @@
 //! Shared helpers of the integration tests: locating the conformance suite and reading
-//! `assembled.tsv`.
+//! `assembled.tsv`; [`c`] compiles and runs C programs against `librbpf.so`.
 
 #![allow(dead_code, reason = "each test crate uses a different subset")]
+
+pub mod c;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
