@@ -9,7 +9,7 @@
 #include "capi_test.h"
 
 #define THREADS 8
-#define RUNS 300
+#define RUNS 100
 #define LEN 64
 
 /* Helper 0: r1 plus 1000 times the first byte of the run's mem. */

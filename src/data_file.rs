@@ -15,7 +15,8 @@
 //! | `no jit` | uBPF: the reason the JIT must not run this test |
 //! | `no register offset`, `c`, `description` | informational, ignored |
 //!
-//! Any other section name is an error, as is a section given twice.
+//! Any other section name is an error, as is a section given twice. uBPF's section links
+//! (`-- asm @ prog.asm`) are resolved by [`DataFile::read`], which knows the file's folder.
 //!
 //! ```
 //! use rbpf::data_file::{DataFile, Expected};
@@ -143,6 +144,22 @@ pub enum DataError {
     /// The `asm` section does not assemble (the line is a line of the file).
     #[error("{0}")]
     Asm(AsmError),
+    /// A uBPF section link (`-- asm @ prog.asm`) in text parsed without its location.
+    #[error("line {line}: section link `{name}` needs the file's location (use DataFile::read)")]
+    LinkedSection {
+        /// 1-based line number.
+        line: usize,
+        /// The header as written.
+        name: String,
+    },
+    /// A file (the `.data` file or a linked one) could not be read.
+    #[error("cannot read {path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The system's reason.
+        message: String,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -252,6 +269,12 @@ impl DataFile {
             let line_no = index + 1;
             let line = full_line.split('#').next().unwrap_or("").trim_end();
             if let Some(header) = line.trim_start().strip_prefix("--") {
+                if header.contains(" @ ") {
+                    return Err(DataError::LinkedSection {
+                        line: line_no,
+                        name: header.trim().to_owned(),
+                    });
+                }
                 let name = header.trim().to_ascii_lowercase();
                 let section = section_named(&name).ok_or_else(|| DataError::UnknownDirective {
                     line: line_no,
@@ -329,6 +352,43 @@ impl DataFile {
             file.description = Some(description.join("\n"));
         }
         Ok(file)
+    }
+
+    /// Reads and parses a `.data` file, resolving uBPF's section links (`-- asm @ prog.asm`,
+    /// `-- mem @ packet.hex`) relative to the file's folder. A linked file's text is inlined
+    /// after its header, so line numbers in later errors count the inlined lines.
+    pub fn read(path: &std::path::Path) -> Result<DataFile, DataError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read_to_string(p).map_err(|e| DataError::Io {
+                path: p.display().to_string(),
+                message: e.to_string(),
+            })
+        };
+        let text = read(path)?;
+        let base = path.parent().unwrap_or(std::path::Path::new(""));
+        let mut expanded = String::with_capacity(text.len());
+        for line in text.lines() {
+            let header = line
+                .split('#')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .strip_prefix("--");
+            match header.and_then(|h| h.split_once(" @ ")) {
+                Some((name, linked)) => {
+                    expanded.push_str("-- ");
+                    expanded.push_str(name.trim());
+                    expanded.push('\n');
+                    expanded.push_str(&read(&base.join(linked.trim()))?);
+                    expanded.push('\n');
+                }
+                None => {
+                    expanded.push_str(line);
+                    expanded.push('\n');
+                }
+            }
+        }
+        Self::parse(&expanded)
     }
 
     /// The program: the assembled `asm` section if there is one, else the `raw` section.
@@ -474,6 +534,34 @@ mod tests {
                 .program(),
             Err(DataError::NoProgram)
         );
+    }
+
+    #[test]
+    fn section_links_resolve_relative_to_the_file() {
+        let dir = std::env::temp_dir().join(format!("rbpf-data-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("prog.asm"), "ldxb %r0, [%r1+1]\nexit\n").unwrap();
+        std::fs::write(dir.join("pkt.hex"), "0000: 0a 0b\n0002: 0c\n").unwrap();
+        let data = dir.join("t.data");
+        std::fs::write(
+            &data,
+            "-- asm @ prog.asm\n-- mem @ pkt.hex\n-- result\n0xb\n",
+        )
+        .unwrap();
+        let file = DataFile::read(&data).unwrap();
+        assert_eq!(file.program().unwrap().len(), 2);
+        assert_eq!(file.mem, Some(vec![0x0a, 0x0b, 0x0c]));
+        assert!(matches!(
+            DataFile::parse("-- asm @ prog.asm\n"),
+            Err(DataError::LinkedSection { line: 1, .. })
+        ));
+        std::fs::write(&data, "-- asm @ missing.asm\n").unwrap();
+        assert!(matches!(DataFile::read(&data), Err(DataError::Io { .. })));
+        assert!(matches!(
+            DataFile::read(&dir.join("nope.data")),
+            Err(DataError::Io { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! example) is compiled with the system C compiler (`-Wall -Wextra -Werror -std=c11
 //! -Iinclude`), linked against the real `target/<profile>/librbpf.so` with an rpath, and run;
 //! it must exit with status 0. One Rust test per file. Each program also runs under
-//! `valgrind --leak-check=full --error-exitcode=1` when valgrind is installed.
+//! `valgrind --leak-check=full --error-exitcode=1` when valgrind is installed, and the C tests
+//! run once more built with `-fsanitize=address,undefined` when the compiler supports it.
 //!
 //! Also here: the headers compile as C++, and the shared library exports only the C API.
 
@@ -95,6 +96,11 @@ fn check_output(what: &str, command: &Command, output: &Output) {
 
 /// Compiles `source` (C11, or C++17 when `cpp`) into an executable linked to librbpf.
 fn compile(source: &Path, cpp: bool) -> PathBuf {
+    compile_with(source, cpp, &[], "")
+}
+
+/// [`compile`] with extra compiler flags, writing `<dir>-<stem><suffix>`.
+fn compile_with(source: &Path, cpp: bool, flags: &[&str], suffix: &str) -> PathBuf {
     let paths = paths();
     let stem = source
         .file_stem()
@@ -105,10 +111,11 @@ fn compile(source: &Path, cpp: bool) -> PathBuf {
         .and_then(Path::file_name)
         .and_then(|s| s.to_str())
         .unwrap_or("src");
-    let output = paths.bin_dir.join(format!("{parent}-{stem}"));
+    let output = paths.bin_dir.join(format!("{parent}-{stem}{suffix}"));
     let mut command = compiler(cpp);
     command
         .args(["-Wall", "-Wextra", "-Werror"])
+        .args(flags)
         .arg(if cpp { "-std=c++17" } else { "-std=c11" })
         .arg("-pthread")
         .arg("-I")
@@ -169,11 +176,62 @@ fn run(program: &Path, args: &[&str]) -> Output {
     output
 }
 
-/// Compiles and runs `capi-tests/<name>.c`.
+/// The sanitizers of the extra C-side run (style.md lesson 8).
+const SANITIZE: &[&str] = &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
+
+/// Whether the C compiler can build and link sanitized programs (checked once).
+fn sanitizers_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let dir = &paths().bin_dir;
+        let source = dir.join("sanitizer_probe.c");
+        let output = dir.join("sanitizer_probe");
+        if std::fs::write(&source, "int main(void) { return 0; }\n").is_err() {
+            return false;
+        }
+        compiler(false)
+            .args(SANITIZE)
+            .arg(&source)
+            .arg("-o")
+            .arg(&output)
+            .output()
+            .is_ok_and(|o| o.status.success())
+            && Command::new(&output)
+                .output()
+                .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// Compiles `source` with AddressSanitizer and UBSan on the C side and runs it, after
+/// checking with `nm` that the ASan runtime really is in the program.
+fn run_sanitized(source: &Path, args: &[&str]) {
+    if !sanitizers_available() {
+        eprintln!(
+            "SKIPPED: the C compiler cannot build sanitized programs; {} ran without ASan/UBSan",
+            source.display()
+        );
+        return;
+    }
+    let program = compile_with(source, false, SANITIZE, "-asan");
+    if let Ok(symbols) = Command::new("nm").arg(&program).output() {
+        assert!(
+            String::from_utf8_lossy(&symbols.stdout).contains("__asan_init"),
+            "{} was not linked with AddressSanitizer",
+            program.display()
+        );
+    }
+    let mut command = Command::new(&program);
+    command.args(args).current_dir(&paths().root);
+    let output = command.output().expect("run the sanitized test program");
+    check_output("running with ASan/UBSan", &command, &output);
+}
+
+/// Compiles and runs `capi-tests/<name>.c` (plain, under valgrind, and sanitized).
 fn c_test(name: &str) {
     let source = paths().root.join("capi-tests").join(format!("{name}.c"));
     let program = compile(&source, false);
     run(&program, &[]);
+    run_sanitized(&source, &[]);
 }
 
 /// Declares one Rust test per C test file, and the list `every_c_test_file_is_run` checks.
@@ -191,13 +249,16 @@ macro_rules! c_tests {
 }
 
 c_tests!(
+    debug_fn,
     elf,
     helpers,
     jit,
+    jit_runtime,
     lifecycle,
     load_errors,
     memory,
     null_args,
+    rbpf_ext,
     runtime_errors,
     settings,
     signatures,

@@ -237,6 +237,12 @@ fn run_failures_exit_1() {
         b"ldxdw %r0, [%r10-8]\nexit\n",
     );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // The safe profile (interpreter only) runs the same programs.
+    let o = rbpf(&["run", "--profile", "safe", "-"], b"mov %r0, 9\nexit\n");
+    assert_eq!(stdout(&o), "0x9\n", "{}", stderr(&o));
+    let o = rbpf(&["run", "-p", "fast", "-"], b"exit\n");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("Unknown execution profile: fast"));
     // Forcing the raw format on text fails at load (not a whole number of slots, or junk).
     let o = rbpf(&["run", "--raw", "-"], b"exit\n");
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
@@ -267,6 +273,9 @@ fn test_command_reports_each_file_and_a_summary() {
         format!("PASS {good}\nPASS {rejected}\n2 passed, 0 failed\n")
     );
 
+    let o = rbpf(&["test", "--safe", good], b"");
+    assert_eq!(stdout(&o), format!("PASS {good}\n1 passed, 0 failed\n"));
+
     let o = rbpf(&["test", "-"], b"-- asm\nmov %r0, 5\nexit\n-- result\n5\n");
     assert_eq!(stdout(&o), "PASS -\n1 passed, 0 failed\n", "{}", stderr(&o));
 
@@ -286,7 +295,7 @@ fn test_command_passes_the_conformance_suite() {
         return;
     };
     let tests = dir.join("tests");
-    let args = ["test", tests.to_str().expect("UTF-8 path")];
+    let args = ["test", "--safe", tests.to_str().expect("UTF-8 path")];
     let o = rbpf(&args, b"");
     let out = stdout(&o);
     assert_eq!(out.lines().filter(|l| l.starts_with("PASS ")).count(), 313);

@@ -1,6 +1,7 @@
 //! The bpf_conformance suite end to end: every `tests/*.data` file is parsed, assembled
 //! (and compared byte for byte with `assembled.tsv`), loaded with the suite's helpers and run
-//! in the interpreter and in the JIT; r0 must equal the expected result in both. The `negative/` programs must be
+//! in the interpreter, the JIT and the safe-profile interpreter (uBPF's three CTest
+//! variants); r0 must equal the expected result in all three. The `negative/` programs must be
 //! rejected, and the runner self-tests must be judged as failures.
 
 mod common;
@@ -9,7 +10,9 @@ use std::path::Path;
 
 use rbpf::Vm;
 use rbpf::data_file::{DataFile, Expected};
+use rbpf::interpreter::SafeHelperResult;
 use rbpf::jit::JitMode;
+use rbpf::vm::ExecutionProfile;
 use rbpf::{disasm, isa};
 
 fn new_vm() -> Vm {
@@ -24,6 +27,21 @@ fn new_vm() -> Vm {
 /// failed, or r0.
 fn interpret(code: &[u8], mem: &[u8]) -> Result<u64, String> {
     let mut vm = new_vm();
+    vm.load(code)
+        .map_err(|e| format!("Failed to load code: {e}"))?;
+    let mut mem = mem.to_vec();
+    vm.execute(&mut mem).map_err(|e| e.to_string())
+}
+
+/// As [`interpret`], in uBPF's safe execution profile (helpers registered as safe helpers
+/// with scalar results, as uBPF's plugin does).
+fn interpret_safe(code: &[u8], mem: &[u8]) -> Result<u64, String> {
+    let mut vm = new_vm();
+    vm.config_mut().profile = ExecutionProfile::Safe;
+    for (index, name, f) in rbpf::conformance::HELPERS {
+        vm.register_safe_helper(index, Some(name), f, SafeHelperResult::Scalar)
+            .map_err(|e| e.to_string())?;
+    }
     vm.load(code)
         .map_err(|e| format!("Failed to load code: {e}"))?;
     let mut mem = mem.to_vec();
@@ -55,7 +73,12 @@ fn run_file(dir: &Path, path: &Path, refs: &common::References) -> Result<(), St
     if code != reference.bytes {
         return Err("assembled bytes differ from assembled.tsv".to_owned());
     }
-    for (engine, run) in [("interpreter", interpret as Engine), ("jit", jit)] {
+    let engines = [
+        ("interpreter", interpret as Engine),
+        ("jit", jit),
+        ("safe-interpreter", interpret_safe),
+    ];
+    for (engine, run) in engines {
         let outcome = run(&code, &file.mem_bytes());
         expected
             .judge(outcome.as_ref().copied().map_err(String::as_str))
@@ -74,7 +97,7 @@ fn run_file(dir: &Path, path: &Path, refs: &common::References) -> Result<(), St
 type Engine = fn(&[u8], &[u8]) -> Result<u64, String>;
 
 #[test]
-fn conformance_suite_in_the_interpreter_and_the_jit() {
+fn conformance_suite_in_all_engines() {
     let Some(dir) = common::suite_dir() else {
         return;
     };

@@ -20,8 +20,10 @@ USAGE:
                                   assemble text to bytecode (stdout unless -o)
     rbpf disasm [--hex] [FILE|-]  disassemble bytecode (raw, or ELF) to text; with --hex the
                                   input is hex text such as \"b7 00 00 00 01 00 00 00\"
-    rbpf test FILE.data|DIR...    run .data test files (a directory: its *.data files)
-                                  in the interpreter and the JIT; one PASS/FAIL line each
+    rbpf test [--safe] FILE.data|DIR...
+                                  run .data test files (a directory: its *.data files)
+                                  in the interpreter and the JIT (--safe: also the safe
+                                  profile's interpreter); one PASS/FAIL line each
     rbpf help                     show this help (also -h, --help)
     rbpf --version                show the version
 
@@ -36,6 +38,9 @@ RUN OPTIONS:
     -j, --jit            run with the Cranelift JIT instead of the interpreter
     --limit N            stop with an error after N instructions (0: no limit)
     --no-bounds-check    do not check memory accesses
+    -p, --profile legacy|safe
+                         execution profile (default legacy); safe is uBPF's pointer-tracking
+                         interpreter profile (not with --jit)
     --entry NAME         ELF only: the function to start at
     --asm | --raw | --elf
                          force the input format instead of detecting it
@@ -201,6 +206,7 @@ struct RunOptions {
     bounds_check: bool,
     entry: Option<String>,
     format: Option<Format>,
+    safe: bool,
 }
 
 fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
@@ -215,6 +221,7 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
         bounds_check: true,
         entry: None,
         format: None,
+        safe: false,
     };
     let set_format = |f: Format, current: &mut Option<Format>| match current {
         Some(old) if *old != f => usage("--asm, --raw and --elf are mutually exclusive"),
@@ -236,6 +243,13 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
                 })?);
             }
             "--no-bounds-check" => opts.bounds_check = false,
+            "--profile" | "-p" => {
+                opts.safe = match value(arg, &mut it)? {
+                    "legacy" => false,
+                    "safe" => true,
+                    other => return usage(format!("Unknown execution profile: {other}")),
+                }
+            }
             "--entry" => opts.entry = Some(value(arg, &mut it)?.to_owned()),
             "--asm" => set_format(Format::Asm, &mut opts.format)?,
             "--raw" => set_format(Format::Raw, &mut opts.format)?,
@@ -278,7 +292,11 @@ fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
     if opts.entry.is_some() && format != Format::Elf {
         return usage("--entry applies only to ELF programs");
     }
-    let mut vm = engine::new_vm();
+    let mut vm = if opts.safe {
+        engine::new_safe_vm().map_err(Failure::Program)?
+    } else {
+        engine::new_vm()
+    };
     vm.config_mut().bounds_check = opts.bounds_check;
     if let Some(limit) = opts.limit {
         vm.config_mut().instruction_limit = limit;
@@ -408,41 +426,70 @@ fn check(expected: &Expected, outcome: Result<u64, String>) -> Result<(), String
     expected.judge(outcome.as_ref().copied().map_err(String::as_str))
 }
 
+/// The engines `rbpf test` runs a program in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Interpreter,
+    Jit,
+    SafeInterpreter,
+}
+
+impl Engine {
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Interpreter => "interpreter",
+            Engine::Jit => "jit",
+            Engine::SafeInterpreter => "safe-interpreter",
+        }
+    }
+
+    /// Loads `code` into a fresh VM and runs it on a copy of `mem`.
+    fn run(self, code: &[u8], mem: &[u8]) -> Result<u64, String> {
+        let mut vm = match self {
+            Engine::SafeInterpreter => engine::new_safe_vm()?,
+            _ => engine::new_vm(),
+        };
+        let mut mem = mem.to_vec();
+        vm.load(code)
+            .map_err(|e| format!("Failed to load code: {e}"))?;
+        match self {
+            Engine::Jit => engine::run_jit(&mut vm, &mut mem),
+            _ => engine::interpret(&vm, &mut mem),
+        }
+    }
+}
+
 /// Runs one `.data` file; `Ok` with a note (e.g. "interpreter only"), or the failure reason.
-fn run_data_file(path: &str) -> Result<String, String> {
-    let bytes = if path == "-" {
-        let mut buf = Vec::new();
+fn run_data_file(path: &str, safe: bool) -> Result<String, String> {
+    let file = if path == "-" {
+        let mut text = String::new();
         io::stdin()
             .lock()
-            .read_to_end(&mut buf)
-            .map(|_| buf)
-            .map_err(|e| format!("cannot read standard input: {e}"))?
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+        DataFile::parse(&text)
     } else {
-        std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?
-    };
-    let text = String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
-    let file = DataFile::parse(&text).map_err(|e| e.to_string())?;
+        DataFile::read(std::path::Path::new(path))
+    }
+    .map_err(|e| e.to_string())?;
     let expected = file.expected().map_err(|e| e.to_string())?;
     let code = match file.program() {
         Ok(insns) => isa::encode_slots(&insns),
         Err(e) => return check(&expected, Err(e.to_string())).map(|()| String::new()),
     };
-    let mut engines: Vec<(&str, bool)> = vec![("interpreter", false)];
+    let mut engines = vec![Engine::Interpreter];
     let mut note = String::new();
     if file.no_jit.is_some() {
-        note = " (interpreter only: the file says no jit)".to_owned();
+        note = " (no jit: the file says so)".to_owned();
     } else {
-        engines.push(("jit", true));
+        engines.push(Engine::Jit);
     }
-    for (name, jit) in engines {
-        let mut vm = engine::new_vm();
-        let mut mem = file.mem_bytes();
-        let outcome = match vm.load(&code) {
-            Err(e) => Err(format!("Failed to load code: {e}")),
-            Ok(()) if jit => engine::run_jit(&mut vm, &mut mem),
-            Ok(()) => engine::interpret(&vm, &mut mem),
-        };
-        check(&expected, outcome).map_err(|e| format!("{name}: {e}"))?;
+    if safe {
+        engines.push(Engine::SafeInterpreter);
+    }
+    let mem = file.mem_bytes();
+    for engine in engines {
+        check(&expected, engine.run(&code, &mem)).map_err(|e| format!("{}: {e}", engine.name()))?;
     }
     Ok(note)
 }
@@ -452,6 +499,8 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
         print!("{USAGE}");
         return Ok(ExitCode::SUCCESS);
     }
+    let safe = args.iter().any(|a| a == "--safe");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--safe").cloned().collect();
     if let Some(opt) = args.iter().find(|a| a.starts_with('-') && *a != "-") {
         return usage(format!("unknown option `{opt}`"));
     }
@@ -459,7 +508,7 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
         return usage("`test` needs at least one .data file or directory");
     }
     let mut files = Vec::new();
-    for arg in args {
+    for arg in &args {
         let path = std::path::Path::new(arg);
         if !path.is_dir() {
             files.push(arg.clone());
@@ -478,7 +527,7 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
     }
     let (mut passed, mut failed) = (0usize, 0usize);
     for path in &files {
-        match run_data_file(path) {
+        match run_data_file(path, safe) {
             Ok(note) => {
                 passed += 1;
                 println!("PASS {path}{note}");
@@ -500,7 +549,9 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
 /// The engine entry points the CLI uses, in one place.
 mod engine {
     use rbpf::Vm;
+    use rbpf::interpreter::SafeHelperResult;
     use rbpf::jit::JitMode;
+    use rbpf::vm::ExecutionProfile;
 
     /// A VM with the conformance helpers registered and runtime errors kept for the caller.
     pub fn new_vm() -> Vm {
@@ -509,6 +560,18 @@ mod engine {
         // Errors are returned and printed by the CLI itself, once.
         vm.set_error_printer(Some(Box::new(|_| {})));
         vm
+    }
+
+    /// As [`new_vm`], in uBPF's safe execution profile: the helpers are registered as safe
+    /// helpers returning scalars, as uBPF's test tools do.
+    pub fn new_safe_vm() -> Result<Vm, String> {
+        let mut vm = new_vm();
+        vm.config_mut().profile = ExecutionProfile::Safe;
+        for (index, name, f) in rbpf::conformance::HELPERS {
+            vm.register_safe_helper(index, Some(name), f, SafeHelperResult::Scalar)
+                .map_err(|e| format!("Failed to register safe helper {name}: {e}"))?;
+        }
+        Ok(vm)
     }
 
     /// Runs the loaded program in the interpreter.

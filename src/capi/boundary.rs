@@ -245,3 +245,66 @@ impl<T> UserPtr<T> {
         self.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{CStr, c_char, c_int};
+
+    /// A C-style function whose body panics.
+    fn panics_with_errmsg(errmsg: *mut *mut c_char) -> c_int {
+        ffi_boundary!(errmsg; {
+            if !errmsg.is_null() {
+                panic!("boom");
+            }
+            0
+        })
+    }
+
+    fn panics_returning_pointer() -> *mut u8 {
+        ffi_boundary!({
+            panic!("boom");
+        })
+    }
+
+    fn panics_returning_bool() -> bool {
+        ffi_boundary!({
+            panic!("boom");
+        })
+    }
+
+    #[test]
+    fn a_panic_becomes_the_failure_value_and_an_internal_error_message() {
+        let mut errmsg: *mut c_char = std::ptr::null_mut();
+        assert_eq!(panics_with_errmsg(&mut errmsg), -1);
+        assert!(!errmsg.is_null());
+        // SAFETY: `errmsg` was just set to a NUL-terminated malloc'd string.
+        let text = unsafe { CStr::from_ptr(errmsg) }
+            .to_str()
+            .map(str::to_owned);
+        // SAFETY: allocated with `libc::malloc` by `errmsg::set`.
+        unsafe { libc::free(errmsg.cast()) };
+        assert_eq!(text.as_deref(), Ok("internal error: boom"));
+        assert!(panics_returning_pointer().is_null());
+        assert!(!panics_returning_bool());
+    }
+
+    #[test]
+    fn slices_from_c_accept_null_only_when_empty() {
+        assert_eq!(super::slice_from(std::ptr::null(), 0), Some(&[][..]));
+        assert_eq!(super::slice_from(std::ptr::null(), 1), None);
+        let bytes = [1u8, 2, 3];
+        assert_eq!(super::slice_from(bytes.as_ptr(), 2), Some(&[1u8, 2][..]));
+        assert!(super::slice_from_mut(std::ptr::null_mut(), 4).is_none());
+    }
+
+    #[test]
+    fn errmsg_copies_drop_interior_nuls() {
+        let text = crate::capi::errmsg::malloc_cstring("a\0b");
+        assert!(!text.is_null());
+        // SAFETY: a NUL-terminated malloc'd string.
+        let copy = unsafe { CStr::from_ptr(text) }.to_bytes().to_vec();
+        // SAFETY: allocated with `libc::malloc`.
+        unsafe { libc::free(text.cast()) };
+        assert_eq!(copy, b"ab");
+    }
+}

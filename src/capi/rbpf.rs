@@ -126,6 +126,9 @@ pub extern "C" fn rbpf_exec_jit(
     ffi_boundary!({
         let handle = try_vm!(vm);
         let ret = try_mut!(bpf_return_value);
+        handle
+            .execution_started
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract); a NULL stack
         // makes extended-mode code use its own.
         match unsafe {

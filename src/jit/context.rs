@@ -19,6 +19,10 @@ pub struct JitContext {
     /// sections, the user's bounds callback) and to map fault positions back to slots.
     /// Refreshed by every [`Vm::execute_jit`] call, in case the `Vm` value moved.
     pub(crate) vm: AtomicPtr<Vm>,
+    /// Random key of constant blinding: with `Config::constant_blinding`, every immediate of
+    /// the program is embedded as `imm ^ key` and recovered with a load of this field, so the
+    /// code bytes never contain the program's constants and differ between VMs.
+    pub(crate) blinding_key: u64,
 }
 
 impl JitContext {
@@ -26,13 +30,29 @@ impl JitContext {
     pub(crate) fn new(vm: *const Vm) -> Self {
         JitContext {
             vm: AtomicPtr::new(vm.cast_mut()),
+            blinding_key: random_key(),
         }
     }
 }
 
-/// Byte offset of [`JitContext::vm`] (what compiled code would load; checked by a layout test).
+/// A fresh random key (std's per-instance random hasher keys; no extra dependency).
+fn random_key() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
+
+/// Byte offset of [`JitContext::vm`] (checked by a layout test).
 #[cfg(test)]
 pub(crate) const VM_OFFSET: usize = std::mem::offset_of!(JitContext, vm);
+
+/// Byte offset of [`JitContext::blinding_key`], which compiled code loads.
+pub(crate) const BLINDING_KEY_OFFSET: i32 = std::mem::offset_of!(JitContext, blinding_key) as i32;
 
 /// Fault kinds passed from a cold exit block to [`super::runtime::rt_fault`].
 pub(crate) mod fault {
@@ -53,7 +73,8 @@ mod tests {
     #[test]
     fn context_layout_is_what_compiled_code_expects() {
         assert_eq!(VM_OFFSET, 0);
-        assert_eq!(std::mem::size_of::<JitContext>(), 8);
+        assert_eq!(BLINDING_KEY_OFFSET, 8);
+        assert_eq!(std::mem::size_of::<JitContext>(), 16);
         assert_eq!(std::mem::align_of::<JitContext>(), 8);
     }
 }

@@ -59,31 +59,69 @@ unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
     unsafe { vm.cast_const().as_ref() }
 }
 
-/// Packs the constant description of an access into one argument of [`rt_check_access`].
-pub(crate) fn pack_access(pc: usize, size: usize, access: Access) -> i64 {
+/// Packs the constant description of an access into one argument of [`rt_check_access`]:
+/// pc in bits 0–31, size in bits 32–39, store flag in bit 40, offset in bits 48–63.
+pub(crate) fn pack_access(pc: usize, size: usize, access: Access, off: i16) -> i64 {
     let store = u64::from(access == Access::Store);
-    ((pc as u64) | ((size as u64) << 32) | (store << 40)) as i64
+    ((pc as u64 & 0xffff_ffff)
+        | ((size as u64) << 32)
+        | (store << 40)
+        | (u64::from(off as u16) << 48)) as i64
 }
 
-/// Slow path of a bounds check, called when the inline mem/stack test failed. `args` points
-/// to five words written by the code: the base register's value, then mem, mem_len, stack
-/// and stack_len of this run. Returns 0 when the access is allowed, 1 after recording the
-/// fault.
+/// Per-run data the compiled code keeps in a stack slot for its slow path: the regions of the
+/// run and the slow path's verdict (0: allowed, 1: fault recorded).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct RunBlock {
+    /// Start of the input memory (0 if none).
+    pub mem: u64,
+    /// Its length.
+    pub mem_len: u64,
+    /// Lowest byte of the stack.
+    pub stack: u64,
+    /// Its length.
+    pub stack_len: u64,
+    /// Written by [`rt_check_access`].
+    pub verdict: u64,
+}
+
+/// Byte offsets of [`RunBlock`] fields, for the translator.
+pub(crate) mod run_block {
+    use super::RunBlock;
+    /// `mem`.
+    pub const MEM: i32 = std::mem::offset_of!(RunBlock, mem) as i32;
+    /// `mem_len`.
+    pub const MEM_LEN: i32 = std::mem::offset_of!(RunBlock, mem_len) as i32;
+    /// `stack`.
+    pub const STACK: i32 = std::mem::offset_of!(RunBlock, stack) as i32;
+    /// `stack_len`.
+    pub const STACK_LEN: i32 = std::mem::offset_of!(RunBlock, stack_len) as i32;
+    /// `verdict`.
+    pub const VERDICT: i32 = std::mem::offset_of!(RunBlock, verdict) as i32;
+    /// Size of the block.
+    pub const SIZE: u32 = std::mem::size_of::<RunBlock>() as u32;
+}
+
+/// Slow path of a bounds check, called when the inline mem/stack test failed: runs the full
+/// memory model and writes the verdict into `block` (0: allowed, 1: fault recorded).
 ///
 /// # Safety
-/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]); `args` must
-/// be valid for reading five `u64`.
+/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]) and `block`
+/// must point to the run's [`RunBlock`].
 pub(crate) unsafe extern "C" fn rt_check_access(
     ctx: *const JitContext,
     packed: i64,
-    off: i64,
-    args: *const u64,
-) -> u64 {
+    base: u64,
+    block: *mut RunBlock,
+) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
         let vm = unsafe { vm_of(ctx) };
-        // SAFETY: forwarded from this function's contract; the slot is 8-byte aligned.
-        let [base, mem, mem_len, stack, stack_len] = unsafe { args.cast::<[u64; 5]>().read() };
+        // SAFETY: forwarded from this function's contract.
+        let Some(run) = (unsafe { block.as_ref() }) else {
+            return 1;
+        };
         let packed = packed as u64;
         let pc = (packed & 0xffff_ffff) as usize;
         let size = ((packed >> 32) & 0xff) as usize;
@@ -92,19 +130,24 @@ pub(crate) unsafe extern "C" fn rt_check_access(
         } else {
             Access::Load
         };
-        let Some(program) = vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) else {
+        let off = (packed >> 48) as u16 as i16;
+        let Some((vm, program)) = vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) else {
             return 1;
         };
-        let (vm, program) = program;
+        let mem = if run.mem == 0 {
+            std::ptr::null()
+        } else {
+            run.mem as *const u8
+        };
         let regions = Regions::new(
             vm,
             program,
-            mem as *const u8,
-            mem_len as usize,
-            stack as *const u8,
-            stack_len as usize,
+            mem,
+            run.mem_len as usize,
+            run.stack as *const u8,
+            run.stack_len as usize,
         );
-        match regions.check(base, off as i16, size, access, pc) {
+        match regions.check(base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
                 record(Some(vm), err);
@@ -113,7 +156,83 @@ pub(crate) unsafe extern "C" fn rt_check_access(
         }
     }));
     // A panic inside the bounds callback denies the access.
-    result.unwrap_or(1)
+    let verdict = result.unwrap_or(1);
+    // SAFETY: forwarded from this function's contract.
+    if let Some(run) = unsafe { block.as_mut() } {
+        run.verdict = verdict;
+    }
+}
+
+/// [`rt_check_access`] behind a trampoline that preserves every general-purpose register, so
+/// compiled code can call it with Cranelift's `preserve_all` convention and keep eBPF
+/// registers in caller-saved registers across its bounds checks.
+///
+/// # Safety
+/// As [`rt_check_access`]; must be called with the `preserve_all` convention (SysV argument
+/// registers, no return value).
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+pub(crate) unsafe extern "C" fn rt_check_access_preserving() {
+    // Nine pushes and 256 bytes of vector registers keep the stack 16-byte aligned for the
+    // call (at entry rsp = 8 mod 16). `preserve_all` callers assume vector registers survive
+    // too, so save them although compiled eBPF code does not use them.
+    std::arch::naked_asm!(
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "sub rsp, 256",
+        "movdqu [rsp], xmm0",
+        "movdqu [rsp + 16], xmm1",
+        "movdqu [rsp + 32], xmm2",
+        "movdqu [rsp + 48], xmm3",
+        "movdqu [rsp + 64], xmm4",
+        "movdqu [rsp + 80], xmm5",
+        "movdqu [rsp + 96], xmm6",
+        "movdqu [rsp + 112], xmm7",
+        "movdqu [rsp + 128], xmm8",
+        "movdqu [rsp + 144], xmm9",
+        "movdqu [rsp + 160], xmm10",
+        "movdqu [rsp + 176], xmm11",
+        "movdqu [rsp + 192], xmm12",
+        "movdqu [rsp + 208], xmm13",
+        "movdqu [rsp + 224], xmm14",
+        "movdqu [rsp + 240], xmm15",
+        "call {check}",
+        "movdqu xmm0, [rsp]",
+        "movdqu xmm1, [rsp + 16]",
+        "movdqu xmm2, [rsp + 32]",
+        "movdqu xmm3, [rsp + 48]",
+        "movdqu xmm4, [rsp + 64]",
+        "movdqu xmm5, [rsp + 80]",
+        "movdqu xmm6, [rsp + 96]",
+        "movdqu xmm7, [rsp + 112]",
+        "movdqu xmm8, [rsp + 128]",
+        "movdqu xmm9, [rsp + 144]",
+        "movdqu xmm10, [rsp + 160]",
+        "movdqu xmm11, [rsp + 176]",
+        "movdqu xmm12, [rsp + 192]",
+        "movdqu xmm13, [rsp + 208]",
+        "movdqu xmm14, [rsp + 224]",
+        "movdqu xmm15, [rsp + 240]",
+        "add rsp, 256",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "ret",
+        check = sym rt_check_access,
+    )
 }
 
 /// The slot that the `n`-th instruction (0-based, `lddw` counting once) from `start` occupies.
@@ -165,9 +284,10 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
-        let p = pack_access(65535, 8, Access::Store) as u64;
+        let p = pack_access(65535, 8, Access::Store, -4100) as u64;
         assert_eq!(p & 0xffff_ffff, 65535);
         assert_eq!((p >> 32) & 0xff, 8);
         assert_eq!(p >> 40 & 1, 1);
+        assert_eq!((p >> 48) as u16 as i16, -4100);
     }
 }

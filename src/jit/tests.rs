@@ -577,3 +577,62 @@ fn measure_compile_time() {
         },
     );
 }
+
+/// Writes the machine code of a sample loop to /tmp (inspect with objdump).
+#[test]
+#[ignore = "inspection aid"]
+fn dump_sample_code() {
+    // r0 = sum of the u32s in mem (r1, r2 = len), bounds-checked loads.
+    let insns = vec![
+        mov64_imm(0, 0),
+        Insn::new(0xbf, 3, 1, 0, 0),  // r3 = r1
+        Insn::new(0x0f, 3, 2, 0, 0),  // r3 += r2 (end)
+        Insn::new(0x3d, 1, 3, 4, 0),  // jge r1, r3, +4
+        Insn::new(0x61, 4, 1, 0, 0),  // ldxw r4, [r1]
+        Insn::new(0x0f, 0, 4, 0, 0),  // r0 += r4
+        Insn::new(0x07, 1, 0, 0, 4),  // r1 += 4
+        Insn::new(0x05, 0, 0, -5, 0), // ja -5
+        EXIT,
+    ];
+    let mut vm = vm_with(insns);
+    vm.compile(JitMode::Basic).unwrap();
+    let mut code = vec![0u8; vm.jit_size().unwrap()];
+    vm.copy_jit(&mut code).unwrap();
+    std::fs::write("/tmp/rbpf_jit_sample.bin", &code).unwrap();
+    let mut mem = [1u8; 16];
+    assert_eq!(vm.execute_jit(&mut mem), Ok(0x0404_0404));
+}
+
+#[test]
+fn constant_blinding_hides_immediates_and_keeps_results() {
+    let insns = vec![
+        Insn::new(0x18, 0, 0, 0, 0x1234_5678),
+        Insn::new(0, 0, 0, 0, 0x0abc_def0),
+        Insn::new(0x07, 0, 0, 0, 0x7eadbeef),  // add r0, imm
+        Insn::new(0x04, 0, 0, 0, 0x1111),      // add32 r0, imm
+        Insn::new(0x55, 0, 0, 1, 0x3333_4444), // jne r0, imm, +1
+        Insn::new(0xb7, 0, 0, 0, 0),
+        Insn::new(0x7a, 10, 0, -8, 0x2468_ace0), // stdw [r10-8], imm
+        Insn::new(0x79, 1, 10, -8, 0),
+        Insn::new(0x0f, 0, 1, 0, 0),
+        EXIT,
+    ];
+    let mut plain = vm_with(insns.clone());
+    let want = run(&mut plain, JitMode::Basic, &mut []).unwrap();
+    let mut images = Vec::new();
+    for _ in 0..2 {
+        let mut vm = vm_with(insns.clone());
+        vm.config_mut().constant_blinding = true;
+        let mut buf = vec![0u8; 65536];
+        let n = vm.translate(JitMode::Basic, &mut buf).unwrap();
+        buf.truncate(n);
+        let imm = 0x7eadbeefu32.to_le_bytes();
+        assert!(
+            !buf.windows(4).any(|w| w == imm),
+            "immediate visible in blinded code"
+        );
+        assert_eq!(run(&mut vm, JitMode::Basic, &mut []), Ok(want));
+        images.push(buf);
+    }
+    assert_ne!(images[0], images[1], "two VMs blind with different keys");
+}

@@ -21,13 +21,13 @@ use cranelift_codegen::ir::{
     SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
     Value,
 };
-use cranelift_codegen::isa::TargetIsa;
+use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
-use super::context::{JitContext, fault};
-use super::runtime;
+use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
+use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
 use crate::isa::{
@@ -47,22 +47,16 @@ pub(crate) struct Options {
     pub instruction_limit: u32,
     /// `Config::unwind_index` at compile time.
     pub unwind_index: Option<u32>,
-    /// Whether anything beyond mem and the stack can allow an access (data sections, or a
-    /// bounds callback registered at compile time). When not, the out-of-line bounds check
-    /// only records the fault and never returns into the code.
-    pub other_regions: bool,
     /// The VM's boxed helper table (read at run time by the code).
     pub helpers: *const HelperTable,
     /// The boxed context.
     pub ctx: *const JitContext,
+    /// `Some(key)` (the context's key) when immediates are blinded.
+    pub blinding: Option<u64>,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
 const FRAME_BYTES: i64 = 48;
-
-/// Bytes of the slot handed to [`runtime::rt_check_access`]: base, mem, mem_len, stack,
-/// stack_len.
-const CHECK_ARGS_BYTES: u32 = 40;
 
 /// One proven access: `[lo, hi)` relative to the current value of `reg`.
 #[derive(Clone, Copy)]
@@ -90,12 +84,11 @@ struct Translator<'a, 'b> {
     depth: Variable,
     remaining: Variable,
     blocks: Vec<Option<Block>>,
+    run_block: Option<StackSlot>,
     mem: Value,
     mem_region: Region,
     stack_region: Region,
     frames: Option<StackSlot>,
-    /// Arguments of the bounds-check slow path (filled at entry when bounds checking is on).
-    check_args: StackSlot,
     fail: Block,
     fault: Block,
     exit: Block,
@@ -146,7 +139,12 @@ pub(crate) fn translate(
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
-    let sig_check = b.import_signature(sig(isa, &[I64; 4], Some(I64)));
+    let mut check_sig = sig(isa, &[I64; 4], None);
+    if cfg!(target_arch = "x86_64") {
+        // The x86-64 slow path goes through a register-preserving trampoline.
+        check_sig.call_conv = CallConv::PreserveAll;
+    }
+    let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
 
     let entry = b.create_block();
@@ -193,18 +191,22 @@ pub(crate) fn translate(
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);
-    // The bounds-check slow path reads the run's regions from memory: passed as call
-    // arguments they would be pinned to argument registers throughout the code.
-    let check_args = b.create_sized_stack_slot(StackSlotData::new(
-        StackSlotKind::ExplicitSlot,
-        CHECK_ARGS_BYTES,
-        3,
-    ));
-    if opts.bounds_check {
-        for (i, v) in [mem, mem_len, stack, stack_len].into_iter().enumerate() {
-            b.ins().stack_store(I64, v, check_args, 8 + 8 * i as i32);
+    let run_block = opts.bounds_check.then(|| {
+        let slot = b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            run_block::SIZE,
+            3,
+        ));
+        for (v, off) in [
+            (mem, run_block::MEM),
+            (mem_len, run_block::MEM_LEN),
+            (stack, run_block::STACK),
+            (stack_len, run_block::STACK_LEN),
+        ] {
+            b.ins().stack_store(I64, v, slot, off);
         }
-    }
+        slot
+    });
     let frames = (!cfg.return_sites.is_empty()).then(|| {
         b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -243,11 +245,11 @@ pub(crate) fn translate(
         depth,
         remaining,
         blocks,
+        run_block,
         mem,
         mem_region,
         stack_region,
         frames,
-        check_args,
         fail,
         fault: fault_blk,
         exit,
@@ -315,6 +317,24 @@ impl Translator<'_, '_> {
 
     fn iconst(&mut self, v: i64) -> Value {
         self.b.ins().iconst(I64, v)
+    }
+
+    /// A constant that comes from the program: blinded (`(v ^ key) ^ load(key)`) when
+    /// constant blinding is on, so the program's immediates never appear in the code.
+    fn user_const(&mut self, ty: Type, v: i64) -> Value {
+        let Some(key) = self.opts.blinding else {
+            return self.b.ins().iconst(ty, v);
+        };
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let k = self.b.ins().load(I64, trusted(), ctx, BLINDING_KEY_OFFSET);
+        let k = if ty == I32 {
+            self.b.ins().ireduce(I32, k)
+        } else {
+            k
+        };
+        let mask = if ty == I32 { 0xffff_ffff } else { -1 };
+        let blinded = self.b.ins().iconst(ty, (v ^ key as i64) & mask);
+        self.b.ins().bxor(blinded, k)
     }
 
     fn jump_fault(&mut self, kind: i64, pc: usize, extra: Value) {
@@ -455,7 +475,7 @@ impl Translator<'_, '_> {
                 }
                 let hi = self.insns.get(pc + 1).ok_or_else(unsupported)?.imm;
                 let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
-                let v = self.iconst(v as i64);
+                let v = self.user_const(I64, v as i64);
                 self.set(insn.dst, v);
                 return Ok(pc + 2);
             }
@@ -487,7 +507,7 @@ impl Translator<'_, '_> {
                 }
                 let bytes = size::bytes(insn.opc);
                 let addr = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
-                let v = self.iconst(i64::from(insn.imm));
+                let v = self.user_const(I64, i64::from(insn.imm));
                 self.store(bytes, v, addr);
             }
             class::STX => match insn.opc & mode::MASK {
@@ -565,24 +585,24 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(slow);
         let ctx = self.iconst(self.opts.ctx as i64);
-        let packed = self.iconst(runtime::pack_access(pc, bytes, access));
-        let offv = self.iconst(i64::from(off));
-        let f = self.iconst(runtime::rt_check_access as *const () as i64);
-        // Stored, not passed: a store takes `base` from whatever register holds it, while an
-        // argument would tie it to a fixed register and add moves to the hot path.
-        self.b.ins().stack_store(I64, base, self.check_args, 0);
-        let slot_addr = self.b.ins().stack_addr(I64, self.check_args, 0);
-        let args = [ctx, packed, offv, slot_addr];
-        let call = self.b.ins().call_indirect(self.sig_check, f, &args);
-        let denied = self.b.inst_results(call)[0];
-        if self.opts.other_regions {
-            self.b.ins().brif(denied, self.fail, &[], ok, &[]);
-        } else {
-            // The runtime applies the same mem/stack test as above, so it denies and records
-            // the fault. Not returning into the code matters for speed: nothing stays live
-            // across this call, so register allocation need not keep hot values (r0, loop
-            // pointers) in callee-saved registers or spill them inside loops.
-            self.b.ins().jump(self.fail, &[]);
+        let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
+        #[cfg(target_arch = "x86_64")]
+        let f = runtime::rt_check_access_preserving as *const () as i64;
+        #[cfg(not(target_arch = "x86_64"))]
+        let f = runtime::rt_check_access as *const () as i64;
+        let f = self.iconst(f);
+        match self.run_block {
+            Some(slot) => {
+                let block = self.b.ins().stack_addr(I64, slot, 0);
+                self.b
+                    .ins()
+                    .call_indirect(self.sig_check, f, &[ctx, packed, base, block]);
+                let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
+                self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
+            }
+            None => {
+                self.b.ins().jump(self.fail, &[]);
+            }
         }
 
         self.b.switch_to_block(ok);
@@ -642,7 +662,7 @@ impl Translator<'_, '_> {
             } else {
                 i64::from(insn.imm as u32)
             };
-            (self.b.ins().iconst(ty, c), Some(i64::from(insn.imm)))
+            (self.user_const(ty, c), Some(i64::from(insn.imm)))
         };
         let signed = insn.off == 1;
         let r = match operation {
@@ -867,7 +887,7 @@ impl Translator<'_, '_> {
                 s
             }
         } else {
-            self.b.ins().iconst(
+            self.user_const(
                 ty,
                 i64::from(insn.imm) & if is32 { 0xffff_ffff } else { -1 },
             )

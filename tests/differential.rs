@@ -1,0 +1,443 @@
+//! Differential testing: random valid programs (fixed-seed PRNG, no dependencies) run through
+//! the interpreter and the JIT must give the same r0, the same error, and the same memory.
+//!
+//! Two suites:
+//! * `alu_sweep`: every ALU operation (32 and 64 bits, imm and register forms, signed
+//!   division/modulo and sign-extending moves included) over every pair of scratch registers,
+//!   starting from edge values (0, 1, -1, INT_MIN, …);
+//! * `random_programs`: ALU, loads/stores/atomics within the stack and the input memory,
+//!   forward branches (JMP and JMP32), pure helper calls, with division by zero and INT_MIN
+//!   cases made likely by the value pool.
+
+use rbpf::Vm;
+use rbpf::error::ExecError;
+use rbpf::isa::Insn;
+use rbpf::jit::JitMode;
+
+/// xorshift64* — small, deterministic, good enough to pick instructions.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// Registers programs may freely overwrite (r1 holds mem, r10 the frame pointer).
+const SCRATCH: [u8; 9] = [0, 2, 3, 4, 5, 6, 7, 8, 9];
+/// Edge values that exercise division by zero, INT_MIN / -1, sign and width boundaries.
+const POOL: [i64; 12] = [
+    0,
+    1,
+    -1,
+    2,
+    i64::MIN,
+    i64::MAX,
+    i32::MIN as i64,
+    i32::MAX as i64,
+    0x8000_0000,
+    0xffff_ffff,
+    0x1_0000_0001,
+    -7,
+];
+const IMM_POOL: [i32; 8] = [0, 1, -1, 2, i32::MIN, i32::MAX, 7, -7];
+/// Bytes of input memory (a multiple of 8).
+const MEM_LEN: usize = 64;
+/// Bytes of stack the programs use (zeroed by their prologue).
+const STACK_USED: i16 = 256;
+
+fn lddw(dst: u8, value: i64) -> [Insn; 2] {
+    [
+        Insn::new(0x18, dst, 0, 0, value as u32 as i32),
+        Insn::new(0, 0, 0, 0, (value as u64 >> 32) as u32 as i32),
+    ]
+}
+
+fn value(rng: &mut Rng) -> i64 {
+    if rng.chance(70) {
+        rng.pick(&POOL)
+    } else {
+        rng.next() as i64
+    }
+}
+
+fn imm(rng: &mut Rng) -> i32 {
+    if rng.chance(60) {
+        rng.pick(&IMM_POOL)
+    } else {
+        rng.next() as i32
+    }
+}
+
+/// One ALU form: (opcode without class/source bits, offset).
+const ALU_FORMS: [(u8, i16); 17] = [
+    (0x00, 0),  // add
+    (0x10, 0),  // sub
+    (0x20, 0),  // mul
+    (0x30, 0),  // div
+    (0x30, 1),  // sdiv
+    (0x40, 0),  // or
+    (0x50, 0),  // and
+    (0x60, 0),  // lsh
+    (0x70, 0),  // rsh
+    (0x90, 0),  // mod
+    (0x90, 1),  // smod
+    (0xa0, 0),  // xor
+    (0xb0, 0),  // mov
+    (0xc0, 0),  // arsh
+    (0xb0, 8),  // movsx8
+    (0xb0, 16), // movsx16
+    (0xb0, 32), // movsx32 (64-bit only)
+];
+
+/// An ALU instruction of `form`, or `None` when the combination does not exist.
+fn alu(form: (u8, i16), is64: bool, by_reg: bool, dst: u8, src: u8, imm: i32) -> Option<Insn> {
+    let (op, off) = form;
+    let is_movsx = op == 0xb0 && off != 0;
+    if is_movsx && (!by_reg || (!is64 && off == 32)) {
+        return None;
+    }
+    let class = if is64 { 0x07 } else { 0x04 };
+    if by_reg {
+        Some(Insn::new(op | 0x08 | class, dst, src, off, 0))
+    } else {
+        // Division by an immediate zero is rejected at load time.
+        let imm = if matches!(op, 0x30 | 0x90) && imm == 0 {
+            3
+        } else {
+            imm
+        };
+        Some(Insn::new(op | class, dst, 0, off, imm))
+    }
+}
+
+/// Folds every scratch register and the used stack into r0, then exits.
+fn epilogue(out: &mut Vec<Insn>) {
+    for &r in &SCRATCH[1..] {
+        out.push(Insn::new(0x27, 0, 0, 0, 31)); // mul r0, 31
+        out.push(Insn::new(0x0f, 0, r, 0, 0)); // add r0, r
+    }
+    for k in 1..=(STACK_USED / 8) {
+        out.push(Insn::new(0x79, 2, 10, -8 * k, 0)); // ldxdw r2, [r10-8k]
+        out.push(Insn::new(0x27, 0, 0, 0, 31));
+        out.push(Insn::new(0xaf, 0, 2, 0, 0)); // xor r0, r2
+    }
+    out.push(Insn::new(0x95, 0, 0, 0, 0));
+}
+
+/// Zeroes the used stack and gives every scratch register a value.
+fn prologue(rng: &mut Rng, out: &mut Vec<Insn>) {
+    for k in 1..=(STACK_USED / 8) {
+        out.push(Insn::new(0x7a, 10, 0, -8 * k, 0)); // stdw [r10-8k], 0
+    }
+    for &r in &SCRATCH {
+        out.extend(lddw(r, value(rng)));
+    }
+}
+
+/// Outcome of one engine: r0 or the error (addresses removed), and the memory afterwards.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    result: Result<u64, String>,
+    mem: Vec<u8>,
+}
+
+fn error_key(err: &ExecError) -> String {
+    match err {
+        ExecError::OutOfBounds {
+            pc, access, size, ..
+        } => format!("out of bounds {access} at {pc} size {size}"),
+        ExecError::IntegerOverflow {
+            pc, access, size, ..
+        } => format!("integer overflow {access} at {pc} size {size}"),
+        other => other.to_string(),
+    }
+}
+
+/// Loads `insns` and runs them through the interpreter and the JIT in `mode`; returns a
+/// description of any disagreement.
+fn compare(insns: &[Insn], mem: &[u8], mode: JitMode) -> Result<(), String> {
+    let mut vm = Vm::new();
+    rbpf::conformance::register_helpers(&mut vm);
+    vm.set_error_printer(Some(Box::new(|_| {})));
+    vm.load(&rbpf::isa::encode_slots(insns))
+        .map_err(|e| format!("generated program does not load: {e}"))?;
+    // One 8-byte aligned buffer for both runs (atomics are aligned in both engines, and
+    // values derived from r1 are the same), refilled before each run.
+    let mut words = vec![0u64; mem.len() / 8];
+    let mut run = |f: &dyn Fn(&mut [u8]) -> Result<u64, ExecError>| {
+        let bytes: &mut [u8] = bytemuck_bytes(&mut words);
+        bytes.copy_from_slice(mem);
+        let result = f(bytes).map_err(|e| error_key(&e));
+        Outcome {
+            result,
+            mem: bytes.to_vec(),
+        }
+    };
+    let interp = run(&|m| vm.execute(m));
+    vm.compile(mode).map_err(|e| format!("compile: {e}"))?;
+    let jit = run(&|m| vm.execute_jit(m));
+    if interp == jit {
+        Ok(())
+    } else {
+        Err(format!(
+            "{mode:?}: interpreter {:x?} vs jit {:x?}; memory equal: {}",
+            interp.result,
+            jit.result,
+            interp.mem == jit.mem
+        ))
+    }
+}
+
+/// The bytes of a `u64` buffer.
+fn bytemuck_bytes(words: &mut [u64]) -> &mut [u8] {
+    let len = std::mem::size_of_val(words);
+    // SAFETY: u64 has no padding and any byte pattern is valid; the slice covers the words.
+    unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
+}
+
+fn disassemble_on_failure(insns: &[Insn], why: String) -> String {
+    format!("{why}\n{}", rbpf::disasm::disassemble(insns))
+}
+
+#[test]
+fn alu_sweep() {
+    let mut rng = Rng(0x5eed_0001);
+    let mut programs = 0;
+    let mut insns_total = 0;
+    let mut failures = Vec::new();
+    for is64 in [false, true] {
+        for by_reg in [false, true] {
+            for form in ALU_FORMS {
+                for round in 0..3 {
+                    let mut insns = Vec::new();
+                    prologue(&mut rng, &mut insns);
+                    let mut any = false;
+                    for &dst in &SCRATCH {
+                        let sources: Vec<u8> = if by_reg { SCRATCH.to_vec() } else { vec![0; 3] };
+                        for src in sources {
+                            if let Some(insn) = alu(form, is64, by_reg, dst, src, imm(&mut rng)) {
+                                insns.push(insn);
+                                any = true;
+                            }
+                            // Re-seed the destination now and then so values do not collapse
+                            // to zero after a run of multiplications and shifts.
+                            if rng.chance(30) {
+                                insns.extend(lddw(dst, value(&mut rng)));
+                            }
+                        }
+                    }
+                    if !any {
+                        continue;
+                    }
+                    // Exercise neg and the endianness operations alongside.
+                    if round == 0 {
+                        for &dst in &SCRATCH {
+                            insns.push(Insn::new(if is64 { 0x87 } else { 0x84 }, dst, 0, 0, 0));
+                            let width = rng.pick(&[16, 32, 64]);
+                            insns.push(Insn::new(rng.pick(&[0xd4, 0xdc, 0xd7]), dst, 0, 0, width));
+                        }
+                    }
+                    epilogue(&mut insns);
+                    let mode = if programs % 2 == 0 {
+                        JitMode::Basic
+                    } else {
+                        JitMode::Extended
+                    };
+                    insns_total += insns.len();
+                    programs += 1;
+                    if let Err(why) = compare(&insns, &[0u8; MEM_LEN], mode) {
+                        failures.push(disassemble_on_failure(&insns, why));
+                    }
+                }
+            }
+        }
+    }
+    eprintln!(
+        "differential alu_sweep: {} of {programs} programs agree ({insns_total} slots)",
+        programs - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures[..failures.len().min(3)].join("\n\n")
+    );
+}
+
+/// A unit of a random program: plain slots, or a forward branch to a later unit.
+enum Unit {
+    Plain(Vec<Insn>),
+    Branch { insn: Insn, to_unit: usize },
+}
+
+fn random_unit(rng: &mut Rng, index: usize, count: usize) -> Unit {
+    let dst = rng.pick(&SCRATCH);
+    let src = rng.pick(&SCRATCH);
+    match rng.below(100) {
+        0..=49 => {
+            let form = rng.pick(&ALU_FORMS);
+            let is64 = rng.chance(50);
+            let by_reg = rng.chance(50);
+            match alu(form, is64, by_reg, dst, src, imm(rng)) {
+                Some(insn) => Unit::Plain(vec![insn]),
+                None => Unit::Plain(lddw(dst, value(rng)).to_vec()),
+            }
+        }
+        50..=54 => Unit::Plain(lddw(dst, value(rng)).to_vec()),
+        55..=56 => {
+            // neg32/neg64, or le/be/bswap of a random width.
+            let insn = if rng.chance(40) {
+                Insn::new(rng.pick(&[0x84, 0x87]), dst, 0, 0, 0)
+            } else {
+                Insn::new(
+                    rng.pick(&[0xd4, 0xdc, 0xd7]),
+                    dst,
+                    0,
+                    0,
+                    rng.pick(&[16, 32, 64]),
+                )
+            };
+            Unit::Plain(vec![insn])
+        }
+        57..=79 => memory_unit(rng, dst, src),
+        80..=94 if index + 1 < count => {
+            let ops = [
+                0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
+            ];
+            let op = rng.pick(&ops);
+            let class = if rng.chance(50) { 0x05 } else { 0x06 };
+            let by_reg = rng.chance(50);
+            let to_unit = index + 1 + rng.below(((count - index - 1) as u64).min(8)) as usize;
+            let insn = if by_reg {
+                Insn::new(op | 0x08 | class, dst, src, 0, 0)
+            } else {
+                Insn::new(op | class, dst, 0, 0, imm(rng))
+            };
+            Unit::Branch { insn, to_unit }
+        }
+        _ => {
+            // Pure helpers of the conformance table: gather_bytes (0), no_op (2), sqrti (3).
+            Unit::Plain(vec![Insn::new(0x85, 0, 0, 0, rng.pick(&[0, 2, 3]))])
+        }
+    }
+}
+
+fn memory_unit(rng: &mut Rng, dst: u8, src: u8) -> Unit {
+    let (size_bits, bytes) = rng.pick(&[(0x00u8, 4i16), (0x08, 2), (0x10, 1), (0x18, 8)]);
+    // Base and offset inside the stack's used part or the input memory.
+    let (base, off) = if rng.chance(50) {
+        let slots = STACK_USED / bytes;
+        (10u8, -bytes * (1 + rng.below(slots as u64) as i16))
+    } else {
+        let slots = MEM_LEN as i16 / bytes;
+        (1u8, bytes * rng.below(slots as u64) as i16)
+    };
+    // Some accesses are misaligned (not atomics).
+    let skew = if bytes > 1 && rng.chance(15) { -1 } else { 0 };
+    let skew = if base == 1 { -skew } else { skew };
+    match rng.below(6) {
+        0 => Unit::Plain(vec![Insn::new(0x61 | size_bits, dst, base, off + skew, 0)]),
+        1 if bytes < 8 => Unit::Plain(vec![Insn::new(0x81 | size_bits, dst, base, off + skew, 0)]),
+        2 => Unit::Plain(vec![Insn::new(
+            0x62 | size_bits,
+            base,
+            0,
+            off + skew,
+            imm(rng),
+        )]),
+        3 | 1 => Unit::Plain(vec![Insn::new(0x63 | size_bits, base, src, off + skew, 0)]),
+        _ => {
+            // Atomics: 4 or 8 bytes, aligned.
+            let (opc, width) = if rng.chance(50) { (0xdb, 8) } else { (0xc3, 4) };
+            let off = if base == 10 {
+                -width * (1 + rng.below((STACK_USED / width) as u64) as i16)
+            } else {
+                width * rng.below((MEM_LEN as i16 / width) as u64) as i16
+            };
+            let op = rng.pick(&[0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1]);
+            Unit::Plain(vec![Insn::new(opc, base, src, off, op)])
+        }
+    }
+}
+
+fn flatten(units: &[Unit]) -> Vec<Insn> {
+    let mut starts = Vec::with_capacity(units.len() + 1);
+    let mut pc = 0usize;
+    for unit in units {
+        starts.push(pc);
+        pc += match unit {
+            Unit::Plain(v) => v.len(),
+            Unit::Branch { .. } => 1,
+        };
+    }
+    starts.push(pc);
+    let mut out = Vec::with_capacity(pc);
+    for (i, unit) in units.iter().enumerate() {
+        match unit {
+            Unit::Plain(v) => out.extend_from_slice(v),
+            Unit::Branch { insn, to_unit } => {
+                let off = starts[*to_unit] as i64 - starts[i] as i64 - 1;
+                let mut insn = *insn;
+                insn.off = off as i16;
+                out.push(insn);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn random_programs() {
+    let mut rng = Rng(0x5eed_0002);
+    let count: usize = std::env::var("RBPF_DIFF_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let mut failures = Vec::new();
+    let mut slots = 0;
+    for n in 0..count {
+        let mut insns = Vec::new();
+        prologue(&mut rng, &mut insns);
+        let body_len = 20 + rng.below(60) as usize;
+        let units: Vec<Unit> = (0..body_len)
+            .map(|i| random_unit(&mut rng, i, body_len))
+            .collect();
+        insns.extend(flatten(&units));
+        epilogue(&mut insns);
+        let mut mem = [0u8; MEM_LEN];
+        for b in &mut mem {
+            *b = rng.next() as u8;
+        }
+        let mode = if n % 2 == 0 {
+            JitMode::Basic
+        } else {
+            JitMode::Extended
+        };
+        slots += insns.len();
+        if let Err(why) = compare(&insns, &mem, mode) {
+            failures.push(disassemble_on_failure(&insns, why));
+        }
+    }
+    eprintln!(
+        "differential random_programs: {} of {count} programs agree ({slots} slots)",
+        count - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}
