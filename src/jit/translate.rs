@@ -53,6 +53,10 @@ pub(crate) struct Options {
     pub ctx: *const JitContext,
     /// `Some(key)` (the context's key) when immediates are blinded.
     pub blinding: Option<u64>,
+    /// Whether anything beyond mem and the stack can allow an access (data sections, or a
+    /// bounds callback registered at compile time). When not, the out-of-line bounds check
+    /// only records the fault and never returns into the code.
+    pub other_regions: bool,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -139,7 +143,7 @@ pub(crate) fn translate(
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
-    let mut check_sig = sig(isa, &[I64; 4], None);
+    let mut check_sig = sig(isa, &[I64; 3], None);
     if cfg!(target_arch = "x86_64") {
         // The x86-64 slow path goes through a register-preserving trampoline.
         check_sig.call_conv = CallConv::PreserveAll;
@@ -593,12 +597,23 @@ impl Translator<'_, '_> {
         let f = self.iconst(f);
         match self.run_block {
             Some(slot) => {
+                // `base` goes through the block, not an argument register: an argument would
+                // pin the eBPF register's value to that register, and the allocator would pay
+                // with moves inside hot loops.
+                self.b.ins().stack_store(I64, base, slot, run_block::BASE);
                 let block = self.b.ins().stack_addr(I64, slot, 0);
                 self.b
                     .ins()
-                    .call_indirect(self.sig_check, f, &[ctx, packed, base, block]);
-                let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
-                self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
+                    .call_indirect(self.sig_check, f, &[ctx, packed, block]);
+                if self.opts.other_regions {
+                    let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
+                    self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
+                } else {
+                    // The runtime applies the same mem/stack test as above, so it can only
+                    // deny (and record the fault). Not returning keeps `ok` a single-entry
+                    // block: no edge moves, no values kept for after the call.
+                    self.b.ins().jump(self.fail, &[]);
+                }
             }
             None => {
                 self.b.ins().jump(self.fail, &[]);
