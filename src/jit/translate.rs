@@ -195,7 +195,11 @@ pub(crate) fn translate(
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);
-    let run_block = opts.bounds_check.then(|| {
+    // Only code that accesses memory needs the run block; storing it costs every entry.
+    let accesses_memory = insns
+        .iter()
+        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
+    let run_block = (opts.bounds_check && accesses_memory).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             run_block::SIZE,
