@@ -100,6 +100,7 @@ c_tests!(
     null_args,
     rbpf_ext,
     runtime_errors,
+    safe_profile,
     settings,
     signatures,
     stack_usage,

@@ -56,7 +56,7 @@ const IMM_POOL: [i32; 8] = [0, 1, -1, 2, i32::MIN, i32::MAX, 7, -7];
 /// Bytes of input memory (a multiple of 8).
 const MEM_LEN: usize = 64;
 /// Bytes of stack the programs use (zeroed by their prologue).
-const STACK_USED: i16 = 256;
+const STACK_USED: i16 = 128;
 
 fn lddw(dst: u8, value: i64) -> [Insn; 2] {
     [
@@ -404,7 +404,7 @@ fn random_programs() {
     let count: usize = std::env::var("RBPF_DIFF_PROGRAMS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(250);
     let mut failures = Vec::new();
     let mut slots = 0;
     for n in 0..count {

@@ -164,6 +164,11 @@ impl Vm {
     /// The returned pointer is a [`JitFn`] for [`JitMode::Basic`] and a [`JitExFn`] for
     /// [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
     /// [`JitError::TargetBufferTooSmall`].
+    ///
+    /// Called directly, the code returns `u64::MAX` on a fault and prints the error through
+    /// the VM's error printer. Its slow paths find the VM through the address recorded at
+    /// compile time (refreshed by every [`Vm::execute_jit`]): call the pointer directly only
+    /// while the `Vm` stays where it was (as behind the C API's boxed handle).
     pub fn compile(&mut self, mode: JitMode) -> Result<*const u8, JitError> {
         if self.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
@@ -248,11 +253,12 @@ impl Vm {
     ) -> Result<u64, ExecError> {
         let image = self.jit.image.as_ref().ok_or(ExecError::NotLoaded)?;
         if let Some(ctx) = &self.jit.ctx {
-            // Every thread stores the same value: the VM cannot move while it is borrowed.
-            ctx.vm.store(
-                std::ptr::from_ref(self).cast_mut(),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            // Only written when the VM moved since the last run, so threads running the same
+            // code do not fight over the cache line; all writers store the same value.
+            let me = std::ptr::from_ref(self).cast_mut();
+            if ctx.vm.load(std::sync::atomic::Ordering::Relaxed) != me {
+                ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
+            }
         }
         let previous = runtime::arm();
         let ret = match image.mode {

@@ -19,28 +19,37 @@ use crate::vm::Vm;
 thread_local! {
     /// The fault recorded by the current run on this thread.
     static FAULT: RefCell<Option<ExecError>> = const { RefCell::new(None) };
+    /// Whether [`FAULT`] holds this run's fault (checked first: the common case is cheap).
+    static FAULTED: Cell<bool> = const { Cell::new(false) };
     /// Whether a [`Vm::execute_jit`] call on this thread will collect and report the fault.
     static ARMED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Prepares this thread for a run: clears the fault slot and returns the previous arming
+/// Prepares this thread for a run: clears the fault flag and returns the previous arming
 /// state, to be given back to [`disarm`].
+#[inline]
 pub(crate) fn arm() -> bool {
-    FAULT.with(|f| f.borrow_mut().take());
-    ARMED.with(|a| a.replace(true))
+    FAULTED.set(false);
+    ARMED.replace(true)
 }
 
 /// Ends a run started with [`arm`]: returns the fault it recorded, if any.
+#[inline]
 pub(crate) fn disarm(previous: bool) -> Option<ExecError> {
-    ARMED.with(|a| a.set(previous));
-    FAULT.with(|f| f.borrow_mut().take())
+    ARMED.set(previous);
+    if FAULTED.replace(false) {
+        FAULT.with(|f| f.borrow_mut().take())
+    } else {
+        None
+    }
 }
 
 /// Records `err`, or reports it at once when nobody armed the slot (code called directly
 /// through a function pointer from C has no other way to show the error).
 fn record(vm: Option<&Vm>, err: ExecError) {
-    if ARMED.with(Cell::get) {
+    if ARMED.get() {
         FAULT.with(|f| *f.borrow_mut() = Some(err));
+        FAULTED.set(true);
     } else if let Some(vm) = vm {
         vm.report(&err);
     }
