@@ -109,18 +109,11 @@ main(void)
     CHECK_EQ(ubpf_register_external_dispatcher(vm, NULL, NULL), 0);
     CHECK_EQ(ubpf_register_stack_usage_calculator(vm, NULL, NULL), 0);
 
-    /* Execution profile: legacy is accepted; the safe profile is not supported; unknown
-       values are refused. */
+    /* Execution profile: both profiles are accepted before anything is loaded or run;
+       unknown values are refused (capi-tests/safe_profile.c covers the safe profile). */
+    CHECK_EQ(ubpf_set_execution_profile(vm, UBPF_EXECUTION_PROFILE_SAFE), 0);
     CHECK_EQ(ubpf_set_execution_profile(vm, UBPF_EXECUTION_PROFILE_LEGACY), 0);
-    CHECK_EQ(ubpf_set_execution_profile(vm, UBPF_EXECUTION_PROFILE_SAFE), -1);
     CHECK_EQ(ubpf_set_execution_profile(vm, (enum ubpf_execution_profile)7), -1);
-
-    /* Safe-profile registration is not supported. */
-    static char region_memory[64];
-    struct ubpf_safe_region region = {1, region_memory, sizeof(region_memory), UBPF_SAFE_REGION_POINTER, UBPF_SAFE_REGION_READ};
-    CHECK_EQ(ubpf_register_safe_region(vm, &region), -1);
-    struct ubpf_safe_helper_descriptor descriptor = {2, "h2", helper, UBPF_SAFE_HELPER_RESULT_SCALAR, 0, 0};
-    CHECK_EQ(ubpf_register_safe_helper(vm, &descriptor), -1);
 
     /* Pointer secret and JIT code size are accepted before loading. */
     CHECK_EQ(ubpf_set_pointer_secret(vm, 0x1234), 0);

@@ -313,11 +313,13 @@ bool ubpf_toggle_undefined_behavior_check(struct ubpf_vm *vm, bool enable);
 bool ubpf_toggle_readonly_bytecode(struct ubpf_vm *vm, bool enable);
 
 /**
- * Selects the execution profile. librbpf implements only `UBPF_EXECUTION_PROFILE_LEGACY`.
+ * Selects the execution profile: `UBPF_EXECUTION_PROFILE_LEGACY` (the default) or
+ * `UBPF_EXECUTION_PROFILE_SAFE`, uBPF's provenance-tracking interpreter (helpers need
+ * `ubpf_register_safe_helper` metadata; `ubpf_compile` and `ubpf_translate` then fail with
+ * "safe execution profile is interpreter-only").
  *
- * Returns 0 when the profile is LEGACY and nothing is loaded and nothing has been executed
- * yet; -1 for `UBPF_EXECUTION_PROFILE_SAFE` (not supported), an unknown value, a NULL `vm`,
- * loaded code, or a VM that has already executed a program.
+ * Returns 0; or -1 for an unknown value, a NULL `vm`, loaded or compiled code, or a VM that
+ * has already executed a program.
  */
 int ubpf_set_execution_profile(struct ubpf_vm *vm, enum ubpf_execution_profile profile);
 
@@ -390,10 +392,13 @@ external_function_t as_external_function_t(void *f);
 int ubpf_register(struct ubpf_vm *vm, unsigned int index, const char *name, external_function_t fn);
 
 /**
- * Registers safe-execution-profile metadata for a helper. librbpf does not implement the
- * safe profile.
+ * Registers a helper for the safe execution profile: like `ubpf_register` (under
+ * `descriptor->name`, which is copied), plus what its result is — a scalar, or a pointer or
+ * handle into the region `region_id` with `region_size` bytes available — which the safe
+ * interpreter checks after every call.
  *
- * Returns -1 (not supported).
+ * Returns 0; or -1 if `vm` or `descriptor` is NULL, `index >= 64`, `fn` is NULL, the result
+ * kind is unknown, or a pointer/handle result has `region_size == 0` or a reserved region id.
  */
 int ubpf_register_safe_helper(struct ubpf_vm *vm, const struct ubpf_safe_helper_descriptor *descriptor);
 
@@ -470,10 +475,13 @@ int ubpf_register_data_relocation(struct ubpf_vm *vm, void *user_context, ubpf_d
 int ubpf_register_data_bounds_check(struct ubpf_vm *vm, void *user_context, ubpf_bounds_check bounds_check);
 
 /**
- * Registers a region for the safe execution profile. librbpf does not implement the safe
- * profile.
+ * Registers (or, for an id already registered, replaces) a host region that pointer or
+ * handle results of safe helpers may point into; the safe interpreter allows loads, stores
+ * and atomics there according to `permissions`.
  *
- * Returns -1 (not supported).
+ * Returns 0; or -1 if `vm` or `region` is NULL, the kind is unknown, the id is reserved
+ * (0xFFFFFFFE, 0xFFFFFFFF), `size` is 0, `base` is NULL, `permissions` has unknown bits,
+ * `base + size` wraps, or all 64 region slots are taken.
  */
 int ubpf_register_safe_region(struct ubpf_vm *vm, const struct ubpf_safe_region *region);
 

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::rng::Rng;
+
 use rbpf::asm;
 use rbpf::data_file::{DataError, DataFile, Expected};
 use rbpf::disasm;
@@ -213,22 +215,6 @@ fn unused_field_programs_parse_to_the_reference_bytes() {
         );
         // The disassembler flags the stray field instead of hiding it.
         assert!(disasm::disassemble(&prog).contains(".raw"), "{key}");
-    }
-}
-
-/// A small deterministic PRNG (xorshift64*) so the sweeps below are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
     }
 }
 

@@ -1,180 +1,19 @@
 //! The C API as C programs see it: every `capi-tests/*.c` file (and every `examples-c/*.c`
 //! example) is compiled with the system C compiler (`-Wall -Wextra -Werror -std=c11
-//! -Iinclude`), linked against the real `target/<profile>/librbpf.so` with an rpath, and run;
+//! -Iinclude`), linked against the real `librbpf.so` that cargo just built with an rpath, and run;
 //! it must exit with status 0. One Rust test per file. Each program also runs under
 //! `valgrind --leak-check=full --error-exitcode=1` when valgrind is installed, and the C tests
 //! run once more built with `-fsanitize=address,undefined` when the compiler supports it.
 //!
 //! Also here: the headers compile as C++, and the shared library exports only the C API.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::sync::OnceLock;
 
-/// Where things are for this test run.
-struct Paths {
-    /// The repository root.
-    root: PathBuf,
-    /// `target/<profile>`, holding `librbpf.so` (and the `librbpf.so.0` link to it).
-    lib_dir: PathBuf,
-    /// Where compiled test programs go.
-    bin_dir: PathBuf,
-}
-
-/// Finds `librbpf.so` next to this test's binary (`target/<profile>/deps/capi-…`) and makes
-/// `librbpf.so.0` (the SONAME programs are linked against) point at it.
-fn paths() -> &'static Paths {
-    static PATHS: OnceLock<Paths> = OnceLock::new();
-    PATHS.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let exe = std::env::current_exe().expect("path of the test binary");
-        let lib_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("test binary lives in target/<profile>/deps")
-            .to_path_buf();
-        let library = lib_dir.join("librbpf.so");
-        assert!(
-            library.exists(),
-            "{} is missing: cargo builds it with the tests",
-            library.display()
-        );
-        link_soname(&lib_dir);
-        let bin_dir = lib_dir.join("capi-tests");
-        std::fs::create_dir_all(&bin_dir).expect("create the C test output directory");
-        Paths {
-            root,
-            lib_dir,
-            bin_dir,
-        }
-    })
-}
-
-/// Creates `librbpf.so.0 -> librbpf.so` atomically (several test processes may race here).
-fn link_soname(lib_dir: &Path) {
-    let link = lib_dir.join("librbpf.so.0");
-    if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("librbpf.so")) {
-        return;
-    }
-    let temporary = lib_dir.join(format!("librbpf.so.0.tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&temporary);
-    std::os::unix::fs::symlink("librbpf.so", &temporary).expect("create the SONAME link");
-    std::fs::rename(&temporary, &link).expect("install the SONAME link");
-}
-
-/// The system C (or C++) compiler as the `cc` crate finds it.
-fn compiler(cpp: bool) -> Command {
-    let target = env!("RBPF_TARGET");
-    cc::Build::new()
-        .cpp(cpp)
-        .target(target)
-        .host(target)
-        .opt_level(1)
-        .debug(true)
-        .cargo_metadata(false)
-        .cargo_warnings(false)
-        .get_compiler()
-        .to_command()
-}
-
-/// Panics with the command's output if it failed.
-fn check_output(what: &str, command: &Command, output: &Output) {
-    if !output.status.success() {
-        let mut line = command.get_program().to_string_lossy().into_owned();
-        for arg in command.get_args() {
-            line.push(' ');
-            line.push_str(&arg.to_string_lossy());
-        }
-        panic!(
-            "{what} failed ({}): {line}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-}
-
-/// Compiles `source` (C11, or C++17 when `cpp`) into an executable linked to librbpf.
-fn compile(source: &Path, cpp: bool) -> PathBuf {
-    compile_with(source, cpp, &[], "")
-}
-
-/// [`compile`] with extra compiler flags, writing `<dir>-<stem><suffix>`.
-fn compile_with(source: &Path, cpp: bool, flags: &[&str], suffix: &str) -> PathBuf {
-    let paths = paths();
-    let stem = source
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .expect("source name");
-    let parent = source
-        .parent()
-        .and_then(Path::file_name)
-        .and_then(|s| s.to_str())
-        .unwrap_or("src");
-    let output = paths.bin_dir.join(format!("{parent}-{stem}{suffix}"));
-    let mut command = compiler(cpp);
-    command
-        .args(["-Wall", "-Wextra", "-Werror"])
-        .args(flags)
-        .arg(if cpp { "-std=c++17" } else { "-std=c11" })
-        .arg("-pthread")
-        .arg("-I")
-        .arg(paths.root.join("include"))
-        .arg("-I")
-        .arg(source.parent().expect("source directory"))
-        .arg(source)
-        .arg("-o")
-        .arg(&output)
-        .arg("-L")
-        .arg(&paths.lib_dir)
-        .arg(format!("-Wl,-rpath,{}", paths.lib_dir.display()))
-        .arg("-lrbpf");
-    let result = command.output().expect("run the C compiler");
-    check_output("compiling", &command, &result);
-    output
-}
-
-/// Whether valgrind can run here (checked once; the skip is reported once per test).
-fn valgrind_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        Command::new("valgrind")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
-/// Runs a compiled program (from the repository root) and requires exit status 0, then runs
-/// it again under valgrind's memcheck (errors and leaks fail the test).
-fn run(program: &Path, args: &[&str]) -> Output {
-    let mut command = Command::new(program);
-    command.args(args).current_dir(&paths().root);
-    let output = command.output().expect("run the test program");
-    check_output("running", &command, &output);
-
-    if valgrind_available() {
-        let mut command = Command::new("valgrind");
-        command
-            .args([
-                "--quiet",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite,possible",
-                "--error-exitcode=1",
-            ])
-            .arg(program)
-            .args(args)
-            .current_dir(&paths().root);
-        let checked = command.output().expect("run valgrind");
-        check_output("running under valgrind", &command, &checked);
-    } else {
-        eprintln!(
-            "SKIPPED: valgrind is not installed; {} ran without memcheck",
-            program.display()
-        );
-    }
-    output
-}
+use common::c::{check_output, compile, compile_with, compiler, paths, run};
 
 /// The sanitizers of the extra C-side run (style.md lesson 8).
 const SANITIZE: &[&str] = &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
@@ -261,6 +100,7 @@ c_tests!(
     null_args,
     rbpf_ext,
     runtime_errors,
+    safe_profile,
     settings,
     signatures,
     stack_usage,

@@ -189,6 +189,26 @@ fn run_detects_assembly_raw_and_elf() {
 }
 
 #[test]
+fn constant_blinding_from_the_environment_keeps_results() {
+    let out = Command::new(env!("CARGO_BIN_EXE_rbpf"))
+        .args(["run", "--jit", "--mem-hex", "01 02", "-"])
+        .env("UBPF_ENABLE_CONSTANT_BLINDING", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            let _ =
+                child.stdin.take().expect("stdin").write_all(
+                    b"lddw %r0, 0x1122334455667788\nldxh %r1, [%r1]\nadd %r0, %r1\nexit\n",
+                );
+            child.wait_with_output()
+        })
+        .expect("run rbpf");
+    assert_eq!(stdout(&out), "0x1122334455667989\n", "{}", stderr(&out));
+}
+
+#[test]
 fn run_with_memory_in_both_engines() {
     let prog = b"ldxh %r0, [%r1+1]\nadd %r0, %r2\nexit\n";
     let mem = temp_path("mem.bin");

@@ -1,7 +1,7 @@
 //! The bpf_conformance suite end to end: every `tests/*.data` file is parsed, assembled
 //! (and compared byte for byte with `assembled.tsv`), loaded with the suite's helpers and run
-//! in the interpreter, the JIT and the safe-profile interpreter (uBPF's three CTest
-//! variants); r0 must equal the expected result in all three. The `negative/` programs must be
+//! in the interpreter, the JIT, the JIT with constant blinding and the safe-profile
+//! interpreter (uBPF's CTest variants); r0 must equal the expected result in all of them. The `negative/` programs must be
 //! rejected, and the runner self-tests must be judged as failures.
 
 mod common;
@@ -50,7 +50,17 @@ fn interpret_safe(code: &[u8], mem: &[u8]) -> Result<u64, String> {
 
 /// As [`interpret`], through the JIT (basic mode, on a fresh copy of the memory).
 fn jit(code: &[u8], mem: &[u8]) -> Result<u64, String> {
+    jit_with(code, mem, false)
+}
+
+/// As [`jit`], with constant blinding (uBPF's CI reruns its JIT tests this way).
+fn jit_blinded(code: &[u8], mem: &[u8]) -> Result<u64, String> {
+    jit_with(code, mem, true)
+}
+
+fn jit_with(code: &[u8], mem: &[u8], blinding: bool) -> Result<u64, String> {
     let mut vm = new_vm();
+    vm.config_mut().constant_blinding = blinding;
     vm.load(code)
         .map_err(|e| format!("Failed to load code: {e}"))?;
     vm.compile(JitMode::Basic)
@@ -76,6 +86,7 @@ fn run_file(dir: &Path, path: &Path, refs: &common::References) -> Result<(), St
     let engines = [
         ("interpreter", interpret as Engine),
         ("jit", jit),
+        ("jit-blinded", jit_blinded),
         ("safe-interpreter", interpret_safe),
     ];
     for (engine, run) in engines {

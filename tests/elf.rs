@@ -4,6 +4,10 @@
 //! example run in the interpreter and both JIT modes against reference results (also after
 //! recompiling the examples, when clang is installed).
 
+mod common;
+
+use common::rng::Rng;
+
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -1120,22 +1124,6 @@ fn oversized_programs_fail_as_ubpf_load_would() {
 
 // ---------------------------------------------------------------------------------------------
 // Robustness: mutated and truncated objects never panic
-
-/// xorshift64*: a fixed-seed generator, so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 /// Applies one random mutation; structure-aware ones aim at header, section, symbol and
 /// relocation fields so the sweep reaches the later checks, not just the magic.

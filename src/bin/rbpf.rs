@@ -52,6 +52,9 @@ ASM OPTIONS:
 Helpers 0-5 of the bpf_conformance suite are registered for `run` and `test`
 (gather_bytes, memfrob, no_op, sqrti, strcmp_ext, unwind; 5 is the unwind helper).
 
+ENVIRONMENT:
+    UBPF_ENABLE_CONSTANT_BLINDING=1|true   JIT with constant blinding (as ubpf_test)
+
 EXIT STATUS:
     0  success (for `test`: every file passed)
     1  the program failed to assemble, load or run, or a test failed
@@ -556,6 +559,10 @@ mod engine {
     /// A VM with the conformance helpers registered and runtime errors kept for the caller.
     pub fn new_vm() -> Vm {
         let mut vm = Vm::new();
+        // As ubpf_test does, for JIT runs with randomised immediates.
+        if std::env::var("UBPF_ENABLE_CONSTANT_BLINDING").is_ok_and(|v| v == "1" || v == "true") {
+            vm.config_mut().constant_blinding = true;
+        }
         rbpf::conformance::register_helpers(&mut vm);
         // Errors are returned and printed by the CLI itself, once.
         vm.set_error_printer(Some(Box::new(|_| {})));

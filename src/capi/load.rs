@@ -6,6 +6,7 @@ use std::ffi::{CString, c_char, c_int, c_void};
 use crate::capi::boundary::UserPtr;
 use crate::capi::types::{ubpf_bounds_check, ubpf_data_relocation, ubpf_safe_region};
 use crate::capi::{errmsg, ubpf_vm};
+use crate::interpreter::{SafeRegion, SafeRegionKind};
 
 /// Validates `code` (`code_len` bytes of raw little-endian eBPF bytecode) and makes it the
 /// VM's program. The checks, their order and their messages are uBPF's (for example
@@ -124,15 +125,39 @@ pub extern "C" fn ubpf_register_data_bounds_check(
     })
 }
 
-/// Registers a region for the safe execution profile. librbpf does not implement the safe
-/// profile.
+/// Registers (or, for an id already registered, replaces) a host region that pointer or
+/// handle results of safe helpers may point into; the safe interpreter allows loads, stores
+/// and atomics there according to `permissions`.
 ///
-/// Returns -1 (not supported).
+/// Returns 0; or -1 if `vm` or `region` is NULL, the kind is unknown, the id is reserved
+/// (0xFFFFFFFE, 0xFFFFFFFF), `size` is 0, `base` is NULL, `permissions` has unknown bits,
+/// `base + size` wraps, or all 64 region slots are taken.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_safe_region(
     vm: *mut ubpf_vm,
     region: *const ubpf_safe_region,
 ) -> c_int {
-    let _ = (vm, region);
-    -1
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        // SAFETY: a non-NULL region points to a valid struct (API contract).
+        let Some(region) = (unsafe { region.as_ref() }) else {
+            return -1;
+        };
+        let kind = match region.kind {
+            0 => SafeRegionKind::Pointer,
+            1 => SafeRegionKind::Handle,
+            _ => return -1,
+        };
+        let region = SafeRegion {
+            id: region.id,
+            base: region.base as u64,
+            size: region.size,
+            kind,
+            permissions: region.permissions,
+        };
+        match handle.vm.register_safe_region(region) {
+            Ok(()) => 0,
+            Err(_) => -1,
+        }
+    })
 }

@@ -11,6 +11,7 @@ use crate::capi::types::{
 };
 use crate::capi::ubpf_vm;
 use crate::helpers::HelperFn;
+use crate::interpreter::SafeHelperResult;
 use crate::isa::MAX_EXT_FUNCS;
 use crate::vm::DebugState;
 
@@ -94,33 +95,78 @@ pub extern "C" fn ubpf_register(
             handle.vm.helper_names.set(slot, name.as_deref());
             return 0;
         };
-        // SAFETY: uBPF's convention: every helper is called with six integer-class arguments
-        // (r1..r5, mem). Under the C calling conventions librbpf supports (SysV x86-64,
-        // AAPCS64) these travel in registers, so a function declaring fewer parameters
-        // simply ignores the extra ones; this is exactly how uBPF calls helpers.
-        let helper = unsafe {
-            std::mem::transmute::<unsafe extern "C" fn(u64, u64, u64, u64, u64) -> u64, HelperFn>(
-                helper,
-            )
-        };
-        match handle.vm.register_helper(index, name.as_deref(), helper) {
+        match handle
+            .vm
+            .register_helper(index, name.as_deref(), six_argument_helper(helper))
+        {
             Ok(()) => 0,
             Err(_) => -1,
         }
     })
 }
 
-/// Registers safe-execution-profile metadata for a helper. librbpf does not implement the
-/// safe profile.
+/// The helper as the engines call it: `external_function_t` takes five arguments, but uBPF
+/// calls every helper with six (r1..r5, mem).
+fn six_argument_helper(helper: unsafe extern "C" fn(u64, u64, u64, u64, u64) -> u64) -> HelperFn {
+    // SAFETY: under the C calling conventions librbpf supports (SysV x86-64, AAPCS64) the six
+    // integer-class arguments travel in registers, so a function declaring fewer parameters
+    // simply ignores the extra ones; this is exactly how uBPF calls helpers.
+    unsafe {
+        std::mem::transmute::<unsafe extern "C" fn(u64, u64, u64, u64, u64) -> u64, HelperFn>(
+            helper,
+        )
+    }
+}
+
+/// Registers a helper for the safe execution profile: like `ubpf_register` (under
+/// `descriptor->name`, which is copied), plus what its result is — a scalar, or a pointer or
+/// handle into the region `region_id` with `region_size` bytes available — which the safe
+/// interpreter checks after every call.
 ///
-/// Returns -1 (not supported).
+/// Returns 0; or -1 if `vm` or `descriptor` is NULL, `index >= 64`, `fn` is NULL, the result
+/// kind is unknown, or a pointer/handle result has `region_size == 0` or a reserved region id.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_safe_helper(
     vm: *mut ubpf_vm,
     descriptor: *const ubpf_safe_helper_descriptor,
 ) -> c_int {
-    let _ = (vm, descriptor);
-    -1
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        // SAFETY: a non-NULL descriptor points to a valid struct (API contract).
+        let Some(descriptor) = (unsafe { descriptor.as_ref() }) else {
+            return -1;
+        };
+        let Some(helper) = descriptor.function else {
+            return -1;
+        };
+        let (region_id, region_size) = (descriptor.region_id, descriptor.region_size);
+        let result = match descriptor.result_kind {
+            0 => SafeHelperResult::Scalar,
+            1 => SafeHelperResult::Pointer {
+                region_id,
+                region_size,
+            },
+            2 => SafeHelperResult::Handle {
+                region_id,
+                region_size,
+            },
+            _ => return -1,
+        };
+        let name = if descriptor.name.is_null() {
+            None
+        } else {
+            // SAFETY: a non-NULL name is a NUL-terminated string (API contract).
+            Some(unsafe { CStr::from_ptr(descriptor.name) }.to_string_lossy())
+        };
+        let helper = six_argument_helper(helper);
+        match handle
+            .vm
+            .register_safe_helper(descriptor.index, name.as_deref(), helper, result)
+        {
+            Ok(()) => 0,
+            Err(_) => -1,
+        }
+    })
 }
 
 /// Routes every helper call through `dispatcher(r1..r5, index, mem)` instead of the helper

@@ -110,11 +110,13 @@ pub extern "C" fn ubpf_toggle_readonly_bytecode(vm: *mut ubpf_vm, enable: bool) 
     })
 }
 
-/// Selects the execution profile. librbpf implements only `UBPF_EXECUTION_PROFILE_LEGACY`.
+/// Selects the execution profile: `UBPF_EXECUTION_PROFILE_LEGACY` (the default) or
+/// `UBPF_EXECUTION_PROFILE_SAFE`, uBPF's provenance-tracking interpreter (helpers need
+/// `ubpf_register_safe_helper` metadata; `ubpf_compile` and `ubpf_translate` then fail with
+/// "safe execution profile is interpreter-only").
 ///
-/// Returns 0 when the profile is LEGACY and nothing is loaded and nothing has been executed
-/// yet; -1 for `UBPF_EXECUTION_PROFILE_SAFE` (not supported), an unknown value, a NULL `vm`,
-/// loaded code, or a VM that has already executed a program.
+/// Returns 0; or -1 for an unknown value, a NULL `vm`, loaded or compiled code, or a VM that
+/// has already executed a program.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_execution_profile(
     vm: *mut ubpf_vm,
@@ -128,13 +130,8 @@ pub extern "C" fn ubpf_set_execution_profile(
         if handle.vm.program().is_some() || handle.execution_started.load(Ordering::Relaxed) {
             return -1;
         }
-        match profile {
-            ExecutionProfile::Legacy => {
-                handle.vm.config_mut().profile = profile;
-                0
-            }
-            ExecutionProfile::Safe => -1,
-        }
+        handle.vm.config_mut().profile = profile;
+        0
     })
 }
 

@@ -11,7 +11,9 @@
 //!   compiling are the ones called;
 //! * settings are read **at compile time**: `bounds_check`, `instruction_limit` and
 //!   `unwind_index` are baked into the code (like uBPF, a cached image is returned unchanged
-//!   after a setting changes; recompile after unloading to pick up new settings);
+//!   after a setting changes; recompile after unloading to pick up new settings); so is
+//!   whether a bounds callback is registered: without one (and without data sections), an
+//!   access outside mem and the stack faults without returning into the code;
 //! * faults return `u64::MAX` from the compiled function after recording the error in a
 //!   thread-local; [`Vm::execute_jit`] turns it into the same [`ExecError`] the interpreter
 //!   produces and reports it through [`Vm::report`].
@@ -128,6 +130,7 @@ impl Vm {
             bounds_check: self.config.bounds_check,
             instruction_limit: self.config.instruction_limit,
             unwind_index: self.config.unwind_index,
+            other_regions: !program.data_sections.is_empty() || self.bounds_check_fn.is_some(),
             helpers: &*self.helpers,
             ctx,
             blinding: self

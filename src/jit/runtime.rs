@@ -79,10 +79,13 @@ pub(crate) fn pack_access(pc: usize, size: usize, access: Access, off: i16) -> i
 }
 
 /// Per-run data the compiled code keeps in a stack slot for its slow path: the regions of the
-/// run and the slow path's verdict (0: allowed, 1: fault recorded).
+/// run, the base register of the access being checked and the slow path's verdict (0:
+/// allowed, 1: fault recorded).
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct RunBlock {
+    /// The access's base register value (written by the code just before the call).
+    pub base: u64,
     /// Start of the input memory (0 if none).
     pub mem: u64,
     /// Its length.
@@ -98,6 +101,8 @@ pub(crate) struct RunBlock {
 /// Byte offsets of [`RunBlock`] fields, for the translator.
 pub(crate) mod run_block {
     use super::RunBlock;
+    /// `base`.
+    pub const BASE: i32 = std::mem::offset_of!(RunBlock, base) as i32;
     /// `mem`.
     pub const MEM: i32 = std::mem::offset_of!(RunBlock, mem) as i32;
     /// `mem_len`.
@@ -121,7 +126,6 @@ pub(crate) mod run_block {
 pub(crate) unsafe extern "C" fn rt_check_access(
     ctx: *const JitContext,
     packed: i64,
-    base: u64,
     block: *mut RunBlock,
 ) {
     let result = catch_unwind(AssertUnwindSafe(|| {
@@ -156,7 +160,7 @@ pub(crate) unsafe extern "C" fn rt_check_access(
             run.stack as *const u8,
             run.stack_len as usize,
         );
-        match regions.check(base, off, size, access, pc) {
+        match regions.check(run.base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
                 record(Some(vm), err);

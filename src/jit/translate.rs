@@ -53,6 +53,10 @@ pub(crate) struct Options {
     pub ctx: *const JitContext,
     /// `Some(key)` (the context's key) when immediates are blinded.
     pub blinding: Option<u64>,
+    /// Whether anything beyond mem and the stack can allow an access (data sections, or a
+    /// bounds callback registered at compile time). When not, the out-of-line bounds check
+    /// only records the fault and never returns into the code.
+    pub other_regions: bool,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -101,6 +105,8 @@ struct Translator<'a, 'b> {
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
+    /// Whether the stack is a region at all (false: Basic-mode code that never uses r10).
+    has_stack: bool,
 }
 
 fn flags() -> MemFlagsData {
@@ -137,7 +143,7 @@ pub(crate) fn translate(
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
-    let mut check_sig = sig(isa, &[I64; 4], None);
+    let mut check_sig = sig(isa, &[I64; 3], None);
     if cfg!(target_arch = "x86_64") {
         // The x86-64 slow path goes through a register-preserving trampoline.
         check_sig.call_conv = CallConv::PreserveAll;
@@ -151,15 +157,20 @@ pub(crate) fn translate(
     b.seal_block(entry);
     let args = b.block_params(entry).to_vec();
     let (mem, mem_len) = (args[0], args[1]);
+    // A program that never names r10 and makes no local call cannot reach its stack: Basic
+    // mode then skips the 4 KiB frame (and the stack probe it needs on every entry), keeping
+    // only a small slot whose address fault messages print, as an empty region.
+    let needs_stack =
+        !cfg.return_sites.is_empty() || insns.iter().any(|i| i.dst == 10 || i.src == 10);
+    let has_stack = opts.mode == JitMode::Extended || needs_stack;
     let (stack, stack_len) = match opts.mode {
         JitMode::Basic => {
-            let slot = b.create_sized_stack_slot(StackSlotData::new(
-                StackSlotKind::ExplicitSlot,
-                STACK_SIZE as u32,
-                4,
-            ));
+            let size = if needs_stack { STACK_SIZE as u32 } else { 16 };
+            let slot =
+                b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
             let base = b.ins().stack_addr(I64, slot, 0);
-            (base, b.ins().iconst(I64, STACK_SIZE as i64))
+            let len = if needs_stack { STACK_SIZE as i64 } else { 0 };
+            (base, b.ins().iconst(I64, len))
         }
         JitMode::Extended => (args[2], args[3]),
     };
@@ -184,7 +195,11 @@ pub(crate) fn translate(
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);
-    let run_block = opts.bounds_check.then(|| {
+    // Only code that accesses memory needs the run block; storing it costs every entry.
+    let accesses_memory = insns
+        .iter()
+        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
+    let run_block = (opts.bounds_check && accesses_memory).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             run_block::SIZE,
@@ -255,6 +270,7 @@ pub(crate) fn translate(
         proofs: Vec::new(),
         terminated: false,
         static_stack,
+        has_stack,
     };
     t.body()?;
     t.tails();
@@ -556,25 +572,30 @@ impl Translator<'_, '_> {
         {
             return addr;
         }
-        let (first, second) = if reg == 10 {
-            (self.stack_region, self.mem_region)
+        // The likelier region first; no stack region at all when the program cannot reach it.
+        let stack = self.has_stack.then_some(self.stack_region);
+        let (first, second) = if reg == 10 && stack.is_some() {
+            (self.stack_region, Some(self.mem_region))
         } else {
-            (self.mem_region, self.stack_region)
+            (self.mem_region, stack)
         };
         let i = size_index(bytes);
         let ok = self.b.create_block();
-        let try_second = self.b.create_block();
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
 
         let d = self.b.ins().isub(addr, first.base);
         let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
-        self.b.ins().brif(inside, ok, &[], try_second, &[]);
-
-        self.b.switch_to_block(try_second);
-        let d = self.b.ins().isub(addr, second.base);
-        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
-        self.b.ins().brif(inside, ok, &[], slow, &[]);
+        if let Some(second) = second {
+            let try_second = self.b.create_block();
+            self.b.ins().brif(inside, ok, &[], try_second, &[]);
+            self.b.switch_to_block(try_second);
+            let d = self.b.ins().isub(addr, second.base);
+            let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
+            self.b.ins().brif(inside, ok, &[], slow, &[]);
+        } else {
+            self.b.ins().brif(inside, ok, &[], slow, &[]);
+        }
 
         self.b.switch_to_block(slow);
         let ctx = self.iconst(self.opts.ctx as i64);
@@ -586,12 +607,23 @@ impl Translator<'_, '_> {
         let f = self.iconst(f);
         match self.run_block {
             Some(slot) => {
+                // `base` goes through the block, not an argument register: an argument would
+                // pin the eBPF register's value to that register, and the allocator would pay
+                // with moves inside hot loops.
+                self.b.ins().stack_store(I64, base, slot, run_block::BASE);
                 let block = self.b.ins().stack_addr(I64, slot, 0);
                 self.b
                     .ins()
-                    .call_indirect(self.sig_check, f, &[ctx, packed, base, block]);
-                let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
-                self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
+                    .call_indirect(self.sig_check, f, &[ctx, packed, block]);
+                if self.opts.other_regions {
+                    let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
+                    self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
+                } else {
+                    // The runtime applies the same mem/stack test as above, so it can only
+                    // deny (and record the fault). Not returning keeps `ok` a single-entry
+                    // block: no edge moves, no values kept for after the call.
+                    self.b.ins().jump(self.fail, &[]);
+                }
             }
             None => {
                 self.b.ins().jump(self.fail, &[]);

@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 pub struct Paths {
     /// The repository root.
     pub root: PathBuf,
-    /// `target/<profile>`, holding `librbpf.so` (and the `librbpf.so.0` link to it).
+    /// `target/<profile>/deps`, holding the `librbpf.so` cargo built for these tests (and the
+    /// `librbpf.so.0` link to it).
     pub lib_dir: PathBuf,
     /// Where compiled test programs go.
     pub bin_dir: PathBuf,
@@ -25,9 +26,10 @@ pub fn paths() -> &'static Paths {
     PATHS.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exe = std::env::current_exe().expect("path of the test binary");
+        // `cargo test` refreshes the library in `deps/` (next to the test binary); the copy
+        // in `target/<profile>/` is only updated by `cargo build`, so it may be stale or absent.
         let lib_dir = exe
             .parent()
-            .and_then(Path::parent)
             .expect("test binary lives in target/<profile>/deps")
             .to_path_buf();
         let library = lib_dir.join("librbpf.so");

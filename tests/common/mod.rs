@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test crate uses a different subset")]
 
 pub mod c;
+pub mod rng;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
