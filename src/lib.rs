@@ -5,6 +5,21 @@
 //! The Rust API centres on [`Vm`]: configure it, register helpers, load a program (raw
 //! bytecode, assembly through [`asm`], or an ELF object), then execute it with the interpreter
 //! or compile it with the JIT. The C API lives in `capi` and is the only `extern "C"` code.
+//!
+//! ```
+//! use rbpf::{Vm, asm, jit::JitMode};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let code = asm::assemble_bytes("ldxw %r0, [%r1+0]\nadd %r0, 1\nexit")?;
+//! let mut vm = Vm::new();
+//! vm.load(&code)?; // uBPF's validator, uBPF's error texts
+//! let mut mem = 41u32.to_le_bytes();
+//! assert_eq!(vm.execute(&mut mem)?, 42); // interpreter
+//! vm.compile(JitMode::Basic)?; // Cranelift JIT
+//! assert_eq!(vm.execute_jit(&mut mem)?, 42); // bounds-checked native code
+//! # Ok(())
+//! # }
+//! ```
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
