@@ -14,28 +14,10 @@
 use rbpf::Vm;
 use rbpf::error::ExecError;
 use rbpf::isa::Insn;
+mod common;
+
+use common::rng::Rng;
 use rbpf::jit::JitMode;
-
-/// xorshift64* — small, deterministic, good enough to pick instructions.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-}
 
 /// Registers programs may freely overwrite (r1 holds mem, r10 the frame pointer).
 const SCRATCH: [u8; 9] = [0, 2, 3, 4, 5, 6, 7, 8, 9];
@@ -321,7 +303,7 @@ fn random_unit(rng: &mut Rng, index: usize, count: usize) -> Unit {
             let op = rng.pick(&ops);
             let class = if rng.chance(50) { 0x05 } else { 0x06 };
             let by_reg = rng.chance(50);
-            let to_unit = index + 1 + rng.below(((count - index - 1) as u64).min(8)) as usize;
+            let to_unit = index + 1 + rng.below((count - index - 1).min(8));
             let insn = if by_reg {
                 Insn::new(op | 0x08 | class, dst, src, 0, 0)
             } else {
@@ -341,10 +323,10 @@ fn memory_unit(rng: &mut Rng, dst: u8, src: u8) -> Unit {
     // Base and offset inside the stack's used part or the input memory.
     let (base, off) = if rng.chance(50) {
         let slots = STACK_USED / bytes;
-        (10u8, -bytes * (1 + rng.below(slots as u64) as i16))
+        (10u8, -bytes * (1 + rng.below(slots as usize) as i16))
     } else {
         let slots = MEM_LEN as i16 / bytes;
-        (1u8, bytes * rng.below(slots as u64) as i16)
+        (1u8, bytes * rng.below(slots as usize) as i16)
     };
     // Some accesses are misaligned (not atomics): one byte up, staying inside the zeroed part
     // of the stack (reading below it would see whatever earlier runs left there).
@@ -368,9 +350,9 @@ fn memory_unit(rng: &mut Rng, dst: u8, src: u8) -> Unit {
             // Atomics: 4 or 8 bytes, aligned.
             let (opc, width) = if rng.chance(50) { (0xdb, 8) } else { (0xc3, 4) };
             let off = if base == 10 {
-                -width * (1 + rng.below((STACK_USED / width) as u64) as i16)
+                -width * (1 + rng.below((STACK_USED / width) as usize) as i16)
             } else {
-                width * rng.below((MEM_LEN as i16 / width) as u64) as i16
+                width * rng.below((MEM_LEN as i16 / width) as usize) as i16
             };
             let op = rng.pick(&[0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1]);
             Unit::Plain(vec![Insn::new(opc, base, src, off, op)])
@@ -416,7 +398,7 @@ fn random_programs() {
     for n in 0..count {
         let mut insns = Vec::new();
         prologue(&mut rng, &mut insns);
-        let body_len = 20 + rng.below(60) as usize;
+        let body_len = 20 + rng.below(60);
         let units: Vec<Unit> = (0..body_len)
             .map(|i| random_unit(&mut rng, i, body_len))
             .collect();
@@ -512,16 +494,16 @@ fn random_programs_with_local_calls() {
     for n in 0..count {
         let mut pro = Vec::new();
         prologue(&mut rng, &mut pro);
-        let functions = 1 + rng.below(3) as usize;
+        let functions = 1 + rng.below(3);
         let mut bodies = Vec::new();
         for f in 0..=functions {
-            let len = 10 + rng.below(30) as usize;
+            let len = 10 + rng.below(30);
             let mut units: Vec<Unit> = (0..len).map(|i| random_unit(&mut rng, i, len)).collect();
             // A few calls to later functions (no recursion: depth stays below the limit).
             if f < functions {
                 for _ in 0..1 + rng.below(3) {
-                    let at = rng.below(len as u64) as usize;
-                    let callee = f + 1 + rng.below((functions - f) as u64) as usize;
+                    let at = rng.below(len);
+                    let callee = f + 1 + rng.below(functions - f);
                     units[at] = Unit::Plain(vec![Insn::new(0x85, 0, 1, 0, callee as i32)]);
                 }
             }

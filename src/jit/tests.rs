@@ -34,42 +34,12 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
     }
 }
 
-unsafe extern "C" fn gather_bytes(a: u64, b: u64, c: u64, d: u64, e: u64, _: *mut c_void) -> u64 {
-    ((a & 0xff) << 32) | ((b & 0xff) << 24) | ((c & 0xff) << 16) | ((d & 0xff) << 8) | (e & 0xff)
-}
-unsafe extern "C" fn memfrob(p: u64, n: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    for i in 0..n {
-        // SAFETY: test programs pass a valid buffer.
-        unsafe { *((p + i) as *mut u8) ^= 42 };
-    }
-    0
-}
-unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    0
-}
-unsafe extern "C" fn sqrti(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    (a as f64).sqrt() as u64
-}
-unsafe extern "C" fn strcmp_ext(a: u64, b: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    // SAFETY: test programs pass NUL-terminated strings.
-    unsafe { libc::strcmp(a as *const libc::c_char, b as *const libc::c_char) as i64 as u64 }
-}
-unsafe extern "C" fn unwind(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    a
-}
-
 pub(crate) fn vm_with(insns: Vec<Insn>) -> Vm {
     let mut vm = Vm::new();
-    let helpers: [HelperFnT; 6] = [gather_bytes, memfrob, no_op, sqrti, strcmp_ext, unwind];
-    for (i, f) in helpers.into_iter().enumerate() {
-        vm.register_helper(i as u32, None, f).unwrap();
-    }
-    vm.set_unwind_index(5).unwrap();
+    crate::conformance::register_helpers(&mut vm);
     vm.install(program_from_insns(insns));
     vm
 }
-
-type HelperFnT = crate::helpers::HelperFn;
 
 fn hex(s: &str) -> Vec<u8> {
     s.split_whitespace()
