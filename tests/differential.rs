@@ -392,7 +392,7 @@ fn random_programs() {
     let count: usize = std::env::var("RBPF_DIFF_PROGRAMS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(250);
+        .unwrap_or(2000);
     let mut failures = Vec::new();
     let mut slots = 0;
     for n in 0..count {
@@ -488,7 +488,7 @@ fn random_programs_with_local_calls() {
     let count: usize = std::env::var("RBPF_DIFF_CALL_PROGRAMS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(400);
     let mut failures = Vec::new();
     let mut slots = 0;
     for n in 0..count {
