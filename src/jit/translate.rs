@@ -74,6 +74,8 @@ struct Proof {
 #[derive(Clone, Copy)]
 struct Region {
     base: Value,
+    /// `-base`: `addr + neg` is one non-destructive `lea` where `addr - base` needs a copy.
+    neg: Value,
     /// `lim[i]`: accesses of `1 << i` bytes are inside when `addr - base < lim[i]`.
     lim: [Value; 4],
 }
@@ -163,7 +165,16 @@ pub(crate) fn translate(
     let needs_stack =
         !cfg.return_sites.is_empty() || insns.iter().any(|i| i.dst == 10 || i.src == 10);
     let has_stack = opts.mode == JitMode::Extended || needs_stack;
+    // Only code that accesses memory needs the run block; storing it costs every entry.
+    let accesses_memory = insns
+        .iter()
+        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
     let (stack, stack_len) = match opts.mode {
+        // Nothing can reach or print the stack: no frame space at all.
+        JitMode::Basic if !(needs_stack || (opts.bounds_check && accesses_memory)) => {
+            let zero = b.ins().iconst(I64, 0);
+            (zero, zero)
+        }
         JitMode::Basic => {
             let size = if needs_stack { STACK_SIZE as u32 } else { 16 };
             let slot =
@@ -195,10 +206,6 @@ pub(crate) fn translate(
     b.def_var(remaining, limit);
     let mem_region = region(&mut b, mem, mem_len, true);
     let stack_region = region(&mut b, stack, stack_len, false);
-    // Only code that accesses memory needs the run block; storing it costs every entry.
-    let accesses_memory = insns
-        .iter()
-        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
     let run_block = (opts.bounds_check && accesses_memory).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -279,24 +286,43 @@ pub(crate) fn translate(
     Ok(func)
 }
 
-/// Precomputes the per-size limits of a region (a null `mem` is never a region).
+/// Precomputes the per-size limits of a region (a null `mem` is never a region). Only the
+/// limits that checks use survive dead-code elimination.
 fn region(b: &mut FunctionBuilder<'_>, base: Value, len: Value, nullable: bool) -> Region {
     let zero = b.ins().iconst(I64, 0);
+    // A null base has no bytes at all.
+    let len = if nullable {
+        b.ins().select(base, len, zero)
+    } else {
+        len
+    };
     let lim = std::array::from_fn(|i| {
         let size = 1i64 << i;
+        if size == 1 {
+            // `addr - base < len` is exactly the one-byte test.
+            return len;
+        }
         let fits = b
             .ins()
             .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, len, size);
-        let fits = if nullable {
-            let non_null = b.ins().icmp_imm_s(IntCC::NotEqual, base, 0);
-            b.ins().band(fits, non_null)
-        } else {
-            fits
-        };
         let l = b.ins().iadd_imm_s(len, 1 - size);
         b.ins().select(fits, l, zero)
     });
-    Region { base, lim }
+    // `select(base, -base, 0)` is `-base`, written so that the egraph does not turn
+    // `addr + neg` back into `addr - base`.
+    let minus = b.ins().ineg(base);
+    let neg = b.ins().select(base, minus, zero);
+    Region { base, neg, lim }
+}
+
+/// `addr - region.base`. When the access register is the base itself (constant offsets, which
+/// the egraph folds) a subtraction; otherwise `addr + (-base)`, a single `lea`.
+fn offset_in(b: &mut FunctionBuilder<'_>, reg: Value, addr: Value, region: Region) -> Value {
+    if reg == region.base {
+        b.ins().isub(addr, region.base)
+    } else {
+        b.ins().iadd(addr, region.neg)
+    }
 }
 
 fn size_index(bytes: usize) -> usize {
@@ -368,6 +394,7 @@ impl Translator<'_, '_> {
         ];
         self.b.ins().brif(cond, self.fault, &args, cont, &[]);
         self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
     }
 
     fn body(&mut self) -> Result<(), JitError> {
@@ -399,6 +426,11 @@ impl Translator<'_, '_> {
             self.b.ins().jump(block, &[]);
         }
         self.b.switch_to_block(block);
+        if !self.cfg.late_pred[pc] {
+            // Every predecessor is already translated: sealing now lets variable reads in
+            // this block see the incoming values directly instead of through block params.
+            self.b.seal_block(block);
+        }
         self.terminated = false;
         self.proofs.clear();
         let count = self.cfg.block_len[pc];
@@ -584,13 +616,14 @@ impl Translator<'_, '_> {
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
 
-        let d = self.b.ins().isub(addr, first.base);
+        let d = offset_in(&mut self.b, base, addr, first);
         let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
         if let Some(second) = second {
             let try_second = self.b.create_block();
             self.b.ins().brif(inside, ok, &[], try_second, &[]);
             self.b.switch_to_block(try_second);
-            let d = self.b.ins().isub(addr, second.base);
+            self.b.seal_block(try_second);
+            let d = offset_in(&mut self.b, base, addr, second);
             let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
             self.b.ins().brif(inside, ok, &[], slow, &[]);
         } else {
@@ -598,6 +631,7 @@ impl Translator<'_, '_> {
         }
 
         self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
         let ctx = self.iconst(self.opts.ctx as i64);
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
         #[cfg(target_arch = "x86_64")]
@@ -631,6 +665,7 @@ impl Translator<'_, '_> {
         }
 
         self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
         self.proofs.push(Proof { reg, lo, hi });
         addr
     }
@@ -983,6 +1018,7 @@ impl Translator<'_, '_> {
             .brif(dispatcher, via_dispatcher, &[], via_table, &[]);
 
         self.b.switch_to_block(via_dispatcher);
+        self.b.seal_block(via_dispatcher);
         if known.is_none() {
             let too_big =
                 self.b
@@ -1001,6 +1037,7 @@ impl Translator<'_, '_> {
         self.b.ins().jump(done, &[BlockArg::Value(ret)]);
 
         self.b.switch_to_block(via_table);
+        self.b.seal_block(via_table);
         let slots = std::mem::offset_of!(HelperTable, slots) as i64;
         let func = match known {
             Some(i) if (i as usize) >= MAX_EXT_FUNCS => None,
@@ -1039,6 +1076,7 @@ impl Translator<'_, '_> {
         }
 
         self.b.switch_to_block(done);
+        self.b.seal_block(done);
         self.set(0, r0);
         // Helpers may write anywhere, but never move mem or the stack: proofs stay valid.
         if let Some(unwind) = self.opts.unwind_index {
@@ -1058,6 +1096,7 @@ impl Translator<'_, '_> {
                 let cont = self.b.create_block();
                 self.b.ins().brif(c, self.ret_zero, &[], cont, &[]);
                 self.b.switch_to_block(cont);
+                self.b.seal_block(cont);
             }
         }
         Ok(())
