@@ -126,22 +126,25 @@ fn sig(isa: &dyn TargetIsa, params: &[Type], ret: Option<Type>) -> Signature {
     s
 }
 
-/// Translates `program` into a Cranelift function with the entry signature of `opts.mode`.
+/// Translates `program` into `func` (cleared first, so a reused function keeps only its
+/// allocations), with the entry signature of `opts.mode`.
 pub(crate) fn translate(
     isa: &dyn TargetIsa,
     program: &Program,
     opts: Options,
     fctx: &mut FunctionBuilderContext,
-) -> Result<Function, JitError> {
+    func: &mut Function,
+) -> Result<(), JitError> {
     let insns = &program.insns[..];
     let cfg = cfg::analyze(insns)?;
     let params: &[Type] = match opts.mode {
         JitMode::Basic => &[I64, I64],
         JitMode::Extended => &[I64, I64, I64, I64],
     };
-    let mut func =
-        Function::with_name_signature(UserFuncName::user(0, 0), sig(isa, params, Some(I64)));
-    let mut b = FunctionBuilder::new(&mut func, fctx);
+    func.clear();
+    func.name = UserFuncName::user(0, 0);
+    func.signature = sig(isa, params, Some(I64));
+    let mut b = FunctionBuilder::new(func, fctx);
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
@@ -283,7 +286,7 @@ pub(crate) fn translate(
     t.tails();
     t.b.seal_all_blocks();
     t.b.finalize(isa.frontend_config());
-    Ok(func)
+    Ok(())
 }
 
 /// Precomputes the per-size limits of a region (a null `mem` is never a region). Only the
