@@ -207,8 +207,17 @@ pub(crate) fn translate(
         .ins()
         .iconst(I64, i64::from(opts.instruction_limit as i32));
     b.def_var(remaining, limit);
-    let mem_region = region(&mut b, mem, mem_len, true);
-    let stack_region = region(&mut b, stack, stack_len, false);
+    // Only the limits that inline checks can use are built: fewer values for Cranelift to
+    // optimise away. (A missing limit would read as 0: every access goes to the slow path,
+    // which applies the full check, so it could cost speed but never strictness.)
+    let sizes = if opts.bounds_check {
+        access_sizes(insns)
+    } else {
+        0
+    };
+    let mem_region = region(&mut b, mem, mem_len, true, sizes);
+    let stack_sizes = if has_stack { sizes } else { 0 };
+    let stack_region = region(&mut b, stack, stack_len, false, stack_sizes);
     let run_block = (opts.bounds_check && accesses_memory).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -291,8 +300,21 @@ pub(crate) fn translate(
 
 /// Precomputes the per-size limits of a region (a null `mem` is never a region). Only the
 /// limits that checks use survive dead-code elimination.
-fn region(b: &mut FunctionBuilder<'_>, base: Value, len: Value, nullable: bool) -> Region {
+fn region(
+    b: &mut FunctionBuilder<'_>,
+    base: Value,
+    len: Value,
+    nullable: bool,
+    sizes: u8,
+) -> Region {
     let zero = b.ins().iconst(I64, 0);
+    if sizes == 0 {
+        return Region {
+            base,
+            neg: zero,
+            lim: [zero; 4],
+        };
+    }
     // A null base has no bytes at all.
     let len = if nullable {
         b.ins().select(base, len, zero)
@@ -301,6 +323,9 @@ fn region(b: &mut FunctionBuilder<'_>, base: Value, len: Value, nullable: bool) 
     };
     let lim = std::array::from_fn(|i| {
         let size = 1i64 << i;
+        if sizes & (1 << i) == 0 {
+            return zero;
+        }
         if size == 1 {
             // `addr - base < len` is exactly the one-byte test.
             return len;
@@ -326,6 +351,26 @@ fn offset_in(b: &mut FunctionBuilder<'_>, reg: Value, addr: Value, region: Regio
     } else {
         b.ins().iadd(addr, region.neg)
     }
+}
+
+/// Bit `i` set: the program has a memory access of `1 << i` bytes.
+fn access_sizes(insns: &[Insn]) -> u8 {
+    let mut sizes = 0;
+    for insn in insns {
+        match insn.class() {
+            class::LDX | class::ST => sizes |= 1 << size_index(size::bytes(insn.opc)),
+            class::STX if insn.opc & mode::MASK == mode::ATOMIC => {
+                sizes |= if insn.opc == op::ATOMIC32 {
+                    1 << 2
+                } else {
+                    1 << 3
+                };
+            }
+            class::STX => sizes |= 1 << size_index(size::bytes(insn.opc)),
+            _ => {}
+        }
+    }
+    sizes
 }
 
 fn size_index(bytes: usize) -> usize {
