@@ -15,6 +15,10 @@ pub(crate) struct Cfg {
     /// Slots right after each local call, in order: the call's return site index is its
     /// position here.
     pub return_sites: Vec<usize>,
+    /// `late_pred[pc]`: a block at `pc` may be entered from a slot at or after `pc` (a
+    /// backward jump or local call, or a return site). Other blocks have all their
+    /// predecessors translated before them and can be sealed on entry.
+    pub late_pred: Vec<bool>,
 }
 
 /// Where a jump-class instruction may transfer control (`None`: not a jump).
@@ -36,6 +40,7 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
     let len = insns.len();
     let mut leader = vec![false; len + 1];
     let mut return_sites = Vec::new();
+    let mut late_pred = vec![false; len + 1];
     if len > 0 {
         leader[0] = true;
     }
@@ -46,6 +51,9 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
             .filter(|&t| t <= len)
             .ok_or_else(|| JitError::Internal(format!("jump out of bounds at PC {pc}")))?;
         leader[t] = true;
+        if t <= pc {
+            late_pred[t] = true;
+        }
         Ok(())
     };
     let mut pc = 0;
@@ -74,10 +82,14 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
         block_len[current] += 1;
         pc += if insns[pc].opc == op::LDDW { 2 } else { 1 };
     }
+    for &site in &return_sites {
+        late_pred[site] = true;
+    }
     Ok(Cfg {
         leader,
         block_len,
         return_sites,
+        late_pred,
     })
 }
 

@@ -71,6 +71,30 @@ pub struct JitCache {
     ctx: Option<Box<JitContext>>,
 }
 
+/// Cranelift's compilation state, kept per thread between compiles so that each compile
+/// reuses the previous one's allocations (function, CFG, dominator tree, register allocator).
+struct Scratch {
+    context: Context,
+    builder: FunctionBuilderContext,
+    /// Whether `builder` was left empty by a finished translation (an error or a panic in
+    /// the middle of one leaves it dirty, and it is then replaced).
+    clean: bool,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            context: Context::new(),
+            builder: FunctionBuilderContext::new(),
+            clean: true,
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
+}
+
 /// The host ISA with librbpf's flags, built once per process.
 fn host_isa() -> Result<Arc<dyn TargetIsa>, JitError> {
     static ISA: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
@@ -143,18 +167,34 @@ impl Vm {
         // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
         // the caller.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut fctx = FunctionBuilderContext::new();
-            let func = translate::translate(&*isa, program, opts, &mut fctx)?;
-            let mut context = Context::for_function(func);
-            let compiled = context
-                .compile(&*isa, &mut ControlPlane::default())
-                .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
-            if !compiled.buffer.relocs().is_empty() {
-                return Err(JitError::Internal(
-                    "compiled code needs relocations".to_owned(),
-                ));
-            }
-            Ok(compiled.code_buffer().to_vec())
+            let run = |scratch: &mut Scratch| -> Result<Vec<u8>, JitError> {
+                let Scratch {
+                    context,
+                    builder,
+                    clean,
+                } = scratch;
+                if !*clean {
+                    *builder = FunctionBuilderContext::new();
+                }
+                context.clear();
+                *clean = false;
+                translate::translate(&*isa, program, opts, builder, &mut context.func)?;
+                *clean = true;
+                let compiled = context
+                    .compile(&*isa, &mut ControlPlane::default())
+                    .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
+                if !compiled.buffer.relocs().is_empty() {
+                    return Err(JitError::Internal(
+                        "compiled code needs relocations".to_owned(),
+                    ));
+                }
+                Ok(compiled.code_buffer().to_vec())
+            };
+            SCRATCH.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut scratch) => run(&mut scratch),
+                // Not expected (compiling never re-enters), but stay correct if it does.
+                Err(_) => run(&mut Scratch::new()),
+            })
         }))
         .unwrap_or_else(|_| {
             Err(JitError::Internal(

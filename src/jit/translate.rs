@@ -74,6 +74,8 @@ struct Proof {
 #[derive(Clone, Copy)]
 struct Region {
     base: Value,
+    /// `-base`: `addr + neg` is one non-destructive `lea` where `addr - base` needs a copy.
+    neg: Value,
     /// `lim[i]`: accesses of `1 << i` bytes are inside when `addr - base < lim[i]`.
     lim: [Value; 4],
 }
@@ -124,22 +126,25 @@ fn sig(isa: &dyn TargetIsa, params: &[Type], ret: Option<Type>) -> Signature {
     s
 }
 
-/// Translates `program` into a Cranelift function with the entry signature of `opts.mode`.
+/// Translates `program` into `func` (cleared first, so a reused function keeps only its
+/// allocations), with the entry signature of `opts.mode`.
 pub(crate) fn translate(
     isa: &dyn TargetIsa,
     program: &Program,
     opts: Options,
     fctx: &mut FunctionBuilderContext,
-) -> Result<Function, JitError> {
+    func: &mut Function,
+) -> Result<(), JitError> {
     let insns = &program.insns[..];
     let cfg = cfg::analyze(insns)?;
     let params: &[Type] = match opts.mode {
         JitMode::Basic => &[I64, I64],
         JitMode::Extended => &[I64, I64, I64, I64],
     };
-    let mut func =
-        Function::with_name_signature(UserFuncName::user(0, 0), sig(isa, params, Some(I64)));
-    let mut b = FunctionBuilder::new(&mut func, fctx);
+    func.clear();
+    func.name = UserFuncName::user(0, 0);
+    func.signature = sig(isa, params, Some(I64));
+    let mut b = FunctionBuilder::new(func, fctx);
     let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
     let sig_dispatcher =
         b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
@@ -163,7 +168,16 @@ pub(crate) fn translate(
     let needs_stack =
         !cfg.return_sites.is_empty() || insns.iter().any(|i| i.dst == 10 || i.src == 10);
     let has_stack = opts.mode == JitMode::Extended || needs_stack;
+    // Only code that accesses memory needs the run block; storing it costs every entry.
+    let accesses_memory = insns
+        .iter()
+        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
     let (stack, stack_len) = match opts.mode {
+        // Nothing can reach or print the stack: no frame space at all.
+        JitMode::Basic if !(needs_stack || (opts.bounds_check && accesses_memory)) => {
+            let zero = b.ins().iconst(I64, 0);
+            (zero, zero)
+        }
         JitMode::Basic => {
             let size = if needs_stack { STACK_SIZE as u32 } else { 16 };
             let slot =
@@ -193,12 +207,17 @@ pub(crate) fn translate(
         .ins()
         .iconst(I64, i64::from(opts.instruction_limit as i32));
     b.def_var(remaining, limit);
-    let mem_region = region(&mut b, mem, mem_len, true);
-    let stack_region = region(&mut b, stack, stack_len, false);
-    // Only code that accesses memory needs the run block; storing it costs every entry.
-    let accesses_memory = insns
-        .iter()
-        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
+    // Only the limits that inline checks can use are built: fewer values for Cranelift to
+    // optimise away. (A missing limit would read as 0: every access goes to the slow path,
+    // which applies the full check, so it could cost speed but never strictness.)
+    let sizes = if opts.bounds_check {
+        access_sizes(insns)
+    } else {
+        0
+    };
+    let mem_region = region(&mut b, mem, mem_len, true, sizes);
+    let stack_sizes = if has_stack { sizes } else { 0 };
+    let stack_region = region(&mut b, stack, stack_len, false, stack_sizes);
     let run_block = (opts.bounds_check && accesses_memory).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -276,27 +295,82 @@ pub(crate) fn translate(
     t.tails();
     t.b.seal_all_blocks();
     t.b.finalize(isa.frontend_config());
-    Ok(func)
+    Ok(())
 }
 
-/// Precomputes the per-size limits of a region (a null `mem` is never a region).
-fn region(b: &mut FunctionBuilder<'_>, base: Value, len: Value, nullable: bool) -> Region {
+/// Precomputes the per-size limits of a region (a null `mem` is never a region). Only the
+/// limits that checks use survive dead-code elimination.
+fn region(
+    b: &mut FunctionBuilder<'_>,
+    base: Value,
+    len: Value,
+    nullable: bool,
+    sizes: u8,
+) -> Region {
     let zero = b.ins().iconst(I64, 0);
+    if sizes == 0 {
+        return Region {
+            base,
+            neg: zero,
+            lim: [zero; 4],
+        };
+    }
+    // A null base has no bytes at all.
+    let len = if nullable {
+        b.ins().select(base, len, zero)
+    } else {
+        len
+    };
     let lim = std::array::from_fn(|i| {
         let size = 1i64 << i;
+        if sizes & (1 << i) == 0 {
+            return zero;
+        }
+        if size == 1 {
+            // `addr - base < len` is exactly the one-byte test.
+            return len;
+        }
         let fits = b
             .ins()
             .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, len, size);
-        let fits = if nullable {
-            let non_null = b.ins().icmp_imm_s(IntCC::NotEqual, base, 0);
-            b.ins().band(fits, non_null)
-        } else {
-            fits
-        };
         let l = b.ins().iadd_imm_s(len, 1 - size);
         b.ins().select(fits, l, zero)
     });
-    Region { base, lim }
+    // `select(base, -base, 0)` is `-base`, written so that the egraph does not turn
+    // `addr + neg` back into `addr - base`.
+    let minus = b.ins().ineg(base);
+    let neg = b.ins().select(base, minus, zero);
+    Region { base, neg, lim }
+}
+
+/// `addr - region.base`. When the access register is the base itself (constant offsets, which
+/// the egraph folds) a subtraction; otherwise `addr + (-base)`, a single `lea`.
+fn offset_in(b: &mut FunctionBuilder<'_>, reg: Value, addr: Value, region: Region) -> Value {
+    if reg == region.base {
+        b.ins().isub(addr, region.base)
+    } else {
+        b.ins().iadd(addr, region.neg)
+    }
+}
+
+/// Bit `i` set: the program has a memory access of `1 << i` bytes.
+fn access_sizes(insns: &[Insn]) -> u8 {
+    let mut sizes = 0;
+    for insn in insns {
+        match insn.class() {
+            class::LDX | class::ST => sizes |= 1 << size_index(size::bytes(insn.opc)),
+            class::STX if insn.opc & mode::MASK == mode::ATOMIC => {
+                sizes |= if insn.opc == op::ATOMIC32 {
+                    1 << 2
+                } else {
+                    1 << 3
+                };
+            }
+            class::STX => sizes |= 1 << size_index(size::bytes(insn.opc)),
+            _ => {}
+        }
+    }
+    sizes
 }
 
 fn size_index(bytes: usize) -> usize {
@@ -368,6 +442,7 @@ impl Translator<'_, '_> {
         ];
         self.b.ins().brif(cond, self.fault, &args, cont, &[]);
         self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
     }
 
     fn body(&mut self) -> Result<(), JitError> {
@@ -399,6 +474,11 @@ impl Translator<'_, '_> {
             self.b.ins().jump(block, &[]);
         }
         self.b.switch_to_block(block);
+        if !self.cfg.late_pred[pc] {
+            // Every predecessor is already translated: sealing now lets variable reads in
+            // this block see the incoming values directly instead of through block params.
+            self.b.seal_block(block);
+        }
         self.terminated = false;
         self.proofs.clear();
         let count = self.cfg.block_len[pc];
@@ -584,13 +664,14 @@ impl Translator<'_, '_> {
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
 
-        let d = self.b.ins().isub(addr, first.base);
+        let d = offset_in(&mut self.b, base, addr, first);
         let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
         if let Some(second) = second {
             let try_second = self.b.create_block();
             self.b.ins().brif(inside, ok, &[], try_second, &[]);
             self.b.switch_to_block(try_second);
-            let d = self.b.ins().isub(addr, second.base);
+            self.b.seal_block(try_second);
+            let d = offset_in(&mut self.b, base, addr, second);
             let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
             self.b.ins().brif(inside, ok, &[], slow, &[]);
         } else {
@@ -598,6 +679,7 @@ impl Translator<'_, '_> {
         }
 
         self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
         let ctx = self.iconst(self.opts.ctx as i64);
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
         #[cfg(target_arch = "x86_64")]
@@ -631,6 +713,7 @@ impl Translator<'_, '_> {
         }
 
         self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
         self.proofs.push(Proof { reg, lo, hi });
         addr
     }
@@ -983,6 +1066,7 @@ impl Translator<'_, '_> {
             .brif(dispatcher, via_dispatcher, &[], via_table, &[]);
 
         self.b.switch_to_block(via_dispatcher);
+        self.b.seal_block(via_dispatcher);
         if known.is_none() {
             let too_big =
                 self.b
@@ -1001,6 +1085,7 @@ impl Translator<'_, '_> {
         self.b.ins().jump(done, &[BlockArg::Value(ret)]);
 
         self.b.switch_to_block(via_table);
+        self.b.seal_block(via_table);
         let slots = std::mem::offset_of!(HelperTable, slots) as i64;
         let func = match known {
             Some(i) if (i as usize) >= MAX_EXT_FUNCS => None,
@@ -1039,6 +1124,7 @@ impl Translator<'_, '_> {
         }
 
         self.b.switch_to_block(done);
+        self.b.seal_block(done);
         self.set(0, r0);
         // Helpers may write anywhere, but never move mem or the stack: proofs stay valid.
         if let Some(unwind) = self.opts.unwind_index {
@@ -1058,6 +1144,7 @@ impl Translator<'_, '_> {
                 let cont = self.b.create_block();
                 self.b.ins().brif(c, self.ret_zero, &[], cont, &[]);
                 self.b.switch_to_block(cont);
+                self.b.seal_block(cont);
             }
         }
         Ok(())
