@@ -388,45 +388,22 @@ fn flatten(units: &[Unit]) -> Vec<Insn> {
 
 #[test]
 fn random_programs() {
-    let mut rng = Rng(0x5eed_0002);
-    let count: usize = std::env::var("RBPF_DIFF_PROGRAMS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let mut failures = Vec::new();
-    let mut slots = 0;
-    for n in 0..count {
-        let mut insns = Vec::new();
-        prologue(&mut rng, &mut insns);
-        let body_len = 20 + rng.below(60);
-        let units: Vec<Unit> = (0..body_len)
-            .map(|i| random_unit(&mut rng, i, body_len))
-            .collect();
-        insns.extend(flatten(&units));
-        epilogue(&mut insns);
-        let mut mem = [0u8; MEM_LEN];
-        for b in &mut mem {
-            *b = rng.next() as u8;
-        }
-        let mode = if n % 2 == 0 {
-            JitMode::Basic
-        } else {
-            JitMode::Extended
-        };
-        slots += insns.len();
-        if let Err(why) = compare(&insns, &mem, mode) {
-            failures.push(disassemble_on_failure(&insns, why));
-        }
-    }
-    eprintln!(
-        "differential random_programs: {} of {count} programs agree ({slots} slots)",
-        count - failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} failures; first:\n{}",
-        failures.len(),
-        failures[0]
+    sweep(
+        "random_programs",
+        "RBPF_DIFF_PROGRAMS",
+        2000,
+        0x5eed_0002,
+        |rng| {
+            let mut insns = Vec::new();
+            prologue(rng, &mut insns);
+            let body_len = 20 + rng.below(60);
+            let units: Vec<Unit> = (0..body_len)
+                .map(|i| random_unit(rng, i, body_len))
+                .collect();
+            insns.extend(flatten(&units));
+            epilogue(&mut insns);
+            insns
+        },
     );
 }
 
@@ -484,32 +461,53 @@ fn layout_with_functions(prologue_insns: &[Insn], bodies: &[Vec<Unit>]) -> Vec<I
 
 #[test]
 fn random_programs_with_local_calls() {
-    let mut rng = Rng(0x5eed_0003);
-    let count: usize = std::env::var("RBPF_DIFF_CALL_PROGRAMS")
+    sweep(
+        "random_programs_with_local_calls",
+        "RBPF_DIFF_CALL_PROGRAMS",
+        400,
+        0x5eed_0003,
+        |rng| {
+            let mut pro = Vec::new();
+            prologue(rng, &mut pro);
+            let functions = 1 + rng.below(3);
+            let mut bodies = Vec::new();
+            for f in 0..=functions {
+                let len = 10 + rng.below(30);
+                let mut units: Vec<Unit> = (0..len).map(|i| random_unit(rng, i, len)).collect();
+                // A few calls to later functions (no recursion: depth stays below the limit).
+                if f < functions {
+                    for _ in 0..1 + rng.below(3) {
+                        let at = rng.below(len);
+                        let callee = f + 1 + rng.below(functions - f);
+                        units[at] = Unit::Plain(vec![Insn::new(0x85, 0, 1, 0, callee as i32)]);
+                    }
+                }
+                bodies.push(units);
+            }
+            layout_with_functions(&pro, &bodies)
+        },
+    );
+}
+
+/// Generates `count` programs with `generate` (overridable by the environment variable
+/// `count_var`), runs each in the interpreter and the JIT (alternating Basic and Extended
+/// mode) on the same random memory, and requires every pair to agree.
+fn sweep(
+    name: &str,
+    count_var: &str,
+    default_count: usize,
+    seed: u64,
+    mut generate: impl FnMut(&mut Rng) -> Vec<Insn>,
+) {
+    let mut rng = Rng(seed);
+    let count: usize = std::env::var(count_var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(400);
+        .unwrap_or(default_count);
     let mut failures = Vec::new();
     let mut slots = 0;
     for n in 0..count {
-        let mut pro = Vec::new();
-        prologue(&mut rng, &mut pro);
-        let functions = 1 + rng.below(3);
-        let mut bodies = Vec::new();
-        for f in 0..=functions {
-            let len = 10 + rng.below(30);
-            let mut units: Vec<Unit> = (0..len).map(|i| random_unit(&mut rng, i, len)).collect();
-            // A few calls to later functions (no recursion: depth stays below the limit).
-            if f < functions {
-                for _ in 0..1 + rng.below(3) {
-                    let at = rng.below(len);
-                    let callee = f + 1 + rng.below(functions - f);
-                    units[at] = Unit::Plain(vec![Insn::new(0x85, 0, 1, 0, callee as i32)]);
-                }
-            }
-            bodies.push(units);
-        }
-        let insns = layout_with_functions(&pro, &bodies);
+        let insns = generate(&mut rng);
         let mut mem = [0u8; MEM_LEN];
         for b in &mut mem {
             *b = rng.next() as u8;
@@ -525,7 +523,7 @@ fn random_programs_with_local_calls() {
         }
     }
     eprintln!(
-        "differential random_programs_with_local_calls: {} of {count} programs agree ({slots} slots)",
+        "differential {name}: {} of {count} programs agree ({slots} slots)",
         count - failures.len()
     );
     assert!(
