@@ -23,6 +23,10 @@
 mod engines;
 mod native;
 mod programs;
+/// The fixed-seed generator the integration tests use, so every run measures the same inputs.
+#[path = "../../tests/common/rng.rs"]
+#[allow(dead_code, reason = "the bench uses only part of the generator")]
+mod rng;
 mod timing;
 
 use std::fmt::Write as _;

@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use crate::rng::Rng;
+
 /// One benchmark workload.
 pub struct Workload {
     /// Short name: the table label and the native symbol suffix (`bench_<name>`).
@@ -20,18 +22,6 @@ pub struct Workload {
     pub mem: Vec<u8>,
     /// Computes the expected result, updating `mem` as the program does.
     pub reference: fn(&mut [u8]) -> u64,
-}
-
-/// A small deterministic generator (xorshift64*), so every run measures the same inputs.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
 }
 
 /// Number of u64 inputs of the log2 workload.
