@@ -91,6 +91,7 @@ c_tests!(
     debug_fn,
     elf,
     elf_entry,
+    elf_errors,
     helpers,
     jit,
     jit_runtime,
