@@ -6,29 +6,6 @@
  */
 #include "capi_test.h"
 
-/* Reads a whole file (NULL on failure). */
-static uint8_t*
-read_file(const char* path, size_t* len)
-{
-    FILE* file = fopen(path, "rb");
-    if (file == NULL) {
-        return NULL;
-    }
-    uint8_t* bytes = NULL;
-    if (fseek(file, 0, SEEK_END) == 0) {
-        long size = ftell(file);
-        if (size > 0 && fseek(file, 0, SEEK_SET) == 0) {
-            bytes = malloc((size_t)size);
-            if (bytes != NULL && fread(bytes, 1, (size_t)size, file) != (size_t)size) {
-                free(bytes);
-                bytes = NULL;
-            }
-            *len = (size_t)size;
-        }
-    }
-    fclose(file);
-    return bytes;
-}
 
 static void
 expect_elf_error(const void* elf, size_t len, const char* entry, const char* expected)

@@ -133,27 +133,6 @@ copy(void)
         free(elf);                                                    \
     } while (0)
 
-static uint8_t*
-read_file(const char* path, size_t* len)
-{
-    FILE* file = fopen(path, "rb");
-    if (file == NULL) {
-        return NULL;
-    }
-    uint8_t* bytes = NULL;
-    if (fseek(file, 0, SEEK_END) == 0) {
-        long size = ftell(file);
-        if (size > 0 && fseek(file, 0, SEEK_SET) == 0 && (bytes = malloc((size_t)size)) != NULL) {
-            if (fread(bytes, 1, (size_t)size, file) != (size_t)size) {
-                free(bytes);
-                bytes = NULL;
-            }
-            *len = (size_t)size;
-        }
-    }
-    fclose(file);
-    return bytes;
-}
 
 int
 main(void)
