@@ -1,5 +1,5 @@
-//! Loads each workload into librbpf (interpreter and JIT, per bounds-check setting), checks
-//! that all engines agree with the reference, and builds the timing cells.
+//! Loads each workload into librbpf (once per bounds-check setting), JIT-compiles it, checks
+//! that every engine agrees with the reference, and builds the timing cells.
 
 use std::hint::black_box;
 use std::path::Path;
@@ -9,9 +9,8 @@ use rbpf::Vm;
 use rbpf::jit::JitMode;
 
 use crate::native::EntryFn;
-use crate::programs::Workload;
-use crate::timing::{self, Batch, Plan};
-use crate::{BoundsRow, Row};
+use crate::programs::{Code, Workload};
+use crate::timing::{self, Batch, Plan, Stats};
 
 /// One way of running a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,18 +23,42 @@ pub enum Engine {
     Native,
     /// JIT compilation on a fresh VM (profile mode only).
     Compile,
+    /// `ubpf_exec` through the C API.
+    CExec,
 }
 
 impl Engine {
-    /// Parses `interp`, `jit` or `native`.
+    /// Parses `interp`, `jit`, `native`, `compile` or `ubpf_exec`.
     pub fn parse(name: &str) -> Option<Engine> {
         match name {
             "interp" => Some(Engine::Interp),
             "jit" => Some(Engine::Jit),
             "native" => Some(Engine::Native),
             "compile" => Some(Engine::Compile),
+            "ubpf_exec" => Some(Engine::CExec),
             _ => None,
         }
+    }
+}
+
+/// The bytes a workload is loaded from.
+enum Loadable {
+    /// Raw bytecode (assembled from the hand-written text).
+    Bytecode(Vec<u8>),
+    /// A clang-built ELF object.
+    Elf(Vec<u8>),
+}
+
+impl Loadable {
+    fn load(&self, bounds: bool, name: &str) -> Result<Vm, String> {
+        let mut vm = Vm::new();
+        vm.config_mut().bounds_check = bounds;
+        match self {
+            Loadable::Bytecode(code) => vm.load(code).map_err(|e| e.to_string()),
+            Loadable::Elf(object) => vm.load_elf(object, None).map_err(|e| e.to_string()),
+        }
+        .map_err(|e| format!("{name}: loading failed: {e}"))?;
+        Ok(vm)
     }
 }
 
@@ -48,35 +71,82 @@ struct BpfVm {
     jit_bytes: Option<usize>,
 }
 
+/// A VM made through the C API (`ubpf_create` + `ubpf_load`/`ubpf_load_elf`), to time
+/// `ubpf_exec` as a C embedder calls it.
+struct CVm(*mut rbpf::capi::ubpf_vm);
+
+impl CVm {
+    fn new(loadable: &Loadable, name: &str) -> Result<CVm, String> {
+        let vm = CVm(rbpf::capi::vm::ubpf_create());
+        if vm.0.is_null() {
+            return Err(format!("{name}: ubpf_create failed"));
+        }
+        let mut errmsg = std::ptr::null_mut();
+        let rc = match loadable {
+            Loadable::Bytecode(code) => rbpf::capi::load::ubpf_load(
+                vm.0,
+                code.as_ptr().cast(),
+                code.len() as u32,
+                &mut errmsg,
+            ),
+            Loadable::Elf(object) => rbpf::capi::elf::ubpf_load_elf(
+                vm.0,
+                object.as_ptr().cast(),
+                object.len(),
+                &mut errmsg,
+            ),
+        };
+        if !errmsg.is_null() {
+            // SAFETY: errmsg is a malloc'd C string owned by us (API contract).
+            unsafe { libc::free(errmsg.cast()) };
+        }
+        if rc != 0 {
+            return Err(format!("{name}: ubpf_load failed"));
+        }
+        Ok(vm)
+    }
+
+    fn exec(&self, mem: &mut [u8]) -> u64 {
+        let mut value = u64::MAX;
+        let rc =
+            rbpf::capi::exec::ubpf_exec(self.0, mem.as_mut_ptr().cast(), mem.len(), &mut value);
+        if rc == 0 { value } else { u64::MAX }
+    }
+}
+
+impl Drop for CVm {
+    fn drop(&mut self) {
+        rbpf::capi::vm::ubpf_destroy(self.0);
+    }
+}
+
 /// A workload ready to run on every engine.
 pub struct Prepared {
     /// The workload itself.
     pub workload: Workload,
     /// Its program length in instruction slots.
     pub insn_count: usize,
-    /// The assembled program.
-    code: Vec<u8>,
+    /// Instructions the interpreter executes in one run (counted by a debug callback).
+    pub executed: u64,
+    loadable: Loadable,
     native: EntryFn,
     expected: u64,
     expected_mem: Vec<u8>,
     vms: Vec<BpfVm>,
+    /// Only for programs that take no memory (the `empty` ones): the C API entry cost.
+    c_vm: Option<CVm>,
 }
 
-fn new_vm(bounds: bool, code: &[u8], name: &str) -> Result<Vm, String> {
-    let mut vm = Vm::new();
-    vm.config_mut().bounds_check = bounds;
-    vm.load(code)
-        .map_err(|e| format!("{name}: loading failed: {e}"))?;
-    Ok(vm)
-}
-
-/// Writes `<name>.bpf.s` and `<name>-bounds-<on|off>.bin` (the JIT image) into `dir`.
+/// Writes `<name>.bpf` (the loaded bytecode) and `<name>-bounds-<on|off>.bin` (the JIT image)
+/// into `dir`.
 fn dump(dir: &Path, workload: &Workload, bounds: bool, vm: &Vm) -> Result<(), String> {
     let write = |file: String, bytes: &[u8]| {
         let path = dir.join(file);
         std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
     };
-    write(format!("{}.bpf.s", workload.name), workload.asm.as_bytes())?;
+    if let Code::Asm(text) = &workload.code {
+        write(format!("{}.bpf.s", workload.name), text.as_bytes())?;
+    }
     let mut image = vec![0u8; vm.jit_size().unwrap_or(0)];
     vm.copy_jit(&mut image)
         .map_err(|e| format!("{}: copying the JIT image: {e}", workload.name))?;
@@ -84,10 +154,49 @@ fn dump(dir: &Path, workload: &Workload, bounds: bool, vm: &Vm) -> Result<(), St
     write(format!("{}-bounds-{state}.bin", workload.name), &image)
 }
 
+/// The timings of one workload.
+pub struct Row {
+    /// The native twin.
+    pub native: Stats,
+    /// The interpreter (with the first bounds setting of the run, normally on).
+    pub interp: Stats,
+    /// `ubpf_exec` through the C API, for programs that take no memory.
+    pub c_exec: Option<Stats>,
+    /// One entry per bounds mode, in the run's order.
+    pub per_bounds: Vec<JitRow>,
+}
+
+/// The JIT's numbers for one workload and bounds mode.
+pub struct JitRow {
+    /// Calls of the entry point.
+    pub jit: Stats,
+    /// Median `Vm::compile` time on a fresh VM.
+    pub compile_us: f64,
+    /// Size of the machine code.
+    pub jit_bytes: Option<usize>,
+}
+
+/// Runs the workload once in the interpreter with a debug callback that counts instructions.
+fn count_executed(loadable: &Loadable, workload: &Workload) -> Result<u64, String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut vm = loadable.load(true, workload.name)?;
+    let count = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&count);
+    vm.set_debug_fn(Some(Box::new(move |_| {
+        counter.fetch_add(1, Ordering::Relaxed);
+    })))
+    .map_err(|e| format!("{}: debug callback: {e}", workload.name))?;
+    let mut mem = workload.mem.clone();
+    vm.execute(&mut mem)
+        .map_err(|e| format!("{}: interpreter failed: {e}", workload.name))?;
+    Ok(count.load(Ordering::Relaxed))
+}
+
 impl Prepared {
-    /// Assembles the workload, loads it once per bounds setting and JIT-compiles it, timing
-    /// `compile_samples` compilations on fresh VMs. With `dump_dir`, writes the program text
-    /// and each JIT image there (for `objdump -D -b binary -m i386:x86-64`).
+    /// Loads the workload once per bounds setting and JIT-compiles it, timing
+    /// `compile_samples` compilations on fresh VMs. With `dump_dir`, writes the program and
+    /// each JIT image there (for `objdump -D -b binary -m i386:x86-64`).
     pub fn new(
         workload: Workload,
         native: EntryFn,
@@ -96,22 +205,29 @@ impl Prepared {
         dump_dir: Option<&Path>,
     ) -> Result<Prepared, String> {
         let name = workload.name;
-        let code = rbpf::asm::assemble_bytes(&workload.asm)
-            .map_err(|e| format!("{name}: assembling failed: {e}"))?;
+        let loadable = match &workload.code {
+            Code::Asm(text) => Loadable::Bytecode(
+                rbpf::asm::assemble_bytes(text)
+                    .map_err(|e| format!("{name}: assembling failed: {e}"))?,
+            ),
+            Code::Clang(stem) => Loadable::Elf(crate::clang::object(stem)?),
+        };
         let mut expected_mem = workload.mem.clone();
         let expected = (workload.reference)(&mut expected_mem);
         let mut vms = Vec::new();
+        let mut insn_count = 0;
         for &bounds in bounds_modes {
             let mut compile_times = Vec::new();
             for _ in 0..compile_samples {
-                let mut fresh = new_vm(bounds, &code, name)?;
+                let mut fresh = loadable.load(bounds, name)?;
                 let start = Instant::now();
                 fresh
                     .compile(JitMode::Basic)
                     .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
                 compile_times.push(start.elapsed().as_secs_f64() * 1e6);
             }
-            let mut vm = new_vm(bounds, &code, name)?;
+            let mut vm = loadable.load(bounds, name)?;
+            insn_count = vm.program().map_or(0, |p| p.len());
             let entry = vm
                 .compile(JitMode::Basic)
                 .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
@@ -133,13 +249,21 @@ impl Prepared {
                 compile_us: timing::stats(&compile_times).median,
             });
         }
+        let executed = count_executed(&loadable, &workload)?;
+        let c_vm = if workload.mem.is_empty() {
+            Some(CVm::new(&loadable, name)?)
+        } else {
+            None
+        };
         Ok(Prepared {
-            insn_count: code.len() / 8,
-            code,
+            insn_count,
+            executed,
+            loadable,
             native,
             expected,
             expected_mem,
             vms,
+            c_vm,
             workload,
         })
     }
@@ -166,9 +290,13 @@ impl Prepared {
     /// reference.
     pub fn check(&self) -> Result<(), String> {
         let mut mem = self.workload.mem.clone();
-        // SAFETY: native.c's functions only touch `mem[..len]`.
+        // SAFETY: the native functions only touch `mem[..len]`.
         let result = unsafe { (self.native)(mem.as_mut_ptr(), mem.len()) };
         self.compare("native C", result, &mem)?;
+        if let Some(c_vm) = &self.c_vm {
+            let mut mem = self.workload.mem.clone();
+            self.compare("ubpf_exec", c_vm.exec(&mut mem), &mem)?;
+        }
         for v in &self.vms {
             let label =
                 |engine: &str| format!("{engine} (bounds {})", if v.bounds { "on" } else { "off" });
@@ -194,7 +322,8 @@ impl Prepared {
         Ok(())
     }
 
-    /// Times native, then interpreter and JIT per bounds mode, interleaved.
+    /// Times native, the interpreter, `ubpf_exec` (programs without memory) and the JIT per
+    /// bounds mode, interleaved.
     pub fn measure(&self, plan: Plan) -> Row {
         let native = self.native;
         let mut mem = self.workload.mem.clone();
@@ -202,13 +331,17 @@ impl Prepared {
             // SAFETY: checked in `check`: the function stays inside `mem`.
             unsafe { native(black_box(mem.as_mut_ptr()), mem.len()) }
         })];
-        for v in &self.vms {
+        let mut mem = self.workload.mem.clone();
+        let vm = &self.vms[0].vm;
+        cells.push(timing::batch(move || {
+            vm.execute(black_box(mem.as_mut_slice()))
+                .unwrap_or(u64::MAX)
+        }));
+        if let Some(c_vm) = &self.c_vm {
             let mut mem = self.workload.mem.clone();
-            let vm = &v.vm;
-            cells.push(timing::batch(move || {
-                vm.execute(black_box(mem.as_mut_slice()))
-                    .unwrap_or(u64::MAX)
-            }));
+            cells.push(timing::batch(move || c_vm.exec(black_box(&mut mem))));
+        }
+        for v in &self.vms {
             let mut mem = self.workload.mem.clone();
             let jit = v.jit;
             cells.push(timing::batch(move || {
@@ -217,15 +350,17 @@ impl Prepared {
             }));
         }
         let stats = timing::measure(&mut cells, plan);
+        let jit_from = if self.c_vm.is_some() { 3 } else { 2 };
         Row {
             native: stats[0],
+            interp: stats[1],
+            c_exec: self.c_vm.as_ref().map(|_| stats[2]),
             per_bounds: self
                 .vms
                 .iter()
-                .enumerate()
-                .map(|(i, v)| BoundsRow {
-                    interp: stats[1 + 2 * i],
-                    jit: stats[2 + 2 * i],
+                .zip(&stats[jit_from..])
+                .map(|(v, &jit)| JitRow {
+                    jit,
                     compile_us: v.compile_us,
                     jit_bytes: v.jit_bytes,
                 })
@@ -236,34 +371,46 @@ impl Prepared {
     /// Runs `engine` `iters` times per bounds mode with no timing, for a profiler.
     pub fn profile(&self, engine: Engine, iters: u64) {
         let mut mem = self.workload.mem.clone();
-        if engine == Engine::Native {
-            for _ in 0..iters {
-                // SAFETY: checked in `check`: the function stays inside `mem`.
-                black_box(unsafe { (self.native)(black_box(mem.as_mut_ptr()), mem.len()) });
-            }
-            return;
-        }
-        if engine == Engine::Compile {
-            for v in &self.vms {
+        match engine {
+            Engine::Native => {
                 for _ in 0..iters {
-                    if let Ok(mut vm) = new_vm(v.bounds, &self.code, self.workload.name) {
-                        black_box(vm.compile(JitMode::Basic).is_ok());
+                    // SAFETY: checked in `check`: the function stays inside `mem`.
+                    black_box(unsafe { (self.native)(black_box(mem.as_mut_ptr()), mem.len()) });
+                }
+            }
+            Engine::CExec => {
+                if let Some(c_vm) = &self.c_vm {
+                    for _ in 0..iters {
+                        black_box(c_vm.exec(black_box(&mut mem)));
                     }
                 }
             }
-            return;
-        }
-        for v in &self.vms {
-            for _ in 0..iters {
-                let result = match engine {
-                    Engine::Interp => {
-                        v.vm.execute(black_box(mem.as_mut_slice()))
-                            .unwrap_or(u64::MAX)
+            Engine::Compile => {
+                for v in &self.vms {
+                    for _ in 0..iters {
+                        if let Ok(mut vm) = self.loadable.load(v.bounds, self.workload.name) {
+                            black_box(vm.compile(JitMode::Basic).is_ok());
+                        }
                     }
-                    // SAFETY: as in `check`, which ran this entry point on the same input.
-                    _ => unsafe { (v.jit)(black_box(mem.as_mut_ptr()), mem.len()) },
-                };
-                black_box(result);
+                }
+            }
+            Engine::Interp => {
+                for _ in 0..iters {
+                    black_box(
+                        self.vms[0]
+                            .vm
+                            .execute(black_box(mem.as_mut_slice()))
+                            .unwrap_or(u64::MAX),
+                    );
+                }
+            }
+            Engine::Jit => {
+                for v in &self.vms {
+                    for _ in 0..iters {
+                        // SAFETY: as in `check`, which ran this entry point on the same input.
+                        black_box(unsafe { (v.jit)(black_box(mem.as_mut_ptr()), mem.len()) });
+                    }
+                }
             }
         }
     }

@@ -1,5 +1,5 @@
-//! Compiles `benches/native.c` with the system C compiler into a temporary shared object and
-//! looks up the `bench_<name>` functions in it.
+//! Compiles `benches/native.c` and the C workloads of `benches/c/` with the system C compiler
+//! into one temporary shared object and looks up the `bench_*` functions in it.
 
 use std::ffi::{CStr, CString, c_void};
 use std::path::{Path, PathBuf};
@@ -19,13 +19,13 @@ pub struct NativeLib {
 }
 
 impl NativeLib {
-    /// Compiles `source` with `$CC` (default `cc`) and loads the result.
-    pub fn build(source: &Path) -> Result<NativeLib, String> {
+    /// Compiles `sources` with `$CC` (default `cc`) and loads the result.
+    pub fn build(sources: &[PathBuf]) -> Result<NativeLib, String> {
         let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
         let dir = std::env::temp_dir().join(format!("rbpf-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let so = dir.join("native.so");
-        let result = compile(&compiler, source, &so).and_then(|()| load(&so));
+        let result = compile(&compiler, sources, &so).and_then(|()| load(&so));
         // The loaded object stays mapped after its file is gone.
         let _ = std::fs::remove_dir_all(&dir);
         let handle = result?;
@@ -44,36 +44,34 @@ impl NativeLib {
         })
     }
 
-    /// The native twin of workload `name` (`bench_<name>`).
+    /// The native function `symbol` (a workload's twin).
     pub fn function(&self, name: &str) -> Result<EntryFn, String> {
-        let symbol = CString::new(format!("bench_{name}"))
-            .map_err(|_| format!("bad workload name {name:?}"))?;
+        let symbol = CString::new(name).map_err(|_| format!("bad symbol {name:?}"))?;
         // SAFETY: `handle` came from a successful dlopen and is never closed; `symbol` is a
         // NUL-terminated string.
         let address = unsafe { libc::dlsym(self.handle, symbol.as_ptr()) };
         if address.is_null() {
-            return Err(format!("native.c has no function bench_{name}"));
+            return Err(format!("the native sources have no function {name}"));
         }
-        // SAFETY: every bench_* function in native.c is defined with exactly this signature
+        // SAFETY: every bench_* function of the native sources is defined with exactly this signature
         // (`uint64_t (uint8_t *, size_t)`), and the library stays loaded for the whole run.
         Ok(unsafe { std::mem::transmute::<*mut c_void, EntryFn>(address) })
     }
 }
 
-fn compile(compiler: &str, source: &Path, output: &PathBuf) -> Result<(), String> {
+fn compile(compiler: &str, sources: &[PathBuf], output: &PathBuf) -> Result<(), String> {
     let status = Command::new(compiler)
         .args(OPT_FLAGS)
         .args(["-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o"])
         .arg(output)
-        .arg(source)
+        .args(sources)
         .status()
         .map_err(|e| format!("running {compiler}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
         Err(format!(
-            "{compiler} failed on {} ({status})",
-            source.display()
+            "{compiler} failed on the native sources ({status})"
         ))
     }
 }

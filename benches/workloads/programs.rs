@@ -1,6 +1,7 @@
-//! The seven workloads: each is a BPF program in conformance assembly syntax, the input memory
-//! it runs on, and a Rust reference implementation. The native C twin of each lives in
-//! `benches/native.c` under the symbol `bench_<name>`.
+//! The hand-written workloads: each is a BPF program in conformance assembly syntax, the input
+//! memory it runs on, and a Rust reference implementation. The native C twin of each lives in
+//! `benches/native.c` under the symbol `bench_<name>`. (The clang-built workloads are in
+//! `clang.rs`.)
 //!
 //! Every program gets the memory buffer in r1 and its length in r2 (the conformance suite's and
 //! uBPF's convention) and returns its result in r0. The reference implementations give the
@@ -10,14 +11,24 @@ use std::fmt::Write as _;
 
 use crate::rng::Rng;
 
+/// Where a workload's BPF program comes from.
+pub enum Code {
+    /// Conformance assembly, written by hand in this file.
+    Asm(String),
+    /// A clang-built object from `benches/c/` (its file stem), loaded with `Vm::load_elf`.
+    Clang(&'static str),
+}
+
 /// One benchmark workload.
 pub struct Workload {
-    /// Short name: the table label and the native symbol suffix (`bench_<name>`).
+    /// Short name: the table label.
     pub name: &'static str,
+    /// The native twin's symbol (`bench_<name>` for hand-written workloads).
+    pub native_symbol: String,
     /// One line describing what runs.
     pub description: String,
-    /// The BPF program in conformance assembly syntax.
-    pub asm: String,
+    /// The BPF program.
+    pub code: Code,
     /// The input memory; each engine runs on its own copy.
     pub mem: Vec<u8>,
     /// Computes the expected result, updating `mem` as the program does.
@@ -35,8 +46,8 @@ const STRCMP_CHARS: usize = 4095;
 /// Bytes the switch workload dispatches on.
 const SWITCH_BYTES: usize = 4096;
 
-/// All workloads, in table order.
-pub fn all() -> Vec<Workload> {
+/// The hand-written workloads, in table order.
+pub fn hand_written() -> Vec<Workload> {
     vec![
         empty(),
         add(),
@@ -51,8 +62,9 @@ pub fn all() -> Vec<Workload> {
 fn empty() -> Workload {
     Workload {
         name: "empty",
+        native_symbol: "bench_empty".into(),
         description: "return 0 (call overhead only)".into(),
-        asm: "mov %r0, 0\nexit\n".into(),
+        code: Code::Asm("mov %r0, 0\nexit\n".into()),
         mem: Vec::new(),
         reference: |_| 0,
     }
@@ -64,14 +76,17 @@ fn add() -> Workload {
     mem.extend_from_slice(&0x8765_4321_u32.to_le_bytes());
     Workload {
         name: "add",
+        native_symbol: "bench_add".into(),
         description: "add two u32 read from memory".into(),
-        asm: "\
+        code: Code::Asm(
+            "\
 ldxw %r0, [%r1+0]
 ldxw %r2, [%r1+4]
 add %r0, %r2
 exit
 "
-        .into(),
+            .into(),
+        ),
         mem,
         reference: |mem| u64::from(le_u32(mem, 0)) + u64::from(le_u32(mem, 4)),
     }
@@ -88,8 +103,10 @@ fn log2() -> Workload {
     }
     Workload {
         name: "log2",
+        native_symbol: "bench_log2".into(),
         description: format!("sum of floor(log2 x) by a shift loop over {LOG2_INPUTS} u64"),
-        asm: "\
+        code: Code::Asm(
+            "\
 mov %r0, 0
 mov %r3, %r1
 add %r3, %r2
@@ -111,7 +128,8 @@ jle %r5, %r3, outer
 done:
 exit
 "
-        .into(),
+            .into(),
+        ),
         mem,
         reference: |mem| {
             mem.chunks_exact(8)
@@ -127,8 +145,10 @@ exit
 fn primes() -> Workload {
     Workload {
         name: "primes",
+        native_symbol: "bench_primes".into(),
         description: format!("count primes below {PRIMES_LIMIT} by trial division (u64 mod)"),
-        asm: "\
+        code: Code::Asm(
+            "\
 ldxdw %r6, [%r1+0]
 mov %r0, 0
 mov %r2, 2
@@ -152,7 +172,8 @@ jlt %r2, %r6, outer
 done:
 exit
 "
-        .into(),
+            .into(),
+        ),
         mem: PRIMES_LIMIT.to_le_bytes().to_vec(),
         reference: |mem| {
             let limit = le_u64(mem, 0);
@@ -174,8 +195,10 @@ fn memcpy() -> Workload {
     }
     Workload {
         name: "memcpy",
+        native_symbol: "bench_memcpy".into(),
         description: format!("byte-by-byte copy of {MEMCPY_BYTES} bytes within memory"),
-        asm: "\
+        code: Code::Asm(
+            "\
 mov %r0, 0
 rsh %r2, 1
 mov %r4, %r1
@@ -191,7 +214,8 @@ jlt %r1, %r5, loop
 done:
 exit
 "
-        .into(),
+            .into(),
+        ),
         mem,
         reference: |mem| {
             let half = mem.len() / 2;
@@ -213,8 +237,10 @@ fn strcmp() -> Workload {
     }
     Workload {
         name: "strcmp",
+        native_symbol: "bench_strcmp".into(),
         description: format!("strcmp of two equal {STRCMP_CHARS}-char strings"),
-        asm: "\
+        code: Code::Asm(
+            "\
 mov %r3, %r2
 rsh %r3, 1
 add %r3, %r1
@@ -235,7 +261,8 @@ sub %r1, %r6
 or %r0, %r1
 exit
 "
-        .into(),
+            .into(),
+        ),
         mem,
         reference: |mem| {
             let (a, b) = mem.split_at(mem.len() / 2);
@@ -351,8 +378,9 @@ exit
     );
     Workload {
         name: "switch",
+        native_symbol: "bench_switch".into(),
         description: format!("30-case switch on each of {SWITCH_BYTES} bytes"),
-        asm,
+        code: Code::Asm(asm),
         mem,
         reference: |mem| {
             mem.iter()
@@ -364,13 +392,13 @@ exit
     }
 }
 
-fn le_u32(mem: &[u8], at: usize) -> u32 {
+pub fn le_u32(mem: &[u8], at: usize) -> u32 {
     let mut bytes = [0u8; 4];
     bytes.copy_from_slice(&mem[at..at + 4]);
     u32::from_le_bytes(bytes)
 }
 
-fn le_u64(mem: &[u8], at: usize) -> u64 {
+pub fn le_u64(mem: &[u8], at: usize) -> u64 {
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&mem[at..at + 8]);
     u64::from_le_bytes(bytes)
