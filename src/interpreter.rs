@@ -17,7 +17,10 @@ use crate::memory::Regions;
 use crate::program::Program;
 use crate::vm::{DebugState, ExecutionProfile, Vm};
 
+mod fast;
 mod safe;
+
+pub(crate) use fast::Decoded;
 
 pub use safe::{
     INPUT_REGION_ID, MAX_SAFE_REGIONS, PERM_ATOMIC, PERM_READ, PERM_WRITE, STACK_REGION_ID,
@@ -419,7 +422,7 @@ impl Vm {
             } else if checked {
                 run::<true, _>(&env, mem_len, &mut NoTracking)
             } else {
-                run::<false, _>(&env, mem_len, &mut NoTracking)
+                fast::run(&env, &self.decoded, mem_len)
             }
         };
         if let Err(err) = &result {

@@ -129,6 +129,8 @@ pub struct Vm {
     pub(crate) debug_fn: Option<DebugFn>,
     pub(crate) error_printer: Option<ErrorPrinter>,
     pub(crate) program: Option<Program>,
+    /// The loaded program pre-decoded for the interpreter's fast path (empty when none).
+    pub(crate) decoded: crate::interpreter::Decoded,
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
 }
@@ -162,6 +164,7 @@ impl Vm {
             debug_fn: None,
             error_printer: None,
             program: None,
+            decoded: crate::interpreter::Decoded::default(),
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
         }
@@ -329,12 +332,14 @@ impl Vm {
     /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
     pub(crate) fn install(&mut self, program: Program) {
         self.jit = crate::jit::JitCache::default();
+        self.decoded = crate::interpreter::Decoded::new(&program);
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
     pub fn unload(&mut self) {
         self.jit = crate::jit::JitCache::default();
+        self.decoded = crate::interpreter::Decoded::default();
         self.program = None;
     }
 

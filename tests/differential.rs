@@ -1,5 +1,6 @@
 //! Differential testing: random valid programs (fixed-seed PRNG, no dependencies) run through
 //! the interpreter and the JIT must give the same r0, the same error, and the same memory.
+//! The interpreter runs twice: its pre-decoded fast path and its per-instruction loop.
 //!
 //! Two suites:
 //! * `alu_sweep`: every ALU operation (32 and 64 bits, imm and register forms, signed
@@ -171,6 +172,19 @@ fn compare(insns: &[Insn], mem: &[u8], mode: JitMode) -> Result<(), String> {
         }
     };
     let interp = run(&|m| vm.execute(m));
+    // The interpreter's per-instruction loop (taken when an instruction limit is set) must
+    // agree with its pre-decoded fast path.
+    vm.config_mut().instruction_limit = 1 << 30;
+    let checked = run(&|m| vm.execute(m));
+    vm.config_mut().instruction_limit = 0;
+    if checked != interp {
+        return Err(format!(
+            "interpreter fast path {:x?} vs checked loop {:x?}; memory equal: {}",
+            interp.result,
+            checked.result,
+            interp.mem == checked.mem
+        ));
+    }
     vm.compile(mode).map_err(|e| format!("compile: {e}"))?;
     let jit = run(&|m| vm.execute_jit(m));
     if interp == jit {
