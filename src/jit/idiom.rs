@@ -1,0 +1,386 @@
+//! Loop idioms the JIT runs as one bulk operation: element-by-element copy loops.
+//!
+//! [`find_copy_loops`] recognises single-block loops that load one element and store it
+//! unchanged, with both addresses advancing by the element width each iteration, as C
+//! compilers emit for `for (i = 0; i < n; i++) dst[i] = src[i]` and pointer-increment copies.
+//! The analysis is a small symbolic execution of one iteration: every register is either
+//! invariant, an induction variable (`r += constant`), a temporary computed from those
+//! (additions and moves only) before being read, or the loaded element.
+//!
+//! The translator (`translate.rs`) emits, at the loop's first instruction, a guard that
+//! computes the trip count and checks that running the whole loop at once is exact (both
+//! ranges inside mem or the stack, or with bounds checks off at least not wrapping, and no
+//! overlap in which a forward element copy differs from `memmove`); it then copies with
+//! `memmove`, sets every register the loop writes to its value after the last iteration and
+//! leaves the loop. When the guard fails, the loop runs instruction by instruction, so every
+//! access the interpreter would refuse is refused at the same pc with the same stores done
+//! before it. The idiom is only used when no instruction limit is compiled in.
+
+use crate::isa::{Insn, class, jmp, mode, size, source};
+
+/// A value during the symbolic iteration: the sum of the iteration-start values of `terms`,
+/// plus `constant`; or the element just loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Sym {
+    /// `sum(start value of r for r in terms) + constant` (wrapping).
+    Sum {
+        /// Registers added (at most a few; order irrelevant).
+        terms: Vec<u8>,
+        /// Added constant.
+        constant: i64,
+    },
+    /// The zero-extended element loaded in this iteration.
+    Loaded,
+}
+
+impl Sym {
+    fn reg(r: u8) -> Sym {
+        Sym::Sum {
+            terms: vec![r],
+            constant: 0,
+        }
+    }
+
+    fn constant(c: i64) -> Sym {
+        Sym::Sum {
+            terms: Vec::new(),
+            constant: c,
+        }
+    }
+
+    fn add(&self, other: &Sym) -> Option<Sym> {
+        match (self, other) {
+            (
+                Sym::Sum { terms, constant },
+                Sym::Sum {
+                    terms: t2,
+                    constant: c2,
+                },
+            ) if terms.len() + t2.len() <= 4 => Some(Sym::Sum {
+                terms: terms.iter().chain(t2).copied().collect(),
+                constant: constant.wrapping_add(*c2),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// How the loop decides to run again, in terms of an induction register `i` (its value after
+/// the iteration's update) and a bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Continue {
+    /// While `i < bound` (unsigned).
+    Below,
+    /// While `i != bound`.
+    NotEqual,
+}
+
+/// The loop bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bound {
+    /// An invariant register.
+    Reg(u8),
+    /// A constant (the sign-extended immediate).
+    Imm(i64),
+}
+
+/// A recognised copy loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CopyLoop {
+    /// First slot of the loop (the back edge's target); the guard goes here.
+    pub head: usize,
+    /// The slot after the loop's conditional back edge (where the loop exits).
+    pub exit: usize,
+    /// Element width in bytes (1, 2, 4 or 8).
+    pub width: u8,
+    /// Source address at iteration 0, over iteration-start registers.
+    pub src: Sym,
+    /// Destination address at iteration 0.
+    pub dst: Sym,
+    /// The induction register the condition tests.
+    pub counter: u8,
+    /// How the condition continues.
+    pub cond: Continue,
+    /// What the counter is compared with.
+    pub bound: Bound,
+    /// `(r, step)` for every induction register (`r += step` once per iteration, step ≠ 0).
+    pub steps: Vec<(u8, i64)>,
+    /// Registers the body writes, with their value at the end of an iteration in terms of that
+    /// iteration's start values (induction registers included).
+    pub finals: Vec<(u8, Sym)>,
+}
+
+impl CopyLoop {
+    /// The per-iteration step of register `r` (0 for invariant registers).
+    pub fn step(&self, r: u8) -> i64 {
+        self.steps
+            .iter()
+            .find(|(reg, _)| *reg == r)
+            .map_or(0, |&(_, s)| s)
+    }
+}
+
+/// Finds the copy loops of a program, given which slots start a block (`leader`, one entry
+/// per slot plus one past the end).
+pub(crate) fn find_copy_loops(insns: &[Insn], leader: &[bool]) -> Vec<CopyLoop> {
+    let mut loops = Vec::new();
+    for (latch, insn) in insns.iter().enumerate() {
+        if insn.class() != class::JMP || insn.off >= 0 {
+            continue;
+        }
+        let head = latch as i64 + 1 + i64::from(insn.off);
+        let Ok(head) = usize::try_from(head) else {
+            continue;
+        };
+        // Single block: nothing jumps into the body except at its head.
+        if head >= latch || (head + 1..=latch).any(|pc| leader.get(pc) != Some(&false)) {
+            continue;
+        }
+        if let Some(found) = analyse(insns, head, latch) {
+            loops.push(found);
+        }
+    }
+    loops
+}
+
+fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
+    let mut state: Vec<Sym> = (0..11).map(Sym::reg).collect();
+    // Registers whose start value the body reads, and registers it writes.
+    let mut read = [false; 11];
+    let mut written = [false; 11];
+    let mut load: Option<(Sym, u8, u8)> = None; // (address, width, destination register)
+    let mut store: Option<(Sym, u8)> = None;
+    let use_reg = |r: u8, state: &[Sym], read: &mut [bool; 11], written: &[bool; 11]| {
+        let r = usize::from(r);
+        if r > 10 {
+            return None;
+        }
+        if !written[r] {
+            read[r] = true;
+        }
+        Some(state[r].clone())
+    };
+    for insn in &insns[head..latch] {
+        let dst = usize::from(insn.dst);
+        if dst > 10 {
+            return None;
+        }
+        match insn.opc {
+            // mov64 imm / reg
+            0xb7 => state[dst] = Sym::constant(i64::from(insn.imm)),
+            0xbf if insn.off == 0 => state[dst] = use_reg(insn.src, &state, &mut read, &written)?,
+            // add64 imm / reg
+            0x07 => {
+                let d = use_reg(insn.dst, &state, &mut read, &written)?;
+                state[dst] = d.add(&Sym::constant(i64::from(insn.imm)))?;
+            }
+            0x0f => {
+                let d = use_reg(insn.dst, &state, &mut read, &written)?;
+                let s = use_reg(insn.src, &state, &mut read, &written)?;
+                state[dst] = d.add(&s)?;
+            }
+            // sub64 imm
+            0x17 => {
+                let d = use_reg(insn.dst, &state, &mut read, &written)?;
+                state[dst] = d.add(&Sym::constant(i64::from(insn.imm).wrapping_neg()))?;
+            }
+            // ldx (zero-extending), offset 0, once, before the store.
+            opc if opc & 0x07 == class::LDX && opc & mode::MASK == mode::MEM => {
+                if load.is_some() || store.is_some() || insn.off != 0 {
+                    return None;
+                }
+                let addr = use_reg(insn.src, &state, &mut read, &written)?;
+                if addr == Sym::Loaded {
+                    return None;
+                }
+                load = Some((addr, size::bytes(opc) as u8, insn.dst));
+                state[dst] = Sym::Loaded;
+            }
+            // stx of the loaded element, offset 0, once.
+            opc if opc & 0x07 == class::STX && opc & mode::MASK == mode::MEM => {
+                let (_, width, _) = load.as_ref()?;
+                if store.is_some() || insn.off != 0 || size::bytes(opc) as u8 != *width {
+                    return None;
+                }
+                if use_reg(insn.src, &state, &mut read, &written)? != Sym::Loaded {
+                    return None;
+                }
+                let addr = use_reg(insn.dst, &state, &mut read, &written)?;
+                if addr == Sym::Loaded {
+                    return None;
+                }
+                store = Some((addr, *width));
+            }
+            _ => return None,
+        }
+        written[dst] = true;
+    }
+    let (src, width, _) = load?;
+    let (dst, _) = store?;
+
+    // Classify the written registers by their end-of-iteration value.
+    let mut steps = Vec::new();
+    let mut finals = Vec::new();
+    for r in 0..11u8 {
+        if !written[usize::from(r)] {
+            continue;
+        }
+        let end = state[usize::from(r)].clone();
+        match &end {
+            Sym::Sum { terms, constant } if terms == &[r] => {
+                if *constant != 0 {
+                    steps.push((r, *constant));
+                }
+            }
+            // A temporary: its start value must be dead (not read before written).
+            _ if read[usize::from(r)] => return None,
+            _ => {}
+        }
+        finals.push((r, end));
+    }
+    let step_of = |r: u8| {
+        steps
+            .iter()
+            .find(|(reg, _)| *reg == r)
+            .map_or(0, |&(_, s)| s)
+    };
+    // Both addresses must advance by exactly one element per iteration.
+    let advance = |addr: &Sym| match addr {
+        Sym::Sum { terms, .. } => terms
+            .iter()
+            .try_fold(0i64, |acc, &r| acc.checked_add(step_of(r))),
+        Sym::Loaded => None,
+    };
+    if advance(&src) != Some(i64::from(width)) || advance(&dst) != Some(i64::from(width)) {
+        return None;
+    }
+
+    // The back edge: `if a OP b goto head`, testing an induction register's new value.
+    let latch_insn = insns[latch];
+    let by_reg = latch_insn.opc & source::MASK == source::X;
+    let induction = |r: u8| step_of(r) > 0;
+    let invariant = |r: u8| r <= 10 && !written[usize::from(r)];
+    let (counter, cond, bound) = match (latch_insn.opc & 0xf0, by_reg) {
+        // if i < n / if i != n
+        (jmp::JLT, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => (
+            latch_insn.dst,
+            Continue::Below,
+            Bound::Reg(latch_insn.src),
+        ),
+        (jmp::JLT, false) if induction(latch_insn.dst) => (
+            latch_insn.dst,
+            Continue::Below,
+            Bound::Imm(i64::from(latch_insn.imm)),
+        ),
+        // if n > i
+        (jmp::JGT, true) if induction(latch_insn.src) && invariant(latch_insn.dst) => (
+            latch_insn.src,
+            Continue::Below,
+            Bound::Reg(latch_insn.dst),
+        ),
+        (jmp::JNE, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => (
+            latch_insn.dst,
+            Continue::NotEqual,
+            Bound::Reg(latch_insn.src),
+        ),
+        (jmp::JNE, true) if induction(latch_insn.src) && invariant(latch_insn.dst) => (
+            latch_insn.src,
+            Continue::NotEqual,
+            Bound::Reg(latch_insn.dst),
+        ),
+        (jmp::JNE, false) if induction(latch_insn.dst) => (
+            latch_insn.dst,
+            Continue::NotEqual,
+            Bound::Imm(i64::from(latch_insn.imm)),
+        ),
+        _ => return None,
+    };
+    Some(CopyLoop {
+        head,
+        exit: latch + 1,
+        width,
+        src,
+        dst,
+        counter,
+        cond,
+        bound,
+        steps,
+        finals,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leaders(insns: &[Insn]) -> Vec<bool> {
+        crate::jit::cfg::analyze(insns).expect("valid").leader
+    }
+
+    fn code(text: &str) -> Vec<Insn> {
+        let bytes = crate::asm::assemble_bytes(text).expect("assembles");
+        crate::isa::decode_slots(&bytes).expect("whole slots")
+    }
+
+    #[test]
+    fn clang_indexed_byte_copy() {
+        // The shape clang gives `for (i = 0; i < n; i++) dst[i] = src[i]`.
+        let insns = code(
+            "mov %r5, 0\nloop:\nmov %r0, %r4\nadd %r0, %r5\nmov %r6, %r1\nadd %r6, %r5\n\
+             ldxb %r6, [%r6+0]\nstxb [%r0+0], %r6\nadd %r5, 1\njgt %r3, %r5, loop\nexit\n",
+        );
+        let loops = find_copy_loops(&insns, &leaders(&insns));
+        assert_eq!(loops.len(), 1);
+        let l = &loops[0];
+        assert_eq!((l.head, l.exit, l.width, l.counter), (1, 9, 1, 5));
+        assert_eq!(l.cond, Continue::Below);
+        assert_eq!(l.bound, Bound::Reg(3));
+        assert_eq!(l.steps, vec![(5, 1)]);
+        assert_eq!(
+            l.src,
+            Sym::Sum {
+                terms: vec![1, 5],
+                constant: 0
+            }
+        );
+    }
+
+    #[test]
+    fn pointer_increment_word_copy() {
+        let insns = code(
+            "loop:\nldxdw %r0, [%r1+0]\nstxdw [%r4+0], %r0\nadd %r1, 8\nadd %r4, 8\n\
+             jlt %r1, %r5, loop\nexit\n",
+        );
+        let loops = find_copy_loops(&insns, &leaders(&insns));
+        assert_eq!(loops.len(), 1);
+        assert_eq!(loops[0].width, 8);
+        assert_eq!(loops[0].steps, vec![(1, 8), (4, 8)]);
+    }
+
+    #[test]
+    fn not_copies() {
+        for text in [
+            // The stored value is modified.
+            "loop:\nldxb %r0, [%r1+0]\nadd %r0, 1\nstxb [%r4+0], %r0\nadd %r1, 1\nadd %r4, 1\n\
+             jlt %r1, %r5, loop\nexit\n",
+            // Strided: addresses advance by 2 for 1-byte elements.
+            "loop:\nldxb %r0, [%r1+0]\nstxb [%r4+0], %r0\nadd %r1, 2\nadd %r4, 1\n\
+             jlt %r1, %r5, loop\nexit\n",
+            // A second exit from the body.
+            "loop:\nldxb %r0, [%r1+0]\njeq %r0, 0, out\nstxb [%r4+0], %r0\nadd %r1, 1\n\
+             add %r4, 1\njlt %r1, %r5, loop\nout:\nexit\n",
+            // The bound changes in the loop.
+            "loop:\nldxb %r0, [%r1+0]\nstxb [%r4+0], %r0\nadd %r1, 1\nadd %r4, 1\nadd %r5, 1\n\
+             jlt %r1, %r5, loop\nexit\n",
+            // A temporary read before it is written.
+            "loop:\nldxb %r0, [%r1+0]\nstxb [%r4+0], %r0\nadd %r1, 1\nadd %r4, 1\nadd %r7, %r6\n\
+             mov %r6, 3\njlt %r1, %r5, loop\nexit\n",
+        ] {
+            let insns = code(text);
+            assert!(
+                find_copy_loops(&insns, &leaders(&insns)).is_empty(),
+                "{text}"
+            );
+        }
+    }
+}
