@@ -24,8 +24,11 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
+mod copy_loop;
+
 use super::JitMode;
 use super::cfg::{self, Cfg};
+use super::idiom::{self, CopyLoop};
 use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
@@ -104,6 +107,9 @@ struct Translator<'a, 'b> {
     sig_dispatcher: SigRef,
     sig_check: SigRef,
     sig_fault: SigRef,
+    sig_memmove: SigRef,
+    /// Copy loops run in bulk when their guard allows (`copy_loop.rs`), by head slot.
+    copy_loops: Vec<CopyLoop>,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -155,6 +161,13 @@ pub(crate) fn translate(
     }
     let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
+    let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
+    // Bulk copies skip per-instruction counting, and their constants are not blinded.
+    let copy_loops = if opts.instruction_limit == 0 && opts.blinding.is_none() {
+        idiom::find_copy_loops(insns, &cfg.leader)
+    } else {
+        Vec::new()
+    };
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -286,6 +299,8 @@ pub(crate) fn translate(
         sig_dispatcher,
         sig_check,
         sig_fault,
+        sig_memmove,
+        copy_loops,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -451,6 +466,9 @@ impl Translator<'_, '_> {
         while pc < len {
             if self.cfg.leader[pc] {
                 self.enter_block(pc)?;
+                if let Some(l) = self.copy_loops.iter().find(|l| l.head == pc).cloned() {
+                    self.copy_loop_fast_path(&l)?;
+                }
             }
             self.b.set_srcloc(SourceLoc::new(pc as u32));
             let insn = self.insns[pc];

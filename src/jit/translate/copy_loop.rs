@@ -1,0 +1,165 @@
+//! The bulk fast path of a recognised copy loop (see `jit::idiom`): emitted at the loop's
+//! head, it runs the whole remaining loop as one `memmove` when that is provably the same as
+//! running it element by element, and otherwise falls through to the loop's own code.
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::types::I64;
+use cranelift_codegen::ir::{InstBuilder, Value};
+
+use super::{Region, Translator, flags};
+use crate::error::JitError;
+use crate::jit::idiom::{Bound, Continue, CopyLoop, Sym};
+
+/// Longest copy the fast path takes on, in elements (keeps `n * width` far from overflow;
+/// longer copies cannot fit any region anyway).
+const MAX_ELEMENTS: i64 = 1 << 40;
+
+impl Translator<'_, '_> {
+    /// Emits the guard and bulk copy for `l` at its head (the current block). Control
+    /// continues in a new block that runs the loop normally.
+    pub(super) fn copy_loop_fast_path(&mut self, l: &CopyLoop) -> Result<(), JitError> {
+        let step = l.step(l.counter);
+        if step <= 0 || step.count_ones() != 1 {
+            return Ok(());
+        }
+        let width = i64::from(l.width);
+        let exit = self.block_at(l.exit)?;
+
+        // Trip count from the current state: the loop runs while `i < bound` (or `i != bound`)
+        // after each update of `i` by `step`.
+        let i0 = self.get(l.counter);
+        let bound = match l.bound {
+            Bound::Reg(r) => self.get(r),
+            Bound::Imm(v) => self.iconst(v),
+        };
+        let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThan, i0, bound);
+        let diff = self.b.ins().isub(bound, i0);
+        let shift = i64::from(step.trailing_zeros());
+        let n = match l.cond {
+            Continue::Below => {
+                // No wrap of `i` before it reaches the bound: bound + step - 1 fits.
+                let fits =
+                    self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, bound, 1 - step);
+                ok = self.b.ins().band(ok, fits);
+                let up = self.b.ins().iadd_imm_s(diff, step - 1);
+                self.b.ins().ushr_imm_s(up, shift)
+            }
+            Continue::NotEqual => {
+                // `i` must hit the bound exactly.
+                let rest = self.b.ins().band_imm_s(diff, step - 1);
+                let exact = self.b.ins().icmp_imm_s(IntCC::Equal, rest, 0);
+                ok = self.b.ins().band(ok, exact);
+                self.b.ins().ushr_imm_s(diff, shift)
+            }
+        };
+        let small = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, n, MAX_ELEMENTS);
+        ok = self.b.ins().band(ok, small);
+        let bytes = self.b.ins().imul_imm_s(n, width);
+
+        let src = self.sum_at(&l.src, l, None);
+        let dst = self.sum_at(&l.dst, l, None);
+        let src_ok = self.range_ok(src, bytes, width);
+        let dst_ok = self.range_ok(dst, bytes, width);
+        ok = self.b.ins().band(ok, src_ok);
+        ok = self.b.ins().band(ok, dst_ok);
+        // A forward element copy equals memmove unless dst lies inside (src, src + bytes).
+        let src_end = self.b.ins().iadd(src, bytes);
+        let below = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, dst, src);
+        let after = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, dst, src_end);
+        let apart = self.b.ins().bor(below, after);
+        ok = self.b.ins().band(ok, apart);
+
+        let bulk = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.ins().brif(ok, bulk, &[], cont, &[]);
+        self.b.switch_to_block(bulk);
+        self.b.seal_block(bulk);
+
+        // The last element as the last iteration loaded it: no earlier store of the loop can
+        // have touched it (dst <= src, or disjoint ranges).
+        let last_addr = self.b.ins().iadd_imm_s(src_end, -width);
+        let f = flags();
+        let last = match l.width {
+            1 => self.b.ins().uload8(I64, f, last_addr, 0),
+            2 => self.b.ins().uload16(I64, f, last_addr, 0),
+            4 => self.b.ins().uload32(f, last_addr, 0),
+            _ => self.b.ins().load(I64, f, last_addr, 0),
+        };
+        let memmove = self.sig_memmove;
+        let callee = self.iconst(libc::memmove as *const () as i64);
+        self.b.ins().call_indirect(memmove, callee, &[dst, src, bytes]);
+
+        // Every register the loop writes gets its value after the last iteration (n - 1).
+        let last_iteration = self.b.ins().iadd_imm_s(n, -1);
+        let finals: Vec<(u8, Value)> = l
+            .finals
+            .iter()
+            .map(|(r, end)| {
+                let v = match end {
+                    Sym::Loaded => last,
+                    sum => self.sum_at(sum, l, Some(last_iteration)),
+                };
+                (*r, v)
+            })
+            .collect();
+        for (r, v) in finals {
+            self.set(r, v);
+        }
+        self.b.ins().jump(exit, &[]);
+
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+        self.proofs.clear();
+        Ok(())
+    }
+
+    /// The value of `sum` over the start values of iteration `k` (None: iteration 0, i.e. the
+    /// current values).
+    fn sum_at(&mut self, sum: &Sym, l: &CopyLoop, k: Option<Value>) -> Value {
+        let Sym::Sum { terms, constant } = sum else {
+            return self.iconst(0);
+        };
+        let mut total = self.iconst(*constant);
+        for &r in terms {
+            let mut v = self.get(r);
+            if let Some(k) = k {
+                let step = l.step(r);
+                if step != 0 {
+                    let delta = self.b.ins().imul_imm_s(k, step);
+                    v = self.b.ins().iadd(v, delta);
+                }
+            }
+            total = self.b.ins().iadd(total, v);
+        }
+        total
+    }
+
+    /// Whether every access of `width` bytes within `[addr, addr + bytes)` passes the bounds
+    /// check the loop would apply (inside mem or inside the stack); with bounds checks off,
+    /// whether the range does not wrap the address space.
+    fn range_ok(&mut self, addr: Value, bytes: Value, width: i64) -> Value {
+        if !self.opts.bounds_check {
+            let end = self.b.ins().iadd(addr, bytes);
+            return self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
+        }
+        let in_mem = self.range_in(self.mem_region, addr, bytes, width);
+        if !self.has_stack {
+            return in_mem;
+        }
+        let in_stack = self.range_in(self.stack_region, addr, bytes, width);
+        self.b.ins().bor(in_mem, in_stack)
+    }
+
+    /// `[addr, addr + bytes)` inside `region`, using its limit for `width`-byte accesses
+    /// (`len - width + 1`, or 0 when the region is shorter): with `d = addr - base`,
+    /// `d < lim` and `bytes - width < lim - d`.
+    fn range_in(&mut self, region: Region, addr: Value, bytes: Value, width: i64) -> Value {
+        let lim = region.lim[width.trailing_zeros() as usize];
+        let d = self.b.ins().isub(addr, region.base);
+        let first = self.b.ins().icmp(IntCC::UnsignedLessThan, d, lim);
+        let room = self.b.ins().isub(lim, d);
+        let rest = self.b.ins().iadd_imm_s(bytes, -width);
+        let fits = self.b.ins().icmp(IntCC::UnsignedLessThan, rest, room);
+        self.b.ins().band(first, fits)
+    }
+}
