@@ -37,9 +37,12 @@ impl Translator<'_, '_> {
         let shift = i64::from(step.trailing_zeros());
         let n = match l.cond {
             Continue::Below => {
-                // No wrap of `i` before it reaches the bound: bound + step - 1 fits.
-                let fits =
-                    self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, bound, 1 - step);
+                // No wrap of `i` before it reaches the bound: bound + step - 1 fits, i.e.
+                // bound <= 2^64 - step.
+                let fits = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, bound, -step);
                 ok = self.b.ins().band(ok, fits);
                 let up = self.b.ins().iadd_imm_s(diff, step - 1);
                 self.b.ins().ushr_imm_s(up, shift)
@@ -107,8 +110,11 @@ impl Translator<'_, '_> {
         }
         self.b.ins().jump(exit, &[]);
 
+        // The loop's own code starts in `cont`, and its back edge (translated later) goes
+        // there too: a loop that the guard refused does not re-run the guard per iteration.
+        // `cont` stays unsealed until that edge exists.
         self.b.switch_to_block(cont);
-        self.b.seal_block(cont);
+        self.blocks[l.head] = Some(cont);
         self.proofs.clear();
         Ok(())
     }
