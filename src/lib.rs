@@ -32,6 +32,7 @@ pub mod disasm;
 pub mod elf;
 pub mod error;
 pub mod helpers;
+pub(crate) mod idiom;
 pub mod insn_builder;
 pub mod interpreter;
 pub mod isa;

@@ -17,12 +17,15 @@
 //!   the end" into an ordinary operation, so fetching needs no bounds check.
 //!
 //! One op per slot (the second slot of `lddw` is a never-executed filler), so an op's index is
-//! its pc in every error message.
+//! its pc in every error message. The head of a copy loop (`crate::idiom`) becomes a
+//! [`Code::CopyLoop`] op that runs the whole loop at once when its guard allows, and
+//! otherwise runs the instruction it replaced.
 
 use std::ffi::c_void;
 
 use super::{Env, Frame, atomic_rmw, load, sdiv32, sdiv64, smod32, smod64, store};
 use crate::error::{Access, ExecError};
+use crate::idiom::CopyLoop;
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, MAX_CALL_DEPTH};
 use crate::program::Program;
 
@@ -64,6 +67,9 @@ codes! {
     // Calls: helper by `imm`, helper by register `dst`, local at `off` (callee stack usage
     // in `imm`); exit.
     Call, Callx, CallLocal, Exit,
+    // The head of a copy loop: `imm` indexes `Decoded::loops`, which also holds the
+    // instruction the op replaced (run when the bulk copy's guard refuses).
+    CopyLoop,
     // After the last slot: the program fell off its end.
     FellOff,
     // An opcode the validator should have refused (original opcode in `imm`).
@@ -89,6 +95,8 @@ pub(crate) struct Op {
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     ops: Box<[Op]>,
+    /// Copy loops run in bulk (`crate::idiom`), with the op each head slot held.
+    loops: Box<[(CopyLoop, Op)]>,
 }
 
 impl Decoded {
@@ -247,8 +255,24 @@ impl Decoded {
             off: 0,
             imm: 0,
         });
+        let mut loops = Vec::new();
+        if let Ok(cfg) = crate::jit::cfg::analyze(insns) {
+            for copy in crate::idiom::find_copy_loops(insns, &cfg.leader) {
+                let head = copy.head;
+                let original = ops[head];
+                ops[head] = Op {
+                    code: Code::CopyLoop,
+                    dst: 0,
+                    src: 0,
+                    off: 0,
+                    imm: loops.len() as u64,
+                };
+                loops.push((copy, original));
+            }
+        }
         Decoded {
             ops: ops.into_boxed_slice(),
+            loops: loops.into_boxed_slice(),
         }
     }
 }
@@ -284,7 +308,11 @@ fn conditional_jump(opc: u8) -> Option<Code> {
 ///
 /// # Safety
 /// See `Vm::execute_raw`.
-pub(super) unsafe fn run(env: &Env<'_>, decoded: &Decoded, mem_len: usize) -> Result<u64, ExecError> {
+pub(super) unsafe fn run(
+    env: &Env<'_>,
+    decoded: &Decoded,
+    mem_len: usize,
+) -> Result<u64, ExecError> {
     let ops: &[Op] = &decoded.ops;
     let regions = env.regions;
     let helpers = env.vm.helpers();
@@ -300,6 +328,7 @@ pub(super) unsafe fn run(env: &Env<'_>, decoded: &Decoded, mem_len: usize) -> Re
     let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
 
     let mut pc = 0usize;
+    let mut refused = 0u64;
 
     macro_rules! d {
         ($op:expr) => {
@@ -343,8 +372,24 @@ pub(super) unsafe fn run(env: &Env<'_>, decoded: &Decoded, mem_len: usize) -> Re
         // SAFETY: `pc` is always a slot index or the sentinel's: it starts at 0, moves to the
         // next op only from a non-final op (the sentinel ends the run), and jump/call targets
         // and return addresses were verified to be slot indices.
-        let op = *unsafe { ops.get_unchecked(pc) };
+        let mut op = *unsafe { ops.get_unchecked(pc) };
         pc += 1;
+        if op.code == Code::CopyLoop {
+            let index = op.imm as usize;
+            let (copy, original) = &decoded.loops[index];
+            // A loop whose guard refused once runs element by element for the rest of the run
+            // (bit per loop; loops past the 64th retry each time).
+            let refused_before = index < 64 && refused & (1 << index) != 0;
+            // SAFETY: `regions` is this run's; raw mode is the caller's choice.
+            if !refused_before && unsafe { copy.run_bulk(&mut reg, &regions) } {
+                pc = copy.exit;
+                continue;
+            }
+            if index < 64 {
+                refused |= 1 << index;
+            }
+            op = *original;
+        }
         match op.code {
             Code::Add64K => d!(op) = d!(op).wrapping_add(op.imm),
             Code::Add64X => d!(op) = d!(op).wrapping_add(s!(op)),
@@ -558,6 +603,8 @@ pub(super) unsafe fn run(env: &Env<'_>, decoded: &Decoded, mem_len: usize) -> Re
                 stack_usage = frame.stack_usage;
                 pc = frame.return_pc;
             }
+            // Replaced by its loop's original op above.
+            Code::CopyLoop => {}
             Code::FellOff => return Err(ExecError::FellOffEnd { pc: pc - 1 }),
             Code::Unknown => {
                 return Err(ExecError::UnknownOpcode {

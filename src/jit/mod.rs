@@ -20,7 +20,6 @@
 
 pub(crate) mod cfg;
 mod code;
-mod idiom;
 pub(crate) mod context;
 pub(crate) mod runtime;
 pub(crate) mod translate;

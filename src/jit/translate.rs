@@ -28,11 +28,11 @@ mod copy_loop;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
-use super::idiom::{self, CopyLoop};
 use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
+use crate::idiom::{self, CopyLoop};
 use crate::isa::{
     Insn, MAX_CALL_DEPTH, MAX_EXT_FUNCS, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,

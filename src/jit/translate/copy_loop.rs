@@ -1,4 +1,4 @@
-//! The bulk fast path of a recognised copy loop (see `jit::idiom`): emitted at the loop's
+//! The bulk fast path of a recognised copy loop (see `crate::idiom`): emitted at the loop's
 //! head, it runs the whole remaining loop as one `memmove` when that is provably the same as
 //! running it element by element, and otherwise falls through to the loop's own code.
 
@@ -8,11 +8,7 @@ use cranelift_codegen::ir::{InstBuilder, Value};
 
 use super::{Region, Translator, flags};
 use crate::error::JitError;
-use crate::jit::idiom::{Bound, Continue, CopyLoop, Sym};
-
-/// Longest copy the fast path takes on, in elements (keeps `n * width` far from overflow;
-/// longer copies cannot fit any region anyway).
-const MAX_ELEMENTS: i64 = 1 << 40;
+use crate::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Sym};
 
 impl Translator<'_, '_> {
     /// Emits the guard and bulk copy for `l` at its head (the current block). Control
@@ -55,7 +51,10 @@ impl Translator<'_, '_> {
                 self.b.ins().ushr_imm_s(diff, shift)
             }
         };
-        let small = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThanOrEqual, n, MAX_ELEMENTS);
+        let small = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, n, MAX_ELEMENTS as i64);
         ok = self.b.ins().band(ok, small);
         let bytes = self.b.ins().imul_imm_s(n, width);
 
@@ -68,7 +67,10 @@ impl Translator<'_, '_> {
         // A forward element copy equals memmove unless dst lies inside (src, src + bytes).
         let src_end = self.b.ins().iadd(src, bytes);
         let below = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, dst, src);
-        let after = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, dst, src_end);
+        let after = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedGreaterThanOrEqual, dst, src_end);
         let apart = self.b.ins().bor(below, after);
         ok = self.b.ins().band(ok, apart);
 
@@ -90,7 +92,9 @@ impl Translator<'_, '_> {
         };
         let memmove = self.sig_memmove;
         let callee = self.iconst(libc::memmove as *const () as i64);
-        self.b.ins().call_indirect(memmove, callee, &[dst, src, bytes]);
+        self.b
+            .ins()
+            .call_indirect(memmove, callee, &[dst, src, bytes]);
 
         // Every register the loop writes gets its value after the last iteration (n - 1).
         let last_iteration = self.b.ins().iadd_imm_s(n, -1);
@@ -146,7 +150,10 @@ impl Translator<'_, '_> {
     fn range_ok(&mut self, addr: Value, bytes: Value, width: i64) -> Value {
         if !self.opts.bounds_check {
             let end = self.b.ins().iadd(addr, bytes);
-            return self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
+            return self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, end, addr);
         }
         let in_mem = self.range_in(self.mem_region, addr, bytes, width);
         if !self.has_stack {

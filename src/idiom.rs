@@ -1,4 +1,4 @@
-//! Loop idioms the JIT runs as one bulk operation: element-by-element copy loops.
+//! Loop idioms both engines run as one bulk operation: element-by-element copy loops.
 //!
 //! [`find_copy_loops`] recognises single-block loops that load one element and store it
 //! unchanged, with both addresses advancing by the element width each iteration, as C
@@ -7,16 +7,22 @@
 //! invariant, an induction variable (`r += constant`), a temporary computed from those
 //! (additions and moves only) before being read, or the loaded element.
 //!
-//! The translator (`translate.rs`) emits, at the loop's first instruction, a guard that
+//! The JIT (`jit/translate/copy_loop.rs`) emits, at the loop's first instruction, a guard that
 //! computes the trip count and checks that running the whole loop at once is exact (both
 //! ranges inside mem or the stack, or with bounds checks off at least not wrapping, and no
 //! overlap in which a forward element copy differs from `memmove`); it then copies with
 //! `memmove`, sets every register the loop writes to its value after the last iteration and
 //! leaves the loop. When the guard fails, the loop runs instruction by instruction, so every
 //! access the interpreter would refuse is refused at the same pc with the same stores done
-//! before it. The idiom is only used when no instruction limit is compiled in.
+//! before it. The interpreter's fast path does the same with [`CopyLoop::run_bulk`]. Neither
+//! uses the idiom when instructions are counted (an instruction limit) or traced.
 
 use crate::isa::{Insn, class, jmp, mode, size, source};
+use crate::memory::Regions;
+
+/// Longest copy a bulk operation takes on, in elements (keeps `n * width` far from overflow;
+/// longer copies cannot fit any region anyway).
+pub(crate) const MAX_ELEMENTS: u64 = 1 << 40;
 
 /// A value during the symbolic iteration: the sum of the iteration-start values of `terms`,
 /// plus `constant`; or the element just loaded.
@@ -117,6 +123,91 @@ impl CopyLoop {
             .iter()
             .find(|(reg, _)| *reg == r)
             .map_or(0, |&(_, s)| s)
+    }
+
+    /// The interpreter's bulk run: from the iteration-start registers `reg`, runs the rest of
+    /// the loop at once and leaves `reg` as after its last iteration, when that is provably
+    /// the same as running it element by element (the same guard as the JIT's); otherwise
+    /// changes nothing and returns false.
+    ///
+    /// # Safety
+    /// `regions` describes this execution; with bounds checking off, the caller accepts raw
+    /// host accesses (as for every access of such a run).
+    pub(crate) unsafe fn run_bulk(&self, reg: &mut [u64; 16], regions: &Regions<'_>) -> bool {
+        let step = self.step(self.counter) as u64;
+        if step == 0 || !step.is_power_of_two() || step > 1 << 62 {
+            return false;
+        }
+        let i0 = reg[usize::from(self.counter)];
+        let bound = match self.bound {
+            Bound::Reg(r) => reg[usize::from(r)],
+            Bound::Imm(v) => v as u64,
+        };
+        if i0 >= bound {
+            return false;
+        }
+        let diff = bound - i0;
+        let n = match self.cond {
+            Continue::Below if bound <= step.wrapping_neg() => (diff + (step - 1)) / step,
+            Continue::NotEqual if diff % step == 0 => diff / step,
+            _ => return false,
+        };
+        if n > MAX_ELEMENTS {
+            return false;
+        }
+        let width = u64::from(self.width);
+        let bytes = n * width;
+        let value = |sym: &Sym, k: u64| match sym {
+            Sym::Sum { terms, constant } => terms.iter().fold(*constant as u64, |acc, &r| {
+                let start = reg[usize::from(r)].wrapping_add(k.wrapping_mul(self.step(r) as u64));
+                acc.wrapping_add(start)
+            }),
+            Sym::Loaded => 0,
+        };
+        let src = value(&self.src, 0);
+        let dst = value(&self.dst, 0);
+        let inside = |addr: u64| {
+            let Some(end) = addr.checked_add(bytes) else {
+                return false;
+            };
+            !regions.bounds_check
+                || (regions.mem_start != 0 && addr >= regions.mem_start && end <= regions.mem_end)
+                || (addr >= regions.stack_start && end <= regions.stack_end)
+        };
+        if !inside(src) || !inside(dst) {
+            return false;
+        }
+        let src_end = src + bytes;
+        if dst > src && dst < src_end {
+            return false;
+        }
+        // The last element as the last iteration loaded it (no earlier store touched it).
+        let last_ptr = (src_end - width) as *const u8;
+        // SAFETY: inside a checked region (or raw mode); unaligned reads are allowed.
+        let last = unsafe {
+            match self.width {
+                1 => u64::from(last_ptr.read()),
+                2 => u64::from(last_ptr.cast::<u16>().read_unaligned()),
+                4 => u64::from(last_ptr.cast::<u32>().read_unaligned()),
+                _ => last_ptr.cast::<u64>().read_unaligned(),
+            }
+        };
+        // SAFETY: both ranges checked above; `copy` has memmove semantics.
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };
+        // Every final value is computed from the iteration-start registers before any is set.
+        let mut finals = [None; 11];
+        for (r, end) in &self.finals {
+            finals[usize::from(*r)] = Some(match end {
+                Sym::Loaded => last,
+                sum => value(sum, n - 1),
+            });
+        }
+        for (r, v) in finals.iter().enumerate() {
+            if let Some(v) = v {
+                reg[r] = *v;
+            }
+        }
+        true
     }
 }
 
@@ -262,22 +353,18 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
     let invariant = |r: u8| r <= 10 && !written[usize::from(r)];
     let (counter, cond, bound) = match (latch_insn.opc & 0xf0, by_reg) {
         // if i < n / if i != n
-        (jmp::JLT, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => (
-            latch_insn.dst,
-            Continue::Below,
-            Bound::Reg(latch_insn.src),
-        ),
+        (jmp::JLT, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => {
+            (latch_insn.dst, Continue::Below, Bound::Reg(latch_insn.src))
+        }
         (jmp::JLT, false) if induction(latch_insn.dst) => (
             latch_insn.dst,
             Continue::Below,
             Bound::Imm(i64::from(latch_insn.imm)),
         ),
         // if n > i
-        (jmp::JGT, true) if induction(latch_insn.src) && invariant(latch_insn.dst) => (
-            latch_insn.src,
-            Continue::Below,
-            Bound::Reg(latch_insn.dst),
-        ),
+        (jmp::JGT, true) if induction(latch_insn.src) && invariant(latch_insn.dst) => {
+            (latch_insn.src, Continue::Below, Bound::Reg(latch_insn.dst))
+        }
         (jmp::JNE, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => (
             latch_insn.dst,
             Continue::NotEqual,
