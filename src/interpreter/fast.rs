@@ -67,6 +67,10 @@ codes! {
     // Calls: helper by `imm`, helper by register `dst`, local at `off` (callee stack usage
     // in `imm`); exit.
     Call, Callx, CallLocal, Exit,
+    // Fused pairs and triples of common compiler output (see `fuse`): `lsh r, 32; rsh r, 32`;
+    // `mov r, s; lsh r, 32; rsh r, 32`; `mov r, s; add r, t` (t in `imm`); `mov r, s;
+    // add r, imm`. Each runs all its instructions and skips the slots it covered.
+    Zext32, MovZext32, MovAddX, MovAddK,
     // The head of a copy loop: `imm` indexes `Decoded::loops`, which also holds the
     // instruction the op replaced (run when the bulk copy's guard refuses).
     CopyLoop,
@@ -97,6 +101,8 @@ pub(crate) struct Decoded {
     ops: Box<[Op]>,
     /// Copy loops run in bulk (`crate::idiom`), with the op each head slot held.
     loops: Box<[(CopyLoop, Op)]>,
+    /// Stack bytes the main function reserves below r10 before a local call.
+    main_stack_usage: u16,
 }
 
 impl Decoded {
@@ -255,9 +261,14 @@ impl Decoded {
             off: 0,
             imm: 0,
         });
+        let copies = match crate::jit::cfg::analyze(insns) {
+            Ok(cfg) => crate::idiom::find_copy_loops(insns, &cfg.leader),
+            Err(_) => Vec::new(),
+        };
+        fuse(&mut ops, &copies);
         let mut loops = Vec::new();
-        if let Ok(cfg) = crate::jit::cfg::analyze(insns) {
-            for copy in crate::idiom::find_copy_loops(insns, &cfg.leader) {
+        {
+            for copy in copies {
                 let head = copy.head;
                 let original = ops[head];
                 ops[head] = Op {
@@ -273,6 +284,55 @@ impl Decoded {
         Decoded {
             ops: ops.into_boxed_slice(),
             loops: loops.into_boxed_slice(),
+            main_stack_usage: program.functions.first().map_or(0, |f| f.stack_usage),
+        }
+    }
+}
+
+/// Turns common instruction pairs and triples into one op at the first slot. The covered
+/// slots keep their own ops (a jump may land on them); no fused op can fail, so error pcs
+/// are unaffected. A copy loop's head is never covered, so entering it by falling through
+/// still meets its bulk path.
+fn fuse(ops: &mut [Op], copies: &[CopyLoop]) {
+    let head = |pc: usize| copies.iter().any(|c| c.head == pc);
+    let is = |op: &Op, code: Code| op.code == code;
+    let shift32 = |op: &Op, code: Code| op.code == code && op.imm == 32;
+    for pc in 0..ops.len() {
+        let (first, second) = (ops[pc], ops.get(pc + 1).copied());
+        let third = ops.get(pc + 2).copied();
+        let Some(second) = second else { break };
+        if head(pc + 1) {
+            continue;
+        }
+        let same = second.dst == first.dst;
+        let fused = if shift32(&first, Code::Lsh64K) && shift32(&second, Code::Rsh64K) && same {
+            Some(Code::Zext32)
+        } else if is(&first, Code::Mov64X) && same {
+            match (second.code, third) {
+                (Code::Lsh64K, Some(t))
+                    if second.imm == 32
+                        && shift32(&t, Code::Rsh64K)
+                        && t.dst == first.dst
+                        && !head(pc + 2) =>
+                {
+                    Some(Code::MovZext32)
+                }
+                // `mov r, s; add r, r` doubles s: not the fused form.
+                (Code::Add64X, _) if second.src != first.dst => {
+                    ops[pc].imm = u64::from(second.src);
+                    Some(Code::MovAddX)
+                }
+                (Code::Add64K, _) => {
+                    ops[pc].imm = second.imm;
+                    Some(Code::MovAddK)
+                }
+                _ => None,
+            }
+        } else {
+            None
+        };
+        if let Some(code) = fused {
+            ops[pc].code = code;
         }
     }
 }
@@ -314,9 +374,7 @@ pub(super) unsafe fn run(
     mem_len: usize,
 ) -> Result<u64, ExecError> {
     let ops: &[Op] = &decoded.ops;
-    let regions = env.regions;
-    let helpers = env.vm.helpers();
-    let unwind_index = env.vm.config.unwind_index.map(u64::from);
+    let regions = &env.regions;
 
     let mut reg = [0u64; 16];
     reg[1] = env.mem as u64;
@@ -325,7 +383,7 @@ pub(super) unsafe fn run(
 
     let mut frames = [const { std::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
     let mut depth = 0usize;
-    let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
+    let mut stack_usage = decoded.main_stack_usage;
 
     let mut pc = 0usize;
     let mut refused = 0u64;
@@ -381,7 +439,7 @@ pub(super) unsafe fn run(
             // (bit per loop; loops past the 64th retry each time).
             let refused_before = index < 64 && refused & (1 << index) != 0;
             // SAFETY: `regions` is this run's; raw mode is the caller's choice.
-            if !refused_before && unsafe { copy.run_bulk(&mut reg, &regions) } {
+            if !refused_before && unsafe { copy.run_bulk(&mut reg, regions) } {
                 pc = copy.exit;
                 continue;
             }
@@ -476,6 +534,22 @@ pub(super) unsafe fn run(
             Code::Be32 => d!(op) = u64::from((d!(op) as u32).to_be()),
             Code::Be64 => d!(op) = d!(op).to_be(),
             Code::Nop => {}
+            Code::Zext32 => {
+                d!(op) &= 0xffff_ffff;
+                pc += 1;
+            }
+            Code::MovZext32 => {
+                d!(op) = s!(op) & 0xffff_ffff;
+                pc += 2;
+            }
+            Code::MovAddX => {
+                d!(op) = s!(op).wrapping_add(reg[(op.imm & 0x0f) as usize]);
+                pc += 1;
+            }
+            Code::MovAddK => {
+                d!(op) = s!(op).wrapping_add(op.imm);
+                pc += 1;
+            }
             Code::Lddw => {
                 d!(op) = op.imm;
                 pc += 1;
@@ -582,12 +656,13 @@ pub(super) unsafe fn run(
                 };
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
+                let result =
+                    unsafe { env.vm.helpers().call(index, args, env.mem.cast::<c_void>()) };
                 let Some(value) = result else {
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
                 reg[0] = value;
-                if unwind_index == Some(index) && value == 0 {
+                if value == 0 && env.vm.config.unwind_index.map(u64::from) == Some(index) {
                     return Ok(0);
                 }
             }
@@ -612,6 +687,81 @@ pub(super) unsafe fn run(
                     opcode: op.imm as u8,
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::isa::Insn;
+    use crate::vm::Vm;
+
+    /// Runs `insns` through the fast path and the per-instruction loop (selected by an
+    /// instruction limit) and returns both outcomes.
+    fn both(insns: &[Insn]) -> (Result<u64, String>, Result<u64, String>) {
+        let code = crate::isa::encode_slots(insns);
+        let run = |limit: u32| {
+            let mut vm = Vm::new();
+            vm.set_error_printer(Some(Box::new(|_| {})));
+            vm.config_mut().instruction_limit = limit;
+            vm.load(&code).expect("loads");
+            let mut mem = [7u8; 16];
+            vm.execute(&mut mem).map_err(|e| e.to_string())
+        };
+        (run(0), run(1 << 20))
+    }
+
+    /// Pairs and triples the decoder fuses, with every register overlap (including the forms
+    /// it must not fuse), mixed with jumps into the middle of them.
+    #[test]
+    fn fused_forms_match_the_per_instruction_loop() {
+        let mut seed = 0x5eed_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..400 {
+            let mut insns = vec![
+                Insn::new(0x18, 3, 0, 0, 0x1234_5678),
+                Insn::new(0, 0, 0, 0, -0x0edc_ba98),
+                Insn::new(0xb7, 4, 0, 0, -5),
+                Insn::new(0xb7, 5, 0, 0, 0x7fff_0001),
+            ];
+            for _ in 0..12 {
+                let r = |n: u64| (3 + n % 3) as u8;
+                let (a, b, c) = (r(next()), r(next()), r(next()));
+                match next() % 5 {
+                    0 => insns.extend([Insn::new(0x67, a, 0, 0, 32), Insn::new(0x77, a, 0, 0, 32)]),
+                    1 => insns.extend([
+                        Insn::new(0xbf, a, b, 0, 0),
+                        Insn::new(0x67, a, 0, 0, 32),
+                        Insn::new(0x77, a, 0, 0, 32),
+                    ]),
+                    2 => insns.extend([Insn::new(0xbf, a, b, 0, 0), Insn::new(0x0f, a, c, 0, 0)]),
+                    3 => insns.extend([
+                        Insn::new(0xbf, a, b, 0, 0),
+                        Insn::new(0x07, a, 0, 0, next() as i32),
+                    ]),
+                    // Jump over one slot: lands in the middle of whatever follows.
+                    _ => insns.extend([
+                        Insn::new(0x55, a, 0, 1, (next() % 3) as i32),
+                        Insn::new(0x67, a, 0, 0, 32),
+                        Insn::new(0x77, a, 0, 0, 32),
+                        Insn::new(0x0f, a, b, 0, 0),
+                    ]),
+                }
+            }
+            insns.extend([
+                Insn::new(0xbf, 0, 3, 0, 0),
+                Insn::new(0xaf, 0, 4, 0, 0),
+                Insn::new(0x27, 0, 0, 0, 31),
+                Insn::new(0xaf, 0, 5, 0, 0),
+                Insn::new(0x95, 0, 0, 0, 0),
+            ]);
+            let (fast, checked) = both(&insns);
+            assert_eq!(fast, checked, "{}", crate::disasm::disassemble(&insns));
         }
     }
 }
