@@ -432,261 +432,264 @@ pub(super) unsafe fn run(
         // and return addresses were verified to be slot indices.
         let mut op = *unsafe { ops.get_unchecked(pc) };
         pc += 1;
-        if op.code == Code::CopyLoop {
-            let index = op.imm as usize;
-            let (copy, original) = &decoded.loops[index];
-            // A loop whose guard refused once runs element by element for the rest of the run
-            // (bit per loop; loops past the 64th retry each time).
-            let refused_before = index < 64 && refused & (1 << index) != 0;
-            // SAFETY: `regions` is this run's; raw mode is the caller's choice.
-            if !refused_before && unsafe { copy.run_bulk(&mut reg, regions) } {
-                pc = copy.exit;
-                continue;
-            }
-            if index < 64 {
-                refused |= 1 << index;
-            }
-            op = *original;
-        }
-        match op.code {
-            Code::Add64K => d!(op) = d!(op).wrapping_add(op.imm),
-            Code::Add64X => d!(op) = d!(op).wrapping_add(s!(op)),
-            Code::Sub64K => d!(op) = d!(op).wrapping_sub(op.imm),
-            Code::Sub64X => d!(op) = d!(op).wrapping_sub(s!(op)),
-            Code::Mul64K => d!(op) = d!(op).wrapping_mul(op.imm),
-            Code::Mul64X => d!(op) = d!(op).wrapping_mul(s!(op)),
-            Code::Div64K => d!(op) = d!(op).checked_div(op.imm).unwrap_or(0),
-            Code::Div64X => d!(op) = d!(op).checked_div(s!(op)).unwrap_or(0),
-            Code::SDiv64K => d!(op) = sdiv64(d!(op), op.imm),
-            Code::SDiv64X => d!(op) = sdiv64(d!(op), s!(op)),
-            Code::Or64K => d!(op) |= op.imm,
-            Code::Or64X => d!(op) |= s!(op),
-            Code::And64K => d!(op) &= op.imm,
-            Code::And64X => d!(op) &= s!(op),
-            Code::Lsh64K => d!(op) = d!(op).wrapping_shl(op.imm as u32),
-            Code::Lsh64X => d!(op) = d!(op).wrapping_shl(s!(op) as u32),
-            Code::Rsh64K => d!(op) = d!(op).wrapping_shr(op.imm as u32),
-            Code::Rsh64X => d!(op) = d!(op).wrapping_shr(s!(op) as u32),
-            Code::Neg64 => d!(op) = d!(op).wrapping_neg(),
-            Code::Mod64K => {
-                let v = d!(op);
-                d!(op) = v.checked_rem(op.imm).unwrap_or(v);
-            }
-            Code::Mod64X => {
-                let v = d!(op);
-                d!(op) = v.checked_rem(s!(op)).unwrap_or(v);
-            }
-            Code::SMod64K => d!(op) = smod64(d!(op), op.imm),
-            Code::SMod64X => d!(op) = smod64(d!(op), s!(op)),
-            Code::Xor64K => d!(op) ^= op.imm,
-            Code::Xor64X => d!(op) ^= s!(op),
-            Code::Mov64K => d!(op) = op.imm,
-            Code::Mov64X => d!(op) = s!(op),
-            Code::MovSx8 => d!(op) = s!(op) as i8 as i64 as u64,
-            Code::MovSx16 => d!(op) = s!(op) as i16 as i64 as u64,
-            Code::MovSx32 => d!(op) = s!(op) as i32 as i64 as u64,
-            Code::Arsh64K => d!(op) = (d!(op) as i64).wrapping_shr(op.imm as u32) as u64,
-            Code::Arsh64X => d!(op) = (d!(op) as i64).wrapping_shr(s!(op) as u32) as u64,
-            Code::Bswap16 => d!(op) = u64::from((d!(op) as u16).swap_bytes()),
-            Code::Bswap32 => d!(op) = u64::from((d!(op) as u32).swap_bytes()),
-            Code::Bswap64 => d!(op) = d!(op).swap_bytes(),
-
-            Code::Add32K => alu32!(op, (d!(op) as u32).wrapping_add(op.imm as u32)),
-            Code::Add32X => alu32!(op, (d!(op) as u32).wrapping_add(s!(op) as u32)),
-            Code::Sub32K => alu32!(op, (d!(op) as u32).wrapping_sub(op.imm as u32)),
-            Code::Sub32X => alu32!(op, (d!(op) as u32).wrapping_sub(s!(op) as u32)),
-            Code::Mul32K => alu32!(op, (d!(op) as u32).wrapping_mul(op.imm as u32)),
-            Code::Mul32X => alu32!(op, (d!(op) as u32).wrapping_mul(s!(op) as u32)),
-            Code::Div32K => alu32!(op, (d!(op) as u32).checked_div(op.imm as u32).unwrap_or(0)),
-            Code::Div32X => alu32!(op, (d!(op) as u32).checked_div(s!(op) as u32).unwrap_or(0)),
-            Code::SDiv32K => d!(op) = sdiv32(d!(op), op.imm),
-            Code::SDiv32X => d!(op) = sdiv32(d!(op), s!(op)),
-            Code::Or32K => alu32!(op, (d!(op) as u32) | op.imm as u32),
-            Code::Or32X => alu32!(op, (d!(op) as u32) | s!(op) as u32),
-            Code::And32K => alu32!(op, (d!(op) as u32) & op.imm as u32),
-            Code::And32X => alu32!(op, (d!(op) as u32) & s!(op) as u32),
-            Code::Lsh32K => alu32!(op, (d!(op) as u32).wrapping_shl(op.imm as u32)),
-            Code::Lsh32X => alu32!(op, (d!(op) as u32).wrapping_shl(s!(op) as u32)),
-            Code::Rsh32K => alu32!(op, (d!(op) as u32).wrapping_shr(op.imm as u32)),
-            Code::Rsh32X => alu32!(op, (d!(op) as u32).wrapping_shr(s!(op) as u32)),
-            Code::Neg32 => alu32!(op, (d!(op) as u32).wrapping_neg()),
-            Code::Mod32K => {
-                let v = d!(op) as u32;
-                alu32!(op, v.checked_rem(op.imm as u32).unwrap_or(v));
-            }
-            Code::Mod32X => {
-                let v = d!(op) as u32;
-                alu32!(op, v.checked_rem(s!(op) as u32).unwrap_or(v));
-            }
-            Code::SMod32K => d!(op) = smod32(d!(op), op.imm),
-            Code::SMod32X => d!(op) = smod32(d!(op), s!(op)),
-            Code::Xor32K => alu32!(op, (d!(op) as u32) ^ op.imm as u32),
-            Code::Xor32X => alu32!(op, (d!(op) as u32) ^ s!(op) as u32),
-            Code::Mov32K => alu32!(op, op.imm as u32),
-            Code::Mov32X => alu32!(op, s!(op) as u32),
-            Code::Mov32Sx8 => alu32!(op, s!(op) as i8 as i32 as u32),
-            Code::Mov32Sx16 => alu32!(op, s!(op) as i16 as i32 as u32),
-            Code::Arsh32K => alu32!(op, (d!(op) as i32).wrapping_shr(op.imm as u32)),
-            Code::Arsh32X => alu32!(op, (d!(op) as i32).wrapping_shr(s!(op) as u32)),
-            Code::Le16 => d!(op) &= 0xffff,
-            Code::Le32 => d!(op) &= 0xffff_ffff,
-            Code::Be16 => d!(op) = u64::from((d!(op) as u16).to_be()),
-            Code::Be32 => d!(op) = u64::from((d!(op) as u32).to_be()),
-            Code::Be64 => d!(op) = d!(op).to_be(),
-            Code::Nop => {}
-            Code::Zext32 => {
-                d!(op) &= 0xffff_ffff;
-                pc += 1;
-            }
-            Code::MovZext32 => {
-                d!(op) = s!(op) & 0xffff_ffff;
-                pc += 2;
-            }
-            Code::MovAddX => {
-                d!(op) = s!(op).wrapping_add(reg[(op.imm & 0x0f) as usize]);
-                pc += 1;
-            }
-            Code::MovAddK => {
-                d!(op) = s!(op).wrapping_add(op.imm);
-                pc += 1;
-            }
-            Code::Lddw => {
-                d!(op) = op.imm;
-                pc += 1;
-            }
-
-            Code::Ldx1 => ldx!(op, 1, |v: u64| v),
-            Code::Ldx2 => ldx!(op, 2, |v: u64| v),
-            Code::Ldx4 => ldx!(op, 4, |v: u64| v),
-            Code::Ldx8 => ldx!(op, 8, |v: u64| v),
-            Code::Ldxs1 => ldx!(op, 1, |v: u64| v as u8 as i8 as i64 as u64),
-            Code::Ldxs2 => ldx!(op, 2, |v: u64| v as u16 as i16 as i64 as u64),
-            Code::Ldxs4 => ldx!(op, 4, |v: u64| v as u32 as i32 as i64 as u64),
-            Code::St1 => st!(op, 1, op.imm),
-            Code::St2 => st!(op, 2, op.imm),
-            Code::St4 => st!(op, 4, op.imm),
-            Code::St8 => st!(op, 8, op.imm),
-            Code::Stx1 => st!(op, 1, s!(op)),
-            Code::Stx2 => st!(op, 2, s!(op)),
-            Code::Stx4 => st!(op, 4, s!(op)),
-            Code::Stx8 => st!(op, 8, s!(op)),
-            Code::Atomic4 | Code::Atomic8 => {
-                let size = if op.code == Code::Atomic8 { 8 } else { 4 };
-                let imm = op.imm as i32;
-                let addr = regions.check(d!(op), op.off as i16, size, Access::Store, pc - 1)?;
-                // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
-                let old = unsafe { atomic_rmw(addr, size, imm, s!(op), reg[0]) };
-                if imm & 0xf0 == crate::isa::atomic::CMPXCHG & 0xf0 {
-                    reg[0] = old;
-                } else if imm & crate::isa::atomic::FETCH != 0 {
-                    s!(op) = old;
+        // Runs `op`; only a copy loop's head comes back here, with the op it replaced.
+        'redo: loop {
+            match op.code {
+                Code::Add64K => d!(op) = d!(op).wrapping_add(op.imm),
+                Code::Add64X => d!(op) = d!(op).wrapping_add(s!(op)),
+                Code::Sub64K => d!(op) = d!(op).wrapping_sub(op.imm),
+                Code::Sub64X => d!(op) = d!(op).wrapping_sub(s!(op)),
+                Code::Mul64K => d!(op) = d!(op).wrapping_mul(op.imm),
+                Code::Mul64X => d!(op) = d!(op).wrapping_mul(s!(op)),
+                Code::Div64K => d!(op) = d!(op).checked_div(op.imm).unwrap_or(0),
+                Code::Div64X => d!(op) = d!(op).checked_div(s!(op)).unwrap_or(0),
+                Code::SDiv64K => d!(op) = sdiv64(d!(op), op.imm),
+                Code::SDiv64X => d!(op) = sdiv64(d!(op), s!(op)),
+                Code::Or64K => d!(op) |= op.imm,
+                Code::Or64X => d!(op) |= s!(op),
+                Code::And64K => d!(op) &= op.imm,
+                Code::And64X => d!(op) &= s!(op),
+                Code::Lsh64K => d!(op) = d!(op).wrapping_shl(op.imm as u32),
+                Code::Lsh64X => d!(op) = d!(op).wrapping_shl(s!(op) as u32),
+                Code::Rsh64K => d!(op) = d!(op).wrapping_shr(op.imm as u32),
+                Code::Rsh64X => d!(op) = d!(op).wrapping_shr(s!(op) as u32),
+                Code::Neg64 => d!(op) = d!(op).wrapping_neg(),
+                Code::Mod64K => {
+                    let v = d!(op);
+                    d!(op) = v.checked_rem(op.imm).unwrap_or(v);
                 }
-            }
+                Code::Mod64X => {
+                    let v = d!(op);
+                    d!(op) = v.checked_rem(s!(op)).unwrap_or(v);
+                }
+                Code::SMod64K => d!(op) = smod64(d!(op), op.imm),
+                Code::SMod64X => d!(op) = smod64(d!(op), s!(op)),
+                Code::Xor64K => d!(op) ^= op.imm,
+                Code::Xor64X => d!(op) ^= s!(op),
+                Code::Mov64K => d!(op) = op.imm,
+                Code::Mov64X => d!(op) = s!(op),
+                Code::MovSx8 => d!(op) = s!(op) as i8 as i64 as u64,
+                Code::MovSx16 => d!(op) = s!(op) as i16 as i64 as u64,
+                Code::MovSx32 => d!(op) = s!(op) as i32 as i64 as u64,
+                Code::Arsh64K => d!(op) = (d!(op) as i64).wrapping_shr(op.imm as u32) as u64,
+                Code::Arsh64X => d!(op) = (d!(op) as i64).wrapping_shr(s!(op) as u32) as u64,
+                Code::Bswap16 => d!(op) = u64::from((d!(op) as u16).swap_bytes()),
+                Code::Bswap32 => d!(op) = u64::from((d!(op) as u32).swap_bytes()),
+                Code::Bswap64 => d!(op) = d!(op).swap_bytes(),
 
-            Code::Ja => pc = op.off as usize,
-            Code::Jeq64K => jump_if!(op, d!(op) == op.imm),
-            Code::Jeq64X => jump_if!(op, d!(op) == s!(op)),
-            Code::Jgt64K => jump_if!(op, d!(op) > op.imm),
-            Code::Jgt64X => jump_if!(op, d!(op) > s!(op)),
-            Code::Jge64K => jump_if!(op, d!(op) >= op.imm),
-            Code::Jge64X => jump_if!(op, d!(op) >= s!(op)),
-            Code::Jset64K => jump_if!(op, d!(op) & op.imm != 0),
-            Code::Jset64X => jump_if!(op, d!(op) & s!(op) != 0),
-            Code::Jne64K => jump_if!(op, d!(op) != op.imm),
-            Code::Jne64X => jump_if!(op, d!(op) != s!(op)),
-            Code::Jsgt64K => jump_if!(op, (d!(op) as i64) > op.imm as i64),
-            Code::Jsgt64X => jump_if!(op, (d!(op) as i64) > s!(op) as i64),
-            Code::Jsge64K => jump_if!(op, (d!(op) as i64) >= op.imm as i64),
-            Code::Jsge64X => jump_if!(op, (d!(op) as i64) >= s!(op) as i64),
-            Code::Jlt64K => jump_if!(op, d!(op) < op.imm),
-            Code::Jlt64X => jump_if!(op, d!(op) < s!(op)),
-            Code::Jle64K => jump_if!(op, d!(op) <= op.imm),
-            Code::Jle64X => jump_if!(op, d!(op) <= s!(op)),
-            Code::Jslt64K => jump_if!(op, (d!(op) as i64) < op.imm as i64),
-            Code::Jslt64X => jump_if!(op, (d!(op) as i64) < s!(op) as i64),
-            Code::Jsle64K => jump_if!(op, (d!(op) as i64) <= op.imm as i64),
-            Code::Jsle64X => jump_if!(op, (d!(op) as i64) <= s!(op) as i64),
-            Code::Jeq32K => jump_if!(op, d!(op) as u32 == op.imm as u32),
-            Code::Jeq32X => jump_if!(op, d!(op) as u32 == s!(op) as u32),
-            Code::Jgt32K => jump_if!(op, d!(op) as u32 > op.imm as u32),
-            Code::Jgt32X => jump_if!(op, d!(op) as u32 > s!(op) as u32),
-            Code::Jge32K => jump_if!(op, d!(op) as u32 >= op.imm as u32),
-            Code::Jge32X => jump_if!(op, d!(op) as u32 >= s!(op) as u32),
-            Code::Jset32K => jump_if!(op, d!(op) as u32 & op.imm as u32 != 0),
-            Code::Jset32X => jump_if!(op, d!(op) as u32 & s!(op) as u32 != 0),
-            Code::Jne32K => jump_if!(op, d!(op) as u32 != op.imm as u32),
-            Code::Jne32X => jump_if!(op, d!(op) as u32 != s!(op) as u32),
-            Code::Jsgt32K => jump_if!(op, (d!(op) as i32) > op.imm as i32),
-            Code::Jsgt32X => jump_if!(op, (d!(op) as i32) > s!(op) as i32),
-            Code::Jsge32K => jump_if!(op, (d!(op) as i32) >= op.imm as i32),
-            Code::Jsge32X => jump_if!(op, (d!(op) as i32) >= s!(op) as i32),
-            Code::Jlt32K => jump_if!(op, (d!(op) as u32) < op.imm as u32),
-            Code::Jlt32X => jump_if!(op, (d!(op) as u32) < s!(op) as u32),
-            Code::Jle32K => jump_if!(op, d!(op) as u32 <= op.imm as u32),
-            Code::Jle32X => jump_if!(op, d!(op) as u32 <= s!(op) as u32),
-            Code::Jslt32K => jump_if!(op, (d!(op) as i32) < op.imm as i32),
-            Code::Jslt32X => jump_if!(op, (d!(op) as i32) < s!(op) as i32),
-            Code::Jsle32K => jump_if!(op, (d!(op) as i32) <= op.imm as i32),
-            Code::Jsle32X => jump_if!(op, (d!(op) as i32) <= s!(op) as i32),
+                Code::Add32K => alu32!(op, (d!(op) as u32).wrapping_add(op.imm as u32)),
+                Code::Add32X => alu32!(op, (d!(op) as u32).wrapping_add(s!(op) as u32)),
+                Code::Sub32K => alu32!(op, (d!(op) as u32).wrapping_sub(op.imm as u32)),
+                Code::Sub32X => alu32!(op, (d!(op) as u32).wrapping_sub(s!(op) as u32)),
+                Code::Mul32K => alu32!(op, (d!(op) as u32).wrapping_mul(op.imm as u32)),
+                Code::Mul32X => alu32!(op, (d!(op) as u32).wrapping_mul(s!(op) as u32)),
+                Code::Div32K => alu32!(op, (d!(op) as u32).checked_div(op.imm as u32).unwrap_or(0)),
+                Code::Div32X => alu32!(op, (d!(op) as u32).checked_div(s!(op) as u32).unwrap_or(0)),
+                Code::SDiv32K => d!(op) = sdiv32(d!(op), op.imm),
+                Code::SDiv32X => d!(op) = sdiv32(d!(op), s!(op)),
+                Code::Or32K => alu32!(op, (d!(op) as u32) | op.imm as u32),
+                Code::Or32X => alu32!(op, (d!(op) as u32) | s!(op) as u32),
+                Code::And32K => alu32!(op, (d!(op) as u32) & op.imm as u32),
+                Code::And32X => alu32!(op, (d!(op) as u32) & s!(op) as u32),
+                Code::Lsh32K => alu32!(op, (d!(op) as u32).wrapping_shl(op.imm as u32)),
+                Code::Lsh32X => alu32!(op, (d!(op) as u32).wrapping_shl(s!(op) as u32)),
+                Code::Rsh32K => alu32!(op, (d!(op) as u32).wrapping_shr(op.imm as u32)),
+                Code::Rsh32X => alu32!(op, (d!(op) as u32).wrapping_shr(s!(op) as u32)),
+                Code::Neg32 => alu32!(op, (d!(op) as u32).wrapping_neg()),
+                Code::Mod32K => {
+                    let v = d!(op) as u32;
+                    alu32!(op, v.checked_rem(op.imm as u32).unwrap_or(v));
+                }
+                Code::Mod32X => {
+                    let v = d!(op) as u32;
+                    alu32!(op, v.checked_rem(s!(op) as u32).unwrap_or(v));
+                }
+                Code::SMod32K => d!(op) = smod32(d!(op), op.imm),
+                Code::SMod32X => d!(op) = smod32(d!(op), s!(op)),
+                Code::Xor32K => alu32!(op, (d!(op) as u32) ^ op.imm as u32),
+                Code::Xor32X => alu32!(op, (d!(op) as u32) ^ s!(op) as u32),
+                Code::Mov32K => alu32!(op, op.imm as u32),
+                Code::Mov32X => alu32!(op, s!(op) as u32),
+                Code::Mov32Sx8 => alu32!(op, s!(op) as i8 as i32 as u32),
+                Code::Mov32Sx16 => alu32!(op, s!(op) as i16 as i32 as u32),
+                Code::Arsh32K => alu32!(op, (d!(op) as i32).wrapping_shr(op.imm as u32)),
+                Code::Arsh32X => alu32!(op, (d!(op) as i32).wrapping_shr(s!(op) as u32)),
+                Code::Le16 => d!(op) &= 0xffff,
+                Code::Le32 => d!(op) &= 0xffff_ffff,
+                Code::Be16 => d!(op) = u64::from((d!(op) as u16).to_be()),
+                Code::Be32 => d!(op) = u64::from((d!(op) as u32).to_be()),
+                Code::Be64 => d!(op) = d!(op).to_be(),
+                Code::Nop => {}
+                Code::Zext32 => {
+                    d!(op) &= 0xffff_ffff;
+                    pc += 1;
+                }
+                Code::MovZext32 => {
+                    d!(op) = s!(op) & 0xffff_ffff;
+                    pc += 2;
+                }
+                Code::MovAddX => {
+                    d!(op) = s!(op).wrapping_add(reg[(op.imm & 0x0f) as usize]);
+                    pc += 1;
+                }
+                Code::MovAddK => {
+                    d!(op) = s!(op).wrapping_add(op.imm);
+                    pc += 1;
+                }
+                Code::Lddw => {
+                    d!(op) = op.imm;
+                    pc += 1;
+                }
 
-            Code::CallLocal => {
-                if depth >= MAX_CALL_DEPTH {
-                    return Err(ExecError::CallDepthExceeded {
+                Code::Ldx1 => ldx!(op, 1, |v: u64| v),
+                Code::Ldx2 => ldx!(op, 2, |v: u64| v),
+                Code::Ldx4 => ldx!(op, 4, |v: u64| v),
+                Code::Ldx8 => ldx!(op, 8, |v: u64| v),
+                Code::Ldxs1 => ldx!(op, 1, |v: u64| v as u8 as i8 as i64 as u64),
+                Code::Ldxs2 => ldx!(op, 2, |v: u64| v as u16 as i16 as i64 as u64),
+                Code::Ldxs4 => ldx!(op, 4, |v: u64| v as u32 as i32 as i64 as u64),
+                Code::St1 => st!(op, 1, op.imm),
+                Code::St2 => st!(op, 2, op.imm),
+                Code::St4 => st!(op, 4, op.imm),
+                Code::St8 => st!(op, 8, op.imm),
+                Code::Stx1 => st!(op, 1, s!(op)),
+                Code::Stx2 => st!(op, 2, s!(op)),
+                Code::Stx4 => st!(op, 4, s!(op)),
+                Code::Stx8 => st!(op, 8, s!(op)),
+                Code::Atomic4 | Code::Atomic8 => {
+                    let size = if op.code == Code::Atomic8 { 8 } else { 4 };
+                    let imm = op.imm as i32;
+                    let addr = regions.check(d!(op), op.off as i16, size, Access::Store, pc - 1)?;
+                    // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
+                    let old = unsafe { atomic_rmw(addr, size, imm, s!(op), reg[0]) };
+                    if imm & 0xf0 == crate::isa::atomic::CMPXCHG & 0xf0 {
+                        reg[0] = old;
+                    } else if imm & crate::isa::atomic::FETCH != 0 {
+                        s!(op) = old;
+                    }
+                }
+
+                Code::Ja => pc = op.off as usize,
+                Code::Jeq64K => jump_if!(op, d!(op) == op.imm),
+                Code::Jeq64X => jump_if!(op, d!(op) == s!(op)),
+                Code::Jgt64K => jump_if!(op, d!(op) > op.imm),
+                Code::Jgt64X => jump_if!(op, d!(op) > s!(op)),
+                Code::Jge64K => jump_if!(op, d!(op) >= op.imm),
+                Code::Jge64X => jump_if!(op, d!(op) >= s!(op)),
+                Code::Jset64K => jump_if!(op, d!(op) & op.imm != 0),
+                Code::Jset64X => jump_if!(op, d!(op) & s!(op) != 0),
+                Code::Jne64K => jump_if!(op, d!(op) != op.imm),
+                Code::Jne64X => jump_if!(op, d!(op) != s!(op)),
+                Code::Jsgt64K => jump_if!(op, (d!(op) as i64) > op.imm as i64),
+                Code::Jsgt64X => jump_if!(op, (d!(op) as i64) > s!(op) as i64),
+                Code::Jsge64K => jump_if!(op, (d!(op) as i64) >= op.imm as i64),
+                Code::Jsge64X => jump_if!(op, (d!(op) as i64) >= s!(op) as i64),
+                Code::Jlt64K => jump_if!(op, d!(op) < op.imm),
+                Code::Jlt64X => jump_if!(op, d!(op) < s!(op)),
+                Code::Jle64K => jump_if!(op, d!(op) <= op.imm),
+                Code::Jle64X => jump_if!(op, d!(op) <= s!(op)),
+                Code::Jslt64K => jump_if!(op, (d!(op) as i64) < op.imm as i64),
+                Code::Jslt64X => jump_if!(op, (d!(op) as i64) < s!(op) as i64),
+                Code::Jsle64K => jump_if!(op, (d!(op) as i64) <= op.imm as i64),
+                Code::Jsle64X => jump_if!(op, (d!(op) as i64) <= s!(op) as i64),
+                Code::Jeq32K => jump_if!(op, d!(op) as u32 == op.imm as u32),
+                Code::Jeq32X => jump_if!(op, d!(op) as u32 == s!(op) as u32),
+                Code::Jgt32K => jump_if!(op, d!(op) as u32 > op.imm as u32),
+                Code::Jgt32X => jump_if!(op, d!(op) as u32 > s!(op) as u32),
+                Code::Jge32K => jump_if!(op, d!(op) as u32 >= op.imm as u32),
+                Code::Jge32X => jump_if!(op, d!(op) as u32 >= s!(op) as u32),
+                Code::Jset32K => jump_if!(op, d!(op) as u32 & op.imm as u32 != 0),
+                Code::Jset32X => jump_if!(op, d!(op) as u32 & s!(op) as u32 != 0),
+                Code::Jne32K => jump_if!(op, d!(op) as u32 != op.imm as u32),
+                Code::Jne32X => jump_if!(op, d!(op) as u32 != s!(op) as u32),
+                Code::Jsgt32K => jump_if!(op, (d!(op) as i32) > op.imm as i32),
+                Code::Jsgt32X => jump_if!(op, (d!(op) as i32) > s!(op) as i32),
+                Code::Jsge32K => jump_if!(op, (d!(op) as i32) >= op.imm as i32),
+                Code::Jsge32X => jump_if!(op, (d!(op) as i32) >= s!(op) as i32),
+                Code::Jlt32K => jump_if!(op, (d!(op) as u32) < op.imm as u32),
+                Code::Jlt32X => jump_if!(op, (d!(op) as u32) < s!(op) as u32),
+                Code::Jle32K => jump_if!(op, d!(op) as u32 <= op.imm as u32),
+                Code::Jle32X => jump_if!(op, d!(op) as u32 <= s!(op) as u32),
+                Code::Jslt32K => jump_if!(op, (d!(op) as i32) < op.imm as i32),
+                Code::Jslt32X => jump_if!(op, (d!(op) as i32) < s!(op) as i32),
+                Code::Jsle32K => jump_if!(op, (d!(op) as i32) <= op.imm as i32),
+                Code::Jsle32X => jump_if!(op, (d!(op) as i32) <= s!(op) as i32),
+
+                Code::CallLocal => {
+                    if depth >= MAX_CALL_DEPTH {
+                        return Err(ExecError::CallDepthExceeded {
+                            pc: pc - 1,
+                            depth: depth + 1,
+                            max: MAX_CALL_DEPTH,
+                        });
+                    }
+                    frames[depth].write(Frame {
+                        return_pc: pc,
+                        saved: [reg[6], reg[7], reg[8], reg[9]],
+                        stack_usage,
+                        saved_mask: 0,
+                    });
+                    depth += 1;
+                    reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
+                    stack_usage = op.imm as u16;
+                    pc = op.off as usize;
+                }
+                Code::Call | Code::Callx => {
+                    let index = if op.code == Code::Call {
+                        op.imm
+                    } else {
+                        d!(op)
+                    };
+                    let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                    // SAFETY: helpers are foreign functions trusted by whoever registered them.
+                    let result =
+                        unsafe { env.vm.helpers().call(index, args, env.mem.cast::<c_void>()) };
+                    let Some(value) = result else {
+                        return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
+                    };
+                    reg[0] = value;
+                    if value == 0 && env.vm.config.unwind_index.map(u64::from) == Some(index) {
+                        return Ok(0);
+                    }
+                }
+                Code::Exit => {
+                    if depth == 0 {
+                        return Ok(reg[0]);
+                    }
+                    depth -= 1;
+                    // SAFETY: frame `depth` was written by the call that raised `depth` above it.
+                    let frame = unsafe { frames[depth].assume_init() };
+                    [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
+                    reg[10] = reg[10].wrapping_add(u64::from(frame.stack_usage));
+                    stack_usage = frame.stack_usage;
+                    pc = frame.return_pc;
+                }
+                Code::FellOff => return Err(ExecError::FellOffEnd { pc: pc - 1 }),
+                Code::Unknown => {
+                    return Err(ExecError::UnknownOpcode {
                         pc: pc - 1,
-                        depth: depth + 1,
-                        max: MAX_CALL_DEPTH,
+                        opcode: op.imm as u8,
                     });
                 }
-                frames[depth].write(Frame {
-                    return_pc: pc,
-                    saved: [reg[6], reg[7], reg[8], reg[9]],
-                    stack_usage,
-                    saved_mask: 0,
-                });
-                depth += 1;
-                reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
-                stack_usage = op.imm as u16;
-                pc = op.off as usize;
-            }
-            Code::Call | Code::Callx => {
-                let index = if op.code == Code::Call {
-                    op.imm
-                } else {
-                    d!(op)
-                };
-                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                let result =
-                    unsafe { env.vm.helpers().call(index, args, env.mem.cast::<c_void>()) };
-                let Some(value) = result else {
-                    return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
-                };
-                reg[0] = value;
-                if value == 0 && env.vm.config.unwind_index.map(u64::from) == Some(index) {
-                    return Ok(0);
+                Code::CopyLoop => {
+                    let index = op.imm as usize;
+                    let (copy, original) = &decoded.loops[index];
+                    // A loop whose guard refused once runs element by element for the rest of
+                    // the run (one bit per loop; loops past the 64th retry each time).
+                    let refused_before = index < 64 && refused & (1 << index) != 0;
+                    // SAFETY: `regions` is this run's; raw mode is the caller's choice.
+                    if !refused_before && unsafe { copy.run_bulk(&mut reg, regions) } {
+                        pc = copy.exit;
+                    } else {
+                        if index < 64 {
+                            refused |= 1 << index;
+                        }
+                        op = *original;
+                        continue 'redo;
+                    }
                 }
             }
-            Code::Exit => {
-                if depth == 0 {
-                    return Ok(reg[0]);
-                }
-                depth -= 1;
-                // SAFETY: frame `depth` was written by the call that raised `depth` above it.
-                let frame = unsafe { frames[depth].assume_init() };
-                [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
-                reg[10] = reg[10].wrapping_add(u64::from(frame.stack_usage));
-                stack_usage = frame.stack_usage;
-                pc = frame.return_pc;
-            }
-            // Replaced by its loop's original op above.
-            Code::CopyLoop => {}
-            Code::FellOff => return Err(ExecError::FellOffEnd { pc: pc - 1 }),
-            Code::Unknown => {
-                return Err(ExecError::UnknownOpcode {
-                    pc: pc - 1,
-                    opcode: op.imm as u8,
-                });
-            }
+            break;
         }
     }
 }
