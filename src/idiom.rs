@@ -7,7 +7,7 @@
 //! invariant, an induction variable (`r += constant`), a temporary computed from those
 //! (additions and moves only) before being read, or the loaded element.
 //!
-//! The JIT (`jit/translate/copy_loop.rs`) emits, at the loop's first instruction, a guard that
+//! The JIT (`jit/translate/idioms.rs`) emits, at the loop's first instruction, a guard that
 //! computes the trip count and checks that running the whole loop at once is exact (both
 //! ranges inside mem or the stack, or with bounds checks off at least not wrapping, and no
 //! overlap in which a forward element copy differs from `memmove`); it then copies with
@@ -469,5 +469,181 @@ mod tests {
                 "{text}"
             );
         }
+    }
+}
+
+/// A compare tree over one register recovered as a table (a C `switch` that a compiler
+/// lowered to compares, since BPF has no indirect jump).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Switch {
+    /// The slot of the tree's first compare.
+    pub root: usize,
+    /// The register compared.
+    pub reg: u8,
+    /// The smallest constant compared with (as a signed value).
+    pub low: i64,
+    /// `targets[v - low]`: the slot control reaches from `root` when the register holds `v`.
+    /// Values outside the table run the tree as usual.
+    pub targets: Vec<usize>,
+}
+
+/// Largest table a switch gets.
+const MAX_SWITCH_SPAN: i64 = 512;
+/// Fewest compares a tree needs before a table pays.
+const MIN_SWITCH_COMPARES: usize = 4;
+/// Most slots one value may pass through from the root to its target.
+const MAX_SWITCH_PATH: usize = 64;
+
+/// Whether the conditional jump `insn` (64-bit, immediate form) is taken for `v`.
+fn taken(insn: &Insn, v: u64) -> Option<bool> {
+    let k = i64::from(insn.imm) as u64;
+    Some(match insn.opc {
+        0x15 => v == k,
+        0x55 => v != k,
+        0x25 => v > k,
+        0x35 => v >= k,
+        0xa5 => v < k,
+        0xb5 => v <= k,
+        0x65 => (v as i64) > k as i64,
+        0x75 => (v as i64) >= k as i64,
+        0xc5 => (v as i64) < (k as i64),
+        0xd5 => (v as i64) <= k as i64,
+        _ => return None,
+    })
+}
+
+/// Where control goes from `pc` for register value `v`, passing only compares of `reg` with
+/// constants and unconditional jumps (none of which has an effect); `None` on a cycle or a
+/// too long path.
+fn follow(insns: &[Insn], mut pc: usize, reg: u8, v: u64) -> Option<usize> {
+    for _ in 0..MAX_SWITCH_PATH {
+        let Some(insn) = insns.get(pc) else {
+            return Some(pc);
+        };
+        let next = if insn.opc == 0x05 {
+            pc as i64 + 1 + i64::from(insn.off)
+        } else if insn.dst == reg && taken(insn, v).is_some() {
+            if taken(insn, v)? {
+                pc as i64 + 1 + i64::from(insn.off)
+            } else {
+                pc as i64 + 1
+            }
+        } else {
+            return Some(pc);
+        };
+        pc = usize::try_from(next).ok()?;
+    }
+    None
+}
+
+/// The compare slots reachable from `root` through compares of `reg` and `ja`s, and the
+/// constants they compare with.
+fn tree(insns: &[Insn], root: usize, reg: u8) -> (usize, Vec<i64>) {
+    let mut seen = vec![root];
+    let mut work = vec![root];
+    let mut constants = Vec::new();
+    while let Some(pc) = work.pop() {
+        let Some(insn) = insns.get(pc) else { continue };
+        let successors = if insn.opc == 0x05 {
+            vec![pc as i64 + 1 + i64::from(insn.off)]
+        } else if insn.dst == reg && taken(insn, 0).is_some() {
+            constants.push(i64::from(insn.imm));
+            vec![pc as i64 + 1, pc as i64 + 1 + i64::from(insn.off)]
+        } else {
+            continue;
+        };
+        for s in successors {
+            if let Ok(s) = usize::try_from(s)
+                && !seen.contains(&s)
+                && seen.len() < 4 * MAX_SWITCH_PATH
+            {
+                seen.push(s);
+                work.push(s);
+            }
+        }
+    }
+    (constants.len(), constants)
+}
+
+/// Finds compare trees worth a table: rooted at a compare that no other tree compare reaches
+/// (the tree's entry), with at least [`MIN_SWITCH_COMPARES`] compares over a span of at most
+/// [`MAX_SWITCH_SPAN`] values.
+pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
+    let mut switches: Vec<Switch> = Vec::new();
+    let mut covered: Vec<usize> = Vec::new();
+    for (root, insn) in insns.iter().enumerate() {
+        if taken(insn, 0).is_none() || covered.contains(&root) {
+            continue;
+        }
+        let (count, constants) = tree(insns, root, insn.dst);
+        if count < MIN_SWITCH_COMPARES {
+            continue;
+        }
+        let (Some(&low), Some(&high)) = (constants.iter().min(), constants.iter().max()) else {
+            continue;
+        };
+        if high - low >= MAX_SWITCH_SPAN {
+            continue;
+        }
+        let targets: Option<Vec<usize>> = (low..=high)
+            .map(|v| follow(insns, root, insn.dst, v as u64))
+            .collect();
+        let Some(targets) = targets else { continue };
+        // The compares inside this tree are not roots of their own.
+        let mut pcs = vec![root];
+        let mut work = vec![root];
+        while let Some(pc) = work.pop() {
+            let Some(i) = insns.get(pc) else { continue };
+            let next: Vec<i64> = if i.opc == 0x05 {
+                vec![pc as i64 + 1 + i64::from(i.off)]
+            } else if i.dst == insn.dst && taken(i, 0).is_some() {
+                vec![pc as i64 + 1, pc as i64 + 1 + i64::from(i.off)]
+            } else {
+                continue;
+            };
+            for n in next {
+                if let Ok(n) = usize::try_from(n)
+                    && !pcs.contains(&n)
+                    && pcs.len() < 4 * MAX_SWITCH_PATH
+                {
+                    pcs.push(n);
+                    work.push(n);
+                }
+            }
+        }
+        covered.extend(pcs);
+        switches.push(Switch {
+            root,
+            reg: insn.dst,
+            low,
+            targets,
+        });
+    }
+    switches
+}
+
+#[cfg(test)]
+mod switch_tests {
+    use super::*;
+
+    #[test]
+    fn a_binary_compare_tree_becomes_a_table() {
+        let bytes = crate::asm::assemble_bytes(
+            "ldxb %r4, [%r1+0]\njsgt %r4, 3, high\njsgt %r4, 1, two\njeq %r4, 0, zero\n\
+             jeq %r4, 1, one\nja other\nhigh:\njeq %r4, 4, four\njeq %r4, 5, five\nja other\n\
+             two:\njeq %r4, 2, zero\nja one\nzero:\nmov %r0, 0\nexit\none:\nmov %r0, 1\nexit\n\
+             four:\nmov %r0, 4\nexit\nfive:\nmov %r0, 5\nexit\nother:\nmov %r0, 9\nexit\n",
+        )
+        .expect("assembles");
+        let insns = crate::isa::decode_slots(&bytes).expect("slots");
+        let switches = find_switches(&insns);
+        assert_eq!(switches.len(), 1);
+        let s = &switches[0];
+        assert_eq!((s.root, s.reg, s.low), (1, 4, 0));
+        // 0 → zero, 1 → one, 2 → zero, 3 → one (via `ja one`), 4 → four, 5 → five.
+        let label = |v: usize| follow(&insns, 1, 4, v as u64).expect("ends");
+        assert_eq!(s.targets, (0..=5).map(label).collect::<Vec<_>>());
+        assert_eq!(s.targets[0], s.targets[2]);
+        assert_eq!(s.targets[1], s.targets[3]);
     }
 }

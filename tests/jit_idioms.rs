@@ -246,3 +246,100 @@ fn clang_byte_copy_matches_the_interpreter() {
         assert_eq!(mem, jit_mem, "length {len}");
     }
 }
+
+/// A random compare tree over r4 (every 64-bit compare with an immediate, forward jumps to
+/// later compares or to leaves, `ja` chains), as a compiler lowers a `switch`.
+fn switch_program(rng: &mut Rng) -> String {
+    const CONDS: [&str; 10] = [
+        "jeq", "jne", "jgt", "jge", "jlt", "jle", "jsgt", "jsge", "jslt", "jsle",
+    ];
+    let nodes = 4 + rng.below(9);
+    let leaves = 2 + rng.below(5);
+    let mut text = String::from("ldxdw %r4, [%r1+0]\nmov %r0, 100\n");
+    for k in 0..nodes {
+        let target = if rng.chance(40) && k + 1 < nodes {
+            format!("n{}", k + 1 + rng.below(nodes - k - 1))
+        } else {
+            format!("l{}", rng.below(leaves))
+        };
+        let constant = rng.below(24) as i64 - 4;
+        text.push_str(&format!(
+            "n{k}:\n{} %r4, {constant}, {target}\n",
+            rng.pick(&CONDS)
+        ));
+        if rng.chance(15) {
+            // A ja in the middle of the tree (its fall-through slot is then dead).
+            text.push_str(&format!("ja l{}\n", rng.below(leaves)));
+        }
+    }
+    text.push_str(&format!("ja l{}\n", rng.below(leaves)));
+    for l in 0..leaves {
+        text.push_str(&format!("l{l}:\nadd %r0, {}\nexit\n", l + 1));
+    }
+    text
+}
+
+#[test]
+fn random_switches_match_the_interpreter() {
+    let mut rng = Rng(0x5717_c400_0000_0003);
+    let values: Vec<i64> = (-6..26)
+        .chain([
+            i64::MIN,
+            i64::MAX,
+            -1 << 32,
+            1 << 32,
+            0x1_0000_0003,
+            -100_000,
+        ])
+        .collect();
+    let mut failures = Vec::new();
+    for _ in 0..150 {
+        let text = switch_program(&mut rng);
+        for &v in &values {
+            let mut mem = v.to_le_bytes().to_vec();
+            mem.resize(16, 0);
+            if let Err(why) = compare(&text, true, &mem) {
+                failures.push(format!("value {v}: {why}\n{text}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+/// The clang-built switch of the benchmark (`benches/c/switch.o`) in both engines, on values
+/// inside and outside its cases.
+#[test]
+fn clang_switch_matches_the_interpreter() {
+    let object = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c/switch.o"))
+        .expect("benches/c/switch.o");
+    let mut rng = Rng(0x5717_c400_0000_0004);
+    let mut mem = Vec::new();
+    for _ in 0..512 {
+        let v: u32 = match rng.below(4) {
+            0 => rng.next() as u32,
+            _ => (rng.below(40) as u32).wrapping_sub(4),
+        };
+        mem.extend_from_slice(&v.to_le_bytes());
+    }
+    let run = |jit: bool, limit: u32| {
+        let mut vm = Vm::new();
+        vm.config_mut().instruction_limit = limit;
+        vm.load_elf(&object, None).expect("loads");
+        let mut mem = mem.clone();
+        let result = if jit {
+            vm.compile(JitMode::Basic).expect("compiles");
+            vm.execute_jit(&mut mem)
+        } else {
+            vm.execute(&mut mem)
+        };
+        result.map_err(|e| e.to_string())
+    };
+    let oracle = run(false, 1 << 30);
+    assert_eq!(run(false, 0), oracle);
+    assert_eq!(run(true, 0), oracle);
+}

@@ -19,13 +19,14 @@
 //! One op per slot (the second slot of `lddw` is a never-executed filler), so an op's index is
 //! its pc in every error message. The head of a copy loop (`crate::idiom`) becomes a
 //! [`Code::CopyLoop`] op that runs the whole loop at once when its guard allows, and
-//! otherwise runs the instruction it replaced.
+//! otherwise runs the instruction it replaced; the first compare of a recovered switch becomes
+//! a [`Code::Switch`] table lookup (values outside the table run the compares).
 
 use std::ffi::c_void;
 
 use super::{Env, Frame, atomic_rmw, load, sdiv32, sdiv64, smod32, smod64, store};
 use crate::error::{Access, ExecError};
-use crate::idiom::CopyLoop;
+use crate::idiom::{CopyLoop, Switch};
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, MAX_CALL_DEPTH};
 use crate::program::Program;
 
@@ -74,6 +75,9 @@ codes! {
     // The head of a copy loop: `imm` indexes `Decoded::loops`, which also holds the
     // instruction the op replaced (run when the bulk copy's guard refuses).
     CopyLoop,
+    // The first compare of a recovered switch: `imm` indexes `Decoded::switches`, which
+    // also holds the compare it replaced (run for values outside the table).
+    Switch,
     // After the last slot: the program fell off its end.
     FellOff,
     // An opcode the validator should have refused (original opcode in `imm`).
@@ -101,6 +105,8 @@ pub(crate) struct Decoded {
     ops: Box<[Op]>,
     /// Copy loops run in bulk (`crate::idiom`), with the op each head slot held.
     loops: Box<[(CopyLoop, Op)]>,
+    /// Recovered switches (`crate::idiom`), with the compare each root slot held.
+    switches: Box<[(Switch, Op)]>,
     /// Stack bytes the main function reserves below r10 before a local call.
     main_stack_usage: u16,
 }
@@ -281,9 +287,23 @@ impl Decoded {
                 loops.push((copy, original));
             }
         }
+        let mut switches = Vec::new();
+        for switch in crate::idiom::find_switches(insns) {
+            let root = switch.root;
+            let original = ops[root];
+            ops[root] = Op {
+                code: Code::Switch,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: switches.len() as u64,
+            };
+            switches.push((switch, original));
+        }
         Decoded {
             ops: ops.into_boxed_slice(),
             loops: loops.into_boxed_slice(),
+            switches: switches.into_boxed_slice(),
             main_stack_usage: program.functions.first().map_or(0, |f| f.stack_usage),
         }
     }
@@ -670,6 +690,17 @@ pub(super) unsafe fn run(
                         pc: pc - 1,
                         opcode: op.imm as u8,
                     });
+                }
+                Code::Switch => {
+                    let (switch, original) = &decoded.switches[op.imm as usize];
+                    let index = reg[usize::from(switch.reg & 0x0f)].wrapping_sub(switch.low as u64);
+                    match switch.targets.get(index as usize) {
+                        Some(&target) if index <= u64::from(u32::MAX) => pc = target,
+                        _ => {
+                            op = *original;
+                            continue 'redo;
+                        }
+                    }
                 }
                 Code::CopyLoop => {
                     let index = op.imm as usize;

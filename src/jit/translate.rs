@@ -24,7 +24,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
-mod copy_loop;
+mod idioms;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
@@ -32,7 +32,7 @@ use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
-use crate::idiom::{self, CopyLoop};
+use crate::idiom::{self, CopyLoop, Switch};
 use crate::isa::{
     Insn, MAX_CALL_DEPTH, MAX_EXT_FUNCS, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -108,8 +108,10 @@ struct Translator<'a, 'b> {
     sig_check: SigRef,
     sig_fault: SigRef,
     sig_memmove: SigRef,
-    /// Copy loops run in bulk when their guard allows (`copy_loop.rs`), by head slot.
+    /// Copy loops run in bulk when their guard allows (`translate/idioms.rs`), by head slot.
     copy_loops: Vec<CopyLoop>,
+    /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
+    switches: Vec<Switch>,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -163,10 +165,13 @@ pub(crate) fn translate(
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
     let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
-    let copy_loops = if opts.instruction_limit == 0 && opts.blinding.is_none() {
-        idiom::find_copy_loops(insns, &cfg.leader)
+    let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
+        (
+            idiom::find_copy_loops(insns, &cfg.leader),
+            idiom::find_switches(insns),
+        )
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
 
     let entry = b.create_block();
@@ -301,6 +306,7 @@ pub(crate) fn translate(
         sig_fault,
         sig_memmove,
         copy_loops,
+        switches,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -471,6 +477,9 @@ impl Translator<'_, '_> {
                 }
             }
             self.b.set_srcloc(SourceLoc::new(pc as u32));
+            if let Some(s) = self.switches.iter().find(|s| s.root == pc).cloned() {
+                self.switch_table(pc, &s)?;
+            }
             let insn = self.insns[pc];
             pc = self.insn(pc, insn)?;
         }

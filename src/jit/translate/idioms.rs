@@ -1,16 +1,57 @@
-//! The bulk fast path of a recognised copy loop (see `crate::idiom`): emitted at the loop's
-//! head, it runs the whole remaining loop as one `memmove` when that is provably the same as
-//! running it element by element, and otherwise falls through to the loop's own code.
+//! The loop idioms of `crate::idiom`. A copy loop gets a bulk fast path at its head: it runs
+//! the whole remaining loop as one `memmove` when that is provably the same as running it
+//! element by element, and otherwise falls through to the loop's own code. A recovered switch
+//! gets a jump table in front of its compare tree.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::I64;
-use cranelift_codegen::ir::{InstBuilder, Value};
+use cranelift_codegen::ir::types::{I32, I64};
+use cranelift_codegen::ir::{InstBuilder, JumpTableData, Value};
 
 use super::{Region, Translator, flags};
 use crate::error::JitError;
-use crate::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Sym};
+use crate::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
 
 impl Translator<'_, '_> {
+    /// Emits, before the root compare of `s` at `pc`, a jump table over the values the tree
+    /// decides (each entry is the slot the compares would reach); other values continue into
+    /// the compares. Skipped when a target block can no longer take a predecessor.
+    pub(super) fn switch_table(&mut self, pc: usize, s: &Switch) -> Result<(), JitError> {
+        let mut targets = Vec::with_capacity(s.targets.len());
+        for &t in &s.targets {
+            let Some(block) = self.blocks.get(t).copied().flatten() else {
+                return Ok(());
+            };
+            if t <= pc && !self.cfg.late_pred[t] {
+                return Ok(());
+            }
+            targets.push(block);
+        }
+        let v = self.get(s.reg);
+        let index = self.b.ins().iadd_imm_s(v, s.low.wrapping_neg());
+        let inside = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, index, targets.len() as i64);
+        let table = self.b.create_block();
+        let compares = self.b.create_block();
+        self.b.ins().brif(inside, table, &[], compares, &[]);
+        self.b.switch_to_block(table);
+        self.b.seal_block(table);
+        let index = self.b.ins().ireduce(I32, index);
+        let calls: Vec<_> = targets
+            .iter()
+            .map(|&blk| self.b.func.dfg.block_call(blk, &[]))
+            .collect();
+        let default = self.b.func.dfg.block_call(compares, &[]);
+        let jt = self
+            .b
+            .create_jump_table(JumpTableData::new(default, &calls));
+        self.b.ins().br_table(index, jt);
+        self.b.switch_to_block(compares);
+        self.b.seal_block(compares);
+        Ok(())
+    }
+
     /// Emits the guard and bulk copy for `l` at its head (the current block). Control
     /// continues in a new block that runs the loop normally.
     pub(super) fn copy_loop_fast_path(&mut self, l: &CopyLoop) -> Result<(), JitError> {
