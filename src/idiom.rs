@@ -116,6 +116,20 @@ pub(crate) struct CopyLoop {
     pub finals: Vec<(u8, Sym)>,
 }
 
+impl Switch {
+    /// Where control goes for a register value outside the table, when known without the
+    /// compares.
+    pub(crate) fn outside_target(&self, v: u64) -> Option<usize> {
+        let outside = self.outside?;
+        let below = if outside.signed {
+            (v as i64) < self.low
+        } else {
+            v < self.low as u64
+        };
+        if below { outside.below } else { outside.above }
+    }
+}
+
 impl CopyLoop {
     /// The per-iteration step of register `r` (0 for invariant registers).
     pub fn step(&self, r: u8) -> i64 {
@@ -483,8 +497,22 @@ pub(crate) struct Switch {
     /// The smallest constant compared with (as a signed value).
     pub low: i64,
     /// `targets[v - low]`: the slot control reaches from `root` when the register holds `v`.
-    /// Values outside the table run the tree as usual.
     pub targets: Vec<usize>,
+    /// Where values outside the table go, when every such value goes to one slot per side:
+    /// the values below the table and those above it, in the tree's order. `None`: values
+    /// outside the table run the tree's compares.
+    pub outside: Option<Outside>,
+}
+
+/// The targets of the values outside a switch's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outside {
+    /// Whether "below" and "above" are signed comparisons (else unsigned).
+    pub signed: bool,
+    /// Where values below the table go (`None`: there are none).
+    pub below: Option<usize>,
+    /// Where values above the table go (`None`: there are none).
+    pub above: Option<usize>,
 }
 
 /// Largest table a switch gets.
@@ -611,12 +639,53 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
                 }
             }
         }
+        // One order for every compare of the tree: then all values on one side of the table
+        // take the path of its nearest outside value.
+        let compares: Vec<u8> = pcs
+            .iter()
+            .filter_map(|&pc| insns.get(pc))
+            .filter(|i| i.dst == insn.dst && taken(i, 0).is_some())
+            .map(|i| i.opc)
+            .collect();
+        let equality = |op: u8| op == 0x15 || op == 0x55;
+        let signed_order = compares
+            .iter()
+            .all(|&op| equality(op) || matches!(op, 0x65 | 0x75 | 0xc5 | 0xd5));
+        let unsigned_order = compares
+            .iter()
+            .all(|&op| equality(op) || matches!(op, 0x25 | 0x35 | 0xa5 | 0xb5));
+        let reg = insn.dst;
+        let side = |v: Option<i64>| match v {
+            None => Some(None),
+            Some(v) => follow(insns, root, reg, v as u64).map(Some),
+        };
+        let outside = if signed_order {
+            side(low.checked_sub(1))
+                .zip(side(high.checked_add(1)))
+                .map(|(below, above)| Outside {
+                    signed: true,
+                    below,
+                    above,
+                })
+        } else if unsigned_order && low >= 0 {
+            // Constants are sign-extended 32-bit immediates: `high + 1` cannot overflow.
+            side(low.checked_sub(1).filter(|&v| v >= 0))
+                .zip(side(Some(high + 1)))
+                .map(|(below, above)| Outside {
+                    signed: false,
+                    below,
+                    above,
+                })
+        } else {
+            None
+        };
         covered.extend(pcs);
         switches.push(Switch {
             root,
-            reg: insn.dst,
+            reg,
             low,
             targets,
+            outside,
         });
     }
     switches

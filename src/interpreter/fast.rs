@@ -694,12 +694,16 @@ pub(super) unsafe fn run(
                 Code::Switch => {
                     let (switch, original) = &decoded.switches[op.imm as usize];
                     let index = reg[usize::from(switch.reg & 0x0f)].wrapping_sub(switch.low as u64);
-                    match switch.targets.get(index as usize) {
-                        Some(&target) if index <= u64::from(u32::MAX) => pc = target,
-                        _ => {
-                            op = *original;
-                            continue 'redo;
-                        }
+                    let inside = switch.targets.get(index as usize);
+                    match inside.filter(|_| index <= u64::from(u32::MAX)) {
+                        Some(&target) => pc = target,
+                        None => match switch.outside_target(reg[usize::from(switch.reg & 0x0f)]) {
+                            Some(target) => pc = target,
+                            None => {
+                                op = *original;
+                                continue 'redo;
+                            }
+                        },
                     }
                 }
                 Code::CopyLoop => {

@@ -16,33 +16,75 @@ impl Translator<'_, '_> {
     /// decides (each entry is the slot the compares would reach); other values continue into
     /// the compares. Skipped when a target block can no longer take a predecessor.
     pub(super) fn switch_table(&mut self, pc: usize, s: &Switch) -> Result<(), JitError> {
+        let usable = |t: &Self, slot: usize| {
+            t.blocks
+                .get(slot)
+                .copied()
+                .flatten()
+                .filter(|_| slot > pc || t.cfg.late_pred[slot])
+        };
         let mut targets = Vec::with_capacity(s.targets.len());
         for &t in &s.targets {
-            let Some(block) = self.blocks.get(t).copied().flatten() else {
+            let Some(block) = usable(self, t) else {
                 return Ok(());
             };
-            if t <= pc && !self.cfg.late_pred[t] {
-                return Ok(());
-            }
             targets.push(block);
         }
+        let outside = match s.outside {
+            Some(o) => {
+                let side = |t: &Self, slot: Option<usize>| match slot {
+                    None => Some(None),
+                    Some(slot) => usable(t, slot).map(Some),
+                };
+                side(self, o.below)
+                    .zip(side(self, o.above))
+                    .map(|(below, above)| (o.signed, below, above))
+            }
+            None => None,
+        };
         let v = self.get(s.reg);
-        let index = self.b.ins().iadd_imm_s(v, s.low.wrapping_neg());
-        let inside = self
-            .b
-            .ins()
-            .icmp_imm_s(IntCC::UnsignedLessThan, index, targets.len() as i64);
-        let table = self.b.create_block();
         let compares = self.b.create_block();
-        self.b.ins().brif(inside, table, &[], compares, &[]);
-        self.b.switch_to_block(table);
-        self.b.seal_block(table);
+        if let Some((signed, below, above)) = outside {
+            // Values on either side of the table go straight to their target; the compares
+            // are then unreachable.
+            let (lt, gt) = if signed {
+                (IntCC::SignedLessThan, IntCC::SignedGreaterThan)
+            } else {
+                (IntCC::UnsignedLessThan, IntCC::UnsignedGreaterThan)
+            };
+            let high = s.low + s.targets.len() as i64 - 1;
+            for (cc, bound, target) in [(lt, s.low, below), (gt, high, above)] {
+                if let Some(target) = target {
+                    let out = self.b.ins().icmp_imm_s(cc, v, bound);
+                    let next = self.b.create_block();
+                    self.b.ins().brif(out, target, &[], next, &[]);
+                    self.b.switch_to_block(next);
+                    self.b.seal_block(next);
+                }
+            }
+        }
+        let index = self.b.ins().iadd_imm_s(v, s.low.wrapping_neg());
+        // With both sides handled, every value left is in the table: the table's default
+        // (never taken) is its first entry, and the compares become unreachable.
+        let default_block = if outside.is_some() {
+            targets[0]
+        } else {
+            let inside =
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedLessThan, index, targets.len() as i64);
+            let table = self.b.create_block();
+            self.b.ins().brif(inside, table, &[], compares, &[]);
+            self.b.switch_to_block(table);
+            self.b.seal_block(table);
+            compares
+        };
         let index = self.b.ins().ireduce(I32, index);
         let calls: Vec<_> = targets
             .iter()
             .map(|&blk| self.b.func.dfg.block_call(blk, &[]))
             .collect();
-        let default = self.b.func.dfg.block_call(compares, &[]);
+        let default = self.b.func.dfg.block_call(default_block, &[]);
         let jt = self
             .b
             .create_jump_table(JumpTableData::new(default, &calls));
