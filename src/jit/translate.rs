@@ -112,6 +112,8 @@ struct Translator<'a, 'b> {
     copy_loops: Vec<CopyLoop>,
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
     switches: Vec<Switch>,
+    /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
+    reachable: Option<Vec<bool>>,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -273,6 +275,7 @@ pub(crate) fn translate(
     let ret_zero = b.create_block();
     let pop = frames.map(|_| b.create_block());
 
+    let reachable = idioms::reachable(insns, &cfg, &switches);
     let mut blocks = vec![None; insns.len() + 1];
     for (pc, &is_leader) in cfg.leader.iter().enumerate() {
         if is_leader {
@@ -306,6 +309,7 @@ pub(crate) fn translate(
         sig_fault,
         sig_memmove,
         copy_loops,
+        reachable,
         switches,
         proofs: Vec::new(),
         terminated: false,
@@ -470,6 +474,15 @@ impl Translator<'_, '_> {
         let len = self.insns.len();
         let mut pc = 0;
         while pc < len {
+            if self.cfg.leader[pc] && self.reachable.as_ref().is_some_and(|r| !r[pc]) {
+                // Dead code (behind a switch table): nothing jumps or falls into this block.
+                self.terminated = true;
+                pc += 1;
+                while pc < len && !self.cfg.leader[pc] {
+                    pc += 1;
+                }
+                continue;
+            }
             if self.cfg.leader[pc] {
                 self.enter_block(pc)?;
                 if let Some(l) = self.copy_loops.iter().find(|l| l.head == pc).cloned() {
@@ -477,8 +490,13 @@ impl Translator<'_, '_> {
                 }
             }
             self.b.set_srcloc(SourceLoc::new(pc as u32));
-            if let Some(s) = self.switches.iter().find(|s| s.root == pc).cloned() {
-                self.switch_table(pc, &s)?;
+            if let Some(s) = self.switches.iter().find(|s| s.root == pc).cloned()
+                && self.switch_table(pc, &s)?
+            {
+                // The table decides every value: the root compare is dead.
+                self.terminated = true;
+                pc += 1;
+                continue;
             }
             let insn = self.insns[pc];
             pc = self.insn(pc, insn)?;

@@ -10,12 +10,74 @@ use cranelift_codegen::ir::{InstBuilder, JumpTableData, Value};
 use super::{Region, Translator, flags};
 use crate::error::JitError;
 use crate::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
+use crate::isa::{Insn, call_kind, op};
+use crate::jit::cfg::{self, Cfg};
+
+/// Which slots can run when every recovered switch whose outside values are known (`outside`)
+/// dispatches only through its table: the compares behind such a table are then dead, and
+/// not translating them keeps compile time down. `None` when no switch removes anything.
+pub(super) fn reachable(insns: &[Insn], cfg: &Cfg, switches: &[Switch]) -> Option<Vec<bool>> {
+    let whole_table = |s: &Switch| s.outside.is_some() && table_usable(cfg, s);
+    if !switches.iter().any(whole_table) {
+        return None;
+    }
+    let len = insns.len();
+    let mut seen = vec![false; len + 1];
+    // Function entries and return sites are entered from calls and returns.
+    let mut work: Vec<usize> = vec![0];
+    work.extend(cfg.return_sites.iter().copied());
+    for (pc, insn) in insns.iter().enumerate() {
+        if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
+            let callee = pc as i64 + 1 + i64::from(insn.imm);
+            work.extend(usize::try_from(callee).ok());
+        }
+    }
+    while let Some(pc) = work.pop() {
+        if pc > len || seen[pc] {
+            continue;
+        }
+        seen[pc] = true;
+        let Some(insn) = insns.get(pc) else { continue };
+        if let Some(s) = switches.iter().find(|s| s.root == pc && whole_table(s)) {
+            let outside = s.outside.iter().flat_map(|o| [o.below, o.above]).flatten();
+            work.extend(s.targets.iter().copied().chain(outside));
+            continue;
+        }
+        let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 };
+        match cfg::jump_target(pc, insn) {
+            Some(target) => {
+                work.extend(usize::try_from(target).ok());
+                if insn.opc != op::JA && insn.opc != op::JA32 {
+                    work.push(next);
+                }
+            }
+            None if insn.opc == op::EXIT => {}
+            None => work.push(next),
+        }
+    }
+    Some(seen)
+}
+
+/// Whether every slot switch `s` may jump to from its table is a block that can still take a
+/// predecessor when the root is translated (a later block, or one with late predecessors).
+fn table_usable(cfg: &Cfg, s: &Switch) -> bool {
+    let outside = s.outside.iter().flat_map(|o| [o.below, o.above]).flatten();
+    s.targets
+        .iter()
+        .copied()
+        .chain(outside)
+        .all(|t| cfg.leader.get(t) == Some(&true) && (t > s.root || cfg.late_pred[t]))
+}
 
 impl Translator<'_, '_> {
     /// Emits, before the root compare of `s` at `pc`, a jump table over the values the tree
-    /// decides (each entry is the slot the compares would reach); other values continue into
-    /// the compares. Skipped when a target block can no longer take a predecessor.
-    pub(super) fn switch_table(&mut self, pc: usize, s: &Switch) -> Result<(), JitError> {
+    /// decides (each entry is the slot the compares would reach); other values go to their
+    /// known targets (returns true: the compares are dead) or continue into the compares
+    /// (false). Skipped when a target block can no longer take a predecessor (false).
+    pub(super) fn switch_table(&mut self, pc: usize, s: &Switch) -> Result<bool, JitError> {
+        if !table_usable(&self.cfg, s) {
+            return Ok(false);
+        }
         let usable = |t: &Self, slot: usize| {
             t.blocks
                 .get(slot)
@@ -26,7 +88,7 @@ impl Translator<'_, '_> {
         let mut targets = Vec::with_capacity(s.targets.len());
         for &t in &s.targets {
             let Some(block) = usable(self, t) else {
-                return Ok(());
+                return Ok(false);
             };
             targets.push(block);
         }
@@ -42,8 +104,12 @@ impl Translator<'_, '_> {
             }
             None => None,
         };
+        // The dead-code pass (`reachable`) assumed the whole table: without it, keep the
+        // compares.
+        if s.outside.is_some() && outside.is_none() {
+            return Ok(false);
+        }
         let v = self.get(s.reg);
-        let compares = self.b.create_block();
         if let Some((signed, below, above)) = outside {
             // Values on either side of the table go straight to their target; the compares
             // are then unreachable.
@@ -66,9 +132,9 @@ impl Translator<'_, '_> {
         let index = self.b.ins().iadd_imm_s(v, s.low.wrapping_neg());
         // With both sides handled, every value left is in the table: the table's default
         // (never taken) is its first entry, and the compares become unreachable.
-        let default_block = if outside.is_some() {
-            targets[0]
-        } else {
+        let uniform = outside.is_some();
+        let compares = (!uniform).then(|| self.b.create_block());
+        let default_block = if let Some(compares) = compares {
             let inside =
                 self.b
                     .ins()
@@ -78,6 +144,8 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(table);
             self.b.seal_block(table);
             compares
+        } else {
+            targets[0]
         };
         let index = self.b.ins().ireduce(I32, index);
         let calls: Vec<_> = targets
@@ -89,9 +157,11 @@ impl Translator<'_, '_> {
             .b
             .create_jump_table(JumpTableData::new(default, &calls));
         self.b.ins().br_table(index, jt);
-        self.b.switch_to_block(compares);
-        self.b.seal_block(compares);
-        Ok(())
+        if let Some(compares) = compares {
+            self.b.switch_to_block(compares);
+            self.b.seal_block(compares);
+        }
+        Ok(uniform)
     }
 
     /// Emits the guard and bulk copy for `l` at its head (the current block). Control
