@@ -225,8 +225,11 @@ impl CopyLoop {
     }
 }
 
+/// Longest copy-loop body recognised, in slots.
+const MAX_COPY_BODY: usize = 32;
+
 /// Finds the copy loops of a program, given which slots start a block (`leader`, one entry
-/// per slot plus one past the end).
+/// per slot plus one past the end), by head slot.
 pub(crate) fn find_copy_loops(insns: &[Insn], leader: &[bool]) -> Vec<CopyLoop> {
     let mut loops = Vec::new();
     for (latch, insn) in insns.iter().enumerate() {
@@ -237,14 +240,20 @@ pub(crate) fn find_copy_loops(insns: &[Insn], leader: &[bool]) -> Vec<CopyLoop> 
         let Ok(head) = usize::try_from(head) else {
             continue;
         };
-        // Single block: nothing jumps into the body except at its head.
-        if head >= latch || (head + 1..=latch).any(|pc| leader.get(pc) != Some(&false)) {
+        // Single block: nothing jumps into the body except at its head. (Short bodies only:
+        // a copy loop has a handful of instructions, and the search stays linear.)
+        if head >= latch
+            || latch - head > MAX_COPY_BODY
+            || (head + 1..=latch).any(|pc| leader.get(pc) != Some(&false))
+        {
             continue;
         }
         if let Some(found) = analyse(insns, head, latch) {
             loops.push(found);
         }
     }
+    loops.sort_by_key(|l| l.head);
+    loops.dedup_by_key(|l| l.head);
     loops
 }
 
@@ -521,6 +530,11 @@ const MAX_SWITCH_SPAN: i64 = 512;
 const MIN_SWITCH_COMPARES: usize = 4;
 /// Most slots one value may pass through from the root to its target.
 const MAX_SWITCH_PATH: usize = 64;
+/// Most nodes (compares and `ja`s) of one tree.
+const MAX_SWITCH_NODES: usize = 128;
+/// Steps the whole switch search may take in one program (keeps loading and compiling
+/// linear in the program's size).
+const SWITCH_SEARCH_BUDGET: usize = 1 << 20;
 
 /// Whether the conditional jump `insn` (64-bit, immediate form) is taken for `v`.
 fn taken(insn: &Insn, v: u64) -> Option<bool> {
@@ -540,146 +554,130 @@ fn taken(insn: &Insn, v: u64) -> Option<bool> {
     })
 }
 
-/// Where control goes from `pc` for register value `v`, passing only compares of `reg` with
-/// constants and unconditional jumps (none of which has an effect); `None` on a cycle or a
-/// too long path.
-fn follow(insns: &[Insn], mut pc: usize, reg: u8, v: u64) -> Option<usize> {
+/// Whether `insn` is a node of a compare tree over `reg`: a compare of `reg` with a constant,
+/// or an unconditional jump.
+fn is_node(insn: &Insn, reg: u8) -> bool {
+    insn.opc == 0x05 || (insn.dst == reg && taken(insn, 0).is_some())
+}
+
+/// Where control goes from `pc` for register value `v`, passing only tree nodes (none of
+/// which has an effect); `None` on a cycle or a too long path. Counts its steps in `budget`.
+fn follow(insns: &[Insn], mut pc: usize, reg: u8, v: u64, budget: &mut usize) -> Option<usize> {
     for _ in 0..MAX_SWITCH_PATH {
+        *budget = budget.checked_sub(1)?;
         let Some(insn) = insns.get(pc) else {
             return Some(pc);
         };
-        let next = if insn.opc == 0x05 {
-            pc as i64 + 1 + i64::from(insn.off)
-        } else if insn.dst == reg && taken(insn, v).is_some() {
-            if taken(insn, v)? {
-                pc as i64 + 1 + i64::from(insn.off)
-            } else {
-                pc as i64 + 1
-            }
-        } else {
+        if !is_node(insn, reg) {
             return Some(pc);
-        };
+        }
+        let jumps = insn.opc == 0x05 || taken(insn, v)?;
+        let next = pc as i64 + 1 + if jumps { i64::from(insn.off) } else { 0 };
         pc = usize::try_from(next).ok()?;
     }
     None
 }
 
-/// The compare slots reachable from `root` through compares of `reg` and `ja`s, and the
-/// constants they compare with.
-fn tree(insns: &[Insn], root: usize, reg: u8) -> (usize, Vec<i64>) {
-    let mut seen = vec![root];
+/// The tree nodes reachable from `root` (at most [`MAX_SWITCH_NODES`]; `None` if more).
+fn tree_nodes(insns: &[Insn], root: usize, reg: u8, budget: &mut usize) -> Option<Vec<usize>> {
+    let mut nodes = vec![root];
     let mut work = vec![root];
-    let mut constants = Vec::new();
     while let Some(pc) = work.pop() {
-        let Some(insn) = insns.get(pc) else { continue };
-        let successors = if insn.opc == 0x05 {
-            vec![pc as i64 + 1 + i64::from(insn.off)]
-        } else if insn.dst == reg && taken(insn, 0).is_some() {
-            constants.push(i64::from(insn.imm));
-            vec![pc as i64 + 1, pc as i64 + 1 + i64::from(insn.off)]
-        } else {
-            continue;
-        };
-        for s in successors {
-            if let Ok(s) = usize::try_from(s)
-                && !seen.contains(&s)
-                && seen.len() < 4 * MAX_SWITCH_PATH
-            {
-                seen.push(s);
+        let insn = insns[pc];
+        let mut successors = [Some(pc as i64 + 1 + i64::from(insn.off)), None];
+        if insn.opc != 0x05 {
+            successors[1] = Some(pc as i64 + 1);
+        }
+        for s in successors.into_iter().flatten() {
+            *budget = budget.checked_sub(1)?;
+            let Ok(s) = usize::try_from(s) else { continue };
+            if insns.get(s).is_some_and(|i| is_node(i, reg)) && !nodes.contains(&s) {
+                if nodes.len() >= MAX_SWITCH_NODES {
+                    return None;
+                }
+                nodes.push(s);
                 work.push(s);
             }
         }
     }
-    (constants.len(), constants)
+    Some(nodes)
 }
 
-/// Finds compare trees worth a table: rooted at a compare that no other tree compare reaches
-/// (the tree's entry), with at least [`MIN_SWITCH_COMPARES`] compares over a span of at most
-/// [`MAX_SWITCH_SPAN`] values.
+/// Finds compare trees worth a table: rooted at a compare that no earlier tree contains, with
+/// at least [`MIN_SWITCH_COMPARES`] compares over a span of at most [`MAX_SWITCH_SPAN`]
+/// values. The search does a bounded amount of work whatever the program.
 pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
     let mut switches: Vec<Switch> = Vec::new();
-    let mut covered: Vec<usize> = Vec::new();
+    let mut covered = vec![false; insns.len()];
+    let mut budget = SWITCH_SEARCH_BUDGET;
     for (root, insn) in insns.iter().enumerate() {
-        if taken(insn, 0).is_none() || covered.contains(&root) {
+        if covered[root] || insn.opc == 0x05 || !is_node(insn, insn.dst) {
             continue;
         }
-        let (count, constants) = tree(insns, root, insn.dst);
-        if count < MIN_SWITCH_COMPARES {
+        let reg = insn.dst;
+        let Some(nodes) = tree_nodes(insns, root, reg, &mut budget) else {
+            if budget == 0 {
+                break;
+            }
+            covered[root] = true;
+            continue;
+        };
+        // The compares inside this tree are not roots of their own.
+        for &n in &nodes {
+            covered[n] = true;
+        }
+        let compares: Vec<&Insn> = nodes
+            .iter()
+            .map(|&pc| &insns[pc])
+            .filter(|i| i.opc != 0x05)
+            .collect();
+        if compares.len() < MIN_SWITCH_COMPARES {
             continue;
         }
-        let (Some(&low), Some(&high)) = (constants.iter().min(), constants.iter().max()) else {
+        let constants = compares.iter().map(|i| i64::from(i.imm));
+        let (Some(low), Some(high)) = (constants.clone().min(), constants.max()) else {
             continue;
         };
         if high - low >= MAX_SWITCH_SPAN {
             continue;
         }
         let targets: Option<Vec<usize>> = (low..=high)
-            .map(|v| follow(insns, root, insn.dst, v as u64))
+            .map(|v| follow(insns, root, reg, v as u64, &mut budget))
             .collect();
         let Some(targets) = targets else { continue };
-        // The compares inside this tree are not roots of their own.
-        let mut pcs = vec![root];
-        let mut work = vec![root];
-        while let Some(pc) = work.pop() {
-            let Some(i) = insns.get(pc) else { continue };
-            let next: Vec<i64> = if i.opc == 0x05 {
-                vec![pc as i64 + 1 + i64::from(i.off)]
-            } else if i.dst == insn.dst && taken(i, 0).is_some() {
-                vec![pc as i64 + 1, pc as i64 + 1 + i64::from(i.off)]
-            } else {
-                continue;
-            };
-            for n in next {
-                if let Ok(n) = usize::try_from(n)
-                    && !pcs.contains(&n)
-                    && pcs.len() < 4 * MAX_SWITCH_PATH
-                {
-                    pcs.push(n);
-                    work.push(n);
-                }
-            }
-        }
         // One order for every compare of the tree: then all values on one side of the table
         // take the path of its nearest outside value.
-        let compares: Vec<u8> = pcs
-            .iter()
-            .filter_map(|&pc| insns.get(pc))
-            .filter(|i| i.dst == insn.dst && taken(i, 0).is_some())
-            .map(|i| i.opc)
-            .collect();
         let equality = |op: u8| op == 0x15 || op == 0x55;
         let signed_order = compares
             .iter()
-            .all(|&op| equality(op) || matches!(op, 0x65 | 0x75 | 0xc5 | 0xd5));
+            .all(|i| equality(i.opc) || matches!(i.opc, 0x65 | 0x75 | 0xc5 | 0xd5));
         let unsigned_order = compares
             .iter()
-            .all(|&op| equality(op) || matches!(op, 0x25 | 0x35 | 0xa5 | 0xb5));
-        let reg = insn.dst;
-        let side = |v: Option<i64>| match v {
+            .all(|i| equality(i.opc) || matches!(i.opc, 0x25 | 0x35 | 0xa5 | 0xb5));
+        let mut side = |v: Option<i64>| match v {
             None => Some(None),
-            Some(v) => follow(insns, root, reg, v as u64).map(Some),
+            Some(v) => follow(insns, root, reg, v as u64, &mut budget).map(Some),
         };
         let outside = if signed_order {
-            side(low.checked_sub(1))
-                .zip(side(high.checked_add(1)))
-                .map(|(below, above)| Outside {
-                    signed: true,
-                    below,
-                    above,
-                })
+            let below = side(low.checked_sub(1));
+            let above = side(high.checked_add(1));
+            below.zip(above).map(|(below, above)| Outside {
+                signed: true,
+                below,
+                above,
+            })
         } else if unsigned_order && low >= 0 {
             // Constants are sign-extended 32-bit immediates: `high + 1` cannot overflow.
-            side(low.checked_sub(1).filter(|&v| v >= 0))
-                .zip(side(Some(high + 1)))
-                .map(|(below, above)| Outside {
-                    signed: false,
-                    below,
-                    above,
-                })
+            let below = side(low.checked_sub(1).filter(|&v| v >= 0));
+            let above = side(Some(high + 1));
+            below.zip(above).map(|(below, above)| Outside {
+                signed: false,
+                below,
+                above,
+            })
         } else {
             None
         };
-        covered.extend(pcs);
         switches.push(Switch {
             root,
             reg,
@@ -710,7 +708,10 @@ mod switch_tests {
         let s = &switches[0];
         assert_eq!((s.root, s.reg, s.low), (1, 4, 0));
         // 0 → zero, 1 → one, 2 → zero, 3 → one (via `ja one`), 4 → four, 5 → five.
-        let label = |v: usize| follow(&insns, 1, 4, v as u64).expect("ends");
+        let label = |v: usize| {
+            let mut budget = usize::MAX;
+            follow(&insns, 1, 4, v as u64, &mut budget).expect("ends")
+        };
         assert_eq!(s.targets, (0..=5).map(label).collect::<Vec<_>>());
         assert_eq!(s.targets[0], s.targets[2]);
         assert_eq!(s.targets[1], s.targets[3]);

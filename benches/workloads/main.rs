@@ -1,14 +1,15 @@
 //! How fast are librbpf's interpreter and JIT compared with native C?
 //!
-//! Runs seven workloads (see `programs.rs`) three ways in one process: librbpf's interpreter,
-//! librbpf's JIT (`JitMode::Basic`, entry point called directly like a `ubpf_jit_fn`), and
-//! native C compiled from `benches/native.c` with the system compiler at `-O2`. Before timing
-//! anything, every engine's result (and final memory) is checked against a Rust reference; any
-//! mismatch aborts the run. Prints markdown tables of ns per run and ratios to native, with
-//! bounds checks on and off, plus JIT compile times.
+//! Runs the clang-built C workloads (`clang.rs`, `benches/c/`) and the hand-written ones
+//! (`programs.rs`) in one process: librbpf's interpreter, `ubpf_exec` (programs without
+//! memory), librbpf's JIT with bounds checks on and off (`JitMode::Basic`, entry point called
+//! directly like a `ubpf_jit_fn`), and native C compiled with the system compiler at `-O2`.
+//! Before timing anything, every engine's result (and final memory) is checked against a Rust
+//! reference; any mismatch aborts the run. Prints one markdown table per group (ns per run,
+//! ratios to native, compile µs), geomeans, and the performance targets.
 //!
 //! ```text
-//! cargo bench --bench workloads                  # full measurement (~1 minute)
+//! cargo bench --bench workloads                  # full measurement (2-3 minutes)
 //! cargo bench --bench workloads -- --quick       # smoke check: a few runs each, no timing
 //! cargo test  --bench workloads                  # the same smoke check (no --bench flag)
 //! cargo bench --bench workloads -- primes switch # only workloads whose name contains a word

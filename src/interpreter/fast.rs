@@ -314,7 +314,7 @@ impl Decoded {
 /// are unaffected. A copy loop's head is never covered, so entering it by falling through
 /// still meets its bulk path.
 fn fuse(ops: &mut [Op], copies: &[CopyLoop]) {
-    let head = |pc: usize| copies.iter().any(|c| c.head == pc);
+    let head = |pc: usize| copies.binary_search_by_key(&pc, |c| c.head).is_ok();
     let is = |op: &Op, code: Code| op.code == code;
     let shift32 = |op: &Op, code: Code| op.code == code && op.imm == 32;
     for pc in 0..ops.len() {

@@ -485,12 +485,14 @@ impl Translator<'_, '_> {
             }
             if self.cfg.leader[pc] {
                 self.enter_block(pc)?;
-                if let Some(l) = self.copy_loops.iter().find(|l| l.head == pc).cloned() {
+                if let Ok(i) = self.copy_loops.binary_search_by_key(&pc, |l| l.head) {
+                    let l = self.copy_loops[i].clone();
                     self.copy_loop_fast_path(&l)?;
                 }
             }
             self.b.set_srcloc(SourceLoc::new(pc as u32));
-            if let Some(s) = self.switches.iter().find(|s| s.root == pc).cloned()
+            if let Ok(i) = self.switches.binary_search_by_key(&pc, |s| s.root)
+                && let s = self.switches[i].clone()
                 && self.switch_table(pc, &s)?
             {
                 // The table decides every value: the root compare is dead.

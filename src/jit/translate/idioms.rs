@@ -38,7 +38,10 @@ pub(super) fn reachable(insns: &[Insn], cfg: &Cfg, switches: &[Switch]) -> Optio
         }
         seen[pc] = true;
         let Some(insn) = insns.get(pc) else { continue };
-        if let Some(s) = switches.iter().find(|s| s.root == pc && whole_table(s)) {
+        if let Ok(i) = switches.binary_search_by_key(&pc, |s| s.root)
+            && let s = &switches[i]
+            && whole_table(s)
+        {
             let outside = s.outside.iter().flat_map(|o| [o.below, o.above]).flatten();
             work.extend(s.targets.iter().copied().chain(outside));
             continue;
