@@ -162,8 +162,8 @@ impl CopyLoop {
         }
         let diff = bound - i0;
         let n = match self.cond {
-            Continue::Below if bound <= step.wrapping_neg() => (diff + (step - 1)) / step,
-            Continue::NotEqual if diff % step == 0 => diff / step,
+            Continue::Below if bound <= step.wrapping_neg() => diff.div_ceil(step),
+            Continue::NotEqual if diff.is_multiple_of(step) => diff / step,
             _ => return false,
         };
         if n > MAX_ELEMENTS {
@@ -341,11 +341,11 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
         }
         let end = state[usize::from(r)].clone();
         match &end {
-            Sym::Sum { terms, constant } if terms == &[r] => {
-                if *constant != 0 {
-                    steps.push((r, *constant));
-                }
+            // An induction register (or one the body leaves unchanged).
+            Sym::Sum { terms, constant } if terms == &[r] && *constant != 0 => {
+                steps.push((r, *constant));
             }
+            Sym::Sum { terms, .. } if terms == &[r] => {}
             // A temporary: its start value must be dead (not read before written).
             _ if read[usize::from(r)] => return None,
             _ => {}

@@ -247,6 +247,10 @@ fn ratio(value: f64) -> String {
     }
 }
 
+/// Selects the workloads of one table.
+type GroupFilter = fn(&Prepared) -> bool;
+
+/// What the report says about the run itself.
 struct Header<'a> {
     compiler: &'a str,
     clang_note: &'a str,
@@ -291,7 +295,7 @@ fn render(options: &Options, header: &Header<'_>, prepared: &[Prepared], rows: &
         header.plan.samples,
         header.plan.sample_time.as_millis(),
     );
-    let groups: [(&str, fn(&Prepared) -> bool); 2] = [
+    let groups: [(&str, GroupFilter); 2] = [
         ("Clang-built C workloads (`benches/c/`)", |p| {
             matches!(p.workload.code, programs::Code::Clang(_))
         }),
