@@ -95,18 +95,55 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
 }
 
-/// The host ISA with librbpf's flags, built once per process.
-fn host_isa() -> Result<Arc<dyn TargetIsa>, JitError> {
-    static ISA: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
+/// How hard Cranelift works on a program: chosen by program size so that compile time stays
+/// near-linear and bounded (see `docs/jit-compile-time.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// Small programs (the common case): Cranelift's optimiser (`opt_level=speed`) and its
+    /// backtracking register allocator, for the fastest code.
+    Optimised,
+    /// Large programs: no optimiser and the single-pass register allocator. Both optimised
+    /// passes grow faster than linearly on some program shapes (the backtracking allocator
+    /// took 21 s on 8,192 slots of helper calls); these settings stay linear.
+    Fast,
+}
+
+/// Programs of more slots than this compile in [`Tier::Fast`]. Real eBPF programs and the
+/// benchmark's workloads (100–300 slots) are far below; at this size the optimised tier
+/// takes at most a few tens of milliseconds whatever the shape.
+pub(crate) const FAST_TIER_SLOTS: usize = 1024;
+
+impl Tier {
+    /// The tier for a program of `slots` slots.
+    pub(crate) fn for_program(slots: usize) -> Tier {
+        if slots > FAST_TIER_SLOTS {
+            Tier::Fast
+        } else {
+            Tier::Optimised
+        }
+    }
+}
+
+/// The host ISA with librbpf's flags for `tier`, built once per process.
+fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
+    static OPTIMISED: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
+    static FAST: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
+    let (cell, opt_level, regalloc) = match tier {
+        Tier::Optimised => (&OPTIMISED, "speed", "backtracking"),
+        Tier::Fast => (&FAST, "none", "single_pass"),
+    };
+    cell.get_or_init(|| {
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
             f.set(k, v).map_err(|e| format!("setting {k}: {e}"))
         };
-        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "opt_level", opt_level)?;
+        set(&mut flags, "regalloc_algorithm", regalloc)?;
         set(&mut flags, "enable_probestack", "true")?;
         set(&mut flags, "probestack_strategy", "inline")?;
         set(&mut flags, "unwind_info", "false")?;
+        // Debug builds (and so the tests) check the translator's IR; release builds skip
+        // the cost.
         set(
             &mut flags,
             "enable_verifier",
@@ -138,8 +175,10 @@ impl Vm {
         &**ctx
     }
 
-    /// Translates the loaded program into position-independent machine code.
-    fn jit_bytes(&mut self, mode: JitMode) -> Result<Vec<u8>, JitError> {
+    /// Translates the loaded program into position-independent machine code of at most
+    /// `capacity` bytes ([`JitError::TargetBufferTooSmall`] otherwise: before compiling when
+    /// the program provably cannot fit, see [`cfg::min_fast_tier_code_bytes`]).
+    fn jit_bytes(&mut self, mode: JitMode, capacity: usize) -> Result<Vec<u8>, JitError> {
         if self.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
         }
@@ -147,8 +186,12 @@ impl Vm {
             return Err(JitError::NotLoaded);
         }
         let ctx = self.jit_context();
-        let isa = host_isa()?;
         let program = self.program.as_ref().ok_or(JitError::NotLoaded)?;
+        let tier = Tier::for_program(program.len());
+        if tier == Tier::Fast && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
+            return Err(JitError::TargetBufferTooSmall);
+        }
+        let isa = host_isa(tier)?;
         let opts = translate::Options {
             mode,
             bounds_check: self.config.bounds_check,
@@ -225,7 +268,7 @@ impl Vm {
             return Ok(image.code.as_ptr());
         }
         self.jit.image = None;
-        let bytes = self.jit_bytes(mode)?;
+        let bytes = self.jit_bytes(mode, self.config.jit_code_size)?;
         if bytes.len() > self.config.jit_code_size {
             return Err(JitError::TargetBufferTooSmall);
         }
@@ -239,7 +282,7 @@ impl Vm {
     /// returns its length. The caller makes `buf` executable; the code stays valid while this
     /// VM keeps the program loaded, wherever the bytes are copied.
     pub fn translate(&mut self, mode: JitMode, buf: &mut [u8]) -> Result<usize, JitError> {
-        let bytes = self.jit_bytes(mode)?;
+        let bytes = self.jit_bytes(mode, buf.len())?;
         let dest = buf
             .get_mut(..bytes.len())
             .ok_or(JitError::TargetBufferTooSmall)?;

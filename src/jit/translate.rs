@@ -968,6 +968,10 @@ impl Translator<'_, '_> {
             self.terminated = true;
             return Ok(());
         }
+        if cfg::is_no_op_jump(pc, &insn) {
+            // Lands on the next slot whether taken or not (the CFG did not split the block).
+            return Ok(());
+        }
         let target = cfg::jump_target(pc, &insn)
             .and_then(|t| usize::try_from(t).ok())
             .ok_or(unsupported.clone())?;
@@ -1159,11 +1163,12 @@ impl Translator<'_, '_> {
         let target = usize::try_from(pc as i64 + 1 + i64::from(insn.imm))
             .map_err(|_| JitError::Internal(format!("call out of bounds at PC {pc}")))?;
         let target = self.block_at(target)?;
+        // Return sites are in program order: a binary search keeps many calls linear-time.
         let site = self
             .cfg
             .return_sites
-            .iter()
-            .position(|&s| s == pc + 1)
+            .binary_search(&(pc + 1))
+            .ok()
             .ok_or_else(|| JitError::Internal(format!("no return site for PC {pc}")))?;
         let usage = self
             .program
