@@ -28,7 +28,14 @@ use rbpf::isa::{self, Insn};
 use rbpf::jit::JitMode;
 
 /// The helper the helper-call shape calls: returns its first argument plus one.
-unsafe extern "C" fn add_one(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut std::ffi::c_void) -> u64 {
+unsafe extern "C" fn add_one(
+    a: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: *mut std::ffi::c_void,
+) -> u64 {
     a.wrapping_add(1)
 }
 
@@ -38,7 +45,8 @@ fn loaded(insns: &[Insn], code_size: usize) -> Result<Vm, String> {
     vm.register_helper(shapes::HELPER_INDEX as u32, Some("add_one"), add_one)
         .map_err(|e| e.to_string())?;
     vm.config_mut().jit_code_size = code_size;
-    vm.load(&isa::encode_slots(insns)).map_err(|e| e.to_string())?;
+    vm.load(&isa::encode_slots(insns))
+        .map_err(|e| e.to_string())?;
     Ok(vm)
 }
 
@@ -57,12 +65,20 @@ fn thread_cpu_time() -> Duration {
 }
 
 /// One compile of `insns` on a fresh VM: its CPU time and its outcome (code bytes, or error).
-fn compile_once(insns: &[Insn], code_size: usize) -> Result<(Duration, Result<usize, String>), String> {
+fn compile_once(
+    insns: &[Insn],
+    code_size: usize,
+) -> Result<(Duration, Result<usize, String>), String> {
     let mut vm = loaded(insns, code_size)?;
     let start = thread_cpu_time();
     let result = vm.compile(JitMode::Basic);
     let elapsed = thread_cpu_time() - start;
-    Ok((elapsed, result.map(|_| vm.jit_size().unwrap_or(0)).map_err(|e| e.to_string())))
+    Ok((
+        elapsed,
+        result
+            .map(|_| vm.jit_size().unwrap_or(0))
+            .map_err(|e| e.to_string()),
+    ))
 }
 
 /// Median of `runs` compiles (fewer for big programs, at least 3).
@@ -83,12 +99,19 @@ fn measure(insns: &[Insn], code_size: usize) -> Result<(Duration, Result<usize, 
 fn check(name: &str, insns: &[Insn]) -> Result<(), String> {
     let mut vm = loaded(insns, usize::MAX)?;
     let mut mem = vec![3u8; shapes::MEM_LEN];
-    let interp = vm.execute(&mut mem).map_err(|e| format!("{name}: interpreter: {e}"))?;
-    vm.compile(JitMode::Basic).map_err(|e| format!("{name}: compile: {e}"))?;
+    let interp = vm
+        .execute(&mut mem)
+        .map_err(|e| format!("{name}: interpreter: {e}"))?;
+    vm.compile(JitMode::Basic)
+        .map_err(|e| format!("{name}: compile: {e}"))?;
     let mut mem2 = vec![3u8; shapes::MEM_LEN];
-    let jit = vm.execute_jit(&mut mem2).map_err(|e| format!("{name}: JIT: {e}"))?;
+    let jit = vm
+        .execute_jit(&mut mem2)
+        .map_err(|e| format!("{name}: JIT: {e}"))?;
     if interp != jit || mem != mem2 {
-        return Err(format!("{name}: interpreter gave {interp}, JIT {jit} (or memory differs)"));
+        return Err(format!(
+            "{name}: interpreter gave {interp}, JIT {jit} (or memory differs)"
+        ));
     }
     Ok(())
 }
@@ -119,7 +142,11 @@ fn parse_options() -> Result<Options, String> {
                 .split(',')
                 .map(|s| s.parse().map_err(|_| format!("bad size {s:?}\n{USAGE}")))
                 .collect::<Result<_, _>>()?;
-            if opts.sizes.iter().any(|&s| !(8..isa::MAX_INSTS).contains(&s)) {
+            if opts
+                .sizes
+                .iter()
+                .any(|&s| !(8..isa::MAX_INSTS).contains(&s))
+            {
                 return Err(format!("sizes must be in 8..{}", isa::MAX_INSTS));
             }
         } else if let Some(v) = arg.strip_prefix("--profile=") {
@@ -144,7 +171,9 @@ fn parse_options() -> Result<Options, String> {
 fn run(opts: &Options) -> Result<(), String> {
     let selected: Vec<&shapes::Shape> = shapes::ALL
         .iter()
-        .filter(|s| opts.filters.is_empty() || opts.filters.iter().any(|f| s.name.contains(f.as_str())))
+        .filter(|s| {
+            opts.filters.is_empty() || opts.filters.iter().any(|f| s.name.contains(f.as_str()))
+        })
         .collect();
     if let Some(name) = &opts.profile {
         let shape = shapes::ALL
@@ -155,7 +184,11 @@ fn run(opts: &Options) -> Result<(), String> {
             let insns = (shape.build)(size);
             for _ in 0..opts.iters {
                 let (t, outcome) = compile_once(&insns, usize::MAX)?;
-                println!("{} {size}: {:.2} ms {outcome:?}", shape.name, t.as_secs_f64() * 1e3);
+                println!(
+                    "{} {size}: {:.2} ms {outcome:?}",
+                    shape.name,
+                    t.as_secs_f64() * 1e3
+                );
             }
         }
         return Ok(());
@@ -164,7 +197,10 @@ fn run(opts: &Options) -> Result<(), String> {
         for shape in &selected {
             check(shape.name, &(shape.build)(512))?;
         }
-        println!("compile_growth smoke: {} shapes passed, 0 failed", selected.len());
+        println!(
+            "compile_growth smoke: {} shapes passed, 0 failed",
+            selected.len()
+        );
         return Ok(());
     }
     let sizes = &opts.sizes;
@@ -175,7 +211,11 @@ fn run(opts: &Options) -> Result<(), String> {
         rule += "--:|";
     }
     let last = sizes[sizes.len() - 1];
-    let base = if sizes.contains(&4096) { 4096 } else { sizes[0] };
+    let base = if sizes.contains(&4096) {
+        4096
+    } else {
+        sizes[0]
+    };
     header += &format!(
         " µs/slot at {base} | µs/slot at {last} | ratio | code bytes at {last} | default 64 KiB at {last} |"
     );

@@ -185,38 +185,43 @@ mod tests {
     #[test]
     fn jumps_to_the_next_slot_do_not_split_blocks() {
         let insns = [
-            Insn::new(0x15, 0, 0, 0, 1),   // 0: jeq r0, 1, +0
-            Insn::new(0x05, 0, 0, 0, 0),   // 1: ja +0
-            Insn::new(0x06, 0, 0, 0, 0),   // 2: ja32 +0 (target in imm)
-            Insn::new(0x16, 0, 0, 0, 7),   // 3: jeq32 w0, 7, +0
-            Insn::new(0x95, 0, 0, 0, 0),   // 4: exit
+            Insn::new(0x15, 0, 0, 0, 1), // 0: jeq r0, 1, +0
+            Insn::new(0x05, 0, 0, 0, 0), // 1: ja +0
+            Insn::new(0x06, 0, 0, 0, 0), // 2: ja32 +0 (target in imm)
+            Insn::new(0x16, 0, 0, 0, 7), // 3: jeq32 w0, 7, +0
+            Insn::new(0x95, 0, 0, 0, 0), // 4: exit
         ];
         let cfg = analyze(&insns).unwrap();
         assert_eq!(cfg.leader, vec![true, false, false, false, false, true]);
         assert_eq!(cfg.block_len[0], 5);
-        assert!(insns[..4].iter().enumerate().all(|(pc, i)| is_no_op_jump(pc, i)));
+        assert!(
+            insns[..4]
+                .iter()
+                .enumerate()
+                .all(|(pc, i)| is_no_op_jump(pc, i))
+        );
         assert!(!is_no_op_jump(4, &insns[4]));
     }
 
     #[test]
     fn code_size_bound_counts_only_reachable_work() {
         let insns = [
-            Insn::new(0xb7, 0, 0, 0, 1),   // 0: mov r0, 1 (0)
-            Insn::new(0x61, 0, 1, 0, 0),   // 1: ldxw r0, [r1] (2)
-            Insn::new(0x15, 0, 0, 2, 0),   // 2: jeq r0, 0, +2 (2)
-            Insn::new(0x63, 1, 0, 0, 0),   // 3: stxw [r1], r0 (2)
-            Insn::new(0x85, 0, 0, 0, 1),   // 4: call 1 (2)
-            Insn::new(0x95, 0, 0, 0, 0),   // 5: exit (1)
-            Insn::new(0x63, 1, 0, 0, 0),   // 6: unreachable store (0)
-            Insn::new(0x95, 0, 0, 0, 0),   // 7: unreachable exit (0)
+            Insn::new(0xb7, 0, 0, 0, 1), // 0: mov r0, 1 (0)
+            Insn::new(0x61, 0, 1, 0, 0), // 1: ldxw r0, [r1] (2)
+            Insn::new(0x15, 0, 0, 2, 0), // 2: jeq r0, 0, +2 (2)
+            Insn::new(0x63, 1, 0, 0, 0), // 3: stxw [r1], r0 (2)
+            Insn::new(0x85, 0, 0, 0, 1), // 4: call 1 (2)
+            Insn::new(0x95, 0, 0, 0, 0), // 5: exit (1)
+            Insn::new(0x63, 1, 0, 0, 0), // 6: unreachable store (0)
+            Insn::new(0x95, 0, 0, 0, 0), // 7: unreachable exit (0)
         ];
         assert_eq!(min_fast_tier_code_bytes(&insns), 11);
         // An unconditional jump over the rest leaves only its target.
         let skip = [
-            Insn::new(0x05, 0, 0, 2, 0),   // 0: ja +2
-            Insn::new(0x63, 1, 0, 0, 0),   // 1: unreachable
-            Insn::new(0x63, 1, 0, 0, 0),   // 2: unreachable
-            Insn::new(0x95, 0, 0, 0, 0),   // 3: exit
+            Insn::new(0x05, 0, 0, 2, 0), // 0: ja +2
+            Insn::new(0x63, 1, 0, 0, 0), // 1: unreachable
+            Insn::new(0x63, 1, 0, 0, 0), // 2: unreachable
+            Insn::new(0x95, 0, 0, 0, 0), // 3: exit
         ];
         assert_eq!(min_fast_tier_code_bytes(&skip), 1);
     }

@@ -99,10 +99,10 @@ fn alu(slots: usize) -> Vec<Insn> {
         let dst = (i % 10) as u8;
         let src = ((i * 7 + 3) % 10) as u8;
         body.push(match i % 5 {
-            0 => Insn::new(0x0f, dst, src, 0, 0), // add dst, src
-            1 => Insn::new(0xaf, dst, src, 0, 0), // xor dst, src
-            2 => Insn::new(0x27, dst, 0, 0, 3),   // mul dst, 3
-            3 => Insn::new(0x77, dst, 0, 0, 1),   // rsh dst, 1
+            0 => Insn::new(0x0f, dst, src, 0, 0),      // add dst, src
+            1 => Insn::new(0xaf, dst, src, 0, 0),      // xor dst, src
+            2 => Insn::new(0x27, dst, 0, 0, 3),        // mul dst, 3
+            3 => Insn::new(0x77, dst, 0, 0, 1),        // rsh dst, 1
             _ => Insn::new(0x07, dst, 0, 0, i as i32), // add dst, i
         });
         i += 1;
@@ -192,14 +192,14 @@ fn ldst(slots: usize) -> Vec<Insn> {
         let off = ((i % (MEM_LEN / 8)) * 8) as i16;
         let stack_off = -8 * ((i % 64) as i16 + 1);
         body.extend([
-            Insn::new(0x79, 4, 1, off, 0),       // ldxdw r4, [r1+off]
-            Insn::new(0x0f, 0, 4, 0, 0),         // add r0, r4
+            Insn::new(0x79, 4, 1, off, 0),        // ldxdw r4, [r1+off]
+            Insn::new(0x0f, 0, 4, 0, 0),          // add r0, r4
             Insn::new(0x7b, 10, 0, stack_off, 0), // stxdw [r10+stack_off], r0
-            Insn::new(0x71, 5, 1, off + 3, 0),   // ldxb r5, [r1+off+3]
-            Insn::new(0x7b, 1, 0, off, 0),       // stxdw [r1+off], r0
+            Insn::new(0x71, 5, 1, off + 3, 0),    // ldxb r5, [r1+off+3]
+            Insn::new(0x7b, 1, 0, off, 0),        // stxdw [r1+off], r0
             Insn::new(0x79, 6, 10, stack_off, 0), // ldxdw r6, [r10+stack_off]
-            Insn::new(0xaf, 0, 6, 0, 0),         // xor r0, r6
-            Insn::new(0x0f, 0, 5, 0, 0),         // add r0, r5
+            Insn::new(0xaf, 0, 6, 0, 0),          // xor r0, r6
+            Insn::new(0x0f, 0, 5, 0, 0),          // add r0, r5
         ]);
         i += 1;
     }
@@ -226,7 +226,13 @@ fn local_call(slots: usize) -> Vec<Insn> {
     let mut main = vec![mov(0, 0)];
     while main.len() + 3 < main_len {
         let pc = main.len() as i64;
-        main.push(Insn::new(0x85, 0, 1, 0, (main_len as i64 - (pc + 1)) as i32));
+        main.push(Insn::new(
+            0x85,
+            0,
+            1,
+            0,
+            (main_len as i64 - (pc + 1)) as i32,
+        ));
         main.push(Insn::new(0x0f, 6, 0, 0, 0)); // add r6, r0
     }
     main.push(Insn::new(0xbf, 0, 6, 0, 0)); // mov r0, r6

@@ -1,0 +1,141 @@
+//! Large programs of every shape (`tests/common/shapes.rs`) compile in the JIT's fast tier and
+//! give the interpreter's result and memory, in both entry modes and with the instruction
+//! limit on; programs that provably cannot fit the code buffer are refused before compiling,
+//! and programs that fit are not. Correctness only: compile time is measured by `cargo bench
+//! --bench compile_growth`, never asserted here.
+
+mod common;
+
+use common::shapes::{self, Shape};
+use rbpf::Vm;
+use rbpf::error::JitError;
+use rbpf::isa::{self, Insn, MAX_INSTS};
+use rbpf::jit::JitMode;
+
+/// Above the JIT's fast-tier threshold (1,024 slots), yet quick to compile in debug builds.
+const LARGE: usize = 3000;
+/// The largest program the validator accepts.
+const LARGEST: usize = MAX_INSTS - 1;
+
+/// The helper of the helper-call shape: its first argument plus one.
+unsafe extern "C" fn add_one(
+    a: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: *mut std::ffi::c_void,
+) -> u64 {
+    a.wrapping_add(1)
+}
+
+fn vm_with(insns: &[Insn], code_size: usize) -> Vm {
+    let mut vm = Vm::new();
+    vm.register_helper(shapes::HELPER_INDEX as u32, Some("add_one"), add_one)
+        .unwrap();
+    vm.config_mut().jit_code_size = code_size;
+    vm.load(&isa::encode_slots(insns)).unwrap();
+    vm
+}
+
+fn input() -> Vec<u8> {
+    (0..shapes::MEM_LEN as u8)
+        .map(|i| i.wrapping_mul(37))
+        .collect()
+}
+
+/// Compiles `shape` at `slots` in each mode and checks result and memory against the
+/// interpreter; with `limit`, also under an instruction limit that stops the run midway.
+fn agrees(shape: &Shape, slots: usize, limit: bool) {
+    let insns = (shape.build)(slots);
+    assert_eq!(insns.len(), slots, "{}: generator length", shape.name);
+    let mut vm = vm_with(&insns, usize::MAX);
+    let mut want_mem = input();
+    let want = vm.execute(&mut want_mem);
+    assert!(want.is_ok(), "{}: interpreter failed: {want:?}", shape.name);
+    for mode in [JitMode::Basic, JitMode::Extended] {
+        vm.compile(mode)
+            .unwrap_or_else(|e| panic!("{} at {slots} ({mode:?}): {e}", shape.name));
+        let mut mem = input();
+        let got = vm.execute_jit(&mut mem);
+        assert_eq!(got, want, "{} at {slots} ({mode:?})", shape.name);
+        assert!(
+            mem == want_mem,
+            "{} at {slots} ({mode:?}): memory",
+            shape.name
+        );
+    }
+    if limit {
+        // A limit below the run's length: both engines stop with the same error.
+        let mut vm = vm_with(&insns, usize::MAX);
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm.config_mut().instruction_limit = (slots / 2) as u32;
+        let interp = vm.execute(&mut input());
+        vm.compile(JitMode::Basic).unwrap();
+        let jit = vm.execute_jit(&mut input());
+        assert_eq!(jit, interp, "{} at {slots} with a limit", shape.name);
+    }
+}
+
+#[test]
+fn every_shape_agrees_with_the_interpreter_in_the_fast_tier() {
+    for shape in shapes::ALL {
+        agrees(shape, LARGE, true);
+    }
+}
+
+#[test]
+fn the_largest_programs_compile_and_agree() {
+    // The cheapest shapes to run at the validator's maximum size, including the issue's
+    // 65,534 `jeq r0, i, +0` (every jump lands on the next slot).
+    for name in ["jeq-each", "alu", "jeq-other"] {
+        let shape = shapes::ALL.iter().find(|s| s.name == name).unwrap();
+        agrees(shape, LARGEST, false);
+    }
+}
+
+#[test]
+fn small_programs_compile_in_the_optimised_tier_and_agree() {
+    for shape in shapes::ALL {
+        agrees(shape, 300, false);
+    }
+}
+
+#[test]
+fn programs_that_cannot_fit_are_refused_before_compiling() {
+    // 65,535 slots of checked loads and stores need far more than the default 64 KiB.
+    let ldst = shapes::ALL.iter().find(|s| s.name == "ldst").unwrap();
+    let insns = (ldst.build)(LARGEST);
+    let mut vm = vm_with(&insns, 65536);
+    assert_eq!(
+        vm.compile(JitMode::Basic),
+        Err(JitError::TargetBufferTooSmall)
+    );
+    assert_eq!(vm.jit_size(), None);
+    let mut buf = vec![0u8; 65536];
+    assert_eq!(
+        vm.translate(JitMode::Basic, &mut buf),
+        Err(JitError::TargetBufferTooSmall)
+    );
+    assert_eq!(
+        JitError::TargetBufferTooSmall.to_string(),
+        "Target buffer too small"
+    );
+}
+
+#[test]
+fn programs_that_fit_are_not_refused() {
+    // 65,534 no-op jumps compile to almost nothing: they fit the default 64 KiB.
+    let jeq = shapes::ALL.iter().find(|s| s.name == "jeq-each").unwrap();
+    let mut vm = vm_with(&(jeq.build)(LARGEST), 65536);
+    vm.compile(JitMode::Basic).unwrap();
+    assert!(vm.jit_size().unwrap() <= 65536);
+    assert_eq!(vm.execute_jit(&mut []), vm.execute(&mut []));
+
+    // Unreachable work does not count: a store after `exit` is never compiled.
+    let mut insns = vec![Insn::new(0x95, 0, 0, 0, 0)];
+    insns.resize(LARGEST, Insn::new(0x7b, 10, 0, -8, 0)); // stxdw [r10-8], r0
+    let mut vm = vm_with(&insns, 4096);
+    vm.compile(JitMode::Basic).unwrap();
+    assert_eq!(vm.execute_jit(&mut []), Ok(0));
+}
