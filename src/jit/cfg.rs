@@ -215,7 +215,7 @@ mod tests {
             Insn::new(0x63, 1, 0, 0, 0), // 6: unreachable store (0)
             Insn::new(0x95, 0, 0, 0, 0), // 7: unreachable exit (0)
         ];
-        assert_eq!(min_fast_tier_code_bytes(&insns), 11);
+        assert_eq!(min_fast_tier_code_bytes(&insns), 2 + 2 + 2 + 2 + 1);
         // An unconditional jump over the rest leaves only its target.
         let skip = [
             Insn::new(0x05, 0, 0, 2, 0), // 0: ja +2
