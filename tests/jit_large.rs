@@ -139,3 +139,66 @@ fn programs_that_fit_are_not_refused() {
     vm.compile(JitMode::Basic).unwrap();
     assert_eq!(vm.execute_jit(&mut []), Ok(0));
 }
+
+/// A dispatcher that serves every index the way the shapes' helper does, tagged with the index.
+unsafe extern "C" fn dispatch(
+    a: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    index: u32,
+    _: *mut std::ffi::c_void,
+) -> u64 {
+    a.wrapping_add(1) ^ (u64::from(index) << 32)
+}
+
+#[test]
+fn helper_calls_of_large_programs_match_the_interpreter() {
+    let helper = shapes::ALL.iter().find(|s| s.name == "helper").unwrap();
+    let insns = (helper.build)(LARGE);
+
+    // Through a dispatcher registered before loading.
+    let mut vm = Vm::new();
+    vm.config_mut().jit_code_size = usize::MAX;
+    vm.set_dispatcher(Some(dispatch), Some(Box::new(|_| true)));
+    vm.load(&isa::encode_slots(&insns)).unwrap();
+    let want = vm.execute(&mut []);
+    assert!(want.is_ok());
+    vm.compile(JitMode::Basic).unwrap();
+    assert_eq!(vm.execute_jit(&mut []), want);
+
+    // The dispatcher removed after compiling, and no helper in the slot: both engines fault
+    // at the first call with the same error, without returning into the program.
+    let mut vm = Vm::new();
+    vm.config_mut().jit_code_size = usize::MAX;
+    vm.set_error_printer(Some(Box::new(|_| {})));
+    vm.set_dispatcher(Some(dispatch), Some(Box::new(|_| true)));
+    vm.load(&isa::encode_slots(&insns)).unwrap();
+    vm.compile(JitMode::Basic).unwrap();
+    vm.set_dispatcher(None, None);
+    let want = vm.execute(&mut []);
+    assert!(want.is_err(), "{want:?}");
+    assert_eq!(vm.execute_jit(&mut []), want);
+
+    // The unwind helper: the call whose argument is u64::MAX returns 0 and ends the run.
+    let mut unwinding = Vec::new();
+    for i in 0..(LARGE / 3 - 1) as i32 {
+        unwinding.extend([
+            Insn::new(0xb7, 1, 0, 0, i - 500), // mov r1, i - 500
+            Insn::new(0x85, 0, 0, 0, shapes::HELPER_INDEX),
+            Insn::new(0x0f, 6, 0, 0, 0), // add r6, r0
+        ]);
+    }
+    unwinding.extend([Insn::new(0xbf, 0, 6, 0, 0), Insn::new(0x95, 0, 0, 0, 0)]);
+    let mut vm = Vm::new();
+    vm.config_mut().jit_code_size = usize::MAX;
+    vm.register_helper(shapes::HELPER_INDEX as u32, None, add_one)
+        .unwrap();
+    vm.set_unwind_index(shapes::HELPER_INDEX as u32).unwrap();
+    vm.load(&isa::encode_slots(&unwinding)).unwrap();
+    let want = vm.execute(&mut []);
+    assert_eq!(want, Ok(0));
+    vm.compile(JitMode::Basic).unwrap();
+    assert_eq!(vm.execute_jit(&mut []), want);
+}

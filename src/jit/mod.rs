@@ -206,6 +206,7 @@ impl Vm {
                 .as_ref()
                 .filter(|_| self.config.constant_blinding)
                 .map(|c| c.blinding_key),
+            compact_helper_calls: tier == Tier::Fast,
         };
         // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
         // the caller.

@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
+use crate::helpers::HelperTable;
 use crate::isa::{MAX_CALL_DEPTH, op};
 use crate::memory::Regions;
 use crate::vm::Vm;
@@ -289,6 +290,29 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
         };
         record(vm, err);
     }));
+}
+
+/// Calls helper `index` for code compiled with compact helper calls: through the dispatcher
+/// when one is registered, else through the helper's slot (the code checked, before calling,
+/// that one of them exists). `args` are r1..r5 and `mem` the run's memory pointer.
+///
+/// # Safety
+/// `table` is the VM's boxed helper table, alive while its code runs; the registered
+/// functions are trusted with these arguments, as for a direct call.
+pub(crate) unsafe extern "C" fn rt_call_helper(
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+    index: u64,
+    mem: *mut std::ffi::c_void,
+    table: *const HelperTable,
+) -> u64 {
+    // SAFETY: guaranteed by the caller (the compiled code embeds the VM's table).
+    let table = unsafe { &*table };
+    // SAFETY: forwarded to the caller's contract. `None` cannot happen after the code's check.
+    unsafe { table.call(index, [r1, r2, r3, r4, r5], mem) }.unwrap_or(0)
 }
 
 #[cfg(test)]

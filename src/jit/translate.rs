@@ -57,6 +57,10 @@ pub(crate) struct Options {
     /// bounds callback registered at compile time). When not, the out-of-line bounds check
     /// only records the fault and never returns into the code.
     pub other_regions: bool,
+    /// Helper calls with a constant index go through [`runtime::rt_call_helper`]: one call
+    /// site and one block each instead of two of each (large programs, see
+    /// [`super::Tier::Fast`]).
+    pub compact_helper_calls: bool,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -104,6 +108,8 @@ struct Translator<'a, 'b> {
     sig_dispatcher: SigRef,
     sig_check: SigRef,
     sig_fault: SigRef,
+    /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
+    sig_call_helper: Option<SigRef>,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -155,6 +161,9 @@ pub(crate) fn translate(
     }
     let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
+    let sig_call_helper = opts
+        .compact_helper_calls
+        .then(|| b.import_signature(sig(isa, &[I64; 8], Some(I64))));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -286,6 +295,7 @@ pub(crate) fn translate(
         sig_dispatcher,
         sig_check,
         sig_fault,
+        sig_call_helper,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -1053,6 +1063,9 @@ impl Translator<'_, '_> {
     /// time, else `r0 = helpers[idx](r1..r5, mem)`; an empty slot is a runtime fault. After
     /// the unwind helper, r0 == 0 ends the program with 0.
     fn helper_call(&mut self, pc: usize, idx: Value, known: Option<u32>) -> Result<(), JitError> {
+        if let (Some(index), Some(sig)) = (known, self.sig_call_helper) {
+            return self.compact_helper_call(pc, idx, index, sig);
+        }
         let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
         let table = self.iconst(self.opts.helpers as i64);
         let dispatcher = self.b.ins().load(
@@ -1129,6 +1142,53 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(done);
         self.b.seal_block(done);
+        self.after_helper_call(idx, known, r0);
+        Ok(())
+    }
+
+    /// [`Self::helper_call`] of constant helper `index` with one call to
+    /// [`runtime::rt_call_helper`], which calls the dispatcher when one is registered at run
+    /// time and the helper's slot otherwise; the code first faults when neither exists.
+    fn compact_helper_call(
+        &mut self,
+        pc: usize,
+        idx: Value,
+        index: u32,
+        sig: SigRef,
+    ) -> Result<(), JitError> {
+        let table = self.iconst(self.opts.helpers as i64);
+        let dispatcher = self.b.ins().load(
+            I64,
+            trusted(),
+            table,
+            std::mem::offset_of!(HelperTable, dispatcher) as i32,
+        );
+        let servable = if (index as usize) < MAX_EXT_FUNCS {
+            let slots = std::mem::offset_of!(HelperTable, slots) as i64;
+            let slot = (slots + 8 * i64::from(index)) as i32;
+            let func = self.b.ins().load(I64, trusted(), table, slot);
+            self.b.ins().bor(dispatcher, func)
+        } else {
+            dispatcher
+        };
+        let missing = self.b.ins().icmp_imm_s(IntCC::Equal, servable, 0);
+        self.fault_if(missing, fault::NONEXISTENT_HELPER, pc, idx);
+        // Constants are made again after the check: a value crossing a block boundary costs
+        // a spill and a reload in the fast tier.
+        let mut args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
+        let idx = self.iconst(i64::from(index));
+        let table = self.iconst(self.opts.helpers as i64);
+        let f = self.iconst(runtime::rt_call_helper as *const () as i64);
+        args.extend([idx, self.mem, table]);
+        let call = self.b.ins().call_indirect(sig, f, &args);
+        let r0 = self.b.inst_results(call)[0];
+        self.after_helper_call(idx, Some(index), r0);
+        Ok(())
+    }
+
+    /// After a helper call returned `r0`: sets r0 and, after the unwind helper, ends the
+    /// program with 0 when r0 is 0.
+    fn after_helper_call(&mut self, idx: Value, known: Option<u32>, r0: Value) {
         self.set(0, r0);
         // Helpers may write anywhere, but never move mem or the stack: proofs stay valid.
         if let Some(unwind) = self.opts.unwind_index {
@@ -1151,7 +1211,6 @@ impl Translator<'_, '_> {
                 self.b.seal_block(cont);
             }
         }
-        Ok(())
     }
 
     /// Local call: at most `MAX_CALL_DEPTH` frames; save r6..r9 and r10, lower r10 by the
