@@ -13,7 +13,7 @@ use rbpf::isa::{self, Insn, MAX_INSTS};
 use rbpf::jit::JitMode;
 
 /// Above the JIT's fast-tier threshold (1,024 slots), yet quick to compile in debug builds.
-const LARGE: usize = 3000;
+const LARGE: usize = 1500;
 /// The largest program the validator accepts.
 const LARGEST: usize = MAX_INSTS - 1;
 
@@ -86,12 +86,12 @@ fn every_shape_agrees_with_the_interpreter_in_the_fast_tier() {
 
 #[test]
 fn the_largest_programs_compile_and_agree() {
-    // The cheapest shapes to run at the validator's maximum size, including the issue's
-    // 65,534 `jeq r0, i, +0` (every jump lands on the next slot).
-    for name in ["jeq-each", "alu", "jeq-other"] {
-        let shape = shapes::ALL.iter().find(|s| s.name == name).unwrap();
-        agrees(shape, LARGEST, false);
-    }
+    // The program, 65,534 `jeq r0, i, +0` then `exit` (every jump lands on the next
+    // slot), at the validator's maximum size; straight-line code at a quarter of it (the
+    // debug build's IR verifier makes bigger compiles slow in tests).
+    let by_name = |name| shapes::ALL.iter().find(|s| s.name == name).unwrap();
+    agrees(by_name("jeq-each"), LARGEST, false);
+    agrees(by_name("alu"), 16_384, false);
 }
 
 #[test]
@@ -185,7 +185,7 @@ fn helper_calls_of_large_programs_match_the_interpreter() {
     let mut unwinding = Vec::new();
     for i in 0..(LARGE / 3 - 1) as i32 {
         unwinding.extend([
-            Insn::new(0xb7, 1, 0, 0, i - 500), // mov r1, i - 500
+            Insn::new(0xb7, 1, 0, 0, i - 250), // mov r1, i - 250
             Insn::new(0x85, 0, 0, 0, shapes::HELPER_INDEX),
             Insn::new(0x0f, 6, 0, 0, 0), // add r6, r0
         ]);
@@ -201,4 +201,26 @@ fn helper_calls_of_large_programs_match_the_interpreter() {
     assert_eq!(want, Ok(0));
     vm.compile(JitMode::Basic).unwrap();
     assert_eq!(vm.execute_jit(&mut []), want);
+}
+
+#[test]
+fn the_early_refusal_never_refuses_code_that_fits() {
+    // A buffer of exactly the code's size must be accepted, for every shape and both modes:
+    // the bound checked before compiling is never above the real size.
+    for shape in shapes::ALL {
+        let insns = (shape.build)(LARGE);
+        for mode in [JitMode::Basic, JitMode::Extended] {
+            let mut vm = vm_with(&insns, usize::MAX);
+            vm.compile(mode).unwrap();
+            let size = vm.jit_size().unwrap();
+            let mut exact = vm_with(&insns, size);
+            assert!(
+                exact.compile(mode).is_ok(),
+                "{} ({mode:?}): refused with a buffer of its own size {size}",
+                shape.name
+            );
+            let mut buf = vec![0u8; size];
+            assert_eq!(exact.translate(mode, &mut buf), Ok(size), "{}", shape.name);
+        }
+    }
 }

@@ -105,15 +105,22 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
 
 /// A lower bound on the machine-code bytes of `insns` compiled in [`super::Tier::Fast`], for
 /// refusing a program that cannot fit the code buffer before spending any time compiling it
-/// (uBPF refuses such programs too, only later).
+/// (uBPF refuses such programs too, only later). See `docs/jit-compile-time.md`.
 ///
 /// Only what the fast tier can never drop is counted: Cranelift then runs no optimiser, only
 /// removes blocks unreachable in the control-flow graph, and skips instructions whose results
 /// are unused. So only slots reachable from slot 0 count (following every jump, call and
-/// return site, as the translation's graph does), each for the smallest x86-64 or AArch64
-/// encoding of the work it must keep: a load or store (may fault, so never dropped) 2 bytes,
-/// an atomic 3, a helper or local call 2 (the call), the compare of a conditional jump 2, and
-/// `exit` 1. Everything else (ALU, `lddw`, jumps themselves) may vanish and counts 0.
+/// return site, as the translation's graph does), each for the smallest x86-64 encodings of
+/// the work it must keep (AArch64 instructions are all 4 bytes, so the bound holds there too):
+/// * a load or store (may fault, so never dropped): 2 bytes; an atomic: 3;
+/// * a conditional jump: its compare, 3 bytes for 64 bits (REX.W), 2 for 32 (the branch
+///   itself may fold away when both ways lead to the same code);
+/// * `call imm` to a helper: the call (2), and the check before it that a helper exists (a
+///   load, a test and a branch to the fault block: 2 + 2 + 2);
+/// * `callx`: the call (2);
+/// * a local call: the depth check (a compare and a branch to the fault block: 2 + 2) and the
+///   six stores of its frame (2 each);
+/// * `exit`: 1. Everything else (ALU, `lddw`, `ja`) may vanish and counts 0.
 pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
     let len = insns.len();
     let mut reached = vec![false; len];
@@ -136,12 +143,14 @@ pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
             class::STX if insn.opc & mode::MASK == mode::ATOMIC => 3,
             class::STX => 2,
             class::JMP if insn.opc == op::EXIT => 1,
-            class::JMP if insn.opc == op::CALL || insn.opc == op::CALLX => 2,
-            class::JMP | class::JMP32
-                if insn.opc & 0xf0 != jmp::JA && !is_no_op_jump(pc, &insn) =>
-            {
-                2
+            class::JMP if insn.opc == op::CALL && insn.src == call_kind::LOCAL => 2 + 2 + 6 * 2,
+            class::JMP if insn.opc == op::CALL => 2 + 2 + 2 + 2,
+            class::JMP if insn.opc == op::CALLX => 2,
+            class::JMP | class::JMP32 if insn.opc & 0xf0 == jmp::JA || is_no_op_jump(pc, &insn) => {
+                0
             }
+            class::JMP => 3,
+            class::JMP32 => 2,
             _ => 0,
         };
         if insn.opc == op::EXIT {
@@ -208,14 +217,14 @@ mod tests {
         let insns = [
             Insn::new(0xb7, 0, 0, 0, 1), // 0: mov r0, 1 (0)
             Insn::new(0x61, 0, 1, 0, 0), // 1: ldxw r0, [r1] (2)
-            Insn::new(0x15, 0, 0, 2, 0), // 2: jeq r0, 0, +2 (2)
+            Insn::new(0x15, 0, 0, 2, 0), // 2: jeq r0, 0, +2 (3)
             Insn::new(0x63, 1, 0, 0, 0), // 3: stxw [r1], r0 (2)
-            Insn::new(0x85, 0, 0, 0, 1), // 4: call 1 (2)
+            Insn::new(0x85, 0, 0, 0, 1), // 4: call 1 (8)
             Insn::new(0x95, 0, 0, 0, 0), // 5: exit (1)
             Insn::new(0x63, 1, 0, 0, 0), // 6: unreachable store (0)
             Insn::new(0x95, 0, 0, 0, 0), // 7: unreachable exit (0)
         ];
-        assert_eq!(min_fast_tier_code_bytes(&insns), 2 + 2 + 2 + 2 + 1);
+        assert_eq!(min_fast_tier_code_bytes(&insns), 2 + 3 + 2 + 8 + 1);
         // An unconditional jump over the rest leaves only its target.
         let skip = [
             Insn::new(0x05, 0, 0, 2, 0), // 0: ja +2

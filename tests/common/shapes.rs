@@ -32,23 +32,23 @@ pub const ALL: &[Shape] = &[
     },
     Shape {
         name: "jeq-each",
-        description: "`jeq r0, i, +0` on every slot: a block per instruction",
+        description: "65,534 × `jeq r0, i, +0`: every jump lands on the next slot",
         build: jeq_each,
     },
     Shape {
-        name: "jeq-other",
-        description: "`add r0, 1` then `jeq r0, i, +0`, alternating",
-        build: jeq_other,
+        name: "jump-each",
+        description: "`jgt r3, i, +1` on every slot: a real branch per instruction",
+        build: jump_each,
+    },
+    Shape {
+        name: "jump-other",
+        description: "`jgt r3, i, +1; add r0, i`: a branch every other instruction",
+        build: jump_other,
     },
     Shape {
         name: "to-end",
         description: "`mov r0, i; jeq r3, i, <exit>`: every jump to the last block",
         build: to_end,
-    },
-    Shape {
-        name: "diamond",
-        description: "if-then pairs `jgt r3, i, +1; add r0, i` (forward skips)",
-        build: diamond,
     },
     Shape {
         name: "backward",
@@ -117,16 +117,13 @@ fn jeq_each(slots: usize) -> Vec<Insn> {
     finish(body, slots)
 }
 
-fn jeq_other(slots: usize) -> Vec<Insn> {
-    let body = (0..slots - 1)
-        .map(|i| {
-            if i % 2 == 0 {
-                add_imm(0, 1)
-            } else {
-                Insn::new(0x15, 0, 0, 0, i as i32)
-            }
-        })
-        .collect();
+fn jump_each(slots: usize) -> Vec<Insn> {
+    // r3 = 1000: the first thousand jumps are taken, each skipping the next one.
+    let mut body = vec![mov(3, 1000)];
+    while body.len() < slots - 2 {
+        body.push(Insn::new(0x25, 3, 0, 1, body.len() as i32)); // jgt r3, pc, +1
+    }
+    // `finish` adds one `add r0, 1`, which the last jump may skip, then `exit`.
     finish(body, slots)
 }
 
@@ -163,7 +160,7 @@ fn to_end(slots: usize) -> Vec<Insn> {
     finish(body, slots)
 }
 
-fn diamond(slots: usize) -> Vec<Insn> {
+fn jump_other(slots: usize) -> Vec<Insn> {
     let mut body = vec![mov(3, 1000)];
     let mut i = 0;
     while body.len() + 2 < slots {
