@@ -65,6 +65,15 @@ fn agrees(shape: &Shape, slots: usize, limit: bool) {
             shape.name
         );
     }
+    // Constant blinding and unchecked accesses (the shapes stay in bounds) change the
+    // translation, not the result.
+    let mut vm = vm_with(&insns, usize::MAX);
+    vm.config_mut().constant_blinding = true;
+    vm.config_mut().bounds_check = false;
+    vm.compile(JitMode::Basic).unwrap();
+    let mut mem = input();
+    assert_eq!(vm.execute_jit(&mut mem), want, "{} blinded, unchecked", shape.name);
+    assert!(mem == want_mem, "{} blinded, unchecked: memory", shape.name);
     if limit {
         // A limit below the run's length: both engines stop with the same error.
         let mut vm = vm_with(&insns, usize::MAX);
