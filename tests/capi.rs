@@ -94,6 +94,7 @@ c_tests!(
     elf_errors,
     helpers,
     jit,
+    jit_large,
     jit_runtime,
     lifecycle,
     load_errors,
