@@ -8,7 +8,7 @@ mod common;
 
 use common::shapes::{self, Shape};
 use rbpf::Vm;
-use rbpf::error::JitError;
+use rbpf::error::{ExecError, JitError};
 use rbpf::isa::{self, Insn, MAX_INSTS};
 use rbpf::jit::JitMode;
 
@@ -72,7 +72,12 @@ fn agrees(shape: &Shape, slots: usize, limit: bool) {
     vm.config_mut().bounds_check = false;
     vm.compile(JitMode::Basic).unwrap();
     let mut mem = input();
-    assert_eq!(vm.execute_jit(&mut mem), want, "{} blinded, unchecked", shape.name);
+    assert_eq!(
+        vm.execute_jit(&mut mem),
+        want,
+        "{} blinded, unchecked",
+        shape.name
+    );
     assert!(mem == want_mem, "{} blinded, unchecked: memory", shape.name);
     if limit {
         // A limit below the run's length: both engines stop with the same error.
@@ -231,5 +236,48 @@ fn the_early_refusal_never_refuses_code_that_fits() {
             let mut buf = vec![0u8; size];
             assert_eq!(exact.translate(mode, &mut buf), Ok(size), "{}", shape.name);
         }
+    }
+}
+
+#[test]
+fn faults_of_large_programs_match_the_interpreter() {
+    // The loads and stores shape with its last `add` replaced by a load past the end of mem,
+    // and with a store below the stack: the same error, and the same memory written before
+    // it, in both engines and both modes.
+    let ldst = shapes::ALL.iter().find(|s| s.name == "ldst").unwrap();
+    let bad_accesses = [
+        Insn::new(0x79, 0, 1, shapes::MEM_LEN as i16, 0), // ldxdw r0, [r1+MEM_LEN]
+        Insn::new(0x7b, 10, 0, -4104, 0),                 // stxdw [r10-4104], r0
+    ];
+    for bad in bad_accesses {
+        let mut insns = (ldst.build)(LARGE);
+        insns[LARGE - 2] = bad;
+        let mut vm = vm_with(&insns, usize::MAX);
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        let mut want_mem = input();
+        let want = vm.execute(&mut want_mem);
+        assert!(want.is_err(), "{want:?}");
+        for mode in [JitMode::Basic, JitMode::Extended] {
+            vm.compile(mode).unwrap();
+            let mut mem = input();
+            let got = vm.execute_jit(&mut mem);
+            assert_eq!(
+                without_addresses(&got),
+                without_addresses(&want),
+                "{mode:?}"
+            );
+            assert!(mem == want_mem, "{mode:?}: memory");
+        }
+    }
+}
+
+/// An out-of-bounds error without its addresses, which differ between engines (each has its
+/// own stack) and runs: the slot and the kind and size of the access.
+fn without_addresses(result: &Result<u64, ExecError>) -> String {
+    match result {
+        Err(ExecError::OutOfBounds {
+            pc, access, size, ..
+        }) => format!("out of bounds at {pc}: {access:?} of {size}"),
+        other => format!("{other:?}"),
     }
 }
