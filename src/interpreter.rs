@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
-use crate::memory::Regions;
+use crate::memory::{MemRegion, Regions};
 use crate::program::Program;
 use crate::vm::{DebugState, ExecutionProfile, Vm};
 
@@ -338,6 +338,16 @@ impl Vm {
     /// left behind, but never uninitialised memory. A nested execution on the same thread
     /// (from inside a helper) gets a fresh zeroed stack.
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
+        self.execute_with_regions(mem, &[])
+    }
+
+    /// [`Vm::execute`] with extra regions the program may also access during this run (see
+    /// [`MemRegion`]): rbpf's mbuff modes give the packet data this way.
+    pub fn execute_with_regions(
+        &self,
+        mem: &mut [u8],
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         thread_local! {
             static STACK: std::cell::RefCell<AlignedStack> =
                 const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
@@ -352,10 +362,18 @@ impl Vm {
             Ok(mut stack) => {
                 // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
                 // buffers of the given lengths for the whole call.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+                unsafe {
+                    self.execute_raw_with_regions(
+                        mem_ptr,
+                        mem_len,
+                        stack.0.as_mut_ptr(),
+                        STACK_SIZE,
+                        extra,
+                    )
+                }
             }
             // SAFETY: as above.
-            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len) },
+            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len, extra) },
         })
     }
 
@@ -370,10 +388,13 @@ impl Vm {
         &self,
         mem: *mut u8,
         mem_len: usize,
+        extra: &[MemRegion<'_>],
     ) -> Result<u64, ExecError> {
         let mut stack = AlignedStack([0; STACK_SIZE]);
         // SAFETY: the caller vouches for `mem`; the stack is local to this call.
-        unsafe { self.execute_raw(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+        unsafe {
+            self.execute_raw_with_regions(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE, extra)
+        }
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
@@ -391,13 +412,29 @@ impl Vm {
         stack: *mut u8,
         stack_len: usize,
     ) -> Result<u64, ExecError> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_raw_with_regions(mem, mem_len, stack, stack_len, &[]) }
+    }
+
+    /// [`Vm::execute_raw`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As [`Vm::execute_raw`].
+    pub unsafe fn execute_raw_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        stack: *mut u8,
+        stack_len: usize,
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
         let env = Env {
             vm: self,
             program,
-            regions: Regions::new(self, program, mem, mem_len, stack, stack_len),
+            regions: Regions::new(self, program, mem, mem_len, stack, stack_len).with_extra(extra),
             mem,
             stack,
             stack_len,
@@ -1002,7 +1039,8 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
+                let result =
+                    unsafe { helpers.call(index, args, env.mem.cast::<c_void>(), mem_len) };
                 let Some(value) = result else {
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
