@@ -25,10 +25,14 @@
 #![warn(missing_docs)]
 
 pub mod asm;
+pub mod assembler;
 pub mod capi;
+pub mod compat;
 pub mod conformance;
 pub mod data_file;
 pub mod disasm;
+pub mod disassembler;
+pub mod ebpf;
 pub mod elf;
 pub mod error;
 pub mod helpers;
@@ -41,6 +45,14 @@ pub mod program;
 pub mod verifier;
 pub mod vm;
 
+/// rbpf's `rbpf::lib` module: the error type of the rbpf-compatible API.
+pub mod lib {
+    /// The error of the rbpf-compatible API (rbpf's: `std::io::Error` with `ErrorKind::Other`
+    /// and a message).
+    pub use std::io::{Error, ErrorKind};
+}
+
+pub use compat::{EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw, Helper, Verifier};
 pub use error::{Access, ElfError, ExecError, JitError, LoadError};
 pub use helpers::{DispatcherFn, HelperFn};
 pub use program::Program;
