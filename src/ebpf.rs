@@ -4,8 +4,8 @@
 //! The values are the eBPF encoding (RFC 9669); [`crate::isa`] holds the same facts under the
 //! RFC's grouping, which the rest of librbpf uses.
 
-pub use crate::isa::Insn;
 use crate::isa::INSN_SIZE as SLOT;
+pub use crate::isa::Insn;
 
 /// Maximum number of instructions in a program, as rbpf declares it (librbpf's verifier
 /// enforces uBPF's limit, [`crate::isa::MAX_INSTS`]).

@@ -185,10 +185,7 @@ pub(crate) struct RunGuard {
 impl RunGuard {
     /// Records `table` and the length of the run's input memory until the guard drops.
     pub(crate) fn enter(table: &HelperTable, mem_len: usize) -> Self {
-        let previous = CURRENT_RUN.replace(Some(RunHelpers {
-            table,
-            mem_len,
-        }));
+        let previous = CURRENT_RUN.replace(Some(RunHelpers { table, mem_len }));
         RunGuard { previous }
     }
 

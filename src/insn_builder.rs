@@ -36,8 +36,8 @@ use crate::isa::{self, Insn, alu, atomic, call_kind, class, jmp, mode, op, size,
 mod bpf_code;
 
 pub use bpf_code::{
-    Arch, BpfCode, Endian, Exit, FunctionCall, Instruction, IntoBytes, Jump, Load, MemSize,
-    Move, Source, Store, SwapBytes,
+    Arch, BpfCode, Endian, Exit, FunctionCall, Instruction, IntoBytes, Jump, Load, MemSize, Move,
+    Source, Store, SwapBytes,
 };
 
 /// A register, `R0`..`R10`.

@@ -234,11 +234,7 @@ impl Vm {
         name: Option<&str>,
         f: impl Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync + 'static,
     ) -> Result<(), ConfigError> {
-        self.register_rust_helper(
-            index,
-            name,
-            RustHelper::WithMemory(std::sync::Arc::new(f)),
-        )
+        self.register_rust_helper(index, name, RustHelper::WithMemory(std::sync::Arc::new(f)))
     }
 
     /// Registers `helper` at `index` (0..64) under `name`, replacing any previous one.

@@ -30,7 +30,11 @@ fn tcp_packet(dst_port: u16) -> Vec<u8> {
 
 /// The first line of an error (the second names the stack, which differs between engines).
 fn first_line(err: &Error) -> String {
-    err.to_string().lines().next().unwrap_or_default().to_owned()
+    err.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// Writes the start and end addresses of `mem` at offsets 8 and 24 of `mbuff`.
@@ -101,8 +105,11 @@ fn readme_metadata_buffer_mbuff() {
 /// rbpf's README reads it with the `elf` crate; `object` (a librbpf dependency) does the same.
 fn classifier_section() -> Vec<u8> {
     use object::{Object, ObjectSection};
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/block_port.o"))
-        .expect("tests/data/block_port.o");
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/block_port.o"
+    ))
+    .expect("tests/data/block_port.o");
     let file = object::File::parse(&*bytes).expect("an ELF object");
     let section = file
         .section_by_name(".classifier")
@@ -214,7 +221,9 @@ fn set_program_and_set_verifier_follow_rbpf() {
         "Error: program has not been JIT-compiled"
     );
     assert_eq!(
-        vm.execute_program_cranelift(&mut []).unwrap_err().to_string(),
+        vm.execute_program_cranelift(&mut [])
+            .unwrap_err()
+            .to_string(),
         "Error: program has not been compiled with cranelift"
     );
     vm.jit_compile().unwrap();
@@ -453,6 +462,9 @@ fn differential_over_the_four_kinds() {
             fixed.execute_program(&mut mem).unwrap(),
             fixed.execute_program_jit(&mut mem).unwrap(),
         ];
-        assert!(results.iter().all(|&r| r == expected), "{text}: {results:?}");
+        assert!(
+            results.iter().all(|&r| r == expected),
+            "{text}: {results:?}"
+        );
     }
 }

@@ -61,9 +61,8 @@ fn verify(prog: &[u8]) -> Result<crate::Program, Error> {
     if prog.is_empty() {
         return Err(error("Error: program is empty"));
     }
-    let slots = crate::isa::decode_slots(prog).ok_or_else(|| {
-        error(crate::error::LoadError::LengthNotMultipleOf8)
-    })?;
+    let slots = crate::isa::decode_slots(prog)
+        .ok_or_else(|| error(crate::error::LoadError::LengthNotMultipleOf8))?;
     let options = crate::verifier::VerifyOptions {
         helper_exists: &|_| true,
         stack_usage: None,
@@ -422,7 +421,9 @@ impl<'a> EbpfVmFixedMbuff<'a> {
     pub fn execute_program_jit(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
         self.prepare(mem);
         let extra = [MemRegion::writable(mem)];
-        self.parent.core.run_jit(&mut self.buffer, &extra, NOT_JITTED)
+        self.parent
+            .core
+            .run_jit(&mut self.buffer, &extra, NOT_JITTED)
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.

@@ -206,6 +206,9 @@ mod tests {
         assert_ne!(rand(0, u64::MAX, 0, 0, 0), rand(0, u64::MAX, 0, 0, 0));
         let t1 = bpf_time_getns(0, 0, 0, 0, 0);
         assert!(bpf_time_getns(0, 0, 0, 0, 0) >= t1);
-        assert_eq!(bpf_trace_printf(0, 0, 0, 0xff, 0x10), "bpf_trace_printf: 0x0, 0xff, 0x10\n".len() as u64);
+        assert_eq!(
+            bpf_trace_printf(0, 0, 0, 0xff, 0x10),
+            "bpf_trace_printf: 0x0, 0xff, 0x10\n".len() as u64
+        );
     }
 }

@@ -476,7 +476,8 @@ mod tests {
         code.store_x(MemSize::DoubleWord).push();
         code.jump_unconditional().set_off(1).push();
         code.jump_conditional(Cond::Equals, Source::Reg).push();
-        code.jump_conditional(Cond::LowerEqualsSigned, Source::Imm).push();
+        code.jump_conditional(Cond::LowerEqualsSigned, Source::Imm)
+            .push();
         code.call().set_imm(1).push();
         code.sub(Source::Imm, Arch::X32).push();
         code.signed_right_shift(Source::Reg, Arch::X64).push();
