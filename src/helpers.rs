@@ -1,6 +1,6 @@
 //! The helper registry: native functions eBPF code calls by index, the optional external
 //! dispatcher, and their names (used by the ELF loader to resolve helpers by name); plus, in
-//! [`builtins`] (re-exported here), the helper functions rbpf's `rbpf::helpers` module offers.
+//! `builtins` (re-exported here), the helper functions rbpf's `rbpf::helpers` module offers.
 //!
 //! The table is `#[repr(C)]` and boxed by the VM, so its address is stable: JIT code reads the
 //! dispatcher and helper slots through it at run time, which is why helpers registered after
@@ -36,14 +36,20 @@ pub type DispatcherFn = unsafe extern "C" fn(u64, u64, u64, u64, u64, u32, *mut 
 /// Decides at load time whether a helper index is acceptable to the dispatcher.
 pub type HelperValidator = Box<dyn Fn(u32) -> bool + Send + Sync>;
 
+/// A Rust helper that gets r1..r5 and returns the value for r0.
+pub type PlainHelper = Arc<dyn Fn(u64, u64, u64, u64, u64) -> u64 + Send + Sync>;
+
+/// A Rust helper that also gets the run's input memory.
+pub type MemoryHelper = Arc<dyn Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync>;
+
 /// A helper written in Rust: a plain `fn` or a closure with captured state.
 #[derive(Clone)]
 pub enum RustHelper {
     /// Gets r1..r5, returns the value for r0.
-    Plain(Arc<dyn Fn(u64, u64, u64, u64, u64) -> u64 + Send + Sync>),
+    Plain(PlainHelper),
     /// Gets r1..r5 and the run's input memory (the buffer r1 pointed to at entry, empty when
     /// the run has none), like uBPF's context-aware helpers; returns the value for r0.
-    WithMemory(Arc<dyn Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync>),
+    WithMemory(MemoryHelper),
 }
 
 impl std::fmt::Debug for RustHelper {
@@ -157,7 +163,7 @@ impl HelperTable {
     }
 
     /// Whether Rust helpers are registered (compiled code reaches them through per-slot
-    /// trampolines that need the run recorded by [`RunGuard`]).
+    /// trampolines that need the run recorded by `Vm::execute_jit*`).
     pub fn has_rust_helpers(&self) -> bool {
         !self.rust.is_empty()
     }

@@ -6,6 +6,11 @@
 //! bytecode, assembly through [`asm`], or an ELF object), then execute it with the interpreter
 //! or compile it with the JIT. The C API lives in `capi` and is the only `extern "C"` code.
 //!
+//! The API of the `rbpf` crate (0.4) is here too, so rbpf users switch by changing the
+//! dependency line: the VM kinds [`EbpfVmMbuff`], [`EbpfVmFixedMbuff`], [`EbpfVmRaw`] and
+//! [`EbpfVmNoData`] (in [`compat`]), and the modules [`ebpf`], [`helpers`], [`assembler`],
+//! [`disassembler`], [`insn_builder`] and [`lib`] (`docs/rust-api.md`).
+//!
 //! ```
 //! use rbpf::{Vm, asm, jit::JitMode};
 //!

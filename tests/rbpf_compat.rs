@@ -5,7 +5,9 @@
 //! (closures as helpers, errors as values, checked JIT).
 //!
 //! The examples call `execute_program_jit` inside `unsafe` blocks as rbpf requires; librbpf's
-//! is safe, hence the `unused_unsafe` allowances.
+//! is safe, hence the `unused_unsafe` allowances. Errors are built with `Error::new` as rbpf
+//! users write them (clippy would prefer `Error::other`).
+#![allow(clippy::io_other_error)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -38,6 +38,10 @@ pub type Verifier = fn(prog: &[u8]) -> Result<(), Error>;
 pub type Helper = fn(u64, u64, u64, u64, u64) -> u64;
 
 /// The error of a failed call, as rbpf reports it (`ErrorKind::Other` and a message).
+#[allow(
+    clippy::io_other_error,
+    reason = "the no_std Error has `new`, as rbpf's"
+)]
 fn error(message: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Other, message.to_string())
 }

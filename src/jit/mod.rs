@@ -63,7 +63,7 @@ struct Image {
 
 /// Compiled code cached per JIT mode; dropped on unload.
 ///
-/// Holds the boxed [`JitContext`] that compiled and translated code points to, so its address
+/// Holds the boxed `JitContext` that compiled and translated code points to, so its address
 /// is stable for as long as the cache lives.
 #[derive(Debug, Default)]
 pub struct JitCache {
