@@ -4,6 +4,9 @@
 //! (`mov64 r0, 1`, `ldxw r1, [r2+4]`, `be16 r0`, `jeq r1, 3, +2`) as well as the
 //! bpf_conformance syntax.
 
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
 /// Assembles `src` into little-endian bytecode; the error is the assembler's message
 /// (with line and column).
 ///
@@ -17,8 +20,19 @@ pub fn assemble(src: &str) -> Result<Vec<u8>, String> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::assemble;
     use crate::ebpf;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn rbpf_syntax() {

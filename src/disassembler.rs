@@ -6,7 +6,12 @@
 //! what the CLI uses; this module reproduces rbpf's text (`add64 r1, 0x605`,
 //! `ldxw r0, [r1+0x4]`, `jeq r1, 0x3, +0x2`).
 
-use std::fmt::Write as _;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use core::fmt::Write as _;
 
 use crate::ebpf::{self, Insn};
 
@@ -231,7 +236,18 @@ pub fn disassemble(prog: &[u8]) {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn rbpf_descriptions() {

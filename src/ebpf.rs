@@ -4,6 +4,8 @@
 //! The values are the eBPF encoding (RFC 9669); [`crate::isa`] holds the same facts under the
 //! RFC's grouping, which the rest of librbpf uses.
 
+use alloc::vec::Vec;
+
 use crate::isa::INSN_SIZE as SLOT;
 pub use crate::isa::Insn;
 
@@ -595,7 +597,18 @@ pub fn to_insn_vec(prog: &[u8]) -> Vec<Insn> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn opcodes_agree_with_the_instruction_table() {

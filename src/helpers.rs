@@ -13,9 +13,13 @@
 //! of the running VM through a per-thread record set by `Vm::execute_jit*`. A dispatcher
 //! (uBPF's external dispatcher) takes every call, as in uBPF.
 
-use std::collections::BTreeMap;
-use std::ffi::c_void;
-use std::sync::Arc;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::c_void;
 
 use crate::isa::MAX_EXT_FUNCS;
 
@@ -52,8 +56,8 @@ pub enum RustHelper {
     WithMemory(MemoryHelper),
 }
 
-impl std::fmt::Debug for RustHelper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for RustHelper {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             RustHelper::Plain(_) => "RustHelper::Plain",
             RustHelper::WithMemory(_) => "RustHelper::WithMemory",
@@ -76,7 +80,7 @@ impl RustHelper {
                     &mut []
                 } else {
                     // SAFETY: guaranteed by the caller.
-                    unsafe { std::slice::from_raw_parts_mut(mem, mem_len) }
+                    unsafe { core::slice::from_raw_parts_mut(mem, mem_len) }
                 };
                 f(a1, a2, a3, a4, a5, memory)
             }
@@ -170,12 +174,14 @@ impl HelperTable {
 }
 
 /// The helper table and input memory of the compiled-code run in progress on this thread.
+#[cfg(feature = "std")]
 #[derive(Clone, Copy)]
 struct RunHelpers {
     table: *const HelperTable,
     mem_len: usize,
 }
 
+#[cfg(feature = "std")]
 thread_local! {
     static CURRENT_RUN: std::cell::Cell<Option<RunHelpers>> = const { std::cell::Cell::new(None) };
     static HELPER_PANIC: std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>> =
@@ -184,10 +190,12 @@ thread_local! {
 
 /// Marks a compiled-code run on this thread for the Rust-helper trampolines; the previous
 /// record (of an enclosing run) comes back when the guard drops.
+#[cfg(feature = "std")]
 pub(crate) struct RunGuard {
     previous: Option<RunHelpers>,
 }
 
+#[cfg(feature = "std")]
 impl RunGuard {
     /// Records `table` and the length of the run's input memory until the guard drops.
     pub(crate) fn enter(table: &HelperTable, mem_len: usize) -> Self {
@@ -205,6 +213,7 @@ impl RunGuard {
     }
 }
 
+#[cfg(feature = "std")]
 impl Drop for RunGuard {
     fn drop(&mut self) {
         CURRENT_RUN.set(self.previous);
@@ -215,6 +224,7 @@ impl Drop for RunGuard {
 /// [`RunGuard`] with the run's memory (`mem` is the cookie compiled code passes). Returns 0
 /// when no run is recorded (code called directly through its raw pointer cannot reach Rust
 /// helpers) and when the helper panicked (the panic resumes when the run ends).
+#[cfg(feature = "std")]
 fn call_from_compiled(index: u32, args: [u64; 5], mem: *mut c_void) -> u64 {
     let Some(run) = CURRENT_RUN.get() else {
         return 0;
@@ -232,6 +242,12 @@ fn call_from_compiled(index: u32, args: [u64; 5], mem: *mut c_void) -> u64 {
         HELPER_PANIC.with(|p| *p.borrow_mut() = Some(payload));
         0
     })
+}
+
+/// Without `std` there is no compiled code, so the trampolines are never called.
+#[cfg(not(feature = "std"))]
+fn call_from_compiled(_: u32, _: [u64; 5], _: *mut c_void) -> u64 {
+    0
 }
 
 /// The C-callable entry of the Rust helper at slot `I`.

@@ -29,7 +29,11 @@
 //! (`lddw` counts as two slots) and reports undefined or duplicate labels and jumps that do
 //! not fit their offset field.
 
-use std::collections::HashMap;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap as HashMap;
 
 use crate::isa::{self, Insn, alu, atomic, call_kind, class, jmp, mode, op, size, source};
 
@@ -726,8 +730,19 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::asm::assemble;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn matches_the_assembler() {

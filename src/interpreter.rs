@@ -8,8 +8,10 @@
 //!
 //! Execution takes `&Vm` and never mutates it: several threads may run the same VM at once.
 
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
@@ -348,16 +350,22 @@ impl Vm {
         mem: &mut [u8],
         extra: &[MemRegion<'_>],
     ) -> Result<u64, ExecError> {
-        thread_local! {
-            static STACK: std::cell::RefCell<AlignedStack> =
-                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
-        }
         let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
-            std::ptr::null_mut()
+            core::ptr::null_mut()
         } else {
             mem.as_mut_ptr()
         };
+        // Without `std` (no thread-locals) every run gets a fresh zeroed stack.
+        #[cfg(not(feature = "std"))]
+        // SAFETY: `mem` is a valid, exclusively borrowed buffer of its length.
+        return unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len, extra) };
+        #[cfg(feature = "std")]
+        thread_local! {
+            static STACK: core::cell::RefCell<AlignedStack> =
+                const { core::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
+        }
+        #[cfg(feature = "std")]
         STACK.with(|cell| match cell.try_borrow_mut() {
             Ok(mut stack) => {
                 // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
@@ -632,7 +640,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
     reg[10] = regions.stack_end;
 
     // Only frames below `depth` are ever read, and each is written before `depth` covers it.
-    let mut frames = [const { std::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
+    let mut frames = [const { core::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
     let mut depth = 0usize;
     let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
 
@@ -694,7 +702,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
             if let Some(debug) = &vm.debug_fn {
                 // SAFETY: the stack is valid for `stack_len` bytes (caller's contract) and is
                 // not written while this shared view exists.
-                let stack = unsafe { std::slice::from_raw_parts(env.stack, env.stack_len) };
+                let stack = unsafe { core::slice::from_raw_parts(env.stack, env.stack_len) };
                 let state = DebugState {
                     pc,
                     registers: &reg,
@@ -1082,7 +1090,18 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use std::sync::{Arc, Mutex};
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::isa::encode_slots;
@@ -1719,8 +1738,19 @@ mod tests {
 
 #[cfg(test)]
 mod robustness {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::{INSN_TABLE, Variant, encode_slots};
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     /// xorshift64*: a fixed-seed generator, so failures reproduce.
     struct Rng(u64);
@@ -1842,9 +1872,20 @@ mod robustness {
 
 #[cfg(test)]
 mod regions {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::encode_slots;
     use crate::program::DataSection;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn lddw(dst: u8, value: u64) -> [Insn; 2] {
         [

@@ -26,24 +26,34 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+// Unit tests use std (threads, collections, printing) even in the no_std configuration.
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
+
 pub mod asm;
 pub mod assembler;
+#[cfg(feature = "std")]
 pub mod capi;
 pub mod compat;
 pub mod conformance;
+#[cfg(feature = "std")]
 pub mod data_file;
 pub mod disasm;
 pub mod disassembler;
 pub mod ebpf;
+#[cfg(feature = "std")]
 pub mod elf;
 pub mod error;
 pub mod helpers;
 pub mod insn_builder;
 pub mod interpreter;
 pub mod isa;
+#[cfg(feature = "std")]
 pub mod jit;
 pub mod memory;
 pub mod program;
@@ -54,7 +64,11 @@ pub mod vm;
 pub mod lib {
     /// The error of the rbpf-compatible API (rbpf's: `std::io::Error` with `ErrorKind::Other`
     /// and a message).
+    #[cfg(feature = "std")]
     pub use std::io::{Error, ErrorKind};
+
+    #[cfg(not(feature = "std"))]
+    pub use crate::compat::no_std_error::{Error, ErrorKind};
 }
 
 pub use compat::{EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw, Helper, Verifier};

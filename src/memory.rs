@@ -31,7 +31,7 @@ pub struct MemRegion<'a> {
     start: u64,
     end: u64,
     writable: bool,
-    _borrow: std::marker::PhantomData<&'a [u8]>,
+    _borrow: core::marker::PhantomData<&'a [u8]>,
 }
 
 impl<'a> MemRegion<'a> {
@@ -57,7 +57,7 @@ impl<'a> MemRegion<'a> {
             start,
             end: start.saturating_add(len as u64),
             writable,
-            _borrow: std::marker::PhantomData,
+            _borrow: core::marker::PhantomData,
         }
     }
 
@@ -90,8 +90,8 @@ pub struct Regions<'a> {
     pub extra: &'a [MemRegion<'a>],
 }
 
-impl std::fmt::Debug for Regions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Regions<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Regions")
             .field("mem_start", &self.mem_start)
             .field("mem_len", &self.mem_len)
@@ -243,8 +243,19 @@ impl<'a> Regions<'a> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::Insn;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn program() -> Program {
         Program {
@@ -311,7 +322,7 @@ mod tests {
         let mut vm = Vm::new();
         vm.config_mut().bounds_check = false;
         let prog = program();
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, std::ptr::null(), 0);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 0, core::ptr::null(), 0);
         assert_eq!(r.check(0x1000, 0, 8, Access::Load, 0), Ok(0x1000));
         assert!(r.check(0, -1, 1, Access::Load, 0).is_err());
     }
@@ -321,7 +332,7 @@ mod tests {
         let vm = Vm::new();
         let prog = program();
         let stack = [0u8; 8];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 100, stack.as_ptr(), 8);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 100, stack.as_ptr(), 8);
         assert!(r.check(0, 0, 1, Access::Load, 0).is_err());
         assert!(
             r.check(0, 8, 1, Access::Load, 0)
@@ -340,7 +351,8 @@ mod tests {
         let ro = [0u8; 4];
         let (rw_addr, ro_addr) = (rw.as_ptr() as u64, ro.as_ptr() as u64);
         let extra = [MemRegion::writable(&mut rw), MemRegion::read_only(&ro)];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, stack.as_ptr(), 8).with_extra(&extra);
+        let r =
+            Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8).with_extra(&extra);
         assert_eq!(r.check(rw_addr, 0, 8, Access::Store, 0), Ok(rw_addr));
         assert!(r.check(rw_addr, 1, 8, Access::Load, 0).is_err());
         assert_eq!(r.check(ro_addr, 0, 4, Access::Load, 0), Ok(ro_addr));
@@ -354,7 +366,7 @@ mod tests {
             .expect("first registration");
         let prog = program();
         let stack = [0u8; 8];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, stack.as_ptr(), 8);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8);
         let ro = prog.data_sections[0].addr();
         let rw = prog.data_sections[1].addr();
         assert_eq!(r.check(ro, 0, 4, Access::Load, 0), Ok(ro));

@@ -5,7 +5,9 @@
 //! [`crate::interpreter`], compilation in [`crate::jit`], ELF loading in [`crate::elf`]; each
 //! adds its methods to `Vm` in its own module.
 
-use std::fmt;
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use core::fmt;
 
 use crate::error::LoadError;
 use crate::helpers::{
@@ -134,6 +136,7 @@ pub struct Vm {
     /// Whether compiled code consults the per-run extra regions of
     /// `execute_jit_with_regions` (read at compile time).
     pub(crate) extra_regions: bool,
+    #[cfg(feature = "std")]
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
 }
@@ -168,6 +171,7 @@ impl Vm {
             error_printer: None,
             program: None,
             extra_regions: false,
+            #[cfg(feature = "std")]
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
         }
@@ -223,7 +227,7 @@ impl Vm {
         name: Option<&str>,
         f: impl Fn(u64, u64, u64, u64, u64) -> u64 + Send + Sync + 'static,
     ) -> Result<(), ConfigError> {
-        self.register_rust_helper(index, name, RustHelper::Plain(std::sync::Arc::new(f)))
+        self.register_rust_helper(index, name, RustHelper::Plain(alloc::sync::Arc::new(f)))
     }
 
     /// Registers a Rust helper that also receives the run's input memory (the buffer r1
@@ -234,7 +238,11 @@ impl Vm {
         name: Option<&str>,
         f: impl Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync + 'static,
     ) -> Result<(), ConfigError> {
-        self.register_rust_helper(index, name, RustHelper::WithMemory(std::sync::Arc::new(f)))
+        self.register_rust_helper(
+            index,
+            name,
+            RustHelper::WithMemory(alloc::sync::Arc::new(f)),
+        )
     }
 
     /// Registers `helper` at `index` (0..64) under `name`, replacing any previous one.
@@ -395,13 +403,19 @@ impl Vm {
 
     /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
     pub(crate) fn install(&mut self, program: Program) {
-        self.jit = crate::jit::JitCache::default();
+        #[cfg(feature = "std")]
+        {
+            self.jit = crate::jit::JitCache::default();
+        }
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
     pub fn unload(&mut self) {
-        self.jit = crate::jit::JitCache::default();
+        #[cfg(feature = "std")]
+        {
+            self.jit = crate::jit::JitCache::default();
+        }
         self.program = None;
     }
 

@@ -22,12 +22,20 @@
 //! printed; and [`vm`](EbpfVmRaw::vm_mut) gives the underlying [`Vm`] for librbpf's settings
 //! (instruction limit, error printer, …).
 
-use std::collections::BTreeSet;
-use std::marker::PhantomData;
-use std::sync::Arc;
+use alloc::boxed::Box;
+use alloc::collections::BTreeSet;
+use alloc::string::ToString;
+use alloc::sync::Arc;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::marker::PhantomData;
 
+#[cfg(feature = "std")]
 use crate::jit::JitMode;
 use crate::lib::{Error, ErrorKind};
+
+#[cfg(not(feature = "std"))]
+pub mod no_std_error;
 use crate::memory::MemRegion;
 use crate::vm::Vm;
 
@@ -42,15 +50,17 @@ pub type Helper = fn(u64, u64, u64, u64, u64) -> u64;
     clippy::io_other_error,
     reason = "the no_std Error has `new`, as rbpf's"
 )]
-fn error(message: impl std::fmt::Display) -> Error {
+fn error(message: impl core::fmt::Display) -> Error {
     Error::new(ErrorKind::Other, message.to_string())
 }
 
 /// rbpf's message when nothing is loaded.
 const NO_PROGRAM: &str = "Error: No program set, call prog_set() to load one";
 /// rbpf's message when `execute_program_jit` runs before `jit_compile`.
+#[cfg(feature = "std")]
 const NOT_JITTED: &str = "Error: program has not been JIT-compiled";
 /// rbpf's message when `execute_program_cranelift` runs before `cranelift_compile`.
+#[cfg(feature = "std")]
 const NOT_CRANELIFTED: &str = "Error: program has not been compiled with cranelift";
 
 /// librbpf's load-time checks (uBPF's validator), with every helper index accepted: rbpf
@@ -157,12 +167,14 @@ impl<'a> Core<'a> {
         self.vm.execute_with_regions(mem, extra).map_err(error)
     }
 
+    #[cfg(feature = "std")]
     fn compile(&mut self) -> Result<(), Error> {
         self.loaded()?;
         self.vm.compile(JitMode::Basic).map(drop).map_err(error)
     }
 
     /// Compiled-code run, like [`Core::run`].
+    #[cfg(feature = "std")]
     fn run_jit(
         &self,
         mem: &mut [u8],
@@ -176,20 +188,27 @@ impl<'a> Core<'a> {
         self.vm.execute_jit_with_regions(mem, extra).map_err(error)
     }
 
-    /// rbpf's mbuff convention: r1 = `mbuff` (the packet data then an extra region), or
-    /// r1 = `mem` when `mbuff` is empty.
-    fn run_mbuff(&self, mem: &mut [u8], mbuff: &mut [u8], jit: Option<&str>) -> Result<u64, Error> {
+    /// rbpf's mbuff convention in the interpreter: r1 = `mbuff` (the packet data then an
+    /// extra region), or r1 = `mem` when `mbuff` is empty.
+    fn run_mbuff(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
         if mbuff.is_empty() {
-            return match jit {
-                Some(not_compiled) => self.run_jit(mem, &[], not_compiled),
-                None => self.run(mem, &[]),
-            };
+            return self.run(mem, &[]);
         }
-        let extra = [MemRegion::writable(mem)];
-        match jit {
-            Some(not_compiled) => self.run_jit(mbuff, &extra, not_compiled),
-            None => self.run(mbuff, &extra),
+        self.run(mbuff, &[MemRegion::writable(mem)])
+    }
+
+    /// [`Core::run_mbuff`] with compiled code.
+    #[cfg(feature = "std")]
+    fn run_mbuff_jit(
+        &self,
+        mem: &mut [u8],
+        mbuff: &mut [u8],
+        not_compiled: &str,
+    ) -> Result<u64, Error> {
+        if mbuff.is_empty() {
+            return self.run_jit(mem, &[], not_compiled);
         }
+        self.run_jit(mbuff, &[MemRegion::writable(mem)], not_compiled)
     }
 }
 
@@ -246,13 +265,15 @@ macro_rules! common_methods {
         }
 
         /// Compiles the loaded program with the JIT (Cranelift). Helpers may still be
-        /// registered afterwards.
+        /// registered afterwards. Needs the `std` feature.
+        #[cfg(feature = "std")]
         pub fn jit_compile(&mut self) -> Result<(), Error> {
             self.$($core).+.compile()
         }
 
         /// Compiles the loaded program with Cranelift: librbpf's JIT is Cranelift, so this is
         /// [`jit_compile`](Self::jit_compile) under rbpf's `cranelift` feature name.
+        #[cfg(feature = "std")]
         pub fn cranelift_compile(&mut self) -> Result<(), Error> {
             self.$($core).+.compile()
         }
@@ -323,23 +344,25 @@ impl<'a> EbpfVmMbuff<'a> {
 
     /// [`execute_program`](Self::execute_program) on writable buffers, in place.
     pub fn execute_program_mut(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
-        self.core.run_mbuff(mem, mbuff, None)
+        self.core.run_mbuff(mem, mbuff)
     }
 
     /// Runs the compiled program like [`execute_program_mut`](Self::execute_program_mut).
     /// Safe: compiled code checks every access as the interpreter does (rbpf's is `unsafe`;
     /// calls inside `unsafe` blocks still compile).
+    #[cfg(feature = "std")]
     pub fn execute_program_jit(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
-        self.core.run_mbuff(mem, mbuff, Some(NOT_JITTED))
+        self.core.run_mbuff_jit(mem, mbuff, NOT_JITTED)
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
+    #[cfg(feature = "std")]
     pub fn execute_program_cranelift(
         &self,
         mem: &mut [u8],
         mbuff: &mut [u8],
     ) -> Result<u64, Error> {
-        self.core.run_mbuff(mem, mbuff, Some(NOT_CRANELIFTED))
+        self.core.run_mbuff_jit(mem, mbuff, NOT_CRANELIFTED)
     }
 }
 
@@ -422,6 +445,7 @@ impl<'a> EbpfVmFixedMbuff<'a> {
 
     /// Runs the compiled program like [`execute_program`](Self::execute_program). Safe:
     /// compiled code checks every access.
+    #[cfg(feature = "std")]
     pub fn execute_program_jit(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
         self.prepare(mem);
         let extra = [MemRegion::writable(mem)];
@@ -431,6 +455,7 @@ impl<'a> EbpfVmFixedMbuff<'a> {
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
+    #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
         self.prepare(mem);
         let extra = [MemRegion::writable(mem)];
@@ -488,11 +513,13 @@ impl<'a> EbpfVmRaw<'a> {
 
     /// Runs the compiled program like [`execute_program`](Self::execute_program). Safe:
     /// compiled code checks every access.
+    #[cfg(feature = "std")]
     pub fn execute_program_jit(&self, mem: &mut [u8]) -> Result<u64, Error> {
         self.core.run_jit(mem, &[], NOT_JITTED)
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
+    #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&self, mem: &mut [u8]) -> Result<u64, Error> {
         self.core.run_jit(mem, &[], NOT_CRANELIFTED)
     }
@@ -540,12 +567,82 @@ impl<'a> EbpfVmNoData<'a> {
 
     /// Runs the compiled program with no input memory. Safe: compiled code checks every
     /// access.
+    #[cfg(feature = "std")]
     pub fn execute_program_jit(&self) -> Result<u64, Error> {
         self.core.run_jit(&mut [], &[], NOT_JITTED)
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
+    #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&self) -> Result<u64, Error> {
         self.core.run_jit(&mut [], &[], NOT_CRANELIFTED)
+    }
+}
+
+/// The four kinds in the interpreter, in both configurations (the `std` one also runs
+/// `tests/rbpf_compat.rs`, which compares with the JIT).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assembler::assemble;
+
+    #[test]
+    fn four_kinds_in_the_interpreter() {
+        let prog = assemble("mov64 r0, 0x2211\nbe16 r0\nexit").unwrap();
+        let vm = EbpfVmNoData::new(Some(&prog)).unwrap();
+        assert_eq!(vm.execute_program().unwrap(), 0x1122);
+
+        let prog = assemble("ldxh r0, [r1+2]\nexit").unwrap();
+        let vm = EbpfVmRaw::new(Some(&prog)).unwrap();
+        assert_eq!(vm.execute_program(&mut [1, 2, 3, 4]).unwrap(), 0x0403);
+        assert!(vm.execute_program(&mut [1, 2, 3]).is_err());
+
+        let prog = assemble("ldxdw r1, [r1+8]\nldxb r0, [r1+1]\nexit").unwrap();
+        let data = [7u8, 9];
+        let mut mbuff = [0u8; 16];
+        mbuff[8..].copy_from_slice(&(data.as_ptr() as u64).to_le_bytes());
+        let vm = EbpfVmMbuff::new(Some(&prog)).unwrap();
+        assert_eq!(vm.execute_program(&data, &mbuff).unwrap(), 9);
+
+        let prog =
+            assemble("ldxdw r2, [r1]\nldxdw r3, [r1+8]\nsub64 r3, r2\nmov64 r0, r3\nexit").unwrap();
+        let mut vm = EbpfVmFixedMbuff::new(Some(&prog), 0, 8).unwrap();
+        assert_eq!(vm.execute_program(&mut [0; 5]).unwrap(), 5);
+    }
+
+    fn no_exit_first(prog: &[u8]) -> Result<(), Error> {
+        if prog.first() == Some(&crate::ebpf::EXIT) {
+            return Err(error("exit first"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn verifier_helpers_and_allowed_memory() {
+        let exit = assemble("exit").unwrap();
+        let prog = assemble("mov64 r1, 3\ncall 2\nexit").unwrap();
+        let mut vm = EbpfVmNoData::new(Some(&exit)).unwrap();
+        assert!(vm.set_verifier(no_exit_first).is_err());
+        vm.set_program(&prog).unwrap();
+        vm.set_verifier(no_exit_first).unwrap();
+        assert!(vm.set_program(&exit).is_err());
+        assert!(vm.execute_program().is_err());
+        let offset = 100;
+        vm.register_helper_closure(2, move |a, _, _, _, _| a + offset)
+            .unwrap();
+        assert_eq!(vm.execute_program().unwrap(), 103);
+        vm.register_helper(2, crate::helpers::sqrti).unwrap();
+        assert_eq!(vm.execute_program().unwrap(), 1);
+
+        let value = [5u8; 4];
+        let addr = value.as_ptr() as u64;
+        let text = alloc::format!("lddw r1, {addr:#x}\nldxw r0, [r1]\nexit");
+        let prog = assemble(&text).unwrap();
+        let mut vm = EbpfVmNoData::new(Some(&prog)).unwrap();
+        assert!(vm.execute_program().is_err());
+        vm.register_allowed_memory(&[addr, addr + 1, addr + 2]);
+        assert!(vm.execute_program().is_err());
+        vm.register_allowed_memory(&[addr + 3]);
+        assert_eq!(vm.execute_program().unwrap(), 0x0505_0505);
     }
 }

@@ -180,7 +180,7 @@ pub fn rand(min: u64, max: u64, _: u64, _: u64, _: u64) -> u64 {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
 

@@ -18,6 +18,8 @@
 //! opcode comes from the method and its arguments; no other check is made (the VM's verifier
 //! judges the result), as in rbpf.
 
+use alloc::vec::Vec;
+
 use super::Cond;
 use crate::isa::{Insn, alu, class, jmp, mode, size, source};
 
@@ -430,7 +432,18 @@ pub enum MemSize {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn readme_program_matches_the_assembler() {
