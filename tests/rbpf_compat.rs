@@ -470,3 +470,152 @@ fn differential_over_the_four_kinds() {
         );
     }
 }
+
+#[path = "common/rng.rs"]
+mod rng;
+
+/// The four kinds, for the random sweep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    NoData,
+    Raw,
+    Mbuff,
+    FixedMbuff,
+}
+
+/// One random program: r2 = the packet data (from the metadata buffer for the mbuff kinds,
+/// r1 otherwise), r3 = the allowed buffer, 128 zeroed stack bytes, then loads and stores of
+/// random widths at random offsets around each region (some out of bounds), loaded values
+/// summed into r0.
+fn random_access_program(rng: &mut rng::Rng, kind: Kind, allowed: u64) -> String {
+    let mut text = String::from("mov64 r0, 0\n");
+    text += match kind {
+        Kind::Mbuff | Kind::FixedMbuff => "ldxdw r2, [r1+8]\n",
+        Kind::Raw | Kind::NoData => "mov64 r2, r1\n",
+    };
+    text += &format!("lddw r3, {allowed:#x}\n");
+    for off in (8..=128).step_by(8) {
+        text += &format!("stdw [r10-{off}], 0\n");
+    }
+    for _ in 0..4 {
+        let (base, lo, hi) = rng.pick(&[
+            ("r1", -12i64, 44i64),
+            ("r2", -12, 28),
+            ("r3", -12, 28),
+            ("r10", -128, 16),
+            ("r10", -4110, -4096),
+        ]);
+        // Mostly inside the region (8 bytes from its start, or the zeroed stack slots),
+        // sometimes anywhere around it.
+        let off = if rng.chance(90) {
+            if base == "r10" {
+                -128 + rng.below(121) as i64
+            } else {
+                rng.below(9) as i64
+            }
+        } else {
+            lo + rng.below((hi - lo) as usize) as i64
+        };
+        let size = rng.pick(&["b", "h", "w", "dw"]);
+        let sign = if off < 0 { "-" } else { "+" };
+        let at = format!("[{base}{sign}{}]", off.abs());
+        text += &match rng.below(3) {
+            0 => format!("ldx{size} r4, {at}\nadd64 r0, r4\n"),
+            1 => format!("stx{size} {at}, r0\n"),
+            _ => format!("st{size} {at}, {}\n", rng.below(200)),
+        };
+    }
+    text + "exit\n"
+}
+
+/// The first line of an error without its address (stack addresses differ between the
+/// engines' stacks).
+fn without_address(err: &Error) -> String {
+    let line = first_line(err);
+    match line.split_once(", addr ") {
+        Some((head, tail)) => {
+            let rest = tail.split_once(',').map_or("", |(_, rest)| rest);
+            format!("{head},{rest}")
+        }
+        None => line,
+    }
+}
+
+/// What a run gave: r0 or the first line of the error, and the buffers afterwards.
+type Outcome = (Result<u64, String>, Vec<u8>, Vec<u8>, Vec<u8>);
+
+#[test]
+fn random_accesses_agree_between_engines_for_every_kind() {
+    let mut rng = rng::Rng(0x5eed_cafe_f00d_0001);
+    let mut data = vec![0u8; 16];
+    let mut mbuff = vec![0u8; 32];
+    let mut allowed = vec![0u8; 16];
+    let allowed_addr = allowed.as_mut_ptr() as u64;
+    let allowed_addrs: Vec<u64> = (allowed_addr..allowed_addr + 16).collect();
+    let mut faults = 0;
+    for round in 0..400 {
+        let kind = [Kind::NoData, Kind::Raw, Kind::Mbuff, Kind::FixedMbuff][round % 4];
+        let text = random_access_program(&mut rng, kind, allowed_addr);
+        let prog = assemble(&text).unwrap();
+        let initial: Vec<u8> = (0..16).map(|_| rng.below(256) as u8).collect();
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        for jit in [false, true] {
+            data.copy_from_slice(&initial);
+            allowed.copy_from_slice(&initial);
+            mbuff.fill(0);
+            fill_mbuff(&mut mbuff, &data);
+            let result = match kind {
+                Kind::NoData => {
+                    let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).unwrap();
+                    vm.register_allowed_memory(&allowed_addrs);
+                    if jit {
+                        vm.jit_compile().unwrap();
+                        vm.execute_program_jit()
+                    } else {
+                        vm.execute_program()
+                    }
+                }
+                Kind::Raw => {
+                    let mut vm = rbpf::EbpfVmRaw::new(Some(&prog)).unwrap();
+                    vm.register_allowed_memory(&allowed_addrs);
+                    if jit {
+                        vm.jit_compile().unwrap();
+                        vm.execute_program_jit(&mut data)
+                    } else {
+                        vm.execute_program(&mut data)
+                    }
+                }
+                Kind::Mbuff => {
+                    let mut vm = rbpf::EbpfVmMbuff::new(Some(&prog)).unwrap();
+                    vm.register_allowed_memory(&allowed_addrs);
+                    if jit {
+                        vm.jit_compile().unwrap();
+                        vm.execute_program_jit(&mut data, &mut mbuff)
+                    } else {
+                        vm.execute_program_mut(&mut data, &mut mbuff)
+                    }
+                }
+                Kind::FixedMbuff => {
+                    let mut vm = rbpf::EbpfVmFixedMbuff::new(Some(&prog), 8, 24).unwrap();
+                    vm.register_allowed_memory(&allowed_addrs);
+                    if jit {
+                        vm.jit_compile().unwrap();
+                        vm.execute_program_jit(&mut data)
+                    } else {
+                        vm.execute_program(&mut data)
+                    }
+                }
+            };
+            outcomes.push((
+                result.map_err(|e| without_address(&e)),
+                data.clone(),
+                allowed.clone(),
+                mbuff.clone(),
+            ));
+        }
+        faults += usize::from(outcomes[0].0.is_err());
+        assert_eq!(outcomes[0], outcomes[1], "{kind:?}, program:\n{text}");
+    }
+    // The sweep exercises both outcomes.
+    assert!((40..360).contains(&faults), "{faults} faults in 400 runs");
+}
