@@ -8,7 +8,7 @@
 //! | kind | r1 at entry | the program may access |
 //! |---|---|---|
 //! | [`EbpfVmMbuff`] | the metadata buffer | the metadata buffer, the packet data, the stack |
-//! | [`EbpfVmFixedMbuff`] | the VM's metadata buffer (data / data_end written at the given offsets) | the same |
+//! | [`EbpfVmFixedMbuff`] | the VM's metadata buffer (data / data_end written at the given offsets) | the same (the packet is copied right after the buffer) |
 //! | [`EbpfVmRaw`] | the packet data | the packet data, the stack |
 //! | [`EbpfVmNoData`] | 0 | the stack |
 //!
@@ -371,6 +371,11 @@ impl<'a> EbpfVmMbuff<'a> {
 /// to [`new`](Self::new), then runs the program with r1 = the buffer — the shape of kernel
 /// programs that read `data` / `data_end` from their context.
 ///
+/// The VM runs the program on a copy of the packet placed right after its metadata buffer
+/// (written back to the caller's slice after the run, also after a fault), so both are one
+/// region and compiled code checks packet accesses inline; the addresses the program sees
+/// are the copy's.
+///
 /// ```
 /// let prog = &[
 ///     0xb7, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // r0 = 0
@@ -390,7 +395,9 @@ impl<'a> EbpfVmMbuff<'a> {
 /// ```
 pub struct EbpfVmFixedMbuff<'a> {
     parent: EbpfVmMbuff<'a>,
+    /// The metadata buffer (`meta_len` bytes, kept between runs), then the packet's copy.
     buffer: Vec<u8>,
+    meta_len: usize,
     data_offset: usize,
     data_end_offset: usize,
 }
@@ -403,9 +410,11 @@ impl<'a> EbpfVmFixedMbuff<'a> {
         data_offset: usize,
         data_end_offset: usize,
     ) -> Result<EbpfVmFixedMbuff<'a>, Error> {
+        let buffer = metadata_buffer(data_offset, data_end_offset);
         Ok(EbpfVmFixedMbuff {
             parent: EbpfVmMbuff::new(prog)?,
-            buffer: metadata_buffer(data_offset, data_end_offset),
+            meta_len: buffer.len(),
+            buffer,
             data_offset,
             data_end_offset,
         })
@@ -420,6 +429,7 @@ impl<'a> EbpfVmFixedMbuff<'a> {
     ) -> Result<(), Error> {
         self.parent.set_program(prog)?;
         self.buffer = metadata_buffer(data_offset, data_end_offset);
+        self.meta_len = self.buffer.len();
         self.data_offset = data_offset;
         self.data_end_offset = data_end_offset;
         Ok(())
@@ -427,41 +437,45 @@ impl<'a> EbpfVmFixedMbuff<'a> {
 
     common_methods!(EbpfVmFixedMbuff, parent.core);
 
-    /// Writes the addresses of `mem` into the metadata buffer.
-    fn prepare(&mut self, mem: &[u8]) {
-        let start = mem.as_ptr() as u64;
+    /// Runs the program on the metadata buffer followed by a copy of `mem`, then writes the
+    /// copy back: `jit` is `None` for the interpreter, else the "not compiled" message.
+    fn run_on_copy(&mut self, mem: &mut [u8], jit: Option<&str>) -> Result<u64, Error> {
+        let meta = self.meta_len;
+        self.buffer.truncate(meta);
+        self.buffer.extend_from_slice(mem);
+        let start = self.buffer[meta..].as_ptr() as u64;
         let end = start + mem.len() as u64;
         self.buffer[self.data_offset..self.data_offset + 8].copy_from_slice(&start.to_le_bytes());
         self.buffer[self.data_end_offset..self.data_end_offset + 8]
             .copy_from_slice(&end.to_le_bytes());
+        let core = &self.parent.core;
+        let result = match jit {
+            None => core.run(&mut self.buffer, &[]),
+            #[cfg(feature = "std")]
+            Some(not_compiled) => core.run_jit(&mut self.buffer, &[], not_compiled),
+            #[cfg(not(feature = "std"))]
+            Some(_) => unreachable!("no compiled code without std"),
+        };
+        mem.copy_from_slice(&self.buffer[meta..]);
+        result
     }
 
     /// Runs the program in the interpreter on packet data `mem` (writable by the program).
     pub fn execute_program(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.prepare(mem);
-        let extra = [MemRegion::writable(mem)];
-        self.parent.core.run(&mut self.buffer, &extra)
+        self.run_on_copy(mem, None)
     }
 
     /// Runs the compiled program like [`execute_program`](Self::execute_program). Safe:
     /// compiled code checks every access.
     #[cfg(feature = "std")]
     pub fn execute_program_jit(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.prepare(mem);
-        let extra = [MemRegion::writable(mem)];
-        self.parent
-            .core
-            .run_jit(&mut self.buffer, &extra, NOT_JITTED)
+        self.run_on_copy(mem, Some(NOT_JITTED))
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
     #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.prepare(mem);
-        let extra = [MemRegion::writable(mem)];
-        self.parent
-            .core
-            .run_jit(&mut self.buffer, &extra, NOT_CRANELIFTED)
+        self.run_on_copy(mem, Some(NOT_CRANELIFTED))
     }
 }
 
