@@ -342,7 +342,11 @@ impl Vm {
                 ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        let helpers = crate::helpers::RunGuard::enter(&self.helpers, mem_len);
+        // Only VMs with Rust helpers need the per-thread record their trampolines read.
+        let helpers = self
+            .helpers
+            .has_rust_helpers()
+            .then(|| crate::helpers::RunGuard::enter(&self.helpers, mem_len));
         let previous = runtime::arm();
         let ret = match image.mode {
             JitMode::Basic => {
@@ -367,7 +371,9 @@ impl Vm {
             }
         };
         let fault = runtime::disarm(previous);
-        helpers.finish();
+        if let Some(helpers) = helpers {
+            helpers.finish();
+        }
         match fault {
             Some(err) => {
                 self.report(&err);
