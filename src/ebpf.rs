@@ -19,6 +19,9 @@ pub const PROG_MAX_SIZE: usize = PROG_MAX_INSNS * INSN_SIZE;
 /// rbpf's stack size per frame in bytes (librbpf's VMs give 8 frames: [`crate::isa::STACK_SIZE`]).
 pub const STACK_SIZE: usize = 512;
 
+/// Stack bytes each function gets without a stack-usage calculator.
+pub const LOCAL_FUNCTION_STACK_SIZE: u16 = crate::isa::LOCAL_FUNCTION_STACK_SIZE;
+
 /// A helper as rbpf registers it: r1..r5 in, r0 out.
 pub type Helper = fn(u64, u64, u64, u64, u64) -> u64;
 

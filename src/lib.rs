@@ -71,7 +71,9 @@ pub mod lib {
     pub use crate::compat::no_std_error::{Error, ErrorKind};
 }
 
-pub use compat::{EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw, Helper, Verifier};
+pub use compat::{
+    EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw, Helper, StackUsageCalculator, Verifier,
+};
 pub use error::{Access, ElfError, ExecError, JitError, LoadError};
 pub use helpers::{DispatcherFn, HelperFn};
 pub use program::Program;

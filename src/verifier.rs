@@ -28,7 +28,7 @@ pub struct VerifyOptions<'a> {
     /// Whether a helper call `call imm` (src = 0) to this index is acceptable.
     pub helper_exists: &'a dyn Fn(u32) -> bool,
     /// The stack-usage calculator (function start slot → bytes), if one is registered.
-    pub stack_usage: Option<&'a (dyn Fn(usize) -> i32 + Send + Sync)>,
+    pub stack_usage: Option<&'a dyn Fn(usize) -> i32>,
 }
 
 /// The operand form of each opcode byte, from the first table row using it (`None`: unknown).

@@ -391,7 +391,10 @@ impl Vm {
         let helper_exists = |index: u32| self.helper_exists(index);
         let options = crate::verifier::VerifyOptions {
             helper_exists: &helper_exists,
-            stack_usage: self.stack_usage_calculator.as_deref(),
+            stack_usage: self
+                .stack_usage_calculator
+                .as_deref()
+                .map(|f| f as &dyn Fn(usize) -> i32),
         };
         let program = crate::verifier::verify(slots, &options)?;
         if program.is_empty() && self.config.readonly_bytecode {

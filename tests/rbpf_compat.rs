@@ -604,3 +604,39 @@ fn random_accesses_agree_between_engines_for_every_kind() {
     // The sweep exercises both outcomes.
     assert!((40..360).contains(&faults), "{faults} faults in 400 runs");
 }
+
+/// rbpf's calculator shape: main (slot 0) gets the frame stored in `data`, others 16 bytes.
+fn frame_from_data(_prog: &[u8], pc: usize, data: &mut dyn std::any::Any) -> u16 {
+    let frame = data.downcast_mut::<u16>().expect("a u16");
+    if pc == 0 { *frame } else { 16 }
+}
+
+#[test]
+fn stack_usage_calculator_sets_each_frame() {
+    // r0 = main's r10 minus the callee's r10: main's frame size.
+    let prog = assemble(
+        "mov64 r6, r10
+         call local callee
+         sub64 r6, r0
+         mov64 r0, r6
+         exit
+         callee:
+         mov64 r0, r10
+         exit",
+    )
+    .unwrap();
+    let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).unwrap();
+    assert_eq!(vm.execute_program().unwrap(), 256);
+    vm.set_stack_usage_calculator(frame_from_data, Box::new(64u16))
+        .unwrap();
+    assert_eq!(vm.execute_program().unwrap(), 64);
+    vm.jit_compile().unwrap();
+    assert_eq!(vm.execute_program_jit().unwrap(), 64);
+    // A frame that is not a multiple of 16 is refused, and the previous calculator stays.
+    let err = vm
+        .set_stack_usage_calculator(frame_from_data, Box::new(17u16))
+        .unwrap_err();
+    assert!(err.to_string().contains("17"), "{err}");
+    vm.set_program(&prog).unwrap();
+    assert_eq!(vm.execute_program().unwrap(), 64);
+}

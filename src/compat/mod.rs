@@ -28,6 +28,8 @@ use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+use core::any::Any;
+use core::cell::RefCell;
 use core::marker::PhantomData;
 
 #[cfg(feature = "std")]
@@ -44,6 +46,14 @@ pub type Verifier = fn(prog: &[u8]) -> Result<(), Error>;
 
 /// A helper as rbpf registers it: r1..r5 in, r0 out.
 pub type Helper = fn(u64, u64, u64, u64, u64) -> u64;
+
+/// rbpf's stack-usage calculator: gets the program, the first slot of a function and the
+/// data given to `set_stack_usage_calculator`; returns the bytes of stack the function uses
+/// (a multiple of 16, as librbpf's validator requires).
+pub type StackUsageCalculator = fn(prog: &[u8], pc: usize, data: &mut dyn Any) -> u16;
+
+/// A calculator and its data.
+type Calculator = (StackUsageCalculator, Box<dyn Any + Send + Sync>);
 
 /// The error of a failed call, as rbpf reports it (`ErrorKind::Other` and a message).
 #[allow(
@@ -67,19 +77,29 @@ const NOT_CRANELIFTED: &str = "Error: program has not been compiled with craneli
 /// programs are loaded before their helpers are registered, so a missing helper is a
 /// run-time error. This is the verifier a VM starts with.
 pub fn default_verifier(prog: &[u8]) -> Result<(), Error> {
-    verify(prog).map(drop)
+    verify(prog, None).map(drop)
 }
 
-/// Validates `prog` for librbpf's engines.
-fn verify(prog: &[u8]) -> Result<crate::Program, Error> {
+/// Validates `prog` for librbpf's engines, with the stack usage of each function from
+/// `calculator` (256 bytes each without one).
+fn verify(prog: &[u8], calculator: Option<&mut Calculator>) -> Result<crate::Program, Error> {
     if prog.is_empty() {
         return Err(error("Error: program is empty"));
     }
     let slots = crate::isa::decode_slots(prog)
         .ok_or_else(|| error(crate::error::LoadError::LengthNotMultipleOf8))?;
+    let calculator = calculator.map(|(f, data)| (*f, RefCell::new(data)));
+    let usage = |pc: usize| match &calculator {
+        Some((f, data)) => {
+            let mut data = data.borrow_mut();
+            let data: &mut dyn Any = &mut ***data;
+            i32::from(f(prog, pc, data))
+        }
+        None => i32::from(crate::isa::LOCAL_FUNCTION_STACK_SIZE),
+    };
     let options = crate::verifier::VerifyOptions {
         helper_exists: &|_| true,
-        stack_usage: None,
+        stack_usage: Some(&usage),
     };
     crate::verifier::verify(slots, &options).map_err(error)
 }
@@ -89,6 +109,7 @@ struct Core<'a> {
     vm: Vm,
     prog: Option<&'a [u8]>,
     verifier: Verifier,
+    calculator: Option<Calculator>,
     /// Every address registered with `register_allowed_memory`.
     allowed: BTreeSet<u64>,
 }
@@ -101,6 +122,7 @@ impl<'a> Core<'a> {
             vm,
             prog: None,
             verifier: default_verifier,
+            calculator: None,
             allowed: BTreeSet::new(),
         };
         if let Some(prog) = prog {
@@ -112,7 +134,7 @@ impl<'a> Core<'a> {
     fn set_program(&mut self, prog: &'a [u8]) -> Result<(), Error> {
         (self.verifier)(prog)?;
         // librbpf's own checks always run too: the engines rely on them.
-        let program = verify(prog)?;
+        let program = verify(prog, self.calculator.as_mut())?;
         self.vm.unload();
         self.vm.install(program);
         self.prog = Some(prog);
@@ -124,6 +146,21 @@ impl<'a> Core<'a> {
             verifier(prog)?;
         }
         self.verifier = verifier;
+        Ok(())
+    }
+
+    fn set_stack_usage_calculator(
+        &mut self,
+        calculator: StackUsageCalculator,
+        data: Box<dyn Any + Send + Sync>,
+    ) -> Result<(), Error> {
+        let mut new = (calculator, data);
+        if let Some(prog) = self.prog {
+            let program = verify(prog, Some(&mut new))?;
+            self.vm.unload();
+            self.vm.install(program);
+        }
+        self.calculator = Some(new);
         Ok(())
     }
 
@@ -221,6 +258,19 @@ macro_rules! common_methods {
         /// still run on every program, after the verifier.
         pub fn set_verifier(&mut self, verifier: Verifier) -> Result<(), Error> {
             self.$($core).+.set_verifier(verifier)
+        }
+
+        /// Sets rbpf's stack-usage calculator: called with the program, the first slot of each
+        /// function and `data`, it gives each function's stack frame (a multiple of 16; 256
+        /// bytes each without a calculator). If a program is loaded, it is validated again
+        /// with the calculator at once (and compiled code is dropped); the calculator is only
+        /// installed when that succeeds.
+        pub fn set_stack_usage_calculator(
+            &mut self,
+            calculator: StackUsageCalculator,
+            data: Box<dyn Any + Send + Sync>,
+        ) -> Result<(), Error> {
+            self.$($core).+.set_stack_usage_calculator(calculator, data)
         }
 
         /// Registers `function` as helper `key` (0..64), replacing any previous one. Helpers
