@@ -58,6 +58,28 @@ int rbpf_disassemble(const uint8_t *bytes, size_t len, char **text, char **errms
  */
 int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t *bpf_return_value);
 
+/**
+ * Runs the loaded program in the interpreter the way the kernel runs packet programs: `ctx`
+ * is a context struct (`r1 = ctx`, `r2 = ctx_len`) into which librbpf first writes the
+ * addresses of the packet data's start (`data`) and end (`data + data_len`) as 64-bit values
+ * at `data_offset` and `data_end_offset`. The program may access `ctx`, the packet data and
+ * its stack (rbpf's fixed-mbuff mode).
+ *
+ * Threads: as `ubpf_exec` (each thread needs its own `ctx`).
+ *
+ * Returns 0 and writes r0 to `*bpf_return_value`, or -1 (a fault reported through the error
+ * printer; an offset that leaves fewer than 8 bytes in `ctx`; NULL `vm`, `ctx` or
+ * `bpf_return_value`; NULL `data` with a nonzero length) leaving `*bpf_return_value`
+ * untouched.
+ */
+int rbpf_exec_mbuff(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, void *data, size_t data_len, size_t data_offset, size_t data_end_offset, uint64_t *bpf_return_value);
+
+/**
+ * `rbpf_exec_mbuff` with the code compiled by `ubpf_compile`/`ubpf_compile_ex`, which checks
+ * accesses against the same regions. Returns -1 as well when nothing is compiled.
+ */
+int rbpf_exec_mbuff_jit(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, void *data, size_t data_len, size_t data_offset, size_t data_end_offset, uint64_t *bpf_return_value);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -4,7 +4,9 @@
 //! Every variant that concerns an instruction carries its `pc` (slot index), even where uBPF's
 //! text does not print it.
 
-use std::fmt;
+use alloc::string::String;
+
+use core::fmt;
 
 /// Why `ubpf_load` (or [`crate::Vm::load`]) rejected a program. Texts are uBPF's validator's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

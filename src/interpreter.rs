@@ -8,12 +8,14 @@
 //!
 //! Execution takes `&Vm` and never mutates it: several threads may run the same VM at once.
 
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
-use crate::memory::Regions;
+use crate::memory::{MemRegion, Regions};
 use crate::program::Program;
 use crate::vm::{DebugState, ExecutionProfile, Vm};
 
@@ -338,24 +340,48 @@ impl Vm {
     /// left behind, but never uninitialised memory. A nested execution on the same thread
     /// (from inside a helper) gets a fresh zeroed stack.
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
-        thread_local! {
-            static STACK: std::cell::RefCell<AlignedStack> =
-                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
-        }
+        self.execute_with_regions(mem, &[])
+    }
+
+    /// [`Vm::execute`] with extra regions the program may also access during this run (see
+    /// [`MemRegion`]): rbpf's mbuff modes give the packet data this way.
+    pub fn execute_with_regions(
+        &self,
+        mem: &mut [u8],
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
-            std::ptr::null_mut()
+            core::ptr::null_mut()
         } else {
             mem.as_mut_ptr()
         };
+        // Without `std` (no thread-locals) every run gets a fresh zeroed stack.
+        #[cfg(not(feature = "std"))]
+        // SAFETY: `mem` is a valid, exclusively borrowed buffer of its length.
+        return unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len, extra) };
+        #[cfg(feature = "std")]
+        thread_local! {
+            static STACK: core::cell::RefCell<AlignedStack> =
+                const { core::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
+        }
+        #[cfg(feature = "std")]
         STACK.with(|cell| match cell.try_borrow_mut() {
             Ok(mut stack) => {
                 // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
                 // buffers of the given lengths for the whole call.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+                unsafe {
+                    self.execute_raw_with_regions(
+                        mem_ptr,
+                        mem_len,
+                        stack.0.as_mut_ptr(),
+                        STACK_SIZE,
+                        extra,
+                    )
+                }
             }
             // SAFETY: as above.
-            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len) },
+            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len, extra) },
         })
     }
 
@@ -370,10 +396,13 @@ impl Vm {
         &self,
         mem: *mut u8,
         mem_len: usize,
+        extra: &[MemRegion<'_>],
     ) -> Result<u64, ExecError> {
         let mut stack = AlignedStack([0; STACK_SIZE]);
         // SAFETY: the caller vouches for `mem`; the stack is local to this call.
-        unsafe { self.execute_raw(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+        unsafe {
+            self.execute_raw_with_regions(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE, extra)
+        }
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
@@ -391,13 +420,29 @@ impl Vm {
         stack: *mut u8,
         stack_len: usize,
     ) -> Result<u64, ExecError> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_raw_with_regions(mem, mem_len, stack, stack_len, &[]) }
+    }
+
+    /// [`Vm::execute_raw`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As [`Vm::execute_raw`].
+    pub unsafe fn execute_raw_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        stack: *mut u8,
+        stack_len: usize,
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
         let env = Env {
             vm: self,
             program,
-            regions: Regions::new(self, program, mem, mem_len, stack, stack_len),
+            regions: Regions::new(self, program, mem, mem_len, stack, stack_len).with_extra(extra),
             mem,
             stack,
             stack_len,
@@ -595,7 +640,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
     reg[10] = regions.stack_end;
 
     // Only frames below `depth` are ever read, and each is written before `depth` covers it.
-    let mut frames = [const { std::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
+    let mut frames = [const { core::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
     let mut depth = 0usize;
     let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
 
@@ -657,7 +702,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
             if let Some(debug) = &vm.debug_fn {
                 // SAFETY: the stack is valid for `stack_len` bytes (caller's contract) and is
                 // not written while this shared view exists.
-                let stack = unsafe { std::slice::from_raw_parts(env.stack, env.stack_len) };
+                let stack = unsafe { core::slice::from_raw_parts(env.stack, env.stack_len) };
                 let state = DebugState {
                     pc,
                     registers: &reg,
@@ -1002,7 +1047,8 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
+                let result =
+                    unsafe { helpers.call(index, args, env.mem.cast::<c_void>(), mem_len) };
                 let Some(value) = result else {
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
@@ -1044,7 +1090,18 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use std::sync::{Arc, Mutex};
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::isa::encode_slots;
@@ -1681,8 +1738,19 @@ mod tests {
 
 #[cfg(test)]
 mod robustness {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::{INSN_TABLE, Variant, encode_slots};
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     /// xorshift64*: a fixed-seed generator, so failures reproduce.
     struct Rng(u64);
@@ -1804,9 +1872,20 @@ mod robustness {
 
 #[cfg(test)]
 mod regions {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::encode_slots;
     use crate::program::DataSection;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn lddw(dst: u8, value: u64) -> [Insn; 2] {
         [

@@ -9,7 +9,9 @@
 //! 2. the stack of this execution;
 //! 3. one of the loaded program's data sections (stores only into writable ones; a librbpf
 //!    extension for ELF globals);
-//! 4. a region accepted by the VM's bounds callback.
+//! 4. one of the run's extra regions ([`MemRegion`]: the packet data of rbpf's mbuff modes;
+//!    stores only into writable ones);
+//! 5. a region accepted by the VM's bounds callback.
 //!
 //! [`Regions`] is a small `Copy` value built once per execution. The JIT can keep one in its
 //! context and call [`Regions::check`] from an `extern "C"` runtime function on its slow path;
@@ -20,6 +22,50 @@ use crate::error::{Access, ExecError};
 use crate::isa::STACK_SIZE;
 use crate::program::Program;
 use crate::vm::Vm;
+
+/// A buffer one run may access besides its input memory and stack (for example the packet
+/// data behind an rbpf-style metadata buffer). Built from a borrow, so the buffer outlives
+/// the run; read-only when built from a shared borrow.
+#[derive(Debug, Clone, Copy)]
+pub struct MemRegion<'a> {
+    start: u64,
+    end: u64,
+    writable: bool,
+    _borrow: core::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> MemRegion<'a> {
+    /// A region the program may load from and store to.
+    pub fn writable(buf: &'a mut [u8]) -> Self {
+        // SAFETY: the borrow keeps the buffer valid and exclusively ours for `'a`.
+        unsafe { Self::from_raw(buf.as_mut_ptr(), buf.len(), true) }
+    }
+
+    /// A region the program may only load from.
+    pub fn read_only(buf: &'a [u8]) -> Self {
+        // SAFETY: the borrow keeps the buffer valid for `'a`; stores are refused.
+        unsafe { Self::from_raw(buf.as_ptr(), buf.len(), false) }
+    }
+
+    /// A region from raw parts (for the C API).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for `len` bytes of reads (and writes when `writable`) for `'a`.
+    pub unsafe fn from_raw(ptr: *const u8, len: usize, writable: bool) -> Self {
+        let start = ptr as u64;
+        MemRegion {
+            start,
+            end: start.saturating_add(len as u64),
+            writable,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// Whether `[addr, end)` lies inside the region and the access is permitted.
+    fn permits(&self, addr: u64, end: u64, access: Access) -> bool {
+        (access == Access::Load || self.writable) && addr >= self.start && end <= self.end
+    }
+}
 
 /// The regions one execution may access, and whether to check at all.
 #[derive(Clone, Copy)]
@@ -40,10 +86,12 @@ pub struct Regions<'a> {
     pub vm: &'a Vm,
     /// The running program, for its data sections.
     pub program: &'a Program,
+    /// The run's extra regions (empty unless the run was given some).
+    pub extra: &'a [MemRegion<'a>],
 }
 
-impl std::fmt::Debug for Regions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Regions<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Regions")
             .field("mem_start", &self.mem_start)
             .field("mem_len", &self.mem_len)
@@ -83,7 +131,13 @@ impl<'a> Regions<'a> {
             bounds_check: vm.config().bounds_check,
             vm,
             program,
+            extra: &[],
         }
+    }
+
+    /// The same regions plus the run's `extra` ones.
+    pub fn with_extra(self, extra: &'a [MemRegion<'a>]) -> Self {
+        Regions { extra, ..self }
     }
 
     /// The regions of one execution of `vm`'s loaded program, or `None` when nothing is
@@ -156,7 +210,7 @@ impl<'a> Regions<'a> {
             let section_end = start.saturating_add(section.len() as u64);
             (access == Access::Load || section.writable()) && addr >= start && end <= section_end
         });
-        if in_section {
+        if in_section || self.extra.iter().any(|r| r.permits(addr, end, access)) {
             return Ok(addr);
         }
         if let Some(callback) = &self.vm.bounds_check_fn
@@ -189,8 +243,19 @@ impl<'a> Regions<'a> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::Insn;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn program() -> Program {
         Program {
@@ -257,7 +322,7 @@ mod tests {
         let mut vm = Vm::new();
         vm.config_mut().bounds_check = false;
         let prog = program();
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, std::ptr::null(), 0);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 0, core::ptr::null(), 0);
         assert_eq!(r.check(0x1000, 0, 8, Access::Load, 0), Ok(0x1000));
         assert!(r.check(0, -1, 1, Access::Load, 0).is_err());
     }
@@ -267,7 +332,7 @@ mod tests {
         let vm = Vm::new();
         let prog = program();
         let stack = [0u8; 8];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 100, stack.as_ptr(), 8);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 100, stack.as_ptr(), 8);
         assert!(r.check(0, 0, 1, Access::Load, 0).is_err());
         assert!(
             r.check(0, 8, 1, Access::Load, 0)
@@ -278,13 +343,30 @@ mod tests {
     }
 
     #[test]
+    fn extra_regions_follow_their_borrow() {
+        let vm = Vm::new();
+        let prog = program();
+        let stack = [0u8; 8];
+        let mut rw = [0u8; 8];
+        let ro = [0u8; 4];
+        let (rw_addr, ro_addr) = (rw.as_ptr() as u64, ro.as_ptr() as u64);
+        let extra = [MemRegion::writable(&mut rw), MemRegion::read_only(&ro)];
+        let r =
+            Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8).with_extra(&extra);
+        assert_eq!(r.check(rw_addr, 0, 8, Access::Store, 0), Ok(rw_addr));
+        assert!(r.check(rw_addr, 1, 8, Access::Load, 0).is_err());
+        assert_eq!(r.check(ro_addr, 0, 4, Access::Load, 0), Ok(ro_addr));
+        assert!(r.check(ro_addr, 0, 4, Access::Store, 0).is_err());
+    }
+
+    #[test]
     fn data_sections_and_callback() {
         let mut vm = Vm::new();
         vm.set_bounds_check_fn(Box::new(|addr, size| addr == 0x5000 && size <= 4))
             .expect("first registration");
         let prog = program();
         let stack = [0u8; 8];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, stack.as_ptr(), 8);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8);
         let ro = prog.data_sections[0].addr();
         let rw = prog.data_sections[1].addr();
         assert_eq!(r.check(ro, 0, 4, Access::Load, 0), Ok(ro));

@@ -1,5 +1,9 @@
 //! A verified, pre-decoded program: what `ubpf_load` produces and both engines run.
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::isa::Insn;
 
 /// One eBPF function (sub-program): main at slot 0, or a local-call target.
@@ -20,7 +24,7 @@ pub struct Function {
 #[derive(Debug)]
 pub struct DataSection {
     name: String,
-    bytes: Box<[std::cell::UnsafeCell<u8>]>,
+    bytes: Box<[core::cell::UnsafeCell<u8>]>,
     writable: bool,
 }
 
@@ -34,8 +38,8 @@ impl DataSection {
     /// `.bss`).
     pub fn new(name: impl Into<String>, contents: &[u8], size: usize, writable: bool) -> Self {
         let len = size.max(contents.len());
-        let bytes: Box<[std::cell::UnsafeCell<u8>]> = (0..len)
-            .map(|i| std::cell::UnsafeCell::new(contents.get(i).copied().unwrap_or(0)))
+        let bytes: Box<[core::cell::UnsafeCell<u8>]> = (0..len)
+            .map(|i| core::cell::UnsafeCell::new(contents.get(i).copied().unwrap_or(0)))
             .collect();
         DataSection {
             name: name.into(),

@@ -12,8 +12,9 @@
 //! Which opcodes exist, and how each one's fields may be used, is derived from
 //! [`crate::isa::INSN_TABLE`]. Beyond uBPF, `callx` (0x8d) is accepted.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap;
 
 use crate::error::LoadError;
 use crate::isa::{
@@ -27,30 +28,34 @@ pub struct VerifyOptions<'a> {
     /// Whether a helper call `call imm` (src = 0) to this index is acceptable.
     pub helper_exists: &'a dyn Fn(u32) -> bool,
     /// The stack-usage calculator (function start slot → bytes), if one is registered.
-    pub stack_usage: Option<&'a (dyn Fn(usize) -> i32 + Send + Sync)>,
+    pub stack_usage: Option<&'a dyn Fn(usize) -> i32>,
 }
 
 /// The operand form of each opcode byte, from the first table row using it (`None`: unknown).
 ///
 /// Rows sharing an opcode byte share a form, except `call`/`call local` (0x85), which the
 /// verifier handles by opcode.
+#[cfg(feature = "std")]
 fn forms() -> &'static [Option<Operands>; 256] {
-    static FORMS: OnceLock<[Option<Operands>; 256]> = OnceLock::new();
-    FORMS.get_or_init(|| {
-        let mut forms = [None; 256];
-        for spec in INSN_TABLE {
-            let slot = &mut forms[usize::from(spec.opcode)];
-            if slot.is_none() {
-                *slot = Some(spec.operands);
-            }
-        }
-        forms
-    })
+    static FORMS: std::sync::OnceLock<[Option<Operands>; 256]> = std::sync::OnceLock::new();
+    FORMS.get_or_init(|| core::array::from_fn(|op| first_form(op as u8)))
+}
+
+/// The form of the first table row using `opcode`.
+fn first_form(opcode: u8) -> Option<Operands> {
+    INSN_TABLE
+        .iter()
+        .find(|spec| spec.opcode == opcode)
+        .map(|spec| spec.operands)
 }
 
 /// The operand form of `opcode`, or `None` if no instruction uses it.
 fn form_of(opcode: u8) -> Option<Operands> {
-    forms()[usize::from(opcode)]
+    #[cfg(feature = "std")]
+    return forms()[usize::from(opcode)];
+    // Without `std` there is no lazy static: scan the table.
+    #[cfg(not(feature = "std"))]
+    return first_form(opcode);
 }
 
 /// Whether `opcode` is a jump that stays inside its function (`ja`, `ja32`, conditional).
@@ -96,8 +101,15 @@ struct Filter {
 
 /// The field-filter row of `opcode`, computed once per opcode byte.
 fn filter_of(opcode: u8) -> Option<Filter> {
-    static FILTERS: OnceLock<[Option<Filter>; 256]> = OnceLock::new();
-    FILTERS.get_or_init(|| std::array::from_fn(|op| derive_filter(op as u8)))[usize::from(opcode)]
+    #[cfg(feature = "std")]
+    {
+        static FILTERS: std::sync::OnceLock<[Option<Filter>; 256]> = std::sync::OnceLock::new();
+        FILTERS.get_or_init(|| core::array::from_fn(|op| derive_filter(op as u8)))
+            [usize::from(opcode)]
+    }
+    // Without `std` there is no lazy static: derive it each time.
+    #[cfg(not(feature = "std"))]
+    derive_filter(opcode)
 }
 
 /// The field-filter row of `opcode` (`ubpf-compat.md` §2.3), derived from its operand form.
@@ -310,7 +322,8 @@ pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, 
                             target: (pc as i64) + 1 + i64::from(insn.imm),
                         },
                     )?;
-                    if let std::collections::btree_map::Entry::Vacant(entry) = usage.entry(target) {
+                    if let alloc::collections::btree_map::Entry::Vacant(entry) = usage.entry(target)
+                    {
                         entry.insert(stack_usage_at(options, target)?);
                     }
                     has_local_call = true;
@@ -394,7 +407,18 @@ fn check_containment(slots: &[Insn], starts: impl Iterator<Item = usize>) -> Res
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn ins(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
         Insn::new(opc, dst, src, off, imm)

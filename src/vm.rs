@@ -5,10 +5,14 @@
 //! [`crate::interpreter`], compilation in [`crate::jit`], ELF loading in [`crate::elf`]; each
 //! adds its methods to `Vm` in its own module.
 
-use std::fmt;
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use core::fmt;
 
 use crate::error::LoadError;
-use crate::helpers::{DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator};
+use crate::helpers::{
+    DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator, RustHelper,
+};
 use crate::isa::{self, MAX_EXT_FUNCS};
 use crate::program::Program;
 
@@ -129,6 +133,10 @@ pub struct Vm {
     pub(crate) debug_fn: Option<DebugFn>,
     pub(crate) error_printer: Option<ErrorPrinter>,
     pub(crate) program: Option<Program>,
+    /// Whether compiled code consults the per-run extra regions of
+    /// `execute_jit_with_regions` (read at compile time).
+    pub(crate) extra_regions: bool,
+    #[cfg(feature = "std")]
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
 }
@@ -162,6 +170,8 @@ impl Vm {
             debug_fn: None,
             error_printer: None,
             program: None,
+            extra_regions: false,
+            #[cfg(feature = "std")]
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
         }
@@ -188,8 +198,64 @@ impl Vm {
             .ok()
             .filter(|&i| i < MAX_EXT_FUNCS)
             .ok_or(ConfigError::HelperIndexOutOfRange(index))?;
-        self.helpers.slots[slot] = Some(f);
+        self.helpers.set_c(slot, Some(f));
         self.helper_names.set(slot, name);
+        Ok(())
+    }
+
+    /// Registers a Rust helper at `index` (0..64) under `name`, replacing any previous one: a
+    /// `fn` item or a closure with captured state, called with r1..r5 in both engines.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let calls = Arc::new(AtomicU64::new(0));
+    /// let seen = calls.clone();
+    /// let mut vm = rbpf::Vm::new();
+    /// vm.register_closure(1, Some("count"), move |a, _, _, _, _| {
+    ///     seen.fetch_add(1, Ordering::Relaxed) + a
+    /// })?;
+    /// vm.load(&rbpf::asm::assemble_bytes("mov %r1, 10\ncall 1\nexit")?)?;
+    /// assert_eq!(vm.execute(&mut [])?, 10);
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_closure(
+        &mut self,
+        index: u32,
+        name: Option<&str>,
+        f: impl Fn(u64, u64, u64, u64, u64) -> u64 + Send + Sync + 'static,
+    ) -> Result<(), ConfigError> {
+        self.register_rust_helper(index, name, RustHelper::Plain(alloc::sync::Arc::new(f)))
+    }
+
+    /// Registers a Rust helper that also receives the run's input memory (the buffer r1
+    /// pointed to at entry; empty when there is none), like uBPF's context-aware helpers.
+    pub fn register_closure_with_memory(
+        &mut self,
+        index: u32,
+        name: Option<&str>,
+        f: impl Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync + 'static,
+    ) -> Result<(), ConfigError> {
+        self.register_rust_helper(
+            index,
+            name,
+            RustHelper::WithMemory(alloc::sync::Arc::new(f)),
+        )
+    }
+
+    /// Registers `helper` at `index` (0..64) under `name`, replacing any previous one.
+    pub fn register_rust_helper(
+        &mut self,
+        index: u32,
+        name: Option<&str>,
+        helper: RustHelper,
+    ) -> Result<(), ConfigError> {
+        if !self.helpers.set_rust(index, helper) {
+            return Err(ConfigError::HelperIndexOutOfRange(index));
+        }
+        self.helper_names.set(index as usize, name);
         Ok(())
     }
 
@@ -274,21 +340,30 @@ impl Vm {
         }
     }
 
-    /// Sets where runtime error messages go (`None`: standard error).
+    /// Sets where runtime error messages go. Without a printer (the default) nothing is
+    /// printed: the Rust API returns errors as values. The C API installs a printer writing to
+    /// standard error, as uBPF does.
     pub fn set_error_printer(&mut self, printer: Option<ErrorPrinter>) {
         self.error_printer = printer;
     }
 
-    /// Reports a runtime error through the error printer (silent failures are not printed).
+    /// Reports a runtime error through the error printer, if one is installed (silent failures
+    /// are not printed).
     pub fn report(&self, err: &crate::error::ExecError) {
         if !err.is_printed() {
             return;
         }
-        let text = err.to_string();
-        match &self.error_printer {
-            Some(print) => print(&text),
-            None => eprintln!("{text}"),
+        if let Some(print) = &self.error_printer {
+            print(&err.to_string());
         }
+    }
+
+    /// Makes code compiled from now on accept accesses to the extra regions a run passes to
+    /// [`Vm::execute_jit_with_regions`] (the interpreter always does). Costs nothing on the
+    /// fast path; an access outside mem and the stack then returns to the code after the
+    /// runtime check instead of faulting at once.
+    pub fn enable_extra_regions(&mut self) {
+        self.extra_regions = true;
     }
 
     /// Stores the pointer secret; refused while code is loaded (uBPF semantics).
@@ -316,7 +391,10 @@ impl Vm {
         let helper_exists = |index: u32| self.helper_exists(index);
         let options = crate::verifier::VerifyOptions {
             helper_exists: &helper_exists,
-            stack_usage: self.stack_usage_calculator.as_deref(),
+            stack_usage: self
+                .stack_usage_calculator
+                .as_deref()
+                .map(|f| f as &dyn Fn(usize) -> i32),
         };
         let program = crate::verifier::verify(slots, &options)?;
         if program.is_empty() && self.config.readonly_bytecode {
@@ -328,13 +406,19 @@ impl Vm {
 
     /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
     pub(crate) fn install(&mut self, program: Program) {
-        self.jit = crate::jit::JitCache::default();
+        #[cfg(feature = "std")]
+        {
+            self.jit = crate::jit::JitCache::default();
+        }
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
     pub fn unload(&mut self) {
-        self.jit = crate::jit::JitCache::default();
+        #[cfg(feature = "std")]
+        {
+            self.jit = crate::jit::JitCache::default();
+        }
         self.program = None;
     }
 

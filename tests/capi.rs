@@ -98,6 +98,7 @@ c_tests!(
     jit_runtime,
     lifecycle,
     load_errors,
+    mbuff,
     memory,
     null_args,
     rbpf_ext,

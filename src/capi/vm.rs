@@ -41,8 +41,12 @@ pub struct ubpf_vm {
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_create() -> *mut ubpf_vm {
     ffi_boundary!({
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(crate::capi::register::stderr_printer()));
+        // `rbpf_exec_mbuff_jit` gives compiled code the packet data as an extra region.
+        vm.enable_extra_regions();
         Box::into_raw(Box::new(ubpf_vm {
-            vm: Vm::new(),
+            vm,
             execution_started: AtomicBool::new(false),
         }))
     })

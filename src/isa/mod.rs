@@ -3,6 +3,8 @@
 //!
 //! Constant names follow the Linux/uBPF `BPF_*` vocabulary so that they read like the RFC.
 
+use alloc::vec::Vec;
+
 pub mod opcodes;
 
 pub use opcodes::{INSN_TABLE, InsnSpec, Operands, Variant, is_known_opcode, spec_of, specs_named};
@@ -310,7 +312,18 @@ pub fn encode_slots(insns: &[Insn]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn insn_round_trips_through_bytes_and_u64() {

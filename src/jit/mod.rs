@@ -63,7 +63,7 @@ struct Image {
 
 /// Compiled code cached per JIT mode; dropped on unload.
 ///
-/// Holds the boxed [`JitContext`] that compiled and translated code points to, so its address
+/// Holds the boxed `JitContext` that compiled and translated code points to, so its address
 /// is stable for as long as the cache lives.
 #[derive(Debug, Default)]
 pub struct JitCache {
@@ -197,7 +197,9 @@ impl Vm {
             bounds_check: self.config.bounds_check,
             instruction_limit: self.config.instruction_limit,
             unwind_index: self.config.unwind_index,
-            other_regions: !program.data_sections.is_empty() || self.bounds_check_fn.is_some(),
+            other_regions: !program.data_sections.is_empty()
+                || self.bounds_check_fn.is_some()
+                || self.extra_regions,
             helpers: &*self.helpers,
             ctx,
             blinding: self
@@ -326,6 +328,40 @@ impl Vm {
         unsafe { self.execute_jit_raw(ptr, mem.len(), std::ptr::null_mut(), 0) }
     }
 
+    /// [`Vm::execute_jit`] with extra regions the program may also access during this run
+    /// (see [`MemRegion`](crate::memory::MemRegion)). The code must have been compiled after
+    /// [`Vm::enable_extra_regions`]; otherwise accesses to them fault as out of bounds.
+    pub fn execute_jit_with_regions(
+        &self,
+        mem: &mut [u8],
+        extra: &[crate::memory::MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
+        let ptr = if mem.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            mem.as_mut_ptr()
+        };
+        // SAFETY: `mem` is a valid buffer of its length; the regions borrow their buffers.
+        unsafe { self.execute_jit_raw_with_regions(ptr, mem.len(), std::ptr::null_mut(), 0, extra) }
+    }
+
+    /// [`Vm::execute_jit_raw`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As [`Vm::execute_jit_raw`].
+    pub unsafe fn execute_jit_raw_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        stack: *mut u8,
+        stack_len: usize,
+        extra: &[crate::memory::MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
+        let _regions = runtime::ExtraRegionsGuard::enter(extra);
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_jit_raw(mem, mem_len, stack, stack_len) }
+    }
+
     /// [`Vm::execute_jit`] over raw pointers (for the C API). `mem` may be null. A null `stack`
     /// gives Extended-mode code a fresh 4096-byte stack; Basic-mode code ignores `stack`.
     /// Returns [`ExecError::NotLoaded`] when nothing is compiled.
@@ -350,6 +386,11 @@ impl Vm {
                 ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        // Only VMs with Rust helpers need the per-thread record their trampolines read.
+        let helpers = self
+            .helpers
+            .has_rust_helpers()
+            .then(|| crate::helpers::RunGuard::enter(&self.helpers, mem_len));
         let previous = runtime::arm();
         let ret = match image.mode {
             JitMode::Basic => {
@@ -373,7 +414,11 @@ impl Vm {
                 }
             }
         };
-        match runtime::disarm(previous) {
+        let fault = runtime::disarm(previous);
+        if let Some(helpers) = helpers {
+            helpers.finish();
+        }
+        match fault {
             Some(err) => {
                 self.report(&err);
                 Err(err)

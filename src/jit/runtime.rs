@@ -14,7 +14,7 @@ use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
 use crate::helpers::HelperTable;
 use crate::isa::{MAX_CALL_DEPTH, op};
-use crate::memory::Regions;
+use crate::memory::{MemRegion, Regions};
 use crate::vm::Vm;
 
 thread_local! {
@@ -24,6 +24,41 @@ thread_local! {
     static FAULTED: Cell<bool> = const { Cell::new(false) };
     /// Whether a [`Vm::execute_jit`] call on this thread will collect and report the fault.
     static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The extra regions of the run in progress on this thread (address and length of a
+    /// `[MemRegion]` that outlives the run).
+    static EXTRA_REGIONS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// Records a run's extra regions for [`rt_check_access`] until dropped (the enclosing run's
+/// come back then).
+pub(crate) struct ExtraRegionsGuard {
+    previous: (usize, usize),
+}
+
+impl ExtraRegionsGuard {
+    /// Records `extra`, which must outlive the guard.
+    pub(crate) fn enter(extra: &[MemRegion<'_>]) -> Self {
+        ExtraRegionsGuard {
+            previous: EXTRA_REGIONS.replace((extra.as_ptr() as usize, extra.len())),
+        }
+    }
+}
+
+impl Drop for ExtraRegionsGuard {
+    fn drop(&mut self) {
+        EXTRA_REGIONS.set(self.previous);
+    }
+}
+
+/// The extra regions recorded for the run in progress on this thread.
+fn current_extra_regions<'a>() -> &'a [MemRegion<'a>] {
+    let (ptr, len) = EXTRA_REGIONS.get();
+    if ptr == 0 || len == 0 {
+        return &[];
+    }
+    // SAFETY: recorded by an `ExtraRegionsGuard` whose slice outlives the run, which is the
+    // only caller of the runtime functions using it.
+    unsafe { std::slice::from_raw_parts(ptr as *const MemRegion<'a>, len) }
 }
 
 /// Prepares this thread for a run: clears the fault flag and returns the previous arming
@@ -160,7 +195,8 @@ pub(crate) unsafe extern "C" fn rt_check_access(
             run.mem_len as usize,
             run.stack as *const u8,
             run.stack_len as usize,
-        );
+        )
+        .with_extra(current_extra_regions());
         match regions.check(run.base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
