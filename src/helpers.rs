@@ -142,6 +142,30 @@ impl HelperTable {
         Some(unsafe { helper(a1, a2, a3, a4, a5, mem) })
     }
 
+    /// Calls helper `index` as compiled code does: through the dispatcher if one is set,
+    /// otherwise through the slot (a Rust helper's slot is its trampoline, which finds the
+    /// run's memory length in the run recorded by `Vm::execute_jit*`). `None` if nothing can
+    /// serve the index.
+    ///
+    /// # Safety
+    /// As for [`HelperTable::call`], with `mem` the run's input memory.
+    pub unsafe fn call_from_compiled(
+        &self,
+        index: u64,
+        args: [u64; 5],
+        mem: *mut c_void,
+    ) -> Option<u64> {
+        let [a1, a2, a3, a4, a5] = args;
+        if let Some(dispatcher) = self.dispatcher {
+            let index = u32::try_from(index).ok()?;
+            // SAFETY: forwarded to the caller's contract.
+            return Some(unsafe { dispatcher(a1, a2, a3, a4, a5, index, mem) });
+        }
+        let helper = (*self.slots.get(usize::try_from(index).ok()?)?)?;
+        // SAFETY: forwarded to the caller's contract.
+        Some(unsafe { helper(a1, a2, a3, a4, a5, mem) })
+    }
+
     /// Registers a Rust helper at slot `index` (replacing a C helper there). `false` when
     /// `index` is not below `MAX_EXT_FUNCS`.
     pub(crate) fn set_rust(&mut self, index: u32, helper: RustHelper) -> bool {

@@ -348,7 +348,7 @@ pub(crate) unsafe extern "C" fn rt_call_helper(
     // SAFETY: guaranteed by the caller (the compiled code embeds the VM's table).
     let table = unsafe { &*table };
     // SAFETY: forwarded to the caller's contract. `None` cannot happen after the code's check.
-    unsafe { table.call(index, [r1, r2, r3, r4, r5], mem) }.unwrap_or(0)
+    unsafe { table.call_from_compiled(index, [r1, r2, r3, r4, r5], mem) }.unwrap_or(0)
 }
 
 #[cfg(test)]
