@@ -43,12 +43,14 @@ use object::LittleEndian;
 use object::elf::{
     ELFCLASS64, ELFDATA2LSB, ELFMAG, ELFOSABI_NONE, EM_BPF, EM_NONE, ET_REL, EV_CURRENT,
     FileHeader64, R_BPF_64_32, R_BPF_64_64, Rel64, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHN_UNDEF,
-    SHT_NOBITS, SHT_PROGBITS, SHT_REL, SHT_STRTAB, SHT_SYMTAB, STT_FUNC, SectionHeader64, Sym64,
+    SHT_NOBITS, SHT_PROGBITS, SHT_REL, SHT_STRTAB, SHT_SYMTAB, STT_FUNC, STT_NOTYPE, STT_OBJECT,
+    SectionHeader64, Sym64,
 };
 use object::read::elf::{SectionHeader as _, Sym as _};
 
 use crate::error::{ElfError, LoadError};
 use crate::isa::{INSN_SIZE, Insn, MAX_INSTS, call_kind, op};
+use crate::maps::object::{ObjectMaps, SectionView, SymbolView, declared_maps};
 use crate::program::DataSection;
 use crate::vm::Vm;
 
@@ -99,6 +101,8 @@ pub struct LinkedElf {
     pub functions: Vec<LinkedFunction>,
     /// Sections copied for data relocations (only when no data-relocation callback is set).
     pub data_sections: Vec<DataSection>,
+    /// Maps the object declares (`.maps` with BTF, legacy `maps`), created while linking.
+    pub maps: Vec<std::sync::Arc<crate::maps::Map>>,
     /// Warnings uBPF prints while linking (`Warning: bad relocation type N; skipping.`),
     /// without the trailing newline. [`Vm::load_elf`] prints them to standard output.
     pub warnings: Vec<String>,
@@ -383,6 +387,8 @@ struct Linker<'v, 'a, 'w> {
     owners: HashMap<usize, Vec<(u64, u64, usize)>>,
     /// (section, start offset) → the first function (in linked order) starting there.
     starts: HashMap<(usize, u64), usize>,
+    /// The maps the object declares.
+    maps: ObjectMaps,
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
@@ -455,6 +461,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             relocated: HashSet::new(),
             owners: HashMap::new(),
             starts: HashMap::new(),
+            maps: ObjectMaps::default(),
         })
     }
 
@@ -604,6 +611,9 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             .sections
             .get(data_index)
             .ok_or(ElfError::BadDataRelocationSection)?;
+        if self.maps.is_map_section(data_index) {
+            return self.apply_map(func, data_index, sym, name, offset);
+        }
         let callback = self.vm.data_relocation.as_ref();
         let loader_owned = callback.is_none()
             && is_loader_data_section(elf.section_name(data_index), data_section);
@@ -663,6 +673,63 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             second_at,
             Insn {
                 imm: (address >> 32) as u32 as i32,
+                ..second
+            },
+        );
+        self.relocated.insert(at);
+        Ok(())
+    }
+
+    /// `R_BPF_64_64` against a map: the `lddw` (plain, or libbpf's `BPF_PSEUDO_MAP_FD` form)
+    /// becomes a plain `lddw` of the map's handle (`docs/maps.md`).
+    fn apply_map(
+        &mut self,
+        func: usize,
+        section: usize,
+        sym: &Sym,
+        name: &[u8],
+        offset: u64,
+    ) -> Result<(), ElfError> {
+        let func = &self.funcs[func];
+        if offset
+            .checked_add(LDDW_SIZE)
+            .is_none_or(|end| end > func.end())
+        {
+            return Err(ElfError::BadDataRelocationOffset);
+        }
+        let at = func.linked(offset);
+        let second_at = at.saturating_add(INSN_SIZE);
+        let (Some(first), Some(second)) =
+            (read_insn(&self.code, at), read_insn(&self.code, second_at))
+        else {
+            return Err(ElfError::BadDataRelocationOffset);
+        };
+        if first.opc != op::LDDW {
+            return Err(ElfError::BadDataRelocationInstruction);
+        }
+        // Section-relative references carry the map's offset in the immediate.
+        let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+        let handle = sym
+            .st_value(LE)
+            .checked_add(addend)
+            .and_then(|at| self.maps.handle_at(section, at))
+            .ok_or_else(|| {
+                ElfError::Map(format!("relocation against '{}' names no map", lossy(name)))
+            })?;
+        write_insn(
+            &mut self.code,
+            at,
+            Insn {
+                src: 0,
+                imm: handle as u32 as i32,
+                ..first
+            },
+        );
+        write_insn(
+            &mut self.code,
+            second_at,
+            Insn {
+                imm: (handle >> 32) as u32 as i32,
                 ..second
             },
         );
@@ -806,9 +873,36 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             code: self.code,
             functions,
             data_sections: self.data_sections,
+            maps: self.maps.maps,
             warnings,
         }
     }
+}
+
+/// Creates the maps the object declares (none for most objects).
+fn object_maps(elf: &Elf<'_>) -> Result<ObjectMaps, ElfError> {
+    let sections: Vec<SectionView<'_>> = (0..elf.sections.len())
+        .map(|i| SectionView {
+            name: elf.section_name(i),
+            data: if elf.sections[i].kind() == SHT_NOBITS {
+                &[]
+            } else {
+                elf.sections[i].data
+            },
+        })
+        .collect();
+    let symbols: Vec<SymbolView<'_>> = elf
+        .symbols
+        .iter()
+        .map(|s| SymbolView {
+            name: c_string(elf.strtab, s.st_name(LE)).unwrap_or(b""),
+            section: usize::from(s.st_shndx(LE)),
+            value: s.st_value(LE),
+            size: s.st_size(LE),
+            is_object: matches!(s.st_type(), STT_OBJECT | STT_NOTYPE),
+        })
+        .collect();
+    declared_maps(&sections, &symbols).map_err(ElfError::Map)
 }
 
 /// Links `bytes`, passing each warning to `warn` as it occurs.
@@ -819,7 +913,9 @@ fn link(
     warn: &mut dyn FnMut(&str),
 ) -> Result<LinkedElf, ElfError> {
     let elf = Elf::parse(bytes)?;
+    let maps = object_maps(&elf)?;
     let mut linker = Linker::collect_functions(vm, warn, elf, entry)?;
+    linker.maps = maps;
     linker.lay_out()?;
     linker.relocate()?;
     linker.fix_unrelocated_calls()?;
@@ -859,6 +955,7 @@ impl Vm {
         let mut program = self.verify(&linked.code)?;
         program.data_sections = linked.data_sections;
         self.install(program);
+        self.maps.maps = crate::maps::MapSet::new(linked.maps);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 
 use std::ffi::c_void;
 
-use crate::isa::MAX_EXT_FUNCS;
+use crate::isa::HELPER_SLOTS;
 
 /// A helper as the engines call it: r1..r5, then the `mem` pointer given to the execution.
 ///
@@ -22,21 +22,22 @@ pub type DispatcherFn = unsafe extern "C" fn(u64, u64, u64, u64, u64, u32, *mut 
 /// Decides at load time whether a helper index is acceptable to the dispatcher.
 pub type HelperValidator = Box<dyn Fn(u32) -> bool + Send + Sync>;
 
-/// The run-time helper slots, laid out for JIT code (`dispatcher` at offset 0, then 64 slots).
+/// The run-time helper slots, laid out for JIT code (`dispatcher` at offset 0, then
+/// [`HELPER_SLOTS`] slots).
 #[repr(C)]
 #[derive(Debug, Clone)]
 pub struct HelperTable {
     /// When set, every helper call goes through it instead of `slots`.
     pub dispatcher: Option<DispatcherFn>,
     /// Helper per index; `None` is a null pointer in the C layout.
-    pub slots: [Option<HelperFn>; MAX_EXT_FUNCS],
+    pub slots: [Option<HelperFn>; HELPER_SLOTS],
 }
 
 impl Default for HelperTable {
     fn default() -> Self {
         HelperTable {
             dispatcher: None,
-            slots: [None; MAX_EXT_FUNCS],
+            slots: [None; HELPER_SLOTS],
         }
     }
 }

@@ -36,6 +36,8 @@ pub mod insn_builder;
 pub mod interpreter;
 pub mod isa;
 pub mod jit;
+pub mod linux_helpers;
+pub mod maps;
 pub mod memory;
 pub mod program;
 pub mod verifier;

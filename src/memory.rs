@@ -9,7 +9,9 @@
 //! 2. the stack of this execution;
 //! 3. one of the loaded program's data sections (stores only into writable ones; a librbpf
 //!    extension for ELF globals);
-//! 4. a region accepted by the VM's bounds callback.
+//! 4. one value of one of the loaded program's maps, or a live ring-buffer reservation
+//!    (`docs/maps.md`; a librbpf extension);
+//! 5. a region accepted by the VM's bounds callback.
 //!
 //! [`Regions`] is a small `Copy` value built once per execution. The JIT can keep one in its
 //! context and call [`Regions::check`] from an `extern "C"` runtime function on its slow path;
@@ -156,7 +158,7 @@ impl<'a> Regions<'a> {
             let section_end = start.saturating_add(section.len() as u64);
             (access == Access::Load || section.writable()) && addr >= start && end <= section_end
         });
-        if in_section {
+        if in_section || self.vm.maps.maps.allows(addr, end) {
             return Ok(addr);
         }
         if let Some(callback) = &self.vm.bounds_check_fn

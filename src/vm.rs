@@ -129,6 +129,7 @@ pub struct Vm {
     pub(crate) debug_fn: Option<DebugFn>,
     pub(crate) error_printer: Option<ErrorPrinter>,
     pub(crate) program: Option<Program>,
+    pub(crate) maps: crate::maps::VmMaps,
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
 }
@@ -162,6 +163,7 @@ impl Vm {
             debug_fn: None,
             error_printer: None,
             program: None,
+            maps: crate::maps::VmMaps::default(),
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
         }
@@ -329,12 +331,14 @@ impl Vm {
     /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
     pub(crate) fn install(&mut self, program: Program) {
         self.jit = crate::jit::JitCache::default();
+        self.maps.maps = crate::maps::MapSet::default();
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
     pub fn unload(&mut self) {
         self.jit = crate::jit::JitCache::default();
+        self.maps.maps = crate::maps::MapSet::default();
         self.program = None;
     }
 

@@ -154,7 +154,10 @@ impl Vm {
             bounds_check: self.config.bounds_check,
             instruction_limit: self.config.instruction_limit,
             unwind_index: self.config.unwind_index,
-            other_regions: !program.data_sections.is_empty() || self.bounds_check_fn.is_some(),
+            other_regions: !program.data_sections.is_empty()
+                || self.bounds_check_fn.is_some()
+                || !self.maps.maps.is_empty(),
+            publish_run: self.maps.publish_runs,
             helpers: &*self.helpers,
             ctx,
             blinding: self

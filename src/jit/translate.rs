@@ -31,7 +31,7 @@ use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
 use crate::isa::{
-    Insn, MAX_CALL_DEPTH, MAX_EXT_FUNCS, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
+    HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
 };
 use crate::program::Program;
@@ -57,6 +57,9 @@ pub(crate) struct Options {
     /// bounds callback registered at compile time). When not, the out-of-line bounds check
     /// only records the fault and never returns into the code.
     pub other_regions: bool,
+    /// Whether every helper call first publishes the run to the kernel helpers
+    /// (`crate::linux_helpers::rt_publish_run`).
+    pub publish_run: bool,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -104,6 +107,7 @@ struct Translator<'a, 'b> {
     sig_dispatcher: SigRef,
     sig_check: SigRef,
     sig_fault: SigRef,
+    sig_publish: SigRef,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -155,6 +159,7 @@ pub(crate) fn translate(
     }
     let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
+    let sig_publish = b.import_signature(sig(isa, &[I64; 2], None));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -218,7 +223,8 @@ pub(crate) fn translate(
     let mem_region = region(&mut b, mem, mem_len, true, sizes);
     let stack_sizes = if has_stack { sizes } else { 0 };
     let stack_region = region(&mut b, stack, stack_len, false, stack_sizes);
-    let run_block = (opts.bounds_check && accesses_memory).then(|| {
+    // Kernel helpers check pointer arguments against the run's regions, read from the block.
+    let run_block = (opts.bounds_check && (accesses_memory || opts.publish_run)).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             run_block::SIZE,
@@ -286,6 +292,7 @@ pub(crate) fn translate(
         sig_dispatcher,
         sig_check,
         sig_fault,
+        sig_publish,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -1049,6 +1056,17 @@ impl Translator<'_, '_> {
     /// time, else `r0 = helpers[idx](r1..r5, mem)`; an empty slot is a runtime fault. After
     /// the unwind helper, r0 == 0 ends the program with 0.
     fn helper_call(&mut self, pc: usize, idx: Value, known: Option<u32>) -> Result<(), JitError> {
+        if self.opts.publish_run {
+            let ctx = self.iconst(self.opts.ctx as i64);
+            let block = match self.run_block {
+                Some(slot) => self.b.ins().stack_addr(I64, slot, 0),
+                None => self.iconst(0),
+            };
+            let f = self.iconst(crate::linux_helpers::rt_publish_run as *const () as i64);
+            self.b
+                .ins()
+                .call_indirect(self.sig_publish, f, &[ctx, block]);
+        }
         let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
         let table = self.iconst(self.opts.helpers as i64);
         let dispatcher = self.b.ins().load(
@@ -1088,7 +1106,7 @@ impl Translator<'_, '_> {
         self.b.seal_block(via_table);
         let slots = std::mem::offset_of!(HelperTable, slots) as i64;
         let func = match known {
-            Some(i) if (i as usize) >= MAX_EXT_FUNCS => None,
+            Some(i) if (i as usize) >= HELPER_SLOTS => None,
             Some(i) => Some(self.b.ins().load(
                 I64,
                 trusted(),
@@ -1099,7 +1117,7 @@ impl Translator<'_, '_> {
                 let out = self.b.ins().icmp_imm_s(
                     IntCC::UnsignedGreaterThanOrEqual,
                     idx,
-                    MAX_EXT_FUNCS as i64,
+                    HELPER_SLOTS as i64,
                 );
                 self.fault_if(out, fault::NONEXISTENT_HELPER, pc, idx);
                 let off = self.b.ins().ishl_imm_s(idx, 3);
