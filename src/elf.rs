@@ -18,6 +18,10 @@
 //! - local calls that clang resolved itself (no relocation) are re-targeted when linking moves
 //!   functions (uBPF leaves their offsets stale);
 //! - a relocation may apply to the first instruction of a function (uBPF's search skips it);
+//! - without an entry name, when `.text` exists but has no function at offset 0 (libbpf-style
+//!   objects, one program per section), main is the first function that starts a section;
+//! - maps declared in `.maps` (BTF) or `maps` are created, and `lddw`s relocated against
+//!   them receive the map's handle (`docs/maps.md`);
 //! - without a data-relocation callback, `R_BPF_64_64` relocations against `.data`, `.bss`,
 //!   `.rodata` (and their `.data.*`/`.bss.*`/`.rodata.*` variants) are served from copies of
 //!   those sections owned by the loaded program ([`DataSection`]); the `lddw` receives the
@@ -443,6 +447,14 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 main = Some(func);
             } else {
                 others.push(func);
+            }
+        }
+        let has_text = (0..count).any(|i| elf.section_name(i) == b".text");
+        if main.is_none() && entry.is_none() && has_text {
+            // libbpf-style objects put each program in its own section (`SEC("xdp")`) and
+            // leave `.text` empty: the first function starting a section is then main.
+            if let Some(i) = others.iter().position(|f| f.start == 0 && f.size > 0) {
+                main = Some(others.remove(i));
             }
         }
         let main =

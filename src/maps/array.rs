@@ -44,7 +44,7 @@ impl ArrayMap {
             self.slab.read(index, out);
             return Ok(());
         }
-        for (cpu, chunk) in out.chunks_mut(self.slab.stride()).enumerate() {
+        for (cpu, chunk) in out.chunks_mut(self.slab.host_stride()).enumerate() {
             self.slab.read(index * self.cpus + cpu, chunk);
         }
         Ok(())
@@ -71,7 +71,7 @@ impl ArrayMap {
             Some(cpu) => self.slab.write(index * self.cpus + cpu % self.cpus, value),
             None if self.cpus == 1 => self.slab.write(index, value),
             None => {
-                for (cpu, chunk) in value.chunks(self.slab.stride()).enumerate() {
+                for (cpu, chunk) in value.chunks(self.slab.host_stride()).enumerate() {
                     self.slab.write(index * self.cpus + cpu, chunk);
                 }
             }

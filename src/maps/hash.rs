@@ -168,7 +168,7 @@ impl HashMap {
         if self.cpus == 1 {
             self.slab.read(slot as usize, out);
         } else {
-            for (cpu, chunk) in out.chunks_mut(self.slab.stride()).enumerate() {
+            for (cpu, chunk) in out.chunks_mut(self.slab.host_stride()).enumerate() {
                 self.slab.read(self.value_slot(slot, cpu), chunk);
             }
         }
@@ -179,7 +179,7 @@ impl HashMap {
         match cpu {
             None if self.cpus == 1 => self.slab.write(slot as usize, value),
             None => {
-                for (cpu, chunk) in value.chunks(self.slab.stride()).enumerate() {
+                for (cpu, chunk) in value.chunks(self.slab.host_stride()).enumerate() {
                     self.slab.write(self.value_slot(slot, cpu), chunk);
                 }
             }

@@ -179,6 +179,9 @@ pub fn round_up8(size: u32) -> usize {
     (size as usize).div_ceil(8) * 8
 }
 
+/// Bytes after each value slot that belong to no value.
+const GUARD_BYTES: usize = 8;
+
 /// Fixed-size value slots in one zeroed allocation that never moves. eBPF code reaches the
 /// bytes through raw addresses (like the input memory); Rust code only copies to and from
 /// them through raw pointers.
@@ -205,9 +208,11 @@ impl std::fmt::Debug for Slab {
 }
 
 impl Slab {
-    /// `slots` zeroed values of `value_size` bytes each.
+    /// `slots` zeroed values of `value_size` bytes each. Each slot is followed by at least 8
+    /// bytes that belong to no value, so one byte past any value is refused by the bounds
+    /// check, not taken for the next value.
     pub fn new(value_size: u32, slots: usize) -> Self {
-        let stride = round_up8(value_size);
+        let stride = round_up8(value_size) + GUARD_BYTES;
         let words = (0..(stride / 8) * slots)
             .map(|_| UnsafeCell::new(0))
             .collect();
@@ -234,9 +239,15 @@ impl Slab {
         self.value_size
     }
 
-    /// Distance between slots (the value size rounded up to 8).
+    /// Distance between slots (the value size rounded up to 8, plus the guard).
     pub fn stride(&self) -> usize {
         self.stride
+    }
+
+    /// Distance between per-CPU values in the host's buffers (the value size rounded up to
+    /// 8, libbpf's layout).
+    pub fn host_stride(&self) -> usize {
+        self.stride - GUARD_BYTES
     }
 
     /// Whether `[addr, end)` lies within the `value_size` bytes of one slot.
@@ -374,7 +385,7 @@ impl Map {
                 if map_type == MapType::ProgArray && value_size != 4 {
                     return Err(bad("program array value_size must be 4"));
                 }
-                let bytes = (round_up8(value_size) as u64 * cpus as u64
+                let bytes = ((round_up8(value_size) + GUARD_BYTES) as u64 * cpus as u64
                     + u64::from(key_size) * u64::from(!is_array)
                     + 16)
                     .saturating_mul(u64::from(max_entries));

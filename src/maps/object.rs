@@ -81,8 +81,15 @@ pub(crate) fn declared_maps(
             .find(|s| s.name == b".BTF")
             .ok_or("section .maps needs BTF: compile with -g")?;
         let btf = Btf::parse(btf.data)?;
-        for (name, offset, def) in btf.map_defs(b".maps")? {
-            add(&mut out, index, u64::from(offset), name, def)?;
+        for (name, _, def) in btf.map_defs(b".maps")? {
+            // clang leaves the DATASEC offsets 0 (libbpf fixes them up from the symbols):
+            // the symbol of the same name says where the map is.
+            let offset = symbols
+                .iter()
+                .find(|s| s.section == index && s.name == name.as_bytes())
+                .map(|s| s.value)
+                .ok_or_else(|| format!("map '{name}': no symbol in .maps"))?;
+            add(&mut out, index, offset, name, def)?;
         }
         out.sections.push(index);
     }
