@@ -97,6 +97,7 @@ c_tests!(
     jit_runtime,
     lifecycle,
     load_errors,
+    maps,
     memory,
     null_args,
     rbpf_ext,
