@@ -491,5 +491,38 @@ fn objects_rebuilt_with_clang_behave_the_same() {
     let mut vm = Vm::new();
     vm.register_linux_helpers().unwrap();
     assert!(vm.load_elf(&build("bad_ringbuf", true), None).is_err());
+    // The example of examples-c/bpf/, rebuilt, against its checked-in object.
+    let example = |bytes: &[u8]| {
+        let l = load(bytes, Engine::Jit);
+        let mut frame = vec![0u8; 54];
+        frame[12] = 0x08; // IPv4
+        frame[14] = 0x45;
+        frame[23] = 6; // TCP
+        frame[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        frame[47] = 0x02; // SYN
+        let r = l.exec(&mut frame).unwrap();
+        let flows = l.vm.map("flows").unwrap();
+        let mut v = [0u8; 16];
+        flows.lookup(&[10, 0, 0, 1], &mut v).unwrap();
+        (r, v)
+    };
+    let std_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/bpf");
+    let fresh = {
+        let object = out.join("flow_counter.o");
+        let status = std::process::Command::new(&clang)
+            .args(["-target", "bpf", "-O2", "-g", "-Wall", "-Wextra", "-Werror"])
+            .arg(format!("-I/usr/include/{triple}"))
+            .arg("-c")
+            .arg(std_dir.join("flow_counter.c"))
+            .arg("-o")
+            .arg(&object)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::read(&object).unwrap()
+    };
+    let checked_in = std::fs::read(std_dir.join("flow_counter.o")).unwrap();
+    assert_eq!(example(&fresh), example(&checked_in));
+    assert_eq!(example(&fresh).0, 2, "a SYN");
     let _ = std::fs::remove_dir_all(&out);
 }
