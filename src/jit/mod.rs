@@ -149,7 +149,9 @@ impl Vm {
         let ctx = self.jit_context();
         let isa = host_isa()?;
         let program = self.program.as_ref().ok_or(JitError::NotLoaded)?;
+        let map_slabs = self.maps.maps.slab_regions();
         let opts = translate::Options {
+            map_slabs: &map_slabs[..],
             mode,
             bounds_check: self.config.bounds_check,
             instruction_limit: self.config.instruction_limit,

@@ -60,6 +60,9 @@ pub(crate) struct Options {
     /// Whether every helper call first publishes the run to the kernel helpers
     /// (`crate::linux_helpers::rt_publish_run`).
     pub publish_run: bool,
+    /// The loaded program's map value slabs (valid while translating): accesses outside mem
+    /// and the stack test them inline before calling the runtime's slow path.
+    pub map_slabs: *const [crate::maps::SlabRegion],
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -687,6 +690,7 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
+        self.map_value_checks(addr, bytes, ok);
         let ctx = self.iconst(self.opts.ctx as i64);
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
         #[cfg(target_arch = "x86_64")]
@@ -723,6 +727,38 @@ impl Translator<'_, '_> {
         self.b.seal_block(ok);
         self.proofs.push(Proof { reg, lo, hi });
         addr
+    }
+
+    /// Inline tests of an access of `bytes` bytes at `addr` against each map's value slab
+    /// (`crate::maps::SlabRegion`): inside one value, go to `ok`; otherwise fall through to
+    /// the slow path. Map values are then as cheap to reach as any region, with no runtime
+    /// call per access.
+    fn map_value_checks(&mut self, addr: Value, bytes: usize, ok: Block) {
+        // SAFETY: `map_slabs` points to the slabs of the VM being compiled, alive during the
+        // translation (see `Options::map_slabs`).
+        let slabs = unsafe { &*self.opts.map_slabs };
+        for slab in slabs.iter().filter(|s| bytes as u64 <= s.value_size) {
+            let off = self
+                .b
+                .ins()
+                .iadd_imm_s(addr, (slab.base as i64).wrapping_neg());
+            let inside = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, off, slab.len as i64);
+            let in_slot = self.b.ins().band_imm_s(off, (slab.stride - 1) as i64);
+            let fits = self.b.ins().icmp_imm_s(
+                IntCC::UnsignedLessThanOrEqual,
+                in_slot,
+                (slab.value_size - bytes as u64) as i64,
+            );
+            let both = self.b.ins().band(inside, fits);
+            let next = self.b.create_block();
+            self.b.set_cold_block(next);
+            self.b.ins().brif(both, ok, &[], next, &[]);
+            self.b.switch_to_block(next);
+            self.b.seal_block(next);
+        }
     }
 
     fn alu(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {

@@ -128,10 +128,17 @@ impl HashMap {
     }
 
     fn key_matches(&self, slot: u32, key: &[u8]) -> bool {
-        // SAFETY: the caller holds the lock of the bucket `slot` is linked in; the key bytes
-        // are `key_size` long and not written meanwhile.
-        let stored = unsafe { std::slice::from_raw_parts(self.key_ptr(slot), self.key_size) };
-        stored == key
+        let at = self.key_ptr(slot);
+        // SAFETY (all three): the caller holds the lock of the bucket `slot` is linked in;
+        // the key bytes are `key_size` long and not written meanwhile.
+        match *key {
+            // The common sizes without a call to memcmp.
+            [a, b, c, d] => (unsafe { at.cast::<[u8; 4]>().read() }) == [a, b, c, d],
+            [a, b, c, d, e, f, g, h] => {
+                (unsafe { at.cast::<[u8; 8]>().read() }) == [a, b, c, d, e, f, g, h]
+            }
+            _ => (unsafe { std::slice::from_raw_parts(at, self.key_size) }) == key,
+        }
     }
 
     fn find(&self, chain: &[u32], key: &[u8]) -> Option<usize> {

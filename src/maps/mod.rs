@@ -182,6 +182,36 @@ pub fn round_up8(size: u32) -> usize {
 /// Bytes after each value slot that belong to no value.
 const GUARD_BYTES: usize = 8;
 
+/// Largest slot stride rounded up to a power of two; larger values keep an 8-byte multiple.
+const POW2_STRIDE_MAX: usize = 8192;
+
+/// Distance between value slots: the value rounded up to 8 plus the guard, then up to a
+/// power of two when that stays small, so bounds checks find the offset in a slot with a
+/// mask instead of a division.
+fn slot_stride(value_size: u32) -> usize {
+    let stride = round_up8(value_size) + GUARD_BYTES;
+    if stride <= POW2_STRIDE_MAX {
+        stride.next_power_of_two()
+    } else {
+        stride
+    }
+}
+
+/// Where a map's values lie, for checks inlined by the JIT: an access of `size` bytes at
+/// `addr` is inside one value when `addr - base < len` and
+/// `((addr - base) & (stride - 1)) + size <= value_size` (`stride` is a power of two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlabRegion {
+    /// Address of the first slot.
+    pub base: u64,
+    /// Bytes of all slots.
+    pub len: u64,
+    /// Distance between slots (a power of two).
+    pub stride: u64,
+    /// Bytes of each value.
+    pub value_size: u64,
+}
+
 /// Fixed-size value slots in one zeroed allocation that never moves. eBPF code reaches the
 /// bytes through raw addresses (like the input memory); Rust code only copies to and from
 /// them through raw pointers.
@@ -212,7 +242,7 @@ impl Slab {
     /// bytes that belong to no value, so one byte past any value is refused by the bounds
     /// check, not taken for the next value.
     pub fn new(value_size: u32, slots: usize) -> Self {
-        let stride = round_up8(value_size) + GUARD_BYTES;
+        let stride = slot_stride(value_size);
         let words = (0..(stride / 8) * slots)
             .map(|_| UnsafeCell::new(0))
             .collect();
@@ -239,7 +269,8 @@ impl Slab {
         self.value_size
     }
 
-    /// Distance between slots (the value size rounded up to 8, plus the guard).
+    /// Distance between slots (the value size rounded up to 8, plus the guard, up to a power
+    /// of two when small).
     pub fn stride(&self) -> usize {
         self.stride
     }
@@ -247,7 +278,17 @@ impl Slab {
     /// Distance between per-CPU values in the host's buffers (the value size rounded up to
     /// 8, libbpf's layout).
     pub fn host_stride(&self) -> usize {
-        self.stride - GUARD_BYTES
+        round_up8(self.value_size as u32)
+    }
+
+    /// The slab's geometry, when its stride is a power of two.
+    pub fn region(&self) -> Option<SlabRegion> {
+        self.stride.is_power_of_two().then(|| SlabRegion {
+            base: self.words.as_ptr() as u64,
+            len: (self.stride * self.slots) as u64,
+            stride: self.stride as u64,
+            value_size: self.value_size as u64,
+        })
     }
 
     /// Whether `[addr, end)` lies within the `value_size` bytes of one slot.
@@ -258,7 +299,15 @@ impl Slab {
         addr >= base
             && end <= base + len
             && end >= addr
-            && (addr - base) % self.stride as u64 + (end - addr) <= self.value_size as u64
+            && self.offset_in_slot(addr - base) + (end - addr) <= self.value_size as u64
+    }
+
+    fn offset_in_slot(&self, offset: u64) -> u64 {
+        if self.stride.is_power_of_two() {
+            offset & (self.stride as u64 - 1)
+        } else {
+            offset % self.stride as u64
+        }
     }
 
     /// Copies slot `index`'s value into `out` (`value_size` bytes).
@@ -385,7 +434,7 @@ impl Map {
                 if map_type == MapType::ProgArray && value_size != 4 {
                     return Err(bad("program array value_size must be 4"));
                 }
-                let bytes = ((round_up8(value_size) + GUARD_BYTES) as u64 * cpus as u64
+                let bytes = (slot_stride(value_size) as u64 * cpus as u64
                     + u64::from(key_size) * u64::from(!is_array)
                     + 16)
                     .saturating_mul(u64::from(max_entries));
@@ -668,6 +717,18 @@ impl MapSet {
             .iter()
             .find(|m| m.handle() == handle)
             .map(|m| &**m)
+    }
+
+    /// The value slabs whose checks the JIT can inline (ring buffers are not among them).
+    pub fn slab_regions(&self) -> Vec<SlabRegion> {
+        self.maps
+            .iter()
+            .filter_map(|m| match &m.storage {
+                MapStorage::Array(a) => a.slab().region(),
+                MapStorage::Hash(h) => h.slab().region(),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether `[addr, end)` lies inside one value of one map: the bounds-check hook both
