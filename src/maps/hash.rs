@@ -1,9 +1,10 @@
 //! `BPF_MAP_TYPE_HASH`, `PERCPU_HASH` and `LRU_HASH`: a chained hash table over preallocated
 //! element slots.
 //!
-//! Each element slot has a key (in `keys`) and one value per CPU slot (in the value [`Slab`]).
-//! Buckets are short vectors of slot numbers, each behind its own mutex, so threads working on
-//! different buckets never wait for each other and no thread ever sees a half-linked chain.
+//! Each element slot has a key (in `keys`), a chain link, and one value per CPU slot (in the
+//! value [`Slab`]). Buckets are singly linked chains of slot numbers, each behind its own
+//! spinlock (critical sections are a few comparisons), so threads working on different
+//! buckets never wait for each other and no thread ever sees a half-linked chain.
 //! Free slots wait in a FIFO queue: a deleted slot is reused as late as possible, and its
 //! memory is never freed before the map (a program still holding a pointer to a deleted
 //! value reads or writes valid memory; it may see the slot reused, as with the kernel's
@@ -12,10 +13,13 @@
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{BPF_EXIST, BPF_NOEXIST, MapError, Slab};
+
+/// End of a chain.
+const NIL: u32 = u32::MAX;
 
 /// Recency stamps of an `LRU_HASH` (0: slot not in the table).
 #[derive(Debug)]
@@ -24,24 +28,68 @@ struct Lru {
     stamps: Box<[AtomicU64]>,
 }
 
+/// One bucket: a spinlock and the first slot of its chain.
+struct Bucket {
+    locked: AtomicBool,
+    head: UnsafeCell<u32>,
+}
+
+/// A locked bucket; unlocks when dropped.
+struct Locked<'a> {
+    bucket: &'a Bucket,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.bucket.locked.store(false, Ordering::Release);
+    }
+}
+
+impl Bucket {
+    fn lock(&self) -> Locked<'_> {
+        let mut spins = 0u32;
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            while self.locked.load(Ordering::Relaxed) {
+                spins = spins.saturating_add(1);
+                if spins < 128 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+        Locked { bucket: self }
+    }
+}
+
 /// A hash map (per-CPU with more than one CPU slot, LRU when asked).
 pub struct HashMap {
     key_size: usize,
     cpus: usize,
+    slots: usize,
     keys: Box<[UnsafeCell<u8>]>,
+    /// Per slot, the next slot of its chain (under the lock of its bucket).
+    next: Box<[UnsafeCell<u32>]>,
     /// For each element slot, the bucket it is linked in (valid while it is in the table).
     home: Box<[AtomicU32]>,
     slab: Slab,
-    buckets: Box<[Mutex<Vec<u32>>]>,
+    buckets: Box<[Bucket]>,
     free: Mutex<VecDeque<u32>>,
     seed: u64,
     lru: Option<Lru>,
 }
 
-// SAFETY: `keys` bytes of a slot are written only while the slot is owned by one thread
-// (taken from the free queue, not yet linked) and read only under the lock of the bucket it is
-// linked in; everything else is atomics, mutexes or the shared value slab.
+// SAFETY: a slot's key and link are written only while the slot is owned by one thread (taken
+// from the free queue, not yet linked) or under the lock of the bucket it is linked in, and
+// read only under that lock; bucket heads only under their lock; everything else is atomics,
+// a mutex or the shared value slab.
 unsafe impl Sync for HashMap {}
+// SAFETY: all of it is owned.
+unsafe impl Send for HashMap {}
 
 impl std::fmt::Debug for HashMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,12 +121,19 @@ impl HashMap {
         HashMap {
             key_size: key_size as usize,
             cpus,
+            slots,
             keys: (0..slots * key_size as usize)
                 .map(|_| UnsafeCell::new(0))
                 .collect(),
+            next: (0..slots).map(|_| UnsafeCell::new(NIL)).collect(),
             home: (0..slots).map(|_| AtomicU32::new(0)).collect(),
             slab: Slab::new(value_size, slots * cpus),
-            buckets: (0..buckets).map(|_| Mutex::new(Vec::new())).collect(),
+            buckets: (0..buckets)
+                .map(|_| Bucket {
+                    locked: AtomicBool::new(false),
+                    head: UnsafeCell::new(NIL),
+                })
+                .collect(),
             free: Mutex::new((0..max_entries).collect()),
             seed,
             lru: lru.then(|| Lru {
@@ -94,6 +149,24 @@ impl HashMap {
     }
 
     fn hash(&self, key: &[u8]) -> u64 {
+        let mix = |h: u64| {
+            let h = (h ^ (h >> 32)).wrapping_mul(0xd6e8_feb8_6659_fd93);
+            h ^ (h >> 29)
+        };
+        // The common key sizes without a copy loop.
+        match *key {
+            [a, b, c, d] => {
+                return mix(
+                    (self.seed ^ u64::from(u32::from_le_bytes([a, b, c, d]))).wrapping_mul(MUL)
+                );
+            }
+            [a, b, c, d, e, f, g, h] => {
+                return mix(
+                    (self.seed ^ u64::from_le_bytes([a, b, c, d, e, f, g, h])).wrapping_mul(MUL)
+                );
+            }
+            _ => {}
+        }
         let mut h = self.seed ^ (key.len() as u64).wrapping_mul(MUL);
         let mut chunks = key.chunks_exact(8);
         for chunk in &mut chunks {
@@ -109,9 +182,7 @@ impl HashMap {
             word[..rest.len()].copy_from_slice(rest);
             h = (h ^ u64::from_le_bytes(word)).wrapping_mul(MUL);
         }
-        h ^= h >> 32;
-        h = h.wrapping_mul(0xd6e8_feb8_6659_fd93);
-        h ^ (h >> 29)
+        mix(h)
     }
 
     fn bucket_of(&self, key: &[u8]) -> usize {
@@ -125,6 +196,27 @@ impl HashMap {
             .cast::<u8>()
             .cast_mut()
             .wrapping_add(slot as usize * self.key_size)
+    }
+
+    /// The slot after `slot` in its chain (under its bucket's lock).
+    fn next_of(&self, _: &Locked<'_>, slot: u32) -> u32 {
+        // SAFETY: links are accessed only under their bucket's lock, which the caller holds.
+        unsafe { *self.next[slot as usize].get() }
+    }
+
+    fn set_next(&self, _: &Locked<'_>, slot: u32, next: u32) {
+        // SAFETY: as in `next_of`.
+        unsafe { *self.next[slot as usize].get() = next };
+    }
+
+    fn head(&self, guard: &Locked<'_>) -> u32 {
+        // SAFETY: the caller holds the bucket's lock.
+        unsafe { *guard.bucket.head.get() }
+    }
+
+    fn set_head(&self, guard: &Locked<'_>, slot: u32) {
+        // SAFETY: the caller holds the bucket's lock.
+        unsafe { *guard.bucket.head.get() = slot };
     }
 
     fn key_matches(&self, slot: u32, key: &[u8]) -> bool {
@@ -141,8 +233,28 @@ impl HashMap {
         }
     }
 
-    fn find(&self, chain: &[u32], key: &[u8]) -> Option<usize> {
-        chain.iter().position(|&s| self.key_matches(s, key))
+    /// `(previous slot or NIL, slot)` of `key` in the locked bucket's chain.
+    fn find(&self, guard: &Locked<'_>, key: &[u8]) -> Option<(u32, u32)> {
+        let mut prev = NIL;
+        let mut slot = self.head(guard);
+        while slot != NIL {
+            if self.key_matches(slot, key) {
+                return Some((prev, slot));
+            }
+            prev = slot;
+            slot = self.next_of(guard, slot);
+        }
+        None
+    }
+
+    /// Removes `slot` (whose predecessor is `prev`) from the locked bucket's chain.
+    fn unlink(&self, guard: &Locked<'_>, prev: u32, slot: u32) {
+        let after = self.next_of(guard, slot);
+        if prev == NIL {
+            self.set_head(guard, after);
+        } else {
+            self.set_next(guard, prev, after);
+        }
     }
 
     fn touch(&self, slot: u32) {
@@ -161,16 +273,16 @@ impl HashMap {
         if key.len() != self.key_size {
             return None;
         }
-        let chain = lock(&self.buckets[self.bucket_of(key)]);
-        let slot = chain[self.find(&chain, key)?];
+        let guard = self.buckets[self.bucket_of(key)].lock();
+        let (_, slot) = self.find(&guard, key)?;
         self.touch(slot);
         Some(self.slab.slot(self.value_slot(slot, cpu)))
     }
 
     /// Copies every CPU slot of `key`'s value into `out`.
     pub fn lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), MapError> {
-        let chain = lock(&self.buckets[self.bucket_of(key)]);
-        let slot = chain[self.find(&chain, key).ok_or(MapError::NotFound)?];
+        let guard = self.buckets[self.bucket_of(key)].lock();
+        let (_, slot) = self.find(&guard, key).ok_or(MapError::NotFound)?;
         self.touch(slot);
         if self.cpus == 1 {
             self.slab.read(slot as usize, out);
@@ -215,12 +327,11 @@ impl HashMap {
         }
         let bucket = self.bucket_of(key);
         loop {
-            let mut chain = lock(&self.buckets[bucket]);
-            if let Some(pos) = self.find(&chain, key) {
+            let guard = self.buckets[bucket].lock();
+            if let Some((_, slot)) = self.find(&guard, key) {
                 if flags == BPF_NOEXIST {
                     return Err(MapError::Exists);
                 }
-                let slot = chain[pos];
                 self.write_value(slot, value, cpu, false);
                 self.touch(slot);
                 return Ok(());
@@ -234,7 +345,7 @@ impl HashMap {
                     return Err(MapError::Full);
                 }
                 // Evicting locks another bucket: never while holding this one.
-                drop(chain);
+                drop(guard);
                 self.evict_oldest();
                 continue;
             };
@@ -246,7 +357,9 @@ impl HashMap {
             self.write_value(slot, value, cpu, true);
             self.home[slot as usize].store(bucket as u32, Ordering::Relaxed);
             self.touch(slot);
-            chain.push(slot);
+            let head = self.head(&guard);
+            self.set_next(&guard, slot, head);
+            self.set_head(&guard, slot);
             return Ok(());
         }
     }
@@ -264,12 +377,19 @@ impl HashMap {
                 (stamp != 0).then_some((stamp, i as u32))
             })
             .min();
-        let Some((_, slot)) = victim else { return };
-        let bucket = self.home[slot as usize].load(Ordering::Relaxed) as usize;
-        let mut chain = lock(&self.buckets[bucket % self.buckets.len()]);
-        if let Some(pos) = chain.iter().position(|&s| s == slot) {
-            chain.swap_remove(pos);
-            self.release(slot);
+        let Some((_, victim)) = victim else { return };
+        let bucket = self.home[victim as usize].load(Ordering::Relaxed) as usize;
+        let guard = self.buckets[bucket % self.buckets.len()].lock();
+        let mut prev = NIL;
+        let mut slot = self.head(&guard);
+        while slot != NIL {
+            if slot == victim {
+                self.unlink(&guard, prev, slot);
+                self.release(slot);
+                return;
+            }
+            prev = slot;
+            slot = self.next_of(&guard, slot);
         }
     }
 
@@ -282,9 +402,9 @@ impl HashMap {
 
     /// Removes `key`; `ENOENT` if absent.
     pub fn delete(&self, key: &[u8]) -> Result<(), MapError> {
-        let mut chain = lock(&self.buckets[self.bucket_of(key)]);
-        let pos = self.find(&chain, key).ok_or(MapError::NotFound)?;
-        let slot = chain.swap_remove(pos);
+        let guard = self.buckets[self.bucket_of(key)].lock();
+        let (prev, slot) = self.find(&guard, key).ok_or(MapError::NotFound)?;
+        self.unlink(&guard, prev, slot);
         self.release(slot);
         Ok(())
     }
@@ -295,19 +415,21 @@ impl HashMap {
         let mut from = 0;
         if let Some(key) = key {
             let bucket = self.bucket_of(key);
-            let chain = lock(&self.buckets[bucket]);
-            if let Some(pos) = self.find(&chain, key) {
-                if let Some(&slot) = chain.get(pos + 1) {
-                    self.copy_key(slot, next);
+            let guard = self.buckets[bucket].lock();
+            if let Some((_, slot)) = self.find(&guard, key) {
+                let after = self.next_of(&guard, slot);
+                if after != NIL {
+                    self.copy_key(after, next);
                     return Ok(());
                 }
                 from = bucket + 1;
             }
         }
         for bucket in &self.buckets[from..] {
-            let chain = lock(bucket);
-            if let Some(&slot) = chain.first() {
-                self.copy_key(slot, next);
+            let guard = bucket.lock();
+            let head = self.head(&guard);
+            if head != NIL {
+                self.copy_key(head, next);
                 return Ok(());
             }
         }
@@ -323,7 +445,7 @@ impl HashMap {
 
     /// Number of elements (a snapshot).
     pub fn len(&self) -> usize {
-        self.keys.len() / self.key_size.max(1) - lock(&self.free).len()
+        self.slots - lock(&self.free).len()
     }
 
     /// Whether the map holds no element (a snapshot).
