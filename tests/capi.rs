@@ -212,6 +212,19 @@ fn example_flow_top() {
     example("flow_top");
 }
 
+/// The map benchmark's smoke run: one pass per engine, results checked against native C.
+#[test]
+fn maps_bench_agrees_with_native() {
+    let source = paths().root.join("benches").join("maps_bench.c");
+    let program = compile(&source, false);
+    let output = run(&program, &["check"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("results agree: 1024 sources, 65536 packets"),
+        "{stdout}"
+    );
+}
+
 /// flow_top over the capture with busy hosts and TCP connections: both engines find the same
 /// top talkers and SYN events.
 #[test]
