@@ -526,3 +526,40 @@ fn objects_rebuilt_with_clang_behave_the_same() {
     assert_eq!(example(&fresh).0, 2, "a SYN");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// Mutated objects with maps (BTF, symbols, relocations, map sections) never crash the loader:
+/// each load fails with an error or succeeds with a program that runs.
+#[test]
+fn mutated_objects_with_maps_never_crash() {
+    let original = object("maps_suite");
+    let legacy = object("legacy_maps");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    for round in 0..1500 {
+        let mut bytes = if round % 4 == 0 {
+            legacy.clone()
+        } else {
+            original.clone()
+        };
+        for _ in 0..1 + next(4) {
+            let at = next(bytes.len());
+            bytes[at] = match next(3) {
+                0 => next(256) as u8,
+                1 => bytes[at] ^ (1 << next(8)),
+                _ => 0xff,
+            };
+        }
+        let mut vm = Vm::new();
+        vm.register_linux_helpers().unwrap();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        if vm.load_elf(&bytes, None).is_ok() {
+            let mut req = [0u8; 32];
+            let _ = vm.execute(&mut req);
+        }
+    }
+}

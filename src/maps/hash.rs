@@ -122,9 +122,7 @@ impl HashMap {
             key_size: key_size as usize,
             cpus,
             slots,
-            keys: (0..slots * key_size as usize)
-                .map(|_| UnsafeCell::new(0))
-                .collect(),
+            keys: super::zeroed(slots * key_size as usize),
             next: (0..slots).map(|_| UnsafeCell::new(NIL)).collect(),
             home: (0..slots).map(|_| AtomicU32::new(0)).collect(),
             slab: Slab::new(value_size, slots * cpus),

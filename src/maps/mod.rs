@@ -179,6 +179,20 @@ pub fn round_up8(size: u32) -> usize {
     (size as usize).div_ceil(8) * 8
 }
 
+/// `len` zeroed cells, from zero-filled pages: memory a large map never uses is never
+/// touched.
+fn zeroed<T: Zeroable>(len: usize) -> Box<[UnsafeCell<T>]> {
+    let cells = Box::<[UnsafeCell<T>]>::new_zeroed_slice(len);
+    // SAFETY: `T` is an integer (`Zeroable`), for which all-zero bytes are a valid value, and
+    // `UnsafeCell<T>` has the layout of `T`.
+    unsafe { cells.assume_init() }
+}
+
+/// Integer types whose all-zero bit pattern is a valid value.
+trait Zeroable {}
+impl Zeroable for u8 {}
+impl Zeroable for u64 {}
+
 /// Bytes after each value slot that belong to no value.
 const GUARD_BYTES: usize = 8;
 
@@ -243,9 +257,7 @@ impl Slab {
     /// check, not taken for the next value.
     pub fn new(value_size: u32, slots: usize) -> Self {
         let stride = slot_stride(value_size);
-        let words = (0..(stride / 8) * slots)
-            .map(|_| UnsafeCell::new(0))
-            .collect();
+        let words = zeroed((stride / 8) * slots);
         Slab {
             words,
             stride,

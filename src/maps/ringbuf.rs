@@ -67,7 +67,7 @@ impl RingBuf {
     /// An empty ring of `size` bytes (a power of two, at least 8).
     pub fn new(size: u32) -> Self {
         RingBuf {
-            words: (0..size / 8).map(|_| UnsafeCell::new(0)).collect(),
+            words: super::zeroed(size as usize / 8),
             size: u64::from(size),
             producer: Mutex::new(Producer::default()),
             published: AtomicU64::new(0),
