@@ -2,18 +2,20 @@
 //! element slots.
 //!
 //! Each element slot has a key (in `keys`), a chain link, and one value per CPU slot (in the
-//! value [`Slab`]). Buckets are singly linked chains of slot numbers, each behind its own
-//! spinlock (critical sections are a few comparisons), so threads working on different
-//! buckets never wait for each other and no thread ever sees a half-linked chain.
+//! value [`Slab`]). Buckets are singly linked chains of slot numbers. Each bucket has a
+//! sequence lock: writers (update, delete, eviction) take it exclusively, so no writer ever
+//! sees a half-linked chain; a program's lookup reads the chain without writing anything and
+//! retries if a writer changed the bucket meanwhile, so lookups on the same bucket from many
+//! threads do not contend. Keys and links are atomics, so an optimistic read of a slot being
+//! rewritten is a stale value, detected by the sequence check, never undefined behaviour.
 //! Free slots wait in a FIFO queue: a deleted slot is reused as late as possible, and its
 //! memory is never freed before the map (a program still holding a pointer to a deleted
 //! value reads or writes valid memory; it may see the slot reused, as with the kernel's
 //! preallocated hash maps). `LRU_HASH` stamps elements on lookup and update from a per-map
 //! clock and, when full, evicts the element with the oldest stamp.
 
-use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{BPF_EXIST, BPF_NOEXIST, MapError, Slab};
@@ -28,52 +30,66 @@ struct Lru {
     stamps: Box<[AtomicU64]>,
 }
 
-/// One bucket: a spinlock and the first slot of its chain.
+/// One bucket: its sequence (odd while a writer holds it) and the first slot of its chain.
 struct Bucket {
-    locked: AtomicBool,
-    head: UnsafeCell<u32>,
+    seq: AtomicU32,
+    head: AtomicU32,
 }
 
-/// A locked bucket; unlocks when dropped.
+/// A bucket held by a writer; released when dropped.
 struct Locked<'a> {
     bucket: &'a Bucket,
+    seq: u32,
 }
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        self.bucket.locked.store(false, Ordering::Release);
+        self.bucket
+            .seq
+            .store(self.seq.wrapping_add(2), Ordering::Release);
+    }
+}
+
+/// Spins (then yields) while a writer holds a bucket.
+fn pause(spins: &mut u32) {
+    *spins = spins.saturating_add(1);
+    if *spins < 128 {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
     }
 }
 
 impl Bucket {
     fn lock(&self) -> Locked<'_> {
-        let mut spins = 0u32;
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            while self.locked.load(Ordering::Relaxed) {
-                spins = spins.saturating_add(1);
-                if spins < 128 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
+        let mut spins = 0;
+        loop {
+            let seq = self.seq.load(Ordering::Relaxed);
+            if seq & 1 == 0
+                && self
+                    .seq
+                    .compare_exchange_weak(seq, seq | 1, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // Optimistic readers must not see the writes below before the odd sequence.
+                fence(Ordering::Release);
+                return Locked { bucket: self, seq };
             }
+            pause(&mut spins);
         }
-        Locked { bucket: self }
     }
 }
 
 /// A hash map (per-CPU with more than one CPU slot, LRU when asked).
 pub struct HashMap {
     key_size: usize,
+    /// 8-byte words per key (the last one zero-padded).
+    key_words: usize,
     cpus: usize,
     slots: usize,
-    keys: Box<[UnsafeCell<u8>]>,
-    /// Per slot, the next slot of its chain (under the lock of its bucket).
-    next: Box<[UnsafeCell<u32>]>,
+    keys: Box<[AtomicU64]>,
+    /// Per slot, the next slot of its chain.
+    next: Box<[AtomicU32]>,
     /// For each element slot, the bucket it is linked in (valid while it is in the table).
     home: Box<[AtomicU32]>,
     slab: Slab,
@@ -82,14 +98,6 @@ pub struct HashMap {
     seed: u64,
     lru: Option<Lru>,
 }
-
-// SAFETY: a slot's key and link are written only while the slot is owned by one thread (taken
-// from the free queue, not yet linked) or under the lock of the bucket it is linked in, and
-// read only under that lock; bucket heads only under their lock; everything else is atomics,
-// a mutex or the shared value slab.
-unsafe impl Sync for HashMap {}
-// SAFETY: all of it is owned.
-unsafe impl Send for HashMap {}
 
 impl std::fmt::Debug for HashMap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -107,11 +115,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 const MUL: u64 = 0x9e37_79b9_7f4a_7c15;
 
+/// Word `i` of `key`, zero-padded past its end.
+fn key_word(key: &[u8], i: usize) -> u64 {
+    let mut word = [0u8; 8];
+    let chunk = key.get(i * 8..).unwrap_or(&[]);
+    let n = chunk.len().min(8);
+    word[..n].copy_from_slice(&chunk[..n]);
+    u64::from_le_bytes(word)
+}
+
 impl HashMap {
     /// An empty table for `max_entries` elements.
     pub fn new(key_size: u32, value_size: u32, max_entries: u32, cpus: usize, lru: bool) -> Self {
         let slots = max_entries as usize;
         let buckets = slots.next_power_of_two();
+        let key_words = (key_size as usize).div_ceil(8);
         let seed = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -120,16 +138,17 @@ impl HashMap {
         };
         HashMap {
             key_size: key_size as usize,
+            key_words,
             cpus,
             slots,
-            keys: super::zeroed(slots * key_size as usize),
-            next: (0..slots).map(|_| UnsafeCell::new(NIL)).collect(),
+            keys: (0..slots * key_words).map(|_| AtomicU64::new(0)).collect(),
+            next: (0..slots).map(|_| AtomicU32::new(NIL)).collect(),
             home: (0..slots).map(|_| AtomicU32::new(0)).collect(),
             slab: Slab::new(value_size, slots * cpus),
             buckets: (0..buckets)
                 .map(|_| Bucket {
-                    locked: AtomicBool::new(false),
-                    head: UnsafeCell::new(NIL),
+                    seq: AtomicU32::new(0),
+                    head: AtomicU32::new(NIL),
                 })
                 .collect(),
             free: Mutex::new((0..max_entries).collect()),
@@ -166,19 +185,8 @@ impl HashMap {
             _ => {}
         }
         let mut h = self.seed ^ (key.len() as u64).wrapping_mul(MUL);
-        let mut chunks = key.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            h = (h ^ u64::from_le_bytes(word))
-                .wrapping_mul(MUL)
-                .rotate_left(29);
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            h = (h ^ u64::from_le_bytes(word)).wrapping_mul(MUL);
+        for i in 0..key.len().div_ceil(8) {
+            h = (h ^ key_word(key, i)).wrapping_mul(MUL).rotate_left(29);
         }
         mix(h)
     }
@@ -187,71 +195,79 @@ impl HashMap {
         (self.hash(key) as usize) & (self.buckets.len() - 1)
     }
 
-    /// Slot `slot`'s key. Only under the lock of the slot's bucket, or while owning the slot.
-    fn key_ptr(&self, slot: u32) -> *mut u8 {
-        self.keys
-            .as_ptr()
-            .cast::<u8>()
-            .cast_mut()
-            .wrapping_add(slot as usize * self.key_size)
-    }
-
-    /// The slot after `slot` in its chain (under its bucket's lock).
-    fn next_of(&self, _: &Locked<'_>, slot: u32) -> u32 {
-        // SAFETY: links are accessed only under their bucket's lock, which the caller holds.
-        unsafe { *self.next[slot as usize].get() }
-    }
-
-    fn set_next(&self, _: &Locked<'_>, slot: u32, next: u32) {
-        // SAFETY: as in `next_of`.
-        unsafe { *self.next[slot as usize].get() = next };
-    }
-
-    fn head(&self, guard: &Locked<'_>) -> u32 {
-        // SAFETY: the caller holds the bucket's lock.
-        unsafe { *guard.bucket.head.get() }
-    }
-
-    fn set_head(&self, guard: &Locked<'_>, slot: u32) {
-        // SAFETY: the caller holds the bucket's lock.
-        unsafe { *guard.bucket.head.get() = slot };
-    }
-
     fn key_matches(&self, slot: u32, key: &[u8]) -> bool {
-        let at = self.key_ptr(slot);
-        // SAFETY (all three): the caller holds the lock of the bucket `slot` is linked in;
-        // the key bytes are `key_size` long and not written meanwhile.
-        match *key {
-            // The common sizes without a call to memcmp.
-            [a, b, c, d] => (unsafe { at.cast::<[u8; 4]>().read() }) == [a, b, c, d],
-            [a, b, c, d, e, f, g, h] => {
-                (unsafe { at.cast::<[u8; 8]>().read() }) == [a, b, c, d, e, f, g, h]
-            }
-            _ => (unsafe { std::slice::from_raw_parts(at, self.key_size) }) == key,
+        let base = slot as usize * self.key_words;
+        let stored = &self.keys[base..base + self.key_words];
+        if let [a, b, c, d] = *key {
+            return stored[0].load(Ordering::Relaxed)
+                == u64::from(u32::from_le_bytes([a, b, c, d]));
         }
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, w)| w.load(Ordering::Relaxed) == key_word(key, i))
     }
 
-    /// `(previous slot or NIL, slot)` of `key` in the locked bucket's chain.
+    fn next_of(&self, slot: u32) -> u32 {
+        self.next[slot as usize].load(Ordering::Relaxed)
+    }
+
+    /// `(previous slot or NIL, slot)` of `key` in the held bucket's chain.
     fn find(&self, guard: &Locked<'_>, key: &[u8]) -> Option<(u32, u32)> {
         let mut prev = NIL;
-        let mut slot = self.head(guard);
+        let mut slot = guard.bucket.head.load(Ordering::Relaxed);
         while slot != NIL {
             if self.key_matches(slot, key) {
                 return Some((prev, slot));
             }
             prev = slot;
-            slot = self.next_of(guard, slot);
+            slot = self.next_of(slot);
         }
         None
     }
 
-    /// Removes `slot` (whose predecessor is `prev`) from the locked bucket's chain.
+    /// The slot of `key` found without taking the bucket: the chain is walked optimistically
+    /// and the walk retried when a writer changed the bucket meanwhile.
+    fn find_optimistic(&self, key: &[u8]) -> Option<u32> {
+        let bucket = &self.buckets[self.bucket_of(key)];
+        let mut spins = 0;
+        'retry: loop {
+            let seq = bucket.seq.load(Ordering::Acquire);
+            if seq & 1 == 1 {
+                pause(&mut spins);
+                continue;
+            }
+            let mut found = None;
+            let mut slot = bucket.head.load(Ordering::Relaxed);
+            let mut steps = 0;
+            while slot != NIL && (slot as usize) < self.slots {
+                if self.key_matches(slot, key) {
+                    found = Some(slot);
+                    break;
+                }
+                steps += 1;
+                if steps > self.slots {
+                    // Only a chain changing under the walk can be this long.
+                    pause(&mut spins);
+                    continue 'retry;
+                }
+                slot = self.next_of(slot);
+            }
+            fence(Ordering::Acquire);
+            if bucket.seq.load(Ordering::Relaxed) == seq {
+                return found;
+            }
+            pause(&mut spins);
+        }
+    }
+
+    /// Removes `slot` (whose predecessor is `prev`) from the held bucket's chain.
     fn unlink(&self, guard: &Locked<'_>, prev: u32, slot: u32) {
-        let after = self.next_of(guard, slot);
+        let after = self.next_of(slot);
         if prev == NIL {
-            self.set_head(guard, after);
+            guard.bucket.head.store(after, Ordering::Relaxed);
         } else {
-            self.set_next(guard, prev, after);
+            self.next[prev as usize].store(after, Ordering::Relaxed);
         }
     }
 
@@ -266,18 +282,18 @@ impl HashMap {
         slot as usize * self.cpus + cpu % self.cpus
     }
 
-    /// The address of `key`'s value in CPU slot `cpu`.
+    /// For programs: the address of `key`'s value in CPU slot `cpu` (a lock-free lookup).
     pub fn lookup_ptr(&self, key: &[u8], cpu: usize) -> Option<*mut u8> {
         if key.len() != self.key_size {
             return None;
         }
-        let guard = self.buckets[self.bucket_of(key)].lock();
-        let (_, slot) = self.find(&guard, key)?;
+        let slot = self.find_optimistic(key)?;
         self.touch(slot);
         Some(self.slab.slot(self.value_slot(slot, cpu)))
     }
 
-    /// Copies every CPU slot of `key`'s value into `out`.
+    /// Copies every CPU slot of `key`'s value into `out` (holding the bucket, so the element
+    /// cannot be deleted and reused during the copy).
     pub fn lookup(&self, key: &[u8], out: &mut [u8]) -> Result<(), MapError> {
         let guard = self.buckets[self.bucket_of(key)].lock();
         let (_, slot) = self.find(&guard, key).ok_or(MapError::NotFound)?;
@@ -348,16 +364,16 @@ impl HashMap {
                 continue;
             };
             // The slot is ours alone until linked below.
-            // SAFETY: `key_size` bytes at the slot's key; no one else reads them now.
-            unsafe {
-                std::ptr::copy_nonoverlapping(key.as_ptr(), self.key_ptr(slot), self.key_size)
-            };
+            let base = slot as usize * self.key_words;
+            for (i, word) in self.keys[base..base + self.key_words].iter().enumerate() {
+                word.store(key_word(key, i), Ordering::Relaxed);
+            }
             self.write_value(slot, value, cpu, true);
             self.home[slot as usize].store(bucket as u32, Ordering::Relaxed);
             self.touch(slot);
-            let head = self.head(&guard);
-            self.set_next(&guard, slot, head);
-            self.set_head(&guard, slot);
+            let head = guard.bucket.head.load(Ordering::Relaxed);
+            self.next[slot as usize].store(head, Ordering::Relaxed);
+            guard.bucket.head.store(slot, Ordering::Relaxed);
             return Ok(());
         }
     }
@@ -379,7 +395,7 @@ impl HashMap {
         let bucket = self.home[victim as usize].load(Ordering::Relaxed) as usize;
         let guard = self.buckets[bucket % self.buckets.len()].lock();
         let mut prev = NIL;
-        let mut slot = self.head(&guard);
+        let mut slot = guard.bucket.head.load(Ordering::Relaxed);
         while slot != NIL {
             if slot == victim {
                 self.unlink(&guard, prev, slot);
@@ -387,7 +403,7 @@ impl HashMap {
                 return;
             }
             prev = slot;
-            slot = self.next_of(&guard, slot);
+            slot = self.next_of(slot);
         }
     }
 
@@ -415,7 +431,7 @@ impl HashMap {
             let bucket = self.bucket_of(key);
             let guard = self.buckets[bucket].lock();
             if let Some((_, slot)) = self.find(&guard, key) {
-                let after = self.next_of(&guard, slot);
+                let after = self.next_of(slot);
                 if after != NIL {
                     self.copy_key(after, next);
                     return Ok(());
@@ -425,7 +441,7 @@ impl HashMap {
         }
         for bucket in &self.buckets[from..] {
             let guard = bucket.lock();
-            let head = self.head(&guard);
+            let head = guard.bucket.head.load(Ordering::Relaxed);
             if head != NIL {
                 self.copy_key(head, next);
                 return Ok(());
@@ -434,11 +450,13 @@ impl HashMap {
         Err(MapError::NotFound)
     }
 
+    /// Copies the key of `slot` (linked in a bucket the caller holds) into `out`.
     fn copy_key(&self, slot: u32, out: &mut [u8]) {
-        // SAFETY: the caller holds the lock of the bucket `slot` is linked in.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.key_ptr(slot), out.as_mut_ptr(), self.key_size)
-        };
+        let base = slot as usize * self.key_words;
+        for (i, chunk) in out[..self.key_size].chunks_mut(8).enumerate() {
+            let word = self.keys[base + i].load(Ordering::Relaxed).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
     }
 
     /// Number of elements (a snapshot).
