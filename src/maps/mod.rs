@@ -369,6 +369,37 @@ impl ProgArray {
     }
 }
 
+/// Plain data that can be a map key or value in the typed API ([`Map::get`], [`Map::set`],
+/// …): its bytes are exactly its value.
+///
+/// # Safety
+/// Implement only for `Copy` types without padding bytes for which every bit pattern is a
+/// valid value (integers, arrays of them, `#[repr(C)]` structs of them with no padding).
+pub unsafe trait Plain: Copy + 'static {}
+
+macro_rules! plain {
+    ($($t:ty),*) => { $(
+        // SAFETY: integers have no padding and every bit pattern is valid.
+        unsafe impl Plain for $t {}
+    )* };
+}
+plain!(
+    u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize
+);
+// SAFETY: an array of plain elements has no padding between them.
+unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+
+fn bytes_of<T: Plain>(value: &T) -> &[u8] {
+    // SAFETY: `T: Plain` has no padding, so all its bytes are initialised.
+    unsafe { std::slice::from_raw_parts(std::ptr::from_ref(value).cast(), size_of::<T>()) }
+}
+
+fn from_bytes<T: Plain>(bytes: &[u8]) -> T {
+    debug_assert_eq!(bytes.len(), size_of::<T>());
+    // SAFETY: `bytes` holds `size_of::<T>()` bytes and every bit pattern is a valid `T`.
+    unsafe { bytes.as_ptr().cast::<T>().read_unaligned() }
+}
+
 /// The storage of a map, by kind.
 #[derive(Debug)]
 pub enum MapStorage {
@@ -665,6 +696,63 @@ impl Map {
             MapStorage::Ringbuf(r) => r.contains(addr, end),
             MapStorage::ProgArray(_) => false,
         }
+    }
+
+    /// Typed [`Map::lookup`]: the value of `key`. [`MapError::Invalid`] if `K` or `V` does not
+    /// have the map's key or value size (for per-CPU maps use [`Map::get_per_cpu`]).
+    pub fn get<K: Plain, V: Plain>(&self, key: &K) -> Result<V, MapError> {
+        if size_of::<V>() != self.host_value_size() {
+            return Err(MapError::Invalid);
+        }
+        let mut value = vec![0u8; size_of::<V>()];
+        self.lookup(bytes_of(key), &mut value)?;
+        Ok(from_bytes(&value))
+    }
+
+    /// Typed [`Map::update`].
+    pub fn set<K: Plain, V: Plain>(&self, key: &K, value: &V, flags: u64) -> Result<(), MapError> {
+        self.update(bytes_of(key), bytes_of(value), flags)
+    }
+
+    /// Typed [`Map::delete`].
+    pub fn remove<K: Plain>(&self, key: &K) -> Result<(), MapError> {
+        self.delete(bytes_of(key))
+    }
+
+    /// Every CPU slot's value of `key` in a per-CPU map (one per [`possible_cpus`]).
+    pub fn get_per_cpu<K: Plain, V: Plain>(&self, key: &K) -> Result<Vec<V>, MapError> {
+        if !self.map_type.is_per_cpu() || size_of::<V>() != self.def.value_size as usize {
+            return Err(MapError::Invalid);
+        }
+        let mut all = vec![0u8; self.host_value_size()];
+        self.lookup(bytes_of(key), &mut all)?;
+        let stride = round_up8(self.def.value_size);
+        Ok(all
+            .chunks(stride)
+            .map(|chunk| from_bytes(&chunk[..size_of::<V>()]))
+            .collect())
+    }
+
+    /// Every key, in iteration order (a snapshot while programs may change the map).
+    pub fn keys<K: Plain>(&self) -> Result<Vec<K>, MapError> {
+        let size = self.def.key_size as usize;
+        if size_of::<K>() != size {
+            return Err(MapError::Invalid);
+        }
+        let mut keys = Vec::new();
+        let mut next = vec![0u8; size];
+        let mut previous: Option<Vec<u8>> = None;
+        while keys.len() <= self.def.max_entries as usize {
+            match self.next_key(previous.as_deref(), &mut next) {
+                Ok(()) => {
+                    keys.push(from_bytes(&next));
+                    previous = Some(next.clone());
+                }
+                Err(MapError::NotFound) => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(keys)
     }
 
     /// The ring buffer, if this is one.

@@ -275,3 +275,31 @@ fn concurrent_updates_keep_the_table_consistent() {
     }
     assert_eq!(count, h.len(), "iteration sees exactly the live elements");
 }
+
+#[test]
+fn typed_api() {
+    let m = Map::new("h", def(MapType::Hash, 4, 16, 8)).unwrap();
+    m.set(&7u32, &[1u64, 2], BPF_ANY).unwrap();
+    assert_eq!(m.get::<u32, [u64; 2]>(&7), Ok([1, 2]));
+    assert_eq!(
+        m.get::<u32, u64>(&7),
+        Err(MapError::Invalid),
+        "wrong value type"
+    );
+    assert_eq!(m.get::<u32, [u64; 2]>(&8), Err(MapError::NotFound));
+    assert_eq!(
+        m.set(&7u64, &[1u64, 2], BPF_ANY),
+        Err(MapError::Invalid),
+        "wrong key type"
+    );
+    m.set(&9u32, &[3u64, 4], BPF_NOEXIST).unwrap();
+    let mut keys = m.keys::<u32>().unwrap();
+    keys.sort_unstable();
+    assert_eq!(keys, [7, 9]);
+    m.remove(&7u32).unwrap();
+    assert_eq!(m.keys::<u32>().unwrap(), [9]);
+    let p = Map::new("p", def(MapType::PercpuArray, 4, 4, 1)).unwrap();
+    let per_cpu: Vec<u32> = p.get_per_cpu(&0u32).unwrap();
+    assert_eq!(per_cpu, vec![0; possible_cpus()]);
+    assert_eq!(m.get_per_cpu::<u32, u32>(&9), Err(MapError::Invalid));
+}
