@@ -84,9 +84,11 @@ pub(crate) unsafe extern "C" fn rt_publish_run(ctx: *const JitContext, block: *c
     CURRENT.set(Some(run));
 }
 
-/// The VM and regions of the run that called the current helper.
+/// The VM and regions of the run that called the current helper. The publication is
+/// consumed: each one serves exactly the helper call it was made for, so a helper can never
+/// act on a run that has ended.
 fn with_run<R>(f: impl FnOnce(&Vm, &Regions<'_>) -> R) -> Option<R> {
-    let run = CURRENT.get()?;
+    let run = CURRENT.take()?;
     // SAFETY: the run was published by an engine right before calling this helper, on this
     // thread; the VM outlives its runs.
     let vm = unsafe { run.vm.as_ref() }?;
@@ -463,8 +465,9 @@ unsafe extern "C" fn bpf_strncmp(
     .unwrap_or(EINVAL)
 }
 
-/// The helpers [`Vm::register_linux_helpers`] installs: kernel number, name, function.
-pub const LINUX_HELPERS: &[(u32, &str, crate::HelperFn)] = &[
+/// The helpers [`Vm::register_linux_helpers`] installs: kernel number, name, function. Kept
+/// private: they rely on engines that publish each run, which only that method turns on.
+const LINUX_HELPERS: &[(u32, &str, crate::HelperFn)] = &[
     (1, "bpf_map_lookup_elem", bpf_map_lookup_elem),
     (2, "bpf_map_update_elem", bpf_map_update_elem),
     (3, "bpf_map_delete_elem", bpf_map_delete_elem),
@@ -481,8 +484,8 @@ pub const LINUX_HELPERS: &[(u32, &str, crate::HelperFn)] = &[
 ];
 
 impl Vm {
-    /// Registers the kernel helpers librbpf implements ([`LINUX_HELPERS`]) at the kernel's
-    /// numbers, and makes both engines publish each run to them. Call before loading, like
+    /// Registers the kernel helpers librbpf implements (listed in `docs/maps.md`) at the
+    /// kernel's numbers, and makes both engines publish each run to them. Call before loading, like
     /// any registration; a helper registered later at the same number replaces one of these.
     pub fn register_linux_helpers(&mut self) -> Result<(), ConfigError> {
         for &(index, name, f) in LINUX_HELPERS {
