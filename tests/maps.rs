@@ -563,3 +563,31 @@ fn mutated_objects_with_maps_never_crash() {
         }
     }
 }
+
+/// libbpf's pseudo-map-fd form (`lddw` with src = 1) loads like clang's plain form.
+#[test]
+fn pseudo_map_fd_lddw_is_accepted() {
+    use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+    let mut bytes = object("maps_suite");
+    let file = object::File::parse(&*bytes).unwrap();
+    let section = file.section_by_name("xdp").unwrap();
+    let (offset, _) = section.file_range().unwrap();
+    // The first `lddw` relocated against the map `array`.
+    let relocated = section
+        .relocations()
+        .find(|(_, r)| match r.target() {
+            RelocationTarget::Symbol(s) => file.symbol_by_index(s).unwrap().name() == Ok("array"),
+            _ => false,
+        })
+        .map(|(at, _)| at)
+        .unwrap();
+    let at = (offset + relocated) as usize;
+    drop(file);
+    assert_eq!(bytes[at], 0x18, "an lddw");
+    bytes[at + 1] = 0x11; // dst r1, src 1 (BPF_PSEUDO_MAP_FD)
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let l = load(&bytes, engine);
+        assert_eq!(l.op(0, 1, 4, 0, 0), Ok(4));
+        assert_eq!(l.op(0, 1, 4, 0, 0), Ok(8));
+    }
+}
