@@ -71,8 +71,10 @@ int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t 
  * `bpf_trace_printk` (6, printed through the error printer), `bpf_get_prandom_u32` (7),
  * `bpf_get_smp_processor_id` (8), `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output`
  * (130), `bpf_ringbuf_reserve` (131), `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard`
- * (133), `bpf_strncmp` (182). Call before loading; a helper registered afterwards with
- * `ubpf_register` at the same index replaces one of these.
+ * (133), `bpf_strncmp` (182), and `bpf_loop` (181, linked by `ubpf_load_elf`). Call before
+ * loading; a helper registered afterwards with `ubpf_register` at the same index replaces one
+ * of these. With them registered, `ubpf_load_elf` takes the first function starting a
+ * section other than `.text` as the entry (libbpf-style objects; see docs/maps.md).
  *
  * Returns 0, or -1 for a NULL `vm`.
  */

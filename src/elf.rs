@@ -393,6 +393,8 @@ struct Linker<'v, 'a, 'w> {
     starts: HashMap<(usize, u64), usize>,
     /// The maps the object declares.
     maps: ObjectMaps,
+    /// Functions (indices in `funcs`) named as `bpf_loop` callbacks; callback id = index + 1.
+    callbacks: Vec<usize>,
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
@@ -450,6 +452,20 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             }
         }
         let has_text = (0..count).any(|i| elf.section_name(i) == b".text");
+        // With the kernel's helpers registered, objects are libbpf-style: programs live in
+        // named sections and `.text` holds their subprograms (bpf_loop callbacks, ...).
+        let libbpf_style = vm.maps.publish_runs;
+        if entry.is_none()
+            && libbpf_style
+            && let Some(i) = others
+                .iter()
+                .position(|f| f.start == 0 && f.size > 0 && elf.section_name(f.section) != b".text")
+        {
+            let program = others.remove(i);
+            if let Some(text_main) = main.replace(program) {
+                others.insert(0, text_main);
+            }
+        }
         if main.is_none() && entry.is_none() && has_text {
             // libbpf-style objects put each program in its own section (`SEC("xdp")`) and
             // leave `.text` empty: the first function starting a section is then main.
@@ -474,6 +490,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             owners: HashMap::new(),
             starts: HashMap::new(),
             maps: ObjectMaps::default(),
+            callbacks: Vec::new(),
         })
     }
 
@@ -626,6 +643,9 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         if self.maps.is_map_section(data_index) {
             return self.apply_map(func, data_index, sym, name, offset);
         }
+        if data_section.is_executable() && self.vm.maps.publish_runs {
+            return self.apply_callback(func, data_index, sym, offset);
+        }
         let callback = self.vm.data_relocation.as_ref();
         let loader_owned = callback.is_none()
             && is_loader_data_section(elf.section_name(data_index), data_section);
@@ -745,6 +765,59 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 ..second
             },
         );
+        self.relocated.insert(at);
+        Ok(())
+    }
+
+    /// `R_BPF_64_64` against a function (a `bpf_loop` callback): the `lddw` receives the
+    /// callback's id (`crate::linux_helpers::link_bpf_loop`).
+    fn apply_callback(
+        &mut self,
+        func: usize,
+        section: usize,
+        sym: &Sym,
+        offset: u64,
+    ) -> Result<(), ElfError> {
+        let func = &self.funcs[func];
+        if offset
+            .checked_add(LDDW_SIZE)
+            .is_none_or(|end| end > func.end())
+        {
+            return Err(ElfError::BadDataRelocationOffset);
+        }
+        let at = func.linked(offset);
+        let second_at = at.saturating_add(INSN_SIZE);
+        let (Some(first), Some(second)) =
+            (read_insn(&self.code, at), read_insn(&self.code, second_at))
+        else {
+            return Err(ElfError::BadDataRelocationOffset);
+        };
+        if first.opc != op::LDDW {
+            return Err(ElfError::BadDataRelocationInstruction);
+        }
+        let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+        let target = sym
+            .st_value(LE)
+            .checked_add(addend)
+            .and_then(|start| self.starts.get(&(section, start)).copied())
+            .ok_or(ElfError::UnknownCallTarget)?;
+        let id = match self.callbacks.iter().position(|&c| c == target) {
+            Some(i) => i + 1,
+            None => {
+                self.callbacks.push(target);
+                self.callbacks.len()
+            }
+        };
+        write_insn(
+            &mut self.code,
+            at,
+            Insn {
+                src: 0,
+                imm: id as i32,
+                ..first
+            },
+        );
+        write_insn(&mut self.code, second_at, Insn { imm: 0, ..second });
         self.relocated.insert(at);
         Ok(())
     }
@@ -931,6 +1004,14 @@ fn link(
     linker.lay_out()?;
     linker.relocate()?;
     linker.fix_unrelocated_calls()?;
+    if vm.maps.publish_runs {
+        let callbacks: Vec<usize> = linker
+            .callbacks
+            .iter()
+            .map(|&f| linker.funcs[f].landed)
+            .collect();
+        crate::linux_helpers::link_bpf_loop(&mut linker.code, &callbacks).map_err(ElfError::Map)?;
+    }
     Ok(linker.finish(Vec::new()))
 }
 

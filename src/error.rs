@@ -503,8 +503,8 @@ pub enum ElfError {
     /// not check this; librbpf refuses the file.
     #[error("bad R_BPF_64_32 relocation offset")]
     BadCallRelocationOffset,
-    /// A map the object declares cannot be created, or a relocation names no map
-    /// (`docs/maps.md`).
+    /// A map the object declares cannot be created, a relocation names no map, or `bpf_loop`
+    /// cannot be linked (`docs/maps.md`).
     #[error("{0}")]
     Map(String),
 }

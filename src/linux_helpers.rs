@@ -508,3 +508,122 @@ impl Vm {
         self.maps.maps.by_name(name)
     }
 }
+
+/// The kernel's number of `bpf_loop`.
+pub(crate) const BPF_LOOP: i32 = 181;
+/// Largest `nr_loops` `bpf_loop` accepts (the kernel's limit).
+const BPF_LOOP_MAX: i32 = 1 << 23;
+
+/// Links `bpf_loop` into ELF-loaded code without engine support: every `call 181` becomes a
+/// local call to a small eBPF function appended to `code`, which runs the loop and calls the
+/// callback with an ordinary local call. Callbacks are the functions starting at the linked
+/// byte offsets in `callbacks`; the `lddw` that names callback `i` was given the id `i + 1`
+/// (`docs/maps.md`). Both engines then run `bpf_loop` exactly as any local call, with the
+/// callback's stack accesses (to the caller's frame, typically) in the same run.
+///
+/// The appended function (r1 = nr_loops, r2 = callback id, r3 = ctx, r4 = flags; r6..r9 are
+/// saved by the local call):
+///
+/// ```text
+///     if r4 != 0 goto einval          ; flags must be 0
+///     if r1 > 1 << 23 goto e2big
+///     r6 = r1; r7 = r2; r8 = r3; r9 = 0
+/// loop:
+///     if r9 >= r6 goto done
+///     r1 = r9; r2 = r8
+///     if r7 == 1 goto call_1 ... if r7 == n goto call_n
+///     goto einval                     ; not a callback of this object
+/// call_k:
+///     call local callback_k; goto next
+/// next:
+///     r9 += 1
+///     if r0 != 0 goto done            ; 1 stops the loop
+///     goto loop
+/// done:   r0 = r9; exit               ; iterations run
+/// einval: r0 = -EINVAL; exit
+/// e2big:  r0 = -E2BIG; exit
+/// ```
+pub(crate) fn link_bpf_loop(code: &mut Vec<u8>, callbacks: &[usize]) -> Result<(), String> {
+    use crate::isa::{INSN_SIZE, Insn, call_kind, op};
+    let read = |code: &[u8], at: usize| -> Option<Insn> {
+        Some(Insn::from_bytes(
+            code.get(at..at + INSN_SIZE)?.try_into().ok()?,
+        ))
+    };
+    let mut sites = Vec::new();
+    let mut at = 0;
+    while let Some(insn) = read(code, at) {
+        if insn.opc == op::CALL && insn.src == call_kind::HELPER && insn.imm == BPF_LOOP {
+            sites.push(at);
+        }
+        at += if insn.opc == op::LDDW { 2 } else { 1 } * INSN_SIZE;
+    }
+    if sites.is_empty() {
+        return Ok(());
+    }
+    let slot = |bytes: usize| (bytes / INSN_SIZE) as i64;
+    let start = slot(code.len());
+    let n = callbacks.len() as i64;
+    // Slot numbers (relative to `start`) of the labels.
+    let dispatch = 9;
+    let calls = dispatch + n + 1;
+    let next = calls + 2 * n;
+    let done = next + 3;
+    let einval = done + 2;
+    let e2big = einval + 2;
+    let jump = |from: i64, to: i64| -> Result<i16, String> {
+        i16::try_from(to - from - 1).map_err(|_| "bpf_loop: program too large".to_string())
+    };
+    let insn = |opc, dst, src, off, imm| Insn {
+        opc,
+        dst,
+        src,
+        off,
+        imm,
+    };
+    let mut lib = vec![
+        insn(0x55, 4, 0, jump(0, einval)?, 0),
+        insn(0x25, 1, 0, jump(1, e2big)?, BPF_LOOP_MAX),
+        insn(0xbf, 6, 1, 0, 0),
+        insn(0xbf, 7, 2, 0, 0),
+        insn(0xbf, 8, 3, 0, 0),
+        insn(0xb7, 9, 0, 0, 0),
+        insn(0x3d, 9, 6, jump(6, done)?, 0),
+        insn(0xbf, 1, 9, 0, 0),
+        insn(0xbf, 2, 8, 0, 0),
+    ];
+    for k in 0..n {
+        let id = i32::try_from(k + 1).map_err(|_| "bpf_loop: too many callbacks")?;
+        lib.push(insn(0x15, 7, 0, jump(dispatch + k, calls + 2 * k)?, id));
+    }
+    lib.push(insn(0x05, 0, 0, jump(dispatch + n, einval)?, 0));
+    for (k, &target) in callbacks.iter().enumerate() {
+        let here = calls + 2 * k as i64;
+        let displacement = i32::try_from(slot(target) - (start + here) - 1)
+            .map_err(|_| "bpf_loop: program too large")?;
+        lib.push(insn(op::CALL, 0, call_kind::LOCAL, 0, displacement));
+        lib.push(insn(0x05, 0, 0, jump(here + 1, next)?, 0));
+    }
+    lib.extend([
+        insn(0x07, 9, 0, 0, 1),
+        insn(0x55, 0, 0, jump(next + 1, done)?, 0),
+        insn(0x05, 0, 0, jump(next + 2, 6)?, 0),
+        insn(0xbf, 0, 9, 0, 0),
+        insn(op::EXIT, 0, 0, 0, 0),
+        insn(0xb7, 0, 0, 0, -libc::EINVAL),
+        insn(op::EXIT, 0, 0, 0, 0),
+        insn(0xb7, 0, 0, 0, -libc::E2BIG),
+        insn(op::EXIT, 0, 0, 0, 0),
+    ]);
+    debug_assert_eq!(lib.len() as i64, e2big + 2);
+    for at in sites {
+        let displacement = i32::try_from(start - slot(at) - 1)
+            .map_err(|_| "bpf_loop: program too large".to_string())?;
+        let call = insn(op::CALL, 0, call_kind::LOCAL, 0, displacement);
+        code[at..at + INSN_SIZE].copy_from_slice(&call.to_bytes());
+    }
+    for i in lib {
+        code.extend_from_slice(&i.to_bytes());
+    }
+    Ok(())
+}

@@ -479,6 +479,12 @@ fn objects_rebuilt_with_clang_behave_the_same() {
         std::fs::read(&object).unwrap()
     };
     let suite = build("maps_suite", true);
+    let looped = load(&build("loop", true), Engine::Jit);
+    let mut mem: Vec<u8> = [0u64, 10, 1000]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    assert_eq!(looped.exec(&mut mem), Ok(45 * 1000 + 10));
     for engine in [Engine::Interpreter, Engine::Jit] {
         let l = load(&suite, engine);
         assert_eq!(l.op(2, 1, 9, BPF_ANY, 0), Ok(0));
@@ -589,5 +595,36 @@ fn pseudo_map_fd_lddw_is_accepted() {
         let l = load(&bytes, engine);
         assert_eq!(l.op(0, 1, 4, 0, 0), Ok(4));
         assert_eq!(l.op(0, 1, 4, 0, 0), Ok(8));
+    }
+}
+
+/// `bpf_loop`: callbacks get the index and the caller's context (on the caller's stack), 1
+/// stops the loop, bad flags and too many iterations are refused; both engines agree.
+#[test]
+fn bpf_loop_runs_callbacks() {
+    let bytes = object("loop");
+    let run = |l: &Loaded, op: u64, n: u64, limit: u64| -> Result<i64, String> {
+        let mut mem: Vec<u8> = [op, n, limit]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        l.exec(&mut mem)
+            .map(|r| r as i64)
+            .map_err(|e| e.to_string())
+    };
+    let interp = load(&bytes, Engine::Interpreter);
+    let jit = load(&bytes, Engine::Jit);
+    for (op, n, limit, expected) in [
+        (0, 10, 1000, 45 * 1000 + 10), // all 10 iterations: 0 + 1 + ... + 9
+        (0, 10, 10, 10 * 1000 + 5),    // 0+1+2+3+4 = 10 reaches the limit at index 4: 5 runs
+        (0, 0, 5, 0),                  // no iterations
+        (1, 4, 0, -22),                // flags != 0
+        (2, 0, 0, -7),                 // more than 1 << 23 iterations
+        (3, 6, 1000, (3 + 15) * 1000 + 12), // two callbacks in one program
+    ] {
+        let a = run(&interp, op, n, limit);
+        let b = run(&jit, op, n, limit);
+        assert_eq!(a, Ok(expected), "op {op} n {n} limit {limit}");
+        assert_eq!(a, b);
     }
 }

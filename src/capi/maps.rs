@@ -41,8 +41,10 @@ fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
 /// `bpf_trace_printk` (6, printed through the error printer), `bpf_get_prandom_u32` (7),
 /// `bpf_get_smp_processor_id` (8), `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output`
 /// (130), `bpf_ringbuf_reserve` (131), `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard`
-/// (133), `bpf_strncmp` (182). Call before loading; a helper registered afterwards with
-/// `ubpf_register` at the same index replaces one of these.
+/// (133), `bpf_strncmp` (182), and `bpf_loop` (181, linked by `ubpf_load_elf`). Call before
+/// loading; a helper registered afterwards with `ubpf_register` at the same index replaces one
+/// of these. With them registered, `ubpf_load_elf` takes the first function starting a
+/// section other than `.text` as the entry (libbpf-style objects; see docs/maps.md).
 ///
 /// Returns 0, or -1 for a NULL `vm`.
 #[unsafe(no_mangle)]
