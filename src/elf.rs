@@ -802,7 +802,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             .and_then(|start| self.starts.get(&(section, start)).copied())
             .ok_or(ElfError::UnknownCallTarget)?;
         let id = match self.callbacks.iter().position(|&c| c == target) {
-            Some(i) => i + 1,
+            Some(i) => i.saturating_add(1),
             None => {
                 self.callbacks.push(target);
                 self.callbacks.len()
