@@ -247,5 +247,32 @@ main(void)
     free(errmsg);
     ubpf_destroy(vm);
     free(object);
+
+    /* Tail calls: program numbers from C, a PROG_ARRAY filled by the host, the JIT's function. */
+    object = read_file("tests/bpf/tail.o", &len);
+    CHECK(object != NULL);
+    vm = ubpf_create();
+    CHECK_EQ(rbpf_register_linux_helpers(vm), 0);
+    errmsg = NULL;
+    CHECK_EQ(ubpf_load_elf(vm, object, len, &errmsg), 0);
+    free(errmsg);
+    int second = rbpf_program_number(vm, "second");
+    CHECK(second > 0);
+    CHECK_EQ(rbpf_program_number(vm, "entry"), 0);
+    CHECK_EQ(rbpf_program_number(vm, "nope"), -ENOENT);
+    CHECK_EQ(rbpf_program_number(vm, NULL), -EINVAL);
+    struct rbpf_map* jumps = rbpf_map_by_name(vm, "jumps");
+    uint32_t slot = 1, number = (uint32_t)second;
+    CHECK_EQ(rbpf_map_update_elem(jumps, &slot, &number, 0), 0);
+    errmsg = NULL;
+    ubpf_jit_fn tail = ubpf_compile(vm, &errmsg);
+    CHECK(tail != NULL);
+    free(errmsg);
+    uint64_t mem[2] = {1, 0};
+    CHECK_EQ(tail != NULL ? tail(mem, sizeof(mem)) : 0, 2001);
+    mem[0] = 0;
+    CHECK_EQ((int64_t)(tail != NULL ? tail(mem, sizeof(mem)) : 0), -ENOENT * 10);
+    ubpf_destroy(vm);
+    free(object);
     return TEST_RESULT();
 }

@@ -71,7 +71,8 @@ int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t 
  * `bpf_trace_printk` (6, printed through the error printer), `bpf_get_prandom_u32` (7),
  * `bpf_get_smp_processor_id` (8), `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output`
  * (130), `bpf_ringbuf_reserve` (131), `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard`
- * (133), `bpf_strncmp` (182), and `bpf_loop` (181, linked by `ubpf_load_elf`). Call before
+ * (133), `bpf_strncmp` (182), and `bpf_loop` (181) and `bpf_tail_call` (12), which
+ * `ubpf_load_elf` links into the program (see docs/maps.md). Call before
  * loading; a helper registered afterwards with `ubpf_register` at the same index replaces one
  * of these. With them registered, `ubpf_load_elf` takes the first function starting a
  * section other than `.text` as the entry (libbpf-style objects; see docs/maps.md).
@@ -79,6 +80,16 @@ int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t 
  * Returns 0, or -1 for a NULL `vm`.
  */
 int rbpf_register_linux_helpers(struct ubpf_vm *vm);
+
+/**
+ * The number under which the program `name` (a function starting a section other than
+ * `.text`) of the object loaded into `vm` goes into a `PROG_ARRAY` map, as the value, for
+ * `bpf_tail_call`. Objects number their programs only when they make tail calls and were
+ * loaded after `rbpf_register_linux_helpers`.
+ *
+ * Returns the number (0 or more), or -ENOENT (no such program), or -EINVAL (NULL argument).
+ */
+int rbpf_program_number(const struct ubpf_vm *vm, const char *name);
 
 /**
  * The map called `name` (its symbol) in the object loaded into `vm`.

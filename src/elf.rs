@@ -107,6 +107,8 @@ pub struct LinkedElf {
     pub data_sections: Vec<DataSection>,
     /// Maps the object declares (`.maps` with BTF, legacy `maps`), created while linking.
     pub maps: Vec<std::sync::Arc<crate::maps::Map>>,
+    /// The programs `PROG_ARRAY` values number, when the object makes tail calls.
+    pub programs: Vec<String>,
     /// Warnings uBPF prints while linking (`Warning: bad relocation type N; skipping.`),
     /// without the trailing newline. [`Vm::load_elf`] prints them to standard output.
     pub warnings: Vec<String>,
@@ -395,6 +397,8 @@ struct Linker<'v, 'a, 'w> {
     maps: ObjectMaps,
     /// Functions (indices in `funcs`) named as `bpf_loop` callbacks; callback id = index + 1.
     callbacks: Vec<usize>,
+    /// `(linked offset of a call 12, linked offset of its stub)`.
+    tail_calls: Vec<(usize, usize)>,
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
@@ -491,6 +495,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             starts: HashMap::new(),
             maps: ObjectMaps::default(),
             callbacks: Vec::new(),
+            tail_calls: Vec::new(),
         })
     }
 
@@ -520,6 +525,16 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .ok_or_else(|| ElfError::FunctionOutsideSection(lossy(func.name).into_owned()))?;
             func.landed = self.code.len();
             self.code.extend_from_slice(bytes);
+            if self.vm.maps.publish_runs && func.size % SLOT == 0 {
+                // Room for each tail call's stub, inside the function (`link_tail_calls`).
+                for site in crate::linux_helpers::tail_call_sites(bytes) {
+                    let stub = self.code.len();
+                    let stub_bytes = crate::linux_helpers::TAIL_STUB_SLOTS * INSN_SIZE;
+                    self.code.resize(stub.saturating_add(stub_bytes), 0);
+                    self.tail_calls
+                        .push((func.landed.saturating_add(site), stub));
+                }
+            }
         }
         // Index the functions for the relocation pass (first function wins, as in uBPF's
         // searches).
@@ -959,6 +974,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             functions,
             data_sections: self.data_sections,
             maps: self.maps.maps,
+            programs: Vec::new(),
             warnings,
         }
     }
@@ -1012,7 +1028,28 @@ fn link(
             .collect();
         crate::linux_helpers::link_bpf_loop(&mut linker.code, &callbacks).map_err(ElfError::Map)?;
     }
-    Ok(linker.finish(Vec::new()))
+    let mut programs = Vec::new();
+    if !linker.tail_calls.is_empty() {
+        // The object's programs: each function starting a section other than `.text`.
+        let mut sections = HashSet::new();
+        let mut offsets = Vec::new();
+        for f in &linker.funcs {
+            if f.start == 0
+                && f.size > 0
+                && linker.elf.section_name(f.section) != b".text"
+                && sections.insert(f.section)
+            {
+                programs.push(lossy(f.name).into_owned());
+                offsets.push(f.landed);
+            }
+        }
+        crate::linux_helpers::link_tail_calls(&mut linker.code, &linker.tail_calls, &offsets)
+            .map_err(ElfError::Map)?;
+    }
+    Ok(LinkedElf {
+        programs,
+        ..linker.finish(Vec::new())
+    })
 }
 
 impl Vm {
@@ -1049,6 +1086,7 @@ impl Vm {
         program.data_sections = linked.data_sections;
         self.install(program);
         self.maps.maps = crate::maps::MapSet::new(linked.maps);
+        self.maps.programs = linked.programs;
         Ok(())
     }
 }

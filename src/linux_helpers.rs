@@ -22,7 +22,7 @@ use crate::maps::{Map, MapError};
 use crate::memory::Regions;
 use crate::vm::{ConfigError, Vm};
 
-const _: () = assert!(crate::isa::HELPER_SLOTS > 182);
+const _: () = assert!(crate::isa::HELPER_SLOTS > TAIL_TARGET_HELPER as usize);
 
 /// What a helper needs to know about the run that called it.
 #[derive(Debug, Clone, Copy)]
@@ -481,6 +481,11 @@ const LINUX_HELPERS: &[(u32, &str, crate::HelperFn)] = &[
     (132, "bpf_ringbuf_submit", bpf_ringbuf_submit),
     (133, "bpf_ringbuf_discard", bpf_ringbuf_discard),
     (182, "bpf_strncmp", bpf_strncmp),
+    (
+        TAIL_TARGET_HELPER as u32,
+        "rbpf_tail_call_target",
+        rbpf_tail_call_target,
+    ),
 ];
 
 impl Vm {
@@ -506,6 +511,14 @@ impl Vm {
     /// The loaded program's map called `name`.
     pub fn map(&self, name: &str) -> Option<&std::sync::Arc<Map>> {
         self.maps.maps.by_name(name)
+    }
+
+    /// The number under which a program of the loaded object (the function that starts a
+    /// section other than `.text`, by name) goes into a `PROG_ARRAY` for `bpf_tail_call`.
+    /// Only objects that make tail calls, loaded with the kernel's helpers, number programs.
+    pub fn program_number(&self, name: &str) -> Option<u32> {
+        let i = self.maps.programs.iter().position(|p| p == name)?;
+        u32::try_from(i).ok()
     }
 }
 
@@ -626,4 +639,151 @@ pub(crate) fn link_bpf_loop(code: &mut Vec<u8>, callbacks: &[usize]) -> Result<(
         code.extend_from_slice(&i.to_bytes());
     }
     Ok(())
+}
+
+/// The kernel's number of `bpf_tail_call`.
+pub(crate) const BPF_TAIL_CALL: i32 = 12;
+/// Slots of the stub the loader leaves after a function for each of its tail calls.
+pub(crate) const TAIL_STUB_SLOTS: usize = 4;
+/// The internal helper the tail-call function asks for the target (above the kernel's
+/// numbers; not a kernel helper).
+const TAIL_TARGET_HELPER: i32 = 255;
+
+/// Byte offsets, in a function's `bytes`, of its `call 12` (helper) instructions.
+pub(crate) fn tail_call_sites(bytes: &[u8]) -> Vec<usize> {
+    use crate::isa::{INSN_SIZE, Insn, call_kind, op};
+    let mut sites = Vec::new();
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + INSN_SIZE) {
+        let Ok(raw) = chunk.try_into() else { break };
+        let insn = Insn::from_bytes(raw);
+        if insn.opc == op::CALL && insn.src == call_kind::HELPER && insn.imm == BPF_TAIL_CALL {
+            sites.push(at);
+        }
+        at += if insn.opc == op::LDDW { 2 } else { 1 } * INSN_SIZE;
+    }
+    sites
+}
+
+/// Links `bpf_tail_call` into ELF-loaded code without engine support (`docs/maps.md`).
+///
+/// `sites` pairs each `call 12` with the stub space the loader left after its function
+/// ([`TAIL_STUB_SLOTS`] slots, inside the function); `programs` are the linked byte offsets
+/// of the object's programs (program array values index it). The call becomes a jump to its
+/// stub:
+///
+/// ```text
+/// stub:   call local tail        ; r0 = the target's result, r1 = 1; or r0 = error, r1 = 0
+///         if r1 != 0 goto out
+///         goto after_the_call    ; failed: the caller goes on with r0 = error
+/// out:    exit                   ; the caller returns what the target returned
+/// ```
+///
+/// and one function is appended:
+///
+/// ```text
+/// tail:   r6 = r1                ; ctx
+///         call 255               ; r2 = map, r3 = index: program number + 1, or -errno
+///         if r0 s> 0 goto pick
+///         r1 = 0; exit
+/// pick:   if r0 == 1 goto run_1 ... if r0 == n goto run_n
+///         r0 = -EINVAL; r1 = 0; exit
+/// run_k:  r1 = r6; call local program_k; r1 = 1; exit
+/// ```
+pub(crate) fn link_tail_calls(
+    code: &mut Vec<u8>,
+    sites: &[(usize, usize)],
+    programs: &[usize],
+) -> Result<(), String> {
+    use crate::isa::{INSN_SIZE, Insn, call_kind, op};
+    if sites.is_empty() {
+        return Ok(());
+    }
+    let too_large = || "bpf_tail_call: program too large".to_string();
+    let slot = |bytes: usize| (bytes / INSN_SIZE) as i64;
+    let insn = |opc, dst, src, off, imm| Insn {
+        opc,
+        dst,
+        src,
+        off,
+        imm,
+    };
+    let off = |from: i64, to: i64| i16::try_from(to - from - 1).map_err(|_| too_large());
+    let imm = |from: i64, to: i64| i32::try_from(to - from - 1).map_err(|_| too_large());
+    let start = slot(code.len());
+    let n = programs.len() as i64;
+    let pick = 5;
+    let runs = pick + n + 3;
+    let mut lib = vec![
+        insn(0xbf, 6, 1, 0, 0),
+        insn(op::CALL, 0, call_kind::HELPER, 0, TAIL_TARGET_HELPER),
+        insn(0x65, 0, 0, off(2, pick)?, 0),
+        insn(0xb7, 1, 0, 0, 0),
+        insn(op::EXIT, 0, 0, 0, 0),
+    ];
+    for k in 0..n {
+        let id = i32::try_from(k + 1).map_err(|_| too_large())?;
+        lib.push(insn(0x15, 0, 0, off(pick + k, runs + 4 * k)?, id));
+    }
+    lib.extend([
+        insn(0xb7, 0, 0, 0, -libc::EINVAL),
+        insn(0xb7, 1, 0, 0, 0),
+        insn(op::EXIT, 0, 0, 0, 0),
+    ]);
+    for (k, &program) in programs.iter().enumerate() {
+        let here = start + runs + 4 * k as i64 + 1;
+        lib.extend([
+            insn(0xbf, 1, 6, 0, 0),
+            insn(op::CALL, 0, call_kind::LOCAL, 0, imm(here, slot(program))?),
+            insn(0xb7, 1, 0, 0, 1),
+            insn(op::EXIT, 0, 0, 0, 0),
+        ]);
+    }
+    let write = |code: &mut Vec<u8>, at: i64, i: Insn| {
+        let at = at as usize * INSN_SIZE;
+        code[at..at + INSN_SIZE].copy_from_slice(&i.to_bytes());
+    };
+    for &(site, stub) in sites {
+        let (x, s) = (slot(site), slot(stub));
+        write(code, x, insn(0x05, 0, 0, off(x, s)?, 0));
+        write(
+            code,
+            s,
+            insn(op::CALL, 0, call_kind::LOCAL, 0, imm(s, start)?),
+        );
+        write(code, s + 1, insn(0x55, 1, 0, 1, 0));
+        write(code, s + 2, insn(0x05, 0, 0, off(s + 2, x + 1)?, 0));
+        write(code, s + 3, insn(op::EXIT, 0, 0, 0, 0));
+    }
+    for i in lib {
+        code.extend_from_slice(&i.to_bytes());
+    }
+    Ok(())
+}
+
+/// The internal helper of tail calls: `(_, prog_array, index)` → the program number + 1 the
+/// array holds at `index`, `-ENOENT` for an empty entry or an index out of range, `-EINVAL`
+/// for anything that is not one of the running VM's program arrays.
+unsafe extern "C" fn rbpf_tail_call_target(
+    _: u64,
+    map: u64,
+    index: u64,
+    _: u64,
+    _: u64,
+    _: *mut c_void,
+) -> u64 {
+    const ENOENT: u64 = (-(libc::ENOENT as i64)) as u64;
+    with_run(|vm, _| {
+        let Some(array) = vm.maps.maps.by_handle(map).and_then(Map::prog_array) else {
+            return EINVAL;
+        };
+        let Some(program) = u32::try_from(index).ok().and_then(|i| array.get(i)) else {
+            return ENOENT;
+        };
+        if program as usize >= vm.maps.programs.len() {
+            return ENOENT;
+        }
+        u64::from(program) + 1
+    })
+    .unwrap_or(EINVAL)
 }

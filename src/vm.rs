@@ -332,6 +332,7 @@ impl Vm {
     pub(crate) fn install(&mut self, program: Program) {
         self.jit = crate::jit::JitCache::default();
         self.maps.maps = crate::maps::MapSet::default();
+        self.maps.programs.clear();
         self.program = Some(program);
     }
 
@@ -339,6 +340,7 @@ impl Vm {
     pub fn unload(&mut self) {
         self.jit = crate::jit::JitCache::default();
         self.maps.maps = crate::maps::MapSet::default();
+        self.maps.programs.clear();
         self.program = None;
     }
 

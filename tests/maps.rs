@@ -479,6 +479,15 @@ fn objects_rebuilt_with_clang_behave_the_same() {
         std::fs::read(&object).unwrap()
     };
     let suite = build("maps_suite", true);
+    let tail = load(&build("tail", true), Engine::Jit);
+    let second = tail.vm.program_number("second").unwrap();
+    tail.vm
+        .map("jumps")
+        .unwrap()
+        .set(&1u32, &second, BPF_ANY)
+        .unwrap();
+    let mut mem: Vec<u8> = [1u64, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    assert_eq!(tail.exec(&mut mem), Ok(2001));
     let looped = load(&build("loop", true), Engine::Jit);
     let mut mem: Vec<u8> = [0u64, 10, 1000]
         .iter()
@@ -626,5 +635,42 @@ fn bpf_loop_runs_callbacks() {
         let b = run(&jit, op, n, limit);
         assert_eq!(a, Ok(expected), "op {op} n {n} limit {limit}");
         assert_eq!(a, b);
+    }
+}
+
+/// `bpf_tail_call`: the caller ends with the target's result; an empty entry or an index out
+/// of range returns `-ENOENT` and the caller goes on; a target may tail-call again; both
+/// engines agree.
+#[test]
+fn bpf_tail_call_between_programs() {
+    let bytes = object("tail");
+    for engine in [Engine::Interpreter, Engine::Jit] {
+        let mut l = load(&bytes, engine);
+        let second = l.vm.program_number("second").unwrap();
+        let third = l.vm.program_number("third").unwrap();
+        assert_eq!(l.vm.program_number("entry"), Some(0));
+        assert_eq!(l.vm.program_number("nope"), None);
+        let jumps = l.vm.map("jumps").unwrap();
+        jumps.set(&1u32, &second, BPF_ANY).unwrap();
+        jumps.set(&2u32, &third, BPF_ANY).unwrap();
+        jumps.set(&3u32, &99u32, BPF_ANY).unwrap(); // no such program
+        let run = |l: &Loaded, index: u64| {
+            let mut mem: Vec<u8> = [index, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+            let r = l.exec(&mut mem).map(|r| r as i64);
+            (r, u64::from_le_bytes(mem[8..16].try_into().unwrap()))
+        };
+        assert_eq!(run(&l, 1), (Ok(2001), 1));
+        assert_eq!(run(&l, 2), (Ok(2011), 11), "third tail-calls second");
+        assert_eq!(run(&l, 0), (Ok(ENOENT * 10), 0), "empty entry");
+        assert_eq!(run(&l, 3), (Ok(ENOENT * 10), 0), "entry names no program");
+        assert_eq!(run(&l, 7), (Ok(ENOENT * 10), 0), "index out of range");
+        jumps.remove(&1u32).unwrap();
+        assert_eq!(
+            run(&l, 2),
+            (Ok(3000), 10),
+            "third's tail call fails: it goes on"
+        );
+        l.vm.unload();
+        assert_eq!(l.vm.program_number("second"), None);
     }
 }

@@ -41,7 +41,8 @@ fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
 /// `bpf_trace_printk` (6, printed through the error printer), `bpf_get_prandom_u32` (7),
 /// `bpf_get_smp_processor_id` (8), `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output`
 /// (130), `bpf_ringbuf_reserve` (131), `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard`
-/// (133), `bpf_strncmp` (182), and `bpf_loop` (181, linked by `ubpf_load_elf`). Call before
+/// (133), `bpf_strncmp` (182), and `bpf_loop` (181) and `bpf_tail_call` (12), which
+/// `ubpf_load_elf` links into the program (see docs/maps.md). Call before
 /// loading; a helper registered afterwards with `ubpf_register` at the same index replaces one
 /// of these. With them registered, `ubpf_load_elf` takes the first function starting a
 /// section other than `.text` as the entry (libbpf-style objects; see docs/maps.md).
@@ -54,6 +55,30 @@ pub extern "C" fn rbpf_register_linux_helpers(vm: *mut ubpf_vm) -> c_int {
         match handle.vm.register_linux_helpers() {
             Ok(()) => 0,
             Err(_) => -1,
+        }
+    })
+}
+
+/// The number under which the program `name` (a function starting a section other than
+/// `.text`) of the object loaded into `vm` goes into a `PROG_ARRAY` map, as the value, for
+/// `bpf_tail_call`. Objects number their programs only when they make tail calls and were
+/// loaded after `rbpf_register_linux_helpers`.
+///
+/// Returns the number (0 or more), or -ENOENT (no such program), or -EINVAL (NULL argument).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_program_number(vm: *const ubpf_vm, name: *const c_char) -> c_int {
+    ffi_boundary!({
+        let Some(handle) = crate::capi::boundary::vm_ref(vm) else {
+            return EINVAL;
+        };
+        if name.is_null() {
+            return EINVAL;
+        }
+        // SAFETY: a non-NULL name is a NUL-terminated string (API contract).
+        let name = unsafe { CStr::from_ptr(name) }.to_string_lossy();
+        match handle.vm.program_number(&name) {
+            Some(n) => c_int::try_from(n).unwrap_or(EINVAL),
+            None => -libc::ENOENT,
         }
     })
 }

@@ -780,6 +780,8 @@ pub struct VmMaps {
     pub(crate) maps: MapSet,
     /// Set by `Vm::register_linux_helpers`.
     pub(crate) publish_runs: bool,
+    /// The object's programs that `PROG_ARRAY` values number (for `bpf_tail_call`).
+    pub(crate) programs: Vec<String>,
 }
 
 /// The maps of a VM's loaded program, in declaration order.
