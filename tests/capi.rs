@@ -207,9 +207,12 @@ fn example_pcap_filter() {
     example("pcap_filter");
 }
 
+/// flow_top over the bundled capture, then (in the same test: both compile the same program
+/// to the same path) over the capture with busy hosts in both engines.
 #[test]
 fn example_flow_top() {
     example("flow_top");
+    flow_top_engines_agree();
 }
 
 /// The map benchmark's smoke run: one pass per engine, results checked against native C.
@@ -227,8 +230,7 @@ fn maps_bench_agrees_with_native() {
 
 /// flow_top over the capture with busy hosts and TCP connections: both engines find the same
 /// top talkers and SYN events.
-#[test]
-fn example_flow_top_engines_agree() {
+fn flow_top_engines_agree() {
     let source = paths().root.join("examples-c").join("flow_top.c");
     let program = compile(&source, false);
     let mut outputs = Vec::new();
