@@ -505,4 +505,8 @@ pub enum ElfError {
     /// not check this; librbpf refuses the file.
     #[error("bad R_BPF_64_32 relocation offset")]
     BadCallRelocationOffset,
+    /// A map the object declares cannot be created, a relocation names no map, or `bpf_loop`
+    /// cannot be linked (`docs/maps.md`).
+    #[error("{0}")]
+    Map(String),
 }

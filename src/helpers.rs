@@ -6,7 +6,7 @@
 //! dispatcher and helper slots through it at run time, which is why helpers registered after
 //! compiling are still the ones called.
 //!
-//! Helpers come in two forms, sharing the 64 indices. C function pointers ([`HelperFn`], what
+//! Helpers come in two forms, sharing the slot indices (Rust helpers: the first 64). C function pointers ([`HelperFn`], what
 //! the C API registers) live in `slots`. Rust helpers ([`RustHelper`]: `fn` items or closures
 //! with captured state) live in a map after the C-visible part of the table; the interpreter
 //! calls them directly, and compiled code calls their slot's trampoline, which finds the table
@@ -21,7 +21,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 
-use crate::isa::MAX_EXT_FUNCS;
+use crate::isa::{HELPER_SLOTS, MAX_EXT_FUNCS};
 
 mod builtins;
 
@@ -88,8 +88,8 @@ impl RustHelper {
     }
 }
 
-/// The run-time helper slots, laid out for JIT code (`dispatcher` at offset 0, then 64 slots;
-/// the Rust-only map after them is never read by compiled code).
+/// The run-time helper slots, laid out for JIT code (`dispatcher` at offset 0, then
+/// [`HELPER_SLOTS`] slots; the Rust-only map after them is never read by compiled code).
 #[repr(C)]
 #[derive(Debug, Clone)]
 pub struct HelperTable {
@@ -97,7 +97,7 @@ pub struct HelperTable {
     pub dispatcher: Option<DispatcherFn>,
     /// Helper per index; `None` is a null pointer in the C layout. A Rust helper's slot holds
     /// its index's trampoline.
-    pub slots: [Option<HelperFn>; MAX_EXT_FUNCS],
+    pub slots: [Option<HelperFn>; HELPER_SLOTS],
     /// Rust helpers by index.
     rust: BTreeMap<u32, RustHelper>,
 }
@@ -106,7 +106,7 @@ impl Default for HelperTable {
     fn default() -> Self {
         HelperTable {
             dispatcher: None,
-            slots: [None; MAX_EXT_FUNCS],
+            slots: [None; HELPER_SLOTS],
             rust: BTreeMap::new(),
         }
     }
@@ -171,6 +171,7 @@ impl HelperTable {
     pub(crate) fn set_rust(&mut self, index: u32, helper: RustHelper) -> bool {
         let Some(slot) = usize::try_from(index)
             .ok()
+            .filter(|&i| i < MAX_EXT_FUNCS)
             .and_then(|i| self.slots.get_mut(i))
         else {
             return false;

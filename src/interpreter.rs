@@ -1046,6 +1046,10 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 };
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                #[cfg(feature = "std")]
+                if env.vm.maps.publish_runs {
+                    crate::linux_helpers::publish(env.vm, &env.regions);
+                }
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
                 let result =
                     unsafe { helpers.call(index, args, env.mem.cast::<c_void>(), mem_len) };

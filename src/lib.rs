@@ -55,6 +55,10 @@ pub mod interpreter;
 pub mod isa;
 #[cfg(feature = "std")]
 pub mod jit;
+#[cfg(feature = "std")]
+pub mod linux_helpers;
+#[cfg(feature = "std")]
+pub mod maps;
 pub mod memory;
 pub mod program;
 pub mod verifier;

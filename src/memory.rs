@@ -11,7 +11,9 @@
 //!    extension for ELF globals);
 //! 4. one of the run's extra regions ([`MemRegion`]: the packet data of rbpf's mbuff modes;
 //!    stores only into writable ones);
-//! 5. a region accepted by the VM's bounds callback.
+//! 5. one value of one of the loaded program's maps, or a live ring-buffer reservation
+//!    (`docs/maps.md`; a librbpf extension);
+//! 6. a region accepted by the VM's bounds callback.
 //!
 //! [`Regions`] is a small `Copy` value built once per execution. The JIT can keep one in its
 //! context and call [`Regions::check`] from an `extern "C"` runtime function on its slow path;
@@ -210,7 +212,10 @@ impl<'a> Regions<'a> {
             let section_end = start.saturating_add(section.len() as u64);
             (access == Access::Load || section.writable()) && addr >= start && end <= section_end
         });
-        if in_section || self.extra.iter().any(|r| r.permits(addr, end, access)) {
+        if in_section
+            || self.extra.iter().any(|r| r.permits(addr, end, access))
+            || self.in_map_value(addr, end)
+        {
             return Ok(addr);
         }
         if let Some(callback) = &self.vm.bounds_check_fn
@@ -229,6 +234,20 @@ impl<'a> Regions<'a> {
             // uBPF always prints its compile-time stack size here.
             stack_len: STACK_SIZE,
         })
+    }
+
+    /// Whether `[addr, end)` lies inside one map value or live ring-buffer reservation of the
+    /// loaded program (`docs/maps.md`). Maps need `std`; without it there are none.
+    fn in_map_value(&self, addr: u64, end: u64) -> bool {
+        #[cfg(feature = "std")]
+        {
+            self.vm.maps.maps.allows(addr, end)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = (addr, end);
+            false
+        }
     }
 
     /// Whether `[addr, addr + size)` lies inside the stack (used by the undefined-behaviour

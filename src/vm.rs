@@ -137,6 +137,8 @@ pub struct Vm {
     /// `execute_jit_with_regions` (read at compile time).
     pub(crate) extra_regions: bool,
     #[cfg(feature = "std")]
+    pub(crate) maps: crate::maps::VmMaps,
+    #[cfg(feature = "std")]
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
 }
@@ -171,6 +173,8 @@ impl Vm {
             error_printer: None,
             program: None,
             extra_regions: false,
+            #[cfg(feature = "std")]
+            maps: crate::maps::VmMaps::default(),
             #[cfg(feature = "std")]
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
@@ -409,6 +413,8 @@ impl Vm {
         #[cfg(feature = "std")]
         {
             self.jit = crate::jit::JitCache::default();
+            self.maps.maps = crate::maps::MapSet::default();
+            self.maps.programs.clear();
         }
         self.program = Some(program);
     }
@@ -418,6 +424,8 @@ impl Vm {
         #[cfg(feature = "std")]
         {
             self.jit = crate::jit::JitCache::default();
+            self.maps.maps = crate::maps::MapSet::default();
+            self.maps.programs.clear();
         }
         self.program = None;
     }

@@ -21,6 +21,9 @@ pub const STACK_SIZE: usize = MAX_CALL_DEPTH * 512;
 pub const LOCAL_FUNCTION_STACK_SIZE: u16 = 256;
 /// uBPF's `UBPF_MAX_EXT_FUNCS`: the number of helper slots (valid indices are 0..64).
 pub const MAX_EXT_FUNCS: usize = 64;
+/// Helper slots the engines can call: uBPF's 64, plus room for the kernel's helper numbers
+/// that `Vm::register_linux_helpers` installs above 63 (`docs/maps.md`).
+pub const HELPER_SLOTS: usize = 256;
 /// Number of BPF registers r0..r10.
 pub const NUM_REGS: usize = 11;
 /// The read-only frame pointer register.

@@ -192,14 +192,18 @@ impl Vm {
             return Err(JitError::TargetBufferTooSmall);
         }
         let isa = host_isa(tier)?;
+        let map_slabs = self.maps.maps.slab_regions();
         let opts = translate::Options {
+            map_slabs: &map_slabs[..],
             mode,
             bounds_check: self.config.bounds_check,
             instruction_limit: self.config.instruction_limit,
             unwind_index: self.config.unwind_index,
             other_regions: !program.data_sections.is_empty()
                 || self.bounds_check_fn.is_some()
-                || self.extra_regions,
+                || self.extra_regions
+                || !self.maps.maps.is_empty(),
+            publish_run: self.maps.publish_runs,
             helpers: &*self.helpers,
             ctx,
             blinding: self

@@ -31,7 +31,7 @@ use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
 use crate::isa::{
-    Insn, MAX_CALL_DEPTH, MAX_EXT_FUNCS, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
+    HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
 };
 use crate::program::Program;
@@ -61,6 +61,12 @@ pub(crate) struct Options {
     /// site and one block each instead of two of each (large programs, see
     /// [`super::Tier::Fast`]).
     pub compact_helper_calls: bool,
+    /// Whether every helper call first publishes the run to the kernel helpers
+    /// (`crate::linux_helpers::rt_publish_run`).
+    pub publish_run: bool,
+    /// The loaded program's map value slabs (valid while translating): accesses outside mem
+    /// and the stack test them inline before calling the runtime's slow path.
+    pub map_slabs: *const [crate::maps::SlabRegion],
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -110,6 +116,7 @@ struct Translator<'a, 'b> {
     sig_fault: SigRef,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
+    sig_publish: SigRef,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -164,6 +171,7 @@ pub(crate) fn translate(
     let sig_call_helper = opts
         .compact_helper_calls
         .then(|| b.import_signature(sig(isa, &[I64; 8], Some(I64))));
+    let sig_publish = b.import_signature(sig(isa, &[I64; 2], None));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -227,7 +235,8 @@ pub(crate) fn translate(
     let mem_region = region(&mut b, mem, mem_len, true, sizes);
     let stack_sizes = if has_stack { sizes } else { 0 };
     let stack_region = region(&mut b, stack, stack_len, false, stack_sizes);
-    let run_block = (opts.bounds_check && accesses_memory).then(|| {
+    // Kernel helpers check pointer arguments against the run's regions, read from the block.
+    let run_block = (opts.bounds_check && (accesses_memory || opts.publish_run)).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             run_block::SIZE,
@@ -296,6 +305,7 @@ pub(crate) fn translate(
         sig_check,
         sig_fault,
         sig_call_helper,
+        sig_publish,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -690,6 +700,7 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
+        self.map_value_checks(addr, bytes, ok);
         let ctx = self.iconst(self.opts.ctx as i64);
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
         #[cfg(target_arch = "x86_64")]
@@ -726,6 +737,38 @@ impl Translator<'_, '_> {
         self.b.seal_block(ok);
         self.proofs.push(Proof { reg, lo, hi });
         addr
+    }
+
+    /// Inline tests of an access of `bytes` bytes at `addr` against each map's value slab
+    /// (`crate::maps::SlabRegion`): inside one value, go to `ok`; otherwise fall through to
+    /// the slow path. Map values are then as cheap to reach as any region, with no runtime
+    /// call per access.
+    fn map_value_checks(&mut self, addr: Value, bytes: usize, ok: Block) {
+        // SAFETY: `map_slabs` points to the slabs of the VM being compiled, alive during the
+        // translation (see `Options::map_slabs`).
+        let slabs = unsafe { &*self.opts.map_slabs };
+        for slab in slabs.iter().filter(|s| bytes as u64 <= s.value_size) {
+            let off = self
+                .b
+                .ins()
+                .iadd_imm_s(addr, (slab.base as i64).wrapping_neg());
+            let inside = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, off, slab.len as i64);
+            let in_slot = self.b.ins().band_imm_s(off, (slab.stride - 1) as i64);
+            let fits = self.b.ins().icmp_imm_s(
+                IntCC::UnsignedLessThanOrEqual,
+                in_slot,
+                (slab.value_size - bytes as u64) as i64,
+            );
+            let both = self.b.ins().band(inside, fits);
+            let next = self.b.create_block();
+            self.b.set_cold_block(next);
+            self.b.ins().brif(both, ok, &[], next, &[]);
+            self.b.switch_to_block(next);
+            self.b.seal_block(next);
+        }
     }
 
     fn alu(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
@@ -1063,6 +1106,17 @@ impl Translator<'_, '_> {
     /// time, else `r0 = helpers[idx](r1..r5, mem)`; an empty slot is a runtime fault. After
     /// the unwind helper, r0 == 0 ends the program with 0.
     fn helper_call(&mut self, pc: usize, idx: Value, known: Option<u32>) -> Result<(), JitError> {
+        if self.opts.publish_run {
+            let ctx = self.iconst(self.opts.ctx as i64);
+            let block = match self.run_block {
+                Some(slot) => self.b.ins().stack_addr(I64, slot, 0),
+                None => self.iconst(0),
+            };
+            let f = self.iconst(crate::linux_helpers::rt_publish_run as *const () as i64);
+            self.b
+                .ins()
+                .call_indirect(self.sig_publish, f, &[ctx, block]);
+        }
         if let (Some(index), Some(sig)) = (known, self.sig_call_helper) {
             return self.compact_helper_call(pc, idx, index, sig);
         }
@@ -1105,7 +1159,7 @@ impl Translator<'_, '_> {
         self.b.seal_block(via_table);
         let slots = std::mem::offset_of!(HelperTable, slots) as i64;
         let func = match known {
-            Some(i) if (i as usize) >= MAX_EXT_FUNCS => None,
+            Some(i) if (i as usize) >= HELPER_SLOTS => None,
             Some(i) => Some(self.b.ins().load(
                 I64,
                 trusted(),
@@ -1116,7 +1170,7 @@ impl Translator<'_, '_> {
                 let out = self.b.ins().icmp_imm_s(
                     IntCC::UnsignedGreaterThanOrEqual,
                     idx,
-                    MAX_EXT_FUNCS as i64,
+                    HELPER_SLOTS as i64,
                 );
                 self.fault_if(out, fault::NONEXISTENT_HELPER, pc, idx);
                 let off = self.b.ins().ishl_imm_s(idx, 3);
@@ -1163,7 +1217,7 @@ impl Translator<'_, '_> {
             table,
             std::mem::offset_of!(HelperTable, dispatcher) as i32,
         );
-        let servable = if (index as usize) < MAX_EXT_FUNCS {
+        let servable = if (index as usize) < HELPER_SLOTS {
             let slots = std::mem::offset_of!(HelperTable, slots) as i64;
             let slot = (slots + 8 * i64::from(index)) as i32;
             let func = self.b.ins().load(I64, trusted(), table, slot);
