@@ -63,11 +63,16 @@ pub(crate) struct Options {
 const FRAME_BYTES: i64 = 48;
 
 /// One proven access: `[lo, hi)` relative to the current value of `reg`.
+///
+/// A proof made by a store (or an atomic) covers later loads and stores of the range; one
+/// made by a load covers only loads, since the load may have been allowed by a read-only
+/// region (`.rodata`): every store is checked as a store (docs/sandbox.md).
 #[derive(Clone, Copy)]
 struct Proof {
     reg: u8,
     lo: i64,
     hi: i64,
+    writable: bool,
 }
 
 /// Values describing one memory region to the inline bounds check.
@@ -645,10 +650,11 @@ impl Translator<'_, '_> {
         if self.static_stack && reg == 10 && lo >= -(STACK_SIZE as i64) && hi <= 0 {
             return addr;
         }
+        let store = access == Access::Store;
         if self
             .proofs
             .iter()
-            .any(|p| p.reg == reg && p.lo <= lo && hi <= p.hi)
+            .any(|p| p.reg == reg && p.lo <= lo && hi <= p.hi && (p.writable || !store))
         {
             return addr;
         }
@@ -714,7 +720,12 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(ok);
         self.b.seal_block(ok);
-        self.proofs.push(Proof { reg, lo, hi });
+        self.proofs.push(Proof {
+            reg,
+            lo,
+            hi,
+            writable: store,
+        });
         addr
     }
 
@@ -1126,7 +1137,12 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(done);
         self.b.seal_block(done);
         self.set(0, r0);
-        // Helpers may write anywhere, but never move mem or the stack: proofs stay valid.
+        // Helpers may write anywhere, but never move mem or the stack: proofs through those
+        // stay valid. A proof that a data section or the bounds callback granted does not
+        // survive the call (a helper may end the life of whatever the callback accepted).
+        if self.opts.other_regions {
+            self.proofs.clear();
+        }
         if let Some(unwind) = self.opts.unwind_index {
             let unwinds = match known {
                 Some(i) if i == unwind => Some(self.b.ins().icmp_imm_s(IntCC::Equal, r0, 0)),
