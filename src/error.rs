@@ -353,6 +353,29 @@ pub enum ExecError {
         /// What was refused (uBPF's wording).
         what: String,
     },
+    /// A caller-provided buffer (`mem`, or the stack of `ubpf_exec_ex`/extended-mode code)
+    /// is longer than `isize::MAX` or ends past the end of the address space: no bounds
+    /// check can hold over it, so the run is refused before its first instruction
+    /// (docs/sandbox.md, "Caller buffers").
+    #[error("uBPF error: {buffer} buffer of {len} bytes passes the end of the address space")]
+    InvalidBuffer {
+        /// `mem` or `stack`.
+        buffer: &'static str,
+        /// The length the caller gave.
+        len: usize,
+    },
+    /// A helper call would nest more program runs on this thread than
+    /// [`crate::isa::MAX_NESTED_RUNS`] (a helper that runs a program that calls a helper
+    /// that runs a program ...): refused instead of overflowing the native stack.
+    #[error(
+        "uBPF error: helper call at PC {pc} would nest more than {max} program runs on this thread"
+    )]
+    NestingTooDeep {
+        /// Slot index of the helper call.
+        pc: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An opcode the interpreter does not know (validation makes this unreachable).
     #[error("Error: unknown opcode {opcode} at PC {pc}")]
     UnknownOpcode {

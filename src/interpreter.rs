@@ -394,6 +394,10 @@ impl Vm {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
+        if let Err(err) = crate::memory::check_buffers(mem, mem_len, stack, stack_len) {
+            self.report(&err);
+            return Err(err);
+        }
         let env = Env {
             vm: self,
             program,
@@ -1512,12 +1516,12 @@ mod tests {
         assert_eq!(run(&prog, &mut mem), Ok(9 + 5 * 16 + 256));
         assert_eq!(&mem[3..11], &7u64.to_le_bytes());
         assert_eq!(&mem[16..20], &u32::MAX.to_le_bytes());
-        // 32-bit atomics decode `imm & 0xf0`: 0xf3 is a cmpxchg whose old value goes to r0.
+        // 32-bit cmpxchg: the old value goes to r0.
         let mut word = 9u32.to_le_bytes();
         let prog = [
             mov(0, 9),
             mov(3, 1),
-            ins(0xc3, 1, 3, 0, 0xf3),
+            ins(0xc3, 1, 3, 0, 0xf1),
             ins(0x07, 0, 0, 0, 100),
             exit(),
         ];

@@ -21,6 +21,38 @@ use crate::isa::STACK_SIZE;
 use crate::program::Program;
 use crate::vm::Vm;
 
+/// Whether a caller-provided buffer can be a region: null (then it is no region at all), or
+/// at most `isize::MAX` bytes (Rust's bound on any object) ending inside the address space.
+/// Both engines refuse a run over any other buffer with [`ExecError::InvalidBuffer`] before
+/// its first instruction (docs/sandbox.md, "Caller buffers"): otherwise `start + len` wraps and
+/// bounds checks accept addresses outside the buffer.
+pub fn buffer_fits(start: *const u8, len: usize) -> bool {
+    start.is_null()
+        || (isize::try_from(len).is_ok() && (start as u64).checked_add(len as u64).is_some())
+}
+
+/// Applies [`buffer_fits`] to the input memory and the stack of one run.
+pub fn check_buffers(
+    mem: *const u8,
+    mem_len: usize,
+    stack: *const u8,
+    stack_len: usize,
+) -> Result<(), ExecError> {
+    if !buffer_fits(mem, mem_len) {
+        return Err(ExecError::InvalidBuffer {
+            buffer: "mem",
+            len: mem_len,
+        });
+    }
+    if !buffer_fits(stack, stack_len) {
+        return Err(ExecError::InvalidBuffer {
+            buffer: "stack",
+            len: stack_len,
+        });
+    }
+    Ok(())
+}
+
 /// The regions one execution may access, and whether to check at all.
 #[derive(Clone, Copy)]
 pub struct Regions<'a> {
@@ -58,7 +90,8 @@ impl<'a> Regions<'a> {
     /// The regions of one execution over `mem` (may be null) and `stack`.
     ///
     /// Addresses are only compared, never dereferenced here. A region that would wrap the
-    /// address space is clamped to its end (such a buffer cannot exist).
+    /// address space is clamped to its end (engines refuse such buffers with
+    /// [`check_buffers`] before running; the clamp only keeps this type total).
     pub fn new(
         vm: &'a Vm,
         program: &'a Program,
@@ -73,7 +106,12 @@ impl<'a> Regions<'a> {
         } else {
             (mem_start, mem_start.saturating_add(mem_len as u64))
         };
-        let stack_start = stack as u64;
+        // A null stack is no region either (extended-mode code called with NULL).
+        let (stack_start, stack_len) = if stack.is_null() {
+            (0, 0)
+        } else {
+            (stack as u64, stack_len)
+        };
         Regions {
             mem_start,
             mem_end,

@@ -56,7 +56,7 @@ pub(crate) const BLINDING_KEY_OFFSET: i32 = std::mem::offset_of!(JitContext, bli
 
 /// Fault kinds passed from a cold exit block to [`super::runtime::rt_fault`].
 pub(crate) mod fault {
-    /// Instruction limit: `pc` is the first slot of the block, `extra` the count left before it.
+    /// Instruction limit: `pc` is the instruction that found the budget used up.
     pub const INSTRUCTION_LIMIT: i64 = 1;
     /// Local call nesting: `extra` is the depth the call would reach.
     pub const CALL_DEPTH: i64 = 2;
@@ -64,6 +64,10 @@ pub(crate) mod fault {
     pub const NONEXISTENT_HELPER: i64 = 3;
     /// Execution ran past the last slot (`pc` is the slot that does not exist).
     pub const FELL_OFF_END: i64 = 4;
+    /// The `mem` argument does not fit in the address space (`extra`: its length).
+    pub const INVALID_MEM: i64 = 5;
+    /// The `stack` argument of extended-mode code does not fit (`extra`: its length).
+    pub const INVALID_STACK: i64 = 6;
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
-use crate::isa::{MAX_CALL_DEPTH, op};
+use crate::isa::MAX_CALL_DEPTH;
 use crate::memory::Regions;
 use crate::vm::Vm;
 
@@ -248,22 +248,6 @@ pub(crate) unsafe extern "C" fn rt_check_access_preserving() {
     )
 }
 
-/// The slot that the `n`-th instruction (0-based, `lddw` counting once) from `start` occupies.
-fn nth_slot(vm: Option<&Vm>, start: usize, n: u64) -> usize {
-    let Some(program) = vm.and_then(|vm| vm.program.as_ref()) else {
-        return start;
-    };
-    let mut pc = start;
-    for _ in 0..n {
-        match program.insns.get(pc) {
-            Some(insn) if insn.opc == op::LDDW => pc += 2,
-            Some(_) => pc += 1,
-            None => break,
-        }
-    }
-    pc
-}
-
 /// Records a fault detected inline by compiled code (see [`fault`] for the kinds). The code
 /// returns `u64::MAX` right after.
 ///
@@ -275,16 +259,21 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
         let vm = unsafe { vm_of(ctx) };
         let pc = pc as usize;
         let err = match kind {
-            fault::INSTRUCTION_LIMIT => ExecError::InstructionLimit {
-                // A negative count (limits above i32::MAX, as in uBPF) fails at once.
-                pc: nth_slot(vm, pc, (extra as i64).max(0) as u64),
-            },
+            fault::INSTRUCTION_LIMIT => ExecError::InstructionLimit { pc },
             fault::CALL_DEPTH => ExecError::CallDepthExceeded {
                 pc,
                 depth: extra as usize,
                 max: MAX_CALL_DEPTH,
             },
             fault::NONEXISTENT_HELPER => ExecError::NonexistentFunction { pc, index: extra },
+            fault::INVALID_MEM => ExecError::InvalidBuffer {
+                buffer: "mem",
+                len: extra as usize,
+            },
+            fault::INVALID_STACK => ExecError::InvalidBuffer {
+                buffer: "stack",
+                len: extra as usize,
+            },
             _ => ExecError::FellOffEnd { pc },
         };
         record(vm, err);

@@ -97,6 +97,9 @@ struct Translator<'a, 'b> {
     blocks: Vec<Option<Block>>,
     run_block: Option<StackSlot>,
     mem: Value,
+    /// The caller's buffers as passed (`mem`, and the stack in Extended mode), checked at
+    /// entry by [`Translator::check_buffer`]: `(base, len, fault kind)`.
+    buffers: Vec<(Value, Value, i64)>,
     mem_region: Region,
     stack_region: Region,
     frames: Option<StackSlot>,
@@ -222,7 +225,14 @@ pub(crate) fn translate(
     };
     let mem_region = region(&mut b, mem, mem_len, true, sizes);
     let stack_sizes = if has_stack { sizes } else { 0 };
-    let stack_region = region(&mut b, stack, stack_len, false, stack_sizes);
+    // Extended-mode code may be handed a null stack directly: like a null mem, no region.
+    let stack_region = region(
+        &mut b,
+        stack,
+        stack_len,
+        opts.mode == JitMode::Extended,
+        stack_sizes,
+    );
     let run_block = (opts.bounds_check && accesses_memory).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -267,6 +277,10 @@ pub(crate) fn translate(
         }
     }
     let static_stack = opts.mode == JitMode::Basic && frames.is_none();
+    let mut buffers = vec![(mem, mem_len, fault::INVALID_MEM)];
+    if opts.mode == JitMode::Extended {
+        buffers.push((stack, stack_len, fault::INVALID_STACK));
+    }
     let mut t = Translator {
         b,
         insns,
@@ -279,6 +293,7 @@ pub(crate) fn translate(
         blocks,
         run_block,
         mem,
+        buffers,
         mem_region,
         stack_region,
         frames,
@@ -450,7 +465,23 @@ impl Translator<'_, '_> {
         self.b.seal_block(cont);
     }
 
+    /// Refuses a run whose caller buffer does not fit in the address space, as the
+    /// interpreter does (`memory::check_buffers`): non-null and (longer than `isize::MAX` or
+    /// wrapping past the top).
+    fn check_buffer(&mut self, base: Value, len: Value, kind: i64) {
+        let too_long = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, len, 0);
+        let end = self.b.ins().iadd(base, len);
+        let wraps = self.b.ins().icmp(IntCC::UnsignedLessThan, end, base);
+        let bad = self.b.ins().bor(too_long, wraps);
+        let present = self.b.ins().icmp_imm_s(IntCC::NotEqual, base, 0);
+        let bad = self.b.ins().band(bad, present);
+        self.fault_if(bad, kind, 0, len);
+    }
+
     fn body(&mut self) -> Result<(), JitError> {
+        for (base, len, kind) in std::mem::take(&mut self.buffers) {
+            self.check_buffer(base, len, kind);
+        }
         let len = self.insns.len();
         let mut pc = 0;
         while pc < len {
@@ -488,13 +519,58 @@ impl Translator<'_, '_> {
         self.proofs.clear();
         let count = self.cfg.block_len[pc];
         if self.opts.instruction_limit > 0 && count > 0 {
-            // The interpreter stops before the first instruction that finds the counter used
-            // up; charging a whole block at its start fails the same runs.
+            // The interpreter stops before the first instruction that finds the budget used
+            // up, after the earlier ones ran with all their effects. When the budget covers
+            // the whole block, charging it at once is exact; otherwise the limit hits inside
+            // the block, and a cold copy of it charges instruction by instruction
+            // (docs/sandbox.md, "Instruction limit").
             let before = self.b.use_var(self.remaining);
+            let covered =
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, before, i64::from(count));
+            let fast = self.b.create_block();
+            let exact = self.b.create_block();
+            self.b.set_cold_block(exact);
+            self.b.ins().brif(covered, fast, &[], exact, &[]);
+            self.b.switch_to_block(exact);
+            self.b.seal_block(exact);
+            self.exact_block(pc, count)?;
+            self.b.switch_to_block(fast);
+            self.b.seal_block(fast);
+            self.terminated = false;
+            self.proofs.clear();
             let after = self.b.ins().iadd_imm_s(before, -i64::from(count));
             self.b.def_var(self.remaining, after);
-            let over = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, after, 0);
-            self.fault_if(over, fault::INSTRUCTION_LIMIT, pc, before);
+        }
+        Ok(())
+    }
+
+    /// The exact path of the block at `pc` (`count` instructions) when the budget is smaller
+    /// than the block: before each instruction, fail at its slot if the budget is used up,
+    /// else charge 1 and run it. The block's last instruction can then never run (the budget
+    /// was below `count`), so the copy ends in the limit fault at its slot: terminators are
+    /// never translated twice. All blocks of the copy are cold.
+    fn exact_block(&mut self, pc: usize, count: u32) -> Result<(), JitError> {
+        let first = self.b.func.dfg.num_blocks();
+        let zero = self.iconst(0);
+        let mut slot = pc;
+        for _ in 1..count {
+            let left = self.b.use_var(self.remaining);
+            let out = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 0);
+            self.fault_if(out, fault::INSTRUCTION_LIMIT, slot, zero);
+            let left = self.b.ins().iadd_imm_s(left, -1);
+            self.b.def_var(self.remaining, left);
+            self.b.set_srcloc(SourceLoc::new(slot as u32));
+            let insn = self.insns[slot];
+            slot = self.insn(slot, insn)?;
+        }
+        self.jump_fault(fault::INSTRUCTION_LIMIT, slot, zero);
+        for block in first..self.b.func.dfg.num_blocks() {
+            self.b.set_cold_block(Block::from_u32(block as u32));
         }
         Ok(())
     }
