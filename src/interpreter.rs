@@ -333,29 +333,52 @@ impl Vm {
     /// the stack. Failures are also reported through the VM's error printer (except uBPF's
     /// silent ones).
     ///
-    /// As with `ubpf_exec`, the stack is not cleared between runs: each thread reuses one
-    /// stack buffer (zeroed once), so a program may see bytes an earlier run on the same thread
-    /// left behind, but never uninitialised memory. A nested execution on the same thread
-    /// (from inside a helper) gets a fresh zeroed stack.
+    /// A program never sees bytes it did not write: every stack byte it can reach reads 0
+    /// until written (docs/sandbox.md, "Stack").
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
-        thread_local! {
-            static STACK: std::cell::RefCell<AlignedStack> =
-                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
-        }
         let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
             std::ptr::null_mut()
         } else {
             mem.as_mut_ptr()
         };
+        // SAFETY: `mem` is a valid, exclusively borrowed buffer of its length.
+        unsafe { self.execute_on_own_stack(mem_ptr, mem_len) }
+    }
+
+    /// [`Vm::execute`] over a raw `mem` (uBPF's `ubpf_exec`; `mem` may be null).
+    ///
+    /// Each thread reuses one stack buffer (zeroed when the thread first runs a program);
+    /// before each run the part of it the program can reach ([`Program::stack_reach`], all
+    /// of it while a debug callback, which sees the whole stack, is set) is cleared, so a run
+    /// never reads what an earlier one left. A nested execution on the same thread (from
+    /// inside a helper) gets a fresh zeroed stack.
+    ///
+    /// # Safety
+    /// `mem` is null or valid for reads and writes of `mem_len` bytes for the whole call.
+    pub unsafe fn execute_on_own_stack(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+    ) -> Result<u64, ExecError> {
+        thread_local! {
+            static STACK: std::cell::RefCell<AlignedStack> =
+                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
+        }
+        let clear = match &self.program {
+            Some(_) if self.debug_fn.is_some() => STACK_SIZE,
+            Some(program) => program.stack_reach.min(STACK_SIZE),
+            None => 0,
+        };
         STACK.with(|cell| match cell.try_borrow_mut() {
             Ok(mut stack) => {
-                // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
-                // buffers of the given lengths for the whole call.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+                stack.0[STACK_SIZE - clear..].fill(0);
+                // SAFETY: the caller vouches for `mem`; the thread's stack buffer is
+                // exclusively borrowed for the whole call.
+                unsafe { self.execute_raw(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
             }
             // SAFETY: as above.
-            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len) },
+            Err(_) => unsafe { self.execute_on_fresh_stack(mem, mem_len) },
         })
     }
 

@@ -79,6 +79,10 @@ pub struct Program {
     pub functions: Vec<Function>,
     /// Sections owned by the program (filled by the ELF loader; empty for raw bytecode).
     pub data_sections: Vec<DataSection>,
+    /// How many bytes below the top of the stack a run can touch: the engines zero exactly
+    /// these before each run on a stack they provide (docs/sandbox.md, "Stack"). Computed by
+    /// [`crate::verifier::stack_reach`]; `STACK_SIZE` when r10 escapes.
+    pub stack_reach: usize,
 }
 
 impl Program {

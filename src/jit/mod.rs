@@ -54,6 +54,10 @@ pub type JitFn = unsafe extern "C" fn(*mut u8, usize) -> u64;
 /// The C signature of [`JitMode::Extended`] code.
 pub type JitExFn = unsafe extern "C" fn(*mut u8, usize, *mut u8, usize) -> u64;
 
+/// The stack `execute_jit` gives Extended-mode code: 16-byte aligned, like Basic mode's.
+#[repr(C, align(16))]
+struct OwnStack([u8; STACK_SIZE]);
+
 /// One compiled image owned by the VM.
 #[derive(Debug)]
 struct Image {
@@ -269,7 +273,8 @@ impl Vm {
     }
 
     /// Runs the compiled code on `mem` (r1 = mem, r2 = its length). Extended-mode code gets a
-    /// fresh 4096-byte stack. Faults come back as the [`ExecError`] the interpreter would give,
+    /// fresh 4096-byte stack; in both modes every stack byte the program can reach reads 0
+    /// until written. Faults come back as the [`ExecError`] the interpreter would give,
     /// and are reported through [`Vm::report`].
     pub fn execute_jit(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         // An empty buffer is passed as NULL, as C callers without memory do.
@@ -320,9 +325,18 @@ impl Vm {
                     // SAFETY: the image was compiled with the Extended signature.
                     unsafe { std::mem::transmute(image.code.as_ptr()) };
                 if stack.is_null() {
-                    let mut own = std::mem::MaybeUninit::<[u8; STACK_SIZE]>::uninit();
+                    let mut own = std::mem::MaybeUninit::<OwnStack>::uninit();
+                    let base: *mut u8 = own.as_mut_ptr().cast();
+                    // Only the top the program can reach is cleared: it never reaches (or
+                    // reads) the rest (docs/sandbox.md, "Stack").
+                    let reach = self
+                        .program
+                        .as_ref()
+                        .map_or(STACK_SIZE, |p| p.stack_reach.min(STACK_SIZE));
+                    // SAFETY: the top `reach` bytes lie inside the local buffer.
+                    unsafe { base.add(STACK_SIZE - reach).write_bytes(0, reach) };
                     // SAFETY: the stack is raw memory for eBPF code, valid for its length.
-                    unsafe { f(mem, mem_len, own.as_mut_ptr().cast(), STACK_SIZE) }
+                    unsafe { f(mem, mem_len, base, STACK_SIZE) }
                 } else {
                     // SAFETY: the caller guarantees `mem` and `stack`.
                     unsafe { f(mem, mem_len, stack, stack_len) }

@@ -26,8 +26,9 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
             end: starts.get(i + 1).copied().unwrap_or(insns.len()),
             stack_usage: LOCAL_FUNCTION_STACK_SIZE,
         })
-        .collect();
+        .collect::<Vec<_>>();
     Program {
+        stack_reach: crate::verifier::stack_reach(&insns, &functions),
         insns,
         functions,
         data_sections: Vec::new(),

@@ -15,7 +15,7 @@
 #![allow(clippy::arithmetic_side_effects)]
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{I8, I16, I32, I64};
+use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
     SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
@@ -190,6 +190,9 @@ pub(crate) fn translate(
             let size = if needs_stack { STACK_SIZE as u32 } else { 16 };
             let slot =
                 b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
+            if needs_stack {
+                clear_stack_top(&mut b, isa, slot, program.stack_reach);
+            }
             let base = b.ins().stack_addr(I64, slot, 0);
             let len = if needs_stack { STACK_SIZE as i64 } else { 0 };
             (base, b.ins().iconst(I64, len))
@@ -316,6 +319,49 @@ pub(crate) fn translate(
     t.b.seal_all_blocks();
     t.b.finalize(isa.frontend_config());
     Ok(())
+}
+
+/// Largest stack top that entry code clears with inline 16-byte stores; above it, it calls
+/// `memset`.
+const INLINE_CLEAR_BYTES: usize = 512;
+
+/// Zeroes the top `reach` bytes (rounded up to 8) of the 4096-byte Basic-mode stack `slot`,
+/// so the program reads 0 from every byte it can reach before writing it, never what the
+/// native stack held (docs/sandbox.md, "Stack").
+fn clear_stack_top(
+    b: &mut FunctionBuilder<'_>,
+    isa: &dyn TargetIsa,
+    slot: StackSlot,
+    reach: usize,
+) {
+    let reach = reach.min(STACK_SIZE).next_multiple_of(8);
+    if reach == 0 {
+        return;
+    }
+    let bottom = (STACK_SIZE - reach) as i32;
+    if reach <= INLINE_CLEAR_BYTES {
+        let zero = b.ins().iconst(I64, 0);
+        let mut off = bottom;
+        if reach % 16 == 8 {
+            b.ins().stack_store(I64, zero, slot, off);
+            off += 8;
+        }
+        if off < STACK_SIZE as i32 {
+            let wide = b.ins().splat(I64X2, zero);
+            while off < STACK_SIZE as i32 {
+                b.ins().stack_store(I64, wide, slot, off);
+                off += 16;
+            }
+        }
+        return;
+    }
+    // `memset` through its absolute address: no relocation, like the runtime functions.
+    let memset = b.import_signature(sig(isa, &[I64, I32, I64], Some(I64)));
+    let f = b.ins().iconst(I64, libc::memset as *const () as i64);
+    let dest = b.ins().stack_addr(I64, slot, bottom);
+    let zero = b.ins().iconst(I32, 0);
+    let len = b.ins().iconst(I64, reach as i64);
+    b.ins().call_indirect(memset, f, &[dest, zero, len]);
 }
 
 /// Precomputes the per-size limits of a region (a null `mem` is never a region). Only the
