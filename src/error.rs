@@ -419,6 +419,12 @@ pub enum JitError {
         /// The opcode byte.
         opcode: u8,
     },
+    /// Compiling in the other mode would free the current image while a helper called from
+    /// it is running on this thread (docs/sandbox.md, "Re-entrancy").
+    #[error(
+        "compiled code is running (this call comes from one of its helpers); it cannot be replaced now"
+    )]
+    CodeRunning,
     /// Cranelift or the code allocator failed.
     #[error("internal uBPF error: {0}")]
     Internal(String),

@@ -1028,8 +1028,22 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 };
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                if !helpers.serves(index) {
+                    return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
+                }
+                // One level of `crate::reentry` while the helper runs (nesting limit, code
+                // in use), as in the JIT.
+                let Some(level) =
+                    crate::reentry::HelperCall::enter(std::ptr::from_ref(vm) as usize)
+                else {
+                    return Err(ExecError::NestingTooDeep {
+                        pc: pc - 1,
+                        max: crate::isa::MAX_NESTED_RUNS,
+                    });
+                };
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
                 let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
+                drop(level);
                 let Some(value) = result else {
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
@@ -1358,7 +1372,7 @@ mod tests {
         );
         // lddw is one instruction.
         let v = lddw(0, 5);
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[v[0], v[1], exit()]))
             .expect("loads");
         assert_eq!(vm.execute(&mut []), Ok(5));
@@ -1507,7 +1521,7 @@ mod tests {
         let addr = mem.as_ptr() as u64;
         assert_eq!(vm.execute(&mut mem), Ok(addr));
         vm.set_dispatcher(Some(dispatch), Some(Box::new(|i| i == 7)));
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[mov(1, 100), ins(0x85, 0, 0, 0, 7), exit()]))
             .expect("loads");
         assert_eq!(vm.execute(&mut mem), Ok(addr + 107));
@@ -1581,7 +1595,7 @@ mod tests {
             "Error: 1: Return value register r0 is not initialized.\nError: Invalid register state at pc 1."
         );
         // A load from an uninitialised register.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[ins(0x79, 0, 4, 0, 0), exit()]))
             .expect("loads");
         assert!(matches!(
@@ -1593,7 +1607,7 @@ mod tests {
             })
         ));
         // Loading unwritten stack bytes makes the destination uninitialised.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[ins(0x79, 0, 10, -8, 0), exit()]))
             .expect("loads");
         assert!(matches!(
@@ -1605,7 +1619,7 @@ mod tests {
             })
         ));
         // Written stack bytes are fine; helper calls clobber r1-r5.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             ins(0x7a, 10, 0, -8, 3),
             ins(0x79, 0, 10, -8, 0),
@@ -1905,7 +1919,7 @@ mod regions {
         ]))
         .expect("loads");
         assert_eq!(vm.execute(&mut []), Ok(42));
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             p[0],
             p[1],
@@ -1940,7 +1954,7 @@ mod regions {
         assert!(result.is_ok());
         assert_eq!(stack[31], 8);
         // A store below the small stack is out of bounds, and still prints 4096.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             Insn::new(0x72, 10, 0, -33, 5),
             Insn::new(0x95, 0, 0, 0, 0),

@@ -38,6 +38,7 @@ pub mod isa;
 pub mod jit;
 pub mod memory;
 pub mod program;
+pub(crate) mod reentry;
 pub mod verifier;
 pub mod vm;
 

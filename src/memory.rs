@@ -18,8 +18,8 @@
 
 use crate::error::{Access, ExecError};
 use crate::isa::STACK_SIZE;
-use crate::program::Program;
-use crate::vm::Vm;
+use crate::program::{DataSection, Program};
+use crate::vm::{BoundsCheckFn, Vm};
 
 /// Whether a caller-provided buffer can be a region: null (then it is no region at all), or
 /// at most `isize::MAX` bytes (Rust's bound on any object) ending inside the address space.
@@ -68,10 +68,10 @@ pub struct Regions<'a> {
     pub stack_end: u64,
     /// Whether accesses are checked against the regions (the VM's `bounds_check` setting).
     pub bounds_check: bool,
-    /// The VM, for its bounds callback.
-    pub vm: &'a Vm,
-    /// The running program, for its data sections.
-    pub program: &'a Program,
+    /// The running program's data sections.
+    pub sections: &'a [DataSection],
+    /// The VM's bounds callback, if any.
+    pub callback: Option<&'a BoundsCheckFn>,
 }
 
 impl std::fmt::Debug for Regions<'_> {
@@ -100,11 +100,33 @@ impl<'a> Regions<'a> {
         stack: *const u8,
         stack_len: usize,
     ) -> Self {
-        let mem_start = mem as u64;
+        Self::build(
+            (mem, mem_len),
+            (stack, stack_len),
+            vm.config().bounds_check,
+            &program.data_sections,
+            vm.bounds_check_fn.as_ref(),
+        )
+    }
+
+    /// The regions of a run of compiled code that no VM owns any more (a copy made by
+    /// `Vm::copy_jit` or `Vm::translate`, after its VM unloaded the program or was dropped):
+    /// only mem and the stack, always checked (docs/sandbox.md, "Copies").
+    pub fn without_vm(mem: *const u8, mem_len: usize, stack: *const u8, stack_len: usize) -> Self {
+        Self::build((mem, mem_len), (stack, stack_len), true, &[], None)
+    }
+
+    fn build(
+        (mem, mem_len): (*const u8, usize),
+        (stack, stack_len): (*const u8, usize),
+        bounds_check: bool,
+        sections: &'a [DataSection],
+        callback: Option<&'a BoundsCheckFn>,
+    ) -> Self {
         let (mem_start, mem_end) = if mem.is_null() {
             (0, 0)
         } else {
-            (mem_start, mem_start.saturating_add(mem_len as u64))
+            (mem as u64, (mem as u64).saturating_add(mem_len as u64))
         };
         // A null stack is no region either (extended-mode code called with NULL).
         let (stack_start, stack_len) = if stack.is_null() {
@@ -118,9 +140,9 @@ impl<'a> Regions<'a> {
             mem_len,
             stack_start,
             stack_end: stack_start.saturating_add(stack_len as u64),
-            bounds_check: vm.config().bounds_check,
-            vm,
-            program,
+            bounds_check,
+            sections,
+            callback,
         }
     }
 
@@ -189,7 +211,7 @@ impl<'a> Regions<'a> {
         access: Access,
         pc: usize,
     ) -> Result<u64, ExecError> {
-        let in_section = self.program.data_sections.iter().any(|section| {
+        let in_section = self.sections.iter().any(|section| {
             let start = section.addr();
             let section_end = start.saturating_add(section.len() as u64);
             (access == Access::Load || section.writable()) && addr >= start && end <= section_end
@@ -197,7 +219,7 @@ impl<'a> Regions<'a> {
         if in_section {
             return Ok(addr);
         }
-        if let Some(callback) = &self.vm.bounds_check_fn
+        if let Some(callback) = self.callback
             && callback(addr, size as u64)
         {
             return Ok(addr);

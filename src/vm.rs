@@ -111,6 +111,12 @@ pub enum ConfigError {
     /// The requested feature is not implemented by librbpf.
     #[error("{0} is not supported")]
     Unsupported(&'static str),
+    /// The loaded code cannot be freed: a helper called from it is running on this thread
+    /// (docs/sandbox.md, "Re-entrancy").
+    #[error(
+        "the program is running (this call comes from one of its helpers); it cannot be unloaded now"
+    )]
+    CodeRunning,
 }
 
 /// An eBPF virtual machine. Configure it, register helpers, [`load`](Vm::load) a program, then
@@ -139,6 +145,13 @@ impl fmt::Debug for Vm {
             .field("config", &self.config)
             .field("loaded_slots", &self.program.as_ref().map(Program::len))
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // Copies of the code may outlive the VM: detach their context first.
+        self.release_code();
     }
 }
 
@@ -284,11 +297,7 @@ impl Vm {
         if !err.is_printed() {
             return;
         }
-        let text = err.to_string();
-        match &self.error_printer {
-            Some(print) => print(&text),
-            None => eprintln!("{text}"),
-        }
+        self.print_error(&err.to_string());
     }
 
     /// Stores the pointer secret; refused while code is loaded (uBPF semantics).
@@ -326,16 +335,40 @@ impl Vm {
         Ok(program)
     }
 
-    /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
+    /// Makes an already verified program the loaded one (used by `load` and the ELF loader,
+    /// which refuse while a program is loaded, so no running code is replaced).
     pub(crate) fn install(&mut self, program: Program) {
-        self.jit = crate::jit::JitCache::default();
+        self.release_code();
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
-    pub fn unload(&mut self) {
-        self.jit = crate::jit::JitCache::default();
+    /// Code copied out with [`Vm::copy_jit`] or [`Vm::translate`] keeps working.
+    ///
+    /// Refused with [`ConfigError::CodeRunning`] (nothing changes) when called from a helper
+    /// while a run of this VM's program is in progress on this thread: the run would return
+    /// into freed code.
+    pub fn unload(&mut self) -> Result<(), ConfigError> {
+        if self.is_running_on_this_thread() {
+            return Err(ConfigError::CodeRunning);
+        }
+        self.release_code();
         self.program = None;
+        Ok(())
+    }
+
+    /// Whether a run of this VM's code (either engine) is in progress on this thread, below
+    /// a helper call: then nothing may free that code (docs/sandbox.md, "Re-entrancy").
+    pub fn is_running_on_this_thread(&self) -> bool {
+        crate::reentry::is_running(std::ptr::from_ref(self) as usize)
+    }
+
+    /// Prints `text` through the error printer (standard error by default).
+    pub fn print_error(&self, text: &str) {
+        match &self.error_printer {
+            Some(print) => print(text),
+            None => eprintln!("{text}"),
+        }
     }
 
     /// The loaded program.

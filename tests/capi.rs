@@ -102,6 +102,7 @@ c_tests!(
     rbpf_ext,
     runtime_errors,
     safe_profile,
+    sandbox,
     settings,
     signatures,
     stack_usage,

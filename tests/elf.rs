@@ -1224,7 +1224,7 @@ fn mutated_objects_never_panic() {
                     Ok(linked) => target.load_linked(linked).is_ok(),
                     Err(_) => false,
                 };
-                target.unload();
+                target.unload().unwrap();
                 loaded
             }));
             match result {
@@ -1487,7 +1487,7 @@ fn check_globals(bytes: &[u8]) {
             previous = len as u64;
         }
         // Reloading starts from fresh copies of .data and .bss.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load_elf(bytes, None).unwrap();
         prepare(&mut vm, engine);
         let mut mem = vec![0u8; 3];
@@ -1698,7 +1698,7 @@ fn loading_twice_needs_an_unload() {
             .to_string(),
         "code has already been loaded into this VM. Use ubpf_unload_code() if you need to reuse this VM"
     );
-    vm.unload();
+    vm.unload().unwrap();
     vm.load_elf(&example("packet_filter"), None).unwrap();
 }
 

@@ -364,3 +364,172 @@ fn the_limit_gives_the_interpreters_outcome_inside_a_block() {
         }
     }
 }
+
+/// The VM [`run_again`] runs, and with which engine (0: interpreter, 1: JIT).
+static NESTED_VM: std::sync::atomic::AtomicPtr<Vm> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+static NESTED_ENGINE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Runs the program of [`NESTED_VM`] again: nested result + 1, or 1000 when it failed.
+unsafe extern "C" fn run_again(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    let vm = NESTED_VM.load(std::sync::atomic::Ordering::SeqCst);
+    // SAFETY: the test keeps the VM alive (and unmoved) while its program runs.
+    let vm = unsafe { &*vm };
+    let nested = if NESTED_ENGINE.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        vm.execute(&mut [])
+    } else {
+        vm.execute_jit(&mut [])
+    };
+    if !vm.is_running_on_this_thread() {
+        return 5000; // fails the test's result check (no panic across extern "C")
+    }
+    nested.map_or(1000, |r| r + 1)
+}
+
+#[test]
+fn unbounded_reentry_stops_at_the_nesting_limit() {
+    for (engine, code) in [(Engine::Interpreter, 0), (Engine::Jit(JitMode::Basic), 1)] {
+        let mut vm = Vm::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        vm.set_error_printer(Some(Box::new(move |m| {
+            sink.lock().unwrap().push(m.to_owned())
+        })));
+        vm.register_helper(3, Some("run_again"), run_again).unwrap();
+        vm.load(&isa::encode_slots(&[Insn::new(0x85, 0, 0, 0, 3), EXIT]))
+            .unwrap();
+        if let Engine::Jit(mode) = engine {
+            vm.compile(mode).unwrap();
+        }
+        let vm = Box::new(vm);
+        NESTED_VM.store(
+            std::ptr::from_ref(&*vm).cast_mut(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+        NESTED_ENGINE.store(code, std::sync::atomic::Ordering::SeqCst);
+        assert!(!vm.is_running_on_this_thread());
+        // 32 helper calls nest; the 33rd run's helper call is refused, its helper caller
+        // returns 1000 and the 31 levels above add 1 each.
+        assert_eq!(run(&vm, engine, &mut []), Ok(1000 + 31), "{engine:?}");
+        assert!(!vm.is_running_on_this_thread());
+        let log = log.lock().unwrap();
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(
+            log[0],
+            format!(
+                "uBPF error: helper call at PC 0 would nest more than {} program runs on this thread",
+                isa::MAX_NESTED_RUNS
+            )
+        );
+        NESTED_VM.store(std::ptr::null_mut(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A read+exec anonymous mapping holding a copy of some code; unmapped on drop.
+struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Mapping {
+    fn new(code: &[u8]) -> Mapping {
+        let len = code.len().max(1);
+        // SAFETY: an anonymous private mapping at an address the kernel chooses.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(ptr, libc::MAP_FAILED, "mmap failed");
+        // SAFETY: the mapping is writable and at least code.len() bytes long.
+        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), ptr.cast::<u8>(), code.len()) };
+        // SAFETY: changes the protection of the mapping made above.
+        assert_eq!(
+            unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) },
+            0
+        );
+        Mapping {
+            ptr: ptr.cast(),
+            len,
+        }
+    }
+
+    fn call(&self, mem: &mut [u8]) -> u64 {
+        // SAFETY: the mapping holds Basic-mode code of the JitFn signature.
+        let f: rbpf::jit::JitFn = unsafe { std::mem::transmute(self.ptr) };
+        let ptr = if mem.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            mem.as_mut_ptr()
+        };
+        // SAFETY: `mem` is valid for its length; the code checks its accesses.
+        unsafe { f(ptr, mem.len()) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+unsafe extern "C" fn plus_one(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    a + 1
+}
+
+unsafe extern "C" fn times_ten(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
+    a * 10
+}
+
+#[test]
+fn copies_keep_working_after_unload_and_drop() {
+    // r2 == 0: plus_one(41); else an out-of-bounds store at [r1+r2].
+    let prog = [
+        Insn::new(0x55, 2, 0, 3, 0),
+        mov(1, 41),
+        Insn::new(0x85, 0, 0, 0, 7),
+        EXIT,
+        Insn::new(0x0f, 1, 2, 0, 0),
+        Insn::new(0x72, 1, 0, 0, 1),
+        mov(0, 0),
+        EXIT,
+    ];
+    for (translate, drop_vm) in [(false, false), (false, true), (true, false), (true, true)] {
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm.register_helper(7, Some("plus_one"), plus_one).unwrap();
+        vm.load(&isa::encode_slots(&prog)).unwrap();
+        let mut buf = vec![0u8; 65536];
+        let len = if translate {
+            vm.translate(JitMode::Basic, &mut buf).unwrap()
+        } else {
+            vm.compile(JitMode::Basic).unwrap();
+            vm.copy_jit(&mut buf).unwrap();
+            vm.jit_size().unwrap()
+        };
+        let copy = Mapping::new(&buf[..len]);
+        let mut mem = [0u8; 4];
+        assert_eq!(copy.call(&mut []), 42);
+        assert_eq!(copy.call(&mut mem), u64::MAX);
+        if drop_vm {
+            drop(vm);
+        } else {
+            vm.unload().unwrap();
+            vm.register_helper(7, Some("times_ten"), times_ten).unwrap();
+        }
+        // The helper registered when the VM let go of the code is still called; faults
+        // still return u64::MAX (reported on standard error).
+        assert_eq!(copy.call(&mut []), 42);
+        assert_eq!(copy.call(&mut mem), u64::MAX);
+        assert_eq!(mem, [0; 4]);
+        let moved = Mapping::new(&buf[..len]);
+        drop(copy);
+        assert_eq!(moved.call(&mut []), 42);
+    }
+}

@@ -136,7 +136,7 @@ impl Vm {
         let ctx = self
             .jit
             .ctx
-            .get_or_insert_with(|| Box::new(JitContext::new(vm)));
+            .get_or_insert_with(|| Box::new(JitContext::new(vm, &*self.helpers)));
         ctx.vm
             .store(vm.cast_mut(), std::sync::atomic::Ordering::Relaxed);
         &**ctx
@@ -159,7 +159,6 @@ impl Vm {
             instruction_limit: self.config.instruction_limit,
             unwind_index: self.config.unwind_index,
             other_regions: !program.data_sections.is_empty() || self.bounds_check_fn.is_some(),
-            helpers: &*self.helpers,
             ctx,
             blinding: self
                 .jit
@@ -228,6 +227,10 @@ impl Vm {
         {
             return Ok(image.code.as_ptr());
         }
+        if self.jit.image.is_some() && self.is_running_on_this_thread() {
+            // Replacing the image would free code a helper's caller returns into.
+            return Err(JitError::CodeRunning);
+        }
         self.jit.image = None;
         let bytes = self.jit_bytes(mode)?;
         if bytes.len() > self.config.jit_code_size {
@@ -240,18 +243,22 @@ impl Vm {
     }
 
     /// Writes machine code for the loaded program into `buf` (uBPF's `ubpf_translate_ex`) and
-    /// returns its length. The caller makes `buf` executable; the code stays valid while this
-    /// VM keeps the program loaded, wherever the bytes are copied.
+    /// returns its length. The caller makes `buf` executable and owns the code: it runs
+    /// wherever the bytes are copied, also after this VM unloads the program or is dropped
+    /// (then with the helpers registered at that moment, mem and the stack as its only
+    /// regions, and faults reported on standard error: docs/sandbox.md, "Copies").
     pub fn translate(&mut self, mode: JitMode, buf: &mut [u8]) -> Result<usize, JitError> {
         let bytes = self.jit_bytes(mode)?;
         let dest = buf
             .get_mut(..bytes.len())
             .ok_or(JitError::TargetBufferTooSmall)?;
         dest.copy_from_slice(&bytes);
+        self.mark_code_escaped();
         Ok(bytes.len())
     }
 
-    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`).
+    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`). The copy is the
+    /// caller's, as with [`Vm::translate`].
     pub fn copy_jit(&self, buf: &mut [u8]) -> Result<(), JitError> {
         let image = self.jit.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
         let bytes = image.code.bytes();
@@ -259,7 +266,26 @@ impl Vm {
             .get_mut(..bytes.len())
             .ok_or(JitError::BufferNotBigEnough)?;
         dest.copy_from_slice(bytes);
+        self.mark_code_escaped();
         Ok(())
+    }
+
+    /// Records that code using the current context now lives outside the VM, so that
+    /// releasing the code detaches the context instead of freeing it.
+    fn mark_code_escaped(&self) {
+        if let Some(ctx) = &self.jit.ctx {
+            ctx.escaped
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Frees the compiled image and lets go of the context (detaching it when copies may
+    /// still use it). Called when the program is unloaded or replaced and when the VM drops.
+    pub(crate) fn release_code(&mut self) {
+        self.jit.image = None;
+        if let Some(ctx) = self.jit.ctx.take() {
+            ctx.release(&self.helpers);
+        }
     }
 
     /// Size in bytes of the compiled image, if any.
@@ -311,7 +337,8 @@ impl Vm {
                 ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        let previous = runtime::arm();
+        let ctx: *const JitContext = self.jit.ctx.as_deref().map_or(std::ptr::null(), |c| c);
+        let previous = runtime::arm(ctx);
         let ret = match image.mode {
             JitMode::Basic => {
                 // SAFETY: the image was compiled with the Basic signature and is live while

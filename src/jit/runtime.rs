@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
-use crate::isa::MAX_CALL_DEPTH;
+use crate::isa::{MAX_CALL_DEPTH, MAX_NESTED_RUNS};
 use crate::memory::Regions;
 use crate::vm::Vm;
 
@@ -21,21 +21,22 @@ thread_local! {
     static FAULT: RefCell<Option<ExecError>> = const { RefCell::new(None) };
     /// Whether [`FAULT`] holds this run's fault (checked first: the common case is cheap).
     static FAULTED: Cell<bool> = const { Cell::new(false) };
-    /// Whether a [`Vm::execute_jit`] call on this thread will collect and report the fault.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The context of the compiled code whose [`Vm::execute_jit`] call on this thread will
+    /// collect and report the fault (0: none; faults are then reported where they happen).
+    static ARMED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Prepares this thread for a run: clears the fault flag and returns the previous arming
-/// state, to be given back to [`disarm`].
+/// Prepares this thread for a run of the code of `ctx`: clears the fault flag and returns
+/// the previous arming state, to be given back to [`disarm`].
 #[inline]
-pub(crate) fn arm() -> bool {
+pub(crate) fn arm(ctx: *const JitContext) -> usize {
     FAULTED.set(false);
-    ARMED.replace(true)
+    ARMED.replace(ctx as usize)
 }
 
 /// Ends a run started with [`arm`]: returns the fault it recorded, if any.
 #[inline]
-pub(crate) fn disarm(previous: bool) -> Option<ExecError> {
+pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
     ARMED.set(previous);
     if FAULTED.replace(false) {
         FAULT.with(|f| f.borrow_mut().take())
@@ -44,28 +45,74 @@ pub(crate) fn disarm(previous: bool) -> Option<ExecError> {
     }
 }
 
-/// Records `err`, or reports it at once when nobody armed the slot (code called directly
-/// through a function pointer from C has no other way to show the error).
-fn record(vm: Option<&Vm>, err: ExecError) {
-    if ARMED.get() {
+/// Stops collecting faults for the run that is calling a helper (see `crate::reentry`):
+/// compiled code the helper calls directly reports its own faults. Returns what
+/// [`resume_collection`] restores.
+pub(crate) fn suspend_collection() -> usize {
+    ARMED.replace(0)
+}
+
+/// Undoes [`suspend_collection`] when the helper returns.
+pub(crate) fn resume_collection(previous: usize) {
+    ARMED.set(previous);
+}
+
+/// Records `err` for the [`Vm::execute_jit`] call running the code of `ctx`, or reports it at
+/// once when nobody collects it (code called directly through a function pointer from C has
+/// no other way to show the error): through the VM's error printer, or on standard error when
+/// no VM owns the code any more.
+fn record(ctx: *const JitContext, vm: Option<&Vm>, err: ExecError) {
+    if ARMED.get() == ctx as usize && !ctx.is_null() {
         FAULT.with(|f| *f.borrow_mut() = Some(err));
         FAULTED.set(true);
     } else if let Some(vm) = vm {
         vm.report(&err);
+    } else if err.is_printed() {
+        eprintln!("{err}");
     }
 }
 
-/// The VM a context belongs to.
+/// The VM a context belongs to (`None` once detached).
 ///
 /// # Safety
-/// `ctx` must be null or point to a live `JitContext` whose VM pointer is valid (the compiled
-/// code's owner guarantees both while the code may run).
+/// `ctx` must be null or point to a live `JitContext` whose VM pointer is null or valid (the
+/// compiled code's owner guarantees both while the code may run; detached contexts live
+/// forever and point to no VM).
 unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
     // SAFETY: guaranteed by the caller.
     let ctx = unsafe { ctx.as_ref() }?;
-    let vm = ctx.vm.load(Ordering::Relaxed);
+    let vm = ctx.vm.load(Ordering::Acquire);
     // SAFETY: guaranteed by the caller.
     unsafe { vm.cast_const().as_ref() }
+}
+
+/// Starts a helper call of compiled code (`crate::reentry`): returns 0, or 1 after recording
+/// [`ExecError::NestingTooDeep`] when this thread already has `MAX_NESTED_RUNS` helper calls
+/// in progress (the code then returns `u64::MAX` without calling the helper).
+///
+/// # Safety
+/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]).
+pub(crate) unsafe extern "C" fn rt_enter_helper(ctx: *const JitContext, pc: u64) -> u64 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: forwarded from this function's contract.
+        let vm = unsafe { vm_of(ctx) };
+        let owner = vm.map_or(0, |vm| std::ptr::from_ref(vm) as usize);
+        if crate::reentry::enter_helper(owner) {
+            return 0;
+        }
+        let err = ExecError::NestingTooDeep {
+            pc: pc as usize,
+            max: MAX_NESTED_RUNS,
+        };
+        record(ctx, vm, err);
+        1
+    }))
+    .unwrap_or(1)
+}
+
+/// Ends the helper call started by [`rt_enter_helper`].
+pub(crate) extern "C" fn rt_leave_helper() {
+    let _ = catch_unwind(crate::reentry::leave_helper);
 }
 
 /// Packs the constant description of an access into one argument of [`rt_check_access`]:
@@ -135,6 +182,11 @@ pub(crate) unsafe extern "C" fn rt_check_access(
         let Some(run) = (unsafe { block.as_ref() }) else {
             return 1;
         };
+        let mem = if run.mem == 0 {
+            std::ptr::null()
+        } else {
+            run.mem as *const u8
+        };
         let packed = packed as u64;
         let pc = (packed & 0xffff_ffff) as usize;
         let size = ((packed >> 32) & 0xff) as usize;
@@ -144,26 +196,20 @@ pub(crate) unsafe extern "C" fn rt_check_access(
             Access::Load
         };
         let off = (packed >> 48) as u16 as i16;
-        let Some((vm, program)) = vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) else {
-            return 1;
-        };
-        let mem = if run.mem == 0 {
-            std::ptr::null()
-        } else {
-            run.mem as *const u8
-        };
-        let regions = Regions::new(
-            vm,
-            program,
-            mem,
+        let (mem_len, stack, stack_len) = (
             run.mem_len as usize,
             run.stack as *const u8,
             run.stack_len as usize,
         );
+        let regions = match vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) {
+            Some((vm, program)) => Regions::new(vm, program, mem, mem_len, stack, stack_len),
+            // A copy whose VM is gone: mem and the stack only.
+            None => Regions::without_vm(mem, mem_len, stack, stack_len),
+        };
         match regions.check(run.base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
-                record(Some(vm), err);
+                record(ctx, vm, err);
                 1
             }
         }
@@ -274,9 +320,10 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
                 buffer: "stack",
                 len: extra as usize,
             },
+
             _ => ExecError::FellOffEnd { pc },
         };
-        record(vm, err);
+        record(ctx, vm, err);
     }));
 }
 

@@ -436,7 +436,7 @@ fn compile_cache_code_size_and_errors() {
     assert_eq!(vm.compile(JitMode::Basic).unwrap(), basic);
     vm.compile(JitMode::Extended).unwrap();
     assert_eq!(vm.jit_mode(), Some(JitMode::Extended));
-    vm.unload();
+    vm.unload().unwrap();
     assert_eq!(vm.jit_size(), None);
     assert_eq!(vm.compile(JitMode::Basic), Err(JitError::NotLoaded));
     assert_eq!(vm.copy_jit(&mut [0; 16]), Err(JitError::CopyBeforeCompile));

@@ -26,7 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
-use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
+use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
@@ -47,8 +47,6 @@ pub(crate) struct Options {
     pub instruction_limit: u32,
     /// `Config::unwind_index` at compile time.
     pub unwind_index: Option<u32>,
-    /// The VM's boxed helper table (read at run time by the code).
-    pub helpers: *const HelperTable,
     /// The boxed context.
     pub ctx: *const JitContext,
     /// `Some(key)` (the context's key) when immediates are blinded.
@@ -112,6 +110,8 @@ struct Translator<'a, 'b> {
     sig_dispatcher: SigRef,
     sig_check: SigRef,
     sig_fault: SigRef,
+    sig_enter_helper: SigRef,
+    sig_leave_helper: SigRef,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -163,6 +163,8 @@ pub(crate) fn translate(
     }
     let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
+    let sig_enter_helper = b.import_signature(sig(isa, &[I64; 2], Some(I64)));
+    let sig_leave_helper = b.import_signature(sig(isa, &[], None));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -309,6 +311,8 @@ pub(crate) fn translate(
         sig_dispatcher,
         sig_check,
         sig_fault,
+        sig_enter_helper,
+        sig_leave_helper,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -1183,7 +1187,10 @@ impl Translator<'_, '_> {
     /// the unwind helper, r0 == 0 ends the program with 0.
     fn helper_call(&mut self, pc: usize, idx: Value, known: Option<u32>) -> Result<(), JitError> {
         let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
-        let table = self.iconst(self.opts.helpers as i64);
+        let ctx = self.iconst(self.opts.ctx as i64);
+        // The table is read through the context at every call: the VM's own table (helpers
+        // registered after compiling are called), or a detached copy's snapshot.
+        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
         let dispatcher = self.b.ins().load(
             I64,
             trusted(),
@@ -1210,11 +1217,7 @@ impl Translator<'_, '_> {
         let idx32 = self.b.ins().ireduce(I32, idx);
         let mut call_args = args.clone();
         call_args.extend([idx32, self.mem]);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sig_dispatcher, dispatcher, &call_args);
-        let ret = self.b.inst_results(call)[0];
+        let ret = self.guarded_call(pc, self.sig_dispatcher, dispatcher, &call_args);
         self.b.ins().jump(done, &[BlockArg::Value(ret)]);
 
         self.b.switch_to_block(via_table);
@@ -1247,11 +1250,7 @@ impl Translator<'_, '_> {
                 self.fault_if(missing, fault::NONEXISTENT_HELPER, pc, idx);
                 let mut call_args = args;
                 call_args.push(self.mem);
-                let call = self
-                    .b
-                    .ins()
-                    .call_indirect(self.sig_helper, func, &call_args);
-                let ret = self.b.inst_results(call)[0];
+                let ret = self.guarded_call(pc, self.sig_helper, func, &call_args);
                 self.b.ins().jump(done, &[BlockArg::Value(ret)]);
             }
         }
@@ -1286,6 +1285,31 @@ impl Translator<'_, '_> {
             }
         }
         Ok(())
+    }
+
+    /// Calls a helper (or the dispatcher) as one level of `crate::reentry`: refused with
+    /// `NestingTooDeep` at the nesting limit, recorded as code of this VM in use while it
+    /// runs (docs/sandbox.md, "Re-entrancy").
+    fn guarded_call(&mut self, pc: usize, sig: SigRef, func: Value, args: &[Value]) -> Value {
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let enter = self.iconst(runtime::rt_enter_helper as *const () as i64);
+        let at = self.iconst(pc as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sig_enter_helper, enter, &[ctx, at]);
+        let refused = self.b.inst_results(call)[0];
+        let entered = self.b.create_block();
+        self.b.ins().brif(refused, self.fail, &[], entered, &[]);
+        self.b.switch_to_block(entered);
+        self.b.seal_block(entered);
+        let call = self.b.ins().call_indirect(sig, func, args);
+        let ret = self.b.inst_results(call)[0];
+        let leave = self.iconst(runtime::rt_leave_helper as *const () as i64);
+        self.b
+            .ins()
+            .call_indirect(self.sig_leave_helper, leave, &[]);
+        ret
     }
 
     /// Local call: at most `MAX_CALL_DEPTH` frames; save r6..r9 and r10, lower r10 by the
