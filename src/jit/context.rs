@@ -66,6 +66,9 @@ impl JitContext {
         let table: *const HelperTable = &**snapshot;
         self.helpers.store(table.cast_mut(), Ordering::Release);
         self.vm.store(std::ptr::null_mut(), Ordering::Release);
+        // Boxed on purpose: compiled code holds each context's address, which must not move
+        // when the list grows.
+        #[expect(clippy::vec_box, reason = "the boxes' addresses are embedded in code")]
         static DETACHED: Mutex<Vec<Box<JitContext>>> = Mutex::new(Vec::new());
         DETACHED
             .lock()
