@@ -7,6 +7,9 @@
  *   stack8   stdw [r10-8], 1; ldxdw r0, [r10-8]; exit        8 bytes (constant offsets)
  *   escaped  mov r1, r10; ldxdw r0, [r1-8]; exit             all 4096 bytes (r10 copied)
  *
+ * and `helper100`, a loop making 100 calls to a trivial helper, for the cost of a helper
+ * call (each one is a level of the per-thread re-entrancy record, docs/sandbox.md).
+ *
  * Build and run against a release build (see benches/README.md):
  *   cargo build --release
  *   cc -O2 -Wall -Wextra -Werror -Iinclude benches/call_overhead.c -Ltarget/release -lrbpf \
@@ -31,6 +34,16 @@ struct insn
 static const struct insn empty[] = {{0xb7, 0x00, 0, 0}, {0x95, 0, 0, 0}};
 static const struct insn stack8[] = {{0x7a, 0x0a, -8, 1}, {0x79, 0xa0, -8, 0}, {0x95, 0, 0, 0}};
 static const struct insn escaped[] = {{0xbf, 0xa1, 0, 0}, {0x79, 0x10, -8, 0}, {0x95, 0, 0, 0}};
+/* mov r6, 100; loop: call 1; sub r6, 1; jne r6, 0, loop; exit */
+static const struct insn helper100[] = {
+    {0xb7, 0x06, 0, 100}, {0x85, 0, 0, 1}, {0x17, 0x06, 0, 1}, {0x55, 0x06, -3, 0}, {0x95, 0, 0, 0}};
+
+static uint64_t
+identity(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e)
+{
+    (void)b, (void)c, (void)d, (void)e;
+    return a;
+}
 
 static double
 now(void)
@@ -85,11 +98,13 @@ main(int argc, char** argv)
         {"empty", empty, sizeof(empty)},
         {"stack8", stack8, sizeof(stack8)},
         {"escaped", escaped, sizeof(escaped)},
+        {"helper100", helper100, sizeof(helper100)},
     };
     printf("| program | ubpf_exec ns | ubpf_compile fn ns |\n|---|--:|--:|\n");
     for (size_t p = 0; p < sizeof(programs) / sizeof(programs[0]); p++) {
         struct ubpf_vm* vm = ubpf_create();
         char* errmsg = NULL;
+        ubpf_register(vm, 1, "identity", identity);
         if (ubpf_load(vm, programs[p].code, (uint32_t)programs[p].len, &errmsg) != 0) {
             fprintf(stderr, "load: %s\n", errmsg);
             return 1;

@@ -7,8 +7,8 @@
  *   refused: -1 / UINT64_MAX and an error, never a crash;
  * - ubpf_copy_jit and ubpf_translate copies keep working after ubpf_unload_code and
  *   ubpf_destroy (helpers called, faults return UINT64_MAX), and after a memcpy;
- * - a helper that runs the program again without bound gets an error at the nesting limit
- *   instead of a native stack overflow, in both engines;
+ * - a helper that runs the program again without bound: the run beyond the nesting limit
+ *   fails with an error instead of overflowing the native stack, in both engines;
  * - ubpf_unload_code, ubpf_destroy and a compile in the other mode, called from a helper
  *   while the program runs, are refused with an error and the run finishes normally;
  * - atomics of both widths load only with RFC 9669's operations, so the validator and the
@@ -305,10 +305,10 @@ nesting_is_bounded(void)
         } else {
             CHECK_EQ(mode == 0 ? ubpf_exec(reentry_vm, NULL, 0, &ret) : rbpf_exec_jit(reentry_vm, NULL, 0, &ret), 0);
         }
-        /* 32 helper calls nest; the 33rd run fails its helper call, the helper that started
-         * it returns 1000, and each of the 31 levels above adds 1. */
+        /* 32 runs nest; the 33rd is refused before its first instruction, the helper that
+         * started it returns 1000, and each of the 31 levels above adds 1. */
         CHECK_EQ(ret, 1000 + 31);
-        CHECK(strstr(captured, "helper call at PC 0 would nest more than 32 program runs on this thread") != NULL);
+        CHECK(strstr(captured, "more than 32 program runs nested on this thread (through helpers)") != NULL);
         ubpf_destroy(reentry_vm);
     }
 }

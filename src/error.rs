@@ -364,15 +364,12 @@ pub enum ExecError {
         /// The length the caller gave.
         len: usize,
     },
-    /// A helper call would nest more program runs on this thread than
+    /// The run would nest more runs of helper-calling programs on this thread than
     /// [`crate::isa::MAX_NESTED_RUNS`] (a helper that runs a program that calls a helper
-    /// that runs a program ...): refused instead of overflowing the native stack.
-    #[error(
-        "uBPF error: helper call at PC {pc} would nest more than {max} program runs on this thread"
-    )]
+    /// that runs a program ...): refused before its first instruction instead of
+    /// overflowing the native stack.
+    #[error("uBPF error: more than {max} program runs nested on this thread (through helpers)")]
     NestingTooDeep {
-        /// Slot index of the helper call.
-        pc: usize,
         /// The limit.
         max: usize,
     },

@@ -42,17 +42,6 @@ impl Default for HelperTable {
 }
 
 impl HelperTable {
-    /// Whether [`HelperTable::call`] would find something to call for `index`.
-    pub fn serves(&self, index: u64) -> bool {
-        if self.dispatcher.is_some() {
-            return u32::try_from(index).is_ok();
-        }
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| self.slots.get(i))
-            .is_some_and(Option::is_some)
-    }
-
     /// Calls helper `index` the way both engines do: through the dispatcher if one is set,
     /// otherwise through the slot. `None` if nothing can serve the index.
     ///

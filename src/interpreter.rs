@@ -417,7 +417,23 @@ impl Vm {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
+        // A run that may call helpers is a level of `crate::reentry` (nesting limit, code in
+        // use), entered first, as compiled code does.
+        let level = if program.calls_helpers {
+            let Some(level) = crate::reentry::RunLevel::enter(std::ptr::from_ref(self) as usize)
+            else {
+                let err = ExecError::NestingTooDeep {
+                    max: crate::isa::MAX_NESTED_RUNS,
+                };
+                self.report(&err);
+                return Err(err);
+            };
+            Some(level)
+        } else {
+            None
+        };
         if let Err(err) = crate::memory::check_buffers(mem, mem_len, stack, stack_len) {
+            drop(level);
             self.report(&err);
             return Err(err);
         }
@@ -449,6 +465,7 @@ impl Vm {
                 run::<false, _>(&env, mem_len, &mut NoTracking)
             }
         };
+        drop(level);
         if let Err(err) = &result {
             self.report(err);
         }
@@ -1028,22 +1045,8 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 };
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                if !helpers.serves(index) {
-                    return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
-                }
-                // One level of `crate::reentry` while the helper runs (nesting limit, code
-                // in use), as in the JIT.
-                let Some(level) =
-                    crate::reentry::HelperCall::enter(std::ptr::from_ref(vm) as usize)
-                else {
-                    return Err(ExecError::NestingTooDeep {
-                        pc: pc - 1,
-                        max: crate::isa::MAX_NESTED_RUNS,
-                    });
-                };
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
                 let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
-                drop(level);
                 let Some(value) = result else {
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };

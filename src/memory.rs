@@ -257,6 +257,7 @@ mod tests {
             insns: vec![Insn::new(0x95, 0, 0, 0, 0)],
             functions: Vec::new(),
             stack_reach: 0,
+            calls_helpers: false,
             data_sections: vec![
                 crate::program::DataSection::new(".rodata", &[1, 2, 3, 4], 4, false),
                 crate::program::DataSection::new(".data", &[0; 8], 8, true),

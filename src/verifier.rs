@@ -363,6 +363,7 @@ pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, 
     let functions: Vec<Function> = functions;
     Ok(Program {
         stack_reach: stack_reach(&slots, &functions),
+        calls_helpers: crate::program::calls_helpers(&slots),
         insns: slots,
         functions,
         data_sections: Vec::new(),

@@ -408,8 +408,8 @@ fn unbounded_reentry_stops_at_the_nesting_limit() {
         );
         NESTED_ENGINE.store(code, std::sync::atomic::Ordering::SeqCst);
         assert!(!vm.is_running_on_this_thread());
-        // 32 helper calls nest; the 33rd run's helper call is refused, its helper caller
-        // returns 1000 and the 31 levels above add 1 each.
+        // 32 runs nest; the 33rd is refused before its first instruction, the helper that
+        // started it returns 1000 and the 31 levels above add 1 each.
         assert_eq!(run(&vm, engine, &mut []), Ok(1000 + 31), "{engine:?}");
         assert!(!vm.is_running_on_this_thread());
         let log = log.lock().unwrap();
@@ -417,7 +417,7 @@ fn unbounded_reentry_stops_at_the_nesting_limit() {
         assert_eq!(
             log[0],
             format!(
-                "uBPF error: helper call at PC 0 would nest more than {} program runs on this thread",
+                "uBPF error: more than {} program runs nested on this thread (through helpers)",
                 isa::MAX_NESTED_RUNS
             )
         );

@@ -21,23 +21,21 @@ thread_local! {
     static FAULT: RefCell<Option<ExecError>> = const { RefCell::new(None) };
     /// Whether [`FAULT`] holds this run's fault (checked first: the common case is cheap).
     static FAULTED: Cell<bool> = const { Cell::new(false) };
-    /// The context of the compiled code whose [`Vm::execute_jit`] call on this thread will
-    /// collect and report the fault (0: none; faults are then reported where they happen).
-    static ARMED: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Prepares this thread for a run of the code of `ctx`: clears the fault flag and returns
-/// the previous arming state, to be given back to [`disarm`].
+/// Prepares this thread for a run of the code of `ctx`, whose faults the caller
+/// ([`Vm::execute_jit`]) collects: clears the fault flag and offers collection to the run
+/// (`crate::reentry`); returns the previous collector, to be given back to [`disarm`].
 #[inline]
 pub(crate) fn arm(ctx: *const JitContext) -> usize {
     FAULTED.set(false);
-    ARMED.replace(ctx as usize)
+    crate::reentry::offer_collection(ctx as usize)
 }
 
 /// Ends a run started with [`arm`]: returns the fault it recorded, if any.
 #[inline]
 pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
-    ARMED.set(previous);
+    crate::reentry::restore_collection(previous);
     if FAULTED.replace(false) {
         FAULT.with(|f| f.borrow_mut().take())
     } else {
@@ -45,24 +43,12 @@ pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
     }
 }
 
-/// Stops collecting faults for the run that is calling a helper (see `crate::reentry`):
-/// compiled code the helper calls directly reports its own faults. Returns what
-/// [`resume_collection`] restores.
-pub(crate) fn suspend_collection() -> usize {
-    ARMED.replace(0)
-}
-
-/// Undoes [`suspend_collection`] when the helper returns.
-pub(crate) fn resume_collection(previous: usize) {
-    ARMED.set(previous);
-}
-
 /// Records `err` for the [`Vm::execute_jit`] call running the code of `ctx`, or reports it at
 /// once when nobody collects it (code called directly through a function pointer from C has
 /// no other way to show the error): through the VM's error printer, or on standard error when
 /// no VM owns the code any more.
 fn record(ctx: *const JitContext, vm: Option<&Vm>, err: ExecError) {
-    if ARMED.get() == ctx as usize && !ctx.is_null() {
+    if crate::reentry::collects(ctx as usize) {
         FAULT.with(|f| *f.borrow_mut() = Some(err));
         FAULTED.set(true);
     } else if let Some(vm) = vm {
@@ -86,22 +72,22 @@ unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
     unsafe { vm.cast_const().as_ref() }
 }
 
-/// Starts a helper call of compiled code (`crate::reentry`): returns 0, or 1 after recording
-/// [`ExecError::NestingTooDeep`] when this thread already has `MAX_NESTED_RUNS` helper calls
-/// in progress (the code then returns `u64::MAX` without calling the helper).
+/// Enters the `crate::reentry` level of a run of compiled code that calls helpers (called
+/// first thing on entry): returns 0, or 1 after recording [`ExecError::NestingTooDeep`] when
+/// this thread already has `MAX_NESTED_RUNS` levels (the code then returns `u64::MAX` at
+/// once, without [`rt_leave_run`]).
 ///
 /// # Safety
 /// `ctx` must be the context the calling code was compiled with (see [`vm_of`]).
-pub(crate) unsafe extern "C" fn rt_enter_helper(ctx: *const JitContext, pc: u64) -> u64 {
+pub(crate) unsafe extern "C" fn rt_enter_run(ctx: *const JitContext) -> u64 {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
         let vm = unsafe { vm_of(ctx) };
         let owner = vm.map_or(0, |vm| std::ptr::from_ref(vm) as usize);
-        if crate::reentry::enter_helper(owner) {
+        if crate::reentry::enter_run(owner, ctx as usize) {
             return 0;
         }
         let err = ExecError::NestingTooDeep {
-            pc: pc as usize,
             max: MAX_NESTED_RUNS,
         };
         record(ctx, vm, err);
@@ -110,9 +96,9 @@ pub(crate) unsafe extern "C" fn rt_enter_helper(ctx: *const JitContext, pc: u64)
     .unwrap_or(1)
 }
 
-/// Ends the helper call started by [`rt_enter_helper`].
-pub(crate) extern "C" fn rt_leave_helper() {
-    let _ = catch_unwind(crate::reentry::leave_helper);
+/// Leaves the level entered by [`rt_enter_run`] (called on every return after it).
+pub(crate) extern "C" fn rt_leave_run() {
+    let _ = catch_unwind(crate::reentry::leave_run);
 }
 
 /// Packs the constant description of an access into one argument of [`rt_check_access`]:

@@ -29,6 +29,7 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
         .collect::<Vec<_>>();
     Program {
         stack_reach: crate::verifier::stack_reach(&insns, &functions),
+        calls_helpers: crate::program::calls_helpers(&insns),
         insns,
         functions,
         data_sections: Vec::new(),

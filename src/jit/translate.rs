@@ -110,8 +110,11 @@ struct Translator<'a, 'b> {
     sig_dispatcher: SigRef,
     sig_check: SigRef,
     sig_fault: SigRef,
-    sig_enter_helper: SigRef,
-    sig_leave_helper: SigRef,
+    sig_enter_run: SigRef,
+    sig_leave_run: SigRef,
+    /// Whether the code entered a `crate::reentry` level (programs that call helpers): every
+    /// return after the entry then leaves it.
+    in_level: bool,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -163,8 +166,8 @@ pub(crate) fn translate(
     }
     let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
-    let sig_enter_helper = b.import_signature(sig(isa, &[I64; 2], Some(I64)));
-    let sig_leave_helper = b.import_signature(sig(isa, &[], None));
+    let sig_enter_run = b.import_signature(sig(isa, &[I64], Some(I64)));
+    let sig_leave_run = b.import_signature(sig(isa, &[], None));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -311,8 +314,9 @@ pub(crate) fn translate(
         sig_dispatcher,
         sig_check,
         sig_fault,
-        sig_enter_helper,
-        sig_leave_helper,
+        sig_enter_run,
+        sig_leave_run,
+        in_level: false,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -528,7 +532,45 @@ impl Translator<'_, '_> {
         self.fault_if(bad, kind, 0, len);
     }
 
+    /// Returns `v` from the compiled function, leaving the run's `crate::reentry` level first
+    /// when it entered one.
+    fn return_value(&mut self, v: Value) {
+        if self.in_level {
+            let leave = self.iconst(runtime::rt_leave_run as *const () as i64);
+            self.b.ins().call_indirect(self.sig_leave_run, leave, &[]);
+        }
+        self.b.ins().return_(&[v]);
+    }
+
+    /// A program that calls helpers can nest runs: its run is a level of `crate::reentry`
+    /// (nesting limit, code in use), entered before anything else, as in the interpreter
+    /// (docs/sandbox.md, "Re-entrancy"). Refused, it returns `u64::MAX` at once.
+    fn enter_level(&mut self) {
+        if !self.program.calls_helpers {
+            return;
+        }
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let enter = self.iconst(runtime::rt_enter_run as *const () as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sig_enter_run, enter, &[ctx]);
+        let refused = self.b.inst_results(call)[0];
+        let entered = self.b.create_block();
+        let refuse = self.b.create_block();
+        self.b.set_cold_block(refuse);
+        self.b.ins().brif(refused, refuse, &[], entered, &[]);
+        self.b.switch_to_block(refuse);
+        self.b.seal_block(refuse);
+        let max = self.iconst(-1);
+        self.b.ins().return_(&[max]);
+        self.b.switch_to_block(entered);
+        self.b.seal_block(entered);
+        self.in_level = true;
+    }
+
     fn body(&mut self) -> Result<(), JitError> {
+        self.enter_level();
         for (base, len, kind) in std::mem::take(&mut self.buffers) {
             self.check_buffer(base, len, kind);
         }
@@ -630,7 +672,7 @@ impl Translator<'_, '_> {
         // fail: a runtime function recorded the fault; return u64::MAX.
         self.b.switch_to_block(self.fail);
         let max = self.iconst(-1);
-        self.b.ins().return_(&[max]);
+        self.return_value(max);
 
         self.b.switch_to_block(self.fault);
         let params = self.b.block_params(self.fault).to_vec();
@@ -640,15 +682,15 @@ impl Translator<'_, '_> {
             .ins()
             .call_indirect(self.sig_fault, f, &[ctx, params[0], params[1], params[2]]);
         let max = self.iconst(-1);
-        self.b.ins().return_(&[max]);
+        self.return_value(max);
 
         self.b.switch_to_block(self.exit);
         let r0 = self.b.block_params(self.exit)[0];
-        self.b.ins().return_(&[r0]);
+        self.return_value(r0);
 
         self.b.switch_to_block(self.ret_zero);
         let zero = self.iconst(0);
-        self.b.ins().return_(&[zero]);
+        self.return_value(zero);
 
         if let (Some(pop), Some(frames)) = (self.pop, self.frames) {
             // Return from a local call: restore r6..r9 and r10, then go to the return site.
@@ -1099,7 +1141,7 @@ impl Translator<'_, '_> {
                     self.b.ins().brif(depth, pop, &[], self.exit, &args);
                 }
                 None => {
-                    self.b.ins().return_(&[r0]);
+                    self.return_value(r0);
                 }
             }
             self.terminated = true;
@@ -1217,7 +1259,11 @@ impl Translator<'_, '_> {
         let idx32 = self.b.ins().ireduce(I32, idx);
         let mut call_args = args.clone();
         call_args.extend([idx32, self.mem]);
-        let ret = self.guarded_call(pc, self.sig_dispatcher, dispatcher, &call_args);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sig_dispatcher, dispatcher, &call_args);
+        let ret = self.b.inst_results(call)[0];
         self.b.ins().jump(done, &[BlockArg::Value(ret)]);
 
         self.b.switch_to_block(via_table);
@@ -1250,7 +1296,11 @@ impl Translator<'_, '_> {
                 self.fault_if(missing, fault::NONEXISTENT_HELPER, pc, idx);
                 let mut call_args = args;
                 call_args.push(self.mem);
-                let ret = self.guarded_call(pc, self.sig_helper, func, &call_args);
+                let call = self
+                    .b
+                    .ins()
+                    .call_indirect(self.sig_helper, func, &call_args);
+                let ret = self.b.inst_results(call)[0];
                 self.b.ins().jump(done, &[BlockArg::Value(ret)]);
             }
         }
@@ -1285,31 +1335,6 @@ impl Translator<'_, '_> {
             }
         }
         Ok(())
-    }
-
-    /// Calls a helper (or the dispatcher) as one level of `crate::reentry`: refused with
-    /// `NestingTooDeep` at the nesting limit, recorded as code of this VM in use while it
-    /// runs (docs/sandbox.md, "Re-entrancy").
-    fn guarded_call(&mut self, pc: usize, sig: SigRef, func: Value, args: &[Value]) -> Value {
-        let ctx = self.iconst(self.opts.ctx as i64);
-        let enter = self.iconst(runtime::rt_enter_helper as *const () as i64);
-        let at = self.iconst(pc as i64);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sig_enter_helper, enter, &[ctx, at]);
-        let refused = self.b.inst_results(call)[0];
-        let entered = self.b.create_block();
-        self.b.ins().brif(refused, self.fail, &[], entered, &[]);
-        self.b.switch_to_block(entered);
-        self.b.seal_block(entered);
-        let call = self.b.ins().call_indirect(sig, func, args);
-        let ret = self.b.inst_results(call)[0];
-        let leave = self.iconst(runtime::rt_leave_helper as *const () as i64);
-        self.b
-            .ins()
-            .call_indirect(self.sig_leave_helper, leave, &[]);
-        ret
     }
 
     /// Local call: at most `MAX_CALL_DEPTH` frames; save r6..r9 and r10, lower r10 by the
