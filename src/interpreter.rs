@@ -400,8 +400,12 @@ impl Vm {
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
+    /// The stack is used as given (not cleared).
     ///
-    /// `mem` may be null. Errors are reported through [`Vm::report`] and returned.
+    /// `mem` may be null. A buffer whose end would pass the end of the address space is
+    /// refused with [`ExecError::InvalidBuffer`], and a run beyond the nesting limit with
+    /// [`ExecError::NestingTooDeep`] (docs/sandbox.md). Errors are reported through
+    /// [`Vm::report`] and returned.
     ///
     /// # Safety
     /// When not null, `mem` must be valid for reads and writes of `mem_len` bytes, and `stack`
