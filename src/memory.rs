@@ -68,8 +68,9 @@ pub struct Regions<'a> {
     pub stack_end: u64,
     /// Whether accesses are checked against the regions (the VM's `bounds_check` setting).
     pub bounds_check: bool,
-    /// The running program's data sections.
-    pub sections: &'a [DataSection],
+    /// The running program's data sections (a thin reference: this struct stays two
+    /// words smaller for the interpreter's hot loop than a slice would make it).
+    pub sections: &'a Vec<DataSection>,
     /// The VM's bounds callback, if any.
     pub callback: Option<&'a BoundsCheckFn>,
 }
@@ -113,14 +114,15 @@ impl<'a> Regions<'a> {
     /// `Vm::copy_jit` or `Vm::translate`, after its VM unloaded the program or was dropped):
     /// only mem and the stack, always checked (docs/sandbox.md, "Copies").
     pub fn without_vm(mem: *const u8, mem_len: usize, stack: *const u8, stack_len: usize) -> Self {
-        Self::build((mem, mem_len), (stack, stack_len), true, &[], None)
+        static NO_SECTIONS: Vec<DataSection> = Vec::new();
+        Self::build((mem, mem_len), (stack, stack_len), true, &NO_SECTIONS, None)
     }
 
     fn build(
         (mem, mem_len): (*const u8, usize),
         (stack, stack_len): (*const u8, usize),
         bounds_check: bool,
-        sections: &'a [DataSection],
+        sections: &'a Vec<DataSection>,
         callback: Option<&'a BoundsCheckFn>,
     ) -> Self {
         let (mem_start, mem_end) = if mem.is_null() {
