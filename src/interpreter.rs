@@ -335,10 +335,8 @@ impl Vm {
     /// the stack. Failures are also reported through the VM's error printer (except uBPF's
     /// silent ones).
     ///
-    /// As with `ubpf_exec`, the stack is not cleared between runs: each thread reuses one
-    /// stack buffer (zeroed once), so a program may see bytes an earlier run on the same thread
-    /// left behind, but never uninitialised memory. A nested execution on the same thread
-    /// (from inside a helper) gets a fresh zeroed stack.
+    /// A program never sees bytes it did not write: every stack byte it can reach reads 0
+    /// until written (docs/sandbox.md, "Stack").
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         self.execute_with_regions(mem, &[])
     }
@@ -356,33 +354,73 @@ impl Vm {
         } else {
             mem.as_mut_ptr()
         };
-        // Without `std` (no thread-locals) every run gets a fresh zeroed stack.
-        #[cfg(not(feature = "std"))]
         // SAFETY: `mem` is a valid, exclusively borrowed buffer of its length.
-        return unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len, extra) };
+        unsafe { self.execute_on_own_stack_with_regions(mem_ptr, mem_len, extra) }
+    }
+
+    /// [`Vm::execute`] over a raw `mem` (uBPF's `ubpf_exec`; `mem` may be null).
+    ///
+    /// Each thread reuses one stack buffer (zeroed when the thread first runs a program);
+    /// before each run the part of it the program can reach ([`Program::stack_reach`], all
+    /// of it while a debug callback, which sees the whole stack, is set) is cleared, so a run
+    /// never reads what an earlier one left. A nested execution on the same thread (from
+    /// inside a helper) gets a fresh zeroed stack, and so does every run without `std` (no
+    /// thread-locals).
+    ///
+    /// # Safety
+    /// `mem` is null or valid for reads and writes of `mem_len` bytes for the whole call.
+    pub unsafe fn execute_on_own_stack(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+    ) -> Result<u64, ExecError> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_on_own_stack_with_regions(mem, mem_len, &[]) }
+    }
+
+    /// [`Vm::execute_on_own_stack`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As for [`Vm::execute_on_own_stack`].
+    unsafe fn execute_on_own_stack_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
+        #[cfg(not(feature = "std"))]
+        // SAFETY: forwarded to the caller's contract.
+        return unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) };
         #[cfg(feature = "std")]
-        thread_local! {
-            static STACK: core::cell::RefCell<AlignedStack> =
-                const { core::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
-        }
-        #[cfg(feature = "std")]
-        STACK.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut stack) => {
-                // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
-                // buffers of the given lengths for the whole call.
-                unsafe {
-                    self.execute_raw_with_regions(
-                        mem_ptr,
-                        mem_len,
-                        stack.0.as_mut_ptr(),
-                        STACK_SIZE,
-                        extra,
-                    )
-                }
+        {
+            thread_local! {
+                static STACK: std::cell::RefCell<AlignedStack> =
+                    const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
             }
-            // SAFETY: as above.
-            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len, extra) },
-        })
+            let clear = match &self.program {
+                Some(_) if self.debug_fn.is_some() => STACK_SIZE,
+                Some(program) => program.stack_reach.min(STACK_SIZE),
+                None => 0,
+            };
+            STACK.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut stack) => {
+                    stack.0[STACK_SIZE - clear..].fill(0);
+                    // SAFETY: the caller vouches for `mem`; the thread's stack buffer is
+                    // exclusively borrowed for the whole call.
+                    unsafe {
+                        self.execute_raw_with_regions(
+                            mem,
+                            mem_len,
+                            stack.0.as_mut_ptr(),
+                            STACK_SIZE,
+                            extra,
+                        )
+                    }
+                }
+                // SAFETY: as above.
+                Err(_) => unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) },
+            })
+        }
     }
 
     /// `execute` for a nested run on a thread whose stack buffer is in use: a zeroed local
@@ -406,8 +444,12 @@ impl Vm {
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
+    /// The stack is used as given (not cleared).
     ///
-    /// `mem` may be null. Errors are reported through [`Vm::report`] and returned.
+    /// `mem` may be null. A buffer whose end would pass the end of the address space is
+    /// refused with [`ExecError::InvalidBuffer`], and a run beyond the nesting limit with
+    /// [`ExecError::NestingTooDeep`] (docs/sandbox.md). Errors are reported through
+    /// [`Vm::report`] and returned.
     ///
     /// # Safety
     /// When not null, `mem` must be valid for reads and writes of `mem_len` bytes, and `stack`
@@ -439,6 +481,26 @@ impl Vm {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
+        // A run that may call helpers is a level of `crate::reentry` (nesting limit, code in
+        // use), entered first, as compiled code does.
+        let level = if program.calls_helpers {
+            let Some(level) = crate::reentry::RunLevel::enter(core::ptr::from_ref(self) as usize)
+            else {
+                let err = ExecError::NestingTooDeep {
+                    max: crate::isa::MAX_NESTED_RUNS,
+                };
+                self.report(&err);
+                return Err(err);
+            };
+            Some(level)
+        } else {
+            None
+        };
+        if let Err(err) = crate::memory::check_buffers(mem, mem_len, stack, stack_len) {
+            drop(level);
+            self.report(&err);
+            return Err(err);
+        }
         let env = Env {
             vm: self,
             program,
@@ -467,6 +529,7 @@ impl Vm {
                 run::<false, _>(&env, mem_len, &mut NoTracking)
             }
         };
+        drop(level);
         if let Err(err) = &result {
             self.report(err);
         }
@@ -1392,7 +1455,7 @@ mod tests {
         );
         // lddw is one instruction.
         let v = lddw(0, 5);
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[v[0], v[1], exit()]))
             .expect("loads");
         assert_eq!(vm.execute(&mut []), Ok(5));
@@ -1541,7 +1604,7 @@ mod tests {
         let addr = mem.as_ptr() as u64;
         assert_eq!(vm.execute(&mut mem), Ok(addr));
         vm.set_dispatcher(Some(dispatch), Some(Box::new(|i| i == 7)));
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[mov(1, 100), ins(0x85, 0, 0, 0, 7), exit()]))
             .expect("loads");
         assert_eq!(vm.execute(&mut mem), Ok(addr + 107));
@@ -1573,12 +1636,12 @@ mod tests {
         assert_eq!(run(&prog, &mut mem), Ok(9 + 5 * 16 + 256));
         assert_eq!(&mem[3..11], &7u64.to_le_bytes());
         assert_eq!(&mem[16..20], &u32::MAX.to_le_bytes());
-        // 32-bit atomics decode `imm & 0xf0`: 0xf3 is a cmpxchg whose old value goes to r0.
+        // 32-bit cmpxchg: the old value goes to r0.
         let mut word = 9u32.to_le_bytes();
         let prog = [
             mov(0, 9),
             mov(3, 1),
-            ins(0xc3, 1, 3, 0, 0xf3),
+            ins(0xc3, 1, 3, 0, 0xf1),
             ins(0x07, 0, 0, 0, 100),
             exit(),
         ];
@@ -1615,7 +1678,7 @@ mod tests {
             "Error: 1: Return value register r0 is not initialized.\nError: Invalid register state at pc 1."
         );
         // A load from an uninitialised register.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[ins(0x79, 0, 4, 0, 0), exit()]))
             .expect("loads");
         assert!(matches!(
@@ -1627,7 +1690,7 @@ mod tests {
             })
         ));
         // Loading unwritten stack bytes makes the destination uninitialised.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[ins(0x79, 0, 10, -8, 0), exit()]))
             .expect("loads");
         assert!(matches!(
@@ -1639,7 +1702,7 @@ mod tests {
             })
         ));
         // Written stack bytes are fine; helper calls clobber r1-r5.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             ins(0x7a, 10, 0, -8, 3),
             ins(0x79, 0, 10, -8, 0),
@@ -1961,7 +2024,7 @@ mod regions {
         ]))
         .expect("loads");
         assert_eq!(vm.execute(&mut []), Ok(42));
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             p[0],
             p[1],
@@ -1996,7 +2059,7 @@ mod regions {
         assert!(result.is_ok());
         assert_eq!(stack[31], 8);
         // A store below the small stack is out of bounds, and still prints 4096.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             Insn::new(0x72, 10, 0, -33, 5),
             Insn::new(0x95, 0, 0, 0, 0),

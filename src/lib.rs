@@ -61,6 +61,11 @@ pub mod linux_helpers;
 pub mod maps;
 pub mod memory;
 pub mod program;
+#[cfg(feature = "std")]
+pub(crate) mod reentry;
+#[cfg(not(feature = "std"))]
+#[path = "reentry_nostd.rs"]
+pub(crate) mod reentry;
 pub mod verifier;
 pub mod vm;
 

@@ -20,10 +20,44 @@
 //! the interpreter calls it inline. The mem and stack comparisons come first and are cheap; the
 //! rest lives in a cold function.
 
+use alloc::vec::Vec;
+
 use crate::error::{Access, ExecError};
 use crate::isa::STACK_SIZE;
-use crate::program::Program;
-use crate::vm::Vm;
+use crate::program::{DataSection, Program};
+use crate::vm::{BoundsCheckFn, Vm};
+
+/// Whether a caller-provided buffer can be a region: null (then it is no region at all), or
+/// at most `isize::MAX` bytes (Rust's bound on any object) ending inside the address space.
+/// Both engines refuse a run over any other buffer with [`ExecError::InvalidBuffer`] before
+/// its first instruction (docs/sandbox.md, "Caller buffers"): otherwise `start + len` wraps and
+/// bounds checks accept addresses outside the buffer.
+pub fn buffer_fits(start: *const u8, len: usize) -> bool {
+    start.is_null()
+        || (isize::try_from(len).is_ok() && (start as u64).checked_add(len as u64).is_some())
+}
+
+/// Applies [`buffer_fits`] to the input memory and the stack of one run.
+pub fn check_buffers(
+    mem: *const u8,
+    mem_len: usize,
+    stack: *const u8,
+    stack_len: usize,
+) -> Result<(), ExecError> {
+    if !buffer_fits(mem, mem_len) {
+        return Err(ExecError::InvalidBuffer {
+            buffer: "mem",
+            len: mem_len,
+        });
+    }
+    if !buffer_fits(stack, stack_len) {
+        return Err(ExecError::InvalidBuffer {
+            buffer: "stack",
+            len: stack_len,
+        });
+    }
+    Ok(())
+}
 
 /// A buffer one run may access besides its input memory and stack (for example the packet
 /// data behind an rbpf-style metadata buffer). Built from a borrow, so the buffer outlives
@@ -84,12 +118,17 @@ pub struct Regions<'a> {
     pub stack_end: u64,
     /// Whether accesses are checked against the regions (the VM's `bounds_check` setting).
     pub bounds_check: bool,
-    /// The VM, for its bounds callback.
-    pub vm: &'a Vm,
-    /// The running program, for its data sections.
-    pub program: &'a Program,
+    /// The running program's data sections (a thin reference: this struct stays two
+    /// words smaller for the interpreter's hot loop than a slice would make it).
+    pub sections: &'a Vec<DataSection>,
+    /// The VM's bounds callback, if any.
+    pub callback: Option<&'a BoundsCheckFn>,
     /// The run's extra regions (empty unless the run was given some).
     pub extra: &'a [MemRegion<'a>],
+    /// The loaded program's maps, whose values (and live ring-buffer reservations) are
+    /// regions too (`docs/maps.md`); `None` for code no VM owns any more.
+    #[cfg(feature = "std")]
+    pub maps: Option<&'a crate::maps::MapSet>,
 }
 
 impl core::fmt::Debug for Regions<'_> {
@@ -108,7 +147,8 @@ impl<'a> Regions<'a> {
     /// The regions of one execution over `mem` (may be null) and `stack`.
     ///
     /// Addresses are only compared, never dereferenced here. A region that would wrap the
-    /// address space is clamped to its end (such a buffer cannot exist).
+    /// address space is clamped to its end (engines refuse such buffers with
+    /// [`check_buffers`] before running; the clamp only keeps this type total).
     pub fn new(
         vm: &'a Vm,
         program: &'a Program,
@@ -117,23 +157,59 @@ impl<'a> Regions<'a> {
         stack: *const u8,
         stack_len: usize,
     ) -> Self {
-        let mem_start = mem as u64;
+        let regions = Self::build(
+            (mem, mem_len),
+            (stack, stack_len),
+            vm.config().bounds_check,
+            &program.data_sections,
+            vm.bounds_check_fn.as_ref(),
+        );
+        #[cfg(feature = "std")]
+        let regions = Regions {
+            maps: Some(&vm.maps.maps),
+            ..regions
+        };
+        regions
+    }
+
+    /// The regions of a run of compiled code that no VM owns any more (a copy made by
+    /// `Vm::copy_jit` or `Vm::translate`, after its VM unloaded the program or was dropped):
+    /// only mem and the stack, always checked (docs/sandbox.md, "Copies").
+    pub fn without_vm(mem: *const u8, mem_len: usize, stack: *const u8, stack_len: usize) -> Self {
+        static NO_SECTIONS: Vec<DataSection> = Vec::new();
+        Self::build((mem, mem_len), (stack, stack_len), true, &NO_SECTIONS, None)
+    }
+
+    fn build(
+        (mem, mem_len): (*const u8, usize),
+        (stack, stack_len): (*const u8, usize),
+        bounds_check: bool,
+        sections: &'a Vec<DataSection>,
+        callback: Option<&'a BoundsCheckFn>,
+    ) -> Self {
         let (mem_start, mem_end) = if mem.is_null() {
             (0, 0)
         } else {
-            (mem_start, mem_start.saturating_add(mem_len as u64))
+            (mem as u64, (mem as u64).saturating_add(mem_len as u64))
         };
-        let stack_start = stack as u64;
+        // A null stack is no region either (extended-mode code called with NULL).
+        let (stack_start, stack_len) = if stack.is_null() {
+            (0, 0)
+        } else {
+            (stack as u64, stack_len)
+        };
         Regions {
             mem_start,
             mem_end,
             mem_len,
             stack_start,
             stack_end: stack_start.saturating_add(stack_len as u64),
-            bounds_check: vm.config().bounds_check,
-            vm,
-            program,
+            bounds_check,
+            sections,
+            callback,
             extra: &[],
+            #[cfg(feature = "std")]
+            maps: None,
         }
     }
 
@@ -207,7 +283,7 @@ impl<'a> Regions<'a> {
         access: Access,
         pc: usize,
     ) -> Result<u64, ExecError> {
-        let in_section = self.program.data_sections.iter().any(|section| {
+        let in_section = self.sections.iter().any(|section| {
             let start = section.addr();
             let section_end = start.saturating_add(section.len() as u64);
             (access == Access::Load || section.writable()) && addr >= start && end <= section_end
@@ -218,7 +294,7 @@ impl<'a> Regions<'a> {
         {
             return Ok(addr);
         }
-        if let Some(callback) = &self.vm.bounds_check_fn
+        if let Some(callback) = self.callback
             && callback(addr, size as u64)
         {
             return Ok(addr);
@@ -241,7 +317,7 @@ impl<'a> Regions<'a> {
     fn in_map_value(&self, addr: u64, end: u64) -> bool {
         #[cfg(feature = "std")]
         {
-            self.vm.maps.maps.allows(addr, end)
+            self.maps.is_some_and(|maps| maps.allows(addr, end))
         }
         #[cfg(not(feature = "std"))]
         {
@@ -280,6 +356,8 @@ mod tests {
         Program {
             insns: vec![Insn::new(0x95, 0, 0, 0, 0)],
             functions: Vec::new(),
+            stack_reach: 0,
+            calls_helpers: false,
             data_sections: vec![
                 crate::program::DataSection::new(".rodata", &[1, 2, 3, 4], 4, false),
                 crate::program::DataSection::new(".data", &[0; 8], 8, true),

@@ -83,6 +83,32 @@ pub struct Program {
     pub functions: Vec<Function>,
     /// Sections owned by the program (filled by the ELF loader; empty for raw bytecode).
     pub data_sections: Vec<DataSection>,
+    /// How many bytes below the top of the stack a run can touch: the engines zero exactly
+    /// these before each run on a stack they provide (docs/sandbox.md, "Stack"). Computed by
+    /// [`crate::verifier::stack_reach`]; `STACK_SIZE` when r10 escapes.
+    pub stack_reach: usize,
+    /// Whether the program calls helpers (`call imm` or `callx`): only such runs can nest
+    /// another run, so only they count toward the nesting limit (docs/sandbox.md,
+    /// "Re-entrancy").
+    pub calls_helpers: bool,
+}
+
+/// Whether `insns` contain a helper call (`call imm` with src 0, or `callx`).
+pub fn calls_helpers(insns: &[crate::isa::Insn]) -> bool {
+    let mut pc = 0;
+    while let Some(insn) = insns.get(pc) {
+        if (insn.opc == crate::isa::op::CALL && insn.src == crate::isa::call_kind::HELPER)
+            || insn.opc == crate::isa::op::CALLX
+        {
+            return true;
+        }
+        pc += if insn.opc == crate::isa::op::LDDW {
+            2
+        } else {
+            1
+        };
+    }
+    false
 }
 
 impl Program {

@@ -115,6 +115,12 @@ pub enum ConfigError {
     /// The requested feature is not implemented by librbpf.
     #[error("{0} is not supported")]
     Unsupported(&'static str),
+    /// The loaded code cannot be freed: a helper called from it is running on this thread
+    /// (docs/sandbox.md, "Re-entrancy").
+    #[error(
+        "the program is running (this call comes from one of its helpers); it cannot be unloaded now"
+    )]
+    CodeRunning,
 }
 
 /// An eBPF virtual machine. Configure it, register helpers, [`load`](Vm::load) a program, then
@@ -149,6 +155,14 @@ impl fmt::Debug for Vm {
             .field("config", &self.config)
             .field("loaded_slots", &self.program.as_ref().map(Program::len))
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // Copies of the code may outlive the VM: detach their context first.
+        #[cfg(feature = "std")]
+        self.release_code();
     }
 }
 
@@ -357,9 +371,7 @@ impl Vm {
         if !err.is_printed() {
             return;
         }
-        if let Some(print) = &self.error_printer {
-            print(&err.to_string());
-        }
+        self.print_error(&err.to_string());
     }
 
     /// Makes code compiled from now on accept accesses to the extra regions a run passes to
@@ -408,26 +420,58 @@ impl Vm {
         Ok(program)
     }
 
-    /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
+    /// Makes an already verified program the loaded one (used by `load` and the ELF loader,
+    /// which refuse while a program is loaded, so no running code is replaced).
     pub(crate) fn install(&mut self, program: Program) {
-        #[cfg(feature = "std")]
-        {
-            self.jit = crate::jit::JitCache::default();
-            self.maps.maps = crate::maps::MapSet::default();
-            self.maps.programs.clear();
-        }
+        self.release_all_code();
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
-    pub fn unload(&mut self) {
+    /// Code copied out with [`Vm::copy_jit`] or [`Vm::translate`] keeps working.
+    ///
+    /// Refused with [`ConfigError::CodeRunning`] (nothing changes) when called from a helper
+    /// while a run of this VM's program is in progress on this thread: the run would return
+    /// into freed code.
+    pub fn unload(&mut self) -> Result<(), ConfigError> {
+        if self.is_running_on_this_thread() {
+            return Err(ConfigError::CodeRunning);
+        }
+        self.release_all_code();
+        self.program = None;
+        Ok(())
+    }
+
+    /// Drops compiled code and the loaded program's maps (both need `std`).
+    fn release_all_code(&mut self) {
         #[cfg(feature = "std")]
         {
-            self.jit = crate::jit::JitCache::default();
+            self.release_code();
             self.maps.maps = crate::maps::MapSet::default();
             self.maps.programs.clear();
         }
-        self.program = None;
+    }
+
+    /// Whether a run of this VM's code (either engine) is in progress on this thread, below
+    /// a helper call: then nothing may free that code (docs/sandbox.md, "Re-entrancy").
+    /// Without `std` (no thread-locals) runs are not tracked and this is always `false`.
+    pub fn is_running_on_this_thread(&self) -> bool {
+        #[cfg(feature = "std")]
+        {
+            crate::reentry::is_running(core::ptr::from_ref(self) as usize)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            false
+        }
+    }
+
+    /// Prints `text` through the error printer, if one is installed (the Rust API prints
+    /// nothing by default; the C API installs one writing to standard error).
+    pub fn print_error(&self, text: &str) {
+        if let Some(print) = &self.error_printer {
+            print(text);
+        }
     }
 
     /// The loaded program.

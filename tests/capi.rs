@@ -105,6 +105,7 @@ c_tests!(
     rbpf_ext,
     runtime_errors,
     safe_profile,
+    sandbox,
     settings,
     signatures,
     stack_usage,

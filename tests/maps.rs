@@ -351,7 +351,7 @@ fn legacy_maps_section() {
 fn maps_live_until_unload() {
     let mut l = load(&object("maps_suite"), Engine::Jit);
     let kept = l.vm.map("hash").unwrap().clone();
-    l.vm.unload();
+    l.vm.unload().expect("unload");
     assert!(l.vm.maps().is_empty());
     assert!(l.vm.map("hash").is_none());
     // A host that kept an Arc keeps a usable map.
@@ -670,7 +670,7 @@ fn bpf_tail_call_between_programs() {
             (Ok(3000), 10),
             "third's tail call fails: it goes on"
         );
-        l.vm.unload();
+        l.vm.unload().expect("unload");
         assert_eq!(l.vm.program_number("second"), None);
     }
 }

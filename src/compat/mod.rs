@@ -135,7 +135,7 @@ impl<'a> Core<'a> {
         (self.verifier)(prog)?;
         // librbpf's own checks always run too: the engines rely on them.
         let program = verify(prog, self.calculator.as_mut())?;
-        self.vm.unload();
+        // `install` drops the previous program's code and maps.
         self.vm.install(program);
         self.prog = Some(prog);
         Ok(())
@@ -157,7 +157,6 @@ impl<'a> Core<'a> {
         let mut new = (calculator, data);
         if let Some(prog) = self.prog {
             let program = verify(prog, Some(&mut new))?;
-            self.vm.unload();
             self.vm.install(program);
         }
         self.calculator = Some(new);

@@ -567,7 +567,7 @@ mod tests {
     }
 
     fn run(vm: &mut Vm, insns: &[Insn], mem: &mut [u8]) -> Result<u64, String> {
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(insns)).map_err(|e| e.to_string())?;
         vm.execute(mem).map_err(|e| e.to_string())
     }

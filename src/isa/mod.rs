@@ -15,6 +15,13 @@ pub const INSN_SIZE: usize = 8;
 pub const MAX_INSTS: usize = 65536;
 /// uBPF's `UBPF_MAX_CALL_DEPTH`: the deepest nesting of local calls the interpreter allows.
 pub const MAX_CALL_DEPTH: usize = 8;
+
+/// librbpf's limit on program runs nested on one thread through helper calls (a helper that
+/// runs a program whose helper runs a program, ...), in both engines: a run of a program that
+/// calls helpers, started beyond it, fails with `ExecError::NestingTooDeep` before its first
+/// instruction instead of overflowing the native stack. Each level costs a few KiB of native stack (the eBPF stack is 4 KiB), so 32 levels
+/// stay far below the smallest usual thread stack (docs/sandbox.md, "Re-entrancy").
+pub const MAX_NESTED_RUNS: usize = 32;
 /// uBPF's `UBPF_EBPF_STACK_SIZE`: the stack `ubpf_exec` gives a program, in bytes.
 pub const STACK_SIZE: usize = MAX_CALL_DEPTH * 512;
 /// uBPF's `UBPF_EBPF_LOCAL_FUNCTION_STACK_SIZE`: frame size per function without a calculator.

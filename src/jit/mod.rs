@@ -54,6 +54,10 @@ pub type JitFn = unsafe extern "C" fn(*mut u8, usize) -> u64;
 /// The C signature of [`JitMode::Extended`] code.
 pub type JitExFn = unsafe extern "C" fn(*mut u8, usize, *mut u8, usize) -> u64;
 
+/// The stack `execute_jit` gives Extended-mode code: 16-byte aligned, like Basic mode's.
+#[repr(C, align(16))]
+struct OwnStack([u8; STACK_SIZE]);
+
 /// One compiled image owned by the VM.
 #[derive(Debug)]
 struct Image {
@@ -169,7 +173,7 @@ impl Vm {
         let ctx = self
             .jit
             .ctx
-            .get_or_insert_with(|| Box::new(JitContext::new(vm)));
+            .get_or_insert_with(|| Box::new(JitContext::new(vm, &*self.helpers)));
         ctx.vm
             .store(vm.cast_mut(), std::sync::atomic::Ordering::Relaxed);
         &**ctx
@@ -204,7 +208,6 @@ impl Vm {
                 || self.extra_regions
                 || !self.maps.maps.is_empty(),
             publish_run: self.maps.publish_runs,
-            helpers: &*self.helpers,
             ctx,
             blinding: self
                 .jit
@@ -274,6 +277,10 @@ impl Vm {
         {
             return Ok(image.code.as_ptr());
         }
+        if self.jit.image.is_some() && self.is_running_on_this_thread() {
+            // Replacing the image would free code a helper's caller returns into.
+            return Err(JitError::CodeRunning);
+        }
         self.jit.image = None;
         let bytes = self.jit_bytes(mode, self.config.jit_code_size)?;
         if bytes.len() > self.config.jit_code_size {
@@ -286,18 +293,22 @@ impl Vm {
     }
 
     /// Writes machine code for the loaded program into `buf` (uBPF's `ubpf_translate_ex`) and
-    /// returns its length. The caller makes `buf` executable; the code stays valid while this
-    /// VM keeps the program loaded, wherever the bytes are copied.
+    /// returns its length. The caller makes `buf` executable and owns the code: it runs
+    /// wherever the bytes are copied, also after this VM unloads the program or is dropped
+    /// (then with the helpers registered at that moment, mem and the stack as its only
+    /// regions, and faults reported on standard error: docs/sandbox.md, "Copies").
     pub fn translate(&mut self, mode: JitMode, buf: &mut [u8]) -> Result<usize, JitError> {
         let bytes = self.jit_bytes(mode, buf.len())?;
         let dest = buf
             .get_mut(..bytes.len())
             .ok_or(JitError::TargetBufferTooSmall)?;
         dest.copy_from_slice(&bytes);
+        self.mark_code_escaped();
         Ok(bytes.len())
     }
 
-    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`).
+    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`). The copy is the
+    /// caller's, as with [`Vm::translate`].
     pub fn copy_jit(&self, buf: &mut [u8]) -> Result<(), JitError> {
         let image = self.jit.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
         let bytes = image.code.bytes();
@@ -305,7 +316,26 @@ impl Vm {
             .get_mut(..bytes.len())
             .ok_or(JitError::BufferNotBigEnough)?;
         dest.copy_from_slice(bytes);
+        self.mark_code_escaped();
         Ok(())
+    }
+
+    /// Records that code using the current context now lives outside the VM, so that
+    /// releasing the code detaches the context instead of freeing it.
+    fn mark_code_escaped(&self) {
+        if let Some(ctx) = &self.jit.ctx {
+            ctx.escaped
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Frees the compiled image and lets go of the context (detaching it when copies may
+    /// still use it). Called when the program is unloaded or replaced and when the VM drops.
+    pub(crate) fn release_code(&mut self) {
+        self.jit.image = None;
+        if let Some(ctx) = self.jit.ctx.take() {
+            ctx.release(&self.helpers);
+        }
     }
 
     /// Size in bytes of the compiled image, if any.
@@ -319,7 +349,8 @@ impl Vm {
     }
 
     /// Runs the compiled code on `mem` (r1 = mem, r2 = its length). Extended-mode code gets a
-    /// fresh 4096-byte stack. Faults come back as the [`ExecError`] the interpreter would give,
+    /// fresh 4096-byte stack; in both modes every stack byte the program can reach reads 0
+    /// until written. Faults come back as the [`ExecError`] the interpreter would give,
     /// and are reported through [`Vm::report`].
     pub fn execute_jit(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         // An empty buffer is passed as NULL, as C callers without memory do.
@@ -395,7 +426,8 @@ impl Vm {
             .helpers
             .has_rust_helpers()
             .then(|| crate::helpers::RunGuard::enter(&self.helpers, mem_len));
-        let previous = runtime::arm();
+        let ctx: *const JitContext = self.jit.ctx.as_deref().map_or(std::ptr::null(), |c| c);
+        let previous = runtime::arm(ctx);
         let ret = match image.mode {
             JitMode::Basic => {
                 // SAFETY: the image was compiled with the Basic signature and is live while
@@ -409,9 +441,18 @@ impl Vm {
                     // SAFETY: the image was compiled with the Extended signature.
                     unsafe { std::mem::transmute(image.code.as_ptr()) };
                 if stack.is_null() {
-                    let mut own = std::mem::MaybeUninit::<[u8; STACK_SIZE]>::uninit();
+                    let mut own = std::mem::MaybeUninit::<OwnStack>::uninit();
+                    let base: *mut u8 = own.as_mut_ptr().cast();
+                    // Only the top the program can reach is cleared: it never reaches (or
+                    // reads) the rest (docs/sandbox.md, "Stack").
+                    let reach = self
+                        .program
+                        .as_ref()
+                        .map_or(STACK_SIZE, |p| p.stack_reach.min(STACK_SIZE));
+                    // SAFETY: the top `reach` bytes lie inside the local buffer.
+                    unsafe { base.add(STACK_SIZE - reach).write_bytes(0, reach) };
                     // SAFETY: the stack is raw memory for eBPF code, valid for its length.
-                    unsafe { f(mem, mem_len, own.as_mut_ptr().cast(), STACK_SIZE) }
+                    unsafe { f(mem, mem_len, base, STACK_SIZE) }
                 } else {
                     // SAFETY: the caller guarantees `mem` and `stack`.
                     unsafe { f(mem, mem_len, stack, stack_len) }
