@@ -276,7 +276,11 @@ struct ubpf_vm *ubpf_create(void);
 /**
  * Frees a VM and everything it owns, including JIT-compiled code: function pointers from
  * `ubpf_compile`/`ubpf_compile_ex` are invalid afterwards (buffers filled by `ubpf_copy_jit`
- * and `ubpf_translate` belong to the caller and stay). NULL is ignored.
+ * and `ubpf_translate` belong to the caller and keep working). NULL is ignored.
+ *
+ * Called from a helper while this VM's program is running on the same thread, it refuses
+ * (the run still uses the VM): it reports an error through the error printer and the VM
+ * stays allocated — destroy it again once the run has returned.
  */
 void ubpf_destroy(struct ubpf_vm *vm);
 
@@ -449,8 +453,12 @@ int ubpf_load(struct ubpf_vm *vm, const void *code, uint32_t code_len, char **er
 
 /**
  * Drops the loaded program and any JIT-compiled code (function pointers from `ubpf_compile`
- * become invalid). Helpers, callbacks and settings stay. Safe to call when nothing is
- * loaded; NULL is ignored.
+ * become invalid; buffers filled by `ubpf_copy_jit`/`ubpf_translate` keep working). Helpers,
+ * callbacks and settings stay. Safe to call when nothing is loaded; NULL is ignored.
+ *
+ * Called from a helper while this VM's program is running on the same thread, it refuses
+ * (the run would return into freed code): it reports an error through the error printer
+ * and leaves everything loaded.
  */
 void ubpf_unload_code(struct ubpf_vm *vm);
 
@@ -511,7 +519,9 @@ int ubpf_load_elf_ex(struct ubpf_vm *vm, const void *elf, size_t elf_len, const 
 
 /**
  * Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
- * of zeroed stack. `mem` may be NULL (with any length; accesses through it then fail).
+ * of stack that read 0 until the program writes them. `mem` may be NULL (with any length;
+ * accesses through it then fail); a non-NULL `mem` whose end would pass the end of the
+ * address space (such as a length of `SIZE_MAX`) is refused with a runtime error.
  * Runtime errors (out-of-bounds access, instruction limit, call depth…) are reported through
  * the error printer (see `ubpf_set_error_print`).
  *
@@ -525,7 +535,8 @@ int ubpf_exec(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t *bpf
 
 /**
  * Runs the loaded program like `ubpf_exec`, on the caller's stack: `r10 = stack +
- * stack_len` (the stack grows down).
+ * stack_len` (the stack grows down). The stack is used as given (not cleared). A `mem` or
+ * `stack` whose end would pass the end of the address space is refused with a runtime error.
  *
  * Returns as `ubpf_exec`; also -1 if `stack` is NULL.
  */

@@ -30,8 +30,14 @@
 //! assert_eq!(prog[1].opc, 0x04);
 //! ```
 
-use std::collections::HashMap;
-use std::fmt;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap as HashMap;
+use core::fmt;
 
 use crate::isa::{self, Insn, InsnSpec, Operands, Variant, call_kind, class, op};
 
@@ -785,8 +791,19 @@ pub fn is_mnemonic(mnemonic: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::INSN_TABLE;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn one(text: &str) -> Insn {
         let insns = assemble(text).unwrap_or_else(|e| panic!("{text}: {e}"));

@@ -8,7 +8,7 @@
 //! The pointer-taking helpers (`memfrob`, `strcmp_ext`) dereference whatever eBPF code passes
 //! them, exactly as uBPF's test helpers do: they are test fixtures, not sandboxed helpers.
 
-use std::ffi::{c_char, c_void};
+use core::ffi::{c_char, c_void};
 
 use crate::helpers::HelperFn;
 use crate::vm::Vm;
@@ -66,7 +66,8 @@ pub unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c
 /// # Safety
 /// Always safe to call; `unsafe` only to fit [`HelperFn`].
 pub unsafe extern "C" fn sqrti(p1: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    (p1 as f64).sqrt() as u64
+    // rbpf's `sqrti` computes exactly this (and also builds without `std`).
+    crate::helpers::sqrti(p1, 0, 0, 0, 0)
 }
 
 /// Helper 4: `strcmp` of the NUL-terminated strings at `p1` and `p2`, sign-extended.
@@ -121,7 +122,7 @@ mod tests {
 
     #[test]
     fn helpers_compute_the_suite_values() {
-        let null = std::ptr::null_mut();
+        let null = core::ptr::null_mut();
         // SAFETY: these helpers take no pointers, or get valid ones below.
         unsafe {
             assert_eq!(gather_bytes(0x101, 2, 3, 4, 0x105, null), 0x01_0203_0405);

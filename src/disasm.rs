@@ -15,8 +15,14 @@
 //! assert_eq!(asm::assemble(&text).unwrap(), prog);
 //! ```
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use alloc::borrow::ToOwned;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap;
+use core::fmt::Write as _;
 
 use crate::isa::{self, Insn, InsnSpec, Operands, Variant, call_kind, op};
 
@@ -242,7 +248,7 @@ fn format_at(insns: &[Insn], pc: usize, target: &dyn Target) -> (String, usize) 
 /// Formats one instruction with numeric jump offsets (`ja +3`). `next` is the following slot,
 /// needed to print an `lddw`'s full 64-bit value.
 pub fn format_insn(insn: &Insn, next: Option<&Insn>) -> String {
-    let pair: Vec<Insn> = std::iter::once(*insn).chain(next.copied()).collect();
+    let pair: Vec<Insn> = core::iter::once(*insn).chain(next.copied()).collect();
     format_at(&pair, 0, &Numeric).0
 }
 
@@ -314,8 +320,19 @@ pub fn disassemble_bytes(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::asm::assemble;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn round_trip(text: &str) -> String {
         let prog = assemble(text).unwrap_or_else(|e| panic!("{text}: {e}"));

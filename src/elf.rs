@@ -18,6 +18,10 @@
 //! - local calls that clang resolved itself (no relocation) are re-targeted when linking moves
 //!   functions (uBPF leaves their offsets stale);
 //! - a relocation may apply to the first instruction of a function (uBPF's search skips it);
+//! - without an entry name, when `.text` exists but has no function at offset 0 (libbpf-style
+//!   objects, one program per section), main is the first function that starts a section;
+//! - maps declared in `.maps` (BTF) or `maps` are created, and `lddw`s relocated against
+//!   them receive the map's handle (`docs/maps.md`);
 //! - without a data-relocation callback, `R_BPF_64_64` relocations against `.data`, `.bss`,
 //!   `.rodata` (and their `.data.*`/`.bss.*`/`.rodata.*` variants) are served from copies of
 //!   those sections owned by the loaded program ([`DataSection`]); the `lddw` receives the
@@ -43,12 +47,14 @@ use object::LittleEndian;
 use object::elf::{
     ELFCLASS64, ELFDATA2LSB, ELFMAG, ELFOSABI_NONE, EM_BPF, EM_NONE, ET_REL, EV_CURRENT,
     FileHeader64, R_BPF_64_32, R_BPF_64_64, Rel64, SHF_ALLOC, SHF_EXECINSTR, SHF_WRITE, SHN_UNDEF,
-    SHT_NOBITS, SHT_PROGBITS, SHT_REL, SHT_STRTAB, SHT_SYMTAB, STT_FUNC, SectionHeader64, Sym64,
+    SHT_NOBITS, SHT_PROGBITS, SHT_REL, SHT_STRTAB, SHT_SYMTAB, STT_FUNC, STT_NOTYPE, STT_OBJECT,
+    SectionHeader64, Sym64,
 };
 use object::read::elf::{SectionHeader as _, Sym as _};
 
 use crate::error::{ElfError, LoadError};
 use crate::isa::{INSN_SIZE, Insn, MAX_INSTS, call_kind, op};
+use crate::maps::object::{ObjectMaps, SectionView, SymbolView, declared_maps};
 use crate::program::DataSection;
 use crate::vm::Vm;
 
@@ -99,6 +105,10 @@ pub struct LinkedElf {
     pub functions: Vec<LinkedFunction>,
     /// Sections copied for data relocations (only when no data-relocation callback is set).
     pub data_sections: Vec<DataSection>,
+    /// Maps the object declares (`.maps` with BTF, legacy `maps`), created while linking.
+    pub maps: Vec<std::sync::Arc<crate::maps::Map>>,
+    /// The programs `PROG_ARRAY` values number, when the object makes tail calls.
+    pub programs: Vec<String>,
     /// Warnings uBPF prints while linking (`Warning: bad relocation type N; skipping.`),
     /// without the trailing newline. [`Vm::load_elf`] prints them to standard output.
     pub warnings: Vec<String>,
@@ -383,6 +393,12 @@ struct Linker<'v, 'a, 'w> {
     owners: HashMap<usize, Vec<(u64, u64, usize)>>,
     /// (section, start offset) → the first function (in linked order) starting there.
     starts: HashMap<(usize, u64), usize>,
+    /// The maps the object declares.
+    maps: ObjectMaps,
+    /// Functions (indices in `funcs`) named as `bpf_loop` callbacks; callback id = index + 1.
+    callbacks: Vec<usize>,
+    /// `(linked offset of a call 12, linked offset of its stub)`.
+    tail_calls: Vec<(usize, usize)>,
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
@@ -439,6 +455,28 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 others.push(func);
             }
         }
+        let has_text = (0..count).any(|i| elf.section_name(i) == b".text");
+        // With the kernel's helpers registered, objects are libbpf-style: programs live in
+        // named sections and `.text` holds their subprograms (bpf_loop callbacks, ...).
+        let libbpf_style = vm.maps.publish_runs;
+        if entry.is_none()
+            && libbpf_style
+            && let Some(i) = others
+                .iter()
+                .position(|f| f.start == 0 && f.size > 0 && elf.section_name(f.section) != b".text")
+        {
+            let program = others.remove(i);
+            if let Some(text_main) = main.replace(program) {
+                others.insert(0, text_main);
+            }
+        }
+        if main.is_none() && entry.is_none() && has_text {
+            // libbpf-style objects put each program in its own section (`SEC("xdp")`) and
+            // leave `.text` empty: the first function starting a section is then main.
+            if let Some(i) = others.iter().position(|f| f.start == 0 && f.size > 0) {
+                main = Some(others.remove(i));
+            }
+        }
         let main =
             main.ok_or_else(|| ElfError::MainNotFound(entry.unwrap_or("(null)").to_owned()))?;
         let mut funcs = Vec::with_capacity(others.len().saturating_add(1));
@@ -455,6 +493,9 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             relocated: HashSet::new(),
             owners: HashMap::new(),
             starts: HashMap::new(),
+            maps: ObjectMaps::default(),
+            callbacks: Vec::new(),
+            tail_calls: Vec::new(),
         })
     }
 
@@ -484,6 +525,16 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .ok_or_else(|| ElfError::FunctionOutsideSection(lossy(func.name).into_owned()))?;
             func.landed = self.code.len();
             self.code.extend_from_slice(bytes);
+            if self.vm.maps.publish_runs && func.size % SLOT == 0 {
+                // Room for each tail call's stub, inside the function (`link_tail_calls`).
+                for site in crate::linux_helpers::tail_call_sites(bytes) {
+                    let stub = self.code.len();
+                    let stub_bytes = crate::linux_helpers::TAIL_STUB_SLOTS * INSN_SIZE;
+                    self.code.resize(stub.saturating_add(stub_bytes), 0);
+                    self.tail_calls
+                        .push((func.landed.saturating_add(site), stub));
+                }
+            }
         }
         // Index the functions for the relocation pass (first function wins, as in uBPF's
         // searches).
@@ -604,6 +655,12 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             .sections
             .get(data_index)
             .ok_or(ElfError::BadDataRelocationSection)?;
+        if self.maps.is_map_section(data_index) {
+            return self.apply_map(func, data_index, sym, name, offset);
+        }
+        if data_section.is_executable() && self.vm.maps.publish_runs {
+            return self.apply_callback(func, data_index, sym, offset);
+        }
         let callback = self.vm.data_relocation.as_ref();
         let loader_owned = callback.is_none()
             && is_loader_data_section(elf.section_name(data_index), data_section);
@@ -666,6 +723,116 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 ..second
             },
         );
+        self.relocated.insert(at);
+        Ok(())
+    }
+
+    /// `R_BPF_64_64` against a map: the `lddw` (plain, or libbpf's `BPF_PSEUDO_MAP_FD` form)
+    /// becomes a plain `lddw` of the map's handle (`docs/maps.md`).
+    fn apply_map(
+        &mut self,
+        func: usize,
+        section: usize,
+        sym: &Sym,
+        name: &[u8],
+        offset: u64,
+    ) -> Result<(), ElfError> {
+        let func = &self.funcs[func];
+        if offset
+            .checked_add(LDDW_SIZE)
+            .is_none_or(|end| end > func.end())
+        {
+            return Err(ElfError::BadDataRelocationOffset);
+        }
+        let at = func.linked(offset);
+        let second_at = at.saturating_add(INSN_SIZE);
+        let (Some(first), Some(second)) =
+            (read_insn(&self.code, at), read_insn(&self.code, second_at))
+        else {
+            return Err(ElfError::BadDataRelocationOffset);
+        };
+        if first.opc != op::LDDW {
+            return Err(ElfError::BadDataRelocationInstruction);
+        }
+        // Section-relative references carry the map's offset in the immediate.
+        let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+        let handle = sym
+            .st_value(LE)
+            .checked_add(addend)
+            .and_then(|at| self.maps.handle_at(section, at))
+            .ok_or_else(|| {
+                ElfError::Map(format!("relocation against '{}' names no map", lossy(name)))
+            })?;
+        write_insn(
+            &mut self.code,
+            at,
+            Insn {
+                src: 0,
+                imm: handle as u32 as i32,
+                ..first
+            },
+        );
+        write_insn(
+            &mut self.code,
+            second_at,
+            Insn {
+                imm: (handle >> 32) as u32 as i32,
+                ..second
+            },
+        );
+        self.relocated.insert(at);
+        Ok(())
+    }
+
+    /// `R_BPF_64_64` against a function (a `bpf_loop` callback): the `lddw` receives the
+    /// callback's id (`crate::linux_helpers::link_bpf_loop`).
+    fn apply_callback(
+        &mut self,
+        func: usize,
+        section: usize,
+        sym: &Sym,
+        offset: u64,
+    ) -> Result<(), ElfError> {
+        let func = &self.funcs[func];
+        if offset
+            .checked_add(LDDW_SIZE)
+            .is_none_or(|end| end > func.end())
+        {
+            return Err(ElfError::BadDataRelocationOffset);
+        }
+        let at = func.linked(offset);
+        let second_at = at.saturating_add(INSN_SIZE);
+        let (Some(first), Some(second)) =
+            (read_insn(&self.code, at), read_insn(&self.code, second_at))
+        else {
+            return Err(ElfError::BadDataRelocationOffset);
+        };
+        if first.opc != op::LDDW {
+            return Err(ElfError::BadDataRelocationInstruction);
+        }
+        let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+        let target = sym
+            .st_value(LE)
+            .checked_add(addend)
+            .and_then(|start| self.starts.get(&(section, start)).copied())
+            .ok_or(ElfError::UnknownCallTarget)?;
+        let id = match self.callbacks.iter().position(|&c| c == target) {
+            Some(i) => i.saturating_add(1),
+            None => {
+                self.callbacks.push(target);
+                self.callbacks.len()
+            }
+        };
+        write_insn(
+            &mut self.code,
+            at,
+            Insn {
+                src: 0,
+                imm: id as i32,
+                ..first
+            },
+        );
+        write_insn(&mut self.code, second_at, Insn { imm: 0, ..second });
         self.relocated.insert(at);
         Ok(())
     }
@@ -806,9 +973,37 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             code: self.code,
             functions,
             data_sections: self.data_sections,
+            maps: self.maps.maps,
+            programs: Vec::new(),
             warnings,
         }
     }
+}
+
+/// Creates the maps the object declares (none for most objects).
+fn object_maps(elf: &Elf<'_>) -> Result<ObjectMaps, ElfError> {
+    let sections: Vec<SectionView<'_>> = (0..elf.sections.len())
+        .map(|i| SectionView {
+            name: elf.section_name(i),
+            data: if elf.sections[i].kind() == SHT_NOBITS {
+                &[]
+            } else {
+                elf.sections[i].data
+            },
+        })
+        .collect();
+    let symbols: Vec<SymbolView<'_>> = elf
+        .symbols
+        .iter()
+        .map(|s| SymbolView {
+            name: c_string(elf.strtab, s.st_name(LE)).unwrap_or(b""),
+            section: usize::from(s.st_shndx(LE)),
+            value: s.st_value(LE),
+            size: s.st_size(LE),
+            is_object: matches!(s.st_type(), STT_OBJECT | STT_NOTYPE),
+        })
+        .collect();
+    declared_maps(&sections, &symbols).map_err(ElfError::Map)
 }
 
 /// Links `bytes`, passing each warning to `warn` as it occurs.
@@ -819,11 +1014,42 @@ fn link(
     warn: &mut dyn FnMut(&str),
 ) -> Result<LinkedElf, ElfError> {
     let elf = Elf::parse(bytes)?;
+    let maps = object_maps(&elf)?;
     let mut linker = Linker::collect_functions(vm, warn, elf, entry)?;
+    linker.maps = maps;
     linker.lay_out()?;
     linker.relocate()?;
     linker.fix_unrelocated_calls()?;
-    Ok(linker.finish(Vec::new()))
+    if vm.maps.publish_runs {
+        let callbacks: Vec<usize> = linker
+            .callbacks
+            .iter()
+            .map(|&f| linker.funcs[f].landed)
+            .collect();
+        crate::linux_helpers::link_bpf_loop(&mut linker.code, &callbacks).map_err(ElfError::Map)?;
+    }
+    let mut programs = Vec::new();
+    if !linker.tail_calls.is_empty() {
+        // The object's programs: each function starting a section other than `.text`.
+        let mut sections = HashSet::new();
+        let mut offsets = Vec::new();
+        for f in &linker.funcs {
+            if f.start == 0
+                && f.size > 0
+                && linker.elf.section_name(f.section) != b".text"
+                && sections.insert(f.section)
+            {
+                programs.push(lossy(f.name).into_owned());
+                offsets.push(f.landed);
+            }
+        }
+        crate::linux_helpers::link_tail_calls(&mut linker.code, &linker.tail_calls, &offsets)
+            .map_err(ElfError::Map)?;
+    }
+    Ok(LinkedElf {
+        programs,
+        ..linker.finish(Vec::new())
+    })
 }
 
 impl Vm {
@@ -859,6 +1085,8 @@ impl Vm {
         let mut program = self.verify(&linked.code)?;
         program.data_sections = linked.data_sections;
         self.install(program);
+        self.maps.maps = crate::maps::MapSet::new(linked.maps);
+        self.maps.programs = linked.programs;
         Ok(())
     }
 }

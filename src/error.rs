@@ -4,7 +4,9 @@
 //! Every variant that concerns an instruction carries its `pc` (slot index), even where uBPF's
 //! text does not print it.
 
-use std::fmt;
+use alloc::string::String;
+
+use core::fmt;
 
 /// Why `ubpf_load` (or [`crate::Vm::load`]) rejected a program. Texts are uBPF's validator's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -353,6 +355,26 @@ pub enum ExecError {
         /// What was refused (uBPF's wording).
         what: String,
     },
+    /// A caller-provided buffer (`mem`, or the stack of `ubpf_exec_ex`/extended-mode code)
+    /// is longer than `isize::MAX` or ends past the end of the address space: no bounds
+    /// check can hold over it, so the run is refused before its first instruction
+    /// (docs/sandbox.md, "Caller buffers").
+    #[error("uBPF error: {buffer} buffer of {len} bytes passes the end of the address space")]
+    InvalidBuffer {
+        /// `mem` or `stack`.
+        buffer: &'static str,
+        /// The length the caller gave.
+        len: usize,
+    },
+    /// The run would nest more runs of helper-calling programs on this thread than
+    /// [`crate::isa::MAX_NESTED_RUNS`] (a helper that runs a program that calls a helper
+    /// that runs a program ...): refused before its first instruction instead of
+    /// overflowing the native stack.
+    #[error("uBPF error: more than {max} program runs nested on this thread (through helpers)")]
+    NestingTooDeep {
+        /// The limit.
+        max: usize,
+    },
     /// An opcode the interpreter does not know (validation makes this unreachable).
     #[error("Error: unknown opcode {opcode} at PC {pc}")]
     UnknownOpcode {
@@ -396,6 +418,12 @@ pub enum JitError {
         /// The opcode byte.
         opcode: u8,
     },
+    /// Compiling in the other mode would free the current image while a helper called from
+    /// it is running on this thread (docs/sandbox.md, "Re-entrancy").
+    #[error(
+        "compiled code is running (this call comes from one of its helpers); it cannot be replaced now"
+    )]
+    CodeRunning,
     /// Cranelift or the code allocator failed.
     #[error("internal uBPF error: {0}")]
     Internal(String),
@@ -503,4 +531,8 @@ pub enum ElfError {
     /// not check this; librbpf refuses the file.
     #[error("bad R_BPF_64_32 relocation offset")]
     BadCallRelocationOffset,
+    /// A map the object declares cannot be created, a relocation names no map, or `bpf_loop`
+    /// cannot be linked (`docs/maps.md`).
+    #[error("{0}")]
+    Map(String),
 }

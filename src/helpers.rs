@@ -1,13 +1,31 @@
 //! The helper registry: native functions eBPF code calls by index, the optional external
-//! dispatcher, and their names (used by the ELF loader to resolve helpers by name).
+//! dispatcher, and their names (used by the ELF loader to resolve helpers by name); plus, in
+//! `builtins` (re-exported here), the helper functions rbpf's `rbpf::helpers` module offers.
 //!
 //! The table is `#[repr(C)]` and boxed by the VM, so its address is stable: JIT code reads the
 //! dispatcher and helper slots through it at run time, which is why helpers registered after
 //! compiling are still the ones called.
+//!
+//! Helpers come in two forms, sharing the slot indices (Rust helpers: the first 64). C function pointers ([`HelperFn`], what
+//! the C API registers) live in `slots`. Rust helpers ([`RustHelper`]: `fn` items or closures
+//! with captured state) live in a map after the C-visible part of the table; the interpreter
+//! calls them directly, and compiled code calls their slot's trampoline, which finds the table
+//! of the running VM through a per-thread record set by `Vm::execute_jit*`. A dispatcher
+//! (uBPF's external dispatcher) takes every call, as in uBPF.
 
-use std::ffi::c_void;
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ffi::c_void;
 
-use crate::isa::MAX_EXT_FUNCS;
+use crate::isa::{HELPER_SLOTS, MAX_EXT_FUNCS};
+
+mod builtins;
+
+pub use builtins::*;
 
 /// A helper as the engines call it: r1..r5, then the `mem` pointer given to the execution.
 ///
@@ -22,33 +40,121 @@ pub type DispatcherFn = unsafe extern "C" fn(u64, u64, u64, u64, u64, u32, *mut 
 /// Decides at load time whether a helper index is acceptable to the dispatcher.
 pub type HelperValidator = Box<dyn Fn(u32) -> bool + Send + Sync>;
 
-/// The run-time helper slots, laid out for JIT code (`dispatcher` at offset 0, then 64 slots).
+/// A Rust helper that gets r1..r5 and returns the value for r0.
+pub type PlainHelper = Arc<dyn Fn(u64, u64, u64, u64, u64) -> u64 + Send + Sync>;
+
+/// A Rust helper that also gets the run's input memory.
+pub type MemoryHelper = Arc<dyn Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync>;
+
+/// A helper written in Rust: a plain `fn` or a closure with captured state.
+#[derive(Clone)]
+pub enum RustHelper {
+    /// Gets r1..r5, returns the value for r0.
+    Plain(PlainHelper),
+    /// Gets r1..r5 and the run's input memory (the buffer r1 pointed to at entry, empty when
+    /// the run has none), like uBPF's context-aware helpers; returns the value for r0.
+    WithMemory(MemoryHelper),
+}
+
+impl core::fmt::Debug for RustHelper {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            RustHelper::Plain(_) => "RustHelper::Plain",
+            RustHelper::WithMemory(_) => "RustHelper::WithMemory",
+        })
+    }
+}
+
+impl RustHelper {
+    /// Calls the helper with r1..r5 and the run's input memory.
+    ///
+    /// # Safety
+    /// `mem` is null or valid for reads and writes of `mem_len` bytes, and nothing else
+    /// accesses it during the call.
+    unsafe fn call(&self, args: [u64; 5], mem: *mut u8, mem_len: usize) -> u64 {
+        let [a1, a2, a3, a4, a5] = args;
+        match self {
+            RustHelper::Plain(f) => f(a1, a2, a3, a4, a5),
+            RustHelper::WithMemory(f) => {
+                let memory: &mut [u8] = if mem.is_null() || mem_len == 0 {
+                    &mut []
+                } else {
+                    // SAFETY: guaranteed by the caller.
+                    unsafe { core::slice::from_raw_parts_mut(mem, mem_len) }
+                };
+                f(a1, a2, a3, a4, a5, memory)
+            }
+        }
+    }
+}
+
+/// The run-time helper slots, laid out for JIT code (`dispatcher` at offset 0, then
+/// [`HELPER_SLOTS`] slots; the Rust-only map after them is never read by compiled code).
 #[repr(C)]
 #[derive(Debug, Clone)]
 pub struct HelperTable {
     /// When set, every helper call goes through it instead of `slots`.
     pub dispatcher: Option<DispatcherFn>,
-    /// Helper per index; `None` is a null pointer in the C layout.
-    pub slots: [Option<HelperFn>; MAX_EXT_FUNCS],
+    /// Helper per index; `None` is a null pointer in the C layout. A Rust helper's slot holds
+    /// its index's trampoline.
+    pub slots: [Option<HelperFn>; HELPER_SLOTS],
+    /// Rust helpers by index.
+    rust: BTreeMap<u32, RustHelper>,
 }
 
 impl Default for HelperTable {
     fn default() -> Self {
         HelperTable {
             dispatcher: None,
-            slots: [None; MAX_EXT_FUNCS],
+            slots: [None; HELPER_SLOTS],
+            rust: BTreeMap::new(),
         }
     }
 }
 
 impl HelperTable {
     /// Calls helper `index` the way both engines do: through the dispatcher if one is set,
-    /// otherwise through the slot. `None` if nothing can serve the index.
+    /// otherwise the Rust helper or the C helper at `index`. `None` if nothing can serve the
+    /// index. `mem`/`mem_len` are the run's input memory (the cookie of C helpers).
     ///
     /// # Safety
     /// The registered functions must be safe to call with these arguments (they are foreign
-    /// code trusted by whoever registered them).
-    pub unsafe fn call(&self, index: u64, args: [u64; 5], mem: *mut c_void) -> Option<u64> {
+    /// code trusted by whoever registered them); `mem` is null or valid for `mem_len` bytes.
+    pub unsafe fn call(
+        &self,
+        index: u64,
+        args: [u64; 5],
+        mem: *mut c_void,
+        mem_len: usize,
+    ) -> Option<u64> {
+        let [a1, a2, a3, a4, a5] = args;
+        if let Some(dispatcher) = self.dispatcher {
+            let index = u32::try_from(index).ok()?;
+            // SAFETY: forwarded to the caller's contract.
+            return Some(unsafe { dispatcher(a1, a2, a3, a4, a5, index, mem) });
+        }
+        if let Some(helper) = u32::try_from(index).ok().and_then(|i| self.rust.get(&i)) {
+            // SAFETY: forwarded to the caller's contract.
+            return Some(unsafe { helper.call(args, mem.cast(), mem_len) });
+        }
+        let helper = (*self.slots.get(usize::try_from(index).ok()?)?)?;
+        // SAFETY: forwarded to the caller's contract.
+        Some(unsafe { helper(a1, a2, a3, a4, a5, mem) })
+    }
+
+    /// Calls helper `index` as compiled code does: through the dispatcher if one is set,
+    /// otherwise through the slot (a Rust helper's slot is its trampoline, which finds the
+    /// run's memory length in the run recorded by `Vm::execute_jit*`). `None` if nothing can
+    /// serve the index.
+    ///
+    /// # Safety
+    /// As for [`HelperTable::call`], with `mem` the run's input memory.
+    pub unsafe fn call_from_compiled(
+        &self,
+        index: u64,
+        args: [u64; 5],
+        mem: *mut c_void,
+    ) -> Option<u64> {
         let [a1, a2, a3, a4, a5] = args;
         if let Some(dispatcher) = self.dispatcher {
             let index = u32::try_from(index).ok()?;
@@ -59,7 +165,138 @@ impl HelperTable {
         // SAFETY: forwarded to the caller's contract.
         Some(unsafe { helper(a1, a2, a3, a4, a5, mem) })
     }
+
+    /// Registers a Rust helper at slot `index` (replacing a C helper there). `false` when
+    /// `index` is not below `MAX_EXT_FUNCS`.
+    pub(crate) fn set_rust(&mut self, index: u32, helper: RustHelper) -> bool {
+        let Some(slot) = usize::try_from(index)
+            .ok()
+            .filter(|&i| i < MAX_EXT_FUNCS)
+            .and_then(|i| self.slots.get_mut(i))
+        else {
+            return false;
+        };
+        *slot = Some(TRAMPOLINES[index as usize]);
+        self.rust.insert(index, helper);
+        true
+    }
+
+    /// Registers (or clears) a C helper at slot `index`, replacing a Rust helper there.
+    pub(crate) fn set_c(&mut self, index: usize, helper: Option<HelperFn>) {
+        if let Some(slot) = self.slots.get_mut(index) {
+            *slot = helper;
+            if let Ok(index) = u32::try_from(index) {
+                self.rust.remove(&index);
+            }
+        }
+    }
+
+    /// Whether Rust helpers are registered (compiled code reaches them through per-slot
+    /// trampolines that need the run recorded by `Vm::execute_jit*`).
+    pub fn has_rust_helpers(&self) -> bool {
+        !self.rust.is_empty()
+    }
 }
+
+/// The helper table and input memory of the compiled-code run in progress on this thread.
+#[cfg(feature = "std")]
+#[derive(Clone, Copy)]
+struct RunHelpers {
+    table: *const HelperTable,
+    mem_len: usize,
+}
+
+#[cfg(feature = "std")]
+thread_local! {
+    static CURRENT_RUN: std::cell::Cell<Option<RunHelpers>> = const { std::cell::Cell::new(None) };
+    static HELPER_PANIC: std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Marks a compiled-code run on this thread for the Rust-helper trampolines; the previous
+/// record (of an enclosing run) comes back when the guard drops.
+#[cfg(feature = "std")]
+pub(crate) struct RunGuard {
+    previous: Option<RunHelpers>,
+}
+
+#[cfg(feature = "std")]
+impl RunGuard {
+    /// Records `table` and the length of the run's input memory until the guard drops.
+    pub(crate) fn enter(table: &HelperTable, mem_len: usize) -> Self {
+        let previous = CURRENT_RUN.replace(Some(RunHelpers { table, mem_len }));
+        RunGuard { previous }
+    }
+
+    /// Ends the run: if a Rust helper panicked during it, the panic continues here (it could
+    /// not unwind through compiled code, which saw 0 as the helper's result).
+    pub(crate) fn finish(self) {
+        drop(self);
+        if let Some(payload) = HELPER_PANIC.with(|p| p.borrow_mut().take()) {
+            std::panic::resume_unwind(payload);
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        CURRENT_RUN.set(self.previous);
+    }
+}
+
+/// What the trampoline of slot `index` does: calls the Rust helper of the run recorded by
+/// [`RunGuard`] with the run's memory (`mem` is the cookie compiled code passes). Returns 0
+/// when no run is recorded (code called directly through its raw pointer cannot reach Rust
+/// helpers) and when the helper panicked (the panic resumes when the run ends).
+#[cfg(feature = "std")]
+fn call_from_compiled(index: u32, args: [u64; 5], mem: *mut c_void) -> u64 {
+    let Some(run) = CURRENT_RUN.get() else {
+        return 0;
+    };
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        // SAFETY: the record points to the table of the VM running this code, live for the run.
+        let table = unsafe { &*run.table };
+        match table.rust.get(&index) {
+            // SAFETY: the run's memory, valid for the run.
+            Some(helper) => unsafe { helper.call(args, mem.cast(), run.mem_len) },
+            None => 0,
+        }
+    }));
+    outcome.unwrap_or_else(|payload| {
+        HELPER_PANIC.with(|p| *p.borrow_mut() = Some(payload));
+        0
+    })
+}
+
+/// Without `std` there is no compiled code, so the trampolines are never called.
+#[cfg(not(feature = "std"))]
+fn call_from_compiled(_: u32, _: [u64; 5], _: *mut c_void) -> u64 {
+    0
+}
+
+/// The C-callable entry of the Rust helper at slot `I`.
+unsafe extern "C" fn trampoline<const I: u32>(
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+    mem: *mut c_void,
+) -> u64 {
+    call_from_compiled(I, [a1, a2, a3, a4, a5], mem)
+}
+
+macro_rules! trampolines {
+    ($($i:literal)*) => { [$(trampoline::<$i> as HelperFn),*] };
+}
+
+/// One trampoline per helper slot.
+static TRAMPOLINES: [HelperFn; MAX_EXT_FUNCS] = trampolines!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+    32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
+    62 63
+);
 
 /// Names given to helpers at registration (copied, unlike uBPF, so callers need not keep them).
 #[derive(Debug, Clone, Default)]

@@ -17,7 +17,10 @@
 //! before it. The interpreter's fast path does the same with [`CopyLoop::run_bulk`]. Neither
 //! uses the idiom when instructions are counted (an instruction limit) or traced.
 
-use crate::isa::{Insn, class, jmp, mode, size, source};
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::isa::{Insn, call_kind, class, jmp, mode, op, size, source};
 use crate::memory::Regions;
 
 /// Longest copy a bulk operation takes on, in elements (keeps `n * width` far from overflow;
@@ -207,7 +210,7 @@ impl CopyLoop {
             }
         };
         // SAFETY: both ranges checked above; `copy` has memmove semantics.
-        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };
+        unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };
         // Every final value is computed from the iteration-start registers before any is set.
         let mut finals = [None; 11];
         for (r, end) in &self.finals {
@@ -228,9 +231,37 @@ impl CopyLoop {
 /// Longest copy-loop body recognised, in slots.
 const MAX_COPY_BODY: usize = 32;
 
-/// Finds the copy loops of a program, given which slots start a block (`leader`, one entry
-/// per slot plus one past the end), by head slot.
-pub(crate) fn find_copy_loops(insns: &[Insn], leader: &[bool]) -> Vec<CopyLoop> {
+/// `entered[pc]`: control can reach slot `pc` other than by falling through from `pc - 1`
+/// (a jump or local-call target, or a return site).
+fn entry_points(insns: &[Insn]) -> Vec<bool> {
+    let mut entered = vec![false; insns.len() + 1];
+    let mut mark = |target: i64| {
+        if let Some(slot) = usize::try_from(target)
+            .ok()
+            .and_then(|t| entered.get_mut(t))
+        {
+            *slot = true;
+        }
+    };
+    for (pc, insn) in insns.iter().enumerate() {
+        let next = pc as i64 + 1;
+        match insn.class() {
+            class::JMP32 if insn.opc == op::JA32 => mark(next + i64::from(insn.imm)),
+            class::JMP if insn.opc == op::CALL && insn.src == call_kind::LOCAL => {
+                mark(next + i64::from(insn.imm));
+                mark(next);
+            }
+            class::JMP if matches!(insn.opc & 0xf0, jmp::CALL | jmp::EXIT) => {}
+            class::JMP | class::JMP32 => mark(next + i64::from(insn.off)),
+            _ => {}
+        }
+    }
+    entered
+}
+
+/// Finds the copy loops of a program, by head slot.
+pub(crate) fn find_copy_loops(insns: &[Insn]) -> Vec<CopyLoop> {
+    let entered = entry_points(insns);
     let mut loops = Vec::new();
     for (latch, insn) in insns.iter().enumerate() {
         if insn.class() != class::JMP || insn.off >= 0 {
@@ -242,9 +273,7 @@ pub(crate) fn find_copy_loops(insns: &[Insn], leader: &[bool]) -> Vec<CopyLoop> 
         };
         // Single block: nothing jumps into the body except at its head. (Short bodies only:
         // a copy loop has a handful of instructions, and the search stays linear.)
-        if head >= latch
-            || latch - head > MAX_COPY_BODY
-            || (head + 1..=latch).any(|pc| leader.get(pc) != Some(&false))
+        if head >= latch || latch - head > MAX_COPY_BODY || (head + 1..=latch).any(|pc| entered[pc])
         {
             continue;
         }
@@ -421,11 +450,17 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
-
-    fn leaders(insns: &[Insn]) -> Vec<bool> {
-        crate::jit::cfg::analyze(insns).expect("valid").leader
-    }
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn code(text: &str) -> Vec<Insn> {
         let bytes = crate::asm::assemble_bytes(text).expect("assembles");
@@ -439,7 +474,7 @@ mod tests {
             "mov %r5, 0\nloop:\nmov %r0, %r4\nadd %r0, %r5\nmov %r6, %r1\nadd %r6, %r5\n\
              ldxb %r6, [%r6+0]\nstxb [%r0+0], %r6\nadd %r5, 1\njgt %r3, %r5, loop\nexit\n",
         );
-        let loops = find_copy_loops(&insns, &leaders(&insns));
+        let loops = find_copy_loops(&insns);
         assert_eq!(loops.len(), 1);
         let l = &loops[0];
         assert_eq!((l.head, l.exit, l.width, l.counter), (1, 9, 1, 5));
@@ -461,7 +496,7 @@ mod tests {
             "loop:\nldxdw %r0, [%r1+0]\nstxdw [%r4+0], %r0\nadd %r1, 8\nadd %r4, 8\n\
              jlt %r1, %r5, loop\nexit\n",
         );
-        let loops = find_copy_loops(&insns, &leaders(&insns));
+        let loops = find_copy_loops(&insns);
         assert_eq!(loops.len(), 1);
         assert_eq!(loops[0].width, 8);
         assert_eq!(loops[0].steps, vec![(1, 8), (4, 8)]);
@@ -487,10 +522,7 @@ mod tests {
              mov %r6, 3\njlt %r1, %r5, loop\nexit\n",
         ] {
             let insns = code(text);
-            assert!(
-                find_copy_loops(&insns, &leaders(&insns)).is_empty(),
-                "{text}"
-            );
+            assert!(find_copy_loops(&insns).is_empty(), "{text}");
         }
     }
 }
@@ -691,7 +723,17 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
 
 #[cfg(test)]
 mod switch_tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn a_binary_compare_tree_becomes_a_table() {

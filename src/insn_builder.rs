@@ -29,9 +29,20 @@
 //! (`lddw` counts as two slots) and reports undefined or duplicate labels and jumps that do
 //! not fit their offset field.
 
-use std::collections::HashMap;
+use alloc::borrow::ToOwned;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap as HashMap;
 
 use crate::isa::{self, Insn, alu, atomic, call_kind, class, jmp, mode, op, size, source};
+
+mod bpf_code;
+
+pub use bpf_code::{
+    Arch, BpfCode, Endian, Exit, FunctionCall, Instruction, IntoBytes, Jump, Load, MemSize, Move,
+    Source, Store, SwapBytes,
+};
 
 /// A register, `R0`..`R10`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -207,11 +218,43 @@ pub enum Cond {
     Sle,
     /// `dst & src != 0`
     Set,
+    /// Always (`ja`); only meaningful in rbpf's builder ([`BpfCode::jump_unconditional`]).
+    Always,
+}
+
+/// rbpf's names of the conditions (`rbpf::insn_builder::Cond::Equals`, …).
+#[allow(non_upper_case_globals)]
+impl Cond {
+    /// rbpf's name of [`Cond::Always`].
+    pub const Abs: Cond = Cond::Always;
+    /// rbpf's name of [`Cond::Eq`].
+    pub const Equals: Cond = Cond::Eq;
+    /// rbpf's name of [`Cond::Gt`].
+    pub const Greater: Cond = Cond::Gt;
+    /// rbpf's name of [`Cond::Ge`].
+    pub const GreaterEquals: Cond = Cond::Ge;
+    /// rbpf's name of [`Cond::Lt`].
+    pub const Lower: Cond = Cond::Lt;
+    /// rbpf's name of [`Cond::Le`].
+    pub const LowerEquals: Cond = Cond::Le;
+    /// rbpf's name of [`Cond::Set`].
+    pub const BitAnd: Cond = Cond::Set;
+    /// rbpf's name of [`Cond::Ne`].
+    pub const NotEquals: Cond = Cond::Ne;
+    /// rbpf's name of [`Cond::Sgt`].
+    pub const GreaterSigned: Cond = Cond::Sgt;
+    /// rbpf's name of [`Cond::Sge`].
+    pub const GreaterEqualsSigned: Cond = Cond::Sge;
+    /// rbpf's name of [`Cond::Slt`].
+    pub const LowerSigned: Cond = Cond::Slt;
+    /// rbpf's name of [`Cond::Sle`].
+    pub const LowerEqualsSigned: Cond = Cond::Sle;
 }
 
 impl Cond {
     fn bits(self) -> u8 {
         match self {
+            Cond::Always => jmp::JA,
             Cond::Eq => jmp::JEQ,
             Cond::Ne => jmp::JNE,
             Cond::Gt => jmp::JGT,
@@ -687,8 +730,19 @@ impl Builder {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::asm::assemble;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn matches_the_assembler() {

@@ -8,12 +8,14 @@
 //!
 //! Execution takes `&Vm` and never mutates it: several threads may run the same VM at once.
 
-use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
-use crate::memory::Regions;
+use crate::memory::{MemRegion, Regions};
 use crate::program::Program;
 use crate::vm::{DebugState, ExecutionProfile, Vm};
 
@@ -336,30 +338,92 @@ impl Vm {
     /// the stack. Failures are also reported through the VM's error printer (except uBPF's
     /// silent ones).
     ///
-    /// As with `ubpf_exec`, the stack is not cleared between runs: each thread reuses one
-    /// stack buffer (zeroed once), so a program may see bytes an earlier run on the same thread
-    /// left behind, but never uninitialised memory. A nested execution on the same thread
-    /// (from inside a helper) gets a fresh zeroed stack.
+    /// A program never sees bytes it did not write: every stack byte it can reach reads 0
+    /// until written (docs/sandbox.md, "Stack").
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
-        thread_local! {
-            static STACK: std::cell::RefCell<AlignedStack> =
-                const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
-        }
+        self.execute_with_regions(mem, &[])
+    }
+
+    /// [`Vm::execute`] with extra regions the program may also access during this run (see
+    /// [`MemRegion`]): rbpf's mbuff modes give the packet data this way.
+    pub fn execute_with_regions(
+        &self,
+        mem: &mut [u8],
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         let mem_len = mem.len();
         let mem_ptr = if mem.is_empty() {
-            std::ptr::null_mut()
+            core::ptr::null_mut()
         } else {
             mem.as_mut_ptr()
         };
-        STACK.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut stack) => {
-                // SAFETY: `mem` and the thread's stack buffer are valid, exclusively borrowed
-                // buffers of the given lengths for the whole call.
-                unsafe { self.execute_raw(mem_ptr, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+        // SAFETY: `mem` is a valid, exclusively borrowed buffer of its length.
+        unsafe { self.execute_on_own_stack_with_regions(mem_ptr, mem_len, extra) }
+    }
+
+    /// [`Vm::execute`] over a raw `mem` (uBPF's `ubpf_exec`; `mem` may be null).
+    ///
+    /// Each thread reuses one stack buffer (zeroed when the thread first runs a program);
+    /// before each run the part of it the program can reach ([`Program::stack_reach`], all
+    /// of it while a debug callback, which sees the whole stack, is set) is cleared, so a run
+    /// never reads what an earlier one left. A nested execution on the same thread (from
+    /// inside a helper) gets a fresh zeroed stack, and so does every run without `std` (no
+    /// thread-locals).
+    ///
+    /// # Safety
+    /// `mem` is null or valid for reads and writes of `mem_len` bytes for the whole call.
+    pub unsafe fn execute_on_own_stack(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+    ) -> Result<u64, ExecError> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_on_own_stack_with_regions(mem, mem_len, &[]) }
+    }
+
+    /// [`Vm::execute_on_own_stack`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As for [`Vm::execute_on_own_stack`].
+    unsafe fn execute_on_own_stack_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
+        #[cfg(not(feature = "std"))]
+        // SAFETY: forwarded to the caller's contract.
+        return unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) };
+        #[cfg(feature = "std")]
+        {
+            thread_local! {
+                static STACK: std::cell::RefCell<AlignedStack> =
+                    const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
             }
-            // SAFETY: as above.
-            Err(_) => unsafe { self.execute_on_fresh_stack(mem_ptr, mem_len) },
-        })
+            let clear = match &self.program {
+                Some(_) if self.debug_fn.is_some() => STACK_SIZE,
+                Some(program) => program.stack_reach.min(STACK_SIZE),
+                None => 0,
+            };
+            STACK.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut stack) => {
+                    stack.0[STACK_SIZE - clear..].fill(0);
+                    // SAFETY: the caller vouches for `mem`; the thread's stack buffer is
+                    // exclusively borrowed for the whole call.
+                    unsafe {
+                        self.execute_raw_with_regions(
+                            mem,
+                            mem_len,
+                            stack.0.as_mut_ptr(),
+                            STACK_SIZE,
+                            extra,
+                        )
+                    }
+                }
+                // SAFETY: as above.
+                Err(_) => unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) },
+            })
+        }
     }
 
     /// `execute` for a nested run on a thread whose stack buffer is in use: a zeroed local
@@ -373,15 +437,22 @@ impl Vm {
         &self,
         mem: *mut u8,
         mem_len: usize,
+        extra: &[MemRegion<'_>],
     ) -> Result<u64, ExecError> {
         let mut stack = AlignedStack([0; STACK_SIZE]);
         // SAFETY: the caller vouches for `mem`; the stack is local to this call.
-        unsafe { self.execute_raw(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE) }
+        unsafe {
+            self.execute_raw_with_regions(mem, mem_len, stack.0.as_mut_ptr(), STACK_SIZE, extra)
+        }
     }
 
     /// Runs the loaded program over caller-provided memory and stack (uBPF's `ubpf_exec_ex`).
+    /// The stack is used as given (not cleared).
     ///
-    /// `mem` may be null. Errors are reported through [`Vm::report`] and returned.
+    /// `mem` may be null. A buffer whose end would pass the end of the address space is
+    /// refused with [`ExecError::InvalidBuffer`], and a run beyond the nesting limit with
+    /// [`ExecError::NestingTooDeep`] (docs/sandbox.md). Errors are reported through
+    /// [`Vm::report`] and returned.
     ///
     /// # Safety
     /// When not null, `mem` must be valid for reads and writes of `mem_len` bytes, and `stack`
@@ -394,13 +465,49 @@ impl Vm {
         stack: *mut u8,
         stack_len: usize,
     ) -> Result<u64, ExecError> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_raw_with_regions(mem, mem_len, stack, stack_len, &[]) }
+    }
+
+    /// [`Vm::execute_raw`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As [`Vm::execute_raw`].
+    pub unsafe fn execute_raw_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        stack: *mut u8,
+        stack_len: usize,
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
+        // A run that may call helpers is a level of `crate::reentry` (nesting limit, code in
+        // use), entered first, as compiled code does.
+        let level = if program.calls_helpers {
+            let Some(level) = crate::reentry::RunLevel::enter(core::ptr::from_ref(self) as usize)
+            else {
+                let err = ExecError::NestingTooDeep {
+                    max: crate::isa::MAX_NESTED_RUNS,
+                };
+                self.report(&err);
+                return Err(err);
+            };
+            Some(level)
+        } else {
+            None
+        };
+        if let Err(err) = crate::memory::check_buffers(mem, mem_len, stack, stack_len) {
+            drop(level);
+            self.report(&err);
+            return Err(err);
+        }
         let env = Env {
             vm: self,
             program,
-            regions: Regions::new(self, program, mem, mem_len, stack, stack_len),
+            regions: Regions::new(self, program, mem, mem_len, stack, stack_len).with_extra(extra),
             mem,
             stack,
             stack_len,
@@ -425,6 +532,7 @@ impl Vm {
                 fast::run(&env, &self.decoded, mem_len)
             }
         };
+        drop(level);
         if let Err(err) = &result {
             self.report(err);
         }
@@ -598,7 +706,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
     reg[10] = regions.stack_end;
 
     // Only frames below `depth` are ever read, and each is written before `depth` covers it.
-    let mut frames = [const { std::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
+    let mut frames = [const { core::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
     let mut depth = 0usize;
     let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
 
@@ -660,7 +768,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
             if let Some(debug) = &vm.debug_fn {
                 // SAFETY: the stack is valid for `stack_len` bytes (caller's contract) and is
                 // not written while this shared view exists.
-                let stack = unsafe { std::slice::from_raw_parts(env.stack, env.stack_len) };
+                let stack = unsafe { core::slice::from_raw_parts(env.stack, env.stack_len) };
                 let state = DebugState {
                     pc,
                     registers: &reg,
@@ -1004,8 +1112,13 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 };
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                #[cfg(feature = "std")]
+                if env.vm.maps.publish_runs {
+                    crate::linux_helpers::publish(env.vm, &env.regions);
+                }
                 // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                let result = unsafe { helpers.call(index, args, env.mem.cast::<c_void>()) };
+                let result =
+                    unsafe { helpers.call(index, args, env.mem.cast::<c_void>(), mem_len) };
                 let Some(value) = result else {
                     return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                 };
@@ -1047,7 +1160,18 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use std::sync::{Arc, Mutex};
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::isa::encode_slots;
@@ -1334,7 +1458,7 @@ mod tests {
         );
         // lddw is one instruction.
         let v = lddw(0, 5);
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[v[0], v[1], exit()]))
             .expect("loads");
         assert_eq!(vm.execute(&mut []), Ok(5));
@@ -1483,7 +1607,7 @@ mod tests {
         let addr = mem.as_ptr() as u64;
         assert_eq!(vm.execute(&mut mem), Ok(addr));
         vm.set_dispatcher(Some(dispatch), Some(Box::new(|i| i == 7)));
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[mov(1, 100), ins(0x85, 0, 0, 0, 7), exit()]))
             .expect("loads");
         assert_eq!(vm.execute(&mut mem), Ok(addr + 107));
@@ -1515,12 +1639,12 @@ mod tests {
         assert_eq!(run(&prog, &mut mem), Ok(9 + 5 * 16 + 256));
         assert_eq!(&mem[3..11], &7u64.to_le_bytes());
         assert_eq!(&mem[16..20], &u32::MAX.to_le_bytes());
-        // 32-bit atomics decode `imm & 0xf0`: 0xf3 is a cmpxchg whose old value goes to r0.
+        // 32-bit cmpxchg: the old value goes to r0.
         let mut word = 9u32.to_le_bytes();
         let prog = [
             mov(0, 9),
             mov(3, 1),
-            ins(0xc3, 1, 3, 0, 0xf3),
+            ins(0xc3, 1, 3, 0, 0xf1),
             ins(0x07, 0, 0, 0, 100),
             exit(),
         ];
@@ -1557,7 +1681,7 @@ mod tests {
             "Error: 1: Return value register r0 is not initialized.\nError: Invalid register state at pc 1."
         );
         // A load from an uninitialised register.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[ins(0x79, 0, 4, 0, 0), exit()]))
             .expect("loads");
         assert!(matches!(
@@ -1569,7 +1693,7 @@ mod tests {
             })
         ));
         // Loading unwritten stack bytes makes the destination uninitialised.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[ins(0x79, 0, 10, -8, 0), exit()]))
             .expect("loads");
         assert!(matches!(
@@ -1581,7 +1705,7 @@ mod tests {
             })
         ));
         // Written stack bytes are fine; helper calls clobber r1-r5.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             ins(0x7a, 10, 0, -8, 3),
             ins(0x79, 0, 10, -8, 0),
@@ -1684,8 +1808,19 @@ mod tests {
 
 #[cfg(test)]
 mod robustness {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::{INSN_TABLE, Variant, encode_slots};
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     /// xorshift64*: a fixed-seed generator, so failures reproduce.
     struct Rng(u64);
@@ -1807,9 +1942,20 @@ mod robustness {
 
 #[cfg(test)]
 mod regions {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::encode_slots;
     use crate::program::DataSection;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn lddw(dst: u8, value: u64) -> [Insn; 2] {
         [
@@ -1881,7 +2027,7 @@ mod regions {
         ]))
         .expect("loads");
         assert_eq!(vm.execute(&mut []), Ok(42));
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             p[0],
             p[1],
@@ -1916,7 +2062,7 @@ mod regions {
         assert!(result.is_ok());
         assert_eq!(stack[31], 8);
         // A store below the small stack is out of bounds, and still prints 4096.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(&[
             Insn::new(0x72, 10, 0, -33, 5),
             Insn::new(0x95, 0, 0, 0, 0),

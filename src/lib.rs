@@ -6,6 +6,11 @@
 //! bytecode, assembly through [`asm`], or an ELF object), then execute it with the interpreter
 //! or compile it with the JIT. The C API lives in `capi` and is the only `extern "C"` code.
 //!
+//! The API of the `rbpf` crate (0.4) is here too, so rbpf users switch by changing the
+//! dependency line: the VM kinds [`EbpfVmMbuff`], [`EbpfVmFixedMbuff`], [`EbpfVmRaw`] and
+//! [`EbpfVmNoData`] (in [`compat`]), and the modules [`ebpf`], [`helpers`], [`assembler`],
+//! [`disassembler`], [`insn_builder`] and [`lib`] (`docs/rust-api.md`).
+//!
 //! ```
 //! use rbpf::{Vm, asm, jit::JitMode};
 //!
@@ -21,14 +26,27 @@
 //! # }
 //! ```
 
+#![cfg_attr(not(feature = "std"), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+extern crate alloc;
+// Unit tests use std (threads, collections, printing) even in the no_std configuration.
+#[cfg(all(test, not(feature = "std")))]
+extern crate std;
+
 pub mod asm;
+pub mod assembler;
+#[cfg(feature = "std")]
 pub mod capi;
+pub mod compat;
 pub mod conformance;
+#[cfg(feature = "std")]
 pub mod data_file;
 pub mod disasm;
+pub mod disassembler;
+pub mod ebpf;
+#[cfg(feature = "std")]
 pub mod elf;
 pub mod error;
 pub mod helpers;
@@ -36,12 +54,36 @@ pub(crate) mod idiom;
 pub mod insn_builder;
 pub mod interpreter;
 pub mod isa;
+#[cfg(feature = "std")]
 pub mod jit;
+#[cfg(feature = "std")]
+pub mod linux_helpers;
+#[cfg(feature = "std")]
+pub mod maps;
 pub mod memory;
 pub mod program;
+#[cfg(feature = "std")]
+pub(crate) mod reentry;
+#[cfg(not(feature = "std"))]
+#[path = "reentry_nostd.rs"]
+pub(crate) mod reentry;
 pub mod verifier;
 pub mod vm;
 
+/// rbpf's `rbpf::lib` module: the error type of the rbpf-compatible API.
+pub mod lib {
+    /// The error of the rbpf-compatible API (rbpf's: `std::io::Error` with `ErrorKind::Other`
+    /// and a message).
+    #[cfg(feature = "std")]
+    pub use std::io::{Error, ErrorKind};
+
+    #[cfg(not(feature = "std"))]
+    pub use crate::compat::no_std_error::{Error, ErrorKind};
+}
+
+pub use compat::{
+    EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw, Helper, StackUsageCalculator, Verifier,
+};
 pub use error::{Access, ElfError, ExecError, JitError, LoadError};
 pub use helpers::{DispatcherFn, HelperFn};
 pub use program::Program;

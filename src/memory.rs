@@ -9,17 +9,99 @@
 //! 2. the stack of this execution;
 //! 3. one of the loaded program's data sections (stores only into writable ones; a librbpf
 //!    extension for ELF globals);
-//! 4. a region accepted by the VM's bounds callback.
+//! 4. one of the run's extra regions ([`MemRegion`]: the packet data of rbpf's mbuff modes;
+//!    stores only into writable ones);
+//! 5. one value of one of the loaded program's maps, or a live ring-buffer reservation
+//!    (`docs/maps.md`; a librbpf extension);
+//! 6. a region accepted by the VM's bounds callback.
 //!
 //! [`Regions`] is a small `Copy` value built once per execution. The JIT can keep one in its
 //! context and call [`Regions::check`] from an `extern "C"` runtime function on its slow path;
 //! the interpreter calls it inline. The mem and stack comparisons come first and are cheap; the
 //! rest lives in a cold function.
 
+use alloc::vec::Vec;
+
 use crate::error::{Access, ExecError};
 use crate::isa::STACK_SIZE;
-use crate::program::Program;
-use crate::vm::Vm;
+use crate::program::{DataSection, Program};
+use crate::vm::{BoundsCheckFn, Vm};
+
+/// Whether a caller-provided buffer can be a region: null (then it is no region at all), or
+/// at most `isize::MAX` bytes (Rust's bound on any object) ending inside the address space.
+/// Both engines refuse a run over any other buffer with [`ExecError::InvalidBuffer`] before
+/// its first instruction (docs/sandbox.md, "Caller buffers"): otherwise `start + len` wraps and
+/// bounds checks accept addresses outside the buffer.
+pub fn buffer_fits(start: *const u8, len: usize) -> bool {
+    start.is_null()
+        || (isize::try_from(len).is_ok() && (start as u64).checked_add(len as u64).is_some())
+}
+
+/// Applies [`buffer_fits`] to the input memory and the stack of one run.
+pub fn check_buffers(
+    mem: *const u8,
+    mem_len: usize,
+    stack: *const u8,
+    stack_len: usize,
+) -> Result<(), ExecError> {
+    if !buffer_fits(mem, mem_len) {
+        return Err(ExecError::InvalidBuffer {
+            buffer: "mem",
+            len: mem_len,
+        });
+    }
+    if !buffer_fits(stack, stack_len) {
+        return Err(ExecError::InvalidBuffer {
+            buffer: "stack",
+            len: stack_len,
+        });
+    }
+    Ok(())
+}
+
+/// A buffer one run may access besides its input memory and stack (for example the packet
+/// data behind an rbpf-style metadata buffer). Built from a borrow, so the buffer outlives
+/// the run; read-only when built from a shared borrow.
+#[derive(Debug, Clone, Copy)]
+pub struct MemRegion<'a> {
+    start: u64,
+    end: u64,
+    writable: bool,
+    _borrow: core::marker::PhantomData<&'a [u8]>,
+}
+
+impl<'a> MemRegion<'a> {
+    /// A region the program may load from and store to.
+    pub fn writable(buf: &'a mut [u8]) -> Self {
+        // SAFETY: the borrow keeps the buffer valid and exclusively ours for `'a`.
+        unsafe { Self::from_raw(buf.as_mut_ptr(), buf.len(), true) }
+    }
+
+    /// A region the program may only load from.
+    pub fn read_only(buf: &'a [u8]) -> Self {
+        // SAFETY: the borrow keeps the buffer valid for `'a`; stores are refused.
+        unsafe { Self::from_raw(buf.as_ptr(), buf.len(), false) }
+    }
+
+    /// A region from raw parts (for the C API).
+    ///
+    /// # Safety
+    /// `ptr` must be valid for `len` bytes of reads (and writes when `writable`) for `'a`.
+    pub unsafe fn from_raw(ptr: *const u8, len: usize, writable: bool) -> Self {
+        let start = ptr as u64;
+        MemRegion {
+            start,
+            end: start.saturating_add(len as u64),
+            writable,
+            _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// Whether `[addr, end)` lies inside the region and the access is permitted.
+    fn permits(&self, addr: u64, end: u64, access: Access) -> bool {
+        (access == Access::Load || self.writable) && addr >= self.start && end <= self.end
+    }
+}
 
 /// The regions one execution may access, and whether to check at all.
 #[derive(Clone, Copy)]
@@ -36,14 +118,21 @@ pub struct Regions<'a> {
     pub stack_end: u64,
     /// Whether accesses are checked against the regions (the VM's `bounds_check` setting).
     pub bounds_check: bool,
-    /// The VM, for its bounds callback.
-    pub vm: &'a Vm,
-    /// The running program, for its data sections.
-    pub program: &'a Program,
+    /// The running program's data sections (a thin reference: this struct stays two
+    /// words smaller for the interpreter's hot loop than a slice would make it).
+    pub sections: &'a Vec<DataSection>,
+    /// The VM's bounds callback, if any.
+    pub callback: Option<&'a BoundsCheckFn>,
+    /// The run's extra regions (empty unless the run was given some).
+    pub extra: &'a [MemRegion<'a>],
+    /// The loaded program's maps, whose values (and live ring-buffer reservations) are
+    /// regions too (`docs/maps.md`); `None` for code no VM owns any more.
+    #[cfg(feature = "std")]
+    pub maps: Option<&'a crate::maps::MapSet>,
 }
 
-impl std::fmt::Debug for Regions<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl core::fmt::Debug for Regions<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Regions")
             .field("mem_start", &self.mem_start)
             .field("mem_len", &self.mem_len)
@@ -58,7 +147,8 @@ impl<'a> Regions<'a> {
     /// The regions of one execution over `mem` (may be null) and `stack`.
     ///
     /// Addresses are only compared, never dereferenced here. A region that would wrap the
-    /// address space is clamped to its end (such a buffer cannot exist).
+    /// address space is clamped to its end (engines refuse such buffers with
+    /// [`check_buffers`] before running; the clamp only keeps this type total).
     pub fn new(
         vm: &'a Vm,
         program: &'a Program,
@@ -67,23 +157,65 @@ impl<'a> Regions<'a> {
         stack: *const u8,
         stack_len: usize,
     ) -> Self {
-        let mem_start = mem as u64;
+        let regions = Self::build(
+            (mem, mem_len),
+            (stack, stack_len),
+            vm.config().bounds_check,
+            &program.data_sections,
+            vm.bounds_check_fn.as_ref(),
+        );
+        #[cfg(feature = "std")]
+        let regions = Regions {
+            maps: Some(&vm.maps.maps),
+            ..regions
+        };
+        regions
+    }
+
+    /// The regions of a run of compiled code that no VM owns any more (a copy made by
+    /// `Vm::copy_jit` or `Vm::translate`, after its VM unloaded the program or was dropped):
+    /// only mem and the stack, always checked (docs/sandbox.md, "Copies").
+    pub fn without_vm(mem: *const u8, mem_len: usize, stack: *const u8, stack_len: usize) -> Self {
+        static NO_SECTIONS: Vec<DataSection> = Vec::new();
+        Self::build((mem, mem_len), (stack, stack_len), true, &NO_SECTIONS, None)
+    }
+
+    fn build(
+        (mem, mem_len): (*const u8, usize),
+        (stack, stack_len): (*const u8, usize),
+        bounds_check: bool,
+        sections: &'a Vec<DataSection>,
+        callback: Option<&'a BoundsCheckFn>,
+    ) -> Self {
         let (mem_start, mem_end) = if mem.is_null() {
             (0, 0)
         } else {
-            (mem_start, mem_start.saturating_add(mem_len as u64))
+            (mem as u64, (mem as u64).saturating_add(mem_len as u64))
         };
-        let stack_start = stack as u64;
+        // A null stack is no region either (extended-mode code called with NULL).
+        let (stack_start, stack_len) = if stack.is_null() {
+            (0, 0)
+        } else {
+            (stack as u64, stack_len)
+        };
         Regions {
             mem_start,
             mem_end,
             mem_len,
             stack_start,
             stack_end: stack_start.saturating_add(stack_len as u64),
-            bounds_check: vm.config().bounds_check,
-            vm,
-            program,
+            bounds_check,
+            sections,
+            callback,
+            extra: &[],
+            #[cfg(feature = "std")]
+            maps: None,
         }
+    }
+
+    /// The same regions plus the run's `extra` ones.
+    pub fn with_extra(self, extra: &'a [MemRegion<'a>]) -> Self {
+        Regions { extra, ..self }
     }
 
     /// The regions of one execution of `vm`'s loaded program, or `None` when nothing is
@@ -151,15 +283,18 @@ impl<'a> Regions<'a> {
         access: Access,
         pc: usize,
     ) -> Result<u64, ExecError> {
-        let in_section = self.program.data_sections.iter().any(|section| {
+        let in_section = self.sections.iter().any(|section| {
             let start = section.addr();
             let section_end = start.saturating_add(section.len() as u64);
             (access == Access::Load || section.writable()) && addr >= start && end <= section_end
         });
-        if in_section {
+        if in_section
+            || self.extra.iter().any(|r| r.permits(addr, end, access))
+            || self.in_map_value(addr, end)
+        {
             return Ok(addr);
         }
-        if let Some(callback) = &self.vm.bounds_check_fn
+        if let Some(callback) = self.callback
             && callback(addr, size as u64)
         {
             return Ok(addr);
@@ -177,6 +312,20 @@ impl<'a> Regions<'a> {
         })
     }
 
+    /// Whether `[addr, end)` lies inside one map value or live ring-buffer reservation of the
+    /// loaded program (`docs/maps.md`). Maps need `std`; without it there are none.
+    fn in_map_value(&self, addr: u64, end: u64) -> bool {
+        #[cfg(feature = "std")]
+        {
+            self.maps.is_some_and(|maps| maps.allows(addr, end))
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            let _ = (addr, end);
+            false
+        }
+    }
+
     /// Whether `[addr, addr + size)` lies inside the stack (used by the undefined-behaviour
     /// check to track written stack bytes).
     pub fn in_stack(&self, addr: u64, size: usize) -> bool {
@@ -189,13 +338,26 @@ impl<'a> Regions<'a> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::Insn;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn program() -> Program {
         Program {
             insns: vec![Insn::new(0x95, 0, 0, 0, 0)],
             functions: Vec::new(),
+            stack_reach: 0,
+            calls_helpers: false,
             data_sections: vec![
                 crate::program::DataSection::new(".rodata", &[1, 2, 3, 4], 4, false),
                 crate::program::DataSection::new(".data", &[0; 8], 8, true),
@@ -257,7 +419,7 @@ mod tests {
         let mut vm = Vm::new();
         vm.config_mut().bounds_check = false;
         let prog = program();
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, std::ptr::null(), 0);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 0, core::ptr::null(), 0);
         assert_eq!(r.check(0x1000, 0, 8, Access::Load, 0), Ok(0x1000));
         assert!(r.check(0, -1, 1, Access::Load, 0).is_err());
     }
@@ -267,7 +429,7 @@ mod tests {
         let vm = Vm::new();
         let prog = program();
         let stack = [0u8; 8];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 100, stack.as_ptr(), 8);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 100, stack.as_ptr(), 8);
         assert!(r.check(0, 0, 1, Access::Load, 0).is_err());
         assert!(
             r.check(0, 8, 1, Access::Load, 0)
@@ -278,13 +440,30 @@ mod tests {
     }
 
     #[test]
+    fn extra_regions_follow_their_borrow() {
+        let vm = Vm::new();
+        let prog = program();
+        let stack = [0u8; 8];
+        let mut rw = [0u8; 8];
+        let ro = [0u8; 4];
+        let (rw_addr, ro_addr) = (rw.as_ptr() as u64, ro.as_ptr() as u64);
+        let extra = [MemRegion::writable(&mut rw), MemRegion::read_only(&ro)];
+        let r =
+            Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8).with_extra(&extra);
+        assert_eq!(r.check(rw_addr, 0, 8, Access::Store, 0), Ok(rw_addr));
+        assert!(r.check(rw_addr, 1, 8, Access::Load, 0).is_err());
+        assert_eq!(r.check(ro_addr, 0, 4, Access::Load, 0), Ok(ro_addr));
+        assert!(r.check(ro_addr, 0, 4, Access::Store, 0).is_err());
+    }
+
+    #[test]
     fn data_sections_and_callback() {
         let mut vm = Vm::new();
         vm.set_bounds_check_fn(Box::new(|addr, size| addr == 0x5000 && size <= 4))
             .expect("first registration");
         let prog = program();
         let stack = [0u8; 8];
-        let r = Regions::new(&vm, &prog, std::ptr::null(), 0, stack.as_ptr(), 8);
+        let r = Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8);
         let ro = prog.data_sections[0].addr();
         let rw = prog.data_sections[1].addr();
         assert_eq!(r.check(ro, 0, 4, Access::Load, 0), Ok(ro));

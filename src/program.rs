@@ -1,5 +1,9 @@
 //! A verified, pre-decoded program: what `ubpf_load` produces and both engines run.
 
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
 use crate::isa::Insn;
 
 /// One eBPF function (sub-program): main at slot 0, or a local-call target.
@@ -20,7 +24,7 @@ pub struct Function {
 #[derive(Debug)]
 pub struct DataSection {
     name: String,
-    bytes: Box<[std::cell::UnsafeCell<u8>]>,
+    bytes: Box<[core::cell::UnsafeCell<u8>]>,
     writable: bool,
 }
 
@@ -34,8 +38,8 @@ impl DataSection {
     /// `.bss`).
     pub fn new(name: impl Into<String>, contents: &[u8], size: usize, writable: bool) -> Self {
         let len = size.max(contents.len());
-        let bytes: Box<[std::cell::UnsafeCell<u8>]> = (0..len)
-            .map(|i| std::cell::UnsafeCell::new(contents.get(i).copied().unwrap_or(0)))
+        let bytes: Box<[core::cell::UnsafeCell<u8>]> = (0..len)
+            .map(|i| core::cell::UnsafeCell::new(contents.get(i).copied().unwrap_or(0)))
             .collect();
         DataSection {
             name: name.into(),
@@ -79,6 +83,32 @@ pub struct Program {
     pub functions: Vec<Function>,
     /// Sections owned by the program (filled by the ELF loader; empty for raw bytecode).
     pub data_sections: Vec<DataSection>,
+    /// How many bytes below the top of the stack a run can touch: the engines zero exactly
+    /// these before each run on a stack they provide (docs/sandbox.md, "Stack"). Computed by
+    /// [`crate::verifier::stack_reach`]; `STACK_SIZE` when r10 escapes.
+    pub stack_reach: usize,
+    /// Whether the program calls helpers (`call imm` or `callx`): only such runs can nest
+    /// another run, so only they count toward the nesting limit (docs/sandbox.md,
+    /// "Re-entrancy").
+    pub calls_helpers: bool,
+}
+
+/// Whether `insns` contain a helper call (`call imm` with src 0, or `callx`).
+pub fn calls_helpers(insns: &[crate::isa::Insn]) -> bool {
+    let mut pc = 0;
+    while let Some(insn) = insns.get(pc) {
+        if (insn.opc == crate::isa::op::CALL && insn.src == crate::isa::call_kind::HELPER)
+            || insn.opc == crate::isa::op::CALLX
+        {
+            return true;
+        }
+        pc += if insn.opc == crate::isa::op::LDDW {
+            2
+        } else {
+            1
+        };
+    }
+    false
 }
 
 impl Program {

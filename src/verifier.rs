@@ -12,8 +12,10 @@
 //! Which opcodes exist, and how each one's fields may be used, is derived from
 //! [`crate::isa::INSN_TABLE`]. Beyond uBPF, `callx` (0x8d) is accepted.
 
-use std::collections::BTreeMap;
-use std::sync::OnceLock;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use alloc::collections::BTreeMap;
 
 use crate::error::LoadError;
 use crate::isa::{
@@ -27,30 +29,34 @@ pub struct VerifyOptions<'a> {
     /// Whether a helper call `call imm` (src = 0) to this index is acceptable.
     pub helper_exists: &'a dyn Fn(u32) -> bool,
     /// The stack-usage calculator (function start slot → bytes), if one is registered.
-    pub stack_usage: Option<&'a (dyn Fn(usize) -> i32 + Send + Sync)>,
+    pub stack_usage: Option<&'a dyn Fn(usize) -> i32>,
 }
 
 /// The operand form of each opcode byte, from the first table row using it (`None`: unknown).
 ///
 /// Rows sharing an opcode byte share a form, except `call`/`call local` (0x85), which the
 /// verifier handles by opcode.
+#[cfg(feature = "std")]
 fn forms() -> &'static [Option<Operands>; 256] {
-    static FORMS: OnceLock<[Option<Operands>; 256]> = OnceLock::new();
-    FORMS.get_or_init(|| {
-        let mut forms = [None; 256];
-        for spec in INSN_TABLE {
-            let slot = &mut forms[usize::from(spec.opcode)];
-            if slot.is_none() {
-                *slot = Some(spec.operands);
-            }
-        }
-        forms
-    })
+    static FORMS: std::sync::OnceLock<[Option<Operands>; 256]> = std::sync::OnceLock::new();
+    FORMS.get_or_init(|| core::array::from_fn(|op| first_form(op as u8)))
+}
+
+/// The form of the first table row using `opcode`.
+fn first_form(opcode: u8) -> Option<Operands> {
+    INSN_TABLE
+        .iter()
+        .find(|spec| spec.opcode == opcode)
+        .map(|spec| spec.operands)
 }
 
 /// The operand form of `opcode`, or `None` if no instruction uses it.
 fn form_of(opcode: u8) -> Option<Operands> {
-    forms()[usize::from(opcode)]
+    #[cfg(feature = "std")]
+    return forms()[usize::from(opcode)];
+    // Without `std` there is no lazy static: scan the table.
+    #[cfg(not(feature = "std"))]
+    return first_form(opcode);
 }
 
 /// Whether `opcode` is a jump that stays inside its function (`ja`, `ja32`, conditional).
@@ -96,8 +102,15 @@ struct Filter {
 
 /// The field-filter row of `opcode`, computed once per opcode byte.
 fn filter_of(opcode: u8) -> Option<Filter> {
-    static FILTERS: OnceLock<[Option<Filter>; 256]> = OnceLock::new();
-    FILTERS.get_or_init(|| std::array::from_fn(|op| derive_filter(op as u8)))[usize::from(opcode)]
+    #[cfg(feature = "std")]
+    {
+        static FILTERS: std::sync::OnceLock<[Option<Filter>; 256]> = std::sync::OnceLock::new();
+        FILTERS.get_or_init(|| core::array::from_fn(|op| derive_filter(op as u8)))
+            [usize::from(opcode)]
+    }
+    // Without `std` there is no lazy static: derive it each time.
+    #[cfg(not(feature = "std"))]
+    derive_filter(opcode)
 }
 
 /// The field-filter row of `opcode` (`ubpf-compat.md` §2.3), derived from its operand form.
@@ -121,8 +134,12 @@ fn derive_filter(opcode: u8) -> Option<Filter> {
         Operands::DstImm64 => (REG, Range(0, 6), Zero, Any),
         Operands::DstMem => (REG, REG, Any, Zero),
         Operands::MemImm => (REG, Zero, Any, Any),
-        Operands::MemSrc if opcode == op::ATOMIC32 => (REG, REG, Any, Range(0, 0xff)),
-        Operands::MemSrc if opcode == op::ATOMIC64 => (REG, REG, Any, TableImmediates),
+        // Both atomic widths accept exactly RFC 9669's ten operations (uBPF is laxer for
+        // atomic32 and lets the interpreter ignore stray bits, which no JIT can mirror
+        // honestly: docs/sandbox.md, "Atomics").
+        Operands::MemSrc if opcode == op::ATOMIC32 || opcode == op::ATOMIC64 => {
+            (REG, REG, Any, TableImmediates)
+        }
         Operands::MemSrc => (REG, REG, Any, Zero),
         Operands::Jump => (Zero, Zero, Any, Zero),
         Operands::Jump32 => (Zero, Zero, Zero, Any),
@@ -310,7 +327,8 @@ pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, 
                             target: (pc as i64) + 1 + i64::from(insn.imm),
                         },
                     )?;
-                    if let std::collections::btree_map::Entry::Vacant(entry) = usage.entry(target) {
+                    if let alloc::collections::btree_map::Entry::Vacant(entry) = usage.entry(target)
+                    {
                         entry.insert(stack_usage_at(options, target)?);
                     }
                     has_local_call = true;
@@ -356,11 +374,100 @@ pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, 
             stack_usage,
         })
         .collect();
+    let functions: Vec<Function> = functions;
     Ok(Program {
+        stack_reach: stack_reach(&slots, &functions),
+        calls_helpers: crate::program::calls_helpers(&slots),
         insns: slots,
         functions,
         data_sections: Vec::new(),
     })
+}
+
+/// How many bytes below the top of the stack any run of the program can touch, for the
+/// engines' stack clearing (docs/sandbox.md, "Stack"): `STACK_SIZE` unless r10 is only ever
+/// the base register of loads, stores and atomics with constant offsets. Then a function
+/// reached with r10 lowered by `c` bytes (the stack usage of each caller on the way, over at
+/// most `MAX_CALL_DEPTH` nested local calls, recursion included) touches bytes down to
+/// `c - off` for its most negative offset `off`; the result is the maximum, capped at
+/// `STACK_SIZE`.
+pub fn stack_reach(insns: &[Insn], functions: &[Function]) -> usize {
+    let full = isa::STACK_SIZE;
+    // The most negative r10 offset per function, and the local calls (caller, callee start).
+    let mut lowest = vec![0i64; functions.len()];
+    let mut calls: Vec<(usize, usize)> = Vec::new();
+    let function_of = |pc: usize| functions.partition_point(|f| f.start <= pc).checked_sub(1);
+    let mut pc = 0;
+    while pc < insns.len() {
+        let insn = insns[pc];
+        let cls = insn.opc & class::MASK;
+        let is_memory = matches!(cls, class::LDX | class::ST | class::STX);
+        // The register used as the access's base, and whether r10 appears anywhere else.
+        let base = match cls {
+            class::LDX => Some(insn.src),
+            class::ST | class::STX => Some(insn.dst),
+            _ => None,
+        };
+        let r10_elsewhere = if is_memory {
+            // stx/atomics read src as a value; ldx writes dst.
+            (cls == class::STX && insn.src == 10) || (cls == class::LDX && insn.dst == 10)
+        } else {
+            let uses_src = insn.opc & crate::isa::source::MASK == crate::isa::source::X
+                && !(insn.opc == op::CALL || insn.opc == op::LDDW);
+            insn.dst == 10 || (uses_src && insn.src == 10)
+        };
+        if r10_elsewhere {
+            return full;
+        }
+        if base == Some(10)
+            && let Some(f) = function_of(pc)
+        {
+            lowest[f] = lowest[f].min(i64::from(insn.off));
+        }
+        if insn.opc == op::CALL
+            && insn.src == call_kind::LOCAL
+            && let (Some(f), Some(target)) = (
+                function_of(pc),
+                slot_target(pc, i64::from(insn.imm), insns.len()),
+            )
+            && let Ok(g) = functions.binary_search_by_key(&target, |f| f.start)
+        {
+            calls.push((f, g));
+        }
+        pc += if insn.opc == op::LDDW { 2 } else { 1 };
+    }
+    // depth[f]: the deepest r10 lowering with which f can run (None: not reached yet).
+    let mut depth: Vec<Option<i64>> = vec![None; functions.len()];
+    if functions.is_empty() {
+        return usize::try_from(-lowest.first().copied().unwrap_or(0)).unwrap_or(0);
+    }
+    depth[0] = Some(0);
+    let mut frontier = depth.clone();
+    for _ in 0..crate::isa::MAX_CALL_DEPTH {
+        let mut next: Vec<Option<i64>> = vec![None; functions.len()];
+        for &(f, g) in &calls {
+            if let Some(c) = frontier[f] {
+                let c = (c + i64::from(functions[f].stack_usage)).min(full as i64);
+                next[g] = Some(next[g].map_or(c, |d: i64| d.max(c)));
+            }
+        }
+        for (d, n) in depth.iter_mut().zip(&next) {
+            if let Some(n) = *n {
+                *d = Some(d.map_or(n, |d| d.max(n)));
+            }
+        }
+        if next.iter().all(Option::is_none) {
+            break;
+        }
+        frontier = next;
+    }
+    let reach = depth
+        .iter()
+        .zip(&lowest)
+        .filter_map(|(d, &low)| d.map(|d| d - low))
+        .max()
+        .unwrap_or(0);
+    usize::try_from(reach).unwrap_or(0).min(full)
 }
 
 /// §2.4: every jump stays inside its sub-program, and every sub-program ends with `exit` or
@@ -394,7 +501,18 @@ fn check_containment(slots: &[Insn], starts: impl Iterator<Item = usize>) -> Res
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     fn ins(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
         Insn::new(opc, dst, src, off, imm)
@@ -590,8 +708,27 @@ mod tests {
             message(&[ins(0xc3, 10, 1, -8, 0x30), exit()]),
             "invalid atomic operation with opcode 0xc3 at PC 0"
         );
-        // 32-bit atomics accept any low nibble (imm 0x02 behaves as a plain add).
-        assert_eq!(message(&[ins(0xc3, 10, 1, -8, 0x02), exit()]), "ok");
+        // Stray bits next to a valid operation are refused for both widths by the field
+        // filter, in its uBPF-style text.
+        assert_eq!(
+            message(&[ins(0xc3, 10, 1, -8, 0x02), exit()]),
+            "Invalid immediate value 2 for opcode C3."
+        );
+        assert_eq!(
+            message(&[ins(0xdb, 10, 1, -8, 0x03), exit()]),
+            "Invalid immediate value 3 for opcode DB."
+        );
+    }
+
+    #[test]
+    fn atomics_accept_exactly_rfc9669_operations() {
+        const VALID: [i32; 10] = [0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1];
+        for opc in [0xc3u8, 0xdb] {
+            for imm in 0..=0x1ff {
+                let ok = message(&[ins(opc, 10, 1, -8, imm), exit()]) == "ok";
+                assert_eq!(ok, VALID.contains(&imm), "opcode {opc:#x} imm {imm:#x}");
+            }
+        }
     }
 
     #[test]

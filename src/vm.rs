@@ -5,10 +5,14 @@
 //! [`crate::interpreter`], compilation in [`crate::jit`], ELF loading in [`crate::elf`]; each
 //! adds its methods to `Vm` in its own module.
 
-use std::fmt;
+use alloc::boxed::Box;
+use alloc::string::ToString;
+use core::fmt;
 
 use crate::error::LoadError;
-use crate::helpers::{DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator};
+use crate::helpers::{
+    DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator, RustHelper,
+};
 use crate::isa::{self, MAX_EXT_FUNCS};
 use crate::program::Program;
 
@@ -111,6 +115,12 @@ pub enum ConfigError {
     /// The requested feature is not implemented by librbpf.
     #[error("{0} is not supported")]
     Unsupported(&'static str),
+    /// The loaded code cannot be freed: a helper called from it is running on this thread
+    /// (docs/sandbox.md, "Re-entrancy").
+    #[error(
+        "the program is running (this call comes from one of its helpers); it cannot be unloaded now"
+    )]
+    CodeRunning,
 }
 
 /// An eBPF virtual machine. Configure it, register helpers, [`load`](Vm::load) a program, then
@@ -131,6 +141,12 @@ pub struct Vm {
     pub(crate) program: Option<Program>,
     /// The loaded program pre-decoded for the interpreter's fast path (empty when none).
     pub(crate) decoded: crate::interpreter::Decoded,
+    /// Whether compiled code consults the per-run extra regions of
+    /// `execute_jit_with_regions` (read at compile time).
+    pub(crate) extra_regions: bool,
+    #[cfg(feature = "std")]
+    pub(crate) maps: crate::maps::VmMaps,
+    #[cfg(feature = "std")]
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
 }
@@ -141,6 +157,14 @@ impl fmt::Debug for Vm {
             .field("config", &self.config)
             .field("loaded_slots", &self.program.as_ref().map(Program::len))
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        // Copies of the code may outlive the VM: detach their context first.
+        #[cfg(feature = "std")]
+        self.release_code();
     }
 }
 
@@ -165,6 +189,10 @@ impl Vm {
             error_printer: None,
             program: None,
             decoded: crate::interpreter::Decoded::default(),
+            extra_regions: false,
+            #[cfg(feature = "std")]
+            maps: crate::maps::VmMaps::default(),
+            #[cfg(feature = "std")]
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
         }
@@ -191,8 +219,64 @@ impl Vm {
             .ok()
             .filter(|&i| i < MAX_EXT_FUNCS)
             .ok_or(ConfigError::HelperIndexOutOfRange(index))?;
-        self.helpers.slots[slot] = Some(f);
+        self.helpers.set_c(slot, Some(f));
         self.helper_names.set(slot, name);
+        Ok(())
+    }
+
+    /// Registers a Rust helper at `index` (0..64) under `name`, replacing any previous one: a
+    /// `fn` item or a closure with captured state, called with r1..r5 in both engines.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let calls = Arc::new(AtomicU64::new(0));
+    /// let seen = calls.clone();
+    /// let mut vm = rbpf::Vm::new();
+    /// vm.register_closure(1, Some("count"), move |a, _, _, _, _| {
+    ///     seen.fetch_add(1, Ordering::Relaxed) + a
+    /// })?;
+    /// vm.load(&rbpf::asm::assemble_bytes("mov %r1, 10\ncall 1\nexit")?)?;
+    /// assert_eq!(vm.execute(&mut [])?, 10);
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn register_closure(
+        &mut self,
+        index: u32,
+        name: Option<&str>,
+        f: impl Fn(u64, u64, u64, u64, u64) -> u64 + Send + Sync + 'static,
+    ) -> Result<(), ConfigError> {
+        self.register_rust_helper(index, name, RustHelper::Plain(alloc::sync::Arc::new(f)))
+    }
+
+    /// Registers a Rust helper that also receives the run's input memory (the buffer r1
+    /// pointed to at entry; empty when there is none), like uBPF's context-aware helpers.
+    pub fn register_closure_with_memory(
+        &mut self,
+        index: u32,
+        name: Option<&str>,
+        f: impl Fn(u64, u64, u64, u64, u64, &mut [u8]) -> u64 + Send + Sync + 'static,
+    ) -> Result<(), ConfigError> {
+        self.register_rust_helper(
+            index,
+            name,
+            RustHelper::WithMemory(alloc::sync::Arc::new(f)),
+        )
+    }
+
+    /// Registers `helper` at `index` (0..64) under `name`, replacing any previous one.
+    pub fn register_rust_helper(
+        &mut self,
+        index: u32,
+        name: Option<&str>,
+        helper: RustHelper,
+    ) -> Result<(), ConfigError> {
+        if !self.helpers.set_rust(index, helper) {
+            return Err(ConfigError::HelperIndexOutOfRange(index));
+        }
+        self.helper_names.set(index as usize, name);
         Ok(())
     }
 
@@ -277,21 +361,28 @@ impl Vm {
         }
     }
 
-    /// Sets where runtime error messages go (`None`: standard error).
+    /// Sets where runtime error messages go. Without a printer (the default) nothing is
+    /// printed: the Rust API returns errors as values. The C API installs a printer writing to
+    /// standard error, as uBPF does.
     pub fn set_error_printer(&mut self, printer: Option<ErrorPrinter>) {
         self.error_printer = printer;
     }
 
-    /// Reports a runtime error through the error printer (silent failures are not printed).
+    /// Reports a runtime error through the error printer, if one is installed (silent failures
+    /// are not printed).
     pub fn report(&self, err: &crate::error::ExecError) {
         if !err.is_printed() {
             return;
         }
-        let text = err.to_string();
-        match &self.error_printer {
-            Some(print) => print(&text),
-            None => eprintln!("{text}"),
-        }
+        self.print_error(&err.to_string());
+    }
+
+    /// Makes code compiled from now on accept accesses to the extra regions a run passes to
+    /// [`Vm::execute_jit_with_regions`] (the interpreter always does). Costs nothing on the
+    /// fast path; an access outside mem and the stack then returns to the code after the
+    /// runtime check instead of faulting at once.
+    pub fn enable_extra_regions(&mut self) {
+        self.extra_regions = true;
     }
 
     /// Stores the pointer secret; refused while code is loaded (uBPF semantics).
@@ -319,7 +410,10 @@ impl Vm {
         let helper_exists = |index: u32| self.helper_exists(index);
         let options = crate::verifier::VerifyOptions {
             helper_exists: &helper_exists,
-            stack_usage: self.stack_usage_calculator.as_deref(),
+            stack_usage: self
+                .stack_usage_calculator
+                .as_deref()
+                .map(|f| f as &dyn Fn(usize) -> i32),
         };
         let program = crate::verifier::verify(slots, &options)?;
         if program.is_empty() && self.config.readonly_bytecode {
@@ -329,18 +423,60 @@ impl Vm {
         Ok(program)
     }
 
-    /// Makes an already verified program the loaded one (used by `load` and the ELF loader).
+    /// Makes an already verified program the loaded one (used by `load` and the ELF loader,
+    /// which refuse while a program is loaded, so no running code is replaced).
     pub(crate) fn install(&mut self, program: Program) {
-        self.jit = crate::jit::JitCache::default();
+        self.release_all_code();
         self.decoded = crate::interpreter::Decoded::new(&program);
         self.program = Some(program);
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
-    pub fn unload(&mut self) {
-        self.jit = crate::jit::JitCache::default();
+    /// Code copied out with [`Vm::copy_jit`] or [`Vm::translate`] keeps working.
+    ///
+    /// Refused with [`ConfigError::CodeRunning`] (nothing changes) when called from a helper
+    /// while a run of this VM's program is in progress on this thread: the run would return
+    /// into freed code.
+    pub fn unload(&mut self) -> Result<(), ConfigError> {
+        if self.is_running_on_this_thread() {
+            return Err(ConfigError::CodeRunning);
+        }
+        self.release_all_code();
         self.decoded = crate::interpreter::Decoded::default();
         self.program = None;
+        Ok(())
+    }
+
+    /// Drops compiled code and the loaded program's maps (both need `std`).
+    fn release_all_code(&mut self) {
+        #[cfg(feature = "std")]
+        {
+            self.release_code();
+            self.maps.maps = crate::maps::MapSet::default();
+            self.maps.programs.clear();
+        }
+    }
+
+    /// Whether a run of this VM's code (either engine) is in progress on this thread, below
+    /// a helper call: then nothing may free that code (docs/sandbox.md, "Re-entrancy").
+    /// Without `std` (no thread-locals) runs are not tracked and this is always `false`.
+    pub fn is_running_on_this_thread(&self) -> bool {
+        #[cfg(feature = "std")]
+        {
+            crate::reentry::is_running(core::ptr::from_ref(self) as usize)
+        }
+        #[cfg(not(feature = "std"))]
+        {
+            false
+        }
+    }
+
+    /// Prints `text` through the error printer, if one is installed (the Rust API prints
+    /// nothing by default; the C API installs one writing to standard error).
+    pub fn print_error(&self, text: &str) {
+        if let Some(print) = &self.error_printer {
+            print(text);
+        }
     }
 
     /// The loaded program.

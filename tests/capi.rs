@@ -94,14 +94,18 @@ c_tests!(
     elf_errors,
     helpers,
     jit,
+    jit_large,
     jit_runtime,
     lifecycle,
     load_errors,
+    maps,
+    mbuff,
     memory,
     null_args,
     rbpf_ext,
     runtime_errors,
     safe_profile,
+    sandbox,
     settings,
     signatures,
     stack_usage,
@@ -145,6 +149,15 @@ const EXAMPLES: &[(&str, &[&str], &[&str])] = &[
             "examples-c/data/sample.pcap",
         ],
         &["400 packets, 125 matched"],
+    ),
+    (
+        "flow_top",
+        &[],
+        &[
+            "400 packets (jit), 308 IPv4 sources",
+            "protocols: icmp 18 tcp 231 udp 59",
+            "6 SYN events (6 consumed, 6 SYN packets)",
+        ],
     ),
 ];
 
@@ -195,6 +208,57 @@ fn example_hello() {
 #[test]
 fn example_pcap_filter() {
     example("pcap_filter");
+}
+
+/// flow_top over the bundled capture, then (in the same test: both compile the same program
+/// to the same path) over the capture with busy hosts in both engines.
+#[test]
+fn example_flow_top() {
+    example("flow_top");
+    flow_top_engines_agree();
+}
+
+/// The map benchmark's smoke run: one pass per engine, results checked against native C.
+#[test]
+fn maps_bench_agrees_with_native() {
+    let source = paths().root.join("benches").join("maps_bench.c");
+    let program = compile(&source, false);
+    let output = run(&program, &["check"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("results agree: 1024 sources, 65536 packets"),
+        "{stdout}"
+    );
+}
+
+/// flow_top over the capture with busy hosts and TCP connections: both engines find the same
+/// top talkers and SYN events.
+fn flow_top_engines_agree() {
+    let source = paths().root.join("examples-c").join("flow_top.c");
+    let program = compile(&source, false);
+    let mut outputs = Vec::new();
+    for engine in [&[][..], &["--interpret"][..]] {
+        let mut args = engine.to_vec();
+        args.extend([
+            "examples-c/bpf/flow_counter.o",
+            "examples-c/data/flows.pcap",
+        ]);
+        let output = run(&program, &args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        for text in [
+            "  10.0.0.1           124 packets     58704 bytes",
+            "protocols: icmp 12 tcp 241 udp 47",
+            "  SYN 10.0.1.7:47600 -> 192.168.0.1:80",
+            "44 SYN events (44 consumed, 44 SYN packets)",
+        ] {
+            assert!(
+                stdout.contains(text),
+                "flow_top printed:\n{stdout}\nexpected {text:?}"
+            );
+        }
+        outputs.push(stdout.replace("(interpreter)", "(jit)"));
+    }
+    assert_eq!(outputs[0], outputs[1]);
 }
 
 /// The headers compile as C++ with warnings as errors, and the functions link with C linkage.

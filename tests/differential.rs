@@ -10,7 +10,10 @@
 //!   forward branches (JMP and JMP32), pure helper calls, with division by zero and INT_MIN
 //!   cases made likely by the value pool;
 //! * `random_programs_with_local_calls`: the same bodies split into local functions that
-//!   call later ones (frames, r6–r9 restore, r10 lowered by the caller's frame).
+//!   call later ones (frames, r6–r9 restore, r10 lowered by the caller's frame);
+//! * `random_programs_with_small_limits`: the same bodies plus helper calls with side effects
+//!   and unwind calls, under an instruction limit smaller than the run, so that the limit
+//!   hits inside blocks: result, error (with its PC) and memory must still agree.
 
 use rbpf::Vm;
 use rbpf::error::ExecError;
@@ -147,6 +150,7 @@ fn error_key(err: &ExecError) -> String {
         ExecError::IntegerOverflow {
             pc, access, size, ..
         } => format!("integer overflow {access} at {pc} size {size}"),
+        ExecError::InstructionLimit { pc } => format!("instruction limit at {pc}"),
         other => other.to_string(),
     }
 }
@@ -154,8 +158,37 @@ fn error_key(err: &ExecError) -> String {
 /// Loads `insns` and runs them through the interpreter and the JIT in `mode`; returns a
 /// description of any disagreement.
 fn compare(insns: &[Insn], mem: &[u8], mode: JitMode) -> Result<(), String> {
+    compare_with_limit(insns, mem, mode, 0)
+}
+
+/// A helper with a side effect visible in memory: adds 1 to the first 8 bytes of the run's
+/// `mem` (its cookie) and returns its first argument plus one.
+unsafe extern "C" fn record_call(
+    r1: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    mem: *mut std::ffi::c_void,
+) -> u64 {
+    if !mem.is_null() {
+        let p = mem.cast::<u64>();
+        // SAFETY: the differential runs always pass MEM_LEN (>= 8) bytes of 8-aligned memory.
+        unsafe { p.write(p.read().wrapping_add(1)) };
+    }
+    r1.wrapping_add(1)
+}
+
+/// Helper index of [`record_call`].
+const RECORD_CALL: i32 = 7;
+
+/// [`compare`] with `Config::instruction_limit` set to `limit` (0: none).
+fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> Result<(), String> {
     let mut vm = Vm::new();
     rbpf::conformance::register_helpers(&mut vm);
+    vm.register_helper(RECORD_CALL as u32, Some("record_call"), record_call)
+        .map_err(|e| e.to_string())?;
+    vm.config_mut().instruction_limit = limit;
     vm.set_error_printer(Some(Box::new(|_| {})));
     vm.load(&rbpf::isa::encode_slots(insns))
         .map_err(|e| format!("generated program does not load: {e}"))?;
@@ -502,6 +535,70 @@ fn random_programs_with_local_calls() {
             }
             layout_with_functions(&pro, &bodies)
         },
+    );
+}
+
+#[test]
+fn random_programs_with_small_limits() {
+    let mut rng = Rng(0x5eed_0004);
+    let count: usize = std::env::var("RBPF_DIFF_LIMIT_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(800);
+    let mut failures = Vec::new();
+    let mut limited = 0;
+    for n in 0..count {
+        let mut insns = Vec::new();
+        prologue(&mut rng, &mut insns);
+        let body_len = 10 + rng.below(40);
+        let units: Vec<Unit> = (0..body_len)
+            .map(|i| match rng.below(10) {
+                // A helper whose effect shows in memory.
+                0 => Unit::Plain(vec![Insn::new(0x85, 0, 0, 0, RECORD_CALL)]),
+                // The unwind helper (index 5 returns its argument): ends the run when 0.
+                1 => Unit::Plain(vec![
+                    Insn::new(0xbf, 8, 1, 0, 0),                    // mov r8, r1
+                    Insn::new(0xb7, 1, 0, 0, rng.pick(&[0, 1, 1])), // mov r1, 0|1
+                    Insn::new(0x85, 0, 0, 0, 5),                    // call unwind
+                    Insn::new(0xbf, 1, 8, 0, 0),                    // mov r1, r8
+                ]),
+                _ => random_unit(&mut rng, i, body_len),
+            })
+            .collect();
+        insns.extend(flatten(&units));
+        epilogue(&mut insns);
+        // Forward branches only: a run executes at most insns.len() instructions, so most
+        // limits below stop it, at any position of any block.
+        let limit = 1 + rng.below(insns.len()) as u32;
+        let mut mem = [0u8; MEM_LEN];
+        for b in &mut mem {
+            *b = rng.next() as u8;
+        }
+        let mode = if n % 2 == 0 {
+            JitMode::Basic
+        } else {
+            JitMode::Extended
+        };
+        match compare_with_limit(&insns, &mem, mode, limit) {
+            Ok(()) => {}
+            Err(why) => failures.push(disassemble_on_failure(
+                &insns,
+                format!("limit {limit}: {why}"),
+            )),
+        }
+        if limit < insns.len() as u32 {
+            limited += 1;
+        }
+    }
+    eprintln!(
+        "differential random_programs_with_small_limits: {} of {count} agree ({limited} with a limit below the program length)",
+        count - failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures; first:\n{}",
+        failures.len(),
+        failures[0]
     );
 }
 

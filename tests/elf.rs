@@ -1224,7 +1224,7 @@ fn mutated_objects_never_panic() {
                     Ok(linked) => target.load_linked(linked).is_ok(),
                     Err(_) => false,
                 };
-                target.unload();
+                target.unload().unwrap();
                 loaded
             }));
             match result {
@@ -1487,7 +1487,7 @@ fn check_globals(bytes: &[u8]) {
             previous = len as u64;
         }
         // Reloading starts from fresh copies of .data and .bss.
-        vm.unload();
+        vm.unload().unwrap();
         vm.load_elf(bytes, None).unwrap();
         prepare(&mut vm, engine);
         let mut mem = vec![0u8; 3];
@@ -1637,6 +1637,58 @@ fn rodata_is_readable_but_not_writable() {
     }
 }
 
+/// `readonly.o`: a load from a `const volatile int` in `.rodata`, then a store to the same
+/// bytes in the same basic block. Every engine refuses the store (the JIT must not reuse the
+/// load's check for it) and the value stays 5.
+fn check_readonly(bytes: &[u8]) {
+    let mut vm = Vm::new();
+    vm.set_error_printer(Some(Box::new(|_| {})));
+    vm.load_elf(bytes, None).unwrap();
+    let section = vm
+        .program()
+        .unwrap()
+        .data_sections
+        .iter()
+        .find(|s| s.name() == ".rodata")
+        .map(|s| (s.addr(), s.len(), s.writable()))
+        .expect("x lives in .rodata");
+    assert_eq!((section.1, section.2), (4, false));
+    let store_pc = vm
+        .program()
+        .unwrap()
+        .insns
+        .iter()
+        .position(|i| i.opc == 0x63)
+        .expect("a stxw");
+    for engine in ENGINES {
+        prepare(&mut vm, engine);
+        for len in [0usize, 1, 8] {
+            let mut mem = vec![0u8; len];
+            let err = try_run(&vm, engine, &mut mem);
+            assert!(
+                matches!(
+                    err,
+                    Err(rbpf::ExecError::OutOfBounds {
+                        access: rbpf::Access::Store,
+                        pc,
+                        size: 4,
+                        ..
+                    }) if pc == store_pc
+                ),
+                "{engine:?}: {err:?}"
+            );
+            // SAFETY: the section is alive while the program is loaded; 4 readable bytes.
+            let x = unsafe { (section.0 as *const i32).read_unaligned() };
+            assert_eq!(x, 5, "{engine:?} modified .rodata");
+        }
+    }
+}
+
+#[test]
+fn stores_into_rodata_fail_even_right_after_a_load_of_the_same_bytes() {
+    check_readonly(&example("readonly"));
+}
+
 #[test]
 fn loading_twice_needs_an_unload() {
     let mut vm = loaded(&example("packet_filter"), None);
@@ -1646,7 +1698,7 @@ fn loading_twice_needs_an_unload() {
             .to_string(),
         "code has already been loaded into this VM. Use ubpf_unload_code() if you need to reuse this VM"
     );
-    vm.unload();
+    vm.unload().unwrap();
     vm.load_elf(&example("packet_filter"), None).unwrap();
 }
 
@@ -1704,6 +1756,7 @@ fn examples_recompiled_with_clang_behave_the_same() {
     check_globals(&compile("globals", false));
     check_helpers(&compile("helpers", false));
     check_map(&compile("map", false));
+    check_readonly(&compile("readonly", false));
     let _ = std::fs::remove_dir_all(&out);
 }
 

@@ -331,7 +331,7 @@ fn compile_errors_and_cache_rules() {
     assert_eq!(vm.compile(JitMode::Basic), Ok(basic));
     vm.compile(JitMode::Extended).expect("compiles");
     assert_eq!(vm.execute_jit(&mut []), Ok(3));
-    vm.unload();
+    vm.unload().unwrap();
     assert_eq!(vm.jit_size(), None);
     assert_eq!(vm.execute_jit(&mut []), Err(ExecError::NotLoaded));
     vm.load(&isa::encode_slots(&[Insn::new(0xb7, 0, 0, 0, 4), EXIT]))

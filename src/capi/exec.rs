@@ -4,10 +4,11 @@ use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 
 use crate::capi::ubpf_vm;
-use crate::isa::STACK_SIZE;
 
 /// Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
-/// of zeroed stack. `mem` may be NULL (with any length; accesses through it then fail).
+/// of stack that read 0 until the program writes them. `mem` may be NULL (with any length;
+/// accesses through it then fail); a non-NULL `mem` whose end would pass the end of the
+/// address space (such as a length of `SIZE_MAX`) is refused with a runtime error.
 /// Runtime errors (out-of-bounds access, instruction limit, call depth…) are reported through
 /// the error printer (see `ubpf_set_error_print`).
 ///
@@ -27,14 +28,8 @@ pub extern "C" fn ubpf_exec(
         let handle = try_vm!(vm);
         let ret = try_mut!(bpf_return_value);
         handle.execution_started.store(true, Ordering::Relaxed);
-        let mut stack = [0u8; STACK_SIZE];
-        // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract); the stack is a
-        // local array used only by this run.
-        match unsafe {
-            handle
-                .vm
-                .execute_raw(mem.cast(), mem_len, stack.as_mut_ptr(), stack.len())
-        } {
+        // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract).
+        match unsafe { handle.vm.execute_on_own_stack(mem.cast(), mem_len) } {
             Ok(value) => {
                 *ret = value;
                 0
@@ -45,7 +40,8 @@ pub extern "C" fn ubpf_exec(
 }
 
 /// Runs the loaded program like `ubpf_exec`, on the caller's stack: `r10 = stack +
-/// stack_len` (the stack grows down).
+/// stack_len` (the stack grows down). The stack is used as given (not cleared). A `mem` or
+/// `stack` whose end would pass the end of the address space is refused with a runtime error.
 ///
 /// Returns as `ubpf_exec`; also -1 if `stack` is NULL.
 #[unsafe(no_mangle)]

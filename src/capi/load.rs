@@ -41,12 +41,19 @@ pub extern "C" fn ubpf_load(
 }
 
 /// Drops the loaded program and any JIT-compiled code (function pointers from `ubpf_compile`
-/// become invalid). Helpers, callbacks and settings stay. Safe to call when nothing is
-/// loaded; NULL is ignored.
+/// become invalid; buffers filled by `ubpf_copy_jit`/`ubpf_translate` keep working). Helpers,
+/// callbacks and settings stay. Safe to call when nothing is loaded; NULL is ignored.
+///
+/// Called from a helper while this VM's program is running on the same thread, it refuses
+/// (the run would return into freed code): it reports an error through the error printer
+/// and leaves everything loaded.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_unload_code(vm: *mut ubpf_vm) {
     ffi_boundary!({
-        try_vm_mut!(vm).vm.unload();
+        let handle = try_vm_mut!(vm);
+        if let Err(err) = handle.vm.unload() {
+            handle.vm.print_error(&format!("ubpf_unload_code: {err}"));
+        }
     })
 }
 

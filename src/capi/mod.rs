@@ -38,6 +38,8 @@ pub mod exec;
 pub mod jit;
 // librbpf's extensions (`rbpf.h`).
 pub mod rbpf;
+// librbpf's map extensions (`rbpf.h`).
+pub mod maps;
 
 pub use types::*;
 pub use vm::ubpf_vm;

@@ -144,3 +144,159 @@ pub extern "C" fn rbpf_exec_jit(
         }
     })
 }
+
+/// Which engine [`exec_mbuff`] runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Interpreter,
+    Jit,
+}
+
+/// The shared body of `rbpf_exec_mbuff` and `rbpf_exec_mbuff_jit`.
+#[allow(clippy::too_many_arguments)]
+fn exec_mbuff(
+    handle: &ubpf_vm,
+    ctx: *mut c_void,
+    ctx_len: usize,
+    data: *mut c_void,
+    data_len: usize,
+    data_offset: usize,
+    data_end_offset: usize,
+    ret: &mut u64,
+    engine: Engine,
+) -> c_int {
+    let fits = |offset: usize| offset.checked_add(8).is_some_and(|end| end <= ctx_len);
+    if ctx.is_null() || !fits(data_offset) || !fits(data_end_offset) {
+        return -1;
+    }
+    if data.is_null() && data_len != 0 {
+        return -1;
+    }
+    let start = data as u64;
+    let Some(end) = start.checked_add(data_len as u64) else {
+        return -1;
+    };
+    let ctx = ctx.cast::<u8>();
+    // SAFETY: both offsets leave 8 bytes inside the caller's `ctx_len`-byte buffer (checked
+    // above); unaligned writes are allowed.
+    unsafe {
+        ctx.add(data_offset)
+            .cast::<u64>()
+            .write_unaligned(start.to_le());
+        ctx.add(data_end_offset)
+            .cast::<u64>()
+            .write_unaligned(end.to_le());
+    }
+    handle
+        .execution_started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let region;
+    let extra: &[crate::memory::MemRegion<'_>] = if data_len == 0 {
+        &[]
+    } else {
+        // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call
+        // (API contract).
+        region = [unsafe { crate::memory::MemRegion::from_raw(data.cast(), data_len, true) }];
+        &region
+    };
+    // SAFETY: `ctx`/`ctx_len` describe the caller's buffer (API contract); a NULL stack gives
+    // the run its own.
+    let result = unsafe {
+        match engine {
+            Engine::Interpreter => {
+                let mut stack = [0u8; crate::isa::STACK_SIZE];
+                handle.vm.execute_raw_with_regions(
+                    ctx,
+                    ctx_len,
+                    stack.as_mut_ptr(),
+                    stack.len(),
+                    extra,
+                )
+            }
+            Engine::Jit => {
+                handle
+                    .vm
+                    .execute_jit_raw_with_regions(ctx, ctx_len, std::ptr::null_mut(), 0, extra)
+            }
+        }
+    };
+    match result {
+        Ok(value) => {
+            *ret = value;
+            0
+        }
+        Err(_) => -1,
+    }
+}
+
+/// Runs the loaded program in the interpreter the way the kernel runs packet programs: `ctx`
+/// is a context struct (`r1 = ctx`, `r2 = ctx_len`) into which librbpf first writes the
+/// addresses of the packet data's start (`data`) and end (`data + data_len`) as 64-bit values
+/// at `data_offset` and `data_end_offset`. The program may access `ctx`, the packet data and
+/// its stack (rbpf's fixed-mbuff mode).
+///
+/// Threads: as `ubpf_exec` (each thread needs its own `ctx`).
+///
+/// Returns 0 and writes r0 to `*bpf_return_value`, or -1 (a fault reported through the error
+/// printer; an offset that leaves fewer than 8 bytes in `ctx`; NULL `vm`, `ctx` or
+/// `bpf_return_value`; NULL `data` with a nonzero length) leaving `*bpf_return_value`
+/// untouched.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn rbpf_exec_mbuff(
+    vm: *const ubpf_vm,
+    ctx: *mut c_void,
+    ctx_len: usize,
+    data: *mut c_void,
+    data_len: usize,
+    data_offset: usize,
+    data_end_offset: usize,
+    bpf_return_value: *mut u64,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm!(vm);
+        let ret = try_mut!(bpf_return_value);
+        exec_mbuff(
+            handle,
+            ctx,
+            ctx_len,
+            data,
+            data_len,
+            data_offset,
+            data_end_offset,
+            ret,
+            Engine::Interpreter,
+        )
+    })
+}
+
+/// `rbpf_exec_mbuff` with the code compiled by `ubpf_compile`/`ubpf_compile_ex`, which checks
+/// accesses against the same regions. Returns -1 as well when nothing is compiled.
+#[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
+pub extern "C" fn rbpf_exec_mbuff_jit(
+    vm: *const ubpf_vm,
+    ctx: *mut c_void,
+    ctx_len: usize,
+    data: *mut c_void,
+    data_len: usize,
+    data_offset: usize,
+    data_end_offset: usize,
+    bpf_return_value: *mut u64,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm!(vm);
+        let ret = try_mut!(bpf_return_value);
+        exec_mbuff(
+            handle,
+            ctx,
+            ctx_len,
+            data,
+            data_len,
+            data_offset,
+            data_end_offset,
+            ret,
+            Engine::Jit,
+        )
+    })
+}

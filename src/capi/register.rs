@@ -45,8 +45,16 @@ pub extern "C" fn ubpf_set_error_print(
                 }
             }) as crate::vm::ErrorPrinter
         });
-        handle.vm.set_error_printer(printer);
+        handle
+            .vm
+            .set_error_printer(Some(printer.unwrap_or_else(stderr_printer)));
     })
+}
+
+/// The C API's default error printer: one line per message on standard error, as uBPF prints
+/// (the Rust API prints nothing unless a printer is installed).
+pub(crate) fn stderr_printer() -> crate::vm::ErrorPrinter {
+    Box::new(|message: &str| eprintln!("{message}"))
 }
 
 /// Casts a function pointer of any type to `external_function_t` (for C++ callers, and for C
@@ -91,7 +99,7 @@ pub extern "C" fn ubpf_register(
             Some(unsafe { CStr::from_ptr(name) }.to_string_lossy())
         };
         let Some(helper) = r#fn else {
-            handle.vm.helpers.slots[slot] = None;
+            handle.vm.helpers.set_c(slot, None);
             handle.vm.helper_names.set(slot, name.as_deref());
             return 0;
         };

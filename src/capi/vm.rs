@@ -41,8 +41,12 @@ pub struct ubpf_vm {
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_create() -> *mut ubpf_vm {
     ffi_boundary!({
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(crate::capi::register::stderr_printer()));
+        // `rbpf_exec_mbuff_jit` gives compiled code the packet data as an extra region.
+        vm.enable_extra_regions();
         Box::into_raw(Box::new(ubpf_vm {
-            vm: Vm::new(),
+            vm,
             execution_started: AtomicBool::new(false),
         }))
     })
@@ -50,10 +54,23 @@ pub extern "C" fn ubpf_create() -> *mut ubpf_vm {
 
 /// Frees a VM and everything it owns, including JIT-compiled code: function pointers from
 /// `ubpf_compile`/`ubpf_compile_ex` are invalid afterwards (buffers filled by `ubpf_copy_jit`
-/// and `ubpf_translate` belong to the caller and stay). NULL is ignored.
+/// and `ubpf_translate` belong to the caller and keep working). NULL is ignored.
+///
+/// Called from a helper while this VM's program is running on the same thread, it refuses
+/// (the run still uses the VM): it reports an error through the error printer and the VM
+/// stays allocated — destroy it again once the run has returned.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_destroy(vm: *mut ubpf_vm) {
     ffi_boundary!({
+        // SAFETY: a non-NULL handle comes from `ubpf_create` (API contract).
+        if let Some(handle) = unsafe { vm.as_ref() }
+            && handle.vm.is_running_on_this_thread()
+        {
+            handle
+                .vm
+                .print_error("ubpf_destroy: the VM's program is running (this call comes from one of its helpers); the VM is not destroyed");
+            return;
+        }
         if !vm.is_null() {
             // SAFETY: a non-NULL handle was made by `Box::into_raw` in `ubpf_create` and, by
             // the API contract, is destroyed once and not used afterwards.

@@ -22,7 +22,9 @@
 //! otherwise runs the instruction it replaced; the first compare of a recovered switch becomes
 //! a [`Code::Switch`] table lookup (values outside the table run the compares).
 
-use std::ffi::c_void;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ffi::c_void;
 
 use super::{Env, Frame, atomic_rmw, load, sdiv32, sdiv64, smod32, smod64, store};
 use crate::error::{Access, ExecError};
@@ -267,10 +269,7 @@ impl Decoded {
             off: 0,
             imm: 0,
         });
-        let copies = match crate::jit::cfg::analyze(insns) {
-            Ok(cfg) => crate::idiom::find_copy_loops(insns, &cfg.leader),
-            Err(_) => Vec::new(),
-        };
+        let copies = crate::idiom::find_copy_loops(insns);
         fuse(&mut ops, &copies);
         let mut loops = Vec::new();
         {
@@ -401,7 +400,7 @@ pub(super) unsafe fn run(
     reg[2] = mem_len as u64;
     reg[10] = regions.stack_end;
 
-    let mut frames = [const { std::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
+    let mut frames = [const { core::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
     let mut depth = 0usize;
     let mut stack_usage = decoded.main_stack_usage;
 
@@ -661,9 +660,16 @@ pub(super) unsafe fn run(
                         d!(op)
                     };
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+                    #[cfg(feature = "std")]
+                    if env.vm.maps.publish_runs {
+                        crate::linux_helpers::publish(env.vm, &env.regions);
+                    }
                     // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                    let result =
-                        unsafe { env.vm.helpers().call(index, args, env.mem.cast::<c_void>()) };
+                    let result = unsafe {
+                        env.vm
+                            .helpers()
+                            .call(index, args, env.mem.cast::<c_void>(), mem_len)
+                    };
                     let Some(value) = result else {
                         return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
                     };
@@ -731,8 +737,18 @@ pub(super) unsafe fn run(
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use crate::isa::Insn;
     use crate::vm::Vm;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     /// Runs `insns` through the fast path and the per-instruction loop (selected by an
     /// instruction limit) and returns both outcomes.

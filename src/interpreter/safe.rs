@@ -7,6 +7,11 @@
 //! the [`Vm`]), its registration methods, and the per-execution tag state the interpreter loop
 //! drives.
 
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
 use crate::error::ExecError;
 use crate::helpers::HelperFn;
 use crate::isa::{Insn, MAX_EXT_FUNCS};
@@ -307,7 +312,7 @@ impl<'a> SafeState<'a> {
     }
 
     /// Stack slots overlapped by `[addr, addr + size)`, if it touches the stack.
-    fn slots(&self, addr: u64, size: usize) -> Option<std::ops::Range<usize>> {
+    fn slots(&self, addr: u64, size: usize) -> Option<core::ops::Range<usize>> {
         let offset = addr.checked_sub(self.stack_start)?;
         if offset >= self.stack_len {
             return None;
@@ -530,7 +535,18 @@ fn within(ptr: Tag, addr: u64, pc: usize) -> Result<Tag, ExecError> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use std::ffi::c_void;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     use super::*;
     use crate::isa::encode_slots;
@@ -551,7 +567,7 @@ mod tests {
     }
 
     fn run(vm: &mut Vm, insns: &[Insn], mem: &mut [u8]) -> Result<u64, String> {
-        vm.unload();
+        vm.unload().unwrap();
         vm.load(&encode_slots(insns)).map_err(|e| e.to_string())?;
         vm.execute(mem).map_err(|e| e.to_string())
     }

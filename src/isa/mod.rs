@@ -3,6 +3,8 @@
 //!
 //! Constant names follow the Linux/uBPF `BPF_*` vocabulary so that they read like the RFC.
 
+use alloc::vec::Vec;
+
 pub mod opcodes;
 
 pub use opcodes::{INSN_TABLE, InsnSpec, Operands, Variant, is_known_opcode, spec_of, specs_named};
@@ -13,12 +15,22 @@ pub const INSN_SIZE: usize = 8;
 pub const MAX_INSTS: usize = 65536;
 /// uBPF's `UBPF_MAX_CALL_DEPTH`: the deepest nesting of local calls the interpreter allows.
 pub const MAX_CALL_DEPTH: usize = 8;
+
+/// librbpf's limit on program runs nested on one thread through helper calls (a helper that
+/// runs a program whose helper runs a program, ...), in both engines: a run of a program that
+/// calls helpers, started beyond it, fails with `ExecError::NestingTooDeep` before its first
+/// instruction instead of overflowing the native stack. Each level costs a few KiB of native stack (the eBPF stack is 4 KiB), so 32 levels
+/// stay far below the smallest usual thread stack (docs/sandbox.md, "Re-entrancy").
+pub const MAX_NESTED_RUNS: usize = 32;
 /// uBPF's `UBPF_EBPF_STACK_SIZE`: the stack `ubpf_exec` gives a program, in bytes.
 pub const STACK_SIZE: usize = MAX_CALL_DEPTH * 512;
 /// uBPF's `UBPF_EBPF_LOCAL_FUNCTION_STACK_SIZE`: frame size per function without a calculator.
 pub const LOCAL_FUNCTION_STACK_SIZE: u16 = 256;
 /// uBPF's `UBPF_MAX_EXT_FUNCS`: the number of helper slots (valid indices are 0..64).
 pub const MAX_EXT_FUNCS: usize = 64;
+/// Helper slots the engines can call: uBPF's 64, plus room for the kernel's helper numbers
+/// that `Vm::register_linux_helpers` installs above 63 (`docs/maps.md`).
+pub const HELPER_SLOTS: usize = 256;
 /// Number of BPF registers r0..r10.
 pub const NUM_REGS: usize = 11;
 /// The read-only frame pointer register.
@@ -310,7 +322,18 @@ pub fn encode_slots(insns: &[Insn]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
+    #[cfg(not(feature = "std"))]
+    #[allow(unused_imports)]
+    use std::{
+        borrow::ToOwned,
+        boxed::Box,
+        format,
+        string::{String, ToString},
+        vec,
+        vec::Vec,
+    };
 
     #[test]
     fn insn_round_trips_through_bytes_and_u64() {

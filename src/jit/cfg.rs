@@ -3,7 +3,7 @@
 //! return sites of local calls.
 
 use crate::error::JitError;
-use crate::isa::{Insn, call_kind, class, jmp, op};
+use crate::isa::{Insn, call_kind, class, jmp, mode, op};
 
 /// The block structure of a program.
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub(crate) struct Cfg {
 }
 
 /// Where a jump-class instruction may transfer control (`None`: not a jump).
+///
+/// A jump to the very next slot (offset 0) changes nothing whether taken or not, so it is
+/// [`is_no_op_jump`]: it neither ends a block nor starts one, and is translated to nothing.
 pub(crate) fn jump_target(pc: usize, insn: &Insn) -> Option<i64> {
     let pc = pc as i64;
     match insn.class() {
@@ -33,6 +36,11 @@ pub(crate) fn jump_target(pc: usize, insn: &Insn) -> Option<i64> {
         },
         _ => None,
     }
+}
+
+/// Whether `insn` at `pc` is a jump whose only destination is the next slot.
+pub(crate) fn is_no_op_jump(pc: usize, insn: &Insn) -> bool {
+    jump_target(pc, insn) == Some(pc as i64 + 1)
 }
 
 /// Builds the block structure, rejecting control transfers outside the program.
@@ -60,7 +68,9 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
     while pc < len {
         let insn = insns[pc];
         let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 };
-        if let Some(target) = jump_target(pc, &insn) {
+        if is_no_op_jump(pc, &insn) {
+            // Falls through either way: not a block boundary.
+        } else if let Some(target) = jump_target(pc, &insn) {
             mark(target, pc)?;
             mark(next as i64, pc)?;
         } else if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
@@ -93,6 +103,74 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
     })
 }
 
+/// A lower bound on the machine-code bytes of `insns` compiled in [`super::Tier::Fast`], for
+/// refusing a program that cannot fit the code buffer before spending any time compiling it
+/// (uBPF refuses such programs too, only later). See `docs/jit-compile-time.md`.
+///
+/// Only what the fast tier can never drop is counted: Cranelift then runs no optimiser, only
+/// removes blocks unreachable in the control-flow graph, and skips instructions whose results
+/// are unused. So only slots reachable from slot 0 count (following every jump, call and
+/// return site, as the translation's graph does), each for the smallest x86-64 encodings of
+/// the work it must keep (AArch64 instructions are all 4 bytes, so the bound holds there too):
+/// * a load or store (may fault, so never dropped): 2 bytes; an atomic: 3;
+/// * a conditional jump: its compare, 3 bytes for 64 bits (REX.W), 2 for 32 (the branch
+///   itself may fold away when both ways lead to the same code);
+/// * `call imm` to a helper: the call (2), and the check before it that a helper exists (a
+///   load, a test and a branch to the fault block: 2 + 2 + 2);
+/// * `callx`: the call (2);
+/// * a local call: the depth check (a compare and a branch to the fault block: 2 + 2) and the
+///   six stores of its frame (2 each);
+/// * `exit`: 1. Everything else (ALU, `lddw`, `ja`) may vanish and counts 0.
+pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
+    let len = insns.len();
+    let mut reached = vec![false; len];
+    let mut work = Vec::new();
+    let mut visit = |pc: i64, work: &mut Vec<usize>| {
+        if let Some(pc) = usize::try_from(pc).ok().filter(|&pc| pc < len)
+            && !reached[pc]
+        {
+            reached[pc] = true;
+            work.push(pc);
+        }
+    };
+    visit(0, &mut work);
+    let mut bytes = 0usize;
+    while let Some(pc) = work.pop() {
+        let insn = insns[pc];
+        let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 } as i64;
+        bytes += match insn.class() {
+            class::LDX | class::ST => 2,
+            class::STX if insn.opc & mode::MASK == mode::ATOMIC => 3,
+            class::STX => 2,
+            class::JMP if insn.opc == op::EXIT => 1,
+            class::JMP if insn.opc == op::CALL && insn.src == call_kind::LOCAL => 2 + 2 + 6 * 2,
+            class::JMP if insn.opc == op::CALL => 2 + 2 + 2 + 2,
+            class::JMP if insn.opc == op::CALLX => 2,
+            class::JMP | class::JMP32 if insn.opc & 0xf0 == jmp::JA || is_no_op_jump(pc, &insn) => {
+                0
+            }
+            class::JMP => 3,
+            class::JMP32 => 2,
+            _ => 0,
+        };
+        if insn.opc == op::EXIT {
+            continue;
+        }
+        if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
+            visit(pc as i64 + 1 + i64::from(insn.imm), &mut work);
+            visit(next, &mut work);
+        } else if let Some(target) = jump_target(pc, &insn) {
+            visit(target, &mut work);
+            if insn.opc & 0xf0 != jmp::JA {
+                visit(next, &mut work);
+            }
+        } else {
+            visit(next, &mut work);
+        }
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +189,50 @@ mod tests {
         assert_eq!(cfg.block_len[0], 2);
         assert_eq!(cfg.block_len[2], 1);
         assert_eq!(cfg.block_len[4], 1);
+    }
+
+    #[test]
+    fn jumps_to_the_next_slot_do_not_split_blocks() {
+        let insns = [
+            Insn::new(0x15, 0, 0, 0, 1), // 0: jeq r0, 1, +0
+            Insn::new(0x05, 0, 0, 0, 0), // 1: ja +0
+            Insn::new(0x06, 0, 0, 0, 0), // 2: ja32 +0 (target in imm)
+            Insn::new(0x16, 0, 0, 0, 7), // 3: jeq32 w0, 7, +0
+            Insn::new(0x95, 0, 0, 0, 0), // 4: exit
+        ];
+        let cfg = analyze(&insns).unwrap();
+        assert_eq!(cfg.leader, vec![true, false, false, false, false, true]);
+        assert_eq!(cfg.block_len[0], 5);
+        assert!(
+            insns[..4]
+                .iter()
+                .enumerate()
+                .all(|(pc, i)| is_no_op_jump(pc, i))
+        );
+        assert!(!is_no_op_jump(4, &insns[4]));
+    }
+
+    #[test]
+    fn code_size_bound_counts_only_reachable_work() {
+        let insns = [
+            Insn::new(0xb7, 0, 0, 0, 1), // 0: mov r0, 1 (0)
+            Insn::new(0x61, 0, 1, 0, 0), // 1: ldxw r0, [r1] (2)
+            Insn::new(0x15, 0, 0, 2, 0), // 2: jeq r0, 0, +2 (3)
+            Insn::new(0x63, 1, 0, 0, 0), // 3: stxw [r1], r0 (2)
+            Insn::new(0x85, 0, 0, 0, 1), // 4: call 1 (8)
+            Insn::new(0x95, 0, 0, 0, 0), // 5: exit (1)
+            Insn::new(0x63, 1, 0, 0, 0), // 6: unreachable store (0)
+            Insn::new(0x95, 0, 0, 0, 0), // 7: unreachable exit (0)
+        ];
+        assert_eq!(min_fast_tier_code_bytes(&insns), 2 + 3 + 2 + 8 + 1);
+        // An unconditional jump over the rest leaves only its target.
+        let skip = [
+            Insn::new(0x05, 0, 0, 2, 0), // 0: ja +2
+            Insn::new(0x63, 1, 0, 0, 0), // 1: unreachable
+            Insn::new(0x63, 1, 0, 0, 0), // 2: unreachable
+            Insn::new(0x95, 0, 0, 0, 0), // 3: exit
+        ];
+        assert_eq!(min_fast_tier_code_bytes(&skip), 1);
     }
 
     #[test]

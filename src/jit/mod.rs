@@ -54,6 +54,10 @@ pub type JitFn = unsafe extern "C" fn(*mut u8, usize) -> u64;
 /// The C signature of [`JitMode::Extended`] code.
 pub type JitExFn = unsafe extern "C" fn(*mut u8, usize, *mut u8, usize) -> u64;
 
+/// The stack `execute_jit` gives Extended-mode code: 16-byte aligned, like Basic mode's.
+#[repr(C, align(16))]
+struct OwnStack([u8; STACK_SIZE]);
+
 /// One compiled image owned by the VM.
 #[derive(Debug)]
 struct Image {
@@ -63,7 +67,7 @@ struct Image {
 
 /// Compiled code cached per JIT mode; dropped on unload.
 ///
-/// Holds the boxed [`JitContext`] that compiled and translated code points to, so its address
+/// Holds the boxed `JitContext` that compiled and translated code points to, so its address
 /// is stable for as long as the cache lives.
 #[derive(Debug, Default)]
 pub struct JitCache {
@@ -95,18 +99,55 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
 }
 
-/// The host ISA with librbpf's flags, built once per process.
-fn host_isa() -> Result<Arc<dyn TargetIsa>, JitError> {
-    static ISA: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
-    ISA.get_or_init(|| {
+/// How hard Cranelift works on a program: chosen by program size so that compile time stays
+/// near-linear and bounded (see `docs/jit-compile-time.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tier {
+    /// Small programs (the common case): Cranelift's optimiser (`opt_level=speed`) and its
+    /// backtracking register allocator, for the fastest code.
+    Optimised,
+    /// Large programs: no optimiser and the single-pass register allocator. Both optimised
+    /// passes grow faster than linearly on some program shapes (the backtracking allocator
+    /// took 21 s on 8,192 slots of helper calls); these settings stay linear.
+    Fast,
+}
+
+/// Programs of more slots than this compile in [`Tier::Fast`]. Real eBPF programs and the
+/// benchmark's workloads (100–300 slots) are far below; at this size the optimised tier
+/// takes at most a few tens of milliseconds whatever the shape.
+pub(crate) const FAST_TIER_SLOTS: usize = 1024;
+
+impl Tier {
+    /// The tier for a program of `slots` slots.
+    pub(crate) fn for_program(slots: usize) -> Tier {
+        if slots > FAST_TIER_SLOTS {
+            Tier::Fast
+        } else {
+            Tier::Optimised
+        }
+    }
+}
+
+/// The host ISA with librbpf's flags for `tier`, built once per process.
+fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
+    static OPTIMISED: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
+    static FAST: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
+    let (cell, opt_level, regalloc) = match tier {
+        Tier::Optimised => (&OPTIMISED, "speed", "backtracking"),
+        Tier::Fast => (&FAST, "none", "single_pass"),
+    };
+    cell.get_or_init(|| {
         let mut flags = settings::builder();
         let set = |f: &mut settings::Builder, k: &str, v: &str| {
             f.set(k, v).map_err(|e| format!("setting {k}: {e}"))
         };
-        set(&mut flags, "opt_level", "speed")?;
+        set(&mut flags, "opt_level", opt_level)?;
+        set(&mut flags, "regalloc_algorithm", regalloc)?;
         set(&mut flags, "enable_probestack", "true")?;
         set(&mut flags, "probestack_strategy", "inline")?;
         set(&mut flags, "unwind_info", "false")?;
+        // Debug builds (and so the tests) check the translator's IR; release builds skip
+        // the cost.
         set(
             &mut flags,
             "enable_verifier",
@@ -132,14 +173,16 @@ impl Vm {
         let ctx = self
             .jit
             .ctx
-            .get_or_insert_with(|| Box::new(JitContext::new(vm)));
+            .get_or_insert_with(|| Box::new(JitContext::new(vm, &*self.helpers)));
         ctx.vm
             .store(vm.cast_mut(), std::sync::atomic::Ordering::Relaxed);
         &**ctx
     }
 
-    /// Translates the loaded program into position-independent machine code.
-    fn jit_bytes(&mut self, mode: JitMode) -> Result<Vec<u8>, JitError> {
+    /// Translates the loaded program into position-independent machine code of at most
+    /// `capacity` bytes ([`JitError::TargetBufferTooSmall`] otherwise: before compiling when
+    /// the program provably cannot fit, see [`cfg::min_fast_tier_code_bytes`]).
+    fn jit_bytes(&mut self, mode: JitMode, capacity: usize) -> Result<Vec<u8>, JitError> {
         if self.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
         }
@@ -147,15 +190,24 @@ impl Vm {
             return Err(JitError::NotLoaded);
         }
         let ctx = self.jit_context();
-        let isa = host_isa()?;
         let program = self.program.as_ref().ok_or(JitError::NotLoaded)?;
+        let tier = Tier::for_program(program.len());
+        if tier == Tier::Fast && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
+            return Err(JitError::TargetBufferTooSmall);
+        }
+        let isa = host_isa(tier)?;
+        let map_slabs = self.maps.maps.slab_regions();
         let opts = translate::Options {
+            map_slabs: &map_slabs[..],
             mode,
             bounds_check: self.config.bounds_check,
             instruction_limit: self.config.instruction_limit,
             unwind_index: self.config.unwind_index,
-            other_regions: !program.data_sections.is_empty() || self.bounds_check_fn.is_some(),
-            helpers: &*self.helpers,
+            other_regions: !program.data_sections.is_empty()
+                || self.bounds_check_fn.is_some()
+                || self.extra_regions
+                || !self.maps.maps.is_empty(),
+            publish_run: self.maps.publish_runs,
             ctx,
             blinding: self
                 .jit
@@ -163,6 +215,7 @@ impl Vm {
                 .as_ref()
                 .filter(|_| self.config.constant_blinding)
                 .map(|c| c.blinding_key),
+            compact_helper_calls: tier == Tier::Fast,
         };
         // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
         // the caller.
@@ -224,8 +277,12 @@ impl Vm {
         {
             return Ok(image.code.as_ptr());
         }
+        if self.jit.image.is_some() && self.is_running_on_this_thread() {
+            // Replacing the image would free code a helper's caller returns into.
+            return Err(JitError::CodeRunning);
+        }
         self.jit.image = None;
-        let bytes = self.jit_bytes(mode)?;
+        let bytes = self.jit_bytes(mode, self.config.jit_code_size)?;
         if bytes.len() > self.config.jit_code_size {
             return Err(JitError::TargetBufferTooSmall);
         }
@@ -236,18 +293,22 @@ impl Vm {
     }
 
     /// Writes machine code for the loaded program into `buf` (uBPF's `ubpf_translate_ex`) and
-    /// returns its length. The caller makes `buf` executable; the code stays valid while this
-    /// VM keeps the program loaded, wherever the bytes are copied.
+    /// returns its length. The caller makes `buf` executable and owns the code: it runs
+    /// wherever the bytes are copied, also after this VM unloads the program or is dropped
+    /// (then with the helpers registered at that moment, mem and the stack as its only
+    /// regions, and faults reported on standard error: docs/sandbox.md, "Copies").
     pub fn translate(&mut self, mode: JitMode, buf: &mut [u8]) -> Result<usize, JitError> {
-        let bytes = self.jit_bytes(mode)?;
+        let bytes = self.jit_bytes(mode, buf.len())?;
         let dest = buf
             .get_mut(..bytes.len())
             .ok_or(JitError::TargetBufferTooSmall)?;
         dest.copy_from_slice(&bytes);
+        self.mark_code_escaped();
         Ok(bytes.len())
     }
 
-    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`).
+    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`). The copy is the
+    /// caller's, as with [`Vm::translate`].
     pub fn copy_jit(&self, buf: &mut [u8]) -> Result<(), JitError> {
         let image = self.jit.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
         let bytes = image.code.bytes();
@@ -255,7 +316,26 @@ impl Vm {
             .get_mut(..bytes.len())
             .ok_or(JitError::BufferNotBigEnough)?;
         dest.copy_from_slice(bytes);
+        self.mark_code_escaped();
         Ok(())
+    }
+
+    /// Records that code using the current context now lives outside the VM, so that
+    /// releasing the code detaches the context instead of freeing it.
+    fn mark_code_escaped(&self) {
+        if let Some(ctx) = &self.jit.ctx {
+            ctx.escaped
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Frees the compiled image and lets go of the context (detaching it when copies may
+    /// still use it). Called when the program is unloaded or replaced and when the VM drops.
+    pub(crate) fn release_code(&mut self) {
+        self.jit.image = None;
+        if let Some(ctx) = self.jit.ctx.take() {
+            ctx.release(&self.helpers);
+        }
     }
 
     /// Size in bytes of the compiled image, if any.
@@ -269,7 +349,8 @@ impl Vm {
     }
 
     /// Runs the compiled code on `mem` (r1 = mem, r2 = its length). Extended-mode code gets a
-    /// fresh 4096-byte stack. Faults come back as the [`ExecError`] the interpreter would give,
+    /// fresh 4096-byte stack; in both modes every stack byte the program can reach reads 0
+    /// until written. Faults come back as the [`ExecError`] the interpreter would give,
     /// and are reported through [`Vm::report`].
     pub fn execute_jit(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         // An empty buffer is passed as NULL, as C callers without memory do.
@@ -280,6 +361,40 @@ impl Vm {
         };
         // SAFETY: `mem` is a valid buffer of its length; the stack is allocated by the callee.
         unsafe { self.execute_jit_raw(ptr, mem.len(), std::ptr::null_mut(), 0) }
+    }
+
+    /// [`Vm::execute_jit`] with extra regions the program may also access during this run
+    /// (see [`MemRegion`](crate::memory::MemRegion)). The code must have been compiled after
+    /// [`Vm::enable_extra_regions`]; otherwise accesses to them fault as out of bounds.
+    pub fn execute_jit_with_regions(
+        &self,
+        mem: &mut [u8],
+        extra: &[crate::memory::MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
+        let ptr = if mem.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            mem.as_mut_ptr()
+        };
+        // SAFETY: `mem` is a valid buffer of its length; the regions borrow their buffers.
+        unsafe { self.execute_jit_raw_with_regions(ptr, mem.len(), std::ptr::null_mut(), 0, extra) }
+    }
+
+    /// [`Vm::execute_jit_raw`] with the run's extra regions.
+    ///
+    /// # Safety
+    /// As [`Vm::execute_jit_raw`].
+    pub unsafe fn execute_jit_raw_with_regions(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        stack: *mut u8,
+        stack_len: usize,
+        extra: &[crate::memory::MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
+        let _regions = runtime::ExtraRegionsGuard::enter(extra);
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.execute_jit_raw(mem, mem_len, stack, stack_len) }
     }
 
     /// [`Vm::execute_jit`] over raw pointers (for the C API). `mem` may be null. A null `stack`
@@ -306,7 +421,13 @@ impl Vm {
                 ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
             }
         }
-        let previous = runtime::arm();
+        // Only VMs with Rust helpers need the per-thread record their trampolines read.
+        let helpers = self
+            .helpers
+            .has_rust_helpers()
+            .then(|| crate::helpers::RunGuard::enter(&self.helpers, mem_len));
+        let ctx: *const JitContext = self.jit.ctx.as_deref().map_or(std::ptr::null(), |c| c);
+        let previous = runtime::arm(ctx);
         let ret = match image.mode {
             JitMode::Basic => {
                 // SAFETY: the image was compiled with the Basic signature and is live while
@@ -320,16 +441,29 @@ impl Vm {
                     // SAFETY: the image was compiled with the Extended signature.
                     unsafe { std::mem::transmute(image.code.as_ptr()) };
                 if stack.is_null() {
-                    let mut own = std::mem::MaybeUninit::<[u8; STACK_SIZE]>::uninit();
+                    let mut own = std::mem::MaybeUninit::<OwnStack>::uninit();
+                    let base: *mut u8 = own.as_mut_ptr().cast();
+                    // Only the top the program can reach is cleared: it never reaches (or
+                    // reads) the rest (docs/sandbox.md, "Stack").
+                    let reach = self
+                        .program
+                        .as_ref()
+                        .map_or(STACK_SIZE, |p| p.stack_reach.min(STACK_SIZE));
+                    // SAFETY: the top `reach` bytes lie inside the local buffer.
+                    unsafe { base.add(STACK_SIZE - reach).write_bytes(0, reach) };
                     // SAFETY: the stack is raw memory for eBPF code, valid for its length.
-                    unsafe { f(mem, mem_len, own.as_mut_ptr().cast(), STACK_SIZE) }
+                    unsafe { f(mem, mem_len, base, STACK_SIZE) }
                 } else {
                     // SAFETY: the caller guarantees `mem` and `stack`.
                     unsafe { f(mem, mem_len, stack, stack_len) }
                 }
             }
         };
-        match runtime::disarm(previous) {
+        let fault = runtime::disarm(previous);
+        if let Some(helpers) = helpers {
+            helpers.finish();
+        }
+        match fault {
             Some(err) => {
                 self.report(&err);
                 Err(err)

@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
-use crate::isa::{MAX_CALL_DEPTH, op};
-use crate::memory::Regions;
+use crate::helpers::HelperTable;
+use crate::isa::{MAX_CALL_DEPTH, MAX_NESTED_RUNS};
+use crate::memory::{MemRegion, Regions};
 use crate::vm::Vm;
 
 thread_local! {
@@ -21,22 +22,56 @@ thread_local! {
     static FAULT: RefCell<Option<ExecError>> = const { RefCell::new(None) };
     /// Whether [`FAULT`] holds this run's fault (checked first: the common case is cheap).
     static FAULTED: Cell<bool> = const { Cell::new(false) };
-    /// Whether a [`Vm::execute_jit`] call on this thread will collect and report the fault.
-    static ARMED: Cell<bool> = const { Cell::new(false) };
+    /// The extra regions of the run in progress on this thread (address and length of a
+    /// `[MemRegion]` that outlives the run).
+    static EXTRA_REGIONS: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
 }
 
-/// Prepares this thread for a run: clears the fault flag and returns the previous arming
-/// state, to be given back to [`disarm`].
+/// Records a run's extra regions for [`rt_check_access`] until dropped (the enclosing run's
+/// come back then).
+pub(crate) struct ExtraRegionsGuard {
+    previous: (usize, usize),
+}
+
+impl ExtraRegionsGuard {
+    /// Records `extra`, which must outlive the guard.
+    pub(crate) fn enter(extra: &[MemRegion<'_>]) -> Self {
+        ExtraRegionsGuard {
+            previous: EXTRA_REGIONS.replace((extra.as_ptr() as usize, extra.len())),
+        }
+    }
+}
+
+impl Drop for ExtraRegionsGuard {
+    fn drop(&mut self) {
+        EXTRA_REGIONS.set(self.previous);
+    }
+}
+
+/// The extra regions recorded for the run in progress on this thread.
+fn current_extra_regions<'a>() -> &'a [MemRegion<'a>] {
+    let (ptr, len) = EXTRA_REGIONS.get();
+    if ptr == 0 || len == 0 {
+        return &[];
+    }
+    // SAFETY: recorded by an `ExtraRegionsGuard` whose slice outlives the run, which is the
+    // only caller of the runtime functions using it.
+    unsafe { std::slice::from_raw_parts(ptr as *const MemRegion<'a>, len) }
+}
+
+/// Prepares this thread for a run of the code of `ctx`, whose faults the caller
+/// ([`Vm::execute_jit`]) collects: clears the fault flag and offers collection to the run
+/// (`crate::reentry`); returns the previous collector, to be given back to [`disarm`].
 #[inline]
-pub(crate) fn arm() -> bool {
+pub(crate) fn arm(ctx: *const JitContext) -> usize {
     FAULTED.set(false);
-    ARMED.replace(true)
+    crate::reentry::offer_collection(ctx as usize)
 }
 
 /// Ends a run started with [`arm`]: returns the fault it recorded, if any.
 #[inline]
-pub(crate) fn disarm(previous: bool) -> Option<ExecError> {
-    ARMED.set(previous);
+pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
+    crate::reentry::restore_collection(previous);
     if FAULTED.replace(false) {
         FAULT.with(|f| f.borrow_mut().take())
     } else {
@@ -44,28 +79,62 @@ pub(crate) fn disarm(previous: bool) -> Option<ExecError> {
     }
 }
 
-/// Records `err`, or reports it at once when nobody armed the slot (code called directly
-/// through a function pointer from C has no other way to show the error).
-fn record(vm: Option<&Vm>, err: ExecError) {
-    if ARMED.get() {
+/// Records `err` for the [`Vm::execute_jit`] call running the code of `ctx`, or reports it at
+/// once when nobody collects it (code called directly through a function pointer from C has
+/// no other way to show the error): through the VM's error printer, or on standard error when
+/// no VM owns the code any more.
+fn record(ctx: *const JitContext, vm: Option<&Vm>, err: ExecError) {
+    if crate::reentry::collects(ctx as usize) {
         FAULT.with(|f| *f.borrow_mut() = Some(err));
         FAULTED.set(true);
     } else if let Some(vm) = vm {
         vm.report(&err);
+    } else if err.is_printed() {
+        eprintln!("{err}");
     }
 }
 
-/// The VM a context belongs to.
+/// The VM a context belongs to (`None` once detached).
 ///
 /// # Safety
-/// `ctx` must be null or point to a live `JitContext` whose VM pointer is valid (the compiled
-/// code's owner guarantees both while the code may run).
+/// `ctx` must be null or point to a live `JitContext` whose VM pointer is null or valid (the
+/// compiled code's owner guarantees both while the code may run; detached contexts live
+/// forever and point to no VM).
 unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
     // SAFETY: guaranteed by the caller.
     let ctx = unsafe { ctx.as_ref() }?;
-    let vm = ctx.vm.load(Ordering::Relaxed);
+    let vm = ctx.vm.load(Ordering::Acquire);
     // SAFETY: guaranteed by the caller.
     unsafe { vm.cast_const().as_ref() }
+}
+
+/// Enters the `crate::reentry` level of a run of compiled code that calls helpers (called
+/// first thing on entry): returns 0, or 1 after recording [`ExecError::NestingTooDeep`] when
+/// this thread already has `MAX_NESTED_RUNS` levels (the code then returns `u64::MAX` at
+/// once, without [`rt_leave_run`]).
+///
+/// # Safety
+/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]).
+pub(crate) unsafe extern "C" fn rt_enter_run(ctx: *const JitContext) -> u64 {
+    catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: forwarded from this function's contract.
+        let vm = unsafe { vm_of(ctx) };
+        let owner = vm.map_or(0, |vm| std::ptr::from_ref(vm) as usize);
+        if crate::reentry::enter_run(owner, ctx as usize) {
+            return 0;
+        }
+        let err = ExecError::NestingTooDeep {
+            max: MAX_NESTED_RUNS,
+        };
+        record(ctx, vm, err);
+        1
+    }))
+    .unwrap_or(1)
+}
+
+/// Leaves the level entered by [`rt_enter_run`] (called on every return after it).
+pub(crate) extern "C" fn rt_leave_run() {
+    let _ = catch_unwind(crate::reentry::leave_run);
 }
 
 /// Packs the constant description of an access into one argument of [`rt_check_access`]:
@@ -135,6 +204,11 @@ pub(crate) unsafe extern "C" fn rt_check_access(
         let Some(run) = (unsafe { block.as_ref() }) else {
             return 1;
         };
+        let mem = if run.mem == 0 {
+            std::ptr::null()
+        } else {
+            run.mem as *const u8
+        };
         let packed = packed as u64;
         let pc = (packed & 0xffff_ffff) as usize;
         let size = ((packed >> 32) & 0xff) as usize;
@@ -144,26 +218,21 @@ pub(crate) unsafe extern "C" fn rt_check_access(
             Access::Load
         };
         let off = (packed >> 48) as u16 as i16;
-        let Some((vm, program)) = vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) else {
-            return 1;
-        };
-        let mem = if run.mem == 0 {
-            std::ptr::null()
-        } else {
-            run.mem as *const u8
-        };
-        let regions = Regions::new(
-            vm,
-            program,
-            mem,
+        let (mem_len, stack, stack_len) = (
             run.mem_len as usize,
             run.stack as *const u8,
             run.stack_len as usize,
         );
+        let regions = match vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) {
+            Some((vm, program)) => Regions::new(vm, program, mem, mem_len, stack, stack_len)
+                .with_extra(current_extra_regions()),
+            // A copy whose VM is gone: mem and the stack only.
+            None => Regions::without_vm(mem, mem_len, stack, stack_len),
+        };
         match regions.check(run.base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
-                record(Some(vm), err);
+                record(ctx, vm, err);
                 1
             }
         }
@@ -248,22 +317,6 @@ pub(crate) unsafe extern "C" fn rt_check_access_preserving() {
     )
 }
 
-/// The slot that the `n`-th instruction (0-based, `lddw` counting once) from `start` occupies.
-fn nth_slot(vm: Option<&Vm>, start: usize, n: u64) -> usize {
-    let Some(program) = vm.and_then(|vm| vm.program.as_ref()) else {
-        return start;
-    };
-    let mut pc = start;
-    for _ in 0..n {
-        match program.insns.get(pc) {
-            Some(insn) if insn.opc == op::LDDW => pc += 2,
-            Some(_) => pc += 1,
-            None => break,
-        }
-    }
-    pc
-}
-
 /// Records a fault detected inline by compiled code (see [`fault`] for the kinds). The code
 /// returns `u64::MAX` right after.
 ///
@@ -275,20 +328,49 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
         let vm = unsafe { vm_of(ctx) };
         let pc = pc as usize;
         let err = match kind {
-            fault::INSTRUCTION_LIMIT => ExecError::InstructionLimit {
-                // A negative count (limits above i32::MAX, as in uBPF) fails at once.
-                pc: nth_slot(vm, pc, (extra as i64).max(0) as u64),
-            },
+            fault::INSTRUCTION_LIMIT => ExecError::InstructionLimit { pc },
             fault::CALL_DEPTH => ExecError::CallDepthExceeded {
                 pc,
                 depth: extra as usize,
                 max: MAX_CALL_DEPTH,
             },
             fault::NONEXISTENT_HELPER => ExecError::NonexistentFunction { pc, index: extra },
+            fault::INVALID_MEM => ExecError::InvalidBuffer {
+                buffer: "mem",
+                len: extra as usize,
+            },
+            fault::INVALID_STACK => ExecError::InvalidBuffer {
+                buffer: "stack",
+                len: extra as usize,
+            },
+
             _ => ExecError::FellOffEnd { pc },
         };
-        record(vm, err);
+        record(ctx, vm, err);
     }));
+}
+
+/// Calls helper `index` for code compiled with compact helper calls: through the dispatcher
+/// when one is registered, else through the helper's slot (the code checked, before calling,
+/// that one of them exists). `args` are r1..r5 and `mem` the run's memory pointer.
+///
+/// # Safety
+/// `table` is the VM's boxed helper table, alive while its code runs; the registered
+/// functions are trusted with these arguments, as for a direct call.
+pub(crate) unsafe extern "C" fn rt_call_helper(
+    r1: u64,
+    r2: u64,
+    r3: u64,
+    r4: u64,
+    r5: u64,
+    index: u64,
+    mem: *mut std::ffi::c_void,
+    table: *const HelperTable,
+) -> u64 {
+    // SAFETY: guaranteed by the caller (the compiled code embeds the VM's table).
+    let table = unsafe { &*table };
+    // SAFETY: forwarded to the caller's contract. `None` cannot happen after the code's check.
+    unsafe { table.call_from_compiled(index, [r1, r2, r3, r4, r5], mem) }.unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -26,8 +26,10 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
             end: starts.get(i + 1).copied().unwrap_or(insns.len()),
             stack_usage: LOCAL_FUNCTION_STACK_SIZE,
         })
-        .collect();
+        .collect::<Vec<_>>();
     Program {
+        stack_reach: crate::verifier::stack_reach(&insns, &functions),
+        calls_helpers: crate::program::calls_helpers(&insns),
         insns,
         functions,
         data_sections: Vec::new(),
@@ -435,7 +437,7 @@ fn compile_cache_code_size_and_errors() {
     assert_eq!(vm.compile(JitMode::Basic).unwrap(), basic);
     vm.compile(JitMode::Extended).unwrap();
     assert_eq!(vm.jit_mode(), Some(JitMode::Extended));
-    vm.unload();
+    vm.unload().unwrap();
     assert_eq!(vm.jit_size(), None);
     assert_eq!(vm.compile(JitMode::Basic), Err(JitError::NotLoaded));
     assert_eq!(vm.copy_jit(&mut [0; 16]), Err(JitError::CopyBeforeCompile));

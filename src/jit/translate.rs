@@ -15,7 +15,7 @@
 #![allow(clippy::arithmetic_side_effects)]
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{I8, I16, I32, I64};
+use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
     SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
@@ -28,13 +28,13 @@ mod idioms;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
-use super::context::{BLINDING_KEY_OFFSET, JitContext, fault};
+use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
 use crate::idiom::{self, CopyLoop, Switch};
 use crate::isa::{
-    Insn, MAX_CALL_DEPTH, MAX_EXT_FUNCS, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
+    HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
 };
 use crate::program::Program;
@@ -50,8 +50,6 @@ pub(crate) struct Options {
     pub instruction_limit: u32,
     /// `Config::unwind_index` at compile time.
     pub unwind_index: Option<u32>,
-    /// The VM's boxed helper table (read at run time by the code).
-    pub helpers: *const HelperTable,
     /// The boxed context.
     pub ctx: *const JitContext,
     /// `Some(key)` (the context's key) when immediates are blinded.
@@ -60,17 +58,32 @@ pub(crate) struct Options {
     /// bounds callback registered at compile time). When not, the out-of-line bounds check
     /// only records the fault and never returns into the code.
     pub other_regions: bool,
+    /// Helper calls with a constant index go through [`runtime::rt_call_helper`]: one call
+    /// site and one block each instead of two of each (large programs, see
+    /// [`super::Tier::Fast`]).
+    pub compact_helper_calls: bool,
+    /// Whether every helper call first publishes the run to the kernel helpers
+    /// (`crate::linux_helpers::rt_publish_run`).
+    pub publish_run: bool,
+    /// The loaded program's map value slabs (valid while translating): accesses outside mem
+    /// and the stack test them inline before calling the runtime's slow path.
+    pub map_slabs: *const [crate::maps::SlabRegion],
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
 const FRAME_BYTES: i64 = 48;
 
 /// One proven access: `[lo, hi)` relative to the current value of `reg`.
+///
+/// A proof made by a store (or an atomic) covers later loads and stores of the range; one
+/// made by a load covers only loads, since the load may have been allowed by a read-only
+/// region (`.rodata`): every store is checked as a store (docs/sandbox.md).
 #[derive(Clone, Copy)]
 struct Proof {
     reg: u8,
     lo: i64,
     hi: i64,
+    writable: bool,
 }
 
 /// Values describing one memory region to the inline bounds check.
@@ -95,6 +108,9 @@ struct Translator<'a, 'b> {
     blocks: Vec<Option<Block>>,
     run_block: Option<StackSlot>,
     mem: Value,
+    /// The caller's buffers as passed (`mem`, and the stack in Extended mode), checked at
+    /// entry by [`Translator::check_buffer`]: `(base, len, fault kind)`.
+    buffers: Vec<(Value, Value, i64)>,
     mem_region: Region,
     stack_region: Region,
     frames: Option<StackSlot>,
@@ -114,6 +130,14 @@ struct Translator<'a, 'b> {
     switches: Vec<Switch>,
     /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
     reachable: Option<Vec<bool>>,
+    /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
+    sig_call_helper: Option<SigRef>,
+    sig_publish: SigRef,
+    sig_enter_run: SigRef,
+    sig_leave_run: SigRef,
+    /// Whether the code entered a `crate::reentry` level (programs that call helpers): every
+    /// return after the entry then leaves it.
+    in_level: bool,
     proofs: Vec<Proof>,
     terminated: bool,
     static_stack: bool,
@@ -168,13 +192,16 @@ pub(crate) fn translate(
     let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
-        (
-            idiom::find_copy_loops(insns, &cfg.leader),
-            idiom::find_switches(insns),
-        )
+        (idiom::find_copy_loops(insns), idiom::find_switches(insns))
     } else {
         (Vec::new(), Vec::new())
     };
+    let sig_call_helper = opts
+        .compact_helper_calls
+        .then(|| b.import_signature(sig(isa, &[I64; 8], Some(I64))));
+    let sig_publish = b.import_signature(sig(isa, &[I64; 2], None));
+    let sig_enter_run = b.import_signature(sig(isa, &[I64], Some(I64)));
+    let sig_leave_run = b.import_signature(sig(isa, &[], None));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -202,6 +229,9 @@ pub(crate) fn translate(
             let size = if needs_stack { STACK_SIZE as u32 } else { 16 };
             let slot =
                 b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, size, 4));
+            if needs_stack {
+                clear_stack_top(&mut b, isa, slot, program.stack_reach);
+            }
             let base = b.ins().stack_addr(I64, slot, 0);
             let len = if needs_stack { STACK_SIZE as i64 } else { 0 };
             (base, b.ins().iconst(I64, len))
@@ -237,8 +267,16 @@ pub(crate) fn translate(
     };
     let mem_region = region(&mut b, mem, mem_len, true, sizes);
     let stack_sizes = if has_stack { sizes } else { 0 };
-    let stack_region = region(&mut b, stack, stack_len, false, stack_sizes);
-    let run_block = (opts.bounds_check && accesses_memory).then(|| {
+    // Extended-mode code may be handed a null stack directly: like a null mem, no region.
+    let stack_region = region(
+        &mut b,
+        stack,
+        stack_len,
+        opts.mode == JitMode::Extended,
+        stack_sizes,
+    );
+    // Kernel helpers check pointer arguments against the run's regions, read from the block.
+    let run_block = (opts.bounds_check && (accesses_memory || opts.publish_run)).then(|| {
         let slot = b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             run_block::SIZE,
@@ -283,6 +321,10 @@ pub(crate) fn translate(
         }
     }
     let static_stack = opts.mode == JitMode::Basic && frames.is_none();
+    let mut buffers = vec![(mem, mem_len, fault::INVALID_MEM)];
+    if opts.mode == JitMode::Extended {
+        buffers.push((stack, stack_len, fault::INVALID_STACK));
+    }
     let mut t = Translator {
         b,
         insns,
@@ -295,6 +337,7 @@ pub(crate) fn translate(
         blocks,
         run_block,
         mem,
+        buffers,
         mem_region,
         stack_region,
         frames,
@@ -311,6 +354,11 @@ pub(crate) fn translate(
         copy_loops,
         reachable,
         switches,
+        sig_call_helper,
+        sig_publish,
+        sig_enter_run,
+        sig_leave_run,
+        in_level: false,
         proofs: Vec::new(),
         terminated: false,
         static_stack,
@@ -321,6 +369,49 @@ pub(crate) fn translate(
     t.b.seal_all_blocks();
     t.b.finalize(isa.frontend_config());
     Ok(())
+}
+
+/// Largest stack top that entry code clears with inline 16-byte stores; above it, it calls
+/// `memset`.
+const INLINE_CLEAR_BYTES: usize = 512;
+
+/// Zeroes the top `reach` bytes (rounded up to 8) of the 4096-byte Basic-mode stack `slot`,
+/// so the program reads 0 from every byte it can reach before writing it, never what the
+/// native stack held (docs/sandbox.md, "Stack").
+fn clear_stack_top(
+    b: &mut FunctionBuilder<'_>,
+    isa: &dyn TargetIsa,
+    slot: StackSlot,
+    reach: usize,
+) {
+    let reach = reach.min(STACK_SIZE).next_multiple_of(8);
+    if reach == 0 {
+        return;
+    }
+    let bottom = (STACK_SIZE - reach) as i32;
+    if reach <= INLINE_CLEAR_BYTES {
+        let zero = b.ins().iconst(I64, 0);
+        let mut off = bottom;
+        if reach % 16 == 8 {
+            b.ins().stack_store(I64, zero, slot, off);
+            off += 8;
+        }
+        if off < STACK_SIZE as i32 {
+            let wide = b.ins().splat(I64X2, zero);
+            while off < STACK_SIZE as i32 {
+                b.ins().stack_store(I64, wide, slot, off);
+                off += 16;
+            }
+        }
+        return;
+    }
+    // `memset` through its absolute address: no relocation, like the runtime functions.
+    let memset = b.import_signature(sig(isa, &[I64, I32, I64], Some(I64)));
+    let f = b.ins().iconst(I64, libc::memset as *const () as i64);
+    let dest = b.ins().stack_addr(I64, slot, bottom);
+    let zero = b.ins().iconst(I32, 0);
+    let len = b.ins().iconst(I64, reach as i64);
+    b.ins().call_indirect(memset, f, &[dest, zero, len]);
 }
 
 /// Precomputes the per-size limits of a region (a null `mem` is never a region). Only the
@@ -470,7 +561,61 @@ impl Translator<'_, '_> {
         self.b.seal_block(cont);
     }
 
+    /// Refuses a run whose caller buffer does not fit in the address space, as the
+    /// interpreter does (`memory::check_buffers`): non-null and (longer than `isize::MAX` or
+    /// wrapping past the top).
+    fn check_buffer(&mut self, base: Value, len: Value, kind: i64) {
+        let too_long = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, len, 0);
+        let end = self.b.ins().iadd(base, len);
+        let wraps = self.b.ins().icmp(IntCC::UnsignedLessThan, end, base);
+        let bad = self.b.ins().bor(too_long, wraps);
+        let present = self.b.ins().icmp_imm_s(IntCC::NotEqual, base, 0);
+        let bad = self.b.ins().band(bad, present);
+        self.fault_if(bad, kind, 0, len);
+    }
+
+    /// Returns `v` from the compiled function, leaving the run's `crate::reentry` level first
+    /// when it entered one.
+    fn return_value(&mut self, v: Value) {
+        if self.in_level {
+            let leave = self.iconst(runtime::rt_leave_run as *const () as i64);
+            self.b.ins().call_indirect(self.sig_leave_run, leave, &[]);
+        }
+        self.b.ins().return_(&[v]);
+    }
+
+    /// A program that calls helpers can nest runs: its run is a level of `crate::reentry`
+    /// (nesting limit, code in use), entered before anything else, as in the interpreter
+    /// (docs/sandbox.md, "Re-entrancy"). Refused, it returns `u64::MAX` at once.
+    fn enter_level(&mut self) {
+        if !self.program.calls_helpers {
+            return;
+        }
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let enter = self.iconst(runtime::rt_enter_run as *const () as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sig_enter_run, enter, &[ctx]);
+        let refused = self.b.inst_results(call)[0];
+        let entered = self.b.create_block();
+        let refuse = self.b.create_block();
+        self.b.set_cold_block(refuse);
+        self.b.ins().brif(refused, refuse, &[], entered, &[]);
+        self.b.switch_to_block(refuse);
+        self.b.seal_block(refuse);
+        let max = self.iconst(-1);
+        self.b.ins().return_(&[max]);
+        self.b.switch_to_block(entered);
+        self.b.seal_block(entered);
+        self.in_level = true;
+    }
+
     fn body(&mut self) -> Result<(), JitError> {
+        self.enter_level();
+        for (base, len, kind) in std::mem::take(&mut self.buffers) {
+            self.check_buffer(base, len, kind);
+        }
         let len = self.insns.len();
         let mut pc = 0;
         while pc < len {
@@ -530,13 +675,58 @@ impl Translator<'_, '_> {
         self.proofs.clear();
         let count = self.cfg.block_len[pc];
         if self.opts.instruction_limit > 0 && count > 0 {
-            // The interpreter stops before the first instruction that finds the counter used
-            // up; charging a whole block at its start fails the same runs.
+            // The interpreter stops before the first instruction that finds the budget used
+            // up, after the earlier ones ran with all their effects. When the budget covers
+            // the whole block, charging it at once is exact; otherwise the limit hits inside
+            // the block, and a cold copy of it charges instruction by instruction
+            // (docs/sandbox.md, "Instruction limit").
             let before = self.b.use_var(self.remaining);
+            let covered =
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, before, i64::from(count));
+            let fast = self.b.create_block();
+            let exact = self.b.create_block();
+            self.b.set_cold_block(exact);
+            self.b.ins().brif(covered, fast, &[], exact, &[]);
+            self.b.switch_to_block(exact);
+            self.b.seal_block(exact);
+            self.exact_block(pc, count)?;
+            self.b.switch_to_block(fast);
+            self.b.seal_block(fast);
+            self.terminated = false;
+            self.proofs.clear();
             let after = self.b.ins().iadd_imm_s(before, -i64::from(count));
             self.b.def_var(self.remaining, after);
-            let over = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, after, 0);
-            self.fault_if(over, fault::INSTRUCTION_LIMIT, pc, before);
+        }
+        Ok(())
+    }
+
+    /// The exact path of the block at `pc` (`count` instructions) when the budget is smaller
+    /// than the block: before each instruction, fail at its slot if the budget is used up,
+    /// else charge 1 and run it. The block's last instruction can then never run (the budget
+    /// was below `count`), so the copy ends in the limit fault at its slot: terminators are
+    /// never translated twice. All blocks of the copy are cold.
+    fn exact_block(&mut self, pc: usize, count: u32) -> Result<(), JitError> {
+        let first = self.b.func.dfg.num_blocks();
+        let zero = self.iconst(0);
+        let mut slot = pc;
+        for _ in 1..count {
+            let left = self.b.use_var(self.remaining);
+            let out = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 0);
+            self.fault_if(out, fault::INSTRUCTION_LIMIT, slot, zero);
+            let left = self.b.ins().iadd_imm_s(left, -1);
+            self.b.def_var(self.remaining, left);
+            self.b.set_srcloc(SourceLoc::new(slot as u32));
+            let insn = self.insns[slot];
+            slot = self.insn(slot, insn)?;
+        }
+        self.jump_fault(fault::INSTRUCTION_LIMIT, slot, zero);
+        for block in first..self.b.func.dfg.num_blocks() {
+            self.b.set_cold_block(Block::from_u32(block as u32));
         }
         Ok(())
     }
@@ -546,7 +736,7 @@ impl Translator<'_, '_> {
         // fail: a runtime function recorded the fault; return u64::MAX.
         self.b.switch_to_block(self.fail);
         let max = self.iconst(-1);
-        self.b.ins().return_(&[max]);
+        self.return_value(max);
 
         self.b.switch_to_block(self.fault);
         let params = self.b.block_params(self.fault).to_vec();
@@ -556,15 +746,15 @@ impl Translator<'_, '_> {
             .ins()
             .call_indirect(self.sig_fault, f, &[ctx, params[0], params[1], params[2]]);
         let max = self.iconst(-1);
-        self.b.ins().return_(&[max]);
+        self.return_value(max);
 
         self.b.switch_to_block(self.exit);
         let r0 = self.b.block_params(self.exit)[0];
-        self.b.ins().return_(&[r0]);
+        self.return_value(r0);
 
         self.b.switch_to_block(self.ret_zero);
         let zero = self.iconst(0);
-        self.b.ins().return_(&[zero]);
+        self.return_value(zero);
 
         if let (Some(pop), Some(frames)) = (self.pop, self.frames) {
             // Return from a local call: restore r6..r9 and r10, then go to the return site.
@@ -692,10 +882,11 @@ impl Translator<'_, '_> {
         if self.static_stack && reg == 10 && lo >= -(STACK_SIZE as i64) && hi <= 0 {
             return addr;
         }
+        let store = access == Access::Store;
         if self
             .proofs
             .iter()
-            .any(|p| p.reg == reg && p.lo <= lo && hi <= p.hi)
+            .any(|p| p.reg == reg && p.lo <= lo && hi <= p.hi && (p.writable || !store))
         {
             return addr;
         }
@@ -727,6 +918,7 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
+        self.map_value_checks(addr, bytes, ok);
         let ctx = self.iconst(self.opts.ctx as i64);
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
         #[cfg(target_arch = "x86_64")]
@@ -761,8 +953,45 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(ok);
         self.b.seal_block(ok);
-        self.proofs.push(Proof { reg, lo, hi });
+        self.proofs.push(Proof {
+            reg,
+            lo,
+            hi,
+            writable: store,
+        });
         addr
+    }
+
+    /// Inline tests of an access of `bytes` bytes at `addr` against each map's value slab
+    /// (`crate::maps::SlabRegion`): inside one value, go to `ok`; otherwise fall through to
+    /// the slow path. Map values are then as cheap to reach as any region, with no runtime
+    /// call per access.
+    fn map_value_checks(&mut self, addr: Value, bytes: usize, ok: Block) {
+        // SAFETY: `map_slabs` points to the slabs of the VM being compiled, alive during the
+        // translation (see `Options::map_slabs`).
+        let slabs = unsafe { &*self.opts.map_slabs };
+        for slab in slabs.iter().filter(|s| bytes as u64 <= s.value_size) {
+            let off = self
+                .b
+                .ins()
+                .iadd_imm_s(addr, (slab.base as i64).wrapping_neg());
+            let inside = self
+                .b
+                .ins()
+                .icmp_imm_s(IntCC::UnsignedLessThan, off, slab.len as i64);
+            let in_slot = self.b.ins().band_imm_s(off, (slab.stride - 1) as i64);
+            let fits = self.b.ins().icmp_imm_s(
+                IntCC::UnsignedLessThanOrEqual,
+                in_slot,
+                (slab.value_size - bytes as u64) as i64,
+            );
+            let both = self.b.ins().band(inside, fits);
+            let next = self.b.create_block();
+            self.b.set_cold_block(next);
+            self.b.ins().brif(both, ok, &[], next, &[]);
+            self.b.switch_to_block(next);
+            self.b.seal_block(next);
+        }
     }
 
     fn alu(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
@@ -1009,10 +1238,14 @@ impl Translator<'_, '_> {
                     self.b.ins().brif(depth, pop, &[], self.exit, &args);
                 }
                 None => {
-                    self.b.ins().return_(&[r0]);
+                    self.return_value(r0);
                 }
             }
             self.terminated = true;
+            return Ok(());
+        }
+        if cfg::is_no_op_jump(pc, &insn) {
+            // Lands on the next slot whether taken or not (the CFG did not split the block).
             return Ok(());
         }
         let target = cfg::jump_target(pc, &insn)
@@ -1096,8 +1329,25 @@ impl Translator<'_, '_> {
     /// time, else `r0 = helpers[idx](r1..r5, mem)`; an empty slot is a runtime fault. After
     /// the unwind helper, r0 == 0 ends the program with 0.
     fn helper_call(&mut self, pc: usize, idx: Value, known: Option<u32>) -> Result<(), JitError> {
+        if self.opts.publish_run {
+            let ctx = self.iconst(self.opts.ctx as i64);
+            let block = match self.run_block {
+                Some(slot) => self.b.ins().stack_addr(I64, slot, 0),
+                None => self.iconst(0),
+            };
+            let f = self.iconst(crate::linux_helpers::rt_publish_run as *const () as i64);
+            self.b
+                .ins()
+                .call_indirect(self.sig_publish, f, &[ctx, block]);
+        }
+        if let (Some(index), Some(sig)) = (known, self.sig_call_helper) {
+            return self.compact_helper_call(pc, idx, index, sig);
+        }
         let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
-        let table = self.iconst(self.opts.helpers as i64);
+        let ctx = self.iconst(self.opts.ctx as i64);
+        // The table is read through the context at every call: the VM's own table (helpers
+        // registered after compiling are called), or a detached copy's snapshot.
+        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
         let dispatcher = self.b.ins().load(
             I64,
             trusted(),
@@ -1135,7 +1385,7 @@ impl Translator<'_, '_> {
         self.b.seal_block(via_table);
         let slots = std::mem::offset_of!(HelperTable, slots) as i64;
         let func = match known {
-            Some(i) if (i as usize) >= MAX_EXT_FUNCS => None,
+            Some(i) if (i as usize) >= HELPER_SLOTS => None,
             Some(i) => Some(self.b.ins().load(
                 I64,
                 trusted(),
@@ -1146,7 +1396,7 @@ impl Translator<'_, '_> {
                 let out = self.b.ins().icmp_imm_s(
                     IntCC::UnsignedGreaterThanOrEqual,
                     idx,
-                    MAX_EXT_FUNCS as i64,
+                    HELPER_SLOTS as i64,
                 );
                 self.fault_if(out, fault::NONEXISTENT_HELPER, pc, idx);
                 let off = self.b.ins().ishl_imm_s(idx, 3);
@@ -1172,8 +1422,64 @@ impl Translator<'_, '_> {
 
         self.b.switch_to_block(done);
         self.b.seal_block(done);
+        self.after_helper_call(idx, known, r0);
+        Ok(())
+    }
+
+    /// [`Self::helper_call`] of constant helper `index` with one call to
+    /// [`runtime::rt_call_helper`], which calls the dispatcher when one is registered at run
+    /// time and the helper's slot otherwise; the code first faults when neither exists.
+    fn compact_helper_call(
+        &mut self,
+        pc: usize,
+        idx: Value,
+        index: u32,
+        sig: SigRef,
+    ) -> Result<(), JitError> {
+        // The table is read through the context, as in `helper_call` (a detached copy's
+        // snapshot, or the VM's own table).
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
+        let dispatcher = self.b.ins().load(
+            I64,
+            trusted(),
+            table,
+            std::mem::offset_of!(HelperTable, dispatcher) as i32,
+        );
+        let servable = if (index as usize) < HELPER_SLOTS {
+            let slots = std::mem::offset_of!(HelperTable, slots) as i64;
+            let slot = (slots + 8 * i64::from(index)) as i32;
+            let func = self.b.ins().load(I64, trusted(), table, slot);
+            self.b.ins().bor(dispatcher, func)
+        } else {
+            dispatcher
+        };
+        let missing = self.b.ins().icmp_imm_s(IntCC::Equal, servable, 0);
+        self.fault_if(missing, fault::NONEXISTENT_HELPER, pc, idx);
+        // Constants are made again after the check: a value crossing a block boundary costs
+        // a spill and a reload in the fast tier.
+        let mut args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
+        let idx = self.iconst(i64::from(index));
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
+        let f = self.iconst(runtime::rt_call_helper as *const () as i64);
+        args.extend([idx, self.mem, table]);
+        let call = self.b.ins().call_indirect(sig, f, &args);
+        let r0 = self.b.inst_results(call)[0];
+        self.after_helper_call(idx, Some(index), r0);
+        Ok(())
+    }
+
+    /// After a helper call returned `r0`: sets r0 and, after the unwind helper, ends the
+    /// program with 0 when r0 is 0.
+    fn after_helper_call(&mut self, idx: Value, known: Option<u32>, r0: Value) {
         self.set(0, r0);
-        // Helpers may write anywhere, but never move mem or the stack: proofs stay valid.
+        // Helpers may write anywhere, but never move mem or the stack: proofs through those
+        // stay valid. A proof that a data section or the bounds callback granted does not
+        // survive the call (a helper may end the life of whatever the callback accepted).
+        if self.opts.other_regions {
+            self.proofs.clear();
+        }
         if let Some(unwind) = self.opts.unwind_index {
             let unwinds = match known {
                 Some(i) if i == unwind => Some(self.b.ins().icmp_imm_s(IntCC::Equal, r0, 0)),
@@ -1194,7 +1500,6 @@ impl Translator<'_, '_> {
                 self.b.seal_block(cont);
             }
         }
-        Ok(())
     }
 
     /// Local call: at most `MAX_CALL_DEPTH` frames; save r6..r9 and r10, lower r10 by the
@@ -1206,11 +1511,12 @@ impl Translator<'_, '_> {
         let target = usize::try_from(pc as i64 + 1 + i64::from(insn.imm))
             .map_err(|_| JitError::Internal(format!("call out of bounds at PC {pc}")))?;
         let target = self.block_at(target)?;
+        // Return sites are in program order: a binary search keeps many calls linear-time.
         let site = self
             .cfg
             .return_sites
-            .iter()
-            .position(|&s| s == pc + 1)
+            .binary_search(&(pc + 1))
+            .ok()
             .ok_or_else(|| JitError::Internal(format!("no return site for PC {pc}")))?;
         let usage = self
             .program

@@ -5,6 +5,7 @@
 
 pub mod c;
 pub mod rng;
+pub mod shapes;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
