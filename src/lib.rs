@@ -25,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod asm;
+#[cfg(feature = "capi")]
 pub mod capi;
 pub mod conformance;
 pub mod data_file;
