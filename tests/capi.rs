@@ -89,6 +89,7 @@ macro_rules! c_tests {
 
 c_tests!(
     debug_fn,
+    ebpf_h,
     elf,
     elf_entry,
     elf_errors,

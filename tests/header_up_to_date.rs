@@ -105,3 +105,210 @@ fn rbpf_h_is_up_to_date() {
         &generate(rbpf_config(), &root().join("src/capi/rbpf.rs")),
     );
 }
+
+/// `include/ebpf.h`: uBPF's instruction struct and `EBPF_*` names, every value taken from
+/// `rbpf::isa` and every opcode checked against the instruction table, so the header cannot
+/// drift from what the assembler, disassembler and verifier know.
+fn generate_ebpf_h() -> String {
+    use rbpf::isa::{alu, atomic, class, is_known_opcode, jmp, mode, size, source};
+    let mut defines: Vec<(String, u32)> = Vec::new();
+    let mut opcodes: Vec<(String, u8)> = Vec::new();
+    let mut define = |name: &str, value: u32| defines.push((format!("EBPF_{name}"), value));
+
+    define("CLS_MASK", class::MASK.into());
+    define("ALU_OP_MASK", alu::MASK.into());
+    define("JMP_OP_MASK", alu::MASK.into());
+    let classes = [
+        ("LD", class::LD),
+        ("LDX", class::LDX),
+        ("ST", class::ST),
+        ("STX", class::STX),
+        ("ALU", class::ALU),
+        ("JMP", class::JMP),
+        ("JMP32", class::JMP32),
+        ("ALU64", class::ALU64),
+    ];
+    for (name, value) in classes {
+        define(&format!("CLS_{name}"), value.into());
+    }
+    define("SRC_IMM", source::K.into());
+    define("SRC_REG", source::X.into());
+    let sizes = [
+        ("W", size::W),
+        ("H", size::H),
+        ("B", size::B),
+        ("DW", size::DW),
+    ];
+    for (name, value) in sizes {
+        define(&format!("SIZE_{name}"), value.into());
+    }
+    define("MODE_IMM", mode::IMM.into());
+    define("MODE_MEM", mode::MEM.into());
+    define("MODE_MEMSX", mode::MEMSX.into());
+    define("MODE_ATOMIC", mode::ATOMIC.into());
+    define("ATOMIC_OP_FETCH", atomic::FETCH as u32);
+    define("ATOMIC_OP_XCHG", atomic::XCHG as u32);
+    define("ATOMIC_OP_CMPXCHG", atomic::CMPXCHG as u32);
+    let alu_ops = [
+        ("ADD", alu::ADD),
+        ("SUB", alu::SUB),
+        ("MUL", alu::MUL),
+        ("DIV", alu::DIV),
+        ("OR", alu::OR),
+        ("AND", alu::AND),
+        ("LSH", alu::LSH),
+        ("RSH", alu::RSH),
+        ("NEG", alu::NEG),
+        ("MOD", alu::MOD),
+        ("XOR", alu::XOR),
+        ("MOV", alu::MOV),
+        ("ARSH", alu::ARSH),
+        ("END", alu::END),
+    ];
+    for (name, value) in alu_ops {
+        define(&format!("ALU_OP_{name}"), value.into());
+    }
+    let jmp_ops = [
+        ("JA", jmp::JA),
+        ("JEQ", jmp::JEQ),
+        ("JGT", jmp::JGT),
+        ("JGE", jmp::JGE),
+        ("JSET", jmp::JSET),
+        ("JNE", jmp::JNE),
+        ("JSGT", jmp::JSGT),
+        ("JSGE", jmp::JSGE),
+        ("CALL", jmp::CALL),
+        ("EXIT", jmp::EXIT),
+        ("JLT", jmp::JLT),
+        ("JLE", jmp::JLE),
+        ("JSLT", jmp::JSLT),
+        ("JSLE", jmp::JSLE),
+    ];
+    for (name, value) in jmp_ops {
+        define(&format!("MODE_{name}"), value.into());
+    }
+
+    let mut opcode = |name: String, value: u8| opcodes.push((format!("EBPF_OP_{name}"), value));
+    // Arithmetic: NAME_IMM/NAME_REG (32-bit) and NAME64_IMM/NAME64_REG; NEG has no source.
+    for (width, cls) in [("", class::ALU), ("64", class::ALU64)] {
+        for (name, op) in alu_ops {
+            match name {
+                "END" => {}
+                "NEG" => opcode(format!("NEG{width}"), cls | op),
+                _ => {
+                    opcode(format!("{name}{width}_IMM"), cls | source::K | op);
+                    opcode(format!("{name}{width}_REG"), cls | source::X | op);
+                }
+            }
+        }
+    }
+    opcode("LE".into(), class::ALU | source::K | alu::END);
+    opcode("BE".into(), class::ALU | source::X | alu::END);
+    opcode("BSWAP".into(), class::ALU64 | source::K | alu::END);
+    // Memory.
+    for (name, sz) in sizes {
+        opcode(format!("LDX{name}"), class::LDX | mode::MEM | sz);
+    }
+    for (name, sz) in &sizes[..3] {
+        opcode(format!("LDX{name}SX"), class::LDX | mode::MEMSX | sz);
+    }
+    for (name, sz) in sizes {
+        opcode(format!("ST{name}"), class::ST | mode::MEM | sz);
+    }
+    for (name, sz) in sizes {
+        opcode(format!("STX{name}"), class::STX | mode::MEM | sz);
+    }
+    opcode("LDDW".into(), class::LD | mode::IMM | size::DW);
+    // Jumps: JA, CALL and EXIT have no source; conditions have both, in JMP and JMP32.
+    for (width, cls) in [("", class::JMP), ("32", class::JMP32)] {
+        for (name, op) in jmp_ops {
+            match (name, width) {
+                ("JA", "") | ("CALL", "") | ("EXIT", "") => opcode(name.into(), cls | op),
+                ("JA", _) | ("CALL", _) | ("EXIT", _) => {}
+                _ => {
+                    opcode(format!("{name}{width}_IMM"), cls | source::K | op);
+                    opcode(format!("{name}{width}_REG"), cls | source::X | op);
+                }
+            }
+        }
+    }
+    opcode("JA32".into(), class::JMP32 | jmp::JA);
+    opcode("ATOMIC32_STORE".into(), class::STX | mode::ATOMIC | size::W);
+    opcode("ATOMIC_STORE".into(), class::STX | mode::ATOMIC | size::DW);
+
+    // Every name is an instruction of the table, and every instruction of the table that uBPF
+    // accepts has a name (`callx`, 0x8d, is rbpf assembler syntax that uBPF rejects).
+    for (name, value) in &opcodes {
+        assert!(
+            is_known_opcode(*value),
+            "{name} = {value:#04x} is not in src/isa"
+        );
+    }
+    for spec in rbpf::isa::INSN_TABLE {
+        assert!(
+            spec.opcode == rbpf::isa::op::CALLX || opcodes.iter().any(|(_, v)| *v == spec.opcode),
+            "`{}` ({:#04x}) has no EBPF_OP_ name in ebpf.h",
+            spec.mnemonic,
+            spec.opcode
+        );
+    }
+
+    let mut text = String::from(
+        "/*\n * ebpf.h: the eBPF instruction encoding under uBPF's names (struct ebpf_inst and the\n \
+         * EBPF_* macros of uBPF's vm/ebpf.h), for C code written against uBPF.\n *\n \
+         * GENERATED from src/isa by tests/header_up_to_date.rs: do not edit.\n */\n\n\
+         #ifndef EBPF_H\n#define EBPF_H\n\n#include <stdint.h>\n\n\
+         /** One 8-byte instruction slot (register fields as on a little-endian host). */\n\
+         struct ebpf_inst\n{\n    uint8_t opcode;\n    uint8_t dst : 4;\n    uint8_t src : 4;\n    \
+         int16_t offset;\n    int32_t imm;\n};\n\n\
+         /** Register numbers (r10 is the read-only frame pointer). */\nenum bpf_register\n{\n",
+    );
+    for reg in 0..=10 {
+        text.push_str(&format!("    BPF_REG_{reg},\n"));
+    }
+    text.push_str("    _BPF_REG_MAX,\n};\n\n/* Instruction fields. */\n");
+    for (name, value) in &defines {
+        text.push_str(&format!("#define {name} {value:#04x}\n"));
+    }
+    text.push_str("\n/* Opcodes. */\n");
+    for (name, value) in &opcodes {
+        text.push_str(&format!("#define {name} {value:#04x}\n"));
+    }
+    text.push_str("\n#endif /* EBPF_H */\n");
+    text
+}
+
+#[test]
+fn ebpf_h_is_up_to_date() {
+    check("ebpf.h", &generate_ebpf_h());
+}
+
+/// `capi-tests/ebpf_h.c` (which compiles and runs programs built from `ebpf.h`) uses every
+/// macro and enumerator the header defines.
+#[test]
+fn ebpf_h_test_uses_every_name() {
+    let header = generate_ebpf_h();
+    let test = std::fs::read_to_string(root().join("capi-tests/ebpf_h.c"))
+        .expect("read capi-tests/ebpf_h.c");
+    let names = header.lines().filter_map(|line| {
+        line.strip_prefix("#define EBPF_")
+            .filter(|rest| *rest != "H")
+            .map(|rest| format!("EBPF_{}", rest.split(' ').next().unwrap_or_default()))
+            .or_else(|| {
+                line.trim()
+                    .strip_prefix("BPF_REG_")
+                    .map(|r| format!("BPF_REG_{}", r.trim_end_matches(',')))
+            })
+    });
+    let unused: Vec<String> = names
+        .filter(|name| {
+            !test
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .any(|word| word == name)
+        })
+        .collect();
+    assert!(
+        unused.is_empty(),
+        "capi-tests/ebpf_h.c does not use {unused:?}"
+    );
+}
