@@ -45,9 +45,9 @@ fn sanitizers_available() -> bool {
 /// checking with `nm` that the ASan runtime really is in the program.
 fn run_sanitized(source: &Path, args: &[&str]) {
     if !sanitizers_available() {
-        eprintln!(
-            "SKIPPED: the C compiler cannot build sanitized programs; {} ran without ASan/UBSan",
-            source.display()
+        common::skip(
+            "a C compiler with the ASan/UBSan runtimes",
+            &format!("{} ran without ASan/UBSan", source.display()),
         );
         return;
     }
@@ -203,7 +203,7 @@ fn example_pcap_filter() {
 fn headers_compile_as_cxx() {
     let probe = compiler(true).arg("--version").output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no C++ compiler found; the C++ header check did not run");
+        common::skip("a C++ compiler", "the C++ header check did not run");
         return;
     }
     let source = paths().root.join("capi-tests").join("header_cxx.cpp");
@@ -222,7 +222,7 @@ fn exports_only_the_c_api() {
     let output = match output {
         Ok(output) if output.status.success() => output,
         _ => {
-            eprintln!("SKIPPED: `nm` is not available; symbol hygiene was not checked");
+            common::skip("nm", "symbol hygiene was not checked");
             return;
         }
     };
@@ -262,7 +262,7 @@ fn exports_only_the_c_api() {
 fn soname_is_set() {
     let library = paths().lib_dir.join("librbpf.so");
     let Ok(output) = Command::new("readelf").arg("-d").arg(&library).output() else {
-        eprintln!("SKIPPED: `readelf` is not available; the SONAME was not checked");
+        common::skip("readelf", "the SONAME was not checked");
         return;
     };
     let dynamic = String::from_utf8_lossy(&output.stdout);

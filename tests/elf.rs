@@ -1679,7 +1679,7 @@ fn examples_recompiled_with_clang_behave_the_same() {
         .output()
         .is_err()
     {
-        eprintln!("skipping: {clang} is not installed");
+        common::skip(&clang, "the example eBPF programs were not recompiled");
         return;
     }
     let out = std::env::temp_dir().join(format!("rbpf-elf-examples-{}", std::process::id()));

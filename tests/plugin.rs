@@ -551,7 +551,7 @@ fn safe_profile() {
 #[test]
 fn valgrind_clean() {
     if !valgrind_available() {
-        eprintln!("SKIPPED: valgrind is not installed; the plugin ran without memcheck");
+        common::skip("valgrind", "the plugin ran without memcheck");
         return;
     }
     let dir = common::suite_dir();

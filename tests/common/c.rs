@@ -211,9 +211,9 @@ pub fn run(program: &Path, args: &[&str]) -> Output {
         let checked = command.output().expect("run valgrind");
         check_output("running under valgrind", &command, &checked);
     } else {
-        eprintln!(
-            "SKIPPED: valgrind is not installed; {} ran without memcheck",
-            program.display()
+        super::skip(
+            "valgrind",
+            &format!("{} ran without memcheck", program.display()),
         );
     }
     output

@@ -25,6 +25,18 @@ pub fn suite_dir() -> PathBuf {
     dir
 }
 
+/// Reports that part of a test could not run because `tool` is missing. When the `CI`
+/// environment variable is set this is a failure (CI installs every tool the tests use, see
+/// `.ci/run`). Otherwise the message goes straight to the process's standard error, past the
+/// test harness's output capture, so that the skip shows in `cargo test`'s normal output.
+pub fn skip(tool: &str, what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is missing, and CI is set: {what}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({tool} is missing): {what}");
+}
+
 /// One line of `assembled.tsv`.
 #[derive(Debug, Clone)]
 pub struct Reference {
