@@ -37,7 +37,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 
 use object::LittleEndian;
 use object::elf::{
@@ -99,8 +98,8 @@ pub struct LinkedElf {
     pub functions: Vec<LinkedFunction>,
     /// Sections copied for data relocations (only when no data-relocation callback is set).
     pub data_sections: Vec<DataSection>,
-    /// Warnings uBPF prints while linking (`Warning: bad relocation type N; skipping.`),
-    /// without the trailing newline. [`Vm::load_elf`] prints them to standard output.
+    /// Warnings printed while linking (`Warning: bad relocation type N; skipping.`), without
+    /// the trailing newline. [`Vm::load_elf`] sends them to the error printer.
     pub warnings: Vec<String>,
 }
 
@@ -110,6 +109,16 @@ fn file_range(bytes: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::try_from(size).ok()?)?;
     bytes.get(start..end)
+}
+
+/// A symbol name as the non-executable-section error prints it: `(null)` for the empty name
+/// (string table offset 0), which is what uBPF prints there (docs/elf.md).
+fn printed_name(name: &[u8]) -> String {
+    if name.is_empty() {
+        "(null)".to_owned()
+    } else {
+        lossy(name).into_owned()
+    }
 }
 
 /// Longest symbol or section name accepted, in bytes. uBPF has no limit (it reads C strings
@@ -411,7 +420,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .sections
                 .get(index)
                 .filter(|s| s.is_executable())
-                .ok_or_else(|| ElfError::NonExecutableFunction(lossy(name).into_owned()))?;
+                .ok_or_else(|| ElfError::NonExecutableFunction(printed_name(name)))?;
             let start = sym.st_value(LE);
             let size = sym.st_size(LE);
             if start
@@ -832,13 +841,12 @@ impl Vm {
     ///
     /// `entry` names the main function's symbol; `None` selects the function at offset 0 of
     /// `.text`. Helpers called by name must be registered first; a data-relocation callback, if
-    /// set, resolves every `R_BPF_64_64` as in uBPF. Like uBPF, an unknown relocation type in a
-    /// code section prints `Warning: bad relocation type N; skipping.` to standard output.
+    /// set, resolves every `R_BPF_64_64` as in uBPF. An unknown relocation type in a code
+    /// section is skipped with `Warning: bad relocation type N; skipping.`, which goes to the
+    /// error printer like every other message (uBPF writes it to standard output; see
+    /// `docs/elf.md`).
     pub fn load_elf(&mut self, bytes: &[u8], entry: Option<&str>) -> Result<(), ElfError> {
-        let mut print = |warning: &str| {
-            // A closed or broken standard output is not the loader's failure.
-            let _ = writeln!(std::io::stdout().lock(), "{warning}");
-        };
+        let mut print = |warning: &str| self.print_message(warning);
         let linked = link(self, bytes, entry, &mut print)?;
         self.load_linked(linked)
     }

@@ -284,9 +284,14 @@ impl Vm {
         if !err.is_printed() {
             return;
         }
-        let text = err.to_string();
+        self.print_message(&err.to_string());
+    }
+
+    /// Prints one message (a runtime error or a loader warning) through the error printer, or
+    /// on standard error when none is set.
+    pub fn print_message(&self, text: &str) {
         match &self.error_printer {
-            Some(print) => print(&text),
+            Some(print) => print(text),
             None => eprintln!("{text}"),
         }
     }

@@ -318,3 +318,26 @@ fn test_command_passes_the_conformance_suite() {
     assert!(out.ends_with("313 passed, 0 failed\n"), "{out}");
     assert_eq!(o.status.code(), Some(0));
 }
+
+#[test]
+fn an_empty_program_is_named_as_such() {
+    let path = temp_path("empty.bin");
+    std::fs::write(&path, b"").unwrap();
+    let o = rbpf(&["run", path.to_str().unwrap()], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("holds no instructions"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rbpf(&["run", "--asm", "-"], b"# nothing\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("<stdin> holds no instructions"));
+}
+
+#[test]
+fn test_of_a_missing_path_is_a_usage_error() {
+    let o = rbpf(&["test", "/nonexistent/suite"], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot read /nonexistent/suite"));
+}

@@ -657,6 +657,12 @@ fn function_symbols_are_checked() {
         link_err_plain(&p.0),
         "function symbol filter points to a non-executable section"
     );
+    // A nameless symbol (string offset 0) is printed as uBPF prints it, "(null)".
+    p.put_u32(filter + ST_NAME, 0);
+    assert_eq!(
+        link_err_plain(&p.0),
+        "function symbol (null) points to a non-executable section"
+    );
 
     // Flags must be exactly ALLOC|EXECINSTR.
     let mut p = base.clone();

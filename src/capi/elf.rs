@@ -46,7 +46,7 @@ pub extern "C" fn ubpf_load_elf_ex(
             Some(unsafe { CStr::from_ptr(main_section_name) }.to_string_lossy())
         };
         // ELF-level errors and the final ubpf_load's errors both end up in *errmsg (§1.6);
-        // unknown relocation types print uBPF's warning to stdout and are skipped.
+        // unknown relocation types are skipped with a warning through the error printer.
         match handle.vm.load_elf(bytes, entry.as_deref()) {
             Ok(()) => 0,
             Err(err) => {

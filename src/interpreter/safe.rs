@@ -294,7 +294,9 @@ impl<'a> SafeState<'a> {
         let Some(region_end) = region_base.checked_add(region_size) else {
             return Err(violation(pc, format!("invalid region metadata in {name}")));
         };
-        if addr < region_base || addr >= region_end {
+        // An access that starts exactly at the region's end overruns it, as in uBPF
+        // (docs/semantics.md).
+        if addr < region_base || addr > region_end {
             return Err(violation(pc, format!("{name} is out of bounds")));
         }
         if addr
@@ -582,10 +584,18 @@ mod tests {
             ),
             Err("uBPF safe mode error: load requires a pointer at PC 1".into())
         );
-        // Past the end, and overrunning it.
+        // Before the start, past the end, starting at the end, and overrunning it.
+        assert_eq!(
+            run(&mut vm, &[ins(0x72, 1, 0, -1, 0), exit()], &mut mem),
+            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+        );
+        assert_eq!(
+            run(&mut vm, &[ins(0x72, 1, 0, 9, 0), exit()], &mut mem),
+            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+        );
         assert_eq!(
             run(&mut vm, &[ins(0x72, 1, 0, 8, 0), exit()], &mut mem),
-            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+            Err("uBPF safe mode error: store overruns region at PC 0".into())
         );
         assert_eq!(
             run(&mut vm, &[ins(0x79, 0, 1, 4, 0), exit()], &mut mem),
@@ -600,7 +610,7 @@ mod tests {
         vm.config_mut().bounds_check = false;
         assert_eq!(
             run(&mut vm, &[ins(0x72, 10, 0, 0, 0), exit()], &mut mem),
-            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+            Err("uBPF safe mode error: store overruns region at PC 0".into())
         );
     }
 
