@@ -1,5 +1,5 @@
 # Builds and installs librbpf as a C library. Cargo does the building; this file only copies
-# files into place. See packaging/README.md.
+# files into place. See docs/install.md.
 #
 #   make                       cargo build --release (librbpf.so, librbpf.a, the rbpf tool)
 #   make install               into PREFIX (default /usr/local), under DESTDIR if set
@@ -24,6 +24,8 @@ INSTALL ?= install
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 MINOR := $(word 2,$(subst ., ,$(VERSION)))
+# The ABI version in the SONAME (capi/build.rs sets -soname librbpf.so.$(SOVERSION)).
+SOVERSION := 0
 # What librbpf.a needs besides itself (rustc --print native-static-libs on Linux/glibc).
 STATIC_LIBS ?= -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
@@ -38,6 +40,7 @@ HEADER_DIR := $(if $(filter 1,$(UBPF_COMPAT)),$(INCLUDEDIR),$(INCLUDEDIR)/rbpf)
 SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@INCLUDEDIR@|$(HEADER_DIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	-e 's|@MAJOR@|$(MAJOR)|g' -e 's|@MINOR@|$(MINOR)|g' \
+	-e 's|@SOVERSION@|$(SOVERSION)|g' \
 	-e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' \
 	-e 's|@CMAKE_STATIC_LIBS@|$(subst $(SPACE),;,$(strip $(STATIC_LIBS)))|g'
 
@@ -52,8 +55,8 @@ install: build
 		$(DESTDIR)$(LIBDIR)/cmake/rbpf
 	$(INSTALL) -m 755 $(BUILD_DIR)/rbpf $(DESTDIR)$(BINDIR)/rbpf
 	$(INSTALL) -m 755 $(BUILD_DIR)/librbpf.so $(DESTDIR)$(LIBDIR)/librbpf.so.$(VERSION)
-	ln -sf librbpf.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librbpf.so.$(MAJOR)
-	ln -sf librbpf.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/librbpf.so
+	ln -sf librbpf.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librbpf.so.$(SOVERSION)
+	ln -sf librbpf.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/librbpf.so
 	$(INSTALL) -m 644 $(BUILD_DIR)/librbpf.a $(DESTDIR)$(LIBDIR)/librbpf.a
 	$(INSTALL) -m 644 $(HEADERS) $(DESTDIR)$(HEADER_DIR)/
 	$(SUBST) -e 's|@NAME@|rbpf|g' \
@@ -65,7 +68,7 @@ install: build
 		packaging/ConfigVersion.cmake.in > $(DESTDIR)$(LIBDIR)/cmake/rbpf/rbpfConfigVersion.cmake
 ifeq ($(UBPF_COMPAT),1)
 	$(INSTALL) -d $(DESTDIR)$(LIBDIR)/cmake/ubpf
-	ln -sf librbpf.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libubpf.so
+	ln -sf librbpf.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libubpf.so
 	ln -sf librbpf.a $(DESTDIR)$(LIBDIR)/libubpf.a
 	$(SUBST) -e 's|@NAME@|ubpf|g' \
 		-e 's|@DESCRIPTION@|uBPF C API, provided by librbpf|g' \
@@ -79,7 +82,7 @@ endif
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/rbpf
-	rm -f $(DESTDIR)$(LIBDIR)/librbpf.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librbpf.so.$(MAJOR) \
+	rm -f $(DESTDIR)$(LIBDIR)/librbpf.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librbpf.so.$(SOVERSION) \
 		$(DESTDIR)$(LIBDIR)/librbpf.so $(DESTDIR)$(LIBDIR)/librbpf.a
 	rm -f $(addprefix $(DESTDIR)$(HEADER_DIR)/,$(notdir $(HEADERS)))
 	rm -f $(DESTDIR)$(LIBDIR)/pkgconfig/rbpf.pc

@@ -1,4 +1,5 @@
-//! Build script of the C library: sets the SONAME (on Linux) and creates the
+//! Build script of the C library: sets the SONAME, `librbpf.so.0` (on Linux; the ABI version,
+//! kept in step with `SOVERSION` in the Makefile), and creates the
 //! `target/<profile>/librbpf.so.0 -> librbpf.so` link. No version script is needed: rustc
 //! exports only the `#[no_mangle]` C API from the cdylib, and `tests/capi.rs` checks that
 //! with `nm -D`.

@@ -1,4 +1,4 @@
-//! The ELF loader: `ubpf_load_elf` / `ubpf_load_elf_ex` semantics (`ubpf-compat.md` §5) for
+//! The ELF loader: `ubpf_load_elf` / `ubpf_load_elf_ex` semantics (`docs/elf.md`) for
 //! relocatable eBPF objects such as `clang -target bpf -c` produces.
 //!
 //! [`Vm::load_elf`] runs uBPF's checks in uBPF's order and with its texts, links every
@@ -200,7 +200,7 @@ struct Elf<'a> {
 }
 
 impl<'a> Elf<'a> {
-    /// §5.1: header and section-table checks, in uBPF's order.
+    /// `docs/elf.md`, "Header checks": header and section-table checks, in uBPF's order.
     fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
         let header_bytes = bytes.get(..ELF_HEADER_SIZE).ok_or(ElfError::TooShort)?;
         let (header, _) =
@@ -395,7 +395,7 @@ struct Linker<'v, 'a, 'w> {
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
-    /// §5.2: collect every STT_FUNC symbol; main first, the rest in symbol order.
+    /// `docs/elf.md`, "Functions": collect every STT_FUNC symbol; main first, the rest in symbol order.
     fn collect_functions(
         vm: &'v Vm,
         warn: &'w mut dyn FnMut(&str),
@@ -529,7 +529,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         self.funcs.get(index)
     }
 
-    /// §5.3: every SHT_REL section that applies to an executable section, in section order.
+    /// `docs/elf.md`, "Relocations": every SHT_REL section that applies to an executable section, in section order.
     fn relocate(&mut self) -> Result<(), ElfError> {
         let count = self.elf.sections.len();
         for index in 0..count {

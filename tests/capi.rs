@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use common::c::{check_output, compile, compile_with, compiler, paths, run};
 
-/// The sanitizers of the extra C-side run (style.md lesson 8).
+/// The sanitizers of the extra C-side run.
 const SANITIZE: &[&str] = &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
 
 /// Whether the C compiler can build and link sanitized programs (checked once).

@@ -476,7 +476,7 @@ fn slots(linked: &LinkedElf) -> Vec<Insn> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §5.1 header checks, in order
+// docs/elf.md, "Header checks", in order
 
 #[test]
 fn short_files_are_refused() {
@@ -611,7 +611,7 @@ fn string_and_symbol_tables_are_required() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §5.2 function collection
+// docs/elf.md, "Functions"
 
 #[test]
 fn function_symbols_are_checked() {
@@ -789,7 +789,7 @@ fn local_calls_reach_the_same_functions_whatever_the_layout() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §5.3 relocations
+// docs/elf.md, "Relocations"
 
 #[test]
 fn relocation_sections_are_checked() {

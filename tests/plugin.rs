@@ -1,10 +1,10 @@
 //! `examples-c/bpf_conformance_plugin.c`, driven the way the bpf_conformance runner drives a
 //! plugin: compiled against the real `librbpf.so`, given the memory as its first argument and
 //! the program on standard input (both as two lowercase hex digits and two spaces per byte),
-//! and judged as the runner judges (spec §7.6): exit 0 → standard output parsed as hex and
-//! compared with the expected result; any other exit → the output (standard output, or
-//! standard error when that is empty) up to the first `\r`, trailing whitespace stripped,
-//! compared exactly with the expected error.
+//! and judged as the runner judges (docs/data-format.md, "The runner's verdict"): exit 0 →
+//! standard output parsed as hex and compared with the expected result; any other exit → the
+//! output (standard output, or standard error when that is empty) up to the first `\r`,
+//! trailing whitespace stripped, compared exactly with the expected error.
 //!
 //! Every program of `assembled.tsv` runs in `--interpret` and `--jit` mode; a few runs go
 //! under valgrind's memcheck.
@@ -464,7 +464,7 @@ fn runtime_error_fails_the_run() {
     );
 }
 
-/// Argument handling (spec §7.2).
+/// Argument handling (docs/data-format.md, "Plugin options").
 #[test]
 fn arguments() {
     let program = assemble("mov %r0, 0x2a\nexit");

@@ -1,4 +1,4 @@
-//! uBPF's safe execution profile (`ubpf-compat.md` §3.10): the interpreter tracks, per
+//! uBPF's safe execution profile (`docs/semantics.md`, "Safe profile"): the interpreter tracks, per
 //! register and per spilled stack slot, whether a value is a scalar or a pointer into a known
 //! region, and allows memory accesses only through pointers, inside their region and with the
 //! region's permissions. The bounds-check toggle and the legacy bounds callback do not apply.
