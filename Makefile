@@ -2,7 +2,8 @@
 # files into place. See docs/install.md.
 #
 #   make                       cargo build --release (librbpf.so, librbpf.a, the rbpf tool)
-#   make install               into PREFIX (default /usr/local), under DESTDIR if set
+#   make install               into PREFIX (default /usr/local), under DESTDIR if set; builds
+#                              only if nothing was built yet
 #   make install UBPF_COMPAT=0 without the uBPF names (libubpf.*, ubpf.pc, ubpfConfig.cmake),
 #                              headers in PREFIX/include/rbpf, to sit beside uBPF itself
 #   make uninstall             removes what install put there (same variables)
@@ -44,13 +45,20 @@ SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	-e 's|@STATIC_LIBS@|$(STATIC_LIBS)|g' \
 	-e 's|@CMAKE_STATIC_LIBS@|$(subst $(SPACE),;,$(strip $(STATIC_LIBS)))|g'
 
+BUILT := $(BUILD_DIR)/librbpf.so $(BUILD_DIR)/librbpf.a $(BUILD_DIR)/rbpf
+
 .PHONY: all build install uninstall
 all: build
 
 build:
 	$(CARGO) build --profile $(CARGO_PROFILE) --target-dir $(CARGO_TARGET_DIR)
 
-install: build
+# install builds only what is missing, so that `sudo make install` after `make` (or
+# `cargo build --release`) needs no cargo as root; run `make` first after changing the code.
+$(BUILT):
+	$(CARGO) build --profile $(CARGO_PROFILE) --target-dir $(CARGO_TARGET_DIR)
+
+install: $(BUILT)
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(HEADER_DIR) \
 		$(DESTDIR)$(LIBDIR)/cmake/rbpf
 	$(INSTALL) -m 755 $(BUILD_DIR)/rbpf $(DESTDIR)$(BINDIR)/rbpf
