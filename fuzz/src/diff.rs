@@ -89,7 +89,7 @@ impl Setup {
     }
 
     /// Why the validator refuses `code` under this setup.
-    fn vm_error(&self, code: &[u8]) -> Option<String> {
+    pub fn vm_error(&self, code: &[u8]) -> Option<String> {
         let mut vm = Vm::new();
         register_helpers(&mut vm, self.dispatcher);
         vm.load(code).err().map(|e| e.to_string())

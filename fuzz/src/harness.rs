@@ -364,7 +364,12 @@ impl Drop for ExecBuf {
 
 /// Runs `f` with standard error sent to /dev/null (code copied out of a VM reports faults on
 /// stderr when the VM is gone; thousands of runs per second would flood the fuzzer's log).
+/// With `RBPF_FUZZ_EXPLAIN` set, nothing is silenced: a crash inside `f` would otherwise lose
+/// its report (libFuzzer's too) to /dev/null, leaving only the artifact.
 pub fn quiet_stderr<T>(f: impl FnOnce() -> T) -> T {
+    if explaining() {
+        return f();
+    }
     // SAFETY: plain descriptor juggling on fd 2; restored before returning.
     unsafe {
         let saved = libc::dup(2);

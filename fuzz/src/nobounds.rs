@@ -244,7 +244,11 @@ fn generate(input: &mut Reader<'_>) -> Vec<Insn> {
             Fragment::Plain(v) => insns.extend(v),
             Fragment::Jump(mut insn, target) => {
                 let to = starts[target.min(starts.len() - 1)];
-                let off = to as i64 - insns.len() as i64 - 1;
+                // A jump to itself is refused at load (uBPF's "infinite loop"): fall through.
+                let off = match to as i64 - insns.len() as i64 - 1 {
+                    -1 => 0,
+                    off => off,
+                };
                 insn.off = i16::try_from(off).expect("programs are short");
                 insns.push(insn);
             }
@@ -271,7 +275,8 @@ pub fn run(data: &[u8]) {
 
     // Interpreter: bounds checks on against off.
     let Some(checked_vm) = setup.vm(&code, &insns) else {
-        fail("the validator refused a generated program", &insns);
+        let why = setup.vm_error(&code).unwrap_or_default();
+        fail(&format!("the validator refused a generated program: {why}"), &insns);
     };
     let mut start = Start::new(&mem, setup.extended);
     let checked = start.interpret(&checked_vm);
