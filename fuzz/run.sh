@@ -10,6 +10,7 @@
 # Environment: RBPF_FUZZ_TIMEOUT (seconds per input, default 10), RBPF_FUZZ_RSS_MB (default
 # 2048), RBPF_FUZZ_TOLERATE (see README.md), RBPF_CONFORMANCE_DIR, RBPF_FUZZ_TARGET_DIR.
 set -euo pipefail
+export RUST_BACKTRACE=0 # libFuzzer prints the stack; keep the report short
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 2 ]; then
     echo "usage: $0 TARGET SECONDS [libFuzzer options…]   (targets: diff elf asm safe nobounds)" >&2
@@ -33,7 +34,7 @@ RBPF_FUZZ_WRITE_SEEDS=$seeds "$bin"
 
 case $target in
 elf) max_len=16384 ;;
-nobounds) max_len=2048 ;;
+nobounds) max_len=1200 ;;
 *) max_len=4096 ;;
 esac
 
@@ -50,8 +51,10 @@ stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -n 1; }
 execs=$(stat number_of_executed_units)
 rate=$(stat average_exec_per_sec)
 if [ "$status" -ne 0 ]; then
-    echo "---- end of $log ----"
-    tail -n 60 "$log"
+    # The finding (the harness's report, a sanitizer or libFuzzer error) and the input's file.
+    echo "---- from $log ----"
+    grep -m1 -A40 -E "panicked at|ERROR: |DEADLYSIGNAL" "$log" | grep -v -E "^ +#[0-9]+ 0x" | head -n 40
+    grep -E "Test unit written|^Base64" "$log" || true
     echo "----"
 fi
 echo "fuzz $target: ${seconds}s, ${execs:-?} executions (${rate:-?}/s), cov ${cov:-$(field cov)}, ft $(field ft), corpus $(field corp | head -n 1) inputs, exit status $status$( [ "$status" -ne 0 ] && echo ", artifacts in $artifacts")"

@@ -26,7 +26,7 @@ const MEM_REG: u8 = 9;
 /// The register address computations use.
 const ADDR_REG: u8 = 8;
 /// Most fragments in a program.
-const MAX_FRAGMENTS: usize = 300;
+const MAX_FRAGMENTS: usize = 160;
 
 /// ALU operations: (opcode bits, offset) — offset 1 is the signed division/modulo form,
 /// 8/16/32 the sign-extending moves.
