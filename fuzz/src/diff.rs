@@ -19,10 +19,9 @@ use rbpf::isa::{Insn, class, mode as addr_mode};
 use rbpf::jit::{JitExFn, JitFn, JitMode};
 
 use crate::harness::{
-    explaining,
-    Aligned, ExecBuf, LOOP_LIMIT, Outcome, Reader, SLACK, STACK_LEN, begin_run, error_key, fail,
-    has_atomic, leaks_frame_pointer, may_loop, quiet_stderr, register_helpers, slack_permits,
-    take_log,
+    Aligned, ExecBuf, LOOP_LIMIT, Outcome, Reader, SLACK, STACK_LEN, begin_run, error_key,
+    explaining, fail, has_atomic, leaks_frame_pointer, may_loop, quiet_stderr, register_helpers,
+    slack_permits, take_log,
 };
 use crate::known::{Known, tolerated};
 
@@ -157,7 +156,10 @@ impl Start {
         Outcome {
             result,
             mem: self.mem.bytes().to_vec(),
-            stack: self.init_stack.as_ref().map(|_| self.stack.bytes().to_vec()),
+            stack: self
+                .init_stack
+                .as_ref()
+                .map(|_| self.stack.bytes().to_vec()),
             calls: take_log(),
         }
     }
@@ -323,7 +325,9 @@ pub fn run_program(setup: Setup, mem: &[u8], code: &[u8]) {
         return;
     }
     let jit = start.jit(&vm);
-    compare("JIT", &interp, &jit, false, comparable, false, &insns, replay);
+    compare(
+        "JIT", &interp, &jit, false, comparable, false, &insns, replay,
+    );
 
     // Copies: `translate` output and a `copy_jit` copy, run after the VM is gone.
     let mut copies = Vec::new();
@@ -389,13 +393,21 @@ pub fn reads_unwritten_stack(mut vm: Vm, insns: &[Insn], mem: &[u8]) -> bool {
             };
             let reg = |r: u8| state.registers[usize::from(r & 15)];
             let (addr, reads, writes) = match (insn.class(), insn.opc & 0xe0) {
-                (class::LDX, addr_mode::MEM | addr_mode::MEMSX) => {
-                    (reg(insn.src).wrapping_add_signed(insn.off.into()), true, false)
-                }
-                (class::ST, addr_mode::MEM) | (class::STX, addr_mode::MEM) => {
-                    (reg(insn.dst).wrapping_add_signed(insn.off.into()), false, true)
-                }
-                (class::STX, 0xc0) => (reg(insn.dst).wrapping_add_signed(insn.off.into()), true, true),
+                (class::LDX, addr_mode::MEM | addr_mode::MEMSX) => (
+                    reg(insn.src).wrapping_add_signed(insn.off.into()),
+                    true,
+                    false,
+                ),
+                (class::ST, addr_mode::MEM) | (class::STX, addr_mode::MEM) => (
+                    reg(insn.dst).wrapping_add_signed(insn.off.into()),
+                    false,
+                    true,
+                ),
+                (class::STX, 0xc0) => (
+                    reg(insn.dst).wrapping_add_signed(insn.off.into()),
+                    true,
+                    true,
+                ),
                 _ => return,
             };
             for byte in addr..addr.saturating_add(size) {
@@ -414,7 +426,8 @@ pub fn reads_unwritten_stack(mut vm: Vm, insns: &[Insn], mem: &[u8]) -> bool {
             }
         })
     };
-    vm.set_debug_fn(Some(Box::new(debug))).expect("no debug function yet");
+    vm.set_debug_fn(Some(Box::new(debug)))
+        .expect("no debug function yet");
     let mut start = Start::new(mem, false);
     let _ = start.interpret(&vm);
     TRACE.with(|t| t.borrow().read_unwritten)

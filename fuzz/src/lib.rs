@@ -74,7 +74,10 @@ pub unsafe extern "C" fn rbpf_fuzz_init(name: *const c_char) -> c_int {
     if let Some(dir) = std::env::var_os("RBPF_FUZZ_WRITE_SEEDS") {
         match seeds::write(target.name, std::path::Path::new(&dir)) {
             Ok(n) => {
-                eprintln!("rbpf-fuzz: wrote {n} seeds for {name} into {}", dir.display());
+                eprintln!(
+                    "rbpf-fuzz: wrote {n} seeds for {name} into {}",
+                    dir.display()
+                );
                 std::process::exit(0);
             }
             Err(e) => {
@@ -98,7 +101,9 @@ pub unsafe extern "C" fn rbpf_fuzz_one(data: *const u8, len: usize) -> c_int {
         // SAFETY: libFuzzer passes a valid buffer.
         unsafe { std::slice::from_raw_parts(data, len) }
     };
-    let target = SELECTED.get().expect("rbpf_fuzz_init selects a target first");
+    let target = SELECTED
+        .get()
+        .expect("rbpf_fuzz_init selects a target first");
     (target.run)(bytes);
     0
 }

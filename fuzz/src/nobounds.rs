@@ -51,7 +51,9 @@ const ALU_OPS: [(u8, i16); 17] = [
 ];
 
 /// Conditional jump operations (opcode bits).
-const JUMP_OPS: [u8; 11] = [0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0];
+const JUMP_OPS: [u8; 11] = [
+    0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
+];
 
 /// Atomic operations (the immediate): add, or, and, xor (each also with fetch), xchg, cmpxchg.
 const ATOMIC_OPS: [i32; 10] = [0x00, 0x01, 0x40, 0x41, 0x50, 0x51, 0xa0, 0xa1, 0xe1, 0xf1];
@@ -101,13 +103,14 @@ fn fragment(input: &mut Reader<'_>, count: usize) -> Fragment {
     let (dst, src) = (scratch(b), scratch(b >> 4));
     let is64 = kind & 0x80 != 0;
     let target = |input: &mut Reader<'_>| usize::from(input.byte()) % (count + 8);
-    let insns = match kind % 16 {
+    let variant = kind % 16;
+    let insns = match variant {
         0 | 1 => {
             let (op, off) = ALU_OPS[usize::from(input.byte()) % ALU_OPS.len()];
             let class = if is64 { 0x07 } else { 0x04 };
             if op == 0x80 {
                 vec![Insn::new(op | class, dst, 0, 0, 0)] // neg
-            } else if kind % 16 == 0 && off < 8 {
+            } else if variant == 0 && off < 8 {
                 let mut imm = imm32(input);
                 if op == 0x30 || op == 0x90 {
                     imm |= 1; // a zero immediate divisor is refused at load
@@ -118,13 +121,20 @@ fn fragment(input: &mut Reader<'_>, count: usize) -> Fragment {
                 vec![Insn::new(op | 0x08 | class, dst, src, off, 0)]
             }
         }
-        2 => lddw(dst, u64::from(imm32(input) as u32) << 32 | u64::from(imm32(input) as u32))
-            .to_vec(),
+        2 => lddw(
+            dst,
+            u64::from(imm32(input) as u32) << 32 | u64::from(imm32(input) as u32),
+        )
+        .to_vec(),
         3 => {
             // Load at a constant offset (plain or sign-extending).
             let (bits, size) = SIZES[usize::from(b >> 4) % 4];
             let (base, off) = place(input, size, 1);
-            let mode = if kind & 0x40 != 0 && size < 8 { 0x80 } else { 0x60 };
+            let mode = if kind & 0x40 != 0 && size < 8 {
+                0x80
+            } else {
+                0x60
+            };
             vec![Insn::new(mode | bits | 0x01, dst, base, off, 0)]
         }
         4 => {
@@ -173,7 +183,7 @@ fn fragment(input: &mut Reader<'_>, count: usize) -> Fragment {
             // Conditional jump (JMP or JMP32, register or immediate) to any fragment.
             let op = JUMP_OPS[usize::from(input.byte()) % JUMP_OPS.len()];
             let class = if is64 { 0x05 } else { 0x06 };
-            let insn = if kind % 16 == 8 {
+            let insn = if variant == 8 {
                 Insn::new(op | class, dst, 0, 0, imm32(input))
             } else {
                 Insn::new(op | 0x08 | class, dst, src, 0, 0)
@@ -202,7 +212,13 @@ fn fragment(input: &mut Reader<'_>, count: usize) -> Fragment {
             ]
         }
         13 => vec![Insn::new(0x95, 0, 0, 0, 0)],
-        14 => vec![Insn::new(0xb7 ^ if is64 { 0 } else { 0x03 }, dst, 0, 0, imm32(input))],
+        14 => vec![Insn::new(
+            0xb7 ^ if is64 { 0 } else { 0x03 },
+            dst,
+            0,
+            0,
+            imm32(input),
+        )],
         _ => {
             // Movsx from a 32-bit value, and a 32-bit move of a register.
             vec![
@@ -221,7 +237,10 @@ fn generate(input: &mut Reader<'_>) -> Vec<Insn> {
         prologue.push(Insn::new(0x7a, 10, 0, -8 * k, 0));
     }
     for r in 0..8 {
-        prologue.extend(lddw(r, 0x0101_0101_0101_0101u64.wrapping_mul(u64::from(r) + 3)));
+        prologue.extend(lddw(
+            r,
+            0x0101_0101_0101_0101u64.wrapping_mul(u64::from(r) + 3),
+        ));
     }
     let mut fragments = Vec::new();
     while !input.is_empty() && fragments.len() < MAX_FRAGMENTS {
@@ -276,7 +295,10 @@ pub fn run(data: &[u8]) {
     // Interpreter: bounds checks on against off.
     let Some(checked_vm) = setup.vm(&code, &insns) else {
         let why = setup.vm_error(&code).unwrap_or_default();
-        fail(&format!("the validator refused a generated program: {why}"), &insns);
+        fail(
+            &format!("the validator refused a generated program: {why}"),
+            &insns,
+        );
     };
     let mut start = Start::new(&mem, setup.extended);
     let checked = start.interpret(&checked_vm);

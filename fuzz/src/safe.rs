@@ -60,7 +60,8 @@ pub fn run(data: &[u8]) {
                 let mut s = s.borrow_mut();
                 s.count += 1;
                 let stack_end = state.stack.as_ptr() as u64 + state.stack.len() as u64;
-                s.first.get_or_insert((state.registers[1], state.registers[10] ^ stack_end));
+                s.first
+                    .get_or_insert((state.registers[1], state.registers[10] ^ stack_end));
                 if state.pc >= len || state.stack.len() != STACK_LEN {
                     s.bad.get_or_insert(format!(
                         "debug callback at pc {} of {len} with a {}-byte stack",
@@ -91,7 +92,9 @@ pub fn run(data: &[u8]) {
         && (r1 != mem_addr || r10_delta != 0)
     {
         fail(
-            &format!("first debug state: r1 {r1:#x} (mem {mem_addr:#x}), r10 off by {r10_delta:#x}"),
+            &format!(
+                "first debug state: r1 {r1:#x} (mem {mem_addr:#x}), r10 off by {r10_delta:#x}"
+            ),
             &insns,
         );
     }
@@ -158,4 +161,3 @@ pub fn run(data: &[u8]) {
         );
     }
 }
-

@@ -19,8 +19,17 @@ fn dir_from_env(var: &str, default: PathBuf) -> PathBuf {
     std::env::var_os(var).map_or(default, PathBuf::from)
 }
 
-/// Every parsable conformance program: (name, mem, bytecode, assembly text if any).
-fn conformance() -> Vec<(String, Vec<u8>, Vec<u8>, Option<String>)> {
+/// One program of the conformance suite.
+struct SuiteProgram {
+    name: String,
+    mem: Vec<u8>,
+    code: Vec<u8>,
+    /// The assembly text, when the file has one.
+    asm: Option<String>,
+}
+
+/// Every parsable conformance program.
+fn conformance() -> Vec<SuiteProgram> {
     let root = dir_from_env(
         "RBPF_CONFORMANCE_DIR",
         repo().join("../shared/bpf-conformance"),
@@ -43,12 +52,12 @@ fn conformance() -> Vec<(String, Vec<u8>, Vec<u8>, Option<String>)> {
             let file = DataFile::read(&path).ok()?;
             let insns = file.program().ok()?;
             let name = path.file_stem()?.to_string_lossy().into_owned();
-            Some((
+            Some(SuiteProgram {
                 name,
-                file.mem_bytes(),
-                rbpf::isa::encode_slots(&insns),
-                file.asm.clone(),
-            ))
+                mem: file.mem_bytes(),
+                code: rbpf::isa::encode_slots(&insns),
+                asm: file.asm.clone(),
+            })
         })
         .collect()
 }
@@ -63,20 +72,20 @@ pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
     let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
     match target {
         "diff" | "safe" => {
-            for (i, (name, mem, code, _)) in conformance().into_iter().enumerate() {
-                let mem = &mem[..mem.len().min(255)];
+            for (i, p) in conformance().into_iter().enumerate() {
+                let mem = &p.mem[..p.mem.len().min(255)];
                 let mut seed = vec![FLAG_CYCLE[i % FLAG_CYCLE.len()], 0, mem.len() as u8];
                 seed.extend_from_slice(mem);
-                seed.extend_from_slice(&code);
-                seeds.push((name, seed));
+                seed.extend_from_slice(&p.code);
+                seeds.push((p.name, seed));
             }
         }
         "asm" => {
-            for (name, _, code, asm) in conformance() {
-                if let Some(text) = asm {
-                    seeds.push((format!("{name}.s"), text.into_bytes()));
+            for p in conformance() {
+                if let Some(text) = p.asm {
+                    seeds.push((format!("{}.s", p.name), text.into_bytes()));
                 }
-                seeds.push((format!("{name}.bin"), code));
+                seeds.push((format!("{}.bin", p.name), p.code));
             }
         }
         "elf" => {
