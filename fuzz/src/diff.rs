@@ -4,7 +4,8 @@
 //! 8-byte slots). Flag bits: 0 extended mode (the caller's stack, the same buffer for both
 //! engines), 1 constant blinding, 2 unwind helper (index 5), 3 helpers behind the external
 //! dispatcher, 4 also run a `copy_jit` copy, 5 also run `translate` output, 6 a bounds
-//! callback that permits the 64 bytes after `mem`. `limit`: 0 none (64 Ki instructions when
+//! callback that permits the 64 bytes after `mem`, 7 also through the C API (`capi.rs`; not
+//! with bit 6, which the C API has no equivalent of here). `limit`: 0 none (64 Ki instructions when
 //! the program has a backward jump, so a loop is never a hang), 1–127 that many, 128–255
 //! (n−127)×512.
 //!
@@ -35,6 +36,8 @@ pub struct Setup {
     pub copy: bool,
     pub translate: bool,
     pub bounds_fn: bool,
+    /// Also run through the C API (`capi.rs`).
+    pub capi: bool,
     /// The instruction limit selector (see the module documentation).
     pub limit: u8,
     /// Bounds checks (off only in the `nobounds` target).
@@ -52,6 +55,7 @@ impl Setup {
             copy: flags & 16 != 0,
             translate: flags & 32 != 0,
             bounds_fn: flags & 64 != 0,
+            capi: flags & 128 != 0,
             limit,
             unchecked: false,
         }
@@ -136,7 +140,7 @@ impl Start {
 
     /// Resets the buffers and the helpers' state; returns (mem, mem_len, stack) pointers for
     /// a run (mem is null when empty, as C callers pass it).
-    fn reset(&mut self) -> (*mut u8, usize, *mut u8) {
+    pub(crate) fn reset(&mut self) -> (*mut u8, usize, *mut u8) {
         self.mem.bytes().copy_from_slice(&self.init_mem);
         if let Some(init) = &self.init_stack {
             self.stack.bytes().copy_from_slice(init);
@@ -152,7 +156,7 @@ impl Start {
     }
 
     /// The outcome of a run that ended with `result`.
-    fn finish(&mut self, result: Result<u64, String>) -> Outcome {
+    pub(crate) fn finish(&mut self, result: Result<u64, String>) -> Outcome {
         Outcome {
             result,
             mem: self.mem.bytes().to_vec(),
@@ -328,6 +332,20 @@ pub fn run_program(setup: Setup, mem: &[u8], code: &[u8]) {
     compare(
         "JIT", &interp, &jit, false, comparable, false, &insns, replay,
     );
+    if setup.capi && !setup.bounds_fn {
+        let limit = setup.instruction_limit(&insns);
+        crate::capi::run(
+            &setup,
+            code,
+            &insns,
+            limit,
+            &mut start,
+            &interp,
+            jit.hit_limit(),
+            comparable,
+            replay,
+        );
+    }
 
     // Copies: `translate` output and a `copy_jit` copy, run after the VM is gone.
     let mut copies = Vec::new();

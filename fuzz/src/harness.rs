@@ -180,7 +180,7 @@ fn helper(index: u32) -> Option<HelperFn> {
 }
 
 /// The external dispatcher: the same table, reached through one function.
-unsafe extern "C" fn dispatch(
+pub unsafe extern "C" fn dispatch(
     a: u64,
     b: u64,
     c: u64,

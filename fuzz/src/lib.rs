@@ -13,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod asm;
+mod capi;
 mod diff;
 mod elf;
 mod harness;
