@@ -2,7 +2,8 @@
 //! directory (`run.sh` does this before each run), so the seeds always match the input
 //! formats of this build.
 //!
-//! Sources: the conformance suite's `.data` files (`$RBPF_CONFORMANCE_DIR/tests`, default
+//! Sources: the conformance suite's `.data` files (`$RBPF_CONFORMANCE_DIR/tests`; by default
+//! the copy vendored as `tests/bpf-conformance` when the repository has one, else
 //! `../shared/bpf-conformance` beside the repository), parsed with the crate's `data_file`
 //! module, and the example objects (`$RBPF_EXAMPLES_DIR`, default `examples-c/bpf`).
 
@@ -30,10 +31,13 @@ struct SuiteProgram {
 
 /// Every parsable conformance program.
 fn conformance() -> Vec<SuiteProgram> {
-    let root = dir_from_env(
-        "RBPF_CONFORMANCE_DIR",
-        repo().join("../shared/bpf-conformance"),
-    );
+    let vendored = repo().join("tests/bpf-conformance");
+    let default = if vendored.join("tests").is_dir() {
+        vendored
+    } else {
+        repo().join("../shared/bpf-conformance")
+    };
+    let root = dir_from_env("RBPF_CONFORMANCE_DIR", default);
     let Ok(entries) = std::fs::read_dir(root.join("tests")) else {
         eprintln!(
             "rbpf-fuzz: no conformance suite at {} (set RBPF_CONFORMANCE_DIR); fewer seeds",
@@ -64,7 +68,7 @@ fn conformance() -> Vec<SuiteProgram> {
 
 /// The setups the bytecode seeds cycle through (the `diff` target's flag byte; bit 2, the
 /// unwind helper, is on as in the suite).
-const FLAG_CYCLE: [u8; 8] = [0x04, 0x05, 0x06, 0x0c, 0x14, 0x25, 0x44, 0x3f];
+const FLAG_CYCLE: [u8; 10] = [0x04, 0x05, 0x06, 0x0c, 0x14, 0x25, 0x44, 0x3f, 0x84, 0x8d];
 
 /// Writes `target`'s seeds into `dir`; returns how many.
 pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
