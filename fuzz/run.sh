@@ -53,9 +53,13 @@ rate=$(stat average_exec_per_sec)
 if [ "$status" -ne 0 ]; then
     # The finding (the harness's report, a sanitizer or libFuzzer error) and the input's file.
     echo "---- from $log ----"
-    grep -m1 -A40 -E "panicked at|ERROR: |DEADLYSIGNAL" "$log" | grep -v -E "^ +#[0-9]+ 0x" | head -n 40
+    { grep -m1 -A40 -E "panicked at|ERROR: |DEADLYSIGNAL" "$log" || true; } |
+        { grep -v -E "^ +#[0-9]+ 0x" || true; } | head -n 40
     grep -E "Test unit written|^Base64" "$log" || true
     echo "----"
 fi
-echo "fuzz $target: ${seconds}s, ${execs:-?} executions (${rate:-?}/s), cov ${cov:-$(field cov)}, ft $(field ft), corpus $(field corp | head -n 1) inputs, exit status $status$( [ "$status" -ne 0 ] && echo ", artifacts in $artifacts")"
+cov=$(field cov)
+ft=$(field ft)
+corp=$(field corp)
+echo "fuzz $target: ${seconds}s, ${execs:-?} executions (${rate:-?}/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?} inputs, exit status $status$( [ "$status" -ne 0 ] && echo ", artifacts in $artifacts")"
 exit "$status"

@@ -21,8 +21,8 @@ use rbpf::jit::{JitExFn, JitFn, JitMode};
 
 use crate::harness::{
     Aligned, ExecBuf, LOOP_LIMIT, Outcome, Reader, SLACK, STACK_LEN, begin_run, error_key,
-    explaining, fail, has_atomic, leaks_frame_pointer, may_loop, quiet_stderr, register_helpers,
-    slack_permits, take_log,
+    explaining, fail, has_atomic, leaks_frame_pointer, may_loop, register_helpers, slack_permits,
+    take_log,
 };
 use crate::known::{Known, tolerated};
 
@@ -202,7 +202,7 @@ impl Start {
     /// Calls code copied out of a VM directly; a fault is `u64::MAX` (as from C).
     fn call_copy(&mut self, code: &ExecBuf, extended: bool) -> Outcome {
         let (mem, len, stack) = self.reset();
-        let ret = quiet_stderr(|| {
+        let ret = crate::quiet::quiet(|| {
             if extended {
                 // SAFETY: extended-mode code, whole and executable; buffers live.
                 let f: JitExFn = unsafe { std::mem::transmute(code.ptr()) };

@@ -362,35 +362,6 @@ impl Drop for ExecBuf {
     }
 }
 
-/// Runs `f` with standard error sent to /dev/null (code copied out of a VM reports faults on
-/// stderr when the VM is gone; thousands of runs per second would flood the fuzzer's log).
-/// With `RBPF_FUZZ_EXPLAIN` set, nothing is silenced: a crash inside `f` would otherwise lose
-/// its report (libFuzzer's too) to /dev/null, leaving only the artifact.
-pub fn quiet_stderr<T>(f: impl FnOnce() -> T) -> T {
-    if explaining() {
-        return f();
-    }
-    // SAFETY: plain descriptor juggling on fd 2; restored before returning.
-    unsafe {
-        let saved = libc::dup(2);
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-        if saved >= 0 && null >= 0 {
-            libc::dup2(null, 2);
-        }
-        let out = f();
-        if saved >= 0 && null >= 0 {
-            libc::dup2(saved, 2);
-        }
-        if saved >= 0 {
-            libc::close(saved);
-        }
-        if null >= 0 {
-            libc::close(null);
-        }
-        out
-    }
-}
-
 /// Reads an input front to back; past the end it yields zeros.
 pub struct Reader<'a> {
     data: &'a [u8],

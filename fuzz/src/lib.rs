@@ -19,6 +19,7 @@ mod elf;
 mod harness;
 mod known;
 mod nobounds;
+mod quiet;
 mod safe;
 mod seeds;
 
@@ -71,6 +72,7 @@ pub unsafe extern "C" fn rbpf_fuzz_init(name: *const c_char) -> c_int {
         std::process::exit(2);
     };
     let _ = SELECTED.set(target);
+    quiet::install_panic_hook();
     known::announce();
     if let Some(dir) = std::env::var_os("RBPF_FUZZ_WRITE_SEEDS") {
         match seeds::write(target.name, std::path::Path::new(&dir)) {
