@@ -5,9 +5,9 @@
 //! engines), 1 constant blinding, 2 unwind helper (index 5), 3 helpers behind the external
 //! dispatcher, 4 also run a `copy_jit` copy, 5 also run `translate` output, 6 a bounds
 //! callback that permits the 64 bytes after `mem`, 7 also through the C API (`capi.rs`; not
-//! with bit 6, which the C API has no equivalent of here). `limit`: 0 none (64 Ki instructions when
-//! the program has a backward jump, so a loop is never a hang), 1–127 that many, 128–255
-//! (n−127)×512.
+//! with bit 6, which the C API has no equivalent of here). `limit`: 0 none (64 Ki
+//! instructions when the program has a backward jump or a local call, so a loop is never a
+//! hang), 1–127 that many, 128–255 (n−127)×512.
 //!
 //! Every engine must give the same r0 or error, the same memory (including the slack after
 //! it), the same final stack (extended mode) and the same helper calls with the same

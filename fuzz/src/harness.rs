@@ -294,10 +294,14 @@ pub fn leaks_frame_pointer(insns: &[Insn]) -> bool {
     false
 }
 
-/// Whether control can go backwards (a loop): a jump with a negative offset.
-/// Local calls cannot loop forever (the call depth is bounded).
+/// Whether the program can run for long: a jump with a negative offset (a loop), or a local
+/// call (nested calls repeated in each of the eight frames multiply: 60 calls per function
+/// already make 60^8 instructions).
 pub fn may_loop(insns: &[Insn]) -> bool {
     insns.iter().any(|insn| {
+        if insn.opc == op::CALL && insn.src == 1 {
+            return true;
+        }
         let is_jump = matches!(insn.class(), class::JMP | class::JMP32);
         let is_call_or_exit = matches!(insn.opc, op::CALL | op::CALLX | op::EXIT);
         if !is_jump || is_call_or_exit {
