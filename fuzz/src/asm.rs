@@ -13,6 +13,7 @@ use rbpf::{asm, disasm, isa};
 
 use crate::harness::fail;
 
+/// Runs one `asm` input both ways (text, then bytes).
 pub fn run(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data)
         && let Ok(insns) = asm::assemble(text)

@@ -29,12 +29,19 @@ use crate::known::{Known, tolerated};
 /// How a program is set up and run (decoded from the input's first bytes).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Setup {
+    /// Extended mode: the caller's stack, the same buffer for every engine.
     pub extended: bool,
+    /// Constant blinding in the JIT.
     pub blinding: bool,
+    /// Helper 5 is the unwind helper.
     pub unwind: bool,
+    /// Helpers are reached through the external dispatcher.
     pub dispatcher: bool,
+    /// Also run a `copy_jit` copy.
     pub copy: bool,
+    /// Also run `translate` output.
     pub translate: bool,
+    /// A bounds callback permits the slack after `mem`.
     pub bounds_fn: bool,
     /// Also run through the C API (`capi.rs`).
     pub capi: bool,
@@ -286,6 +293,7 @@ pub fn check_compile_error(err: &JitError, insns: &[Insn]) {
     }
 }
 
+/// Runs one `diff` input (format in the module documentation).
 pub fn run(data: &[u8]) {
     let mut input = Reader::new(data);
     let setup = Setup::decode(input.byte(), input.byte());

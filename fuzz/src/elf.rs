@@ -60,6 +60,7 @@ fn restore(vm: &Vm, contents: &[Vec<u8>]) {
     }
 }
 
+/// Runs one `elf` input: an ELF file.
 pub fn run(data: &[u8]) {
     let Some(mut vm) = load(data) else {
         return;

@@ -217,9 +217,13 @@ pub fn register_helpers(vm: &mut Vm, through_dispatcher: bool) {
 /// afterwards, and the helper calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
+    /// r0, or the error's [`error_key`].
     pub result: Result<u64, String>,
+    /// The memory buffer afterwards (mem and the slack after it).
     pub mem: Vec<u8>,
+    /// The stack afterwards, when the caller provided it (extended mode).
     pub stack: Option<Vec<u8>>,
+    /// The helper calls: (index, r1..r5).
     pub calls: Vec<(u32, [u64; 5])>,
 }
 

@@ -282,6 +282,7 @@ fn generate(input: &mut Reader<'_>) -> Vec<Insn> {
     insns
 }
 
+/// Runs one `nobounds` recipe.
 pub fn run(data: &[u8]) {
     let mut input = Reader::new(data);
     let mut setup = Setup::decode(input.byte(), input.byte());

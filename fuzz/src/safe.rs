@@ -33,6 +33,7 @@ thread_local! {
     static SEEN: RefCell<Seen> = RefCell::new(Seen::default());
 }
 
+/// Runs one `safe` input (format as the `diff` target's).
 pub fn run(data: &[u8]) {
     let mut input = Reader::new(data);
     let mut setup = Setup::decode(input.byte(), input.byte());
