@@ -125,7 +125,7 @@ pub fn run(data: &[u8]) {
     let Some(mut safe_vm) = setup.vm(code, &insns) else {
         return;
     };
-    safe_vm.unload();
+    safe_vm.unload().expect("no run in progress");
     for (index, name, f) in HELPERS {
         safe_vm
             .register_safe_helper(index, Some(name), f, SafeHelperResult::Scalar)
