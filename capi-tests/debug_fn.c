@@ -1,5 +1,5 @@
 /*
- * The debug callback (ubpf-compat.md 3.8): called by the interpreter before every
+ * The debug callback (docs/semantics.md, "Debug callback"): called by the interpreter before every
  * instruction with the pc, the 16-slot register file, the whole stack, register mask 0x406
  * and no stack mask (undefined-behaviour check off).
  */

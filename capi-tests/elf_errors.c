@@ -151,7 +151,7 @@ main(void)
     free(errmsg);
     ubpf_destroy(vm);
 
-    /* §5.1 header checks, in uBPF's order. */
+    /* docs/elf.md, "Header checks", in uBPF's order. */
     expect_error("short file", original, 63, NULL, "not enough data for ELF header");
     CASE("magic", 0, 1, 'X', NULL, "wrong magic");
     CASE("class", 4, 1, 1, NULL, "wrong class");
@@ -171,7 +171,7 @@ main(void)
     CASE("symbol table", shdr(find_section(SHT_SYMTAB, NULL)) + SH_TYPE, 4, 0, NULL,
          "could not find the symbol table in the elf file");
 
-    /* §5.2 function collection. */
+    /* docs/elf.md, "Functions". */
     size_t entry = find_symbol("entry");
     CASE("function name", entry + ST_NAME, 4, 0xffff, NULL, "a function symbol contained a bad name");
     CASE("function section", entry + ST_SHNDX, 2, 50, NULL, "a function symbol contained a bad section index");
@@ -182,7 +182,7 @@ main(void)
     CASE("no text section", shdr(text) + SH_NAME, 4, get(original, shdr(find_section(0, "sec1")) + SH_NAME, 4),
          NULL, "(null) function not found.");
 
-    /* §5.3 relocations. */
+    /* docs/elf.md, "Relocations". */
     size_t rel = find_section(SHT_REL, NULL);
     size_t first = (size_t)get(original, shdr(rel) + SH_OFFSET, 8);
     uint64_t info = get(original, first + R_INFO, 8);

@@ -1,5 +1,5 @@
 /*
- * The JIT entry points (ubpf-compat.md 4.1): compile caching per mode and its errmsg rule,
+ * The JIT entry points (docs/c-api.md, "JIT"): compile caching per mode and its errmsg rule,
  * invalid modes, the code-size limit, ubpf_translate's capacity in/out parameter, and
  * position-independent code from ubpf_translate and ubpf_copy_jit running after a memcpy
  * into fresh executable memory.

@@ -1,7 +1,7 @@
 /*
  * Every load-time error through ubpf_load, with uBPF's exact texts: the programs of uBPF's
- * tests/errors .data files (ubpf-compat.md 2.6), the field-filter examples of 2.2 and the other
- * validator messages. Each message is malloc'd and freed here with free().
+ * tests/errors .data files, the field-filter examples and the other validator messages
+ * (docs/validator.md). Each message is malloc'd and freed here with free().
  */
 #include "capi_test.h"
 

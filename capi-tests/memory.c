@@ -1,5 +1,5 @@
 /*
- * Memory access rules (ubpf-compat.md 3.4): accesses inside mem or the stack never reach the
+ * Memory access rules (docs/semantics.md, "Memory"): accesses inside mem or the stack never reach the
  * bounds callback; other addresses are refused unless the callback accepts them; with
  * bounds checking off, accesses go straight to memory without the callback. The interpreter
  * and JIT-compiled code behave the same.

@@ -1,5 +1,6 @@
 /*
- * librbpf's extensions (rbpf.h): the version string, the assembler and disassembler with
+ * librbpf's extensions (rbpf.h): the version string (equal to the RBPF_VERSION_* macros,
+ * which tests/header_up_to_date.rs takes from Cargo.toml), the assembler and disassembler with
  * malloc'd outputs, and rbpf_exec_jit.
  */
 #include "capi_test.h"
@@ -9,7 +10,11 @@ int
 main(void)
 {
     const char* version = rbpf_version();
-    CHECK(version != NULL && strchr(version, '.') != NULL);
+    CHECK(version != NULL && strcmp(version, RBPF_VERSION_STRING) == 0);
+    char expected[64];
+    snprintf(expected, sizeof expected, "%d.%d.%d", RBPF_VERSION_MAJOR, RBPF_VERSION_MINOR,
+             RBPF_VERSION_PATCH);
+    CHECK(strcmp(version, expected) == 0);
 
     /* Assemble, load, run. */
     uint8_t* bytes = NULL;

@@ -1,5 +1,5 @@
 /*
- * Runtime errors (ubpf-compat.md 3.3) as a custom error printer receives them, in the
+ * Runtime errors (docs/semantics.md, "Runtime errors") as a custom error printer receives them, in the
  * interpreter and in JIT-compiled code: uBPF's texts, one printer call per error, and a
  * failed run that leaves the result untouched.
  */

@@ -1,5 +1,6 @@
 /*
- * The stack-usage calculator (ubpf-compat.md 2.5, 3.6 and the custom tests of section 10):
+ * The stack-usage calculator (docs/validator.md, "Stack usage",
+ * and docs/semantics.md, "Calls"; also uBPF's custom tests):
  * how it is called, the "improperly sized" error, and the frame layouts it produces: a local
  * call lowers r10 by the caller's frame size (256 by default, 16 or 0 from the calculator),
  * in the interpreter (ubpf_exec_ex) and in extended-mode JIT code alike.

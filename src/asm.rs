@@ -61,7 +61,7 @@ pub enum AsmErrorKind {
     #[error("Invalid mnemonic: {0}")]
     InvalidMnemonic(String),
     /// A register operand is not `%r0`..`%r15` (or `r0`..`r15`).
-    #[error("Invalid register: {0} (expected %r0 to %r10)")]
+    #[error("Invalid register: {0} (expected %r0 to %r15)")]
     InvalidRegister(String),
     /// A jump or call names a label that is not defined.
     #[error("Invalid label: {0}")]
@@ -130,7 +130,8 @@ pub enum AsmErrorKind {
 
 /// Assembles `text` into instruction slots (an `lddw` gives two).
 ///
-/// An empty text (or one with only comments and labels) gives an empty program.
+/// Comments start with `#` or `;`. An empty text (or one with only comments and labels) gives
+/// an empty program.
 pub fn assemble(text: &str) -> Result<Vec<Insn>, AsmError> {
     Assembler::default().run(text)
 }
@@ -456,7 +457,8 @@ impl Assembler {
     fn run(mut self, text: &str) -> Result<Vec<Insn>, AsmError> {
         for (index, raw_line) in text.lines().enumerate() {
             let line_no = index + 1;
-            let line = raw_line.split('#').next().unwrap_or("");
+            // `#` (bpf_conformance) and `;` (rbpf, llvm-objdump) start a comment.
+            let line = raw_line.split(['#', ';']).next().unwrap_or("");
             let tokens = tokenize(line, line_no)?;
             self.line(&tokens, Ctx { line: line_no })?;
         }
@@ -1062,6 +1064,17 @@ mod tests {
         assert_eq!(assemble("").unwrap(), vec![]);
         assert_eq!(assemble("# nothing\n\n   # here\nlabel:").unwrap(), vec![]);
         assert_eq!(one("exit # done").opc, 0x95);
+        assert_eq!(one("exit ; done").opc, 0x95);
+        assert_eq!(one("mov %r0, 1 ; r0 = 1").imm, 1);
+        assert_eq!(assemble("; nothing").unwrap(), vec![]);
+    }
+
+    #[test]
+    fn registers_up_to_r15_assemble_and_r16_is_refused_with_that_range() {
+        // r11..r15 fit the 4-bit field (the disassembler prints them), the verifier refuses them.
+        assert_eq!(one("mov %r15, 1").dst, 15);
+        let err = assemble("mov %r16, 1").unwrap_err();
+        assert!(err.to_string().contains("expected %r0 to %r15"), "{err}");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The helper table of the BPF conformance suite (indices 0–5, unwind index 5).
 //!
 //! This is the one table that the conformance tests, the CLI's `rbpf test` and the benches
-//! register, matching the reference runners (`bpf-conformance/README.md`, `ubpf-compat.md`
-//! §7.4). The helpers follow the engines' 6-argument C calling convention ([`HelperFn`]); the
+//! register, matching the reference runners (`tests/bpf-conformance/README.md`,
+//! `docs/data-format.md`). The helpers follow the engines' 6-argument C calling convention ([`HelperFn`]); the
 //! 6th argument (the execution's `mem`) is unused.
 //!
 //! The pointer-taking helpers (`memfrob`, `strcmp_ext`) dereference whatever eBPF code passes

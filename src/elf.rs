@@ -1,4 +1,4 @@
-//! The ELF loader: `ubpf_load_elf` / `ubpf_load_elf_ex` semantics (`ubpf-compat.md` §5) for
+//! The ELF loader: `ubpf_load_elf` / `ubpf_load_elf_ex` semantics (`docs/elf.md`) for
 //! relocatable eBPF objects such as `clang -target bpf -c` produces.
 //!
 //! [`Vm::load_elf`] runs uBPF's checks in uBPF's order and with its texts, links every
@@ -41,7 +41,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::Write as _;
 
 use object::LittleEndian;
 use object::elf::{
@@ -109,8 +108,8 @@ pub struct LinkedElf {
     pub maps: Vec<std::sync::Arc<crate::maps::Map>>,
     /// The programs `PROG_ARRAY` values number, when the object makes tail calls.
     pub programs: Vec<String>,
-    /// Warnings uBPF prints while linking (`Warning: bad relocation type N; skipping.`),
-    /// without the trailing newline. [`Vm::load_elf`] prints them to standard output.
+    /// Warnings printed while linking (`Warning: bad relocation type N; skipping.`), without
+    /// the trailing newline. [`Vm::load_elf`] sends them to the error printer.
     pub warnings: Vec<String>,
 }
 
@@ -120,6 +119,16 @@ fn file_range(bytes: &[u8], offset: u64, size: u64) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
     let end = start.checked_add(usize::try_from(size).ok()?)?;
     bytes.get(start..end)
+}
+
+/// A symbol name as the non-executable-section error prints it: `(null)` for the empty name
+/// (string table offset 0), which is what uBPF prints there (docs/elf.md).
+fn printed_name(name: &[u8]) -> String {
+    if name.is_empty() {
+        "(null)".to_owned()
+    } else {
+        lossy(name).into_owned()
+    }
 }
 
 /// Longest symbol or section name accepted, in bytes. uBPF has no limit (it reads C strings
@@ -201,7 +210,7 @@ struct Elf<'a> {
 }
 
 impl<'a> Elf<'a> {
-    /// §5.1: header and section-table checks, in uBPF's order.
+    /// `docs/elf.md`, "Header checks": header and section-table checks, in uBPF's order.
     fn parse(bytes: &'a [u8]) -> Result<Self, ElfError> {
         let header_bytes = bytes.get(..ELF_HEADER_SIZE).ok_or(ElfError::TooShort)?;
         let (header, _) =
@@ -402,7 +411,7 @@ struct Linker<'v, 'a, 'w> {
 }
 
 impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
-    /// §5.2: collect every STT_FUNC symbol; main first, the rest in symbol order.
+    /// `docs/elf.md`, "Functions": collect every STT_FUNC symbol; main first, the rest in symbol order.
     fn collect_functions(
         vm: &'v Vm,
         warn: &'w mut dyn FnMut(&str),
@@ -427,7 +436,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .sections
                 .get(index)
                 .filter(|s| s.is_executable())
-                .ok_or_else(|| ElfError::NonExecutableFunction(lossy(name).into_owned()))?;
+                .ok_or_else(|| ElfError::NonExecutableFunction(printed_name(name)))?;
             let start = sym.st_value(LE);
             let size = sym.st_size(LE);
             if start
@@ -571,7 +580,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         self.funcs.get(index)
     }
 
-    /// §5.3: every SHT_REL section that applies to an executable section, in section order.
+    /// `docs/elf.md`, "Relocations": every SHT_REL section that applies to an executable section, in section order.
     fn relocate(&mut self) -> Result<(), ElfError> {
         let count = self.elf.sections.len();
         for index in 0..count {
@@ -1058,13 +1067,12 @@ impl Vm {
     ///
     /// `entry` names the main function's symbol; `None` selects the function at offset 0 of
     /// `.text`. Helpers called by name must be registered first; a data-relocation callback, if
-    /// set, resolves every `R_BPF_64_64` as in uBPF. Like uBPF, an unknown relocation type in a
-    /// code section prints `Warning: bad relocation type N; skipping.` to standard output.
+    /// set, resolves every `R_BPF_64_64` as in uBPF. An unknown relocation type in a code
+    /// section is skipped with `Warning: bad relocation type N; skipping.`, which goes to the
+    /// error printer like every other message (uBPF writes it to standard output; see
+    /// `docs/elf.md`).
     pub fn load_elf(&mut self, bytes: &[u8], entry: Option<&str>) -> Result<(), ElfError> {
-        let mut print = |warning: &str| {
-            // A closed or broken standard output is not the loader's failure.
-            let _ = writeln!(std::io::stdout().lock(), "{warning}");
-        };
+        let mut print = |warning: &str| self.print_error(warning);
         let linked = link(self, bytes, entry, &mut print)?;
         self.load_linked(linked)
     }

@@ -1,5 +1,5 @@
 //! Typed errors of every layer. Their `Display` texts are uBPF's, word for word, because C
-//! embedders and test harnesses compare them (see `ubpf-compat.md` §2, §3.3, §4 and §5).
+//! embedders and test harnesses compare them (`docs/validator.md`, `docs/semantics.md` and `docs/elf.md` list them).
 //!
 //! Every variant that concerns an instruction carries its `pc` (slot index), even where uBPF's
 //! text does not print it.

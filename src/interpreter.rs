@@ -1,4 +1,4 @@
-//! The interpreter: runs a verified [`Program`] with uBPF's semantics (`ubpf-compat.md` §3).
+//! The interpreter: runs a verified [`Program`] with uBPF's semantics (`docs/semantics.md`).
 //!
 //! The loop matches on the opcode byte of the already decoded [`Insn`] slots over a 16-slot
 //! register file (uBPF's layout; r11–r15 are never named by verified code). Nothing allocates
@@ -51,7 +51,7 @@ struct Frame {
     saved_mask: u16,
 }
 
-/// Shadow state of the undefined-behaviour check (`ubpf-compat.md` §3.8).
+/// Shadow state of the undefined-behaviour check (`docs/semantics.md`, "Undefined-behaviour check").
 struct Shadow {
     /// Bit n set: register n has been written.
     registers: u16,

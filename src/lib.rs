@@ -37,7 +37,7 @@ extern crate std;
 
 pub mod asm;
 pub mod assembler;
-#[cfg(feature = "std")]
+#[cfg(feature = "capi")]
 pub mod capi;
 pub mod compat;
 pub mod conformance;

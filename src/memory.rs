@@ -1,4 +1,4 @@
-//! The memory-access model shared by the interpreter and the JIT (`ubpf-compat.md` §3.4).
+//! The memory-access model shared by the interpreter and the JIT (`docs/semantics.md`, "Memory").
 //!
 //! Every load, store and atomic computes its effective address as `base + sign-extended
 //! offset`. Wrapping past either end of the address space is always an error, even with bounds

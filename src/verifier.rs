@@ -1,7 +1,7 @@
 //! Load-time validation (uBPF's `ubpf_load` checks, in uBPF's order and with its texts):
 //! turns decoded slots into a [`Program`].
 //!
-//! The pass follows `ubpf-compat.md` §2.2–2.5:
+//! The pass follows `docs/validator.md`:
 //!
 //! 1. the slot count and main's stack usage;
 //! 2. per slot, in order: opcode-specific checks (Step A), register sanity (Step B) and the
@@ -113,7 +113,7 @@ fn filter_of(opcode: u8) -> Option<Filter> {
     derive_filter(opcode)
 }
 
-/// The field-filter row of `opcode` (`ubpf-compat.md` §2.3), derived from its operand form.
+/// The field-filter row of `opcode` (`docs/validator.md`, "Field filter"), derived from its operand form.
 fn derive_filter(opcode: u8) -> Option<Filter> {
     use Allowed::{Any, Range, TableImmediates, TableOffsets, Zero};
     const DST_ALU: Allowed = Range(0, 9);
@@ -204,7 +204,7 @@ fn field_filter(insn: &Insn, pc: usize) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Stack usage of the function starting at `pc` (§2.5): the calculator's result truncated to
+/// Stack usage of the function starting at `pc` (`docs/validator.md`, "Stack usage"): the calculator's result truncated to
 /// 16 bits (0 included), or 256 without a calculator; it must be a multiple of 16.
 fn stack_usage_at(options: &VerifyOptions<'_>, pc: usize) -> Result<u16, LoadError> {
     let usage = match options.stack_usage {
@@ -271,7 +271,7 @@ fn counts_as_store(opcode: u8) -> bool {
 
 /// Validates `slots` and builds the program.
 ///
-/// The checks, their order and the error texts are uBPF's (`ubpf-compat.md` §2.2–2.5); the
+/// The checks, their order and the error texts are uBPF's (`docs/validator.md`); the
 /// first failure wins. The empty program is valid here (the VM applies the read-only quirk).
 pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, LoadError> {
     let len = slots.len();
@@ -470,7 +470,7 @@ pub fn stack_reach(insns: &[Insn], functions: &[Function]) -> usize {
     usize::try_from(reach).unwrap_or(0).min(full)
 }
 
-/// §2.4: every jump stays inside its sub-program, and every sub-program ends with `exit` or
+/// `docs/validator.md`, "Sub-programs": every jump stays inside its sub-program, and every sub-program ends with `exit` or
 /// has `ja`/`ja32` as its second-to-last instruction.
 fn check_containment(slots: &[Insn], starts: impl Iterator<Item = usize>) -> Result<(), LoadError> {
     let starts: Vec<usize> = starts.collect();

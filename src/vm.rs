@@ -54,11 +54,11 @@ pub enum ExecutionProfile {
     /// The default profile: bounds checks against mem, stack and the callback.
     #[default]
     Legacy,
-    /// uBPF's provenance-tracking interpreter (not supported by librbpf yet).
+    /// uBPF's provenance-tracking interpreter profile (interpreter only; `docs/semantics.md`).
     Safe,
 }
 
-/// Plain settings of a VM. Every field has uBPF's default (see `ubpf-compat.md` §1.4).
+/// Plain settings of a VM. Every field has uBPF's default (`docs/c-api.md`, "A new VM").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Check every load and store against the permitted regions (default on).

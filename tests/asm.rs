@@ -17,9 +17,7 @@ fn read(path: &std::path::Path) -> String {
 
 #[test]
 fn every_conformance_program_assembles_to_the_reference_bytes() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let refs = common::references(&dir);
     let files = common::data_files(&dir, "tests");
     assert_eq!(files.len(), 313, "the pinned suite has 313 programs");
@@ -73,9 +71,7 @@ fn every_conformance_program_assembles_to_the_reference_bytes() {
 
 #[test]
 fn disassembly_round_trips_every_conformance_program() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let refs = common::references(&dir);
     let mut checked = 0;
     for (key, reference) in &refs {
@@ -98,9 +94,7 @@ fn disassembly_round_trips_every_conformance_program() {
 /// gives one (as a prefix of ours).
 #[test]
 fn malformed_inputs_in_negative_are_rejected() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let neg = dir.join("negative");
     let cases: &[(&str, &str)] = &[
         ("empty.data", "no instructions"),
@@ -164,9 +158,7 @@ fn malformed_inputs_in_negative_are_rejected() {
 /// the file (checked by `tests/conformance.rs`).
 #[test]
 fn runner_self_tests_are_valid_programs() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let neg = dir.join("negative");
     let file = DataFile::parse(&read(&neg.join("error.data"))).unwrap();
     let prog = file.program().unwrap();
@@ -191,9 +183,7 @@ fn runner_self_tests_are_valid_programs() {
 /// byte lines exactly as assembled.tsv records them.
 #[test]
 fn unused_field_programs_parse_to_the_reference_bytes() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let refs = common::references(&dir);
     let files: Vec<_> = common::data_files(&dir, "negative")
         .into_iter()

@@ -15,7 +15,7 @@ use std::sync::OnceLock;
 
 use common::c::{check_output, compile, compile_with, compiler, paths, run};
 
-/// The sanitizers of the extra C-side run (style.md lesson 8).
+/// The sanitizers of the extra C-side run.
 const SANITIZE: &[&str] = &["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
 
 /// Whether the C compiler can build and link sanitized programs (checked once).
@@ -45,9 +45,9 @@ fn sanitizers_available() -> bool {
 /// checking with `nm` that the ASan runtime really is in the program.
 fn run_sanitized(source: &Path, args: &[&str]) {
     if !sanitizers_available() {
-        eprintln!(
-            "SKIPPED: the C compiler cannot build sanitized programs; {} ran without ASan/UBSan",
-            source.display()
+        common::skip(
+            "a C compiler with the ASan/UBSan runtimes",
+            &format!("{} ran without ASan/UBSan", source.display()),
         );
         return;
     }
@@ -89,6 +89,7 @@ macro_rules! c_tests {
 
 c_tests!(
     debug_fn,
+    ebpf_h,
     elf,
     elf_entry,
     elf_errors,
@@ -266,7 +267,7 @@ fn flow_top_engines_agree() {
 fn headers_compile_as_cxx() {
     let probe = compiler(true).arg("--version").output();
     if !probe.is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED: no C++ compiler found; the C++ header check did not run");
+        common::skip("a C++ compiler", "the C++ header check did not run");
         return;
     }
     let source = paths().root.join("capi-tests").join("header_cxx.cpp");
@@ -285,7 +286,7 @@ fn exports_only_the_c_api() {
     let output = match output {
         Ok(output) if output.status.success() => output,
         _ => {
-            eprintln!("SKIPPED: `nm` is not available; symbol hygiene was not checked");
+            common::skip("nm", "symbol hygiene was not checked");
             return;
         }
     };
@@ -325,7 +326,7 @@ fn exports_only_the_c_api() {
 fn soname_is_set() {
     let library = paths().lib_dir.join("librbpf.so");
     let Ok(output) = Command::new("readelf").arg("-d").arg(&library).output() else {
-        eprintln!("SKIPPED: `readelf` is not available; the SONAME was not checked");
+        common::skip("readelf", "the SONAME was not checked");
         return;
     };
     let dynamic = String::from_utf8_lossy(&output.stdout);

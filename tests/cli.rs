@@ -138,9 +138,7 @@ fn disasm_round_trips_through_asm() {
 
 #[test]
 fn disasm_of_a_conformance_program_reassembles() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let refs = common::references(&dir);
     let reference = &refs["tests/call_local.data"];
     let text = rbpf(&["disasm"], &reference.bytes);
@@ -311,9 +309,7 @@ fn test_command_reports_each_file_and_a_summary() {
 
 #[test]
 fn test_command_passes_the_conformance_suite() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let tests = dir.join("tests");
     let args = ["test", "--safe", tests.to_str().expect("UTF-8 path")];
     let o = rbpf(&args, b"");
@@ -321,4 +317,27 @@ fn test_command_passes_the_conformance_suite() {
     assert_eq!(out.lines().filter(|l| l.starts_with("PASS ")).count(), 313);
     assert!(out.ends_with("313 passed, 0 failed\n"), "{out}");
     assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn an_empty_program_is_named_as_such() {
+    let path = temp_path("empty.bin");
+    std::fs::write(&path, b"").unwrap();
+    let o = rbpf(&["run", path.to_str().unwrap()], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("holds no instructions"),
+        "{}",
+        stderr(&o)
+    );
+    let o = rbpf(&["run", "--asm", "-"], b"# nothing\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("<stdin> holds no instructions"));
+}
+
+#[test]
+fn test_of_a_missing_path_is_a_usage_error() {
+    let o = rbpf(&["test", "/nonexistent/suite"], b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot read /nonexistent/suite"));
 }

@@ -2,7 +2,7 @@
 //! interpreter: `result` lines must load and return the expected r0 (with the suite's helpers
 //! registered), `error` lines must be rejected at load time.
 
-use std::path::Path;
+mod common;
 
 use rbpf::Vm;
 use rbpf::interpreter::SafeHelperResult;
@@ -81,23 +81,8 @@ fn assembled_tsv_safe_profile() {
 
 /// Runs every line of `assembled.tsv`, in the legacy or the safe profile.
 fn run_tsv(safe: bool) {
-    // `shared/` sits beside the repository (CI, the lead's checkout); team worktrees are one
-    // level deeper (`/work/wt/<team>`), so look there too.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates = [
-        manifest.join("../shared/bpf-conformance/assembled.tsv"),
-        manifest.join("../../shared/bpf-conformance/assembled.tsv"),
-    ];
-    let Some(text) = candidates
-        .iter()
-        .find_map(|path| std::fs::read_to_string(path).ok())
-    else {
-        eprintln!(
-            "SKIP: conformance suite not found at {}",
-            candidates[0].display()
-        );
-        return;
-    };
+    let path = common::suite_dir().join("assembled.tsv");
+    let text = std::fs::read_to_string(&path).expect("read assembled.tsv");
     let (mut passed, mut failed) = (0usize, 0usize);
     let (mut result_passed, mut error_passed) = (0usize, 0usize);
     let (mut result_lines, mut error_lines) = (0usize, 0usize);

@@ -476,7 +476,7 @@ fn slots(linked: &LinkedElf) -> Vec<Insn> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §5.1 header checks, in order
+// docs/elf.md, "Header checks", in order
 
 #[test]
 fn short_files_are_refused() {
@@ -611,7 +611,7 @@ fn string_and_symbol_tables_are_required() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §5.2 function collection
+// docs/elf.md, "Functions"
 
 #[test]
 fn function_symbols_are_checked() {
@@ -656,6 +656,12 @@ fn function_symbols_are_checked() {
     assert_eq!(
         link_err_plain(&p.0),
         "function symbol filter points to a non-executable section"
+    );
+    // A nameless symbol (string offset 0) is printed as uBPF prints it, "(null)".
+    p.put_u32(filter + ST_NAME, 0);
+    assert_eq!(
+        link_err_plain(&p.0),
+        "function symbol (null) points to a non-executable section"
     );
 
     // Flags must be exactly ALLOC|EXECINSTR.
@@ -783,7 +789,7 @@ fn local_calls_reach_the_same_functions_whatever_the_layout() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §5.3 relocations
+// docs/elf.md, "Relocations"
 
 #[test]
 fn relocation_sections_are_checked() {
@@ -1731,7 +1737,7 @@ fn examples_recompiled_with_clang_behave_the_same() {
         .output()
         .is_err()
     {
-        eprintln!("skipping: {clang} is not installed");
+        common::skip(&clang, "the example eBPF programs were not recompiled");
         return;
     }
     let out = std::env::temp_dir().join(format!("rbpf-elf-examples-{}", std::process::id()));

@@ -1,10 +1,10 @@
 //! `examples-c/bpf_conformance_plugin.c`, driven the way the bpf_conformance runner drives a
 //! plugin: compiled against the real `librbpf.so`, given the memory as its first argument and
 //! the program on standard input (both as two lowercase hex digits and two spaces per byte),
-//! and judged as the runner judges (spec §7.6): exit 0 → standard output parsed as hex and
-//! compared with the expected result; any other exit → the output (standard output, or
-//! standard error when that is empty) up to the first `\r`, trailing whitespace stripped,
-//! compared exactly with the expected error.
+//! and judged as the runner judges (docs/data-format.md, "The runner's verdict"): exit 0 →
+//! standard output parsed as hex and compared with the expected result; any other exit → the
+//! output (standard output, or standard error when that is empty) up to the first `\r`,
+//! trailing whitespace stripped, compared exactly with the expected error.
 //!
 //! Every program of `assembled.tsv` runs in `--interpret` and `--jit` mode; a few runs go
 //! under valgrind's memcheck.
@@ -226,23 +226,18 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], job: impl Fn(&T) -> R + Sync) -> 
 }
 
 /// The suite's `result` programs, by file name.
-fn suite_programs() -> Option<Vec<(String, Reference)>> {
-    let dir = common::suite_dir()?;
-    Some(
-        common::references(&dir)
-            .into_iter()
-            .filter(|(_, r)| r.kind == "result")
-            .collect(),
-    )
+fn suite_programs() -> Vec<(String, Reference)> {
+    common::references(&common::suite_dir())
+        .into_iter()
+        .filter(|(_, r)| r.kind == "result")
+        .collect()
 }
 
 /// Runs every `stride`-th suite program in `mode` (with `env` set), prints PASS/FAIL lines
 /// and a summary, and requires all of them to pass.
 fn run_suite(options: &[&str], env: &[(&str, &str)], stride: usize) {
     let mode = options.join(" ");
-    let Some(programs) = suite_programs() else {
-        return;
-    };
+    let programs = suite_programs();
     assert_eq!(
         programs.len(),
         SUITE_PROGRAMS,
@@ -367,9 +362,7 @@ fn load_error_is_printed_to_stdout() {
 /// Every `negative/unused-*` program (an unused field set) is refused at load time.
 #[test]
 fn negative_programs_fail_to_load() {
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let cases: Vec<(String, Reference)> = common::references(&dir)
         .into_iter()
         .filter(|(_, r)| r.kind == "error")
@@ -471,7 +464,7 @@ fn runtime_error_fails_the_run() {
     );
 }
 
-/// Argument handling (spec §7.2).
+/// Argument handling (docs/data-format.md, "Plugin options").
 #[test]
 fn arguments() {
     let program = assemble("mov %r0, 0x2a\nexit");
@@ -558,12 +551,10 @@ fn safe_profile() {
 #[test]
 fn valgrind_clean() {
     if !valgrind_available() {
-        eprintln!("SKIPPED: valgrind is not installed; the plugin ran without memcheck");
+        common::skip("valgrind", "the plugin ran without memcheck");
         return;
     }
-    let Some(dir) = common::suite_dir() else {
-        return;
-    };
+    let dir = common::suite_dir();
     let references = common::references(&dir);
     let suite = |name: &str| {
         references

@@ -313,6 +313,13 @@ fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
             } else {
                 input
             };
+            // The library answers an empty program with uBPF's "out of memory"; say what it is.
+            if code.is_empty() {
+                return Err(Failure::Program(format!(
+                    "Failed to load code: {} holds no instructions",
+                    display_name(&opts.prog)
+                )));
+            }
             vm.load(&code)
                 .map_err(|e| Failure::Program(format!("Failed to load code: {e}")))?;
         }
@@ -513,7 +520,13 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
     let mut files = Vec::new();
     for arg in &args {
         let path = std::path::Path::new(arg);
-        if !path.is_dir() {
+        if arg == "-" {
+            files.push(arg.clone());
+            continue;
+        }
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| Failure::Usage(format!("cannot read {arg}: {e}")))?;
+        if !metadata.is_dir() {
             files.push(arg.clone());
             continue;
         }

@@ -45,8 +45,8 @@ pub extern "C" fn ubpf_load_elf_ex(
             // SAFETY: a non-NULL name is a NUL-terminated string (API contract).
             Some(unsafe { CStr::from_ptr(main_section_name) }.to_string_lossy())
         };
-        // ELF-level errors and the final ubpf_load's errors both end up in *errmsg (§1.6);
-        // unknown relocation types print uBPF's warning to stdout and are skipped.
+        // ELF-level errors and the final ubpf_load's errors both end up in *errmsg (docs/c-api.md, "Error messages");
+        // unknown relocation types are skipped with a warning through the error printer.
         match handle.vm.load_elf(bytes, entry.as_deref()) {
             Ok(()) => 0,
             Err(err) => {

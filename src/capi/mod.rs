@@ -7,7 +7,8 @@
 //! panic becomes a failure value instead of unwinding into C.
 //!
 //! `cbindgen` reads this module tree (and only it) to generate `include/ubpf.h` and
-//! `include/rbpf.h`; see `build.rs`. The header lists functions in the order of the modules
+//! `include/rbpf.h`; see `tests/header_up_to_date.rs`. The module is compiled with the
+//! crate's `capi` feature, which the C library crate (`capi/`) turns on. The header lists functions in the order of the modules
 //! below, which follows uBPF's header. Names follow uBPF's C spelling, hence the lint allowance.
 #![allow(non_camel_case_types)]
 #![allow(

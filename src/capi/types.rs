@@ -114,7 +114,8 @@ impl TryFrom<JitModeArg> for JitMode {
 pub enum ubpf_execution_profile {
     /// The default: bounds checks against mem, stack and the bounds callback.
     UBPF_EXECUTION_PROFILE_LEGACY = 0,
-    /// uBPF's provenance-tracking interpreter (not supported by librbpf).
+    /// uBPF's provenance-tracking interpreter profile: pointers carry their region, helpers
+    /// and regions are declared up front (interpreter only; see docs/semantics.md).
     UBPF_EXECUTION_PROFILE_SAFE = 1,
 }
 

@@ -1,4 +1,4 @@
-//! uBPF's safe execution profile (`ubpf-compat.md` §3.10): the interpreter tracks, per
+//! uBPF's safe execution profile (`docs/semantics.md`, "Safe profile"): the interpreter tracks, per
 //! register and per spilled stack slot, whether a value is a scalar or a pointer into a known
 //! region, and allows memory accesses only through pointers, inside their region and with the
 //! region's permissions. The bounds-check toggle and the legacy bounds callback do not apply.
@@ -299,7 +299,9 @@ impl<'a> SafeState<'a> {
         let Some(region_end) = region_base.checked_add(region_size) else {
             return Err(violation(pc, format!("invalid region metadata in {name}")));
         };
-        if addr < region_base || addr >= region_end {
+        // An access that starts exactly at the region's end overruns it, as in uBPF
+        // (docs/semantics.md).
+        if addr < region_base || addr > region_end {
             return Err(violation(pc, format!("{name} is out of bounds")));
         }
         if addr
@@ -598,10 +600,18 @@ mod tests {
             ),
             Err("uBPF safe mode error: load requires a pointer at PC 1".into())
         );
-        // Past the end, and overrunning it.
+        // Before the start, past the end, starting at the end, and overrunning it.
+        assert_eq!(
+            run(&mut vm, &[ins(0x72, 1, 0, -1, 0), exit()], &mut mem),
+            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+        );
+        assert_eq!(
+            run(&mut vm, &[ins(0x72, 1, 0, 9, 0), exit()], &mut mem),
+            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+        );
         assert_eq!(
             run(&mut vm, &[ins(0x72, 1, 0, 8, 0), exit()], &mut mem),
-            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+            Err("uBPF safe mode error: store overruns region at PC 0".into())
         );
         assert_eq!(
             run(&mut vm, &[ins(0x79, 0, 1, 4, 0), exit()], &mut mem),
@@ -616,7 +626,7 @@ mod tests {
         vm.config_mut().bounds_check = false;
         assert_eq!(
             run(&mut vm, &[ins(0x72, 10, 0, 0, 0), exit()], &mut mem),
-            Err("uBPF safe mode error: store is out of bounds at PC 0".into())
+            Err("uBPF safe mode error: store overruns region at PC 0".into())
         );
     }
 

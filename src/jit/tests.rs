@@ -58,22 +58,22 @@ fn parse_result(s: &str) -> u64 {
     }
 }
 
+/// The conformance suite's `assembled.tsv`: in `$RBPF_CONFORMANCE_DIR` if set, else the copy
+/// vendored in `tests/bpf-conformance` (as `tests/common/mod.rs` locates it).
+fn suite_tsv() -> std::path::PathBuf {
+    std::env::var_os("RBPF_CONFORMANCE_DIR")
+        .map_or_else(
+            || Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bpf-conformance"),
+            std::path::PathBuf::from,
+        )
+        .join("assembled.tsv")
+}
+
 #[test]
 fn conformance_programs_give_expected_results_in_both_modes() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // The repo's sibling `shared/` (CI and the main checkout), or two levels up (worktrees).
-    let path = ["../shared", "../../shared"]
-        .iter()
-        .map(|p| root.join(p).join("bpf-conformance/assembled.tsv"))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| root.join("../shared/bpf-conformance/assembled.tsv"));
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        eprintln!(
-            "conformance suite not found at {}; skipping",
-            path.display()
-        );
-        return;
-    };
+    let path = suite_tsv();
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let mut passed = 0;
     let mut failures = Vec::new();
     for line in text.lines() {
@@ -509,15 +509,7 @@ fn division_edge_cases_match_the_interpreter_rules() {
 #[test]
 #[ignore = "measurement; run with --release -- --ignored --nocapture"]
 fn measure_compile_time() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let Some(path) = ["../shared", "../../shared"]
-        .iter()
-        .map(|p| root.join(p).join("bpf-conformance/assembled.tsv"))
-        .find(|p| p.exists())
-    else {
-        return;
-    };
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = std::fs::read_to_string(suite_tsv()).unwrap();
     // Build the host ISA once outside the measurement.
     vm_with(vec![mov64_imm(0, 0), EXIT])
         .compile(JitMode::Basic)

@@ -10,7 +10,7 @@
 //! * Faults branch to cold blocks that call [`super::runtime`] and return `u64::MAX`: there is
 //!   no trap instruction anywhere, and a division never traps because its divisor is guarded.
 //!
-//! Every opcode arm states the interpreter semantics it reproduces (`ubpf-compat.md` §3.5–3.7).
+//! Every opcode arm states the interpreter semantics it reproduces (`docs/semantics.md`).
 
 #![allow(clippy::arithmetic_side_effects)]
 

@@ -1,6 +1,7 @@
 //! Compiling and running C programs against the real `librbpf.so`: the system C compiler
 //! (found by the `cc` crate) with `-Wall -Wextra -Werror`, linked to
-//! `target/<profile>/librbpf.so` with an rpath, optionally checked under valgrind's memcheck.
+//! `target/<profile>/librbpf.so` (built by [`paths`]) with an rpath, optionally checked under
+//! valgrind's memcheck.
 //! Used by `tests/plugin.rs`; `tests/capi.rs` still has its own copy of these helpers (with
 //! the same names and signatures, so it can switch to this module by deleting them).
 
@@ -12,30 +13,34 @@ use std::sync::OnceLock;
 pub struct Paths {
     /// The repository root.
     pub root: PathBuf,
-    /// `target/<profile>/deps`, holding the `librbpf.so` cargo built for these tests (and the
-    /// `librbpf.so.0` link to it).
+    /// `target/<profile>`, holding the `librbpf.so` and `librbpf.a` of the C library crate
+    /// (`capi/`), built for this test run, and the `librbpf.so.0` link to the former.
     pub lib_dir: PathBuf,
     /// Where compiled test programs go.
     pub bin_dir: PathBuf,
 }
 
-/// Finds `librbpf.so` next to this test's binary (`target/<profile>/deps/<test>-…`) and makes
-/// `librbpf.so.0` (the SONAME programs are linked against) point at it.
+/// Builds the C library (`cargo build -p librbpf-capi`, in the profile and target directory of
+/// this test binary, `target/<profile>/deps/<test>-…`) once per test process, and returns
+/// where it is. Cargo builds the library with the tests when the whole workspace is tested
+/// (`cargo test`), but not for a single test target of the root package (`cargo test --test
+/// capi`), so the tests make sure themselves; when it is fresh this takes a fraction of a
+/// second.
 pub fn paths() -> &'static Paths {
     static PATHS: OnceLock<Paths> = OnceLock::new();
     PATHS.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
         let exe = std::env::current_exe().expect("path of the test binary");
-        // `cargo test` refreshes the library in `deps/` (next to the test binary); the copy
-        // in `target/<profile>/` is only updated by `cargo build`, so it may be stale or absent.
         let lib_dir = exe
-            .parent()
+            .ancestors()
+            .nth(2)
             .expect("test binary lives in target/<profile>/deps")
             .to_path_buf();
+        build_c_library(&root, &lib_dir);
         let library = lib_dir.join("librbpf.so");
         assert!(
             library.exists(),
-            "{} is missing: cargo builds it with the tests",
+            "{} is missing after building the C library",
             library.display()
         );
         link_soname(&lib_dir);
@@ -49,7 +54,29 @@ pub fn paths() -> &'static Paths {
     })
 }
 
-/// Creates `librbpf.so.0 -> librbpf.so` atomically (several test processes may race here).
+/// Runs `cargo build -p librbpf-capi` so that `lib_dir` (`<target dir>/<profile>`) holds an
+/// up-to-date `librbpf.so`.
+fn build_c_library(root: &Path, lib_dir: &Path) {
+    let profile = lib_dir
+        .file_name()
+        .and_then(|name| name.to_str())
+        .expect("profile directory name");
+    let target_dir = lib_dir.parent().expect("target directory");
+    let mut command = Command::new(env!("CARGO"));
+    command
+        .current_dir(root)
+        .args(["build", "--quiet", "-p", "librbpf-capi", "--target-dir"])
+        .arg(target_dir);
+    // `cargo test` builds in the `test` profile, whose outputs go to `debug/`.
+    if profile != "debug" {
+        command.args(["--profile", profile]);
+    }
+    let output = command.output().expect("run cargo to build the C library");
+    check_output("building the C library", &command, &output);
+}
+
+/// Creates `librbpf.so.0 -> librbpf.so` atomically (several test processes may race here),
+/// in case `capi/build.rs` could not.
 fn link_soname(lib_dir: &Path) {
     let link = lib_dir.join("librbpf.so.0");
     if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("librbpf.so")) {
@@ -184,9 +211,9 @@ pub fn run(program: &Path, args: &[&str]) -> Output {
         let checked = command.output().expect("run valgrind");
         check_output("running under valgrind", &command, &checked);
     } else {
-        eprintln!(
-            "SKIPPED: valgrind is not installed; {} ran without memcheck",
-            program.display()
+        super::skip(
+            "valgrind",
+            &format!("{} ran without memcheck", program.display()),
         );
     }
     output

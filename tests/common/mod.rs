@@ -10,26 +10,32 @@ pub mod shapes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The conformance suite folder, or `None` (with a visible message) when it is absent.
-///
-/// Looked up as `$RBPF_CONFORMANCE_DIR` if set, else `../shared/bpf-conformance` beside the
-/// repository (CI and the main checkout), else two levels up (a worktree under `wt/`).
-pub fn suite_dir() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let candidates: Vec<PathBuf> = match std::env::var_os("RBPF_CONFORMANCE_DIR") {
-        Some(dir) => vec![PathBuf::from(dir)],
-        None => vec![
-            root.join("../shared/bpf-conformance"),
-            root.join("../../shared/bpf-conformance"),
-        ],
+/// The conformance suite folder: `$RBPF_CONFORMANCE_DIR` if set, else the copy vendored in
+/// the repository (`tests/bpf-conformance`). It must exist: a missing suite fails the test
+/// rather than skipping it.
+pub fn suite_dir() -> PathBuf {
+    let dir = match std::env::var_os("RBPF_CONFORMANCE_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bpf-conformance"),
     };
-    let found = candidates.iter().find(|d| d.is_dir()).cloned();
-    if found.is_none() {
-        eprintln!(
-            "SKIPPED: conformance suite not found (looked in {candidates:?}; set RBPF_CONFORMANCE_DIR)"
-        );
+    assert!(
+        dir.join("assembled.tsv").is_file(),
+        "conformance suite not found at {} (RBPF_CONFORMANCE_DIR overrides the vendored copy)",
+        dir.display()
+    );
+    dir
+}
+
+/// Reports that part of a test could not run because `tool` is missing. When the `CI`
+/// environment variable is set this is a failure (CI installs every tool the tests use, see
+/// `.ci/run`). Otherwise the message goes straight to the process's standard error, past the
+/// test harness's output capture, so that the skip shows in `cargo test`'s normal output.
+pub fn skip(tool: &str, what: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is missing, and CI is set: {what}");
     }
-    found
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({tool} is missing): {what}");
 }
 
 /// One line of `assembled.tsv`.

@@ -1,0 +1,126 @@
+//! Seed corpora, written by the fuzzer binary itself when `RBPF_FUZZ_WRITE_SEEDS` names a
+//! directory (`run.sh` does this before each run), so the seeds always match the input
+//! formats of this build.
+//!
+//! Sources: the conformance suite's `.data` files (`$RBPF_CONFORMANCE_DIR/tests`; by default
+//! the copy vendored as `tests/bpf-conformance` when the repository has one, else
+//! `../shared/bpf-conformance` beside the repository), parsed with the crate's `data_file`
+//! module, and the example objects (`$RBPF_EXAMPLES_DIR`, default `examples-c/bpf`).
+
+use std::path::{Path, PathBuf};
+
+use rbpf::data_file::DataFile;
+
+/// The repository root (this crate lives in `fuzz/`).
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn dir_from_env(var: &str, default: PathBuf) -> PathBuf {
+    std::env::var_os(var).map_or(default, PathBuf::from)
+}
+
+/// One program of the conformance suite.
+struct SuiteProgram {
+    name: String,
+    mem: Vec<u8>,
+    code: Vec<u8>,
+    /// The assembly text, when the file has one.
+    asm: Option<String>,
+}
+
+/// Every parsable conformance program.
+fn conformance() -> Vec<SuiteProgram> {
+    let vendored = repo().join("tests/bpf-conformance");
+    let default = if vendored.join("tests").is_dir() {
+        vendored
+    } else {
+        repo().join("../shared/bpf-conformance")
+    };
+    let root = dir_from_env("RBPF_CONFORMANCE_DIR", default);
+    let Ok(entries) = std::fs::read_dir(root.join("tests")) else {
+        eprintln!(
+            "rbpf-fuzz: no conformance suite at {} (set RBPF_CONFORMANCE_DIR); fewer seeds",
+            root.display()
+        );
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .collect();
+    paths.sort();
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let file = DataFile::read(&path).ok()?;
+            let insns = file.program().ok()?;
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            Some(SuiteProgram {
+                name,
+                mem: file.mem_bytes(),
+                code: rbpf::isa::encode_slots(&insns),
+                asm: file.asm.clone(),
+            })
+        })
+        .collect()
+}
+
+/// The setups the bytecode seeds cycle through (the `diff` target's flag byte; bit 2, the
+/// unwind helper, is on as in the suite).
+const FLAG_CYCLE: [u8; 10] = [0x04, 0x05, 0x06, 0x0c, 0x14, 0x25, 0x44, 0x3f, 0x84, 0x8d];
+
+/// Writes `target`'s seeds into `dir`; returns how many.
+pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    let mut seeds: Vec<(String, Vec<u8>)> = Vec::new();
+    match target {
+        "diff" | "safe" => {
+            for (i, p) in conformance().into_iter().enumerate() {
+                let mem = &p.mem[..p.mem.len().min(255)];
+                let mut seed = vec![FLAG_CYCLE[i % FLAG_CYCLE.len()], 0, mem.len() as u8];
+                seed.extend_from_slice(mem);
+                seed.extend_from_slice(&p.code);
+                seeds.push((p.name, seed));
+            }
+        }
+        "asm" => {
+            for p in conformance() {
+                if let Some(text) = p.asm {
+                    seeds.push((format!("{}.s", p.name), text.into_bytes()));
+                }
+                seeds.push((format!("{}.bin", p.name), p.code));
+            }
+        }
+        "elf" => {
+            let dir = dir_from_env("RBPF_EXAMPLES_DIR", repo().join("examples-c/bpf"));
+            for entry in std::fs::read_dir(&dir)? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|x| x == "o") {
+                    let name = path.file_name().unwrap_or_default().to_string_lossy();
+                    seeds.push((name.into_owned(), std::fs::read(&path)?));
+                }
+            }
+        }
+        "nobounds" => {
+            // Recipes are not bytecode: deterministic pseudo-random recipes of a few sizes,
+            // under every setup of the cycle.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            for i in 0..32usize {
+                let mut seed = vec![FLAG_CYCLE[i % FLAG_CYCLE.len()], 0];
+                for _ in 0..(16 + i * 24) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    seed.push(x as u8);
+                }
+                seeds.push((format!("recipe-{i}"), seed));
+            }
+        }
+        _ => {}
+    }
+    for (name, bytes) in &seeds {
+        std::fs::write(dir.join(name), bytes)?;
+    }
+    Ok(seeds.len())
+}
