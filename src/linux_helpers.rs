@@ -6,7 +6,7 @@
 //! VM is running (to accept only that VM's maps) and which memory the program may hand it (a
 //! key pointer must be readable by the program for the key's size). So, on a VM with these
 //! helpers, both engines *publish the run* into a thread-local right before every helper
-//! call: the VM and the run's mem and stack ranges ([`publish`], [`rt_publish_run`]). The
+//! call: the VM and the run's mem and stack ranges (`publish`, `rt_publish_run`). The
 //! helpers read it back and check every pointer argument with the same bounds model as
 //! loads ([`crate::memory::Regions`]). A helper called with nothing published (from outside a
 //! run) fails as for a bad argument.
