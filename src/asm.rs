@@ -793,19 +793,10 @@ pub fn is_mnemonic(mnemonic: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::INSN_TABLE;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     fn one(text: &str) -> Insn {
         let insns = assemble(text).unwrap_or_else(|e| panic!("{text}: {e}"));

@@ -20,19 +20,10 @@ pub fn assemble(src: &str) -> Result<Vec<u8>, String> {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::assemble;
     use crate::ebpf;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     #[test]
     fn rbpf_syntax() {

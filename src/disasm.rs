@@ -320,19 +320,10 @@ pub fn disassemble_bytes(bytes: &[u8]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::asm::assemble;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     fn round_trip(text: &str) -> String {
         let prog = assemble(text).unwrap_or_else(|e| panic!("{text}: {e}"));

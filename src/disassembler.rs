@@ -236,18 +236,9 @@ pub fn disassemble(prog: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     #[test]
     fn rbpf_descriptions() {

@@ -320,6 +320,11 @@ fn is_loader_data_section(name: &[u8], section: &Section<'_>) -> bool {
         && flags & u64::from(SHF_EXECINSTR) == 0
 }
 
+/// The 64-bit immediate an `lddw`'s two slots carry (low half in the first).
+fn lddw_immediate(first: Insn, second: Insn) -> u64 {
+    u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32)
+}
+
 fn read_insn(code: &[u8], at: usize) -> Option<Insn> {
     let bytes: [u8; INSN_SIZE] = code.get(at..at.checked_add(INSN_SIZE)?)?.try_into().ok()?;
     Some(Insn::from_bytes(bytes))
@@ -711,7 +716,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         } else if loader_owned {
             let base = self.data_section_address(data_index)?;
             // The addend clang leaves in the lddw (section-relative symbols).
-            let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+            let addend = lddw_immediate(first, second);
             base.wrapping_add(value).wrapping_add(addend)
         } else {
             return Err(ElfError::NoDataRelocationFunction);
@@ -736,16 +741,14 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         Ok(())
     }
 
-    /// `R_BPF_64_64` against a map: the `lddw` (plain, or libbpf's `BPF_PSEUDO_MAP_FD` form)
-    /// becomes a plain `lddw` of the map's handle (`docs/maps.md`).
-    fn apply_map(
-        &mut self,
+    /// The `lddw` a relocation at `offset` of function `func` patches: its address, its first
+    /// slot, its second slot's address and its second slot. Both slots must lie inside the
+    /// function, and the first must be an `lddw`.
+    fn lddw_in_function(
+        &self,
         func: usize,
-        section: usize,
-        sym: &Sym,
-        name: &[u8],
         offset: u64,
-    ) -> Result<(), ElfError> {
+    ) -> Result<(usize, Insn, usize, Insn), ElfError> {
         let func = &self.funcs[func];
         if offset
             .checked_add(LDDW_SIZE)
@@ -763,8 +766,22 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         if first.opc != op::LDDW {
             return Err(ElfError::BadDataRelocationInstruction);
         }
+        Ok((at, first, second_at, second))
+    }
+
+    /// `R_BPF_64_64` against a map: the `lddw` (plain, or libbpf's `BPF_PSEUDO_MAP_FD` form)
+    /// becomes a plain `lddw` of the map's handle (`docs/maps.md`).
+    fn apply_map(
+        &mut self,
+        func: usize,
+        section: usize,
+        sym: &Sym,
+        name: &[u8],
+        offset: u64,
+    ) -> Result<(), ElfError> {
+        let (at, first, second_at, second) = self.lddw_in_function(func, offset)?;
         // Section-relative references carry the map's offset in the immediate.
-        let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+        let addend = lddw_immediate(first, second);
         let handle = sym
             .st_value(LE)
             .checked_add(addend)
@@ -802,24 +819,8 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         sym: &Sym,
         offset: u64,
     ) -> Result<(), ElfError> {
-        let func = &self.funcs[func];
-        if offset
-            .checked_add(LDDW_SIZE)
-            .is_none_or(|end| end > func.end())
-        {
-            return Err(ElfError::BadDataRelocationOffset);
-        }
-        let at = func.linked(offset);
-        let second_at = at.saturating_add(INSN_SIZE);
-        let (Some(first), Some(second)) =
-            (read_insn(&self.code, at), read_insn(&self.code, second_at))
-        else {
-            return Err(ElfError::BadDataRelocationOffset);
-        };
-        if first.opc != op::LDDW {
-            return Err(ElfError::BadDataRelocationInstruction);
-        }
-        let addend = u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32);
+        let (at, first, second_at, second) = self.lddw_in_function(func, offset)?;
+        let addend = lddw_immediate(first, second);
         let target = sym
             .st_value(LE)
             .checked_add(addend)

@@ -450,17 +450,9 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     fn code(text: &str) -> Vec<Insn> {
         let bytes = crate::asm::assemble_bytes(text).expect("assembles");
@@ -723,17 +715,9 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
 
 #[cfg(test)]
 mod switch_tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     #[test]
     fn a_binary_compare_tree_becomes_a_table() {

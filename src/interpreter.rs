@@ -1160,18 +1160,9 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
-    use std::sync::{Arc, Mutex};
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
+    use std::sync::{Arc, Mutex};
 
     use super::*;
     use crate::isa::encode_slots;
@@ -1808,19 +1799,10 @@ mod tests {
 
 #[cfg(test)]
 mod robustness {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::{INSN_TABLE, Variant, encode_slots};
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     /// xorshift64*: a fixed-seed generator, so failures reproduce.
     struct Rng(u64);
@@ -1942,20 +1924,11 @@ mod robustness {
 
 #[cfg(test)]
 mod regions {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::encode_slots;
     use crate::program::DataSection;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     fn lddw(dst: u8, value: u64) -> [Insn; 2] {
         [

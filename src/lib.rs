@@ -67,6 +67,8 @@ pub(crate) mod reentry;
 #[cfg(not(feature = "std"))]
 #[path = "reentry_nostd.rs"]
 pub(crate) mod reentry;
+#[cfg(test)]
+mod test_prelude;
 pub mod verifier;
 pub mod vm;
 

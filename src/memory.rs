@@ -338,19 +338,10 @@ impl<'a> Regions<'a> {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
     use crate::isa::Insn;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     fn program() -> Program {
         Program {

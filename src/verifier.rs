@@ -501,18 +501,9 @@ fn check_containment(slots: &[Insn], starts: impl Iterator<Item = usize>) -> Res
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     fn ins(opc: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
         Insn::new(opc, dst, src, off, imm)

@@ -6,81 +6,11 @@ mod common;
 
 use std::ffi::c_void;
 
+use common::mapping::Mapping;
 use rbpf::error::{Access, ExecError, JitError};
 use rbpf::isa::Insn;
-use rbpf::jit::{JitExFn, JitFn, JitMode};
+use rbpf::jit::JitMode;
 use rbpf::{Vm, isa};
-
-/// A read+exec anonymous mapping holding a copy of some code; unmapped on drop.
-struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(code: &[u8]) -> Mapping {
-        let len = code.len().max(1);
-        // SAFETY: an anonymous private mapping at an address the kernel chooses.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED, "mmap failed");
-        // SAFETY: the mapping is writable and `len` >= code.len() bytes long.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), ptr.cast::<u8>(), code.len()) };
-        // SAFETY: changes the protection of the mapping made above.
-        assert_eq!(
-            unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) },
-            0
-        );
-        Mapping {
-            ptr: ptr.cast(),
-            len,
-        }
-    }
-
-    /// Runs the copy as code of `mode`.
-    ///
-    /// # Safety
-    /// The mapping must hold code compiled by a live VM in `mode`.
-    unsafe fn run(&self, mode: JitMode, mem: &mut [u8]) -> u64 {
-        let mem_ptr = if mem.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            mem.as_mut_ptr()
-        };
-        // SAFETY: guaranteed by the caller.
-        unsafe {
-            match mode {
-                JitMode::Basic => {
-                    std::mem::transmute::<*mut u8, JitFn>(self.ptr)(mem_ptr, mem.len())
-                }
-                JitMode::Extended => {
-                    let mut stack = vec![0u8; 512];
-                    std::mem::transmute::<*mut u8, JitExFn>(self.ptr)(
-                        mem_ptr,
-                        mem.len(),
-                        stack.as_mut_ptr(),
-                        stack.len(),
-                    )
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
 
 fn parse_result(text: &str) -> u64 {
     let text = text.trim();

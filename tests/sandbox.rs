@@ -4,9 +4,12 @@
 //! interpreter's exact outcome, nested runs are bounded, and code that a helper is running
 //! cannot be freed under it. (The C-API side of the same rules is `capi-tests/sandbox.c`.)
 
+mod common;
+
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
+use common::mapping::Mapping;
 use rbpf::Vm;
 use rbpf::error::ExecError;
 use rbpf::isa::{self, Insn, STACK_SIZE};
@@ -425,60 +428,6 @@ fn unbounded_reentry_stops_at_the_nesting_limit() {
     }
 }
 
-/// A read+exec anonymous mapping holding a copy of some code; unmapped on drop.
-struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-impl Mapping {
-    fn new(code: &[u8]) -> Mapping {
-        let len = code.len().max(1);
-        // SAFETY: an anonymous private mapping at an address the kernel chooses.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(ptr, libc::MAP_FAILED, "mmap failed");
-        // SAFETY: the mapping is writable and at least code.len() bytes long.
-        unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), ptr.cast::<u8>(), code.len()) };
-        // SAFETY: changes the protection of the mapping made above.
-        assert_eq!(
-            unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) },
-            0
-        );
-        Mapping {
-            ptr: ptr.cast(),
-            len,
-        }
-    }
-
-    fn call(&self, mem: &mut [u8]) -> u64 {
-        // SAFETY: the mapping holds Basic-mode code of the JitFn signature.
-        let f: rbpf::jit::JitFn = unsafe { std::mem::transmute(self.ptr) };
-        let ptr = if mem.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            mem.as_mut_ptr()
-        };
-        // SAFETY: `mem` is valid for its length; the code checks its accesses.
-        unsafe { f(ptr, mem.len()) }
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
-}
-
 unsafe extern "C" fn plus_one(a: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
     a + 1
 }
@@ -514,9 +463,10 @@ fn copies_keep_working_after_unload_and_drop() {
             vm.jit_size().unwrap()
         };
         let copy = Mapping::new(&buf[..len]);
+        // SAFETY (every `run` below): the mappings hold Basic-mode code librbpf made.
         let mut mem = [0u8; 4];
-        assert_eq!(copy.call(&mut []), 42);
-        assert_eq!(copy.call(&mut mem), u64::MAX);
+        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut []) }, 42);
+        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut mem) }, u64::MAX);
         if drop_vm {
             drop(vm);
         } else {
@@ -525,11 +475,11 @@ fn copies_keep_working_after_unload_and_drop() {
         }
         // The helper registered when the VM let go of the code is still called; faults
         // still return u64::MAX (reported on standard error).
-        assert_eq!(copy.call(&mut []), 42);
-        assert_eq!(copy.call(&mut mem), u64::MAX);
+        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut []) }, 42);
+        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut mem) }, u64::MAX);
         assert_eq!(mem, [0; 4]);
         let moved = Mapping::new(&buf[..len]);
         drop(copy);
-        assert_eq!(moved.call(&mut []), 42);
+        assert_eq!(unsafe { moved.run(JitMode::Basic, &mut []) }, 42);
     }
 }

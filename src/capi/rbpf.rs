@@ -152,19 +152,22 @@ enum Engine {
     Jit,
 }
 
-/// The shared body of `rbpf_exec_mbuff` and `rbpf_exec_mbuff_jit`.
+/// The shared body of `rbpf_exec_mbuff` and `rbpf_exec_mbuff_jit`: checks every argument,
+/// writes the packet bounds into `ctx` and runs `engine`.
 #[allow(clippy::too_many_arguments)]
 fn exec_mbuff(
-    handle: &ubpf_vm,
+    engine: Engine,
+    vm: *const ubpf_vm,
     ctx: *mut c_void,
     ctx_len: usize,
     data: *mut c_void,
     data_len: usize,
     data_offset: usize,
     data_end_offset: usize,
-    ret: &mut u64,
-    engine: Engine,
+    bpf_return_value: *mut u64,
 ) -> c_int {
+    let handle = try_vm!(vm);
+    let ret = try_mut!(bpf_return_value);
     let fits = |offset: usize| offset.checked_add(8).is_some_and(|end| end <= ctx_len);
     if ctx.is_null() || !fits(data_offset) || !fits(data_end_offset) {
         return -1;
@@ -254,18 +257,16 @@ pub extern "C" fn rbpf_exec_mbuff(
     bpf_return_value: *mut u64,
 ) -> c_int {
     ffi_boundary!({
-        let handle = try_vm!(vm);
-        let ret = try_mut!(bpf_return_value);
         exec_mbuff(
-            handle,
+            Engine::Interpreter,
+            vm,
             ctx,
             ctx_len,
             data,
             data_len,
             data_offset,
             data_end_offset,
-            ret,
-            Engine::Interpreter,
+            bpf_return_value,
         )
     })
 }
@@ -285,18 +286,16 @@ pub extern "C" fn rbpf_exec_mbuff_jit(
     bpf_return_value: *mut u64,
 ) -> c_int {
     ffi_boundary!({
-        let handle = try_vm!(vm);
-        let ret = try_mut!(bpf_return_value);
         exec_mbuff(
-            handle,
+            Engine::Jit,
+            vm,
             ctx,
             ctx_len,
             data,
             data_len,
             data_offset,
             data_end_offset,
-            ret,
-            Engine::Jit,
+            bpf_return_value,
         )
     })
 }

@@ -737,18 +737,10 @@ pub(super) unsafe fn run(
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use crate::isa::Insn;
-    use crate::vm::Vm;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
+    use crate::vm::Vm;
 
     /// Runs `insns` through the fast path and the per-instruction loop (selected by an
     /// instruction limit) and returns both outcomes.

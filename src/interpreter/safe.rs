@@ -537,18 +537,9 @@ fn within(ptr: Tag, addr: u64, pc: usize) -> Result<Tag, ExecError> {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
-    use std::ffi::c_void;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
+    use std::ffi::c_void;
 
     use super::*;
     use crate::isa::encode_slots;

@@ -322,18 +322,9 @@ pub fn encode_slots(insns: &[Insn]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    // The no_std configuration's unit tests get std's everyday names.
     use super::*;
-    #[cfg(not(feature = "std"))]
     #[allow(unused_imports)]
-    use std::{
-        borrow::ToOwned,
-        boxed::Box,
-        format,
-        string::{String, ToString},
-        vec,
-        vec::Vec,
-    };
+    use crate::test_prelude::*;
 
     #[test]
     fn insn_round_trips_through_bytes_and_u64() {

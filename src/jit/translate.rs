@@ -1344,16 +1344,7 @@ impl Translator<'_, '_> {
             return self.compact_helper_call(pc, idx, index, sig);
         }
         let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
-        let ctx = self.iconst(self.opts.ctx as i64);
-        // The table is read through the context at every call: the VM's own table (helpers
-        // registered after compiling are called), or a detached copy's snapshot.
-        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
-        let dispatcher = self.b.ins().load(
-            I64,
-            trusted(),
-            table,
-            std::mem::offset_of!(HelperTable, dispatcher) as i32,
-        );
+        let (table, dispatcher) = self.load_helper_table();
         let via_dispatcher = self.b.create_block();
         let via_table = self.b.create_block();
         let done = self.b.create_block();
@@ -1426,6 +1417,21 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
+    /// Emits the loads of the helper table and its dispatcher (0 when none). The table is
+    /// read through the context at every call: the VM's own table (helpers registered after
+    /// compiling are called), or a detached copy's snapshot.
+    fn load_helper_table(&mut self) -> (Value, Value) {
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
+        let dispatcher = self.b.ins().load(
+            I64,
+            trusted(),
+            table,
+            std::mem::offset_of!(HelperTable, dispatcher) as i32,
+        );
+        (table, dispatcher)
+    }
+
     /// [`Self::helper_call`] of constant helper `index` with one call to
     /// [`runtime::rt_call_helper`], which calls the dispatcher when one is registered at run
     /// time and the helper's slot otherwise; the code first faults when neither exists.
@@ -1436,16 +1442,7 @@ impl Translator<'_, '_> {
         index: u32,
         sig: SigRef,
     ) -> Result<(), JitError> {
-        // The table is read through the context, as in `helper_call` (a detached copy's
-        // snapshot, or the VM's own table).
-        let ctx = self.iconst(self.opts.ctx as i64);
-        let table = self.b.ins().load(I64, trusted(), ctx, HELPERS_OFFSET);
-        let dispatcher = self.b.ins().load(
-            I64,
-            trusted(),
-            table,
-            std::mem::offset_of!(HelperTable, dispatcher) as i32,
-        );
+        let (table, dispatcher) = self.load_helper_table();
         let servable = if (index as usize) < HELPER_SLOTS {
             let slots = std::mem::offset_of!(HelperTable, slots) as i64;
             let slot = (slots + 8 * i64::from(index)) as i32;
