@@ -6,7 +6,7 @@
 //! dispatcher and helper slots through it at run time, which is why helpers registered after
 //! compiling are still the ones called.
 //!
-//! Helpers come in two forms, sharing the slot indices (Rust helpers: the first 64). C function pointers ([`HelperFn`], what
+//! Helpers come in two forms, sharing the slot indices. C function pointers ([`HelperFn`], what
 //! the C API registers) live in `slots`. Rust helpers ([`RustHelper`]: `fn` items or closures
 //! with captured state) live in a map after the C-visible part of the table; the interpreter
 //! calls them directly, and compiled code calls their slot's trampoline, which finds the table
@@ -21,7 +21,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ffi::c_void;
 
-use crate::isa::{HELPER_SLOTS, MAX_EXT_FUNCS};
+use crate::isa::HELPER_SLOTS;
 
 mod builtins;
 
@@ -167,11 +167,10 @@ impl HelperTable {
     }
 
     /// Registers a Rust helper at slot `index` (replacing a C helper there). `false` when
-    /// `index` is not below `MAX_EXT_FUNCS`.
+    /// `index` is not below `HELPER_SLOTS`.
     pub(crate) fn set_rust(&mut self, index: u32, helper: RustHelper) -> bool {
         let Some(slot) = usize::try_from(index)
             .ok()
-            .filter(|&i| i < MAX_EXT_FUNCS)
             .and_then(|i| self.slots.get_mut(i))
         else {
             return false;
@@ -292,10 +291,23 @@ macro_rules! trampolines {
 }
 
 /// One trampoline per helper slot.
-static TRAMPOLINES: [HelperFn; MAX_EXT_FUNCS] = trampolines!(
-    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
-    32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50 51 52 53 54 55 56 57 58 59 60 61
-    62 63
+static TRAMPOLINES: [HelperFn; HELPER_SLOTS] = trampolines!(
+    0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15
+    16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31
+    32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47
+    48 49 50 51 52 53 54 55 56 57 58 59 60 61 62 63
+    64 65 66 67 68 69 70 71 72 73 74 75 76 77 78 79
+    80 81 82 83 84 85 86 87 88 89 90 91 92 93 94 95
+    96 97 98 99 100 101 102 103 104 105 106 107 108 109 110 111
+    112 113 114 115 116 117 118 119 120 121 122 123 124 125 126 127
+    128 129 130 131 132 133 134 135 136 137 138 139 140 141 142 143
+    144 145 146 147 148 149 150 151 152 153 154 155 156 157 158 159
+    160 161 162 163 164 165 166 167 168 169 170 171 172 173 174 175
+    176 177 178 179 180 181 182 183 184 185 186 187 188 189 190 191
+    192 193 194 195 196 197 198 199 200 201 202 203 204 205 206 207
+    208 209 210 211 212 213 214 215 216 217 218 219 220 221 222 223
+    224 225 226 227 228 229 230 231 232 233 234 235 236 237 238 239
+    240 241 242 243 244 245 246 247 248 249 250 251 252 253 254 255
 );
 
 /// Names given to helpers at registration (copied, unlike uBPF, so callers need not keep them).

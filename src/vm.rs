@@ -13,7 +13,7 @@ use crate::error::LoadError;
 use crate::helpers::{
     DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator, RustHelper,
 };
-use crate::isa::{self, MAX_EXT_FUNCS};
+use crate::isa::{self, HELPER_SLOTS};
 use crate::program::Program;
 
 /// Consulted during validation for each function's frame size: gets the function's first slot,
@@ -101,7 +101,7 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// Helper index 64 or above.
-    #[error("helper index {0} is out of range (max {max})", max = MAX_EXT_FUNCS - 1)]
+    #[error("helper index {0} is out of range (max {max})", max = HELPER_SLOTS - 1)]
     HelperIndexOutOfRange(u32),
     /// The setting can be made only once (unwind index, data relocation, bounds callback).
     #[error("{0} is already set")]
@@ -217,14 +217,14 @@ impl Vm {
     ) -> Result<(), ConfigError> {
         let slot = usize::try_from(index)
             .ok()
-            .filter(|&i| i < MAX_EXT_FUNCS)
+            .filter(|&i| i < HELPER_SLOTS)
             .ok_or(ConfigError::HelperIndexOutOfRange(index))?;
         self.helpers.set_c(slot, Some(f));
         self.helper_names.set(slot, name);
         Ok(())
     }
 
-    /// Registers a Rust helper at `index` (0..64) under `name`, replacing any previous one: a
+    /// Registers a Rust helper at `index` (0..256) under `name`, replacing any previous one: a
     /// `fn` item or a closure with captured state, called with r1..r5 in both engines.
     ///
     /// ```
@@ -266,7 +266,7 @@ impl Vm {
         )
     }
 
-    /// Registers `helper` at `index` (0..64) under `name`, replacing any previous one.
+    /// Registers `helper` at `index` (0..256, the kernel's helper numbers included) under `name`, replacing any previous one.
     pub fn register_rust_helper(
         &mut self,
         index: u32,

@@ -278,8 +278,15 @@ fn rbpf_helpers_by_their_indices_in_both_engines() {
     let expected = 0x1122334455 + 9;
     assert_eq!(vm.execute_program().unwrap(), expected);
     assert_eq!(vm.execute_program_jit().unwrap(), expected);
-    // rbpf's keys are u32, librbpf's helper table has 64 slots.
-    assert!(vm.register_helper(64, helpers::sqrti).is_err());
+    // rbpf's keys are u32; librbpf's helper table has 256 slots (the kernel's helper numbers
+    // fit), so a high key works in both engines and 256 is refused.
+    assert!(vm.register_helper(256, helpers::sqrti).is_err());
+    let calls_200 = assemble("mov r1, 81\ncall 200\nexit").unwrap();
+    let mut vm = rbpf::EbpfVmNoData::new(Some(&calls_200)).unwrap();
+    vm.register_helper(200, helpers::sqrti).unwrap();
+    vm.jit_compile().unwrap();
+    assert_eq!(vm.execute_program().unwrap(), 9);
+    assert_eq!(vm.execute_program_jit().unwrap(), 9);
 
     // An unregistered helper is a run-time error in both engines, never a crash.
     let calls_7 = assemble("call 7\nexit").unwrap();

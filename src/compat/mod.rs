@@ -272,7 +272,7 @@ macro_rules! common_methods {
             self.$($core).+.set_stack_usage_calculator(calculator, data)
         }
 
-        /// Registers `function` as helper `key` (0..64), replacing any previous one. Helpers
+        /// Registers `function` as helper `key` (0..256), replacing any previous one. Helpers
         /// may be registered before or after loading and compiling.
         pub fn register_helper(&mut self, key: u32, function: Helper) -> Result<(), Error> {
             self.$($core).+.register(
@@ -281,7 +281,7 @@ macro_rules! common_methods {
             )
         }
 
-        /// Registers a closure (with captured state) as helper `key` (0..64).
+        /// Registers a closure (with captured state) as helper `key` (0..256).
         pub fn register_helper_closure(
             &mut self,
             key: u32,
@@ -293,7 +293,7 @@ macro_rules! common_methods {
             )
         }
 
-        /// Registers a closure as helper `key` (0..64) that also receives the buffer r1
+        /// Registers a closure as helper `key` (0..256) that also receives the buffer r1
         /// pointed to at entry (empty when there is none).
         pub fn register_helper_with_memory(
             &mut self,
