@@ -5,6 +5,8 @@
 
 use std::sync::{Arc, Mutex};
 
+mod common;
+
 use rbpf::jit::JitMode;
 use rbpf::maps::{BPF_ANY, BPF_EXIST, BPF_NOEXIST, MapError, MapType, possible_cpus};
 use rbpf::{ExecError, Vm};
@@ -673,4 +675,35 @@ fn bpf_tail_call_between_programs() {
         l.vm.unload().expect("unload");
         assert_eq!(l.vm.program_number("second"), None);
     }
+}
+
+/// A copy of compiled code that outlives its VM keeps the program's maps alive: its inline
+/// checks name the maps' value slabs, so an address the program learnt from a lookup while
+/// the VM lived must still be the map's memory when the copy writes through it later, never
+/// freed memory (docs/sandbox.md, "Copies").
+#[test]
+fn copies_keep_the_maps_their_checks_name() {
+    let l = load(&object("map_pointer"), Engine::Jit);
+    let mut code = vec![0u8; l.vm.jit_size().unwrap()];
+    l.vm.copy_jit(&mut code).unwrap();
+    let copy = common::mapping::Mapping::new(&code);
+    let map = std::sync::Arc::downgrade(l.vm.map("values").unwrap());
+
+    // Through the VM: the program stores values[0]'s address in mem[1].
+    let mut mem = [0u8; 16];
+    assert_eq!(l.exec(&mut mem).unwrap(), 0);
+    let value_addr = u64::from_le_bytes(mem[8..16].try_into().unwrap());
+    assert_ne!(value_addr, 0);
+    drop(l);
+
+    // The VM is gone; the copy still runs and its map is still allocated.
+    let map = map
+        .upgrade()
+        .expect("the copy's context keeps the map alive");
+    mem[..8].copy_from_slice(&1u64.to_le_bytes());
+    // SAFETY: the mapping holds Basic-mode code librbpf compiled.
+    assert_eq!(unsafe { copy.run(JitMode::Basic, &mut mem) }, 1);
+    let mut value = [0u8; 8];
+    map.lookup(&0u32.to_le_bytes(), &mut value).unwrap();
+    assert_eq!(u64::from_le_bytes(value), 42);
 }

@@ -39,6 +39,10 @@ pub struct JitContext {
     pub(crate) escaped: AtomicBool,
     /// The helper table as it was when the context was detached.
     snapshot: OnceLock<Box<HelperTable>>,
+    /// The program's maps, kept alive once the context is detached: the code embeds the
+    /// addresses of their value slabs in its inline bounds checks, so a copy must never see
+    /// that memory freed (docs/sandbox.md, "Copies").
+    kept_maps: OnceLock<crate::maps::MapSet>,
 }
 
 impl JitContext {
@@ -50,6 +54,7 @@ impl JitContext {
             vm: AtomicPtr::new(vm.cast_mut()),
             escaped: AtomicBool::new(false),
             snapshot: OnceLock::new(),
+            kept_maps: OnceLock::new(),
         }
     }
 
@@ -57,12 +62,14 @@ impl JitContext {
     /// context that no copy escaped with is simply dropped. Otherwise copies may still run:
     /// the context keeps a snapshot of `helpers` (the VM's table right now), forgets the VM
     /// and is kept alive, reachable, until the process exits — one context and one helper
-    /// table (about 600 bytes) per compiled program that was copied or translated.
-    pub(crate) fn release(self: Box<Self>, helpers: &HelperTable) {
+    /// table (about 600 bytes) per compiled program that was copied or translated — together
+    /// with the program's `maps`, whose value slabs the code's inline checks name.
+    pub(crate) fn release(self: Box<Self>, helpers: &HelperTable, maps: &crate::maps::MapSet) {
         if !self.escaped.load(Ordering::Acquire) {
             return;
         }
         let snapshot = self.snapshot.get_or_init(|| Box::new(helpers.clone()));
+        self.kept_maps.get_or_init(|| maps.clone());
         let table: *const HelperTable = &**snapshot;
         self.helpers.store(table.cast_mut(), Ordering::Release);
         self.vm.store(std::ptr::null_mut(), Ordering::Release);

@@ -334,7 +334,7 @@ impl Vm {
     pub(crate) fn release_code(&mut self) {
         self.jit.image = None;
         if let Some(ctx) = self.jit.ctx.take() {
-            ctx.release(&self.helpers);
+            ctx.release(&self.helpers, &self.maps.maps);
         }
     }
 
