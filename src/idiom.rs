@@ -579,9 +579,11 @@ fn taken(insn: &Insn, v: u64) -> Option<bool> {
 }
 
 /// Whether `insn` is a node of a compare tree over `reg`: a compare of `reg` with a constant,
-/// or an unconditional jump.
+/// or an unconditional jump. A jump to the next slot (offset 0) is never a node: it does not
+/// end its block (`jit::cfg`), so a tree through it would leave the slots after a table in
+/// the middle of a terminated block; it stays an ordinary leaf.
 fn is_node(insn: &Insn, reg: u8) -> bool {
-    insn.opc == 0x05 || (insn.dst == reg && taken(insn, 0).is_some())
+    insn.off != 0 && (insn.opc == 0x05 || (insn.dst == reg && taken(insn, 0).is_some()))
 }
 
 /// Where control goes from `pc` for register value `v`, passing only tree nodes (none of

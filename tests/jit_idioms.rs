@@ -343,3 +343,21 @@ fn clang_switch_matches_the_interpreter() {
     assert_eq!(run(false, 0), oracle);
     assert_eq!(run(true, 0), oracle);
 }
+
+/// Fuzzer finding (`fuzz/` diff target): a compare tree whose first compare jumps to the next
+/// slot. That jump does not end its block, so taking it as the tree's root left the slots
+/// after the table in a terminated block and the translator panicked ("translator panic":
+/// the JIT refused a program the interpreter runs). Jumps to the next slot are leaves now.
+#[test]
+fn compare_tree_through_a_jump_to_the_next_slot() {
+    let text = "mov32 %r1, 3
+jgt %r1, 3, +0
+jgt %r1, 126, +2
+jgt %r1, 4, +1
+jgt %r1, 4, +1
+jgt32 %r0, 0x950000, +0
+exit";
+    for bounds in [true, false] {
+        compare(text, bounds, &[0; 8]).unwrap();
+    }
+}
