@@ -125,8 +125,11 @@ impl Vm {
         {
             return Err(ConfigError::Unsupported("this safe helper result"));
         }
+        // The safe profile keeps uBPF's 64 helper slots.
+        if index as usize >= MAX_EXT_FUNCS {
+            return Err(ConfigError::HelperIndexOutOfRange(index));
+        }
         self.register_helper(index, name, f)?;
-        // `register_helper` accepted the index, so it is below MAX_EXT_FUNCS.
         if let Some(slot) = self.safe.helpers.get_mut(index as usize) {
             *slot = Some(result);
         }
