@@ -294,6 +294,30 @@ struct Env<'a> {
     stack_len: usize,
 }
 
+/// One helper call as both interpreter loops make it: publishes the run to the kernel
+/// helpers when the VM registered them (`docs/maps.md`), then calls helper `index` through the
+/// dispatcher, the Rust or the C helper; none there is `NonexistentFunction` at `pc`.
+#[inline(always)]
+fn call_helper(
+    env: &Env<'_>,
+    index: u64,
+    args: [u64; 5],
+    mem_len: usize,
+    pc: usize,
+) -> Result<u64, ExecError> {
+    #[cfg(feature = "std")]
+    if env.vm.maps.publish_runs {
+        crate::linux_helpers::publish(env.vm, &env.regions);
+    }
+    // SAFETY: helpers are foreign functions trusted by whoever registered them.
+    let result = unsafe {
+        env.vm
+            .helpers()
+            .call(index, args, env.mem.cast::<c_void>(), mem_len)
+    };
+    result.ok_or(ExecError::NonexistentFunction { pc, index })
+}
+
 /// Signed 64-bit division with uBPF's edge cases (÷0 → 0, MIN ÷ -1 → MIN).
 #[inline(always)]
 fn sdiv64(a: u64, b: u64) -> u64 {
@@ -697,7 +721,6 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
     let vm = env.vm;
     let insns: &[Insn] = &env.program.insns;
     let regions = env.regions;
-    let helpers = vm.helpers();
     let unwind_index = vm.config.unwind_index.map(u64::from);
 
     let mut reg = [0u64; 16];
@@ -1112,16 +1135,7 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 };
                 let metadata = tracker.before_helper(index, pc - 1)?;
                 let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                #[cfg(feature = "std")]
-                if env.vm.maps.publish_runs {
-                    crate::linux_helpers::publish(env.vm, &env.regions);
-                }
-                // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                let result =
-                    unsafe { helpers.call(index, args, env.mem.cast::<c_void>(), mem_len) };
-                let Some(value) = result else {
-                    return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
-                };
+                let value = call_helper(env, index, args, mem_len, pc - 1)?;
                 reg[0] = value;
                 tracker.after_helper(index, metadata, value, pc - 1)?;
                 if CHECKED && let Some(shadow) = &mut shadow {

@@ -24,9 +24,8 @@
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
-use core::ffi::c_void;
 
-use super::{Env, Frame, atomic_rmw, load, sdiv32, sdiv64, smod32, smod64, store};
+use super::{Env, Frame, atomic_rmw, call_helper, load, sdiv32, sdiv64, smod32, smod64, store};
 use crate::error::{Access, ExecError};
 use crate::idiom::{CopyLoop, Switch};
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, MAX_CALL_DEPTH};
@@ -660,19 +659,7 @@ pub(super) unsafe fn run(
                         d!(op)
                     };
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                    #[cfg(feature = "std")]
-                    if env.vm.maps.publish_runs {
-                        crate::linux_helpers::publish(env.vm, &env.regions);
-                    }
-                    // SAFETY: helpers are foreign functions trusted by whoever registered them.
-                    let result = unsafe {
-                        env.vm
-                            .helpers()
-                            .call(index, args, env.mem.cast::<c_void>(), mem_len)
-                    };
-                    let Some(value) = result else {
-                        return Err(ExecError::NonexistentFunction { pc: pc - 1, index });
-                    };
+                    let value = call_helper(env, index, args, mem_len, pc - 1)?;
                     reg[0] = value;
                     if value == 0 && env.vm.config.unwind_index.map(u64::from) == Some(index) {
                         return Ok(0);
