@@ -127,19 +127,16 @@ impl HelperTable {
         mem: *mut c_void,
         mem_len: usize,
     ) -> Option<u64> {
-        let [a1, a2, a3, a4, a5] = args;
-        if let Some(dispatcher) = self.dispatcher {
-            let index = u32::try_from(index).ok()?;
-            // SAFETY: forwarded to the caller's contract.
-            return Some(unsafe { dispatcher(a1, a2, a3, a4, a5, index, mem) });
-        }
-        if let Some(helper) = u32::try_from(index).ok().and_then(|i| self.rust.get(&i)) {
+        // A Rust helper is called directly (its slot's trampoline would look for a compiled
+        // run); everything else goes the way compiled code goes.
+        if self.dispatcher.is_none()
+            && let Some(helper) = u32::try_from(index).ok().and_then(|i| self.rust.get(&i))
+        {
             // SAFETY: forwarded to the caller's contract.
             return Some(unsafe { helper.call(args, mem.cast(), mem_len) });
         }
-        let helper = (*self.slots.get(usize::try_from(index).ok()?)?)?;
         // SAFETY: forwarded to the caller's contract.
-        Some(unsafe { helper(a1, a2, a3, a4, a5, mem) })
+        unsafe { self.call_from_compiled(index, args, mem) }
     }
 
     /// Calls helper `index` as compiled code does: through the dispatcher if one is set,
