@@ -242,9 +242,16 @@ fn slot_target(pc: usize, distance: i64, len: usize) -> Option<usize> {
 }
 
 /// Step A for an atomic: the operation in `imm & 0xf0`, with the fetch bit where required.
+///
+/// A fetching operation other than CMPXCHG writes the old value into `src`, so `src` may not
+/// be r10, which is read-only (librbpf is stricter than uBPF here: the engines rely on r10
+/// only moving at local calls; docs/validator.md, "Step A").
 fn check_atomic(insn: &Insn, pc: usize) -> Result<(), LoadError> {
     let operation = insn.imm & 0xf0;
     let fetch = insn.imm & atomic::FETCH != 0;
+    if fetch && insn.imm != atomic::CMPXCHG && insn.src == 10 {
+        return Err(LoadError::InvalidSourceRegister { pc });
+    }
     match operation {
         atomic::ADD | atomic::OR | atomic::AND | atomic::XOR => Ok(()),
         o if o == atomic::XCHG & !atomic::FETCH || o == atomic::CMPXCHG & !atomic::FETCH => {
@@ -709,6 +716,17 @@ mod tests {
             message(&[ins(0xdb, 10, 1, -8, 0x03), exit()]),
             "Invalid immediate value 3 for opcode DB."
         );
+        // A fetch into r10 would move the stack pointer (fuzzer finding: the JIT, which
+        // relies on r10 moving only at calls, then stored to the moved address unchecked).
+        for (opc, imm) in [(0xdb, 0xa1), (0xc3, 0x01), (0xdb, 0xe1)] {
+            assert_eq!(
+                message(&[ins(opc, 10, 10, -8, imm), exit()]),
+                "invalid source register at PC 0"
+            );
+        }
+        // Without the fetch bit, and for CMPXCHG (which writes r0), r10 as src is a value.
+        assert_eq!(message(&[ins(0xdb, 10, 10, -8, 0xa0), exit()]), "ok");
+        assert_eq!(message(&[ins(0xdb, 10, 10, -8, 0xf1), exit()]), "ok");
     }
 
     #[test]
