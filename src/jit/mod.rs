@@ -21,6 +21,7 @@
 pub(crate) mod cfg;
 mod code;
 pub(crate) mod context;
+pub(crate) mod hoist;
 pub(crate) mod runtime;
 pub(crate) mod translate;
 

@@ -24,11 +24,13 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
+mod hoist;
 mod idioms;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
 use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
+use super::hoist::{self as loops, HoistedLoop};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::helpers::HelperTable;
@@ -130,6 +132,15 @@ struct Translator<'a, 'b> {
     switches: Vec<Switch>,
     /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
     reachable: Option<Vec<bool>>,
+    /// Loops that run an unchecked copy while one test per iteration proves their accesses
+    /// (`translate/hoist.rs`), by head slot.
+    hoisted: Vec<HoistedLoop>,
+    /// `unchecked[pc]`: the access at `pc` is being translated inside a hoisted loop's copy,
+    /// where the loop's test proves it.
+    unchecked: Vec<bool>,
+    /// The per-iteration test of the hoisted loop copy being translated, applied at its back
+    /// edges.
+    iterate: Option<hoist::IterationTest>,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
     sig_publish: SigRef,
@@ -314,6 +325,7 @@ pub(crate) fn translate(
     let pop = frames.map(|_| b.create_block());
 
     let reachable = idioms::reachable(insns, &cfg, &switches);
+    let hoisted = hoistable_loops(insns, &cfg, &opts, &copy_loops, &switches, &reachable);
     let mut blocks = vec![None; insns.len() + 1];
     for (pc, &is_leader) in cfg.leader.iter().enumerate() {
         if is_leader {
@@ -354,6 +366,9 @@ pub(crate) fn translate(
         copy_loops,
         reachable,
         switches,
+        hoisted,
+        unchecked: vec![false; insns.len()],
+        iterate: None,
         sig_call_helper,
         sig_publish,
         sig_enter_run,
@@ -369,6 +384,32 @@ pub(crate) fn translate(
     t.b.seal_all_blocks();
     t.b.finalize(isa.frontend_config());
     Ok(())
+}
+
+/// The loops whose bounds checks are hoisted ([`loops::find_loops`]): only with checks on,
+/// without an instruction limit (the copy does not count) or blinding, and not where another
+/// idiom (copy loop, switch table) already rewrites the code.
+fn hoistable_loops(
+    insns: &[Insn],
+    cfg: &Cfg,
+    opts: &Options,
+    copy_loops: &[CopyLoop],
+    switches: &[Switch],
+    reachable: &Option<Vec<bool>>,
+) -> Vec<HoistedLoop> {
+    if !opts.bounds_check || opts.instruction_limit != 0 || opts.blinding.is_some() {
+        return Vec::new();
+    }
+    let mut found = loops::find_loops(insns, cfg);
+    found.retain(|l| {
+        let range = l.head..=l.last;
+        !copy_loops.iter().any(|c| range.contains(&c.head))
+            && !switches.iter().any(|s| range.contains(&s.root))
+            && reachable
+                .as_ref()
+                .is_none_or(|r| r[l.head..=l.last].iter().all(|&live| live))
+    });
+    found
 }
 
 /// Largest stack top that entry code clears with inline 16-byte stores; above it, it calls
@@ -617,22 +658,42 @@ impl Translator<'_, '_> {
             self.check_buffer(base, len, kind);
         }
         let len = self.insns.len();
-        let mut pc = 0;
-        while pc < len {
+        self.slots(0, len, false)?;
+        // Running past the last slot is a (silent) failure, as in the interpreter.
+        if !self.terminated {
+            let end = self.block_at(len)?;
+            self.b.ins().jump(end, &[]);
+        }
+        let end = self.block_at(len)?;
+        self.b.switch_to_block(end);
+        let zero = self.iconst(0);
+        self.jump_fault(fault::FELL_OFF_END, len, zero);
+        Ok(())
+    }
+
+    /// Translates slots `from..to`. `copy`: the unchecked copy of a hoisted loop starting at
+    /// `from`, whose first block is already current (and which holds no other idiom).
+    fn slots(&mut self, from: usize, to: usize, copy: bool) -> Result<(), JitError> {
+        let mut pc = from;
+        while pc < to {
             if self.cfg.leader[pc] && self.reachable.as_ref().is_some_and(|r| !r[pc]) {
                 // Dead code (behind a switch table): nothing jumps or falls into this block.
                 self.terminated = true;
                 pc += 1;
-                while pc < len && !self.cfg.leader[pc] {
+                while pc < to && !self.cfg.leader[pc] {
                     pc += 1;
                 }
                 continue;
             }
-            if self.cfg.leader[pc] {
+            if self.cfg.leader[pc] && !(copy && pc == from) {
                 self.enter_block(pc)?;
                 if let Ok(i) = self.copy_loops.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.copy_loops[i].clone();
                     self.copy_loop_fast_path(&l)?;
+                }
+                if !copy && let Ok(i) = self.hoisted.binary_search_by_key(&pc, |l| l.head) {
+                    let l = self.hoisted[i].clone();
+                    self.hoisted_loop(&l)?;
                 }
             }
             self.b.set_srcloc(SourceLoc::new(pc as u32));
@@ -648,15 +709,6 @@ impl Translator<'_, '_> {
             let insn = self.insns[pc];
             pc = self.insn(pc, insn)?;
         }
-        // Running past the last slot is a (silent) failure, as in the interpreter.
-        if !self.terminated {
-            let end = self.block_at(len)?;
-            self.b.ins().jump(end, &[]);
-        }
-        let end = self.block_at(len)?;
-        self.b.switch_to_block(end);
-        let zero = self.iconst(0);
-        self.jump_fault(fault::FELL_OFF_END, len, zero);
         Ok(())
     }
 
@@ -882,6 +934,10 @@ impl Translator<'_, '_> {
         if self.static_stack && reg == 10 && lo >= -(STACK_SIZE as i64) && hi <= 0 {
             return addr;
         }
+        if self.unchecked[pc] {
+            // Inside a hoisted loop's copy, whose test proved this access.
+            return addr;
+        }
         let store = access == Access::Store;
         if self
             .proofs
@@ -1025,12 +1081,6 @@ impl Translator<'_, '_> {
             return Ok(());
         }
         let ty = if is64 { I64 } else { I32 };
-        let dst64 = self.get(insn.dst);
-        let a = if is64 {
-            dst64
-        } else {
-            self.b.ins().ireduce(I32, dst64)
-        };
         // The operand: src register, or imm (sign-extended for ALU64, low 32 bits for ALU).
         let (bv, bconst) = if by_reg {
             let s = self.get(insn.src);
@@ -1048,6 +1098,38 @@ impl Translator<'_, '_> {
             };
             (self.user_const(ty, c), Some(i64::from(insn.imm)))
         };
+        if operation == alu::MOV {
+            // mov; with offset 8/16/32 movsx sign-extends the low bits of src. It never reads
+            // its destination: a read would make the register live into the block, and in a
+            // loop head that is a block parameter, i.e. a register move on every back edge.
+            let r = match insn.off {
+                0 => bv,
+                8 | 16 | 32 if is64 || insn.off != 32 => {
+                    let narrow = match insn.off {
+                        8 => I8,
+                        16 => I16,
+                        _ => I32,
+                    };
+                    let src = self.get(insn.src);
+                    let n = self.b.ins().ireduce(narrow, src);
+                    self.b.ins().sextend(ty, n)
+                }
+                _ => return Err(unsupported),
+            };
+            let r = if is64 {
+                r
+            } else {
+                self.b.ins().uextend(I64, r)
+            };
+            self.set(insn.dst, r);
+            return Ok(());
+        }
+        let dst64 = self.get(insn.dst);
+        let a = if is64 {
+            dst64
+        } else {
+            self.b.ins().ireduce(I32, dst64)
+        };
         let signed = insn.off == 1;
         let r = match operation {
             alu::ADD => self.b.ins().iadd(a, bv),
@@ -1062,23 +1144,6 @@ impl Translator<'_, '_> {
             alu::ARSH => self.b.ins().sshr(a, bv),
             alu::NEG => self.b.ins().ineg(a),
             alu::DIV | alu::MOD => self.divide(ty, a, bv, bconst, operation == alu::DIV, signed),
-            alu::MOV => {
-                // mov; with offset 8/16/32 movsx sign-extends the low bits of src.
-                match insn.off {
-                    0 => bv,
-                    8 | 16 | 32 if is64 || insn.off != 32 => {
-                        let narrow = match insn.off {
-                            8 => I8,
-                            16 => I16,
-                            _ => I32,
-                        };
-                        let src = self.get(insn.src);
-                        let n = self.b.ins().ireduce(narrow, src);
-                        self.b.ins().sextend(ty, n)
-                    }
-                    _ => return Err(unsupported),
-                }
-            }
             _ => return Err(unsupported),
         };
         // 32-bit results are zero-extended.
@@ -1251,10 +1316,16 @@ impl Translator<'_, '_> {
         let target = cfg::jump_target(pc, &insn)
             .and_then(|t| usize::try_from(t).ok())
             .ok_or(unsupported.clone())?;
+        // In a hoisted loop's copy, a back edge first tests the induction register.
+        let back_edge_in_copy = self.iterate.is_some_and(|t| t.head == target);
         let target = self.block_at(target)?;
         if operation == jmp::JA {
             // ja / ja32: unconditional.
-            self.b.ins().jump(target, &[]);
+            if back_edge_in_copy {
+                self.iterate_jump();
+            } else {
+                self.b.ins().jump(target, &[]);
+            }
             self.terminated = true;
             return Ok(());
         }
@@ -1291,17 +1362,20 @@ impl Translator<'_, '_> {
             jmp::JSGE => IntCC::SignedGreaterThanOrEqual,
             jmp::JSLT => IntCC::SignedLessThan,
             jmp::JSLE => IntCC::SignedLessThanOrEqual,
-            jmp::JSET => {
-                // jset: dst & operand != 0.
-                let m = self.b.ins().band(d, s);
-                self.b.ins().brif(m, target, &[], next, &[]);
-                self.terminated = true;
-                return Ok(());
-            }
+            // jset: dst & operand != 0.
+            jmp::JSET => IntCC::NotEqual,
             _ => return Err(unsupported),
         };
-        let c = self.b.ins().icmp(cc, d, s);
-        self.b.ins().brif(c, target, &[], next, &[]);
+        let c = if operation == jmp::JSET {
+            self.b.ins().band(d, s)
+        } else {
+            self.b.ins().icmp(cc, d, s)
+        };
+        if back_edge_in_copy {
+            self.iterate_if(c, next);
+        } else {
+            self.b.ins().brif(c, target, &[], next, &[]);
+        }
         self.terminated = true;
         Ok(())
     }
