@@ -1,0 +1,298 @@
+//! Differential tests of hoisted bounds checks (`src/jit/hoist.rs`, `docs/performance.md`):
+//! random loops whose accesses are affine in an induction register — pointer walks up and
+//! down, scaled indexes over mem and the stack, invariant accesses, loads and stores of every
+//! width before and after the register's update, conditional and unconditional back edges,
+//! early exits — started inside, near the edges of and outside their region, so that many
+//! run off the end after some iterations. The interpreter's per-instruction loop is the
+//! oracle; the JIT (which runs such loops as an unchecked copy while its per-iteration test
+//! holds) and the JIT with an instruction limit (which never hoists) must give the same r0,
+//! the same error at the same pc and the same final memory. In-bounds programs are also
+//! compared with bounds checks off.
+
+use rbpf::Vm;
+use rbpf::error::ExecError;
+use rbpf::jit::JitMode;
+mod common;
+
+use common::rng::Rng;
+
+/// Bytes of input memory.
+const MEM_LEN: usize = 256;
+
+fn error_key(err: &ExecError) -> String {
+    match err {
+        ExecError::OutOfBounds {
+            pc, access, size, ..
+        } => format!("out of bounds {access} at {pc} size {size}"),
+        other => other.to_string(),
+    }
+}
+
+/// One engine's outcome: r0 or the error, and the final memory.
+type Outcome = (Result<u64, String>, Vec<u8>);
+
+fn run(code: &[u8], bounds: bool, limit: u32, jit: bool, mem: &[u8]) -> Result<Outcome, String> {
+    let mut vm = Vm::new();
+    vm.set_error_printer(Some(Box::new(|_| {})));
+    vm.config_mut().bounds_check = bounds;
+    vm.config_mut().instruction_limit = limit;
+    vm.load(code).map_err(|e| format!("load: {e}"))?;
+    let mut bytes = mem.to_vec();
+    let result = if jit {
+        vm.compile(JitMode::Basic)
+            .map_err(|e| format!("compile: {e}"))?;
+        vm.execute_jit(&mut bytes)
+    } else {
+        vm.execute(&mut bytes)
+    };
+    Ok((result.map_err(|e| error_key(&e)), bytes))
+}
+
+/// Compares the engines on `text`; returns a description of the first difference.
+fn compare(text: &str, mem: &[u8]) -> Result<(), String> {
+    let code = rbpf::asm::assemble_bytes(text).map_err(|e| format!("asm: {e}"))?;
+    // A limit selects the interpreter's per-instruction loop, and a JIT without hoisting.
+    let limit = 1 << 22;
+    let oracle = run(&code, true, limit, false, mem)?;
+    let mut candidates = vec![
+        ("JIT", run(&code, true, 0, true, mem)?),
+        ("JIT with a limit", run(&code, true, limit, true, mem)?),
+        ("interpreter fast path", run(&code, true, 0, false, mem)?),
+    ];
+    if oracle.0.as_ref().is_ok() {
+        candidates.push(("JIT, checks off", run(&code, false, 0, true, mem)?));
+    }
+    for (name, other) in &candidates {
+        if other != &oracle {
+            return Err(format!(
+                "interpreter {:x?} vs {name} {:x?}; memory equal: {}",
+                oracle.0,
+                other.0,
+                oracle.1 == other.1
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How the loop's addresses depend on the induction register r3.
+#[derive(Clone, Copy)]
+enum Walk {
+    /// r3 is a pointer (into mem or the stack) moved by the step.
+    Pointer { stack: bool },
+    /// r3 is an index: addresses are `(r3 << shift) + base`.
+    Index { shift: u32, stack: bool },
+}
+
+fn width_suffix(bytes: usize) -> &'static str {
+    match bytes {
+        1 => "b",
+        2 => "h",
+        4 => "w",
+        _ => "dw",
+    }
+}
+
+/// A random hoistable loop (see the module comment).
+fn generate(rng: &mut Rng) -> String {
+    let walk = if rng.chance(50) {
+        Walk::Pointer {
+            stack: rng.chance(30),
+        }
+    } else {
+        Walk::Index {
+            shift: rng.below(4) as u32,
+            stack: rng.chance(30),
+        }
+    };
+    let step: i64 = rng.pick(&[1, 1, 2, 4, 8, -1, -2, -4]);
+    let trips = 1 + rng.below(90);
+    let mut lines: Vec<String> = Vec::new();
+    // Start: inside, near an edge or outside the region.
+    let start: i64 = match rng.below(4) {
+        0 => rng.below(MEM_LEN) as i64,
+        1 => rng.below(16) as i64,
+        2 => MEM_LEN as i64 - rng.below(16) as i64,
+        _ => rng.below(600) as i64 - 300,
+    };
+    match walk {
+        Walk::Pointer { stack: false } => {
+            lines.push("mov r3, r1".into());
+            lines.push(format!("add r3, {start}"));
+        }
+        Walk::Pointer { stack: true } => {
+            lines.push("mov r3, r10".into());
+            lines.push(format!("add r3, {}", -start));
+        }
+        Walk::Index { .. } => lines.push(format!("mov r3, {}", start / 8)),
+    }
+    lines.push(format!("mov r4, {trips}"));
+    lines.push("mov r7, 1".into());
+    lines.push("mov r6, r1".into());
+    lines.push(format!("add r6, {}", rng.below(MEM_LEN)));
+    let head = lines.len();
+
+    let accesses = 1 + rng.below(4);
+    let update_at = rng.below(accesses + 1);
+    let mut early_exit = None;
+    for i in 0..accesses {
+        if i == update_at {
+            lines.push(format!("add r3, {step}"));
+        }
+        let bytes = rng.pick(&[1usize, 2, 4, 8]);
+        let off = rng.below(17) as i64 - 8;
+        let base = if rng.chance(20) {
+            // Invariant: the same address every iteration.
+            if rng.chance(50) {
+                format!("r6{:+}", off)
+            } else {
+                format!("r10{:+}", -8 - rng.below(64) as i64)
+            }
+        } else {
+            match walk {
+                Walk::Pointer { .. } => format!("r3{off:+}"),
+                Walk::Index { shift, stack } => {
+                    lines.push("mov r5, r3".into());
+                    if rng.chance(50) {
+                        lines.push(format!("lsh r5, {shift}"));
+                    } else {
+                        lines.push(format!("mul r5, {}", 1 << shift));
+                    }
+                    if stack {
+                        lines.push("add r5, r10".into());
+                        format!("r5{:+}", off - 256)
+                    } else {
+                        lines.push("add r5, r1".into());
+                        format!("r5{off:+}")
+                    }
+                }
+            }
+        };
+        let w = width_suffix(bytes);
+        match rng.below(3) {
+            0 => lines.push(format!("ldx{w} r7, [{base}]")),
+            1 => lines.push(format!("stx{w} [{base}], r7")),
+            _ => lines.push(format!("st{w} [{base}], {}", rng.below(200))),
+        }
+        if early_exit.is_none() && rng.chance(15) {
+            early_exit = Some(lines.len());
+            lines.push(String::new()); // patched below: jeq r7, k, <epilogue>
+        }
+        if rng.chance(20) {
+            lines.push("add r7, 3".into());
+        }
+    }
+    if update_at == accesses {
+        lines.push(format!("add r3, {step}"));
+    }
+    lines.push("sub r4, 1".into());
+    if rng.chance(70) {
+        let here = lines.len();
+        lines.push(format!("jne r4, 0, {}", head as i64 - here as i64 - 1));
+    } else {
+        lines.push("jeq r4, 0, +1".into());
+        let here = lines.len();
+        lines.push(format!("ja {}", head as i64 - here as i64 - 1));
+    }
+    let epilogue = lines.len();
+    if let Some(at) = early_exit {
+        lines[at] = format!(
+            "jeq r7, {}, {:+}",
+            rng.below(4),
+            epilogue as i64 - at as i64 - 1
+        );
+    }
+    // r0: where r3 ended (relative to its region for a pointer, as addresses differ between
+    // runs) mixed with the last value.
+    lines.push("mov r0, r3".into());
+    match walk {
+        Walk::Pointer { stack: false } => lines.push("sub r0, r1".into()),
+        Walk::Pointer { stack: true } => lines.push("sub r0, r10".into()),
+        Walk::Index { .. } => {}
+    }
+    lines.push("xor r0, r7".into());
+    lines.push("exit".into());
+    lines.join("\n")
+}
+
+#[test]
+fn random_hoisted_loops_match_the_interpreter() {
+    let mut rng = Rng(0x4015_7ed_0000_0001);
+    let count = std::env::var("RBPF_HOIST_PROGRAMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(600);
+    let mut failures = Vec::new();
+    let mut faulted = 0;
+    for _ in 0..count {
+        let text = generate(&mut rng);
+        let mem: Vec<u8> = (0..MEM_LEN).map(|_| rng.next() as u8).collect();
+        let code = rbpf::asm::assemble_bytes(&text).expect("generated code assembles");
+        if run(&code, true, 0, false, &mem).is_ok_and(|o| o.0.is_err()) {
+            faulted += 1;
+        }
+        if let Err(why) = compare(&text, &mem) {
+            failures.push(format!("{why}\n{text}"));
+        }
+    }
+    println!("random_hoisted_loops: {count} programs, {faulted} of them fault");
+    // Both kinds must be exercised: loops that finish and loops that run off their region.
+    assert!(
+        faulted > count / 10 && faulted < count * 9 / 10,
+        "{faulted}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {count} differ; first:\n{}",
+        failures.len(),
+        failures[0]
+    );
+}
+
+/// The clang-built strcmp of the benchmark (`benches/c/strcmp.o`, two pointers walking up
+/// together) gives the same result in both engines: equal strings, strings that differ, and
+/// strings without a terminator, which walk off the end of mem and fault at the same slot.
+#[test]
+fn clang_strcmp_matches_the_interpreter() {
+    let object = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c/strcmp.o"))
+        .expect("benches/c/strcmp.o");
+    let mut rng = Rng(0x57c0_3900_0000_0001);
+    let run = |jit: bool, mem: &mut Vec<u8>| {
+        let mut vm = Vm::new();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm.load_elf(&object, None).expect("loads");
+        if jit {
+            vm.compile(JitMode::Basic).expect("compiles");
+            vm.execute_jit(mem).map_err(|e| error_key(&e))
+        } else {
+            vm.execute(mem).map_err(|e| error_key(&e))
+        }
+    };
+    let mut faults = 0;
+    for case in 0..200 {
+        let len = rng.below(300);
+        let mut mem: Vec<u8> = (0..len).map(|_| 1 + rng.below(3) as u8).collect();
+        let half = len / 2;
+        // Equal halves: without a terminator the walk runs off the end of mem.
+        for i in 0..half.min(len - half) {
+            mem[half + i] = mem[i];
+        }
+        if case % 4 != 0 {
+            // A terminator or a difference somewhere.
+            if half > 0 {
+                let at = rng.below(half);
+                if rng.chance(50) {
+                    mem[at] = 0;
+                    mem[half + at] = 0;
+                } else {
+                    mem[half + at] = 9;
+                }
+            }
+        }
+        let interp = run(false, &mut mem.clone());
+        let jit = run(true, &mut mem);
+        faults += usize::from(interp.is_err());
+        assert_eq!(interp, jit, "case {case}, length {len}");
+    }
+    assert!(faults > 10, "only {faults} runs walked off the end");
+}
