@@ -1,6 +1,6 @@
 //! Differential tests of hoisted bounds checks (`src/jit/hoist.rs`, `docs/performance.md`):
 //! random loops whose accesses are affine in an induction register — pointer walks up and
-//! down, scaled indexes over mem and the stack, invariant accesses, loads and stores of every
+//! down (alone or with a second pointer moving in step), scaled indexes over mem and the stack, invariant accesses, loads and stores of every
 //! width before and after the register's update, conditional and unconditional back edges,
 //! early exits — started inside, near the edges of and outside their region, so that many
 //! run off the end after some iterations. The interpreter's per-instruction loop is the
@@ -126,6 +126,18 @@ fn generate(rng: &mut Rng) -> String {
         }
         Walk::Index { .. } => lines.push(format!("mov r3, {}", start / 8)),
     }
+    // A second pointer moving with r3 (two strings compared in step), possibly in the other
+    // region.
+    let sibling = matches!(walk, Walk::Pointer { .. }) && rng.chance(40);
+    if sibling {
+        if rng.chance(50) {
+            lines.push("mov r8, r1".into());
+            lines.push(format!("add r8, {}", rng.below(MEM_LEN + 32) as i64 - 16));
+        } else {
+            lines.push("mov r8, r10".into());
+            lines.push(format!("add r8, {}", -(rng.below(MEM_LEN) as i64)));
+        }
+    }
     lines.push(format!("mov r4, {trips}"));
     lines.push("mov r7, 1".into());
     lines.push("mov r6, r1".into());
@@ -138,6 +150,9 @@ fn generate(rng: &mut Rng) -> String {
     for i in 0..accesses {
         if i == update_at {
             lines.push(format!("add r3, {step}"));
+            if sibling {
+                lines.push(format!("add r8, {step}"));
+            }
         }
         let bytes = rng.pick(&[1usize, 2, 4, 8]);
         let off = rng.below(17) as i64 - 8;
@@ -150,6 +165,7 @@ fn generate(rng: &mut Rng) -> String {
             }
         } else {
             match walk {
+                Walk::Pointer { .. } if sibling && rng.chance(50) => format!("r8{off:+}"),
                 Walk::Pointer { .. } => format!("r3{off:+}"),
                 Walk::Index { shift, stack } => {
                     lines.push("mov r5, r3".into());
@@ -184,6 +200,9 @@ fn generate(rng: &mut Rng) -> String {
     }
     if update_at == accesses {
         lines.push(format!("add r3, {step}"));
+        if sibling {
+            lines.push(format!("add r8, {step}"));
+        }
     }
     lines.push("sub r4, 1".into());
     if rng.chance(70) {

@@ -13,7 +13,9 @@
 //! * with `iv`, when every back edge leaves `iv` changed by the same constant step, the
 //!   addresses move monotonically with `iv`, and the test before the loop can compute how far
 //!   `iv` may go (in the direction of the step) with every covered access still inside the
-//!   region it starts in. Each iteration then only compares `iv` with that limit.
+//!   region it starts in. Each iteration then only compares `iv` with that limit. Other
+//!   registers that every back edge moves by the same step (two pointers walking together)
+//!   keep a fixed distance from `iv`, so their accesses are covered by the same comparison.
 //!
 //! The translator (`translate/hoist.rs`) emits the test before the loop; when it passes, an
 //! unchecked copy of the loop runs, and any iteration whose `iv` passes the limit (or a loop
@@ -134,15 +136,16 @@ pub(crate) struct Induction {
     pub step: i64,
 }
 
-/// A load or store the guard proves: its address is `(iv << shift) + inv + offset` in terms of
-/// the iteration-start value of the induction register (when `shift` is `Some`) and an
-/// invariant register.
+/// A load or store the guard proves: its address is `(reg << shift) + inv + offset` in terms of
+/// the iteration-start value of `reg` (when `base` is `Some((reg, shift))`: the induction
+/// register or one moving with the same step) and an invariant register.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CoveredAccess {
     /// Slot of the access.
     pub pc: usize,
-    /// `Some(s)`: the address contains the induction register shifted left by `s`.
-    pub shift: Option<u32>,
+    /// `Some((reg, s))`: the address contains `reg` shifted left by `s`, where `reg` moves
+    /// with the induction register's step (and so keeps a fixed distance from it).
+    pub base: Option<(u8, u32)>,
     /// A register the loop never writes, added to the address.
     pub inv: Option<u8>,
     /// Constant part of the address (the access's offset included).
@@ -331,20 +334,33 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
         }
     }
 
-    // The induction register: the one most accesses depend on, if it steps uniformly.
+    // Registers that every back edge moves by the same constant. Those with equal steps keep
+    // a fixed distance, so one of them (the induction register) bounds the accesses of all.
+    let steps: [Option<i64>; REGS] = std::array::from_fn(|r| induction_step(r as u8, &back_edges));
     let mut uses = [0usize; REGS];
     for (_, v, _) in &accesses {
         if let Val::Affine {
             iv: Some((r, _)), ..
         } = v
+            && steps[usize::from(*r)].is_some()
         {
             uses[usize::from(*r)] += 1;
         }
     }
-    let best = (0..REGS).max_by_key(|&r| (uses[r], std::cmp::Reverse(r)))?;
-    let induction = (uses[best] > 0)
-        .then(|| induction_step(best as u8, &back_edges))
-        .flatten();
+    // The step most accesses move with, and the register of that step most of them use.
+    let uses_of_step = |s: i64| -> usize {
+        (0..REGS)
+            .filter(|&r| steps[r] == Some(s))
+            .map(|r| uses[r])
+            .sum()
+    };
+    let induction = (0..REGS)
+        .filter(|&r| uses[r] > 0)
+        .max_by_key(|&r| {
+            let s = steps[r].unwrap_or(0);
+            (uses_of_step(s), uses[r], std::cmp::Reverse(r))
+        })
+        .and_then(|r| steps[r].map(|step| Induction { reg: r as u8, step }));
 
     let covered: Vec<CoveredAccess> = accesses
         .iter()
@@ -352,14 +368,16 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
             let Val::Affine { iv, inv, c } = v else {
                 return None;
             };
-            let shift = match (iv, induction) {
+            let base = match (iv, induction) {
                 (None, _) => None,
-                (Some((r, s)), Some(ind)) if r == ind.reg => Some(s),
+                (Some((r, s)), Some(ind)) if steps[usize::from(r)] == Some(ind.step) => {
+                    Some((r, s))
+                }
                 _ => return None,
             };
             Some(CoveredAccess {
                 pc,
-                shift,
+                base,
                 inv,
                 offset: c,
                 bytes,
@@ -369,7 +387,7 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
     if covered.is_empty() {
         return None;
     }
-    let induction = induction.filter(|_| covered.iter().any(|a| a.shift.is_some()));
+    let induction = induction.filter(|_| covered.iter().any(|a| a.base.is_some()));
     Some(HoistedLoop {
         head,
         last,
@@ -380,7 +398,7 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
 
 /// The common step of `reg` over all back edges, when every one leaves it at its
 /// iteration-start value plus the same non-zero constant.
-fn induction_step(reg: u8, back_edges: &[State]) -> Option<Induction> {
+fn induction_step(reg: u8, back_edges: &[State]) -> Option<i64> {
     let mut step = None;
     for state in back_edges {
         let Val::Affine {
@@ -400,7 +418,7 @@ fn induction_step(reg: u8, back_edges: &[State]) -> Option<Induction> {
         }
         step = Some(c);
     }
-    step.map(|step| Induction { reg, step })
+    step
 }
 
 /// Runs the block starting at `block` of the loop `[head, last]` symbolically from `state`, up
@@ -528,12 +546,28 @@ mod tests {
         let shape: Vec<_> = l
             .accesses
             .iter()
-            .map(|a| (a.pc, a.shift, a.inv, a.offset, a.bytes))
+            .map(|a| (a.pc, a.base, a.inv, a.offset, a.bytes))
             .collect();
         assert_eq!(
             shape,
-            vec![(4, Some(0), Some(2), 0, 1), (6, Some(0), None, 1, 1)]
+            vec![
+                (4, Some((3, 0)), Some(2), 0, 1),
+                (6, Some((3, 0)), None, 1, 1)
+            ]
         );
+    }
+
+    #[test]
+    fn pointers_moving_together_share_one_induction_test() {
+        let found = loops(
+            "ldxb r4, [r1]\nldxb r5, [r3]\njne r4, r5, +4\njeq r4, 0, +3\n\
+             add r1, 1\nadd r3, 1\nja -7\nexit",
+        );
+        assert_eq!(found.len(), 1);
+        let l = &found[0];
+        assert_eq!(l.induction.map(|i| i.step), Some(1));
+        let bases: Vec<_> = l.accesses.iter().map(|a| a.base).collect();
+        assert_eq!(bases, vec![Some((1, 0)), Some((3, 0))]);
     }
 
     #[test]
@@ -550,7 +584,7 @@ mod tests {
         assert_eq!((l.head, l.last), (1, 9));
         assert_eq!(l.induction, Some(Induction { reg: 3, step: 1 }));
         assert_eq!(l.accesses.len(), 1);
-        assert_eq!(l.accesses[0].shift, Some(3));
+        assert_eq!(l.accesses[0].base, Some((3, 3)));
         assert_eq!(l.accesses[0].inv, Some(1));
     }
 
@@ -577,7 +611,7 @@ mod tests {
             assert!(
                 found
                     .iter()
-                    .all(|l| l.accesses.iter().all(|a| a.shift.is_none())),
+                    .all(|l| l.accesses.iter().all(|a| a.base.is_none())),
                 "{src}: {found:?}"
             );
         }

@@ -134,7 +134,8 @@ impl Translator<'_, '_> {
     /// a positive step; at least, for a negative one) with every covered access still inside
     /// the region it started in.
     ///
-    /// For an access at `(iv << s) + k` in a region where it starts `d0` bytes above the base
+    /// For an access at `(r << s) + k` (`r` the induction register, or one moving with the same
+    /// step) in a region where it starts `d0` bytes above the base
     /// and may start at most `lim - 1` bytes above it, `iv` may move `(lim - 1 - d0) >> s` up
     /// or `d0 >> s` down. The limit must also keep `iv` plus one step from wrapping around, so
     /// that the per-iteration comparison stays meaningful.
@@ -144,8 +145,9 @@ impl Translator<'_, '_> {
         let mut room: Option<Value> = None;
         for a in &l.accesses {
             let mut addr = self.iconst(a.offset);
-            if let (Some(s), Some(iv)) = (a.shift, start) {
-                let scaled = self.b.ins().ishl_imm_s(iv, i64::from(s));
+            if let Some((r, s)) = a.base {
+                let v = self.get(r);
+                let scaled = self.b.ins().ishl_imm_s(v, i64::from(s));
                 addr = self.b.ins().iadd(addr, scaled);
             }
             if let Some(r) = a.inv {
@@ -175,7 +177,7 @@ impl Translator<'_, '_> {
                 (d_mem, mem.lim[i], in_mem)
             };
             ok = self.b.ins().band(ok, inside);
-            if let (Some(s), Some(ind)) = (a.shift, l.induction) {
+            if let (Some((_, s)), Some(ind)) = (a.base, l.induction) {
                 // Meaningless when the access is outside, but `ok` is false then.
                 let span = if ind.step > 0 {
                     let top = self.b.ins().iadd_imm_s(lim, -1);
