@@ -1025,12 +1025,6 @@ impl Translator<'_, '_> {
             return Ok(());
         }
         let ty = if is64 { I64 } else { I32 };
-        let dst64 = self.get(insn.dst);
-        let a = if is64 {
-            dst64
-        } else {
-            self.b.ins().ireduce(I32, dst64)
-        };
         // The operand: src register, or imm (sign-extended for ALU64, low 32 bits for ALU).
         let (bv, bconst) = if by_reg {
             let s = self.get(insn.src);
@@ -1047,6 +1041,19 @@ impl Translator<'_, '_> {
                 i64::from(insn.imm as u32)
             };
             (self.user_const(ty, c), Some(i64::from(insn.imm)))
+        };
+        // `mov` never reads dst. Reading it anyway would be a use of the register's old value:
+        // the SSA builder would then carry that dead value through every loop header on the
+        // way as a block parameter, which costs register moves on the back edges.
+        let a = if operation == alu::MOV {
+            bv
+        } else {
+            let dst64 = self.get(insn.dst);
+            if is64 {
+                dst64
+            } else {
+                self.b.ins().ireduce(I32, dst64)
+            }
         };
         let signed = insn.off == 1;
         let r = match operation {
