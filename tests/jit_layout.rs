@@ -4,9 +4,9 @@
 //! test that jumps to itself, `jmp32` tests with `ja32` latches, local calls around), random
 //! loops of those shapes, and the clang-built workloads of the benchmark. The interpreter's
 //! per-instruction loop is the oracle: its fast path, the JIT with bounds checks on and off
-//! (off only where every access is in bounds), and the JIT with an instruction limit (which
-//! rotates nothing) must give the same r0, the same error at the same pc and the same final
-//! memory.
+//! (off only where every access is in bounds), with constant blinding, and with an
+//! instruction limit (which rotates nothing) must give the same r0, the same error at the same
+//! pc and the same final memory.
 
 use rbpf::Vm;
 use rbpf::error::ExecError;
@@ -26,12 +26,32 @@ fn error_key(err: &ExecError) -> String {
 
 type Outcome = (Result<u64, String>, Vec<u8>);
 
+/// How one engine runs: the JIT or the interpreter, bounds checks, instruction limit, constant
+/// blinding.
+#[derive(Clone, Copy)]
+struct Engine {
+    jit: bool,
+    bounds: bool,
+    limit: u32,
+    blind: bool,
+}
+
+const fn engine(jit: bool, bounds: bool, limit: u32, blind: bool) -> Engine {
+    Engine {
+        jit,
+        bounds,
+        limit,
+        blind,
+    }
+}
+
 /// Runs `code` on a copy of `mem` in one engine.
-fn run(code: &[u8], elf: bool, mem: &[u8], jit: bool, bounds: bool, limit: u32) -> Outcome {
+fn run(code: &[u8], elf: bool, mem: &[u8], e: Engine) -> Outcome {
     let mut vm = Vm::new();
     vm.set_error_printer(Some(Box::new(|_| {})));
-    vm.config_mut().bounds_check = bounds;
-    vm.config_mut().instruction_limit = limit;
+    vm.config_mut().bounds_check = e.bounds;
+    vm.config_mut().instruction_limit = e.limit;
+    vm.config_mut().constant_blinding = e.blind;
     if elf {
         vm.load_elf(code, None).expect("loads");
     } else {
@@ -42,7 +62,7 @@ fn run(code: &[u8], elf: bool, mem: &[u8], jit: bool, bounds: bool, limit: u32) 
     let bytes =
         unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), mem.len()) };
     bytes.copy_from_slice(mem);
-    let result = if jit {
+    let result = if e.jit {
         vm.compile(JitMode::Basic).expect("compiles");
         vm.execute_jit(bytes)
     } else {
@@ -54,16 +74,18 @@ fn run(code: &[u8], elf: bool, mem: &[u8], jit: bool, bounds: bool, limit: u32) 
 /// Compares every engine with the oracle; `in_bounds`: also run with bounds checks off.
 /// Returns the oracle's outcome.
 fn compare_code(code: &[u8], elf: bool, mem: &[u8], in_bounds: bool) -> Outcome {
-    let oracle = run(code, elf, mem, false, true, 1 << 24);
-    let mut candidates = vec![
-        ("interpreter fast path", run(code, elf, mem, false, true, 0)),
-        ("JIT", run(code, elf, mem, true, true, 0)),
-        ("JIT with a limit", run(code, elf, mem, true, true, 1 << 24)),
+    let oracle = run(code, elf, mem, engine(false, true, 1 << 24, false));
+    let mut engines = vec![
+        ("interpreter fast path", engine(false, true, 0, false)),
+        ("JIT", engine(true, true, 0, false)),
+        ("JIT with a limit", engine(true, true, 1 << 24, false)),
+        ("JIT, constants blinded", engine(true, true, 0, true)),
     ];
     if in_bounds {
-        candidates.push(("JIT, checks off", run(code, elf, mem, true, false, 0)));
+        engines.push(("JIT, checks off", engine(true, false, 0, false)));
     }
-    for (name, other) in candidates {
+    for (name, e) in engines {
+        let other = run(code, elf, mem, e);
         assert_eq!(
             other.0,
             oracle.0,
