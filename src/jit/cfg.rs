@@ -19,6 +19,49 @@ pub(crate) struct Cfg {
     /// backward jump or local call, or a return site). Other blocks have all their
     /// predecessors translated before them and can be sealed on entry.
     pub late_pred: Vec<bool>,
+    /// Back edges translated as a copy of the loop header (`translate/layout.rs`), sorted by
+    /// latch slot. Empty unless [`Cfg::rotate`] added some.
+    pub rotations: Vec<Rotation>,
+}
+
+/// An unconditional backward jump at `latch` that is translated as a copy of the block it
+/// jumps to (`header`, ending in the conditional jump at `branch`), so that the loop's back
+/// edge is that conditional jump instead of a jump to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rotation {
+    /// Slot of the `ja`.
+    pub latch: usize,
+    /// First slot of the copied block (the jump's target).
+    pub header: usize,
+    /// Slot of the copied block's last instruction, a conditional jump.
+    pub branch: usize,
+}
+
+impl Cfg {
+    /// Records `r` (latches in increasing order). Its copy of the header branches from the
+    /// latch to both successors of `r.branch`: those at or before the latch become blocks
+    /// with late predecessors. Bits are only ever added: the header may lose its predecessor
+    /// at the latch, but leaving it unsealed until the end is merely conservative.
+    pub(crate) fn rotate(&mut self, insns: &[Insn], r: Rotation) {
+        debug_assert!(self.rotations.last().is_none_or(|l| l.latch < r.latch));
+        let taken = jump_target(r.branch, &insns[r.branch]).and_then(|t| usize::try_from(t).ok());
+        for succ in taken.into_iter().chain([r.branch + 1]) {
+            if succ <= r.latch
+                && let Some(late) = self.late_pred.get_mut(succ)
+            {
+                *late = true;
+            }
+        }
+        self.rotations.push(r);
+    }
+
+    /// The rotation whose latch is `pc`, if any.
+    pub(crate) fn rotation_at(&self, pc: usize) -> Option<Rotation> {
+        self.rotations
+            .binary_search_by_key(&pc, |r| r.latch)
+            .ok()
+            .map(|i| self.rotations[i])
+    }
 }
 
 /// Where a jump-class instruction may transfer control (`None`: not a jump).
@@ -100,6 +143,7 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
         block_len,
         return_sites,
         late_pred,
+        rotations: Vec::new(),
     })
 }
 

@@ -26,6 +26,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 
 mod hoist;
 mod idioms;
+mod layout;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
@@ -154,6 +155,10 @@ struct Translator<'a, 'b> {
     static_stack: bool,
     /// Whether the stack is a region at all (false: Basic-mode code that never uses r10).
     has_stack: bool,
+    /// Whether the back edges in `cfg.rotations` are translated as copies of their loop
+    /// header (`translate/layout.rs`). Code whose back edges must reach the header block
+    /// itself turns it off while it is translated.
+    rotate_back_edges: bool,
 }
 
 fn flags() -> MemFlagsData {
@@ -181,7 +186,7 @@ pub(crate) fn translate(
     func: &mut Function,
 ) -> Result<(), JitError> {
     let insns = &program.insns[..];
-    let cfg = cfg::analyze(insns)?;
+    let mut cfg = cfg::analyze(insns)?;
     let params: &[Type] = match opts.mode {
         JitMode::Basic => &[I64, I64],
         JitMode::Extended => &[I64, I64, I64, I64],
@@ -207,6 +212,10 @@ pub(crate) fn translate(
     } else {
         (Vec::new(), Vec::new())
     };
+    // The copies of rotated loop headers are not counted per block.
+    if opts.instruction_limit == 0 {
+        layout::plan_rotations(insns, &mut cfg, &copy_loops, &switches);
+    }
     let sig_call_helper = opts
         .compact_helper_calls
         .then(|| b.import_signature(sig(isa, &[I64; 8], Some(I64))));
@@ -378,6 +387,7 @@ pub(crate) fn translate(
         terminated: false,
         static_stack,
         has_stack,
+        rotate_back_edges: true,
     };
     t.body()?;
     t.tails();
@@ -1320,6 +1330,9 @@ impl Translator<'_, '_> {
         let back_edge_in_copy = self.iterate.is_some_and(|t| t.head == target);
         let target = self.block_at(target)?;
         if operation == jmp::JA {
+            if self.rotated_back_edge(pc)? {
+                return Ok(());
+            }
             // ja / ja32: unconditional.
             if back_edge_in_copy {
                 self.iterate_jump();

@@ -69,7 +69,11 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(copy);
         self.terminated = false;
         self.proofs.clear();
+        // Every back edge of the copy must run the iteration test: no rotated loop test may
+        // stand in for the jump to the head.
+        let rotate = std::mem::replace(&mut self.rotate_back_edges, false);
         let copied = self.slots(l.head, l.last + 1, true);
+        self.rotate_back_edges = rotate;
         self.iterate = None;
         for a in &l.accesses {
             self.unchecked[a.pc] = false;
