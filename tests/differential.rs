@@ -20,6 +20,7 @@ use rbpf::error::ExecError;
 use rbpf::isa::Insn;
 mod common;
 
+use common::error_key;
 use common::rng::Rng;
 use rbpf::jit::JitMode;
 
@@ -140,19 +141,6 @@ fn prologue(rng: &mut Rng, out: &mut Vec<Insn>) {
 struct Outcome {
     result: Result<u64, String>,
     mem: Vec<u8>,
-}
-
-fn error_key(err: &ExecError) -> String {
-    match err {
-        ExecError::OutOfBounds {
-            pc, access, size, ..
-        } => format!("out of bounds {access} at {pc} size {size}"),
-        ExecError::IntegerOverflow {
-            pc, access, size, ..
-        } => format!("integer overflow {access} at {pc} size {size}"),
-        ExecError::InstructionLimit { pc } => format!("instruction limit at {pc}"),
-        other => other.to_string(),
-    }
 }
 
 /// Loads `insns` and runs them through the interpreter and the JIT in `mode`; returns a

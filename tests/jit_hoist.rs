@@ -10,23 +10,14 @@
 //! compared with bounds checks off.
 
 use rbpf::Vm;
-use rbpf::error::ExecError;
 use rbpf::jit::JitMode;
 mod common;
 
 use common::rng::Rng;
+use common::{error_key, run_object};
 
 /// Bytes of input memory.
 const MEM_LEN: usize = 256;
-
-fn error_key(err: &ExecError) -> String {
-    match err {
-        ExecError::OutOfBounds {
-            pc, access, size, ..
-        } => format!("out of bounds {access} at {pc} size {size}"),
-        other => other.to_string(),
-    }
-}
 
 /// One engine's outcome: r0 or the error, and the final memory.
 type Outcome = (Result<u64, String>, Vec<u8>);
@@ -276,17 +267,7 @@ fn clang_strcmp_matches_the_interpreter() {
     let object = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c/strcmp.o"))
         .expect("benches/c/strcmp.o");
     let mut rng = Rng(0x57c0_3900_0000_0001);
-    let run = |jit: bool, mem: &mut Vec<u8>| {
-        let mut vm = Vm::new();
-        vm.set_error_printer(Some(Box::new(|_| {})));
-        vm.load_elf(&object, None).expect("loads");
-        if jit {
-            vm.compile(JitMode::Basic).expect("compiles");
-            vm.execute_jit(mem).map_err(|e| error_key(&e))
-        } else {
-            vm.execute(mem).map_err(|e| error_key(&e))
-        }
-    };
+    let run = |jit: bool, mem: &mut Vec<u8>| run_object(&object, jit, 0, mem);
     let mut faults = 0;
     for case in 0..200 {
         let len = rng.below(300);

@@ -9,11 +9,11 @@
 //! loops) off.
 
 use rbpf::Vm;
-use rbpf::error::ExecError;
 use rbpf::jit::JitMode;
 mod common;
 
 use common::rng::Rng;
+use common::{error_key, run_object};
 
 /// Bytes of input memory.
 const MEM_LEN: i64 = 256;
@@ -22,15 +22,6 @@ const MEM_LEN: i64 = 256;
 struct Case {
     text: String,
     in_bounds: bool,
-}
-
-fn error_key(err: &ExecError) -> String {
-    match err {
-        ExecError::OutOfBounds {
-            pc, access, size, ..
-        } => format!("out of bounds {access} at {pc} size {size}"),
-        other => other.to_string(),
-    }
 }
 
 /// Runs `text` in the interpreter and the JIT (and the JIT with a limit, which has no fast
@@ -226,17 +217,7 @@ fn clang_byte_copy_matches_the_interpreter() {
     let mut rng = Rng(0xc1a9_0000_0000_0001);
     for len in [0usize, 1, 2, 3, 64, 255, 1024] {
         let mut mem: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        let run = |jit: bool, mem: &mut Vec<u8>| {
-            let mut vm = Vm::new();
-            vm.set_error_printer(Some(Box::new(|_| {})));
-            vm.load_elf(&object, None).expect("loads");
-            if jit {
-                vm.compile(JitMode::Basic).expect("compiles");
-                vm.execute_jit(mem).map_err(|e| e.to_string())
-            } else {
-                vm.execute(mem).map_err(|e| e.to_string())
-            }
-        };
+        let run = |jit: bool, mem: &mut Vec<u8>| run_object(&object, jit, 0, mem);
         let mut jit_mem = mem.clone();
         let interp = run(false, &mut mem);
         let jit = run(true, &mut jit_mem);
@@ -326,19 +307,7 @@ fn clang_switch_matches_the_interpreter() {
         };
         mem.extend_from_slice(&v.to_le_bytes());
     }
-    let run = |jit: bool, limit: u32| {
-        let mut vm = Vm::new();
-        vm.config_mut().instruction_limit = limit;
-        vm.load_elf(&object, None).expect("loads");
-        let mut mem = mem.clone();
-        let result = if jit {
-            vm.compile(JitMode::Basic).expect("compiles");
-            vm.execute_jit(&mut mem)
-        } else {
-            vm.execute(&mut mem)
-        };
-        result.map_err(|e| e.to_string())
-    };
+    let run = |jit: bool, limit: u32| run_object(&object, jit, limit, &mut mem.clone());
     let oracle = run(false, 1 << 30);
     assert_eq!(run(false, 0), oracle);
     assert_eq!(run(true, 0), oracle);

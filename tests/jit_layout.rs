@@ -9,20 +9,11 @@
 //! pc and the same final memory.
 
 use rbpf::Vm;
-use rbpf::error::ExecError;
 use rbpf::jit::JitMode;
 mod common;
 
+use common::error_key;
 use common::rng::Rng;
-
-fn error_key(err: &ExecError) -> String {
-    match err {
-        ExecError::OutOfBounds {
-            pc, access, size, ..
-        } => format!("out of bounds {access} at {pc} size {size}"),
-        other => other.to_string(),
-    }
-}
 
 type Outcome = (Result<u64, String>, Vec<u8>);
 

@@ -11,6 +11,41 @@ pub mod shapes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use rbpf::Vm;
+use rbpf::error::ExecError;
+use rbpf::jit::JitMode;
+
+/// What two engines must agree on about an error: its kind, pc and access, without the
+/// addresses, which differ between runs.
+pub fn error_key(err: &ExecError) -> String {
+    match err {
+        ExecError::OutOfBounds {
+            pc, access, size, ..
+        } => format!("out of bounds {access} at {pc} size {size}"),
+        ExecError::IntegerOverflow {
+            pc, access, size, ..
+        } => format!("integer overflow {access} at {pc} size {size}"),
+        ExecError::InstructionLimit { pc } => format!("instruction limit at {pc}"),
+        other => other.to_string(),
+    }
+}
+
+/// Loads the ELF `object` and runs it on `mem` in the interpreter or the JIT (basic mode),
+/// with `limit` as the instruction limit and quiet error reports; errors as [`error_key`].
+pub fn run_object(object: &[u8], jit: bool, limit: u32, mem: &mut [u8]) -> Result<u64, String> {
+    let mut vm = Vm::new();
+    vm.set_error_printer(Some(Box::new(|_| {})));
+    vm.config_mut().instruction_limit = limit;
+    vm.load_elf(object, None).expect("loads");
+    let result = if jit {
+        vm.compile(JitMode::Basic).expect("compiles");
+        vm.execute_jit(mem)
+    } else {
+        vm.execute(mem)
+    };
+    result.map_err(|e| error_key(&e))
+}
+
 /// The conformance suite folder: `$RBPF_CONFORMANCE_DIR` if set, else the copy vendored in
 /// the repository (`tests/bpf-conformance`). It must exist: a missing suite fails the test
 /// rather than skipping it.
