@@ -9,61 +9,38 @@
 //! the same error at the same pc and the same final memory. In-bounds programs are also
 //! compared with bounds checks off.
 
-use rbpf::Vm;
-use rbpf::jit::JitMode;
 mod common;
 
+use common::engines::{self, Outcome, engine};
 use common::rng::Rng;
-use common::{error_key, run_object};
+use common::run_object;
 
 /// Bytes of input memory.
 const MEM_LEN: usize = 256;
 
-/// One engine's outcome: r0 or the error, and the final memory.
-type Outcome = (Result<u64, String>, Vec<u8>);
-
-fn run(code: &[u8], bounds: bool, limit: u32, jit: bool, mem: &[u8]) -> Result<Outcome, String> {
-    let mut vm = Vm::new();
-    vm.set_error_printer(Some(Box::new(|_| {})));
-    vm.config_mut().bounds_check = bounds;
-    vm.config_mut().instruction_limit = limit;
-    vm.load(code).map_err(|e| format!("load: {e}"))?;
-    let mut bytes = mem.to_vec();
-    let result = if jit {
-        vm.compile(JitMode::Basic)
-            .map_err(|e| format!("compile: {e}"))?;
-        vm.execute_jit(&mut bytes)
-    } else {
-        vm.execute(&mut bytes)
-    };
-    Ok((result.map_err(|e| error_key(&e)), bytes))
-}
-
-/// Compares the engines on `text`; returns a description of the first difference.
-fn compare(text: &str, mem: &[u8]) -> Result<(), String> {
+/// Compares the engines on `text` with the interpreter's per-instruction loop (selected by
+/// an instruction limit, which also keeps the JIT from hoisting); returns the oracle's
+/// outcome, or a description of the first difference.
+fn compare(text: &str, mem: &[u8]) -> Result<Outcome, String> {
     let code = rbpf::asm::assemble_bytes(text).map_err(|e| format!("asm: {e}"))?;
-    // A limit selects the interpreter's per-instruction loop, and a JIT without hoisting.
     let limit = 1 << 22;
-    let oracle = run(&code, true, limit, false, mem)?;
-    let mut candidates = vec![
-        ("JIT", run(&code, true, 0, true, mem)?),
-        ("JIT with a limit", run(&code, true, limit, true, mem)?),
-        ("interpreter fast path", run(&code, true, 0, false, mem)?),
-    ];
-    if oracle.0.as_ref().is_ok() {
-        candidates.push(("JIT, checks off", run(&code, false, 0, true, mem)?));
+    let oracle = engine(false).limited(limit);
+    let expected = engines::compare(
+        &code,
+        false,
+        mem,
+        oracle,
+        &[
+            ("JIT", engine(true)),
+            ("JIT with a limit", engine(true).limited(limit)),
+            ("interpreter fast path", engine(false)),
+        ],
+    )?;
+    if expected.0.is_ok() {
+        let checks_off = [("JIT, checks off", engine(true).bounds(false))];
+        engines::check(&code, false, mem, &expected, &checks_off)?;
     }
-    for (name, other) in &candidates {
-        if other != &oracle {
-            return Err(format!(
-                "interpreter {:x?} vs {name} {:x?}; memory equal: {}",
-                oracle.0,
-                other.0,
-                oracle.1 == other.1
-            ));
-        }
-    }
-    Ok(())
+    Ok(expected)
 }
 
 /// How the loop's addresses depend on the induction register r3.
@@ -237,12 +214,9 @@ fn random_hoisted_loops_match_the_interpreter() {
     for _ in 0..count {
         let text = generate(&mut rng);
         let mem: Vec<u8> = (0..MEM_LEN).map(|_| rng.next() as u8).collect();
-        let code = rbpf::asm::assemble_bytes(&text).expect("generated code assembles");
-        if run(&code, true, 0, false, &mem).is_ok_and(|o| o.0.is_err()) {
-            faulted += 1;
-        }
-        if let Err(why) = compare(&text, &mem) {
-            failures.push(format!("{why}\n{text}"));
+        match compare(&text, &mem) {
+            Ok(expected) => faulted += usize::from(expected.0.is_err()),
+            Err(why) => failures.push(format!("{why}\n{text}")),
         }
     }
     println!("random_hoisted_loops: {count} programs, {faulted} of them fault");
@@ -315,11 +289,8 @@ fn rotated_and_hoisted_loop_matches_the_interpreter() {
             let at = rng.below(len);
             mem[at] = 0;
         }
-        let code = rbpf::asm::assemble_bytes(text).expect("assembles");
-        faults += usize::from(run(&code, true, 0, false, &mem).is_ok_and(|o| o.0.is_err()));
-        if let Err(why) = compare(text, &mem) {
-            panic!("length {len}: {why}");
-        }
+        let expected = compare(text, &mem).unwrap_or_else(|why| panic!("length {len}: {why}"));
+        faults += usize::from(expected.0.is_err());
     }
     assert!(faults > 10 && faults < 110, "{faults}");
 }

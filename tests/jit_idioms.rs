@@ -8,12 +8,11 @@
 //! error at the same pc and the same final memory, with bounds checks on and (for in-bounds
 //! loops) off.
 
-use rbpf::Vm;
-use rbpf::jit::JitMode;
 mod common;
 
+use common::engines::{self, engine};
 use common::rng::Rng;
-use common::{error_key, run_object};
+use common::run_object;
 
 /// Bytes of input memory.
 const MEM_LEN: i64 = 256;
@@ -28,45 +27,21 @@ struct Case {
 /// path) on the same memory; returns the outcomes' description when they differ.
 fn compare(text: &str, bounds: bool, mem: &[u8]) -> Result<(), String> {
     let code = rbpf::asm::assemble_bytes(text).map_err(|e| format!("asm: {e}"))?;
-    let outcome = |limit: u32, jit: bool| -> Result<(Result<u64, String>, Vec<u8>), String> {
-        let mut vm = Vm::new();
-        vm.set_error_printer(Some(Box::new(|_| {})));
-        vm.config_mut().bounds_check = bounds;
-        vm.config_mut().instruction_limit = limit;
-        vm.load(&code).map_err(|e| format!("load: {e}"))?;
-        let mut words = vec![0u64; mem.len() / 8];
-        // SAFETY: u64 has no padding; the slice covers exactly the words.
-        let bytes =
-            unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), mem.len()) };
-        bytes.copy_from_slice(mem);
-        let result = if jit {
-            vm.compile(JitMode::Basic)
-                .map_err(|e| format!("compile: {e}"))?;
-            vm.execute_jit(bytes)
-        } else {
-            vm.execute(bytes)
-        };
-        Ok((result.map_err(|e| error_key(&e)), bytes.to_vec()))
-    };
+    let limit = 1 << 20;
     // The oracle: the interpreter's per-instruction loop (an instruction limit selects it;
     // nothing runs in bulk there).
-    let oracle = outcome(1 << 20, false)?;
+    let oracle = engine(false).bounds(bounds).limited(limit);
     let candidates = [
-        ("interpreter fast path", outcome(0, false)?),
-        ("JIT", outcome(0, true)?),
-        ("JIT with a limit", outcome(1 << 20, true)?),
+        ("interpreter fast path", engine(false).bounds(bounds)),
+        ("JIT", engine(true).bounds(bounds)),
+        (
+            "JIT with a limit",
+            engine(true).bounds(bounds).limited(limit),
+        ),
     ];
-    for (name, other) in &candidates {
-        if other != &oracle {
-            return Err(format!(
-                "bounds {bounds}: interpreter {:x?} vs {name} {:x?}; memory equal: {}",
-                oracle.0,
-                other.0,
-                oracle.1 == other.1
-            ));
-        }
-    }
-    Ok(())
+    engines::compare(&code, false, mem, oracle, &candidates)
+        .map(|_| ())
+        .map_err(|why| format!("bounds {bounds}: {why}"))
 }
 
 fn load_store(width: i64) -> (&'static str, &'static str) {

@@ -8,84 +8,25 @@
 //! instruction limit (which rotates nothing) must give the same r0, the same error at the same
 //! pc and the same final memory.
 
-use rbpf::Vm;
-use rbpf::jit::JitMode;
 mod common;
 
-use common::error_key;
+use common::engines::{self, Outcome, engine};
 use common::rng::Rng;
 
-type Outcome = (Result<u64, String>, Vec<u8>);
-
-/// How one engine runs: the JIT or the interpreter, bounds checks, instruction limit, constant
-/// blinding.
-#[derive(Clone, Copy)]
-struct Engine {
-    jit: bool,
-    bounds: bool,
-    limit: u32,
-    blind: bool,
-}
-
-const fn engine(jit: bool, bounds: bool, limit: u32, blind: bool) -> Engine {
-    Engine {
-        jit,
-        bounds,
-        limit,
-        blind,
-    }
-}
-
-/// Runs `code` on a copy of `mem` in one engine.
-fn run(code: &[u8], elf: bool, mem: &[u8], e: Engine) -> Outcome {
-    let mut vm = Vm::new();
-    vm.set_error_printer(Some(Box::new(|_| {})));
-    vm.config_mut().bounds_check = e.bounds;
-    vm.config_mut().instruction_limit = e.limit;
-    vm.config_mut().constant_blinding = e.blind;
-    if elf {
-        vm.load_elf(code, None).expect("loads");
-    } else {
-        vm.load(code).expect("loads");
-    }
-    let mut words = vec![0u64; mem.len().div_ceil(8)];
-    // SAFETY: u64 has no padding; the slice covers the first `mem.len()` bytes of the words.
-    let bytes =
-        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), mem.len()) };
-    bytes.copy_from_slice(mem);
-    let result = if e.jit {
-        vm.compile(JitMode::Basic).expect("compiles");
-        vm.execute_jit(bytes)
-    } else {
-        vm.execute(bytes)
-    };
-    (result.map_err(|e| error_key(&e)), bytes.to_vec())
-}
-
-/// Compares every engine with the oracle; `in_bounds`: also run with bounds checks off.
-/// Returns the oracle's outcome.
+/// Compares every engine with the oracle (the interpreter's per-instruction loop);
+/// `in_bounds`: also run with bounds checks off. Returns the oracle's outcome.
 fn compare_code(code: &[u8], elf: bool, mem: &[u8], in_bounds: bool) -> Outcome {
-    let oracle = run(code, elf, mem, engine(false, true, 1 << 24, false));
-    let mut engines = vec![
-        ("interpreter fast path", engine(false, true, 0, false)),
-        ("JIT", engine(true, true, 0, false)),
-        ("JIT with a limit", engine(true, true, 1 << 24, false)),
-        ("JIT, constants blinded", engine(true, true, 0, true)),
+    let mut list = vec![
+        ("interpreter fast path", engine(false)),
+        ("JIT", engine(true)),
+        ("JIT with a limit", engine(true).limited(1 << 24)),
+        ("JIT, constants blinded", engine(true).blinded()),
     ];
     if in_bounds {
-        engines.push(("JIT, checks off", engine(true, false, 0, false)));
+        list.push(("JIT, checks off", engine(true).bounds(false)));
     }
-    for (name, e) in engines {
-        let other = run(code, elf, mem, e);
-        assert_eq!(
-            other.0,
-            oracle.0,
-            "{name} differs from the interpreter (memory equal: {})",
-            other.1 == oracle.1
-        );
-        assert!(other.1 == oracle.1, "{name}: final memory differs");
-    }
-    oracle
+    engines::compare(code, elf, mem, engine(false).limited(1 << 24), &list)
+        .unwrap_or_else(|why| panic!("{why}"))
 }
 
 fn compare(text: &str, mem: &[u8], in_bounds: bool) -> Outcome {

@@ -4,6 +4,7 @@
 #![allow(dead_code, reason = "each test crate uses a different subset")]
 
 pub mod c;
+pub mod engines;
 pub mod mapping;
 pub mod rng;
 pub mod shapes;
