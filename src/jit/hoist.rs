@@ -453,12 +453,7 @@ fn run_block(
             class::ST | class::STX => {
                 let addr = state[reg(insn.dst)].add(Val::constant(i64::from(insn.off)));
                 let atomic = insn.opc & mode::MASK == mode::ATOMIC;
-                let bytes = if atomic && insn.opc != op::ATOMIC64 {
-                    4
-                } else {
-                    size::bytes(insn.opc) as u8
-                };
-                seen.accesses.push((pc, addr, bytes));
+                seen.accesses.push((pc, addr, size::bytes(insn.opc) as u8));
                 if atomic && insn.imm == atomic::CMPXCHG {
                     state[0] = Val::Unknown;
                 } else if atomic && insn.imm & atomic::FETCH != 0 {

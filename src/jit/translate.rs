@@ -525,15 +525,10 @@ fn access_sizes(insns: &[Insn]) -> u8 {
     let mut sizes = 0;
     for insn in insns {
         match insn.class() {
-            class::LDX | class::ST => sizes |= 1 << size_index(size::bytes(insn.opc)),
-            class::STX if insn.opc & mode::MASK == mode::ATOMIC => {
-                sizes |= if insn.opc == op::ATOMIC32 {
-                    1 << 2
-                } else {
-                    1 << 3
-                };
+            // Atomics too: their size field is W (`ATOMIC32`) or DW (`ATOMIC64`).
+            class::LDX | class::ST | class::STX => {
+                sizes |= 1 << size_index(size::bytes(insn.opc));
             }
-            class::STX => sizes |= 1 << size_index(size::bytes(insn.opc)),
             _ => {}
         }
     }
