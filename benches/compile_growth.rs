@@ -23,32 +23,8 @@ mod shapes;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rbpf::Vm;
 use rbpf::isa::{self, Insn};
 use rbpf::jit::JitMode;
-
-/// The helper the helper-call shape calls: returns its first argument plus one.
-unsafe extern "C" fn add_one(
-    a: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    _: *mut std::ffi::c_void,
-) -> u64 {
-    a.wrapping_add(1)
-}
-
-/// A VM with `insns` loaded and the shapes' helper registered.
-fn loaded(insns: &[Insn], code_size: usize) -> Result<Vm, String> {
-    let mut vm = Vm::new();
-    vm.register_helper(shapes::HELPER_INDEX as u32, Some("add_one"), add_one)
-        .map_err(|e| e.to_string())?;
-    vm.config_mut().jit_code_size = code_size;
-    vm.load(&isa::encode_slots(insns))
-        .map_err(|e| e.to_string())?;
-    Ok(vm)
-}
 
 /// CPU time consumed by this thread so far. Compiling is single-threaded, so on a machine
 /// shared with other jobs this is the time the compile would take alone, where wall-clock
@@ -69,7 +45,7 @@ fn compile_once(
     insns: &[Insn],
     code_size: usize,
 ) -> Result<(Duration, Result<usize, String>), String> {
-    let mut vm = loaded(insns, code_size)?;
+    let mut vm = shapes::loaded(insns, code_size)?;
     let start = thread_cpu_time();
     let result = vm.compile(JitMode::Basic);
     let elapsed = thread_cpu_time() - start;
@@ -97,7 +73,7 @@ fn measure(insns: &[Insn], code_size: usize) -> Result<(Duration, Result<usize, 
 
 /// Compiles and runs `insns` in both engines on fresh memory; the results must agree.
 fn check(name: &str, insns: &[Insn]) -> Result<(), String> {
-    let mut vm = loaded(insns, usize::MAX)?;
+    let mut vm = shapes::loaded(insns, usize::MAX)?;
     let mut mem = vec![3u8; shapes::MEM_LEN];
     let interp = vm
         .execute(&mut mem)

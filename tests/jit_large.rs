@@ -17,25 +17,8 @@ const LARGE: usize = 1500;
 /// The largest program the validator accepts.
 const LARGEST: usize = MAX_INSTS - 1;
 
-/// The helper of the helper-call shape: its first argument plus one.
-unsafe extern "C" fn add_one(
-    a: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    _: u64,
-    _: *mut std::ffi::c_void,
-) -> u64 {
-    a.wrapping_add(1)
-}
-
 fn vm_with(insns: &[Insn], code_size: usize) -> Vm {
-    let mut vm = Vm::new();
-    vm.register_helper(shapes::HELPER_INDEX as u32, Some("add_one"), add_one)
-        .unwrap();
-    vm.config_mut().jit_code_size = code_size;
-    vm.load(&isa::encode_slots(insns)).unwrap();
-    vm
+    shapes::loaded(insns, code_size).unwrap()
 }
 
 fn input() -> Vec<u8> {
@@ -207,7 +190,7 @@ fn helper_calls_of_large_programs_match_the_interpreter() {
     unwinding.extend([Insn::new(0xbf, 0, 6, 0, 0), Insn::new(0x95, 0, 0, 0, 0)]);
     let mut vm = Vm::new();
     vm.config_mut().jit_code_size = usize::MAX;
-    vm.register_helper(shapes::HELPER_INDEX as u32, None, add_one)
+    vm.register_helper(shapes::HELPER_INDEX as u32, None, shapes::add_one)
         .unwrap();
     vm.set_unwind_index(shapes::HELPER_INDEX as u32).unwrap();
     vm.load(&isa::encode_slots(&unwinding)).unwrap();

@@ -6,12 +6,36 @@
 //! r1 = mem (at least [`MEM_LEN`] bytes) where it loads and stores, and helper
 //! [`HELPER_INDEX`] where it calls one.
 
-use rbpf::isa::Insn;
+use rbpf::Vm;
+use rbpf::isa::{self, Insn};
 
 /// Bytes of memory the load/store shapes read and write (r1 points to it, r2 is its length).
 pub const MEM_LEN: usize = 64;
 /// The helper index called by the helper-call shape.
 pub const HELPER_INDEX: i32 = 1;
+
+/// The helper the helper-call shape calls at [`HELPER_INDEX`]: its first argument plus one.
+pub unsafe extern "C" fn add_one(
+    a: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: *mut std::ffi::c_void,
+) -> u64 {
+    a.wrapping_add(1)
+}
+
+/// A VM with `insns` loaded, [`add_one`] registered and `code_size` bytes of JIT code buffer.
+pub fn loaded(insns: &[Insn], code_size: usize) -> Result<Vm, String> {
+    let mut vm = Vm::new();
+    vm.register_helper(HELPER_INDEX as u32, Some("add_one"), add_one)
+        .map_err(|e| e.to_string())?;
+    vm.config_mut().jit_code_size = code_size;
+    vm.load(&isa::encode_slots(insns))
+        .map_err(|e| e.to_string())?;
+    Ok(vm)
+}
 
 /// One program shape: its name, what it is, and its generator.
 pub struct Shape {
