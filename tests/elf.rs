@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::engines::{MODES as ENGINES, Mode as Engine};
 use common::rng::Rng;
 
 use std::path::{Path, PathBuf};
@@ -13,7 +14,6 @@ use std::sync::Mutex;
 
 use rbpf::elf::LinkedElf;
 use rbpf::isa::Insn;
-use rbpf::jit::JitMode;
 use rbpf::{ElfError, LoadError, Vm};
 
 // ---------------------------------------------------------------------------------------------
@@ -1300,32 +1300,15 @@ fn pathological_objects_link_in_bounded_time() {
 // ---------------------------------------------------------------------------------------------
 // Running the examples: every program loads and returns the reference results.
 
-/// The engines a loaded program is checked on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Interpreter,
-    Jit(JitMode),
-}
-
-const ENGINES: [Engine; 3] = [
-    Engine::Interpreter,
-    Engine::Jit(JitMode::Basic),
-    Engine::Jit(JitMode::Extended),
-];
-
 /// Prepares `vm` (already loaded) for `engine`.
 fn prepare(vm: &mut Vm, engine: Engine) {
-    if let Engine::Jit(mode) = engine {
-        vm.compile(mode)
-            .unwrap_or_else(|e| panic!("{engine:?}: compile failed: {e}"));
-    }
+    engine
+        .prepare(vm)
+        .unwrap_or_else(|e| panic!("{engine:?}: compile failed: {e}"));
 }
 
 fn try_run(vm: &Vm, engine: Engine, mem: &mut [u8]) -> Result<u64, rbpf::ExecError> {
-    match engine {
-        Engine::Interpreter => vm.execute(mem),
-        Engine::Jit(_) => vm.execute_jit(mem),
-    }
+    engine.run(vm, mem)
 }
 
 fn run(vm: &Vm, engine: Engine, mem: &mut [u8]) -> u64 {

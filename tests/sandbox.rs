@@ -9,6 +9,7 @@ mod common;
 use std::ffi::c_void;
 use std::sync::{Arc, Mutex};
 
+use common::engines::{MODES as ENGINES, Mode as Engine};
 use common::mapping::Mapping;
 use rbpf::Vm;
 use rbpf::error::ExecError;
@@ -33,19 +34,6 @@ fn call_local(rel: i32) -> Insn {
     Insn::new(0x85, 0, 1, 0, rel)
 }
 
-/// The engines every program runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Interpreter,
-    Jit(JitMode),
-}
-
-const ENGINES: [Engine; 3] = [
-    Engine::Interpreter,
-    Engine::Jit(JitMode::Basic),
-    Engine::Jit(JitMode::Extended),
-];
-
 /// A VM with `insns` loaded (and compiled for `engine`), printing nothing; the returned log
 /// collects the printed errors.
 fn vm_for(insns: &[Insn], engine: Engine) -> (Vm, Arc<Mutex<Vec<String>>>) {
@@ -57,17 +45,12 @@ fn vm_for(insns: &[Insn], engine: Engine) -> (Vm, Arc<Mutex<Vec<String>>>) {
     })));
     rbpf::conformance::register_helpers(&mut vm);
     vm.load(&isa::encode_slots(insns)).expect("program loads");
-    if let Engine::Jit(mode) = engine {
-        vm.compile(mode).expect("program compiles");
-    }
+    engine.prepare(&mut vm).expect("program compiles");
     (vm, log)
 }
 
 fn run(vm: &Vm, engine: Engine, mem: &mut [u8]) -> Result<u64, ExecError> {
-    match engine {
-        Engine::Interpreter => vm.execute(mem),
-        Engine::Jit(_) => vm.execute_jit(mem),
-    }
+    engine.run(vm, mem)
 }
 
 /// Fills the whole stack with 0x5a bytes through a copy of r10, then returns 0.
@@ -270,6 +253,26 @@ fn buffers_that_wrap_the_address_space_are_refused() {
     }
 }
 
+/// Runs `vm`'s program without mem on the caller's stack `stack` of `len` bytes (extended
+/// mode for the JIT).
+///
+/// # Safety
+/// As [`Vm::execute_raw`]: the run may use `len` bytes at `stack`.
+unsafe fn run_on_stack(
+    vm: &Vm,
+    engine: Engine,
+    stack: *mut u8,
+    len: usize,
+) -> Result<u64, ExecError> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match engine {
+            Engine::Interpreter => vm.execute_raw(std::ptr::null_mut(), 0, stack, len),
+            Engine::Jit(_) => vm.execute_jit_raw(std::ptr::null_mut(), 0, stack, len),
+        }
+    }
+}
+
 #[test]
 fn a_caller_stack_that_wraps_is_refused() {
     // stb [r10-1], 1: r10 = stack + stack_len, which wraps when stack_len is SIZE_MAX.
@@ -279,16 +282,7 @@ fn a_caller_stack_that_wraps_is_refused() {
         let (vm, _) = vm_for(&store, engine);
         for len in [usize::MAX, usize::MAX - 63] {
             // SAFETY: the run is refused before any access.
-            let got = unsafe {
-                match engine {
-                    Engine::Interpreter => {
-                        vm.execute_raw(std::ptr::null_mut(), 0, stack.as_mut_ptr(), len)
-                    }
-                    Engine::Jit(_) => {
-                        vm.execute_jit_raw(std::ptr::null_mut(), 0, stack.as_mut_ptr(), len)
-                    }
-                }
-            };
+            let got = unsafe { run_on_stack(&vm, engine, stack.as_mut_ptr(), len) };
             assert_eq!(
                 got,
                 Err(ExecError::InvalidBuffer {
@@ -300,16 +294,7 @@ fn a_caller_stack_that_wraps_is_refused() {
         }
         // The same stack with its real length works and is used as given.
         // SAFETY: `stack` is valid for its 64 bytes.
-        let got = unsafe {
-            match engine {
-                Engine::Interpreter => {
-                    vm.execute_raw(std::ptr::null_mut(), 0, stack.as_mut_ptr(), 64)
-                }
-                Engine::Jit(_) => {
-                    vm.execute_jit_raw(std::ptr::null_mut(), 0, stack.as_mut_ptr(), 64)
-                }
-            }
-        };
+        let got = unsafe { run_on_stack(&vm, engine, stack.as_mut_ptr(), 64) };
         assert_eq!(got, Ok(0));
         assert_eq!(stack[63], 1);
         stack[63] = 0;

@@ -2,9 +2,42 @@
 //! the harness of the differential tests of the JIT's optimisations (`tests/jit_*.rs`).
 
 use rbpf::Vm;
+use rbpf::error::{ExecError, JitError};
 use rbpf::jit::JitMode;
 
 use super::error_key;
+
+/// Which engine runs a loaded program: the interpreter, or the JIT with one entry signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Interpreter,
+    Jit(JitMode),
+}
+
+/// Every mode: the interpreter and the JIT in basic and extended mode.
+pub const MODES: [Mode; 3] = [
+    Mode::Interpreter,
+    Mode::Jit(JitMode::Basic),
+    Mode::Jit(JitMode::Extended),
+];
+
+impl Mode {
+    /// Compiles `vm`'s loaded program when the mode is the JIT's.
+    pub fn prepare(self, vm: &mut Vm) -> Result<(), JitError> {
+        if let Mode::Jit(mode) = self {
+            vm.compile(mode)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `vm`'s program (prepared for this mode) on `mem`.
+    pub fn run(self, vm: &Vm, mem: &mut [u8]) -> Result<u64, ExecError> {
+        match self {
+            Mode::Interpreter => vm.execute(mem),
+            Mode::Jit(_) => vm.execute_jit(mem),
+        }
+    }
+}
 
 /// How one engine runs: the JIT or the interpreter, bounds checks, instruction limit (a
 /// non-zero limit selects the interpreter's per-instruction loop and turns the JIT's loop
