@@ -13,7 +13,7 @@ mod common;
 
 use common::engines::{self, Outcome, engine};
 use common::rng::Rng;
-use common::run_object;
+use common::{bench_object, run_object};
 
 /// Bytes of input memory.
 const MEM_LEN: usize = 256;
@@ -238,8 +238,7 @@ fn random_hoisted_loops_match_the_interpreter() {
 /// strings without a terminator, which walk off the end of mem and fault at the same slot.
 #[test]
 fn clang_strcmp_matches_the_interpreter() {
-    let object = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c/strcmp.o"))
-        .expect("benches/c/strcmp.o");
+    let object = bench_object("strcmp");
     let mut rng = Rng(0x57c0_3900_0000_0001);
     let run = |jit: bool, mem: &mut Vec<u8>| run_object(&object, jit, 0, mem);
     let mut faults = 0;

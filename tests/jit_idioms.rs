@@ -12,7 +12,7 @@ mod common;
 
 use common::engines::{self, engine};
 use common::rng::Rng;
-use common::run_object;
+use common::{bench_object, run_object};
 
 /// Bytes of input memory.
 const MEM_LEN: i64 = 256;
@@ -187,8 +187,7 @@ fn random_copy_loops_match_the_interpreter() {
 /// then faults part-way, after the same stores).
 #[test]
 fn clang_byte_copy_matches_the_interpreter() {
-    let object = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c/memcpy.o"))
-        .expect("benches/c/memcpy.o");
+    let object = bench_object("memcpy");
     let mut rng = Rng(0xc1a9_0000_0000_0001);
     for len in [0usize, 1, 2, 3, 64, 255, 1024] {
         let mut mem: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
@@ -271,8 +270,7 @@ fn random_switches_match_the_interpreter() {
 /// inside and outside its cases.
 #[test]
 fn clang_switch_matches_the_interpreter() {
-    let object = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/c/switch.o"))
-        .expect("benches/c/switch.o");
+    let object = bench_object("switch");
     let mut rng = Rng(0x5717_c400_0000_0004);
     let mut mem = Vec::new();
     for _ in 0..512 {

@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::bench_object;
 use common::engines::{self, Outcome, engine};
 use common::rng::Rng;
 
@@ -311,8 +312,7 @@ fn clang_workloads_match_the_interpreter() {
     for name in [
         "add", "empty", "log2", "memcpy", "primes", "strcmp", "switch",
     ] {
-        let path = format!("{}/benches/c/{name}.o", env!("CARGO_MANIFEST_DIR"));
-        let object = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let object = bench_object(name);
         for _ in 0..4 {
             let len = 8 * (1 + rng.below(64));
             let mut mem: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();

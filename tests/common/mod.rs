@@ -31,6 +31,12 @@ pub fn error_key(err: &ExecError) -> String {
     }
 }
 
+/// The clang-built benchmark object `benches/c/<name>.o`.
+pub fn bench_object(name: &str) -> Vec<u8> {
+    let path = format!("{}/benches/c/{name}.o", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 /// Loads the ELF `object` and runs it on `mem` in the interpreter or the JIT (basic mode),
 /// with `limit` as the instruction limit and quiet error reports; errors as [`error_key`].
 pub fn run_object(object: &[u8], jit: bool, limit: u32, mem: &mut [u8]) -> Result<u64, String> {
