@@ -569,7 +569,7 @@ pub(crate) fn link_bpf_loop(code: &mut Vec<u8>, callbacks: &[usize]) -> Result<(
         if insn.opc == op::CALL && insn.src == call_kind::HELPER && insn.imm == BPF_LOOP {
             sites.push(at);
         }
-        at += if insn.opc == op::LDDW { 2 } else { 1 } * INSN_SIZE;
+        at += insn.slots() * INSN_SIZE;
     }
     if sites.is_empty() {
         return Ok(());
@@ -660,7 +660,7 @@ pub(crate) fn tail_call_sites(bytes: &[u8]) -> Vec<usize> {
         if insn.opc == op::CALL && insn.src == call_kind::HELPER && insn.imm == BPF_TAIL_CALL {
             sites.push(at);
         }
-        at += if insn.opc == op::LDDW { 2 } else { 1 } * INSN_SIZE;
+        at += insn.slots() * INSN_SIZE;
     }
     sites
 }

@@ -102,11 +102,7 @@ pub fn calls_helpers(insns: &[crate::isa::Insn]) -> bool {
         {
             return true;
         }
-        pc += if insn.opc == crate::isa::op::LDDW {
-            2
-        } else {
-            1
-        };
+        pc += insn.slots();
     }
     false
 }

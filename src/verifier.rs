@@ -441,7 +441,7 @@ pub fn stack_reach(insns: &[Insn], functions: &[Function]) -> usize {
         {
             calls.push((f, g));
         }
-        pc += if insn.opc == op::LDDW { 2 } else { 1 };
+        pc += insn.slots();
     }
     // depth[f]: the deepest r10 lowering with which f can run (None: not reached yet).
     let mut depth: Vec<Option<i64>> = vec![None; functions.len()];

@@ -296,6 +296,12 @@ impl Insn {
     pub const fn class(&self) -> u8 {
         self.opc & class::MASK
     }
+
+    /// How many slots the instruction takes: 2 for `lddw` (its immediate's high half is in
+    /// the next slot), 1 for every other.
+    pub const fn slots(&self) -> usize {
+        if self.opc == op::LDDW { 2 } else { 1 }
+    }
 }
 
 /// Decodes a byte buffer into instruction slots; `None` if its length is not a multiple of 8.

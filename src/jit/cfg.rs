@@ -110,7 +110,7 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
     let mut pc = 0;
     while pc < len {
         let insn = insns[pc];
-        let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 };
+        let next = pc + insn.slots();
         if is_no_op_jump(pc, &insn) {
             // Falls through either way: not a block boundary.
         } else if let Some(target) = jump_target(pc, &insn) {
@@ -133,7 +133,7 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
             current = pc;
         }
         block_len[current] += 1;
-        pc += if insns[pc].opc == op::LDDW { 2 } else { 1 };
+        pc += insns[pc].slots();
     }
     for &site in &return_sites {
         late_pred[site] = true;
@@ -181,7 +181,7 @@ pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
     let mut bytes = 0usize;
     while let Some(pc) = work.pop() {
         let insn = insns[pc];
-        let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 } as i64;
+        let next = (pc + insn.slots()) as i64;
         bytes += match insn.class() {
             class::LDX | class::ST => 2,
             class::STX if insn.opc & mode::MASK == mode::ATOMIC => 3,

@@ -286,7 +286,7 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
             }
             _ => {}
         }
-        pc += if insn.opc == op::LDDW { 2 } else { 1 };
+        pc += insn.slots();
     }
     if written[10] {
         return None;

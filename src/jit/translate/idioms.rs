@@ -46,7 +46,7 @@ pub(super) fn reachable(insns: &[Insn], cfg: &Cfg, switches: &[Switch]) -> Optio
             work.extend(s.targets.iter().copied().chain(outside));
             continue;
         }
-        let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 };
+        let next = pc + insn.slots();
         match cfg::jump_target(pc, insn) {
             Some(target) => {
                 work.extend(usize::try_from(target).ok());

@@ -22,7 +22,7 @@ use cranelift_codegen::ir::SourceLoc;
 use super::Translator;
 use crate::error::JitError;
 use crate::idiom::{CopyLoop, Switch};
-use crate::isa::{Insn, class, jmp, op};
+use crate::isa::{Insn, class, jmp};
 use crate::jit::cfg::{self, Cfg, Rotation};
 
 /// Longest header block (in instructions) copied at a back edge: a loop test, not a body.
@@ -58,7 +58,7 @@ pub(super) fn plan_rotations(
     let mut falls_through = false;
     while pc < len {
         let insn = insns[pc];
-        let next = if insn.opc == op::LDDW { pc + 2 } else { pc + 1 };
+        let next = pc + insn.slots();
         if cfg.leader[pc] && falls_through {
             entries[pc] += 1;
         }
@@ -135,11 +135,7 @@ fn rotatable(
     let mut slot = header;
     let branch = loop {
         let insn = *insns.get(slot)?;
-        let next = if insn.opc == op::LDDW {
-            slot + 2
-        } else {
-            slot + 1
-        };
+        let next = slot + insn.slots();
         match insn.class() {
             class::JMP | class::JMP32 if cfg::is_no_op_jump(slot, &insn) => {}
             class::JMP | class::JMP32 => {
