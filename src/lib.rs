@@ -4,12 +4,16 @@
 //!
 //! The Rust API centres on [`Vm`]: configure it, register helpers, load a program (raw
 //! bytecode, assembly through [`asm`], or an ELF object), then execute it with the interpreter
-//! or compile it with the JIT. The C API lives in `capi` and is the only `extern "C"` code.
+//! or compile it with the JIT. The C API is the `librbpf-capi` crate (`capi/`), the only
+//! `extern "C"` code.
 //!
 //! The API of the `rbpf` crate (0.4) is here too, so rbpf users switch by changing the
 //! dependency line: the VM kinds [`EbpfVmMbuff`], [`EbpfVmFixedMbuff`], [`EbpfVmRaw`] and
 //! [`EbpfVmNoData`] (in [`compat`]), and the modules [`ebpf`], [`helpers`], [`assembler`],
 //! [`disassembler`], [`insn_builder`] and [`lib`] (`docs/rust-api.md`).
+//!
+//! The modules are layers; each imports only from the ones listed before it
+//! (`ARCHITECTURE.md`).
 //!
 //! ```
 //! use rbpf::{Vm, asm, jit::JitMode};
@@ -35,58 +39,53 @@ extern crate alloc;
 #[cfg(all(test, not(feature = "std")))]
 extern crate std;
 
-pub mod asm;
-pub mod assembler;
-#[cfg(feature = "capi")]
-pub mod capi;
-pub mod compat;
-pub mod conformance;
-#[cfg(feature = "std")]
-pub mod data_file;
-pub mod disasm;
-pub mod disassembler;
-pub mod ebpf;
-#[cfg(feature = "std")]
-pub mod elf;
+// The error types of every layer (loading, running, compiling, ELF).
 pub mod error;
-pub mod helpers;
-pub(crate) mod idiom;
-pub mod insn_builder;
-pub mod interpreter;
+// The instruction set: encoding, the opcode table, decoding.
 pub mod isa;
+// Bytecode to a verified [`Program`]: the validator and its analyses.
+pub mod program;
+// What one run needs, engine-neutral: memory regions, helper table, maps, run context.
+pub mod exec;
+// The interpreter: runs a [`Program`] over an execution environment.
+pub mod interpreter;
+// The Cranelift JIT: translation, code memory, its runtime entry points.
 #[cfg(feature = "std")]
 pub mod jit;
+// [`Vm`]: owns a loaded program and its configuration, and calls the engines.
+pub mod vm;
+// The Linux kernel's ABI: ELF objects, maps as libbpf declares them, kernel helpers.
 #[cfg(feature = "std")]
-pub mod linux_helpers;
-#[cfg(feature = "std")]
-pub mod maps;
-pub mod memory;
-pub mod program;
-#[cfg(feature = "std")]
-pub(crate) mod reentry;
-#[cfg(not(feature = "std"))]
-#[path = "reentry_nostd.rs"]
-pub(crate) mod reentry;
+pub mod kernel;
+// Programs as text and test files: assembler, disassembler, `.data` files, conformance.
+pub mod tools;
+// rbpf 0.4's API (VM kinds, `ebpf`, `assembler`, `disassembler`, `insn_builder`, `lib`).
+pub mod compat;
+// The `extern "C"` functions of `ubpf.h` and `rbpf.h` (built into `librbpf.so` by `capi/`).
+#[cfg(feature = "capi")]
+pub mod capi;
 #[cfg(test)]
 mod test_prelude;
-pub mod verifier;
-pub mod vm;
 
-/// rbpf's `rbpf::lib` module: the error type of the rbpf-compatible API.
-pub mod lib {
-    /// The error of the rbpf-compatible API (rbpf's: `std::io::Error` with `ErrorKind::Other`
-    /// and a message).
-    #[cfg(feature = "std")]
-    pub use std::io::{Error, ErrorKind};
-
-    #[cfg(not(feature = "std"))]
-    pub use crate::compat::no_std_error::{Error, ErrorKind};
-}
-
+// rbpf 0.4's module paths (`rbpf::ebpf`, …) and the VM kinds at the crate root.
 pub use compat::{
     EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw, Helper, StackUsageCalculator, Verifier,
 };
+pub use compat::{assembler, disassembler, ebpf, insn_builder, lib};
+pub use exec::helpers;
+
+// The native API's earlier module paths (`rbpf::asm`, `rbpf::memory`, …) keep resolving.
+#[cfg(feature = "std")]
+pub use exec::maps;
+pub use exec::memory;
+#[cfg(feature = "std")]
+pub use kernel::{elf, helpers as linux_helpers};
+pub use program::verifier;
+#[cfg(feature = "std")]
+pub use tools::data_file;
+pub use tools::{asm, conformance, disasm};
+
 pub use error::{Access, ElfError, ExecError, JitError, LoadError};
-pub use helpers::{DispatcherFn, HelperFn};
+pub use exec::helpers::{DispatcherFn, HelperFn};
 pub use program::Program;
 pub use vm::{Config, Vm};

@@ -2,7 +2,7 @@
 //! registry and callbacks, the loaded [`Program`], and the JIT cache.
 //!
 //! This file owns configuration, registration and load/unload. Execution lives in
-//! [`crate::interpreter`], compilation in [`crate::jit`], ELF loading in [`crate::elf`]; each
+//! [`crate::interpreter`], compilation in [`crate::jit`], ELF loading in [`crate::kernel::elf`]; each
 //! adds its methods to `Vm` in its own module.
 
 use alloc::boxed::Box;
@@ -10,7 +10,7 @@ use alloc::string::ToString;
 use core::fmt;
 
 use crate::error::LoadError;
-use crate::helpers::{
+use crate::exec::helpers::{
     DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator, RustHelper,
 };
 use crate::isa::{self, HELPER_SLOTS};
@@ -145,7 +145,7 @@ pub struct Vm {
     /// `execute_jit_with_regions` (read at compile time).
     pub(crate) extra_regions: bool,
     #[cfg(feature = "std")]
-    pub(crate) maps: crate::maps::VmMaps,
+    pub(crate) maps: crate::exec::maps::VmMaps,
     #[cfg(feature = "std")]
     pub(crate) jit: crate::jit::JitCache,
     pub(crate) safe: crate::interpreter::SafeRegistry,
@@ -191,7 +191,7 @@ impl Vm {
             decoded: crate::interpreter::Decoded::default(),
             extra_regions: false,
             #[cfg(feature = "std")]
-            maps: crate::maps::VmMaps::default(),
+            maps: crate::exec::maps::VmMaps::default(),
             #[cfg(feature = "std")]
             jit: crate::jit::JitCache::default(),
             safe: crate::interpreter::SafeRegistry::default(),
@@ -408,14 +408,14 @@ impl Vm {
         }
         let slots = isa::decode_slots(code).ok_or(LoadError::LengthNotMultipleOf8)?;
         let helper_exists = |index: u32| self.helper_exists(index);
-        let options = crate::verifier::VerifyOptions {
+        let options = crate::program::verifier::VerifyOptions {
             helper_exists: &helper_exists,
             stack_usage: self
                 .stack_usage_calculator
                 .as_deref()
                 .map(|f| f as &dyn Fn(usize) -> i32),
         };
-        let program = crate::verifier::verify(slots, &options)?;
+        let program = crate::program::verifier::verify(slots, &options)?;
         if program.is_empty() && self.config.readonly_bytecode {
             // uBPF maps read-only bytecode with mmap, which fails for length 0.
             return Err(LoadError::OutOfMemory);
@@ -452,7 +452,7 @@ impl Vm {
         #[cfg(feature = "std")]
         {
             self.release_code();
-            self.maps.maps = crate::maps::MapSet::default();
+            self.maps.maps = crate::exec::maps::MapSet::default();
             self.maps.programs.clear();
         }
     }
@@ -463,7 +463,7 @@ impl Vm {
     pub fn is_running_on_this_thread(&self) -> bool {
         #[cfg(feature = "std")]
         {
-            crate::reentry::is_running(core::ptr::from_ref(self) as usize)
+            crate::exec::reentry::is_running(core::ptr::from_ref(self) as usize)
         }
         #[cfg(not(feature = "std"))]
         {

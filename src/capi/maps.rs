@@ -5,7 +5,7 @@
 use std::ffi::{CStr, c_char, c_int, c_void};
 
 use crate::capi::ubpf_vm;
-use crate::maps::{Map, MapError};
+use crate::exec::maps::{Map, MapError};
 
 /// A map of a VM's loaded program. Valid until `ubpf_unload_code`, the next load or
 /// `ubpf_destroy` on its VM.

@@ -10,7 +10,7 @@ use crate::capi::types::{
     stack_usage_calculator_t, ubpf_debug_fn, ubpf_safe_helper_descriptor,
 };
 use crate::capi::ubpf_vm;
-use crate::helpers::HelperFn;
+use crate::exec::helpers::HelperFn;
 use crate::interpreter::SafeHelperResult;
 use crate::isa::MAX_EXT_FUNCS;
 use crate::vm::DebugState;
@@ -196,7 +196,7 @@ pub extern "C" fn ubpf_register_external_dispatcher(
             Box::new(move |index: u32| {
                 // SAFETY: the embedder's validator, called with the VM it was registered on.
                 unsafe { validate(index, vm_ptr.get().cast_const()) }
-            }) as crate::helpers::HelperValidator
+            }) as crate::exec::helpers::HelperValidator
         });
         handle.vm.set_dispatcher(dispatcher, validator);
         0

@@ -17,7 +17,7 @@
 //!   the end" into an ordinary operation, so fetching needs no bounds check.
 //!
 //! One op per slot (the second slot of `lddw` is a never-executed filler), so an op's index is
-//! its pc in every error message. The head of a copy loop (`crate::idiom`) becomes a
+//! its pc in every error message. The head of a copy loop (`crate::exec::idiom`) becomes a
 //! [`Code::CopyLoop`] op that runs the whole loop at once when its guard allows, and
 //! otherwise runs the instruction it replaced; the first compare of a recovered switch becomes
 //! a [`Code::Switch`] table lookup (values outside the table run the compares).
@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 
 use super::{Env, Frame, atomic_rmw, call_helper, load, sdiv32, sdiv64, smod32, smod64, store};
 use crate::error::{Access, ExecError};
-use crate::idiom::{CopyLoop, Switch};
+use crate::exec::idiom::{CopyLoop, Switch};
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, MAX_CALL_DEPTH};
 use crate::program::Program;
 
@@ -104,9 +104,9 @@ pub(crate) struct Op {
 #[derive(Debug, Default)]
 pub(crate) struct Decoded {
     ops: Box<[Op]>,
-    /// Copy loops run in bulk (`crate::idiom`), with the op each head slot held.
+    /// Copy loops run in bulk (`crate::exec::idiom`), with the op each head slot held.
     loops: Box<[(CopyLoop, Op)]>,
-    /// Recovered switches (`crate::idiom`), with the compare each root slot held.
+    /// Recovered switches (`crate::exec::idiom`), with the compare each root slot held.
     switches: Box<[(Switch, Op)]>,
     /// Stack bytes the main function reserves below r10 before a local call.
     main_stack_usage: u16,
@@ -268,7 +268,7 @@ impl Decoded {
             off: 0,
             imm: 0,
         });
-        let copies = crate::idiom::find_copy_loops(insns);
+        let copies = crate::exec::idiom::find_copy_loops(insns);
         fuse(&mut ops, &copies);
         let mut loops = Vec::new();
         {
@@ -286,7 +286,7 @@ impl Decoded {
             }
         }
         let mut switches = Vec::new();
-        for switch in crate::idiom::find_switches(insns) {
+        for switch in crate::exec::idiom::find_switches(insns) {
             let root = switch.root;
             let original = ops[root];
             ops[root] = Op {
@@ -794,7 +794,12 @@ mod tests {
                 Insn::new(0x95, 0, 0, 0, 0),
             ]);
             let (fast, checked) = both(&insns);
-            assert_eq!(fast, checked, "{}", crate::disasm::disassemble(&insns));
+            assert_eq!(
+                fast,
+                checked,
+                "{}",
+                crate::tools::disasm::disassemble(&insns)
+            );
         }
     }
 }

@@ -13,7 +13,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use crate::error::ExecError;
-use crate::helpers::HelperFn;
+use crate::exec::helpers::HelperFn;
 use crate::isa::{Insn, MAX_EXT_FUNCS};
 use crate::vm::{ConfigError, Vm};
 

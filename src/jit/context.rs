@@ -15,7 +15,7 @@
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use crate::helpers::HelperTable;
+use crate::exec::helpers::HelperTable;
 use crate::vm::Vm;
 
 /// What compiled code knows about its VM. Boxed by [`super::JitCache`], so its address is
@@ -42,7 +42,7 @@ pub struct JitContext {
     /// The program's maps, kept alive once the context is detached: the code embeds the
     /// addresses of their value slabs in its inline bounds checks, so a copy must never see
     /// that memory freed (docs/sandbox.md, "Copies").
-    kept_maps: OnceLock<crate::maps::MapSet>,
+    kept_maps: OnceLock<crate::exec::maps::MapSet>,
 }
 
 impl JitContext {
@@ -64,7 +64,11 @@ impl JitContext {
     /// and is kept alive, reachable, until the process exits — one context and one helper
     /// table (about 600 bytes) per compiled program that was copied or translated — together
     /// with the program's `maps`, whose value slabs the code's inline checks name.
-    pub(crate) fn release(self: Box<Self>, helpers: &HelperTable, maps: &crate::maps::MapSet) {
+    pub(crate) fn release(
+        self: Box<Self>,
+        helpers: &HelperTable,
+        maps: &crate::exec::maps::MapSet,
+    ) {
         if !self.escaped.load(Ordering::Acquire) {
             return;
         }

@@ -517,7 +517,7 @@ fn alu64(state: &State, insn: &Insn) -> Val {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asm::assemble;
+    use crate::tools::asm::assemble;
 
     fn loops(src: &str) -> Vec<HoistedLoop> {
         let insns = assemble(src).expect("assembles");

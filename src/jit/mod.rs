@@ -7,7 +7,7 @@
 //!   that are checked to contain **no relocations**; the bytes are the whole image, so
 //!   [`Vm::copy_jit`] and [`Vm::translate`] output runs after a plain `memcpy`;
 //! * helper calls load the dispatcher and the helper slot from the VM's boxed
-//!   [`HelperTable`](crate::helpers::HelperTable) at run time, so helpers registered after
+//!   [`HelperTable`](crate::exec::helpers::HelperTable) at run time, so helpers registered after
 //!   compiling are the ones called;
 //! * settings are read **at compile time**: `bounds_check`, `instruction_limit` and
 //!   `unwind_index` are baked into the code (like uBPF, a cached image is returned unchanged
@@ -365,12 +365,12 @@ impl Vm {
     }
 
     /// [`Vm::execute_jit`] with extra regions the program may also access during this run
-    /// (see [`MemRegion`](crate::memory::MemRegion)). The code must have been compiled after
+    /// (see [`MemRegion`](crate::exec::memory::MemRegion)). The code must have been compiled after
     /// [`Vm::enable_extra_regions`]; otherwise accesses to them fault as out of bounds.
     pub fn execute_jit_with_regions(
         &self,
         mem: &mut [u8],
-        extra: &[crate::memory::MemRegion<'_>],
+        extra: &[crate::exec::memory::MemRegion<'_>],
     ) -> Result<u64, ExecError> {
         let ptr = if mem.is_empty() {
             std::ptr::null_mut()
@@ -391,7 +391,7 @@ impl Vm {
         mem_len: usize,
         stack: *mut u8,
         stack_len: usize,
-        extra: &[crate::memory::MemRegion<'_>],
+        extra: &[crate::exec::memory::MemRegion<'_>],
     ) -> Result<u64, ExecError> {
         let _regions = runtime::ExtraRegionsGuard::enter(extra);
         // SAFETY: forwarded to the caller's contract.
@@ -426,7 +426,7 @@ impl Vm {
         let helpers = self
             .helpers
             .has_rust_helpers()
-            .then(|| crate::helpers::RunGuard::enter(&self.helpers, mem_len));
+            .then(|| crate::exec::helpers::RunGuard::enter(&self.helpers, mem_len));
         let ctx: *const JitContext = self.jit.ctx.as_deref().map_or(std::ptr::null(), |c| c);
         let previous = runtime::arm(ctx);
         let ret = match image.mode {

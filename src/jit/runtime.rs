@@ -12,9 +12,9 @@ use std::sync::atomic::Ordering;
 
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
-use crate::helpers::HelperTable;
+use crate::exec::helpers::HelperTable;
+use crate::exec::memory::{MemRegion, Regions};
 use crate::isa::{MAX_CALL_DEPTH, MAX_NESTED_RUNS};
-use crate::memory::{MemRegion, Regions};
 use crate::vm::Vm;
 
 thread_local! {
@@ -61,17 +61,17 @@ fn current_extra_regions<'a>() -> &'a [MemRegion<'a>] {
 
 /// Prepares this thread for a run of the code of `ctx`, whose faults the caller
 /// ([`Vm::execute_jit`]) collects: clears the fault flag and offers collection to the run
-/// (`crate::reentry`); returns the previous collector, to be given back to [`disarm`].
+/// (`crate::exec::reentry`); returns the previous collector, to be given back to [`disarm`].
 #[inline]
 pub(crate) fn arm(ctx: *const JitContext) -> usize {
     FAULTED.set(false);
-    crate::reentry::offer_collection(ctx as usize)
+    crate::exec::reentry::offer_collection(ctx as usize)
 }
 
 /// Ends a run started with [`arm`]: returns the fault it recorded, if any.
 #[inline]
 pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
-    crate::reentry::restore_collection(previous);
+    crate::exec::reentry::restore_collection(previous);
     if FAULTED.replace(false) {
         FAULT.with(|f| f.borrow_mut().take())
     } else {
@@ -84,7 +84,7 @@ pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
 /// no other way to show the error): through the VM's error printer, or on standard error when
 /// no VM owns the code any more.
 fn record(ctx: *const JitContext, vm: Option<&Vm>, err: ExecError) {
-    if crate::reentry::collects(ctx as usize) {
+    if crate::exec::reentry::collects(ctx as usize) {
         FAULT.with(|f| *f.borrow_mut() = Some(err));
         FAULTED.set(true);
     } else if let Some(vm) = vm {
@@ -108,7 +108,7 @@ unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
     unsafe { vm.cast_const().as_ref() }
 }
 
-/// Enters the `crate::reentry` level of a run of compiled code that calls helpers (called
+/// Enters the `crate::exec::reentry` level of a run of compiled code that calls helpers (called
 /// first thing on entry): returns 0, or 1 after recording [`ExecError::NestingTooDeep`] when
 /// this thread already has `MAX_NESTED_RUNS` levels (the code then returns `u64::MAX` at
 /// once, without [`rt_leave_run`]).
@@ -120,7 +120,7 @@ pub(crate) unsafe extern "C" fn rt_enter_run(ctx: *const JitContext) -> u64 {
         // SAFETY: forwarded from this function's contract.
         let vm = unsafe { vm_of(ctx) };
         let owner = vm.map_or(0, |vm| std::ptr::from_ref(vm) as usize);
-        if crate::reentry::enter_run(owner, ctx as usize) {
+        if crate::exec::reentry::enter_run(owner, ctx as usize) {
             return 0;
         }
         let err = ExecError::NestingTooDeep {
@@ -134,7 +134,7 @@ pub(crate) unsafe extern "C" fn rt_enter_run(ctx: *const JitContext) -> u64 {
 
 /// Leaves the level entered by [`rt_enter_run`] (called on every return after it).
 pub(crate) extern "C" fn rt_leave_run() {
-    let _ = catch_unwind(crate::reentry::leave_run);
+    let _ = catch_unwind(crate::exec::reentry::leave_run);
 }
 
 /// Packs the constant description of an access into one argument of [`rt_check_access`]:

@@ -28,7 +28,7 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
         })
         .collect::<Vec<_>>();
     Program {
-        stack_reach: crate::verifier::stack_reach(&insns, &functions),
+        stack_reach: crate::program::verifier::stack_reach(&insns, &functions),
         calls_helpers: crate::program::calls_helpers(&insns),
         insns,
         functions,
@@ -38,7 +38,7 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
 
 pub(crate) fn vm_with(insns: Vec<Insn>) -> Vm {
     let mut vm = Vm::new();
-    crate::conformance::register_helpers(&mut vm);
+    crate::tools::conformance::register_helpers(&mut vm);
     vm.install(program_from_insns(insns));
     vm
 }

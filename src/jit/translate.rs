@@ -34,8 +34,8 @@ use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::hoist::{self as loops, HoistedLoop};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
-use crate::helpers::HelperTable;
-use crate::idiom::{self, CopyLoop, Switch};
+use crate::exec::helpers::HelperTable;
+use crate::exec::idiom::{self, CopyLoop, Switch};
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -66,11 +66,11 @@ pub(crate) struct Options {
     /// [`super::Tier::Fast`]).
     pub compact_helper_calls: bool,
     /// Whether every helper call first publishes the run to the kernel helpers
-    /// (`crate::linux_helpers::rt_publish_run`).
+    /// (`crate::kernel::helpers::rt_publish_run`).
     pub publish_run: bool,
     /// The loaded program's map value slabs (valid while translating): accesses outside mem
     /// and the stack test them inline before calling the runtime's slow path.
-    pub map_slabs: *const [crate::maps::SlabRegion],
+    pub map_slabs: *const [crate::exec::maps::SlabRegion],
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -147,7 +147,7 @@ struct Translator<'a, 'b> {
     sig_publish: SigRef,
     sig_enter_run: SigRef,
     sig_leave_run: SigRef,
-    /// Whether the code entered a `crate::reentry` level (programs that call helpers): every
+    /// Whether the code entered a `crate::exec::reentry` level (programs that call helpers): every
     /// return after the entry then leaves it.
     in_level: bool,
     proofs: Vec<Proof>,
@@ -620,7 +620,7 @@ impl Translator<'_, '_> {
         self.fault_if(bad, kind, 0, len);
     }
 
-    /// Returns `v` from the compiled function, leaving the run's `crate::reentry` level first
+    /// Returns `v` from the compiled function, leaving the run's `crate::exec::reentry` level first
     /// when it entered one.
     fn return_value(&mut self, v: Value) {
         if self.in_level {
@@ -630,7 +630,7 @@ impl Translator<'_, '_> {
         self.b.ins().return_(&[v]);
     }
 
-    /// A program that calls helpers can nest runs: its run is a level of `crate::reentry`
+    /// A program that calls helpers can nest runs: its run is a level of `crate::exec::reentry`
     /// (nesting limit, code in use), entered before anything else, as in the interpreter
     /// (docs/sandbox.md, "Re-entrancy"). Refused, it returns `u64::MAX` at once.
     fn enter_level(&mut self) {
@@ -1024,7 +1024,7 @@ impl Translator<'_, '_> {
     }
 
     /// Inline tests of an access of `bytes` bytes at `addr` against each map's value slab
-    /// (`crate::maps::SlabRegion`): inside one value, go to `ok`; otherwise fall through to
+    /// (`crate::exec::maps::SlabRegion`): inside one value, go to `ok`; otherwise fall through to
     /// the slow path. Map values are then as cheap to reach as any region, with no runtime
     /// call per access.
     fn map_value_checks(&mut self, addr: Value, bytes: usize, ok: Block) {
@@ -1417,7 +1417,7 @@ impl Translator<'_, '_> {
                 Some(slot) => self.b.ins().stack_addr(I64, slot, 0),
                 None => self.iconst(0),
             };
-            let f = self.iconst(crate::linux_helpers::rt_publish_run as *const () as i64);
+            let f = self.iconst(crate::kernel::helpers::rt_publish_run as *const () as i64);
             self.b
                 .ins()
                 .call_indirect(self.sig_publish, f, &[ctx, block]);

@@ -1,4 +1,4 @@
-//! The loop idioms of `crate::idiom`. A copy loop gets a bulk fast path at its head: it runs
+//! The loop idioms of `crate::exec::idiom`. A copy loop gets a bulk fast path at its head: it runs
 //! the whole remaining loop as one `memmove` when that is provably the same as running it
 //! element by element, and otherwise falls through to the loop's own code. A recovered switch
 //! gets a jump table in front of its compare tree.
@@ -9,7 +9,7 @@ use cranelift_codegen::ir::{InstBuilder, JumpTableData, Value};
 
 use super::{Region, Translator, flags};
 use crate::error::JitError;
-use crate::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
+use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
 use crate::isa::{Insn, call_kind, op};
 use crate::jit::cfg::{self, Cfg};
 

@@ -21,7 +21,7 @@ use cranelift_codegen::ir::SourceLoc;
 
 use super::Translator;
 use crate::error::JitError;
-use crate::idiom::{CopyLoop, Switch};
+use crate::exec::idiom::{CopyLoop, Switch};
 use crate::isa::{Insn, class, jmp};
 use crate::jit::cfg::{self, Cfg, Rotation};
 
@@ -187,7 +187,7 @@ mod tests {
 
     /// The rotations planned for `text` (no idioms), as `(latch, header, branch)`.
     fn plan(text: &str) -> (Vec<(usize, usize, usize)>, Cfg) {
-        let insns = crate::asm::assemble(text).expect("assembles");
+        let insns = crate::tools::asm::assemble(text).expect("assembles");
         let mut cfg = cfg::analyze(&insns).expect("analyses");
         plan_rotations(&insns, &mut cfg, &[], &[]);
         let r = cfg

@@ -10,7 +10,7 @@
 
 use core::ffi::{c_char, c_void};
 
-use crate::helpers::HelperFn;
+use crate::exec::helpers::HelperFn;
 use crate::vm::Vm;
 
 /// The index of the unwind helper: a zero return from it ends the program with r0 = 0.
@@ -67,7 +67,7 @@ pub unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c
 /// Always safe to call; `unsafe` only to fit [`HelperFn`].
 pub unsafe extern "C" fn sqrti(p1: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
     // rbpf's `sqrti` computes exactly this (and also builds without `std`).
-    crate::helpers::sqrti(p1, 0, 0, 0, 0)
+    crate::exec::helpers::sqrti(p1, 0, 0, 0, 0)
 }
 
 /// Helper 4: `strcmp` of the NUL-terminated strings at `p1` and `p2`, sign-extended.

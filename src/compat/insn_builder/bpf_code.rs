@@ -461,7 +461,7 @@ mod tests {
             .push()
             .exit()
             .push();
-        let expected = crate::assembler::assemble(
+        let expected = crate::compat::assembler::assemble(
             "add64 r1, 0x605\nmov64 r2, 0x32\nmov64 r1, r0\nbe16 r0\nneg64 r2\nexit",
         )
         .unwrap();
@@ -470,7 +470,7 @@ mod tests {
 
     #[test]
     fn every_constructor_encodes_its_opcode() {
-        use crate::ebpf;
+        use crate::compat::ebpf;
         let mut code = BpfCode::new();
         code.load(MemSize::DoubleWord).set_dst(1).push();
         code.load_abs(MemSize::Word).push();

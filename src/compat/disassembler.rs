@@ -2,7 +2,7 @@
 //! instruction, `lddw` merged) with rbpf's mnemonics and description format, and
 //! [`disassemble`], which prints it.
 //!
-//! librbpf's own disassembler ([`crate::disasm`]) prints the bpf_conformance syntax and is
+//! librbpf's own disassembler ([`crate::tools::disasm`]) prints the bpf_conformance syntax and is
 //! what the CLI uses; this module reproduces rbpf's text (`add64 r1, 0x605`,
 //! `ldxw r0, [r1+0x4]`, `jeq r1, 0x3, +0x2`).
 
@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 
 use core::fmt::Write as _;
 
-use crate::ebpf::{self, Insn};
+use crate::compat::ebpf::{self, Insn};
 
 /// One instruction with rbpf's mnemonic (`name`) and description (`desc`); `imm` is 64-bit so
 /// that an `lddw` carries its whole value.
@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn rbpf_descriptions() {
-        let code = crate::assembler::assemble(
+        let code = crate::compat::assembler::assemble(
             "add64 r1, 0x605
              mov32 r2, 0x32
              mov64 r1, r0

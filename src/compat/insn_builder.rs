@@ -731,9 +731,9 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asm::assemble;
     #[allow(unused_imports)]
     use crate::test_prelude::*;
+    use crate::tools::asm::assemble;
 
     #[test]
     fn matches_the_assembler() {

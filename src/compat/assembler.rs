@@ -1,6 +1,6 @@
 //! rbpf's `rbpf::assembler` module: assembly text to bytecode with rbpf's signature.
 //!
-//! The text is read by librbpf's assembler ([`crate::asm`]), which accepts rbpf's syntax
+//! The text is read by librbpf's assembler ([`crate::tools::asm`]), which accepts rbpf's syntax
 //! (`mov64 r0, 1`, `ldxw r1, [r2+4]`, `be16 r0`, `jeq r1, 3, +2`) as well as the
 //! bpf_conformance syntax.
 
@@ -15,13 +15,13 @@ use alloc::vec::Vec;
 /// assert_eq!(code[..8], [0xb7, 0x00, 0x00, 0x00, 0x2a, 0x00, 0x00, 0x00]);
 /// ```
 pub fn assemble(src: &str) -> Result<Vec<u8>, String> {
-    crate::asm::assemble_bytes(src).map_err(|e| e.to_string())
+    crate::tools::asm::assemble_bytes(src).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::assemble;
-    use crate::ebpf;
+    use crate::compat::ebpf;
     #[allow(unused_imports)]
     use crate::test_prelude::*;
 

@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::{Map, MapDef, btf::Btf};
+use crate::exec::maps::{Map, MapDef};
+use crate::kernel::btf::Btf;
 
 /// A section, as the loader sees it.
 pub(crate) struct SectionView<'a> {

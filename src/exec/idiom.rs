@@ -20,8 +20,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::exec::memory::Regions;
 use crate::isa::{Insn, call_kind, class, jmp, mode, op, size, source};
-use crate::memory::Regions;
 
 /// Longest copy a bulk operation takes on, in elements (keeps `n * width` far from overflow;
 /// longer copies cannot fit any region anyway).
@@ -455,7 +455,7 @@ mod tests {
     use crate::test_prelude::*;
 
     fn code(text: &str) -> Vec<Insn> {
-        let bytes = crate::asm::assemble_bytes(text).expect("assembles");
+        let bytes = crate::tools::asm::assemble_bytes(text).expect("assembles");
         crate::isa::decode_slots(&bytes).expect("whole slots")
     }
 
@@ -723,7 +723,7 @@ mod switch_tests {
 
     #[test]
     fn a_binary_compare_tree_becomes_a_table() {
-        let bytes = crate::asm::assemble_bytes(
+        let bytes = crate::tools::asm::assemble_bytes(
             "ldxb %r4, [%r1+0]\njsgt %r4, 3, high\njsgt %r4, 1, two\njeq %r4, 0, zero\n\
              jeq %r4, 1, one\nja other\nhigh:\njeq %r4, 4, four\njeq %r4, 5, five\nja other\n\
              two:\njeq %r4, 2, zero\nja one\nzero:\nmov %r0, 0\nexit\none:\nmov %r0, 1\nexit\n\

@@ -8,7 +8,7 @@
 //! helpers, both engines *publish the run* into a thread-local right before every helper
 //! call: the VM and the run's mem and stack ranges (`publish`, `rt_publish_run`). The
 //! helpers read it back and check every pointer argument with the same bounds model as
-//! loads ([`crate::memory::Regions`]). A helper called with nothing published (from outside a
+//! loads ([`crate::exec::memory::Regions`]). A helper called with nothing published (from outside a
 //! run) fails as for a bad argument.
 
 use std::cell::Cell;
@@ -16,10 +16,10 @@ use std::ffi::c_void;
 use std::sync::atomic::Ordering;
 
 use crate::error::Access;
+use crate::exec::maps::{Map, MapError};
+use crate::exec::memory::Regions;
 use crate::jit::context::JitContext;
 use crate::jit::runtime::RunBlock;
-use crate::maps::{Map, MapError};
-use crate::memory::Regions;
 use crate::vm::{ConfigError, Vm};
 
 const _: () = assert!(crate::isa::HELPER_SLOTS > TAIL_TARGET_HELPER as usize);
@@ -258,7 +258,7 @@ unsafe extern "C" fn bpf_get_smp_processor_id(
     _: u64,
     _: *mut c_void,
 ) -> u64 {
-    crate::maps::current_cpu() as u64
+    crate::exec::maps::current_cpu() as u64
 }
 
 /// Longest string `%s` prints in `bpf_trace_printk`.
@@ -504,7 +504,7 @@ impl Vm {
     }
 
     /// The maps of the loaded program (empty when it declares none or nothing is loaded).
-    pub fn maps(&self) -> &crate::maps::MapSet {
+    pub fn maps(&self) -> &crate::exec::maps::MapSet {
         &self.maps.maps
     }
 

@@ -128,7 +128,7 @@ pub struct Regions<'a> {
     /// The loaded program's maps, whose values (and live ring-buffer reservations) are
     /// regions too (`docs/maps.md`); `None` for code no VM owns any more.
     #[cfg(feature = "std")]
-    pub maps: Option<&'a crate::maps::MapSet>,
+    pub maps: Option<&'a crate::exec::maps::MapSet>,
 }
 
 impl core::fmt::Debug for Regions<'_> {

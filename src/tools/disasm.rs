@@ -1,5 +1,5 @@
 //! Disassembler: instruction slots back to the conformance assembly syntax that
-//! [`crate::asm`] reads.
+//! [`crate::tools::asm`] reads.
 //!
 //! [`disassemble`] names jump and local-call targets with labels (`L7:` for jumps, `fn_12:`
 //! for functions) and is exact: assembling its output gives back the same bytes. A slot that
@@ -321,9 +321,9 @@ pub fn disassemble_bytes(bytes: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::asm::assemble;
     #[allow(unused_imports)]
     use crate::test_prelude::*;
+    use crate::tools::asm::assemble;
 
     fn round_trip(text: &str) -> String {
         let prog = assemble(text).unwrap_or_else(|e| panic!("{text}: {e}"));

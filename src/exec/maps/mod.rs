@@ -14,9 +14,9 @@
 //! [`current_cpu`] assigns it (round-robin on first use).
 
 pub mod array;
-pub(crate) mod btf;
+
 pub mod hash;
-pub(crate) mod object;
+
 pub mod ringbuf;
 
 use std::cell::UnsafeCell;
@@ -773,7 +773,7 @@ impl Map {
 }
 
 /// What a [`crate::Vm`] keeps for maps: the loaded program's maps, and whether engines
-/// publish runs to the kernel helpers (`crate::linux_helpers`).
+/// publish runs to the kernel helpers (`crate::kernel::helpers`).
 #[derive(Debug, Default)]
 pub struct VmMaps {
     /// The loaded program's maps (replaced at every load, emptied at unload).
@@ -834,7 +834,7 @@ impl MapSet {
     }
 
     /// Whether `[addr, end)` lies inside one value of one map: the bounds-check hook both
-    /// engines reach through [`crate::memory::Regions`].
+    /// engines reach through [`crate::exec::memory::Regions`].
     pub fn allows(&self, addr: u64, end: u64) -> bool {
         self.maps.iter().any(|m| m.contains(addr, end))
     }

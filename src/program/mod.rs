@@ -1,4 +1,7 @@
-//! A verified, pre-decoded program: what `ubpf_load` produces and both engines run.
+//! A verified, pre-decoded program: what `ubpf_load` produces and both engines run, and the
+//! validator that makes one from bytecode ([`verifier`]).
+
+pub mod verifier;
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -85,7 +88,7 @@ pub struct Program {
     pub data_sections: Vec<DataSection>,
     /// How many bytes below the top of the stack a run can touch: the engines zero exactly
     /// these before each run on a stack they provide (docs/sandbox.md, "Stack"). Computed by
-    /// [`crate::verifier::stack_reach`]; `STACK_SIZE` when r10 escapes.
+    /// [`crate::program::verifier::stack_reach`]; `STACK_SIZE` when r10 escapes.
     pub stack_reach: usize,
     /// Whether the program calls helpers (`call imm` or `callx`): only such runs can nest
     /// another run, so only they count toward the nesting limit (docs/sandbox.md,

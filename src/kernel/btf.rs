@@ -6,7 +6,7 @@
 //! Every offset and count comes from the file and is checked; type chains are followed a
 //! bounded number of steps, so malformed or cyclic BTF gives an error, never a panic or hang.
 
-use super::MapDef;
+use crate::exec::maps::MapDef;
 
 const MAGIC: u16 = 0xeb9f;
 const KIND_INT: u32 = 1;

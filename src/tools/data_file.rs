@@ -6,7 +6,7 @@
 //!
 //! | section | content |
 //! |---|---|
-//! | `asm` | assembly text (see [`crate::asm`]) |
+//! | `asm` | assembly text (see [`crate::tools::asm`]) |
 //! | `raw` | one instruction per line: a `0x…` (or decimal) little-endian u64, or 8 hex bytes |
 //! | `mem` | input memory as hex bytes over any number of lines; a `offset:` prefix is dropped |
 //! | `result` | expected r0, `0x…` hex or decimal (the last non-empty line counts) |
@@ -25,8 +25,8 @@
 //! assert_eq!(file.expected().unwrap(), Expected::Result(7));
 //! ```
 
-use crate::asm::{self, AsmError};
 use crate::isa::Insn;
+use crate::tools::asm::{self, AsmError};
 
 /// A parsed `.data` file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

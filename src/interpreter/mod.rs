@@ -14,8 +14,8 @@ use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
+use crate::exec::memory::{MemRegion, Regions};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
-use crate::memory::{MemRegion, Regions};
 use crate::program::Program;
 use crate::vm::{DebugState, ExecutionProfile, Vm};
 
@@ -307,7 +307,7 @@ fn call_helper(
 ) -> Result<u64, ExecError> {
     #[cfg(feature = "std")]
     if env.vm.maps.publish_runs {
-        crate::linux_helpers::publish(env.vm, &env.regions);
+        crate::kernel::helpers::publish(env.vm, &env.regions);
     }
     // SAFETY: helpers are foreign functions trusted by whoever registered them.
     let result = unsafe {
@@ -508,10 +508,11 @@ impl Vm {
         let Some(program) = self.program.as_ref() else {
             return Err(ExecError::NotLoaded);
         };
-        // A run that may call helpers is a level of `crate::reentry` (nesting limit, code in
+        // A run that may call helpers is a level of `crate::exec::reentry` (nesting limit, code in
         // use), entered first, as compiled code does.
         let level = if program.calls_helpers {
-            let Some(level) = crate::reentry::RunLevel::enter(core::ptr::from_ref(self) as usize)
+            let Some(level) =
+                crate::exec::reentry::RunLevel::enter(core::ptr::from_ref(self) as usize)
             else {
                 let err = ExecError::NestingTooDeep {
                     max: crate::isa::MAX_NESTED_RUNS,
@@ -523,7 +524,7 @@ impl Vm {
         } else {
             None
         };
-        if let Err(err) = crate::memory::check_buffers(mem, mem_len, stack, stack_len) {
+        if let Err(err) = crate::exec::memory::check_buffers(mem, mem_len, stack, stack_len) {
             drop(level);
             self.report(&err);
             return Err(err);
@@ -1204,7 +1205,7 @@ mod tests {
     /// buffer.
     fn vm_with_log() -> (Vm, Arc<Mutex<Vec<String>>>) {
         let mut vm = Vm::new();
-        crate::conformance::register_helpers(&mut vm);
+        crate::tools::conformance::register_helpers(&mut vm);
         let log = Arc::new(Mutex::new(Vec::new()));
         let sink = Arc::clone(&log);
         vm.set_error_printer(Some(Box::new(move |msg| {
@@ -1917,7 +1918,7 @@ mod robustness {
                 slots.push(Insn::new(0x95, 0, 0, 0, 0));
             }
             let mut vm = Vm::new();
-            for (index, name, f) in crate::conformance::HELPERS {
+            for (index, name, f) in crate::tools::conformance::HELPERS {
                 if matches!(index, 0 | 2 | 3 | 5) {
                     let _ = vm.register_helper(index, Some(name), f);
                 }

@@ -53,7 +53,7 @@ use object::read::elf::{SectionHeader as _, Sym as _};
 
 use crate::error::{ElfError, LoadError};
 use crate::isa::{INSN_SIZE, Insn, MAX_INSTS, call_kind, op};
-use crate::maps::object::{ObjectMaps, SectionView, SymbolView, declared_maps};
+use crate::kernel::object_maps::{ObjectMaps, SectionView, SymbolView, declared_maps};
 use crate::program::DataSection;
 use crate::vm::Vm;
 
@@ -105,7 +105,7 @@ pub struct LinkedElf {
     /// Sections copied for data relocations (only when no data-relocation callback is set).
     pub data_sections: Vec<DataSection>,
     /// Maps the object declares (`.maps` with BTF, legacy `maps`), created while linking.
-    pub maps: Vec<std::sync::Arc<crate::maps::Map>>,
+    pub maps: Vec<std::sync::Arc<crate::exec::maps::Map>>,
     /// The programs `PROG_ARRAY` values number, when the object makes tail calls.
     pub programs: Vec<String>,
     /// Warnings printed while linking (`Warning: bad relocation type N; skipping.`), without
@@ -541,9 +541,9 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
             self.code.extend_from_slice(bytes);
             if self.vm.maps.publish_runs && func.size % SLOT == 0 {
                 // Room for each tail call's stub, inside the function (`link_tail_calls`).
-                for site in crate::linux_helpers::tail_call_sites(bytes) {
+                for site in crate::kernel::helpers::tail_call_sites(bytes) {
                     let stub = self.code.len();
-                    let stub_bytes = crate::linux_helpers::TAIL_STUB_SLOTS * INSN_SIZE;
+                    let stub_bytes = crate::kernel::helpers::TAIL_STUB_SLOTS * INSN_SIZE;
                     self.code.resize(stub.saturating_add(stub_bytes), 0);
                     self.tail_calls
                         .push((func.landed.saturating_add(site), stub));
@@ -811,7 +811,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
     }
 
     /// `R_BPF_64_64` against a function (a `bpf_loop` callback): the `lddw` receives the
-    /// callback's id (`crate::linux_helpers::link_bpf_loop`).
+    /// callback's id (`crate::kernel::helpers::link_bpf_loop`).
     fn apply_callback(
         &mut self,
         func: usize,
@@ -1036,7 +1036,8 @@ fn link(
             .iter()
             .map(|&f| linker.funcs[f].landed)
             .collect();
-        crate::linux_helpers::link_bpf_loop(&mut linker.code, &callbacks).map_err(ElfError::Map)?;
+        crate::kernel::helpers::link_bpf_loop(&mut linker.code, &callbacks)
+            .map_err(ElfError::Map)?;
     }
     let mut programs = Vec::new();
     if !linker.tail_calls.is_empty() {
@@ -1053,7 +1054,7 @@ fn link(
                 offsets.push(f.landed);
             }
         }
-        crate::linux_helpers::link_tail_calls(&mut linker.code, &linker.tail_calls, &offsets)
+        crate::kernel::helpers::link_tail_calls(&mut linker.code, &linker.tail_calls, &offsets)
             .map_err(ElfError::Map)?;
     }
     Ok(LinkedElf {
@@ -1094,7 +1095,7 @@ impl Vm {
         let mut program = self.verify(&linked.code)?;
         program.data_sections = linked.data_sections;
         self.install(program);
-        self.maps.maps = crate::maps::MapSet::new(linked.maps);
+        self.maps.maps = crate::exec::maps::MapSet::new(linked.maps);
         self.maps.programs = linked.programs;
         Ok(())
     }

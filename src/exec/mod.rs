@@ -1,0 +1,15 @@
+//! What one run needs, whichever engine runs it: the memory regions and the bounds model
+//! both engines share, the helper table, the maps whose values programs may reach, the
+//! re-entrancy guard and the idioms both engines run in bulk. Engines import this layer;
+//! nothing here knows which engine is running (ARCHITECTURE.md, "Layers").
+
+pub mod helpers;
+pub(crate) mod idiom;
+#[cfg(feature = "std")]
+pub mod maps;
+pub mod memory;
+#[cfg(feature = "std")]
+pub(crate) mod reentry;
+#[cfg(not(feature = "std"))]
+#[path = "reentry_nostd.rs"]
+pub(crate) mod reentry;
