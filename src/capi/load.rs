@@ -114,7 +114,7 @@ pub extern "C" fn ubpf_register_data_bounds_check(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        if handle.vm.bounds_check_fn.is_some() {
+        if handle.vm.machine.bounds_check_fn.is_some() {
             return -1;
         }
         let Some(check) = bounds_check else {

@@ -99,7 +99,7 @@ pub extern "C" fn ubpf_register(
             Some(unsafe { CStr::from_ptr(name) }.to_string_lossy())
         };
         let Some(helper) = r#fn else {
-            handle.vm.helpers.set_c(slot, None);
+            handle.vm.machine.helpers.set_c(slot, None);
             handle.vm.helper_names.set(slot, name.as_deref());
             return 0;
         };

@@ -144,7 +144,8 @@ pub extern "C" fn ubpf_set_execution_profile(
         let Ok(profile) = ExecutionProfile::try_from(profile) else {
             return -1;
         };
-        if handle.vm.program().is_some() || handle.execution_started.load(Ordering::Relaxed) {
+        if handle.vm.machine.program().is_some() || handle.execution_started.load(Ordering::Relaxed)
+        {
             return -1;
         }
         handle.vm.config_mut().profile = profile;

@@ -183,7 +183,7 @@ impl<'a> Core<'a> {
         }
         let ranges: Arc<[(u64, u64)]> = ranges.into();
         // An access is allowed when every byte of it was registered.
-        self.vm.bounds_check_fn = Some(Box::new(move |addr, size| {
+        self.vm.machine.bounds_check_fn = Some(Box::new(move |addr, size| {
             let i = ranges.partition_point(|&(start, _)| start <= addr);
             i > 0 && {
                 let (_, end) = ranges[i - 1];

@@ -27,11 +27,7 @@ mod builtins;
 
 pub use builtins::*;
 
-/// A helper as the engines call it: r1..r5, then the `mem` pointer given to the execution.
-///
-/// C helpers declared with fewer parameters (uBPF's `external_function_t` has five) are
-/// called through this type too; the extra arguments are ignored under the C calling convention.
-pub type HelperFn = unsafe extern "C" fn(u64, u64, u64, u64, u64, *mut c_void) -> u64;
+pub use crate::isa::HelperFn;
 
 /// An external dispatcher: r1..r5, the helper index (the call's immediate) and the cookie
 /// (the `mem` pointer given to the execution).

@@ -23,9 +23,9 @@
 use alloc::vec::Vec;
 
 use crate::error::{Access, ExecError};
+use crate::exec::machine::{BoundsCheckFn, Machine};
 use crate::isa::STACK_SIZE;
 use crate::program::{DataSection, Program};
-use crate::vm::{BoundsCheckFn, Vm};
 
 /// Whether a caller-provided buffer can be a region: null (then it is no region at all), or
 /// at most `isize::MAX` bytes (Rust's bound on any object) ending inside the address space.
@@ -150,7 +150,7 @@ impl<'a> Regions<'a> {
     /// address space is clamped to its end (engines refuse such buffers with
     /// [`check_buffers`] before running; the clamp only keeps this type total).
     pub fn new(
-        vm: &'a Vm,
+        machine: &'a Machine,
         program: &'a Program,
         mem: *const u8,
         mem_len: usize,
@@ -160,13 +160,13 @@ impl<'a> Regions<'a> {
         let regions = Self::build(
             (mem, mem_len),
             (stack, stack_len),
-            vm.config().bounds_check,
+            machine.config().bounds_check,
             &program.data_sections,
-            vm.bounds_check_fn.as_ref(),
+            machine.bounds_check_fn.as_ref(),
         );
         #[cfg(feature = "std")]
         let regions = Regions {
-            maps: Some(&vm.maps.maps),
+            maps: Some(&machine.maps.maps),
             ..regions
         };
         regions
@@ -218,17 +218,17 @@ impl<'a> Regions<'a> {
         Regions { extra, ..self }
     }
 
-    /// The regions of one execution of `vm`'s loaded program, or `None` when nothing is
-    /// loaded. Convenient for runtime functions that only have the VM at hand.
+    /// The regions of one execution of `machine`'s loaded program, or `None` when nothing is
+    /// loaded. Convenient for runtime functions that only have the machine at hand.
     pub fn of_loaded(
-        vm: &'a Vm,
+        machine: &'a Machine,
         mem: *const u8,
         mem_len: usize,
         stack: *const u8,
         stack_len: usize,
     ) -> Option<Self> {
-        let program = vm.program.as_ref()?;
-        Some(Self::new(vm, program, mem, mem_len, stack, stack_len))
+        let program = machine.program.as_ref()?;
+        Some(Self::new(machine, program, mem, mem_len, stack, stack_len))
     }
 
     /// Checks an access of `size` bytes at `base + off` by the instruction at `pc` and returns
@@ -358,7 +358,7 @@ mod tests {
 
     #[test]
     fn mem_stack_and_wraparound() {
-        let vm = Vm::new();
+        let vm = Machine::default();
         let prog = program();
         let mut mem = [0u8; 16];
         let stack = [0u8; 64];
@@ -407,8 +407,8 @@ mod tests {
 
     #[test]
     fn unchecked_still_catches_wraparound() {
-        let mut vm = Vm::new();
-        vm.config_mut().bounds_check = false;
+        let mut vm = Machine::default();
+        vm.config.bounds_check = false;
         let prog = program();
         let r = Regions::new(&vm, &prog, core::ptr::null(), 0, core::ptr::null(), 0);
         assert_eq!(r.check(0x1000, 0, 8, Access::Load, 0), Ok(0x1000));
@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn null_mem_is_not_a_region() {
-        let vm = Vm::new();
+        let vm = Machine::default();
         let prog = program();
         let stack = [0u8; 8];
         let r = Regions::new(&vm, &prog, core::ptr::null(), 100, stack.as_ptr(), 8);
@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn extra_regions_follow_their_borrow() {
-        let vm = Vm::new();
+        let vm = Machine::default();
         let prog = program();
         let stack = [0u8; 8];
         let mut rw = [0u8; 8];
@@ -449,9 +449,10 @@ mod tests {
 
     #[test]
     fn data_sections_and_callback() {
-        let mut vm = Vm::new();
-        vm.set_bounds_check_fn(Box::new(|addr, size| addr == 0x5000 && size <= 4))
-            .expect("first registration");
+        let vm = Machine {
+            bounds_check_fn: Some(Box::new(|addr, size| addr == 0x5000 && size <= 4)),
+            ..Machine::default()
+        };
         let prog = program();
         let stack = [0u8; 8];
         let r = Regions::new(&vm, &prog, core::ptr::null(), 0, stack.as_ptr(), 8);

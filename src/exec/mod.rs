@@ -3,8 +3,11 @@
 //! re-entrancy guard and the idioms both engines run in bulk. Engines import this layer;
 //! nothing here knows which engine is running (ARCHITECTURE.md, "Layers").
 
+#[cfg(feature = "std")]
+pub mod current_run;
 pub mod helpers;
 pub(crate) mod idiom;
+pub mod machine;
 #[cfg(feature = "std")]
 pub mod maps;
 pub mod memory;

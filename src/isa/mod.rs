@@ -9,6 +9,13 @@ pub mod opcodes;
 
 pub use opcodes::{INSN_TABLE, InsnSpec, Operands, Variant, is_known_opcode, spec_of, specs_named};
 
+/// A helper as the engines call it: r1..r5 (the ISA's argument registers), then the `mem`
+/// pointer given to the execution; the result goes to r0.
+///
+/// C helpers declared with fewer parameters (uBPF's `external_function_t` has five) are
+/// called through this type too; the extra arguments are ignored under the C calling convention.
+pub type HelperFn = unsafe extern "C" fn(u64, u64, u64, u64, u64, *mut core::ffi::c_void) -> u64;
+
 /// Size in bytes of one instruction slot.
 pub const INSN_SIZE: usize = 8;
 /// uBPF's `UBPF_MAX_INSTS`: a program must have strictly fewer slots than this.

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use crate::exec::helpers::HelperTable;
-use crate::vm::Vm;
+use crate::exec::machine::Machine;
 
 /// What compiled code knows about its VM. Boxed by [`super::JitCache`], so its address is
 /// stable for as long as the compiled code may run.
@@ -30,11 +30,11 @@ pub struct JitContext {
     /// the program is embedded as `imm ^ key` and recovered with a load of this field, so the
     /// code bytes never contain the program's constants and differ between VMs.
     pub(crate) blinding_key: u64,
-    /// The VM whose program was compiled: used by the slow path of the bounds check (data
-    /// sections, the user's bounds callback), to report faults through its error printer, and
-    /// as the owner of helper calls in progress. Refreshed by every [`Vm::execute_jit`] call,
-    /// in case the `Vm` value moved; null once detached.
-    pub(crate) vm: AtomicPtr<Vm>,
+    /// The machine of the VM whose program was compiled: used by the slow path of the bounds
+    /// check (data sections, the user's bounds callback), to report faults through its error
+    /// printer, and as the owner of helper calls in progress. Refreshed by every run through
+    /// `Vm::execute_jit*`, in case the `Vm` value moved; null once detached.
+    pub(crate) machine: AtomicPtr<Machine>,
     /// Whether code using this context left the VM (`copy_jit`, `translate`).
     pub(crate) escaped: AtomicBool,
     /// The helper table as it was when the context was detached.
@@ -46,12 +46,12 @@ pub struct JitContext {
 }
 
 impl JitContext {
-    /// A context for `vm`, calling helpers through `helpers` (the VM's boxed table).
-    pub(crate) fn new(vm: *const Vm, helpers: *const HelperTable) -> Self {
+    /// A context for `machine`, calling helpers through `helpers` (its boxed table).
+    pub(crate) fn new(machine: *const Machine, helpers: *const HelperTable) -> Self {
         JitContext {
             helpers: AtomicPtr::new(helpers.cast_mut()),
             blinding_key: random_key(),
-            vm: AtomicPtr::new(vm.cast_mut()),
+            machine: AtomicPtr::new(machine.cast_mut()),
             escaped: AtomicBool::new(false),
             snapshot: OnceLock::new(),
             kept_maps: OnceLock::new(),
@@ -76,7 +76,7 @@ impl JitContext {
         self.kept_maps.get_or_init(|| maps.clone());
         let table: *const HelperTable = &**snapshot;
         self.helpers.store(table.cast_mut(), Ordering::Release);
-        self.vm.store(std::ptr::null_mut(), Ordering::Release);
+        self.machine.store(std::ptr::null_mut(), Ordering::Release);
         // Boxed on purpose: compiled code holds each context's address, which must not move
         // when the list grows.
         #[expect(clippy::vec_box, reason = "the boxes' addresses are embedded in code")]

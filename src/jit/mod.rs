@@ -19,7 +19,8 @@
 //!   produces and reports it through [`Vm::report`].
 
 pub(crate) mod cfg;
-mod code;
+pub(crate) mod code;
+
 pub(crate) mod context;
 pub(crate) mod hoist;
 pub(crate) mod runtime;
@@ -34,8 +35,8 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 
 use crate::error::{ExecError, JitError};
+use crate::exec::machine::{ExecutionProfile, Machine};
 use crate::isa::STACK_SIZE;
-use crate::vm::{ExecutionProfile, Vm};
 use code::ExecutableCode;
 use context::JitContext;
 
@@ -167,54 +168,58 @@ fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
     .map_err(JitError::Internal)
 }
 
-impl Vm {
-    /// The context compiled code of this VM points to (created on first use, kept until unload).
-    fn jit_context(&mut self) -> *const JitContext {
-        let vm: *const Vm = self;
+impl JitCache {
+    /// The context compiled code of `machine` points to (created on first use, kept until
+    /// unload), refreshed to `machine`'s current address.
+    fn context(&mut self, machine: &Machine) -> *const JitContext {
+        let owner: *const Machine = machine;
         let ctx = self
-            .jit
             .ctx
-            .get_or_insert_with(|| Box::new(JitContext::new(vm, &*self.helpers)));
-        ctx.vm
-            .store(vm.cast_mut(), std::sync::atomic::Ordering::Relaxed);
+            .get_or_insert_with(|| Box::new(JitContext::new(owner, &*machine.helpers)));
+        ctx.machine
+            .store(owner.cast_mut(), std::sync::atomic::Ordering::Relaxed);
         &**ctx
     }
 
     /// Translates the loaded program into position-independent machine code of at most
     /// `capacity` bytes ([`JitError::TargetBufferTooSmall`] otherwise: before compiling when
     /// the program provably cannot fit, see [`cfg::min_fast_tier_code_bytes`]).
-    fn jit_bytes(&mut self, mode: JitMode, capacity: usize) -> Result<Vec<u8>, JitError> {
-        if self.config.profile == ExecutionProfile::Safe {
+    fn bytes(
+        &mut self,
+        machine: &Machine,
+        mode: JitMode,
+        capacity: usize,
+    ) -> Result<Vec<u8>, JitError> {
+        if machine.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
         }
-        if self.program.is_none() {
+        if machine.program.is_none() {
             return Err(JitError::NotLoaded);
         }
-        let ctx = self.jit_context();
-        let program = self.program.as_ref().ok_or(JitError::NotLoaded)?;
+        let ctx = self.context(machine);
+        let program = machine.program.as_ref().ok_or(JitError::NotLoaded)?;
         let tier = Tier::for_program(program.len());
         if tier == Tier::Fast && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
             return Err(JitError::TargetBufferTooSmall);
         }
         let isa = host_isa(tier)?;
-        let map_slabs = self.maps.maps.slab_regions();
+        let map_slabs = machine.maps.maps.slab_regions();
         let opts = translate::Options {
             map_slabs: &map_slabs[..],
             mode,
-            bounds_check: self.config.bounds_check,
-            instruction_limit: self.config.instruction_limit,
-            unwind_index: self.config.unwind_index,
+            bounds_check: machine.config.bounds_check,
+            instruction_limit: machine.config.instruction_limit,
+            unwind_index: machine.config.unwind_index,
             other_regions: !program.data_sections.is_empty()
-                || self.bounds_check_fn.is_some()
-                || self.extra_regions
-                || !self.maps.maps.is_empty(),
-            publish_run: self.maps.publish_runs,
+                || machine.bounds_check_fn.is_some()
+                || machine.extra_regions
+                || !machine.maps.maps.is_empty(),
+            publish_run: machine.maps.publish_runs,
             ctx,
             blinding: self
-                .jit
                 .ctx
                 .as_ref()
-                .filter(|_| self.config.constant_blinding)
+                .filter(|_| machine.config.constant_blinding)
                 .map(|c| c.blinding_key),
             compact_helper_calls: tier == Tier::Fast,
         };
@@ -257,49 +262,43 @@ impl Vm {
         })
     }
 
-    /// Compiles the loaded program (uBPF's `ubpf_compile_ex`). A second call in the same mode
-    /// returns the same pointer; compiling in the other mode replaces (and invalidates) the
-    /// previous code. The code lives until [`Vm::unload`], a reload, or the VM's drop.
-    ///
-    /// The returned pointer is a [`JitFn`] for [`JitMode::Basic`] and a [`JitExFn`] for
-    /// [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
-    /// [`JitError::TargetBufferTooSmall`].
-    ///
-    /// Called directly, the code returns `u64::MAX` on a fault and prints the error through
-    /// the VM's error printer. Its slow paths find the VM through the address recorded at
-    /// compile time (refreshed by every [`Vm::execute_jit`]): call the pointer directly only
-    /// while the `Vm` stays where it was (as behind the C API's boxed handle).
-    pub fn compile(&mut self, mode: JitMode) -> Result<*const u8, JitError> {
-        if self.config.profile == ExecutionProfile::Safe {
+    /// The body of [`Vm::compile`](crate::vm::Vm::compile).
+    pub(crate) fn compile(
+        &mut self,
+        machine: &Machine,
+        mode: JitMode,
+    ) -> Result<*const u8, JitError> {
+        if machine.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
         }
-        if let Some(image) = &self.jit.image
+        if let Some(image) = &self.image
             && image.mode == mode
         {
             return Ok(image.code.as_ptr());
         }
-        if self.jit.image.is_some() && self.is_running_on_this_thread() {
+        if self.image.is_some() && machine.is_running_on_this_thread() {
             // Replacing the image would free code a helper's caller returns into.
             return Err(JitError::CodeRunning);
         }
-        self.jit.image = None;
-        let bytes = self.jit_bytes(mode, self.config.jit_code_size)?;
-        if bytes.len() > self.config.jit_code_size {
+        self.image = None;
+        let bytes = self.bytes(machine, mode, machine.config.jit_code_size)?;
+        if bytes.len() > machine.config.jit_code_size {
             return Err(JitError::TargetBufferTooSmall);
         }
         let code = ExecutableCode::new(&bytes)?;
         let ptr = code.as_ptr();
-        self.jit.image = Some(Image { mode, code });
+        self.image = Some(Image { mode, code });
         Ok(ptr)
     }
 
-    /// Writes machine code for the loaded program into `buf` (uBPF's `ubpf_translate_ex`) and
-    /// returns its length. The caller makes `buf` executable and owns the code: it runs
-    /// wherever the bytes are copied, also after this VM unloads the program or is dropped
-    /// (then with the helpers registered at that moment, mem and the stack as its only
-    /// regions, and faults reported on standard error: docs/sandbox.md, "Copies").
-    pub fn translate(&mut self, mode: JitMode, buf: &mut [u8]) -> Result<usize, JitError> {
-        let bytes = self.jit_bytes(mode, buf.len())?;
+    /// The body of [`Vm::translate`](crate::vm::Vm::translate).
+    pub(crate) fn translate(
+        &mut self,
+        machine: &Machine,
+        mode: JitMode,
+        buf: &mut [u8],
+    ) -> Result<usize, JitError> {
+        let bytes = self.bytes(machine, mode, buf.len())?;
         let dest = buf
             .get_mut(..bytes.len())
             .ok_or(JitError::TargetBufferTooSmall)?;
@@ -308,10 +307,9 @@ impl Vm {
         Ok(bytes.len())
     }
 
-    /// Copies the compiled image into `buf` (uBPF's `ubpf_copy_jit`). The copy is the
-    /// caller's, as with [`Vm::translate`].
-    pub fn copy_jit(&self, buf: &mut [u8]) -> Result<(), JitError> {
-        let image = self.jit.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
+    /// The body of [`Vm::copy_jit`](crate::vm::Vm::copy_jit).
+    pub(crate) fn copy(&self, buf: &mut [u8]) -> Result<(), JitError> {
+        let image = self.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
         let bytes = image.code.bytes();
         let dest = buf
             .get_mut(..bytes.len())
@@ -324,7 +322,7 @@ impl Vm {
     /// Records that code using the current context now lives outside the VM, so that
     /// releasing the code detaches the context instead of freeing it.
     fn mark_code_escaped(&self) {
-        if let Some(ctx) = &self.jit.ctx {
+        if let Some(ctx) = &self.ctx {
             ctx.escaped
                 .store(true, std::sync::atomic::Ordering::Release);
         }
@@ -332,61 +330,30 @@ impl Vm {
 
     /// Frees the compiled image and lets go of the context (detaching it when copies may
     /// still use it). Called when the program is unloaded or replaced and when the VM drops.
-    pub(crate) fn release_code(&mut self) {
-        self.jit.image = None;
-        if let Some(ctx) = self.jit.ctx.take() {
-            ctx.release(&self.helpers, &self.maps.maps);
+    pub(crate) fn release(&mut self, machine: &Machine) {
+        self.image = None;
+        if let Some(ctx) = self.ctx.take() {
+            ctx.release(&machine.helpers, &machine.maps.maps);
         }
     }
 
-    /// Size in bytes of the compiled image, if any.
-    pub fn jit_size(&self) -> Option<usize> {
-        self.jit.image.as_ref().map(|i| i.code.bytes().len())
+    /// The body of [`Vm::jit_size`](crate::vm::Vm::jit_size).
+    pub(crate) fn size(&self) -> Option<usize> {
+        self.image.as_ref().map(|i| i.code.bytes().len())
     }
 
-    /// The mode of the compiled image, if any.
-    pub fn jit_mode(&self) -> Option<JitMode> {
-        self.jit.image.as_ref().map(|i| i.mode)
+    /// The body of [`Vm::jit_mode`](crate::vm::Vm::jit_mode).
+    pub(crate) fn mode(&self) -> Option<JitMode> {
+        self.image.as_ref().map(|i| i.mode)
     }
 
-    /// Runs the compiled code on `mem` (r1 = mem, r2 = its length). Extended-mode code gets a
-    /// fresh 4096-byte stack; in both modes every stack byte the program can reach reads 0
-    /// until written. Faults come back as the [`ExecError`] the interpreter would give,
-    /// and are reported through [`Vm::report`].
-    pub fn execute_jit(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
-        // An empty buffer is passed as NULL, as C callers without memory do.
-        let ptr = if mem.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            mem.as_mut_ptr()
-        };
-        // SAFETY: `mem` is a valid buffer of its length; the stack is allocated by the callee.
-        unsafe { self.execute_jit_raw(ptr, mem.len(), std::ptr::null_mut(), 0) }
-    }
-
-    /// [`Vm::execute_jit`] with extra regions the program may also access during this run
-    /// (see [`MemRegion`](crate::exec::memory::MemRegion)). The code must have been compiled after
-    /// [`Vm::enable_extra_regions`]; otherwise accesses to them fault as out of bounds.
-    pub fn execute_jit_with_regions(
-        &self,
-        mem: &mut [u8],
-        extra: &[crate::exec::memory::MemRegion<'_>],
-    ) -> Result<u64, ExecError> {
-        let ptr = if mem.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            mem.as_mut_ptr()
-        };
-        // SAFETY: `mem` is a valid buffer of its length; the regions borrow their buffers.
-        unsafe { self.execute_jit_raw_with_regions(ptr, mem.len(), std::ptr::null_mut(), 0, extra) }
-    }
-
-    /// [`Vm::execute_jit_raw`] with the run's extra regions.
+    /// The body of [`Vm::execute_jit_raw_with_regions`](crate::vm::Vm::execute_jit_raw_with_regions).
     ///
     /// # Safety
-    /// As [`Vm::execute_jit_raw`].
-    pub unsafe fn execute_jit_raw_with_regions(
+    /// As for `Vm::execute_jit_raw`.
+    pub(crate) unsafe fn execute_raw_with_regions(
         &self,
+        machine: &Machine,
         mem: *mut u8,
         mem_len: usize,
         stack: *mut u8,
@@ -395,39 +362,36 @@ impl Vm {
     ) -> Result<u64, ExecError> {
         let _regions = runtime::ExtraRegionsGuard::enter(extra);
         // SAFETY: forwarded to the caller's contract.
-        unsafe { self.execute_jit_raw(mem, mem_len, stack, stack_len) }
+        unsafe { self.execute_raw(machine, mem, mem_len, stack, stack_len) }
     }
 
-    /// [`Vm::execute_jit`] over raw pointers (for the C API). `mem` may be null. A null `stack`
-    /// gives Extended-mode code a fresh 4096-byte stack; Basic-mode code ignores `stack`.
-    /// Returns [`ExecError::NotLoaded`] when nothing is compiled.
+    /// The body of [`Vm::execute_jit_raw`](crate::vm::Vm::execute_jit_raw).
     ///
     /// # Safety
-    /// `mem` must be valid for `mem_len` bytes and `stack` (when non-null) for `stack_len`
-    /// bytes of reads and writes, for the whole run. With bounds checking off, the program
-    /// must only access memory that is valid.
-    pub unsafe fn execute_jit_raw(
+    /// As for `Vm::execute_jit_raw`.
+    pub(crate) unsafe fn execute_raw(
         &self,
+        machine: &Machine,
         mem: *mut u8,
         mem_len: usize,
         stack: *mut u8,
         stack_len: usize,
     ) -> Result<u64, ExecError> {
-        let image = self.jit.image.as_ref().ok_or(ExecError::NotLoaded)?;
-        if let Some(ctx) = &self.jit.ctx {
+        let image = self.image.as_ref().ok_or(ExecError::NotLoaded)?;
+        if let Some(ctx) = &self.ctx {
             // Only written when the VM moved since the last run, so threads running the same
             // code do not fight over the cache line; all writers store the same value.
-            let me = std::ptr::from_ref(self).cast_mut();
-            if ctx.vm.load(std::sync::atomic::Ordering::Relaxed) != me {
-                ctx.vm.store(me, std::sync::atomic::Ordering::Relaxed);
+            let me = std::ptr::from_ref(machine).cast_mut();
+            if ctx.machine.load(std::sync::atomic::Ordering::Relaxed) != me {
+                ctx.machine.store(me, std::sync::atomic::Ordering::Relaxed);
             }
         }
         // Only VMs with Rust helpers need the per-thread record their trampolines read.
-        let helpers = self
+        let helpers = machine
             .helpers
             .has_rust_helpers()
-            .then(|| crate::exec::helpers::RunGuard::enter(&self.helpers, mem_len));
-        let ctx: *const JitContext = self.jit.ctx.as_deref().map_or(std::ptr::null(), |c| c);
+            .then(|| crate::exec::helpers::RunGuard::enter(&machine.helpers, mem_len));
+        let ctx: *const JitContext = self.ctx.as_deref().map_or(std::ptr::null(), |c| c);
         let previous = runtime::arm(ctx);
         let ret = match image.mode {
             JitMode::Basic => {
@@ -446,7 +410,7 @@ impl Vm {
                     let base: *mut u8 = own.as_mut_ptr().cast();
                     // Only the top the program can reach is cleared: it never reaches (or
                     // reads) the rest (docs/sandbox.md, "Stack").
-                    let reach = self
+                    let reach = machine
                         .program
                         .as_ref()
                         .map_or(STACK_SIZE, |p| p.stack_reach.min(STACK_SIZE));
@@ -466,13 +430,10 @@ impl Vm {
         }
         match fault {
             Some(err) => {
-                self.report(&err);
+                machine.report(&err);
                 Err(err)
             }
             None => Ok(ret),
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -13,9 +13,9 @@ use std::sync::atomic::Ordering;
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
 use crate::exec::helpers::HelperTable;
+use crate::exec::machine::Machine;
 use crate::exec::memory::{MemRegion, Regions};
 use crate::isa::{MAX_CALL_DEPTH, MAX_NESTED_RUNS};
-use crate::vm::Vm;
 
 thread_local! {
     /// The fault recorded by the current run on this thread.
@@ -60,7 +60,7 @@ fn current_extra_regions<'a>() -> &'a [MemRegion<'a>] {
 }
 
 /// Prepares this thread for a run of the code of `ctx`, whose faults the caller
-/// ([`Vm::execute_jit`]) collects: clears the fault flag and offers collection to the run
+/// (`Vm::execute_jit`) collects: clears the fault flag and offers collection to the run
 /// (`crate::exec::reentry`); returns the previous collector, to be given back to [`disarm`].
 #[inline]
 pub(crate) fn arm(ctx: *const JitContext) -> usize {
@@ -79,16 +79,16 @@ pub(crate) fn disarm(previous: usize) -> Option<ExecError> {
     }
 }
 
-/// Records `err` for the [`Vm::execute_jit`] call running the code of `ctx`, or reports it at
+/// Records `err` for the `Vm::execute_jit` call running the code of `ctx`, or reports it at
 /// once when nobody collects it (code called directly through a function pointer from C has
 /// no other way to show the error): through the VM's error printer, or on standard error when
 /// no VM owns the code any more.
-fn record(ctx: *const JitContext, vm: Option<&Vm>, err: ExecError) {
+fn record(ctx: *const JitContext, machine: Option<&Machine>, err: ExecError) {
     if crate::exec::reentry::collects(ctx as usize) {
         FAULT.with(|f| *f.borrow_mut() = Some(err));
         FAULTED.set(true);
-    } else if let Some(vm) = vm {
-        vm.report(&err);
+    } else if let Some(machine) = machine {
+        machine.report(&err);
     } else if err.is_printed() {
         eprintln!("{err}");
     }
@@ -100,12 +100,12 @@ fn record(ctx: *const JitContext, vm: Option<&Vm>, err: ExecError) {
 /// `ctx` must be null or point to a live `JitContext` whose VM pointer is null or valid (the
 /// compiled code's owner guarantees both while the code may run; detached contexts live
 /// forever and point to no VM).
-unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
+unsafe fn machine_of<'a>(ctx: *const JitContext) -> Option<&'a Machine> {
     // SAFETY: guaranteed by the caller.
     let ctx = unsafe { ctx.as_ref() }?;
-    let vm = ctx.vm.load(Ordering::Acquire);
+    let machine = ctx.machine.load(Ordering::Acquire);
     // SAFETY: guaranteed by the caller.
-    unsafe { vm.cast_const().as_ref() }
+    unsafe { machine.cast_const().as_ref() }
 }
 
 /// Enters the `crate::exec::reentry` level of a run of compiled code that calls helpers (called
@@ -114,19 +114,19 @@ unsafe fn vm_of<'a>(ctx: *const JitContext) -> Option<&'a Vm> {
 /// once, without [`rt_leave_run`]).
 ///
 /// # Safety
-/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]).
+/// `ctx` must be the context the calling code was compiled with (see [`machine_of`]).
 pub(crate) unsafe extern "C" fn rt_enter_run(ctx: *const JitContext) -> u64 {
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
-        let vm = unsafe { vm_of(ctx) };
-        let owner = vm.map_or(0, |vm| std::ptr::from_ref(vm) as usize);
+        let machine = unsafe { machine_of(ctx) };
+        let owner = machine.map_or(0, Machine::run_owner);
         if crate::exec::reentry::enter_run(owner, ctx as usize) {
             return 0;
         }
         let err = ExecError::NestingTooDeep {
             max: MAX_NESTED_RUNS,
         };
-        record(ctx, vm, err);
+        record(ctx, machine, err);
         1
     }))
     .unwrap_or(1)
@@ -190,7 +190,7 @@ pub(crate) mod run_block {
 /// memory model and writes the verdict into `block` (0: allowed, 1: fault recorded).
 ///
 /// # Safety
-/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]) and `block`
+/// `ctx` must be the context the calling code was compiled with (see [`machine_of`]) and `block`
 /// must point to the run's [`RunBlock`].
 pub(crate) unsafe extern "C" fn rt_check_access(
     ctx: *const JitContext,
@@ -199,7 +199,7 @@ pub(crate) unsafe extern "C" fn rt_check_access(
 ) {
     let result = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
-        let vm = unsafe { vm_of(ctx) };
+        let machine = unsafe { machine_of(ctx) };
         // SAFETY: forwarded from this function's contract.
         let Some(run) = (unsafe { block.as_ref() }) else {
             return 1;
@@ -223,16 +223,19 @@ pub(crate) unsafe extern "C" fn rt_check_access(
             run.stack as *const u8,
             run.stack_len as usize,
         );
-        let regions = match vm.and_then(|vm| vm.program.as_ref().map(|p| (vm, p))) {
-            Some((vm, program)) => Regions::new(vm, program, mem, mem_len, stack, stack_len)
-                .with_extra(current_extra_regions()),
-            // A copy whose VM is gone: mem and the stack only.
-            None => Regions::without_vm(mem, mem_len, stack, stack_len),
-        };
+        let regions =
+            match machine.and_then(|machine| machine.program.as_ref().map(|p| (machine, p))) {
+                Some((machine, program)) => {
+                    Regions::new(machine, program, mem, mem_len, stack, stack_len)
+                        .with_extra(current_extra_regions())
+                }
+                // A copy whose VM is gone: mem and the stack only.
+                None => Regions::without_vm(mem, mem_len, stack, stack_len),
+            };
         match regions.check(run.base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
-                record(ctx, vm, err);
+                record(ctx, machine, err);
                 1
             }
         }
@@ -321,11 +324,11 @@ pub(crate) unsafe extern "C" fn rt_check_access_preserving() {
 /// returns `u64::MAX` right after.
 ///
 /// # Safety
-/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]).
+/// `ctx` must be the context the calling code was compiled with (see [`machine_of`]).
 pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: u64, extra: u64) {
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: forwarded from this function's contract.
-        let vm = unsafe { vm_of(ctx) };
+        let machine = unsafe { machine_of(ctx) };
         let pc = pc as usize;
         let err = match kind {
             fault::INSTRUCTION_LIMIT => ExecError::InstructionLimit { pc },
@@ -346,7 +349,7 @@ pub(crate) unsafe extern "C" fn rt_fault(ctx: *const JitContext, kind: i64, pc: 
 
             _ => ExecError::FellOffEnd { pc },
         };
-        record(ctx, vm, err);
+        record(ctx, machine, err);
     }));
 }
 
@@ -371,6 +374,27 @@ pub(crate) unsafe extern "C" fn rt_call_helper(
     let table = unsafe { &*table };
     // SAFETY: forwarded to the caller's contract. `None` cannot happen after the code's check.
     unsafe { table.call_from_compiled(index, [r1, r2, r3, r4, r5], mem) }.unwrap_or(0)
+}
+
+/// Publishes the run to helpers that act on the VM ([`crate::exec::current_run`]): called by
+/// compiled code before a helper call with its context and its run block (null when the code
+/// was compiled without bounds checks).
+///
+/// # Safety
+/// `ctx` must be the context the calling code was compiled with; `block` null or the run's
+/// [`RunBlock`].
+pub(crate) unsafe extern "C" fn rt_publish_run(ctx: *const JitContext, block: *const RunBlock) {
+    // SAFETY: forwarded from this function's contract.
+    let Some(ctx) = (unsafe { ctx.as_ref() }) else {
+        return;
+    };
+    let machine = ctx.machine.load(Ordering::Relaxed).cast_const();
+    // SAFETY: forwarded from this function's contract.
+    let (mem, stack) = match unsafe { block.as_ref() } {
+        Some(b) => ((b.mem, b.mem_len), (b.stack, b.stack_len)),
+        None => ((0, 0), (0, 0)),
+    };
+    crate::exec::current_run::publish_parts(machine, mem, stack);
 }
 
 #[cfg(test)]

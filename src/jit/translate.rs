@@ -1417,7 +1417,7 @@ impl Translator<'_, '_> {
                 Some(slot) => self.b.ins().stack_addr(I64, slot, 0),
                 None => self.iconst(0),
             };
-            let f = self.iconst(crate::kernel::helpers::rt_publish_run as *const () as i64);
+            let f = self.iconst(super::runtime::rt_publish_run as *const () as i64);
             self.b
                 .ins()
                 .call_indirect(self.sig_publish, f, &[ctx, block]);

@@ -472,7 +472,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         let has_text = (0..count).any(|i| elf.section_name(i) == b".text");
         // With the kernel's helpers registered, objects are libbpf-style: programs live in
         // named sections and `.text` holds their subprograms (bpf_loop callbacks, ...).
-        let libbpf_style = vm.maps.publish_runs;
+        let libbpf_style = vm.machine.maps.publish_runs;
         if entry.is_none()
             && libbpf_style
             && let Some(i) = others
@@ -539,7 +539,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
                 .ok_or_else(|| ElfError::FunctionOutsideSection(lossy(func.name).into_owned()))?;
             func.landed = self.code.len();
             self.code.extend_from_slice(bytes);
-            if self.vm.maps.publish_runs && func.size % SLOT == 0 {
+            if self.vm.machine.maps.publish_runs && func.size % SLOT == 0 {
                 // Room for each tail call's stub, inside the function (`link_tail_calls`).
                 for site in crate::kernel::helpers::tail_call_sites(bytes) {
                     let stub = self.code.len();
@@ -672,7 +672,7 @@ impl<'v, 'a, 'w> Linker<'v, 'a, 'w> {
         if self.maps.is_map_section(data_index) {
             return self.apply_map(func, data_index, sym, name, offset);
         }
-        if data_section.is_executable() && self.vm.maps.publish_runs {
+        if data_section.is_executable() && self.vm.machine.maps.publish_runs {
             return self.apply_callback(func, data_index, sym, offset);
         }
         let callback = self.vm.data_relocation.as_ref();
@@ -1030,7 +1030,7 @@ fn link(
     linker.lay_out()?;
     linker.relocate()?;
     linker.fix_unrelocated_calls()?;
-    if vm.maps.publish_runs {
+    if vm.machine.maps.publish_runs {
         let callbacks: Vec<usize> = linker
             .callbacks
             .iter()
@@ -1095,8 +1095,8 @@ impl Vm {
         let mut program = self.verify(&linked.code)?;
         program.data_sections = linked.data_sections;
         self.install(program);
-        self.maps.maps = crate::exec::maps::MapSet::new(linked.maps);
-        self.maps.programs = linked.programs;
+        self.machine.maps.maps = crate::exec::maps::MapSet::new(linked.maps);
+        self.machine.maps.programs = linked.programs;
         Ok(())
     }
 }

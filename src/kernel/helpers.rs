@@ -2,106 +2,24 @@
 //! (`bpf_helper_defs.h`), registered on a VM by [`Vm::register_linux_helpers`]
 //! (`docs/maps.md`).
 //!
-//! Helpers get only r1..r5 (and the run's `mem` pointer), yet a map helper must know which
-//! VM is running (to accept only that VM's maps) and which memory the program may hand it (a
-//! key pointer must be readable by the program for the key's size). So, on a VM with these
-//! helpers, both engines *publish the run* into a thread-local right before every helper
-//! call: the VM and the run's mem and stack ranges (`publish`, `rt_publish_run`). The
-//! helpers read it back and check every pointer argument with the same bounds model as
-//! loads ([`crate::exec::memory::Regions`]). A helper called with nothing published (from outside a
+//! A map helper must know which VM is running (to accept only that VM's maps) and which
+//! memory the program may hand it (a key pointer must be readable by the program for the
+//! key's size). On a VM with these helpers both engines publish each run before a helper
+//! call ([`crate::exec::current_run`]); the helpers read it back with `with_run` and check
+//! every pointer argument with the same bounds model as loads
+//! ([`crate::exec::memory::Regions`]). A helper called with nothing published (from outside a
 //! run) fails as for a bad argument.
 
 use std::cell::Cell;
 use std::ffi::c_void;
-use std::sync::atomic::Ordering;
 
 use crate::error::Access;
+use crate::exec::current_run::with_run;
 use crate::exec::maps::{Map, MapError};
 use crate::exec::memory::Regions;
-use crate::jit::context::JitContext;
-use crate::jit::runtime::RunBlock;
 use crate::vm::{ConfigError, Vm};
 
 const _: () = assert!(crate::isa::HELPER_SLOTS > TAIL_TARGET_HELPER as usize);
-
-/// What a helper needs to know about the run that called it.
-#[derive(Debug, Clone, Copy)]
-struct Run {
-    vm: *const Vm,
-    mem: u64,
-    mem_len: u64,
-    stack: u64,
-    stack_len: u64,
-}
-
-thread_local! {
-    /// The run that made the last helper call on this thread.
-    static CURRENT: Cell<Option<Run>> = const { Cell::new(None) };
-}
-
-/// Records the run of `vm` over `regions` as the caller of the next helper (the interpreter's
-/// side of the hook).
-#[inline]
-pub(crate) fn publish(vm: &Vm, regions: &Regions<'_>) {
-    CURRENT.set(Some(Run {
-        vm,
-        mem: regions.mem_start,
-        mem_len: regions.mem_len as u64,
-        stack: regions.stack_start,
-        stack_len: regions.stack_end - regions.stack_start,
-    }));
-}
-
-/// The JIT's side of the hook: called by compiled code before a helper call with its context
-/// and its run block (null when the code was compiled without bounds checks).
-///
-/// # Safety
-/// `ctx` must be the context the calling code was compiled with; `block` null or the run's
-/// [`RunBlock`].
-pub(crate) unsafe extern "C" fn rt_publish_run(ctx: *const JitContext, block: *const RunBlock) {
-    // SAFETY: forwarded from this function's contract.
-    let Some(ctx) = (unsafe { ctx.as_ref() }) else {
-        return;
-    };
-    let vm = ctx.vm.load(Ordering::Relaxed).cast_const();
-    // SAFETY: forwarded from this function's contract.
-    let run = match unsafe { block.as_ref() } {
-        Some(b) => Run {
-            vm,
-            mem: b.mem,
-            mem_len: b.mem_len,
-            stack: b.stack,
-            stack_len: b.stack_len,
-        },
-        None => Run {
-            vm,
-            mem: 0,
-            mem_len: 0,
-            stack: 0,
-            stack_len: 0,
-        },
-    };
-    CURRENT.set(Some(run));
-}
-
-/// The VM and regions of the run that called the current helper. The publication is
-/// consumed: each one serves exactly the helper call it was made for, so a helper can never
-/// act on a run that has ended.
-fn with_run<R>(f: impl FnOnce(&Vm, &Regions<'_>) -> R) -> Option<R> {
-    let run = CURRENT.take()?;
-    // SAFETY: the run was published by an engine right before calling this helper, on this
-    // thread; the VM outlives its runs.
-    let vm = unsafe { run.vm.as_ref() }?;
-    let mem = run.mem as *const u8;
-    let regions = Regions::of_loaded(
-        vm,
-        if run.mem == 0 { std::ptr::null() } else { mem },
-        run.mem_len as usize,
-        run.stack as *const u8,
-        run.stack_len as usize,
-    )?;
-    Some(f(vm, &regions))
-}
 
 /// `len` bytes at `addr` as a slice, if the running program may read all of them.
 fn readable<'a>(regions: &Regions<'_>, addr: u64, len: u64) -> Option<&'a [u8]> {
@@ -123,7 +41,8 @@ const EINVAL: u64 = (-(libc::EINVAL as i64)) as u64;
 
 /// The map `handle` names in the running VM, and the run's regions.
 fn with_map<R>(handle: u64, f: impl FnOnce(&Map, &Regions<'_>) -> R) -> Option<R> {
-    with_run(|vm, regions| vm.maps.maps.by_handle(handle).map(|m| f(m, regions))).flatten()
+    with_run(|machine, regions| machine.maps.maps.by_handle(handle).map(|m| f(m, regions)))
+        .flatten()
 }
 
 /// `void *bpf_map_lookup_elem(void *map, const void *key)` (1).
@@ -334,7 +253,7 @@ unsafe extern "C" fn bpf_trace_printk(
     a3: u64,
     _: *mut c_void,
 ) -> u64 {
-    with_run(|vm, regions| {
+    with_run(|machine, regions| {
         let Some(fmt) = readable(regions, fmt, fmt_size) else {
             return EINVAL;
         };
@@ -346,7 +265,7 @@ unsafe extern "C" fn bpf_trace_printk(
             return EINVAL;
         };
         let line = text.strip_suffix('\n').unwrap_or(&text);
-        match &vm.error_printer {
+        match &machine.error_printer {
             Some(print) => print(line),
             None => eprintln!("{line}"),
         }
@@ -396,8 +315,8 @@ unsafe extern "C" fn bpf_ringbuf_reserve(
 /// Submits or discards the reservation at `data` in whichever ring buffer of the running VM
 /// holds it (a bad pointer is ignored: the helpers return nothing).
 fn commit(data: u64, discard: bool) -> u64 {
-    with_run(|vm, _| {
-        for m in vm.maps.maps.iter() {
+    with_run(|machine, _| {
+        for m in machine.maps.maps.iter() {
             if let Some(rb) = m.ringbuf()
                 && rb.commit(data, discard).is_ok()
             {
@@ -496,29 +415,11 @@ impl Vm {
         for &(index, name, f) in LINUX_HELPERS {
             // Above uBPF's 64 slots too: the table has HELPER_SLOTS.
             let slot = index as usize;
-            self.helpers.set_c(slot, Some(f));
+            self.machine.helpers.set_c(slot, Some(f));
             self.helper_names.set(slot, Some(name));
         }
-        self.maps.publish_runs = true;
+        self.machine.maps.publish_runs = true;
         Ok(())
-    }
-
-    /// The maps of the loaded program (empty when it declares none or nothing is loaded).
-    pub fn maps(&self) -> &crate::exec::maps::MapSet {
-        &self.maps.maps
-    }
-
-    /// The loaded program's map called `name`.
-    pub fn map(&self, name: &str) -> Option<&std::sync::Arc<Map>> {
-        self.maps.maps.by_name(name)
-    }
-
-    /// The number under which a program of the loaded object (the function that starts a
-    /// section other than `.text`, by name) goes into a `PROG_ARRAY` for `bpf_tail_call`.
-    /// Only objects that make tail calls, loaded with the kernel's helpers, number programs.
-    pub fn program_number(&self, name: &str) -> Option<u32> {
-        let i = self.maps.programs.iter().position(|p| p == name)?;
-        u32::try_from(i).ok()
     }
 }
 
@@ -773,14 +674,14 @@ unsafe extern "C" fn rbpf_tail_call_target(
     _: *mut c_void,
 ) -> u64 {
     const ENOENT: u64 = (-(libc::ENOENT as i64)) as u64;
-    with_run(|vm, _| {
-        let Some(array) = vm.maps.maps.by_handle(map).and_then(Map::prog_array) else {
+    with_run(|machine, _| {
+        let Some(array) = machine.maps.maps.by_handle(map).and_then(Map::prog_array) else {
             return EINVAL;
         };
         let Some(program) = u32::try_from(index).ok().and_then(|i| array.get(i)) else {
             return ENOENT;
         };
-        if program as usize >= vm.maps.programs.len() {
+        if program as usize >= machine.maps.programs.len() {
             return ENOENT;
         }
         u64::from(program) + 1

@@ -10,8 +10,7 @@
 
 use core::ffi::{c_char, c_void};
 
-use crate::exec::helpers::HelperFn;
-use crate::vm::Vm;
+use crate::isa::HelperFn;
 
 /// The index of the unwind helper: a zero return from it ends the program with r0 = 0.
 pub const UNWIND_INDEX: u32 = 5;
@@ -66,8 +65,36 @@ pub unsafe extern "C" fn no_op(_: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c
 /// # Safety
 /// Always safe to call; `unsafe` only to fit [`HelperFn`].
 pub unsafe extern "C" fn sqrti(p1: u64, _: u64, _: u64, _: u64, _: u64, _: *mut c_void) -> u64 {
-    // rbpf's `sqrti` computes exactly this (and also builds without `std`).
-    crate::exec::helpers::sqrti(p1, 0, 0, 0, 0)
+    floor_sqrt(p1)
+}
+
+/// `floor(sqrt((double)x))`: the suite's square root, which rbpf's `sqrti` helper computes
+/// too (through `f64`, so the result for the largest values is the rounded double's).
+pub fn floor_sqrt(x: u64) -> u64 {
+    libm_sqrt(x as f64) as u64
+}
+
+/// `sqrt` that also builds without `std`.
+fn libm_sqrt(x: f64) -> f64 {
+    #[cfg(feature = "std")]
+    {
+        x.sqrt()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        // Newton's method from an over-estimate; exact enough for the integer result.
+        if x <= 0.0 {
+            return 0.0;
+        }
+        let mut r = if x >= 1.0 { x } else { 1.0 };
+        loop {
+            let next = 0.5 * (r + x / r);
+            if next >= r {
+                return r;
+            }
+            r = next;
+        }
+    }
 }
 
 /// Helper 4: `strcmp` of the NUL-terminated strings at `p1` and `p2`, sign-extended.
@@ -105,15 +132,23 @@ pub const HELPERS: [(u32, &str, HelperFn); 6] = [
     (5, "unwind", unwind),
 ];
 
+/// What takes the suite's helpers: a VM (`crate::vm::Vm` implements it). A trait, so that
+/// this layer, below the VM, can name the registration without importing the VM.
+pub trait HelperRegistry {
+    /// Registers `f` at `index` under `name`; a refusal is ignored (the suite's indices are
+    /// all valid).
+    fn register_suite_helper(&mut self, index: u32, name: &str, f: HelperFn);
+    /// Sets the unwind index, keeping one that was already set (it can be set only once).
+    fn set_suite_unwind_index(&mut self, index: u32);
+}
+
 /// Registers the conformance suite's helper table on `vm` and sets the unwind index to 5
 /// (keeping an unwind index that was already set: it can be set only once).
-pub fn register_helpers(vm: &mut Vm) {
+pub fn register_helpers(vm: &mut impl HelperRegistry) {
     for (index, name, f) in HELPERS {
-        // Indices 0..=5 are below the 64-slot limit, so registration cannot fail.
-        let _ = vm.register_helper(index, Some(name), f);
+        vm.register_suite_helper(index, name, f);
     }
-    // `AlreadySet` just means an unwind index is in place; keep it.
-    let _ = vm.set_unwind_index(UNWIND_INDEX);
+    vm.set_suite_unwind_index(UNWIND_INDEX);
 }
 
 #[cfg(test)]
@@ -140,16 +175,5 @@ mod tests {
             );
             assert!((strcmp_ext(a.as_ptr() as u64, b.as_ptr() as u64, 0, 0, 0, null) as i64) < 0);
         }
-    }
-
-    #[test]
-    fn registration_sets_names_and_unwind() {
-        let mut vm = Vm::new();
-        register_helpers(&mut vm);
-        assert_eq!(vm.helper_index("sqrti"), Some(3));
-        assert_eq!(vm.config().unwind_index, Some(UNWIND_INDEX));
-        // Registering twice keeps working (the unwind index is already set).
-        register_helpers(&mut vm);
-        assert!(vm.helper_exists(5));
     }
 }

@@ -83,30 +83,7 @@ pub fn memfrob(ptr: u64, len: u64, _: u64, _: u64, _: u64) -> u64 {
 /// assert_eq!(rbpf::helpers::sqrti(9, 0, 0, 0, 0), 3);
 /// ```
 pub fn sqrti(arg1: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
-    libm_sqrt(arg1 as f64) as u64
-}
-
-/// `sqrt` that also builds without `std`.
-fn libm_sqrt(x: f64) -> f64 {
-    #[cfg(feature = "std")]
-    {
-        x.sqrt()
-    }
-    #[cfg(not(feature = "std"))]
-    {
-        // Newton's method from an over-estimate; exact enough for the integer result.
-        if x <= 0.0 {
-            return 0.0;
-        }
-        let mut r = if x >= 1.0 { x } else { 1.0 };
-        loop {
-            let next = 0.5 * (r + x / r);
-            if next >= r {
-                return r;
-            }
-            r = next;
-        }
-    }
+    crate::tools::conformance::floor_sqrt(arg1)
 }
 
 /// Compares the NUL-terminated strings at the first two addresses like C's `strcmp`, but

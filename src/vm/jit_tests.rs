@@ -1,13 +1,16 @@
-//! Unit tests of the JIT that build programs by hand (no verifier needed).
+//! Tests of the JIT (`crate::jit`) that install hand-built programs in a VM (no verifier
+//! needed).
 
 use std::collections::BTreeSet;
 use std::ffi::c_void;
 use std::path::Path;
 
-use super::*;
 use crate::error::Access;
+use crate::error::{ExecError, JitError};
 use crate::isa::{self, Insn, LOCAL_FUNCTION_STACK_SIZE, op};
+use crate::jit::*;
 use crate::program::{Function, Program};
+use crate::vm::Vm;
 
 /// A program with functions at slot 0 and every local-call target (no verification).
 pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
@@ -406,7 +409,7 @@ fn compiled_code_runs_after_memcpy_and_translate() {
         let n = vm.translate(mode, &mut translated).unwrap();
         translated.truncate(n);
         for bytes in [copy, translated] {
-            let code = code::ExecutableCode::new(&bytes).unwrap();
+            let code = crate::jit::code::ExecutableCode::new(&bytes).unwrap();
             let mut mem = 41u32.to_le_bytes();
             // SAFETY: the code was compiled for this mode and the VM is alive.
             let r = unsafe {
