@@ -162,7 +162,9 @@ unsafe extern "C" fn record_call(
     if !mem.is_null() {
         let p = mem.cast::<u64>();
         // SAFETY: the differential runs always pass MEM_LEN (>= 8) bytes of 8-aligned memory.
-        unsafe { p.write(p.read().wrapping_add(1)) };
+        let old = unsafe { p.read() };
+        // SAFETY: as for the read.
+        unsafe { p.write(old.wrapping_add(1)) };
     }
     r1.wrapping_add(1)
 }

@@ -8,6 +8,12 @@
 //! is safe, hence the `unused_unsafe` allowances. Errors are built with `Error::new` as rbpf
 //! users write them (clippy would prefer `Error::other`).
 #![allow(clippy::io_other_error)]
+// The README shapes keep rbpf's bare `unsafe` blocks, as its users write them.
+#![allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block,
+    reason = "the examples are written as rbpf's README writes them"
+)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

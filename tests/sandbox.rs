@@ -211,14 +211,16 @@ fn buffers_that_wrap_the_address_space_are_refused() {
         for insns in [&below, &absolute, &empty] {
             let (vm, log) = vm_for(insns, engine);
             for len in [usize::MAX, usize::MAX - 8, isize::MAX as usize + 1] {
-                // SAFETY: the run is refused before any access; nothing reads past 64 bytes.
-                let got = unsafe {
-                    match engine {
-                        Engine::Interpreter => vm.execute_on_own_stack(mem.as_mut_ptr(), len),
-                        Engine::Jit(_) => {
-                            vm.execute_jit_raw(mem.as_mut_ptr(), len, std::ptr::null_mut(), 0)
-                        }
-                    }
+                let got = match engine {
+                    // SAFETY: the run is refused before any access; nothing reads past 64
+                    // bytes.
+                    Engine::Interpreter => unsafe {
+                        vm.execute_on_own_stack(mem.as_mut_ptr(), len)
+                    },
+                    // SAFETY: as above.
+                    Engine::Jit(_) => unsafe {
+                        vm.execute_jit_raw(mem.as_mut_ptr(), len, std::ptr::null_mut(), 0)
+                    },
                 };
                 assert_eq!(
                     got,
@@ -230,19 +232,15 @@ fn buffers_that_wrap_the_address_space_are_refused() {
                 "mem buffer of 18446744073709551615 bytes passes the end of the address space"
             ));
             // A null mem is no region at all, whatever its length: r2 is just a number.
-            // SAFETY: nothing can be accessed through a null mem.
-            let null = unsafe {
-                match engine {
-                    Engine::Interpreter => {
-                        vm.execute_on_own_stack(std::ptr::null_mut(), usize::MAX)
-                    }
-                    Engine::Jit(_) => vm.execute_jit_raw(
-                        std::ptr::null_mut(),
-                        usize::MAX,
-                        std::ptr::null_mut(),
-                        0,
-                    ),
-                }
+            let null = match engine {
+                // SAFETY: nothing can be accessed through a null mem.
+                Engine::Interpreter => unsafe {
+                    vm.execute_on_own_stack(std::ptr::null_mut(), usize::MAX)
+                },
+                // SAFETY: as above.
+                Engine::Jit(_) => unsafe {
+                    vm.execute_jit_raw(std::ptr::null_mut(), usize::MAX, std::ptr::null_mut(), 0)
+                },
             };
             if insns == &empty {
                 assert_eq!(null, Ok(7));
@@ -264,12 +262,11 @@ unsafe fn run_on_stack(
     stack: *mut u8,
     len: usize,
 ) -> Result<u64, ExecError> {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match engine {
-            Engine::Interpreter => vm.execute_raw(std::ptr::null_mut(), 0, stack, len),
-            Engine::Jit(_) => vm.execute_jit_raw(std::ptr::null_mut(), 0, stack, len),
-        }
+    match engine {
+        // SAFETY: forwarded from the caller.
+        Engine::Interpreter => unsafe { vm.execute_raw(std::ptr::null_mut(), 0, stack, len) },
+        // SAFETY: forwarded from the caller.
+        Engine::Jit(_) => unsafe { vm.execute_jit_raw(std::ptr::null_mut(), 0, stack, len) },
     }
 }
 
@@ -448,10 +445,14 @@ fn copies_keep_working_after_unload_and_drop() {
             vm.jit_size().unwrap()
         };
         let copy = Mapping::new(&buf[..len]);
-        // SAFETY (every `run` below): the mappings hold Basic-mode code librbpf made.
+        // The mappings hold Basic-mode code librbpf made, which `run_basic` requires.
+        let run_basic = |mapping: &Mapping, mem: &mut [u8]| {
+            // SAFETY: Basic-mode code librbpf made.
+            unsafe { mapping.run(JitMode::Basic, mem) }
+        };
         let mut mem = [0u8; 4];
-        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut []) }, 42);
-        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut mem) }, u64::MAX);
+        assert_eq!(run_basic(&copy, &mut []), 42);
+        assert_eq!(run_basic(&copy, &mut mem), u64::MAX);
         if drop_vm {
             drop(vm);
         } else {
@@ -460,11 +461,11 @@ fn copies_keep_working_after_unload_and_drop() {
         }
         // The helper registered when the VM let go of the code is still called; faults
         // still return u64::MAX (reported on standard error).
-        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut []) }, 42);
-        assert_eq!(unsafe { copy.run(JitMode::Basic, &mut mem) }, u64::MAX);
+        assert_eq!(run_basic(&copy, &mut []), 42);
+        assert_eq!(run_basic(&copy, &mut mem), u64::MAX);
         assert_eq!(mem, [0; 4]);
         let moved = Mapping::new(&buf[..len]);
         drop(copy);
-        assert_eq!(unsafe { moved.run(JitMode::Basic, &mut []) }, 42);
+        assert_eq!(run_basic(&moved, &mut []), 42);
     }
 }

@@ -83,14 +83,15 @@ fn load(path: &Path) -> Result<*mut c_void, String> {
     // (none) are safe to run.
     let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
     if handle.is_null() {
-        // SAFETY: dlerror returns NULL or a NUL-terminated string owned by libc.
-        let reason = unsafe {
-            let message = libc::dlerror();
-            if message.is_null() {
-                "unknown error".to_owned()
-            } else {
-                CStr::from_ptr(message).to_string_lossy().into_owned()
-            }
+        // SAFETY: no preconditions.
+        let message = unsafe { libc::dlerror() };
+        let reason = if message.is_null() {
+            "unknown error".to_owned()
+        } else {
+            // SAFETY: dlerror returned a NUL-terminated string owned by libc.
+            unsafe { CStr::from_ptr(message) }
+                .to_string_lossy()
+                .into_owned()
         };
         return Err(format!("dlopen {}: {reason}", path.display()));
     }

@@ -17,10 +17,10 @@ pub(crate) fn malloc_cstring(text: &str) -> *mut c_char {
         return std::ptr::null_mut();
     }
     // SAFETY: `buf` has `size = bytes.len() + 1` writable bytes and does not overlap `bytes`.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len());
-        buf.add(bytes.len()).write(0);
-    }
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf, bytes.len()) };
+    let terminator = buf.wrapping_add(bytes.len());
+    // SAFETY: the last of the `size` bytes.
+    unsafe { terminator.write(0) };
     buf.cast::<c_char>()
 }
 

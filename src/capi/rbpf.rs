@@ -180,16 +180,15 @@ fn exec_mbuff(
         return -1;
     };
     let ctx = ctx.cast::<u8>();
+    let (data_slot, data_end_slot) = (
+        ctx.wrapping_add(data_offset).cast::<u64>(),
+        ctx.wrapping_add(data_end_offset).cast::<u64>(),
+    );
     // SAFETY: both offsets leave 8 bytes inside the caller's `ctx_len`-byte buffer (checked
     // above); unaligned writes are allowed.
-    unsafe {
-        ctx.add(data_offset)
-            .cast::<u64>()
-            .write_unaligned(start.to_le());
-        ctx.add(data_end_offset)
-            .cast::<u64>()
-            .write_unaligned(end.to_le());
-    }
+    unsafe { data_slot.write_unaligned(start.to_le()) };
+    // SAFETY: as for `data_slot`.
+    unsafe { data_end_slot.write_unaligned(end.to_le()) };
     handle
         .execution_started
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -202,12 +201,12 @@ fn exec_mbuff(
         region = [unsafe { crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true) }];
         &region
     };
-    // SAFETY: `ctx`/`ctx_len` describe the caller's buffer (API contract); a NULL stack gives
-    // the run its own.
-    let result = unsafe {
-        match engine {
-            Engine::Interpreter => {
-                let mut stack = [0u8; crate::isa::STACK_SIZE];
+    let result = match engine {
+        Engine::Interpreter => {
+            let mut stack = [0u8; crate::isa::STACK_SIZE];
+            // SAFETY: `ctx`/`ctx_len` describe the caller's buffer (API contract); the stack
+            // is local.
+            unsafe {
                 handle.vm.execute_raw_with_regions(
                     ctx,
                     ctx_len,
@@ -216,12 +215,13 @@ fn exec_mbuff(
                     extra,
                 )
             }
-            Engine::Jit => {
-                handle
-                    .vm
-                    .execute_jit_raw_with_regions(ctx, ctx_len, std::ptr::null_mut(), 0, extra)
-            }
         }
+        // SAFETY: as above; a NULL stack gives the run its own.
+        Engine::Jit => unsafe {
+            handle
+                .vm
+                .execute_jit_raw_with_regions(ctx, ctx_len, std::ptr::null_mut(), 0, extra)
+        },
     };
     match result {
         Ok(value) => {

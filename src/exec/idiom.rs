@@ -200,14 +200,16 @@ impl CopyLoop {
         }
         // The last element as the last iteration loaded it (no earlier store touched it).
         let last_ptr = (src_end - width) as *const u8;
-        // SAFETY: inside a checked region (or raw mode); unaligned reads are allowed.
-        let last = unsafe {
-            match self.width {
-                1 => u64::from(last_ptr.read()),
-                2 => u64::from(last_ptr.cast::<u16>().read_unaligned()),
-                4 => u64::from(last_ptr.cast::<u32>().read_unaligned()),
-                _ => last_ptr.cast::<u64>().read_unaligned(),
-            }
+        // Each arm: SAFETY inside a checked region (or raw mode); unaligned reads are allowed.
+        let last = match self.width {
+            // SAFETY: see above.
+            1 => u64::from(unsafe { last_ptr.read() }),
+            // SAFETY: see above.
+            2 => u64::from(unsafe { last_ptr.cast::<u16>().read_unaligned() }),
+            // SAFETY: see above.
+            4 => u64::from(unsafe { last_ptr.cast::<u32>().read_unaligned() }),
+            // SAFETY: see above.
+            _ => unsafe { last_ptr.cast::<u64>().read_unaligned() },
         };
         // SAFETY: both ranges checked above; `copy` has memmove semantics.
         unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };

@@ -173,14 +173,16 @@ fn shadow_alu(shadow: &mut Shadow, insn: &Insn) {
 #[inline(always)]
 unsafe fn load(addr: u64, size: usize) -> u64 {
     let p = addr as *const u8;
-    // SAFETY: forwarded to the caller's contract; unaligned reads are allowed.
-    unsafe {
-        match size {
-            1 => u64::from(p.read()),
-            2 => u64::from(p.cast::<u16>().read_unaligned()),
-            4 => u64::from(p.cast::<u32>().read_unaligned()),
-            _ => p.cast::<u64>().read_unaligned(),
-        }
+    // Each arm: SAFETY forwarded to the caller's contract; unaligned reads are allowed.
+    match size {
+        // SAFETY: see above.
+        1 => u64::from(unsafe { p.read() }),
+        // SAFETY: see above.
+        2 => u64::from(unsafe { p.cast::<u16>().read_unaligned() }),
+        // SAFETY: see above.
+        4 => u64::from(unsafe { p.cast::<u32>().read_unaligned() }),
+        // SAFETY: see above.
+        _ => unsafe { p.cast::<u64>().read_unaligned() },
     }
 }
 
@@ -191,14 +193,16 @@ unsafe fn load(addr: u64, size: usize) -> u64 {
 #[inline(always)]
 unsafe fn store(addr: u64, size: usize, value: u64) {
     let p = addr as *mut u8;
-    // SAFETY: forwarded to the caller's contract; unaligned writes are allowed.
-    unsafe {
-        match size {
-            1 => p.write(value as u8),
-            2 => p.cast::<u16>().write_unaligned(value as u16),
-            4 => p.cast::<u32>().write_unaligned(value as u32),
-            _ => p.cast::<u64>().write_unaligned(value),
-        }
+    // Each arm: SAFETY forwarded to the caller's contract; unaligned writes are allowed.
+    match size {
+        // SAFETY: see above.
+        1 => unsafe { p.write(value as u8) },
+        // SAFETY: see above.
+        2 => unsafe { p.cast::<u16>().write_unaligned(value as u16) },
+        // SAFETY: see above.
+        4 => unsafe { p.cast::<u32>().write_unaligned(value as u32) },
+        // SAFETY: see above.
+        _ => unsafe { p.cast::<u64>().write_unaligned(value) },
     }
 }
 
@@ -529,22 +533,22 @@ impl Interpreter<'_> {
         let checked = self.machine.config.instruction_limit != 0
             || self.machine.debug_fn.is_some()
             || self.machine.config.undefined_behavior_check;
-        // SAFETY: forwarded to the caller's contract.
-        let result = unsafe {
-            if self.machine.config.profile == ExecutionProfile::Safe {
-                let mut tags = SafeState::new(
-                    self.safe,
-                    mem as u64,
-                    mem_len as u64,
-                    env.regions.stack_start,
-                    stack_len as u64,
-                );
-                run::<true, _>(&env, mem_len, &mut tags)
-            } else if checked {
-                run::<true, _>(&env, mem_len, &mut NoTracking)
-            } else {
-                fast::run(&env, self.decoded, mem_len)
-            }
+        let result = if self.machine.config.profile == ExecutionProfile::Safe {
+            let mut tags = SafeState::new(
+                self.safe,
+                mem as u64,
+                mem_len as u64,
+                env.regions.stack_start,
+                stack_len as u64,
+            );
+            // SAFETY: forwarded to the caller's contract.
+            unsafe { run::<true, _>(&env, mem_len, &mut tags) }
+        } else if checked {
+            // SAFETY: forwarded to the caller's contract.
+            unsafe { run::<true, _>(&env, mem_len, &mut NoTracking) }
+        } else {
+            // SAFETY: forwarded to the caller's contract.
+            unsafe { fast::run(&env, self.decoded, mem_len) }
         };
         drop(level);
         if let Err(err) = &result {

@@ -415,7 +415,7 @@ impl JitCache {
                         .as_ref()
                         .map_or(STACK_SIZE, |p| p.stack_reach.min(STACK_SIZE));
                     // SAFETY: the top `reach` bytes lie inside the local buffer.
-                    unsafe { base.add(STACK_SIZE - reach).write_bytes(0, reach) };
+                    unsafe { base.wrapping_add(STACK_SIZE - reach).write_bytes(0, reach) };
                     // SAFETY: the stack is raw memory for eBPF code, valid for its length.
                     unsafe { f(mem, mem_len, base, STACK_SIZE) }
                 } else {

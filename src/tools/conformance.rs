@@ -44,10 +44,11 @@ pub unsafe extern "C" fn memfrob(p1: u64, p2: u64, _: u64, _: u64, _: u64, _: *m
     let base = p1 as *mut u8;
     for i in 0..p2 as usize {
         // SAFETY: the caller guarantees `[p1, p1 + p2)` is valid memory.
-        unsafe {
-            let byte = base.add(i);
-            byte.write(byte.read() ^ 42);
-        }
+        let byte = base.wrapping_add(i);
+        // SAFETY: the caller guarantees `[p1, p1 + p2)` is valid memory.
+        let old = unsafe { byte.read() };
+        // SAFETY: as for the read.
+        unsafe { byte.write(old ^ 42) };
     }
     0
 }
@@ -158,22 +159,24 @@ mod tests {
     #[test]
     fn helpers_compute_the_suite_values() {
         let null = core::ptr::null_mut();
-        // SAFETY: these helpers take no pointers, or get valid ones below.
-        unsafe {
-            assert_eq!(gather_bytes(0x101, 2, 3, 4, 0x105, null), 0x01_0203_0405);
-            assert_eq!(sqrti(16, 0, 0, 0, 0, null), 4);
-            assert_eq!(sqrti(17, 0, 0, 0, 0, null), 4);
-            assert_eq!(unwind(7, 0, 0, 0, 0, null), 7);
-            let mut bytes = [1u8, 2, 3];
-            assert_eq!(memfrob(bytes.as_mut_ptr() as u64, 2, 0, 0, 0, null), 0);
-            assert_eq!(bytes, [1 ^ 42, 2 ^ 42, 3]);
-            let a = c"abc";
-            let b = c"abd";
-            assert_eq!(
-                strcmp_ext(a.as_ptr() as u64, a.as_ptr() as u64, 0, 0, 0, null),
-                0
-            );
-            assert!((strcmp_ext(a.as_ptr() as u64, b.as_ptr() as u64, 0, 0, 0, null) as i64) < 0);
-        }
+        // SAFETY: no pointers.
+        let gathered = unsafe { gather_bytes(0x101, 2, 3, 4, 0x105, null) };
+        assert_eq!(gathered, 0x01_0203_0405);
+        // SAFETY: no pointers.
+        assert_eq!(unsafe { sqrti(16, 0, 0, 0, 0, null) }, 4);
+        // SAFETY: no pointers.
+        assert_eq!(unsafe { sqrti(17, 0, 0, 0, 0, null) }, 4);
+        // SAFETY: no pointers.
+        assert_eq!(unsafe { unwind(7, 0, 0, 0, 0, null) }, 7);
+        let mut bytes = [1u8, 2, 3];
+        // SAFETY: `bytes` is valid for 2 bytes.
+        let frobbed = unsafe { memfrob(bytes.as_mut_ptr() as u64, 2, 0, 0, 0, null) };
+        assert_eq!(frobbed, 0);
+        assert_eq!(bytes, [1 ^ 42, 2 ^ 42, 3]);
+        let (a, b) = (c"abc".as_ptr() as u64, c"abd".as_ptr() as u64);
+        // SAFETY: NUL-terminated strings.
+        assert_eq!(unsafe { strcmp_ext(a, a, 0, 0, 0, null) }, 0);
+        // SAFETY: NUL-terminated strings.
+        assert!((unsafe { strcmp_ext(a, b, 0, 0, 0, null) } as i64) < 0);
     }
 }

@@ -411,21 +411,19 @@ fn compiled_code_runs_after_memcpy_and_translate() {
         for bytes in [copy, translated] {
             let code = crate::jit::code::ExecutableCode::new(&bytes).unwrap();
             let mut mem = 41u32.to_le_bytes();
-            // SAFETY: the code was compiled for this mode and the VM is alive.
-            let r = unsafe {
-                match mode {
-                    JitMode::Basic => {
-                        std::mem::transmute::<*const u8, JitFn>(code.as_ptr())(mem.as_mut_ptr(), 4)
-                    }
-                    JitMode::Extended => {
-                        let mut stack = [0u8; 512];
-                        std::mem::transmute::<*const u8, JitExFn>(code.as_ptr())(
-                            mem.as_mut_ptr(),
-                            4,
-                            stack.as_mut_ptr(),
-                            512,
-                        )
-                    }
+            let r = match mode {
+                JitMode::Basic => {
+                    // SAFETY: the code was compiled with the Basic signature.
+                    let f = unsafe { std::mem::transmute::<*const u8, JitFn>(code.as_ptr()) };
+                    // SAFETY: `mem` is valid for 4 bytes; the VM is alive.
+                    unsafe { f(mem.as_mut_ptr(), 4) }
+                }
+                JitMode::Extended => {
+                    let mut stack = [0u8; 512];
+                    // SAFETY: the code was compiled with the Extended signature.
+                    let f = unsafe { std::mem::transmute::<*const u8, JitExFn>(code.as_ptr()) };
+                    // SAFETY: `mem` and `stack` are valid for their lengths; the VM is alive.
+                    unsafe { f(mem.as_mut_ptr(), 4, stack.as_mut_ptr(), 512) }
                 }
             };
             assert_eq!(r, 42);
@@ -660,7 +658,9 @@ fn measure_execution_speed() {
         "execute_jit round trip of `mov r0, 1; exit`: {:?} per call",
         t.elapsed() / 1_000_000
     );
-    let f: JitFn = unsafe { std::mem::transmute(trivial.compile(JitMode::Basic).unwrap()) };
+    let code = trivial.compile(JitMode::Basic).unwrap();
+    // SAFETY: Basic-mode code has the `JitFn` signature.
+    let f: JitFn = unsafe { std::mem::transmute::<*const u8, JitFn>(code) };
     let t = std::time::Instant::now();
     for _ in 0..1_000_000 {
         let mut small = [0u8; 8];

@@ -27,10 +27,8 @@ impl Mapping {
         // SAFETY: the mapping is writable and `len` >= code.len() bytes long.
         unsafe { std::ptr::copy_nonoverlapping(code.as_ptr(), ptr.cast::<u8>(), code.len()) };
         // SAFETY: changes the protection of the mapping made above.
-        assert_eq!(
-            unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) },
-            0
-        );
+        let protected = unsafe { libc::mprotect(ptr, len, libc::PROT_READ | libc::PROT_EXEC) };
+        assert_eq!(protected, 0);
         Mapping {
             ptr: ptr.cast(),
             len,
@@ -47,21 +45,19 @@ impl Mapping {
         } else {
             mem.as_mut_ptr()
         };
-        // SAFETY: guaranteed by the caller.
-        unsafe {
-            match mode {
-                JitMode::Basic => {
-                    std::mem::transmute::<*mut u8, JitFn>(self.ptr)(mem_ptr, mem.len())
-                }
-                JitMode::Extended => {
-                    let mut stack = vec![0u8; 512];
-                    std::mem::transmute::<*mut u8, JitExFn>(self.ptr)(
-                        mem_ptr,
-                        mem.len(),
-                        stack.as_mut_ptr(),
-                        stack.len(),
-                    )
-                }
+        match mode {
+            JitMode::Basic => {
+                // SAFETY: guaranteed by the caller (Basic-mode code).
+                let f = unsafe { std::mem::transmute::<*mut u8, JitFn>(self.ptr) };
+                // SAFETY: `mem_ptr` is null or `mem`, valid for its length.
+                unsafe { f(mem_ptr, mem.len()) }
+            }
+            JitMode::Extended => {
+                let mut stack = vec![0u8; 512];
+                // SAFETY: guaranteed by the caller (Extended-mode code).
+                let f = unsafe { std::mem::transmute::<*mut u8, JitExFn>(self.ptr) };
+                // SAFETY: `mem` and `stack` are valid for their lengths.
+                unsafe { f(mem_ptr, mem.len(), stack.as_mut_ptr(), stack.len()) }
             }
         }
     }

@@ -71,7 +71,9 @@ pub fn memfrob(ptr: u64, len: u64, _: u64, _: u64, _: u64) -> u64 {
         let byte = ptr.wrapping_add(i) as *mut u8;
         // SAFETY: rbpf's contract for this helper: the caller passes a writable buffer of
         // `len` bytes.
-        unsafe { byte.write(byte.read() ^ 42) };
+        let old = unsafe { byte.read() };
+        // SAFETY: as for the read.
+        unsafe { byte.write(old ^ 42) };
     }
     0
 }
@@ -106,12 +108,9 @@ pub fn strcmp(arg1: u64, arg2: u64, _: u64, _: u64, _: u64) -> u64 {
     loop {
         // SAFETY: rbpf's contract for this helper: both addresses are NUL-terminated strings,
         // and the scan stops at the first NUL or difference.
-        let (a, b) = unsafe {
-            (
-                (arg1.wrapping_add(i) as *const u8).read(),
-                (arg2.wrapping_add(i) as *const u8).read(),
-            )
-        };
+        let a = unsafe { (arg1.wrapping_add(i) as *const u8).read() };
+        // SAFETY: as for the first string.
+        let b = unsafe { (arg2.wrapping_add(i) as *const u8).read() };
         if a != b || a == 0 {
             return u64::from(a.abs_diff(b));
         }

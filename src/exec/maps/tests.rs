@@ -166,11 +166,10 @@ fn ringbuf_reserve_submit_discard_consume() {
     assert!(!m.contains(a, a + 6), "one byte past the reservation");
     assert!(!m.contains(a - 8, a), "the header is not the program's");
     let b = rb.reserve(3).unwrap();
-    // SAFETY: both are live reservations of these sizes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(b"hello".as_ptr(), a as *mut u8, 5);
-        std::ptr::copy_nonoverlapping(b"bye".as_ptr(), b as *mut u8, 3);
-    }
+    // SAFETY: a live reservation of 5 bytes.
+    unsafe { std::ptr::copy_nonoverlapping(b"hello".as_ptr(), a as *mut u8, 5) };
+    // SAFETY: a live reservation of 3 bytes.
+    unsafe { std::ptr::copy_nonoverlapping(b"bye".as_ptr(), b as *mut u8, 3) };
     rb.commit(b, false).unwrap();
     let mut got: Vec<Vec<u8>> = Vec::new();
     assert_eq!(
