@@ -7,3 +7,4 @@ pub(crate) mod btf;
 pub mod elf;
 pub mod helpers;
 pub(crate) mod object_maps;
+pub mod program_type;
