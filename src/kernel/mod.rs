@@ -7,4 +7,5 @@ pub(crate) mod btf;
 pub mod elf;
 pub mod helpers;
 pub(crate) mod object_maps;
+pub mod packet;
 pub mod program_type;

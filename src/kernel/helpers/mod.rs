@@ -384,9 +384,16 @@ unsafe extern "C" fn bpf_strncmp(
     .unwrap_or(EINVAL)
 }
 
-/// The helpers [`Vm::register_linux_helpers`] installs: kernel number, name, function. Kept
-/// private: they rely on engines that publish each run, which only that method turns on.
-const LINUX_HELPERS: &[(u32, &str, crate::HelperFn)] = &[
+/// A table of kernel helpers: kernel number, name, function.
+pub(crate) type HelperList = &'static [(u32, &'static str, crate::HelperFn)];
+
+/// Every table [`Vm::register_linux_helpers`] installs, one per file of this folder. Kept
+/// private: the helpers rely on engines that publish each run, which only that method turns
+/// on.
+const HELPER_TABLES: &[HelperList] = &[CORE_HELPERS];
+
+/// The map, ring-buffer, time, printing and string helpers defined in this file.
+const CORE_HELPERS: HelperList = &[
     (1, "bpf_map_lookup_elem", bpf_map_lookup_elem),
     (2, "bpf_map_update_elem", bpf_map_update_elem),
     (3, "bpf_map_delete_elem", bpf_map_delete_elem),
@@ -412,7 +419,7 @@ impl Vm {
     /// kernel's numbers, and makes both engines publish each run to them. Call before loading, like
     /// any registration; a helper registered later at the same number replaces one of these.
     pub fn register_linux_helpers(&mut self) -> Result<(), ConfigError> {
-        for &(index, name, f) in LINUX_HELPERS {
+        for &(index, name, f) in HELPER_TABLES.iter().copied().flatten() {
             // Above uBPF's 64 slots too: the table has HELPER_SLOTS.
             let slot = index as usize;
             self.machine.helpers.set_c(slot, Some(f));
