@@ -99,6 +99,38 @@ main(void)
     ubpf_destroy(vm);
     free(data);
 
+    /* A data_len no buffer can have (above PTRDIFF_MAX, or passing the end of the address
+     * space) is refused in both engines before ctx is written or anything runs, as ubpf_exec
+     * refuses such a mem; run, this program would load the byte before data_end, far
+     * outside the buffer, and crash. */
+    vm = vm_with("ldxdw %r2, [%r1+0x18]\n"
+                 "ldxb %r0, [%r2-1]\n"
+                 "exit\n");
+    uint8_t small[8] = {0, 0, 0, 0, 0, 0, 0, 0x66};
+    size_t too_long[] = {(size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - (uintptr_t)small + 1};
+    for (size_t i = 0; i < sizeof(too_long) / sizeof(too_long[0]); i++) {
+        for (int jit = 0; jit < 2; jit++) {
+            struct context untouched = {.cookie = 1};
+            ret = 77;
+            capture_reset();
+            int rc = jit ? rbpf_exec_mbuff_jit(vm, &untouched, sizeof(untouched), small, too_long[i], 0x10,
+                                               0x18, &ret)
+                         : rbpf_exec_mbuff(vm, &untouched, sizeof(untouched), small, too_long[i], 0x10,
+                                           0x18, &ret);
+            CHECK_EQ(rc, -1);
+            CHECK_EQ(ret, 77);
+            CHECK_EQ(untouched.data, 0);
+            CHECK_EQ(untouched.data_end, 0);
+            char expected[96];
+            snprintf(expected, sizeof(expected), "uBPF error: data buffer of %zu bytes", too_long[i]);
+            CHECK(strstr(captured, expected) != NULL);
+        }
+    }
+    capture_reset();
+    CHECK_EQ(run_both(vm, &ctx, small, sizeof(small), &ret), 0);
+    CHECK_EQ(ret, 0x66);
+    ubpf_destroy(vm);
+
     /* Without ubpf_compile, the JIT entry fails and the interpreter entry works. */
     uint8_t code[] = {0xb7, 0, 0, 0, 5, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0};
     vm = ubpf_create();

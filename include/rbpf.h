@@ -81,8 +81,9 @@ int rbpf_exec_jit(const struct ubpf_vm *vm, void *mem, size_t mem_len, uint64_t 
  *
  * Returns 0 and writes r0 to `*bpf_return_value`, or -1 (a fault reported through the error
  * printer; an offset that leaves fewer than 8 bytes in `ctx`; NULL `vm`, `ctx` or
- * `bpf_return_value`; NULL `data` with a nonzero length) leaving `*bpf_return_value`
- * untouched.
+ * `bpf_return_value`; NULL `data` with a nonzero length; a `data_len` above `PTRDIFF_MAX`
+ * or passing the end of the address space, printed and refused before `ctx` is written)
+ * leaving `*bpf_return_value` untouched.
  */
 int rbpf_exec_mbuff(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, void *data, size_t data_len, size_t data_offset, size_t data_end_offset, uint64_t *bpf_return_value);
 

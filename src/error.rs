@@ -361,7 +361,7 @@ pub enum ExecError {
     /// (docs/sandbox.md, "Caller buffers").
     #[error("uBPF error: {buffer} buffer of {len} bytes passes the end of the address space")]
     InvalidBuffer {
-        /// `mem` or `stack`.
+        /// `mem`, `stack`, or `data` (the packet data of `rbpf_exec_mbuff`).
         buffer: &'static str,
         /// The length the caller gave.
         len: usize,

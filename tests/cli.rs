@@ -341,3 +341,116 @@ fn test_of_a_missing_path_is_a_usage_error() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot read /nonexistent/suite"));
 }
+
+#[test]
+fn run_reads_the_hex_that_asm_prints() {
+    let src = b"ldxb %r0, [%r1+1]\nadd %r0, 40\nexit\n";
+    let hex = rbpf(&["asm", "--hex"], src);
+    assert_eq!(hex.status.code(), Some(0), "{}", stderr(&hex));
+    // Detected from standard input and from a file, in both engines.
+    let file = temp_path("prog.hex");
+    std::fs::write(&file, &hex.stdout).unwrap();
+    for engine in [&[][..], &["--jit"]] {
+        let mut args = vec!["run", "--mem-hex", "01 02", "-"];
+        args.extend(engine);
+        let o = rbpf(&args, &hex.stdout);
+        assert_eq!(stdout(&o), "0x2a\n", "{args:?}: {}", stderr(&o));
+        args[3] = file.to_str().unwrap();
+        let o = rbpf(&args, b"");
+        assert_eq!(stdout(&o), "0x2a\n", "{args:?}: {}", stderr(&o));
+    }
+    // One line, or forced with --hex in the forms `disasm --hex` takes.
+    let o = rbpf(
+        &["run", "-"],
+        b"b7 00 00 00 07 00 00 00 95 00 00 00 00 00 00 00",
+    );
+    assert_eq!(stdout(&o), "0x7\n", "{}", stderr(&o));
+    let o = rbpf(
+        &["run", "--hex", "-"],
+        b"0xb7,0x00,0x00,0x00,0x09,0x00,0x00,0x00\n9500000000000000\n",
+    );
+    assert_eq!(stdout(&o), "0x9\n", "{}", stderr(&o));
+    let o = rbpf(&["run", "--hex", "-"], b"mov %r0, 1\nexit\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("<stdin>: not hex bytes"),
+        "{}",
+        stderr(&o)
+    );
+    // Hex-looking assembly does not exist; text with any other word is still assembly.
+    let o = rbpf(&["run", "-"], b"mov %r0, 0xab\nexit\n");
+    assert_eq!(stdout(&o), "0xab\n", "{}", stderr(&o));
+    let o = rbpf(&["run", "--hex", "--asm", "-"], b"");
+    assert_eq!(o.status.code(), Some(2));
+    let help = stdout(&rbpf(&["--help"], b""));
+    assert!(help.contains("--asm | --raw | --elf | --hex"), "{help}");
+}
+
+#[test]
+fn asm_of_an_empty_program_fails() {
+    let out = temp_path("empty-asm.bin");
+    let _ = std::fs::remove_file(&out);
+    for src in [&b""[..], b"\n", b"# only a comment\n"] {
+        let o = rbpf(&["asm", "-o", out.to_str().unwrap()], src);
+        assert_eq!(o.status.code(), Some(1), "{src:?}");
+        assert!(
+            stderr(&o).contains("<stdin> holds no instructions"),
+            "{src:?}: {}",
+            stderr(&o)
+        );
+        assert!(!out.exists(), "{src:?} wrote an output file");
+        let o = rbpf(&["asm", "--hex"], src);
+        assert_eq!(o.status.code(), Some(1), "{src:?}");
+        assert!(o.stdout.is_empty());
+    }
+}
+
+/// `tests/data/return42.bpf.o` with its `.text` section renamed, so that no function is the
+/// default entry.
+fn elf_without_text() -> std::path::PathBuf {
+    let elf = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/return42.bpf.o");
+    let mut bytes = std::fs::read(elf).unwrap();
+    let at = bytes
+        .windows(6)
+        .position(|w| w == b".text\0")
+        .expect("the section name .text");
+    bytes[at + 4] = b'u';
+    let path = temp_path("no-text.bpf.o");
+    std::fs::write(&path, &bytes).unwrap();
+    path
+}
+
+#[test]
+fn a_missing_entry_function_is_explained() {
+    let path = elf_without_text();
+    let bytes = std::fs::read(&path).unwrap();
+    // The library (and so the C API) keeps uBPF's text.
+    let err = rbpf::Vm::new().load_elf(&bytes, None).unwrap_err();
+    assert_eq!(err.to_string(), "(null) function not found.");
+
+    let path = path.to_str().unwrap();
+    let o = rbpf(&["run", path], b"");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("Failed to load code: no entry function: looked for a function at offset 0 of section .text"),
+        "{err}"
+    );
+    assert!(err.contains("its functions: entry, other"), "{err}");
+    assert!(!err.contains("(null)"), "{err}");
+    let o = rbpf(&["disasm", path], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no entry function"), "{}", stderr(&o));
+
+    // Naming a function that exists runs it; another is reported by name.
+    let o = rbpf(&["run", "--entry", "other", path], b"");
+    assert_eq!(stdout(&o), "0x7\n", "{}", stderr(&o));
+    let elf = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/return42.bpf.o");
+    let o = rbpf(&["run", "--entry", "xdp_prog", elf], b"");
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.contains("function 'xdp_prog' not found; its functions: entry, other"),
+        "{err}"
+    );
+}

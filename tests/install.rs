@@ -340,4 +340,259 @@ fn destdir_staging_and_uninstall() {
         }
     }
     assert!(left.is_empty(), "make uninstall left {left:?}");
+    // The staging directory existed; every directory below it was created, and removed.
+    assert!(tree(&stage).is_empty(), "{:?}", tree(&stage));
+}
+
+/// The standard output of `tool args…`, which must succeed.
+fn tool_output(tool: &str, args: &[&std::ffi::OsStr]) -> String {
+    let mut command = Command::new(tool);
+    command.args(args);
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {tool}: {e}"));
+    check_output(tool, &command, &output);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The section names `readelf -S -W` lists for `file` (every member's, for an archive).
+fn section_names(file: &Path) -> Vec<String> {
+    tool_output("readelf", &["-S".as_ref(), "-W".as_ref(), file.as_os_str()])
+        .lines()
+        .filter_map(|line| {
+            let (_, rest) = line.split_once(']')?;
+            rest.split_whitespace().next().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// The defined dynamic symbols of a shared library, sorted.
+fn exported_symbols(library: &Path) -> Vec<String> {
+    let mut symbols: Vec<String> = tool_output(
+        "nm",
+        &[
+            "-D".as_ref(),
+            "--defined-only".as_ref(),
+            "--format=posix".as_ref(),
+            library.as_os_str(),
+        ],
+    )
+    .lines()
+    .filter_map(|line| line.split_whitespace().next().map(str::to_owned))
+    .collect();
+    symbols.sort();
+    symbols
+}
+
+/// The installed libraries are stripped: the shared library of its symbol table and debug
+/// information (its exports unchanged), the static archive of debug information and LLVM
+/// bitcode (it still links: see `static_archive_with_pkg_config_private_libs`).
+#[test]
+fn installed_libraries_are_stripped() {
+    let Some(prefix) = installed() else { return };
+    if !have("readelf", "stripping was not checked") || !have("nm", "stripping was not checked") {
+        return;
+    }
+    let built = paths().lib_dir.join("librbpf.so");
+    let shared = prefix.join("lib").join(library_file());
+    let sections = section_names(&shared);
+    assert!(sections.iter().any(|s| s == ".text"), "{sections:?}");
+    for gone in [".symtab", ".debug_info", ".debug_line"] {
+        assert!(!sections.iter().any(|s| s == gone), "{shared:?} has {gone}");
+    }
+    let exports = exported_symbols(&shared);
+    assert_eq!(exports, exported_symbols(&built));
+    for name in [
+        "ubpf_create",
+        "ubpf_exec",
+        "ubpf_load_elf",
+        "ubpf_compile",
+        "rbpf_version",
+    ] {
+        assert!(exports.iter().any(|s| s == name), "{name} is not exported");
+    }
+    let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+    assert!(size(&shared) < size(&built), "{shared:?} is not smaller");
+
+    let archive = prefix.join("lib/librbpf.a");
+    let sections = section_names(&archive);
+    assert!(
+        sections.iter().any(|s| s == ".symtab"),
+        "the archive lost its symbols"
+    );
+    for section in &sections {
+        // `.debug_gdb_scripts` is loaded data (a pointer to rustc's pretty-printers), not
+        // debug information; strip keeps it.
+        let debug_info = section.starts_with(".debug_") && section != ".debug_gdb_scripts";
+        assert!(
+            !debug_info && section != ".llvmbc",
+            "{archive:?} has {section}"
+        );
+    }
+    assert!(size(&archive) < size(&paths().lib_dir.join("librbpf.a")));
+    let tool = prefix.join("bin/rbpf");
+    assert!(!section_names(&tool).iter().any(|s| s == ".symtab"));
+}
+
+/// The text of a documentation file with every run of white space (line breaks too) made
+/// one space.
+fn words(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The version in the default `UBPF_VERSION ?= …` line of the Makefile.
+fn default_ubpf_version() -> String {
+    let makefile = std::fs::read_to_string(paths().root.join("Makefile")).unwrap();
+    makefile
+        .lines()
+        .find_map(|line| line.strip_prefix("UBPF_VERSION ?= "))
+        .expect("UBPF_VERSION ?= in the Makefile")
+        .trim()
+        .to_owned()
+}
+
+/// `ubpf.pc` carries the uBPF version whose API librbpf provides, so that a uBPF user's
+/// `pkg-config 'ubpf >= …'` passes; librbpf's own version stays in `rbpf.pc` and in
+/// ubpf.pc's `librbpf_version`. docs/install.md names the same uBPF version.
+#[test]
+fn ubpf_pc_carries_the_ubpf_version() {
+    let Some(prefix) = installed() else { return };
+    if !have("pkg-config", "ubpf.pc's version was not checked") {
+        return;
+    }
+    let ubpf = default_ubpf_version();
+    let own = env!("CARGO_PKG_VERSION");
+    assert_eq!(
+        pkg_config(prefix, &["--modversion", "ubpf"]),
+        [ubpf.as_str()]
+    );
+    assert_eq!(pkg_config(prefix, &["--modversion", "rbpf"]), [own]);
+    assert_eq!(
+        pkg_config(prefix, &["--variable=librbpf_version", "ubpf"]),
+        [own]
+    );
+    let (major, minor) = {
+        let mut parts = ubpf.split('.');
+        (parts.next().unwrap(), parts.next().unwrap())
+    };
+    pkg_config(prefix, &["--exists", &format!("ubpf >= {major}.{minor}")]);
+    pkg_config(prefix, &["--exists", &format!("ubpf >= {ubpf}")]);
+    let cmake =
+        std::fs::read_to_string(prefix.join("lib/cmake/ubpf/ubpfConfigVersion.cmake")).unwrap();
+    assert!(
+        cmake.contains(&format!("set(PACKAGE_VERSION \"{ubpf}\")")),
+        "{cmake}"
+    );
+    let docs = words(&paths().root.join("docs/install.md"));
+    assert!(
+        docs.contains(&format!("uBPF v{ubpf}")),
+        "docs/install.md does not name uBPF v{ubpf}"
+    );
+
+    // A packager may state another uBPF version; librbpf's own stays as it is.
+    let other = scratch("prefix-ubpf-version");
+    make(
+        "install",
+        &[("PREFIX", &other)],
+        &["UBPF_VERSION=0.9.3", "STRIP=true"],
+    );
+    assert_eq!(pkg_config(&other, &["--modversion", "ubpf"]), ["0.9.3"]);
+    assert_eq!(pkg_config(&other, &["--modversion", "rbpf"]), [own]);
+}
+
+/// Every file below `dir`, and every directory (with a trailing `/`).
+fn tree(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if std::fs::symlink_metadata(&path).unwrap().is_dir() {
+                found.push(format!("{}/", path.display()));
+                pending.push(path);
+            } else {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `make uninstall` removes the directories `make install` created (once empty) and
+/// librbpf's own, never one that was there before, nor one holding another package's file.
+#[test]
+fn uninstall_removes_only_the_directories_install_created() {
+    if !have("make", "make uninstall's directories were not checked") {
+        return;
+    }
+    let root = scratch("uninstall-dirs");
+    // A prefix that does not exist yet: everything goes, the prefix too.
+    let fresh = root.join("fresh/usr");
+    make("install", &[("PREFIX", &fresh)], &["STRIP=true"]);
+    make("uninstall", &[("PREFIX", &fresh)], &[]);
+    assert!(!root.join("fresh").exists(), "{:?}", tree(&root));
+
+    // A prefix with empty system directories: they stay, as does another package's file in
+    // a directory install created, and installing twice changes nothing.
+    let system = root.join("system");
+    for dir in ["include", "lib/cmake", "bin"] {
+        std::fs::create_dir_all(system.join(dir)).unwrap();
+    }
+    for _ in 0..2 {
+        make("install", &[("PREFIX", &system)], &["STRIP=true"]);
+    }
+    std::fs::write(system.join("lib/pkgconfig/other.pc"), "").unwrap();
+    make("uninstall", &[("PREFIX", &system)], &[]);
+    let left: Vec<String> = tree(&system)
+        .iter()
+        .map(|p| {
+            p.strip_prefix(&format!("{}/", system.display()))
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        left,
+        [
+            "bin/",
+            "include/",
+            "lib/",
+            "lib/cmake/",
+            "lib/pkgconfig/",
+            "lib/pkgconfig/other.pc"
+        ]
+    );
+
+    // UBPF_COMPAT=0 owns include/rbpf.
+    let own = root.join("own");
+    std::fs::create_dir_all(own.join("include")).unwrap();
+    make(
+        "install",
+        &[("PREFIX", &own)],
+        &["UBPF_COMPAT=0", "STRIP=true"],
+    );
+    assert!(own.join("include/rbpf/rbpf.h").is_file());
+    make("uninstall", &[("PREFIX", &own)], &["UBPF_COMPAT=0"]);
+    assert_eq!(tree(&own), [format!("{}/include/", own.display())]);
+}
+
+/// The build times the README and docs/install.md state are the measured cold builds on 2
+/// cores: about 4 minutes for the release library, 8 for `cargo test`.
+#[test]
+fn documented_build_times_are_the_measured_ones() {
+    let readme = words(&paths().root.join("README.md"));
+    let install = words(&paths().root.join("docs/install.md"));
+    for (file, text) in [("README.md", &readme), ("docs/install.md", &install)] {
+        assert!(!text.contains("10 min"), "{file} still says 10 minutes");
+        assert!(
+            text.contains("about 4 minutes cold on 2 cores"),
+            "{file} lacks the release build time"
+        );
+    }
+    assert!(
+        readme.contains("about 8 minutes cold on 2 cores"),
+        "README.md lacks the cargo test build time"
+    );
 }

@@ -27,8 +27,14 @@ USAGE:
     rbpf help                     show this help (also -h, --help)
     rbpf --version                show the version
 
-PROG and FILE may be `-` for standard input. PROG is an ELF object (detected by its
-magic), assembly text (detected: UTF-8 without NUL bytes) or raw little-endian bytecode.
+PROG and FILE may be `-` for standard input. PROG is, tried in this order:
+  - an ELF object (detected by its magic); without --entry the entry function is the one
+    at offset 0 of section .text, else (if there is a .text) the first function starting
+    a section;
+  - hex bytecode as `rbpf asm --hex` prints it (detected: nothing but two-digit hex bytes
+    separated by white space, such as \"b7 00 00 00 01 00 00 00\");
+  - assembly text (detected: any other UTF-8 without NUL bytes);
+  - raw little-endian bytecode (anything else).
 Assembly is the bpf_conformance syntax (`mov %r0, 1`, `ldxdw %r0, [%r1+2]`, `ja label`)
 or rbpf's (`mov64 r0, 1`); a runtime error is printed and exits with status 1.
 
@@ -42,12 +48,15 @@ RUN OPTIONS:
                          execution profile (default legacy); safe is uBPF's pointer-tracking
                          interpreter profile (not with --jit)
     --entry NAME         ELF only: the function to start at
-    --asm | --raw | --elf
-                         force the input format instead of detecting it
+    --asm | --raw | --elf | --hex
+                         force the input format instead of detecting it (--hex also takes
+                         0x prefixes, commas and unspaced digits, as disasm --hex does)
 
 ASM OPTIONS:
-    --hex                write hex text (one instruction of 8 bytes per line) instead of bytes
+    --hex                write hex text (one instruction of 8 bytes per line) instead of
+                         bytes; `rbpf run` and `rbpf disasm --hex` read it back
     -o, --output OUT     write to OUT instead of standard output
+An input that assembles to no instruction (empty, or only comments) is an error (status 1).
 
 Helpers 0-5 of the bpf_conformance suite are registered for `run` and `test`
 (gather_bytes, memfrob, no_op, sqrti, strcmp_ext, unwind; 5 is the unwind helper).
@@ -181,17 +190,42 @@ enum Format {
     Elf,
     Raw,
     Asm,
+    Hex,
 }
 
-/// ELF by magic; text (UTF-8 without NULs) is assembly; anything else is raw bytecode.
+/// ELF by magic; text made only of two-digit hex bytes is hex bytecode (`rbpf asm --hex`'s
+/// output); other text (UTF-8 without NULs) is assembly; anything else is raw bytecode.
 fn sniff(bytes: &[u8]) -> Format {
     if bytes.starts_with(b"\x7fELF") {
-        Format::Elf
-    } else if !bytes.contains(&0) && std::str::from_utf8(bytes).is_ok() {
-        Format::Asm
-    } else {
-        Format::Raw
+        return Format::Elf;
     }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !bytes.contains(&0) => {
+            if looks_like_hex(text) {
+                Format::Hex
+            } else {
+                Format::Asm
+            }
+        }
+        _ => Format::Raw,
+    }
+}
+
+/// Whether `text` is one or more two-digit hex bytes separated by white space, as `rbpf asm
+/// --hex` prints. No assembly line has this shape: every mnemonic has a letter past `f` or
+/// more than two letters, so detection never takes a program's text for bytes.
+fn looks_like_hex(text: &str) -> bool {
+    let mut tokens = text.split_whitespace().peekable();
+    tokens.peek().is_some()
+        && tokens.all(|tok| tok.len() == 2 && tok.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The bytes of hex bytecode text, or an error naming the input.
+fn hex_bytecode(bytes: &[u8], name: &str) -> CliResult<Vec<u8>> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(parse_hex_bytes)
+        .ok_or_else(|| Failure::Program(format!("{}: not hex bytes", display_name(name))))
 }
 
 fn assemble_text(bytes: &[u8], name: &str) -> CliResult<Vec<u8>> {
@@ -227,7 +261,7 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
         safe: false,
     };
     let set_format = |f: Format, current: &mut Option<Format>| match current {
-        Some(old) if *old != f => usage("--asm, --raw and --elf are mutually exclusive"),
+        Some(old) if *old != f => usage("--asm, --raw, --elf and --hex are mutually exclusive"),
         _ => {
             *current = Some(f);
             Ok(())
@@ -257,6 +291,7 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
             "--asm" => set_format(Format::Asm, &mut opts.format)?,
             "--raw" => set_format(Format::Raw, &mut opts.format)?,
             "--elf" => set_format(Format::Elf, &mut opts.format)?,
+            "--hex" => set_format(Format::Hex, &mut opts.format)?,
             a if a.starts_with('-') && a != "-" => return usage(format!("unknown option `{a}`")),
             a => {
                 if prog.replace(a).is_some() {
@@ -306,12 +341,12 @@ fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
     }
     match format {
         Format::Elf => engine::load_elf(&mut vm, &input, opts.entry.as_deref())
-            .map_err(|e| Failure::Program(format!("Failed to load code: {e}")))?,
-        Format::Raw | Format::Asm => {
-            let code = if format == Format::Asm {
-                assemble_text(&input, &opts.prog)?
-            } else {
-                input
+            .map_err(|e| Failure::Program(format!("Failed to load code: {}", e.explain())))?,
+        Format::Raw | Format::Asm | Format::Hex => {
+            let code = match format {
+                Format::Asm => assemble_text(&input, &opts.prog)?,
+                Format::Hex => hex_bytecode(&input, &opts.prog)?,
+                _ => input,
             };
             // The library answers an empty program with uBPF's "out of memory"; say what it is.
             if code.is_empty() {
@@ -362,6 +397,13 @@ fn cmd_asm(args: &[String]) -> CliResult<ExitCode> {
     let input = input.unwrap_or("-");
     let text = read_input(input)?;
     let code = assemble_text(&text, input)?;
+    // Writing nothing and succeeding would hide a wrong or empty file; `run` refuses it too.
+    if code.is_empty() {
+        return Err(Failure::Program(format!(
+            "{} holds no instructions",
+            display_name(input)
+        )));
+    }
     let out = if hex {
         let mut s = String::new();
         for slot in code.chunks(isa::INSN_SIZE) {
@@ -408,15 +450,12 @@ fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
     let input = input.unwrap_or("-");
     let mut bytes = read_input(input)?;
     if hex {
-        bytes = std::str::from_utf8(&bytes)
-            .ok()
-            .and_then(parse_hex_bytes)
-            .ok_or_else(|| Failure::Program(format!("{}: not hex bytes", display_name(input))))?;
+        bytes = hex_bytecode(&bytes, input)?;
     }
     let insns: Vec<Insn> = if sniff(&bytes) == Format::Elf {
         let mut vm = engine::new_vm();
         engine::load_elf(&mut vm, &bytes, None)
-            .map_err(|e| Failure::Program(format!("{}: {e}", display_name(input))))?;
+            .map_err(|e| Failure::Program(format!("{}: {}", display_name(input), e.explain())))?;
         vm.program().map(|p| p.insns.clone()).unwrap_or_default()
     } else {
         isa::decode_slots(&bytes).ok_or_else(|| {
@@ -564,10 +603,11 @@ fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
 
 /// The engine entry points the CLI uses, in one place.
 mod engine {
-    use rbpf::Vm;
+    use object::{Object as _, ObjectSymbol as _, SymbolKind};
     use rbpf::interpreter::SafeHelperResult;
     use rbpf::jit::JitMode;
     use rbpf::vm::ExecutionProfile;
+    use rbpf::{ElfError, Vm};
 
     /// A VM with the conformance helpers registered and runtime errors kept for the caller.
     pub fn new_vm() -> Vm {
@@ -607,7 +647,59 @@ mod engine {
     }
 
     /// Loads an ELF object.
-    pub fn load_elf(vm: &mut Vm, bytes: &[u8], entry: Option<&str>) -> Result<(), String> {
-        vm.load_elf(bytes, entry).map_err(|e| e.to_string())
+    pub fn load_elf(vm: &mut Vm, bytes: &[u8], entry: Option<&str>) -> Result<(), ElfLoadError> {
+        vm.load_elf(bytes, entry).map_err(|error| ElfLoadError {
+            error,
+            entry: entry.map(str::to_owned),
+            functions: function_names(bytes),
+        })
+    }
+
+    /// Why an ELF object did not load, with what the CLI needs to say more than the C API.
+    pub struct ElfLoadError {
+        error: ElfError,
+        /// The entry function asked for with --entry.
+        entry: Option<String>,
+        /// The object's function symbols (empty when the file is too damaged to list them).
+        functions: Vec<String>,
+    }
+
+    impl ElfLoadError {
+        /// The message: the library's (uBPF's) text, except for a missing entry function,
+        /// where uBPF's "(null) function not found." says neither what was looked for nor
+        /// what there is.
+        pub fn explain(&self) -> String {
+            if !matches!(self.error, ElfError::MainNotFound(_)) {
+                return self.error.to_string();
+            }
+            let mut text = match &self.entry {
+                Some(entry) => format!("function '{entry}' not found"),
+                None => "no entry function: looked for a function at offset 0 of section \
+                         .text, then (if there is a .text section) for the first function \
+                         starting a section"
+                    .to_owned(),
+            };
+            if self.functions.is_empty() {
+                text.push_str("; the object has no function symbols");
+            } else {
+                text.push_str("; its functions: ");
+                text.push_str(&self.functions.join(", "));
+                text.push_str(" (choose one with --entry NAME)");
+            }
+            text
+        }
+    }
+
+    /// The names of the function symbols of an ELF object, in symbol-table order; empty when
+    /// the file cannot be read as ELF.
+    fn function_names(bytes: &[u8]) -> Vec<String> {
+        let Ok(file) = object::File::parse(bytes) else {
+            return Vec::new();
+        };
+        file.symbols()
+            .filter(|sym| sym.kind() == SymbolKind::Text)
+            .filter_map(|sym| sym.name().ok().map(str::to_owned))
+            .filter(|name| !name.is_empty())
+            .collect()
     }
 }

@@ -175,10 +175,29 @@ fn exec_mbuff(
     if data.is_null() && data_len != 0 {
         return -1;
     }
-    let start = data as u64;
-    let Some(end) = start.checked_add(data_len as u64) else {
-        return -1;
+    let region;
+    let extra: &[crate::exec::memory::MemRegion<'_>] = if data_len == 0 {
+        &[]
+    } else {
+        // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call
+        // (API contract); a length no buffer can have is refused here, before `ctx` is
+        // written or anything runs, as `ubpf_exec` refuses such a `mem`.
+        match unsafe {
+            crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true, "data")
+        } {
+            Ok(r) => {
+                region = [r];
+                &region
+            }
+            Err(err) => {
+                handle.vm.report(&err);
+                return -1;
+            }
+        }
     };
+    let start = data as u64;
+    // `from_raw` refused every length whose end wraps (and 0 cannot wrap).
+    let end = start.wrapping_add(data_len as u64);
     let ctx = ctx.cast::<u8>();
     let (data_slot, data_end_slot) = (
         ctx.wrapping_add(data_offset).cast::<u64>(),
@@ -192,15 +211,6 @@ fn exec_mbuff(
     handle
         .execution_started
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let region;
-    let extra: &[crate::exec::memory::MemRegion<'_>] = if data_len == 0 {
-        &[]
-    } else {
-        // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call
-        // (API contract).
-        region = [unsafe { crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true) }];
-        &region
-    };
     let result = match engine {
         Engine::Interpreter => {
             let mut stack = [0u8; crate::isa::STACK_SIZE];
@@ -242,8 +252,9 @@ fn exec_mbuff(
 ///
 /// Returns 0 and writes r0 to `*bpf_return_value`, or -1 (a fault reported through the error
 /// printer; an offset that leaves fewer than 8 bytes in `ctx`; NULL `vm`, `ctx` or
-/// `bpf_return_value`; NULL `data` with a nonzero length) leaving `*bpf_return_value`
-/// untouched.
+/// `bpf_return_value`; NULL `data` with a nonzero length; a `data_len` above `PTRDIFF_MAX`
+/// or passing the end of the address space, printed and refused before `ctx` is written)
+/// leaving `*bpf_return_value` untouched.
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn rbpf_exec_mbuff(

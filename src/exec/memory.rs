@@ -73,21 +73,39 @@ pub struct MemRegion<'a> {
 impl<'a> MemRegion<'a> {
     /// A region the program may load from and store to.
     pub fn writable(buf: &'a mut [u8]) -> Self {
-        // SAFETY: the borrow keeps the buffer valid and exclusively ours for `'a`.
-        unsafe { Self::from_raw(buf.as_mut_ptr(), buf.len(), true) }
+        // A slice is at most `isize::MAX` bytes and ends inside the address space.
+        Self::from_slice_parts(buf.as_mut_ptr(), buf.len(), true)
     }
 
     /// A region the program may only load from.
     pub fn read_only(buf: &'a [u8]) -> Self {
-        // SAFETY: the borrow keeps the buffer valid for `'a`; stores are refused.
-        unsafe { Self::from_raw(buf.as_ptr(), buf.len(), false) }
+        // A slice is at most `isize::MAX` bytes and ends inside the address space; stores
+        // are refused.
+        Self::from_slice_parts(buf.as_ptr(), buf.len(), false)
     }
 
-    /// A region from raw parts (for the C API).
+    /// A region from raw parts (for the C API). A length that no buffer can have (above
+    /// `isize::MAX`, or passing the end of the address space) is refused with
+    /// [`ExecError::InvalidBuffer`] naming the buffer `name`, as [`check_buffers`] refuses
+    /// such a `mem`: a region covering it would let a program reach memory that is not the
+    /// buffer (docs/sandbox.md, "Caller buffers").
     ///
     /// # Safety
     /// `ptr` must be valid for `len` bytes of reads (and writes when `writable`) for `'a`.
-    pub unsafe fn from_raw(ptr: *const u8, len: usize, writable: bool) -> Self {
+    pub unsafe fn from_raw(
+        ptr: *const u8,
+        len: usize,
+        writable: bool,
+        name: &'static str,
+    ) -> Result<Self, ExecError> {
+        if isize::try_from(len).is_err() || (ptr as u64).checked_add(len as u64).is_none() {
+            return Err(ExecError::InvalidBuffer { buffer: name, len });
+        }
+        Ok(Self::from_slice_parts(ptr, len, writable))
+    }
+
+    /// A region over `len` bytes at `ptr`, which end inside the address space.
+    fn from_slice_parts(ptr: *const u8, len: usize, writable: bool) -> Self {
         let start = ptr as u64;
         MemRegion {
             start,
@@ -354,6 +372,40 @@ mod tests {
                 crate::program::DataSection::new(".data", &[0; 8], 8, true),
             ],
         }
+    }
+
+    #[test]
+    fn raw_regions_refuse_lengths_no_buffer_has() {
+        let data = [0u8; 16];
+        let ptr = data.as_ptr();
+        let too_long = isize::MAX as usize + 1;
+        // SAFETY: each call below with a bad length is refused before a region exists, and
+        // the accepted one covers `data` exactly; no region is ever accessed.
+        let err = unsafe { MemRegion::from_raw(ptr, too_long, true, "data") }.unwrap_err();
+        assert_eq!(
+            err,
+            ExecError::InvalidBuffer {
+                buffer: "data",
+                len: too_long
+            }
+        );
+        assert!(
+            err.to_string()
+                .starts_with("uBPF error: data buffer of 9223372036854775808 bytes")
+        );
+        let near_top = (usize::MAX - 7) as *const u8;
+        // SAFETY: refused before anything could read through it.
+        let wrapping = unsafe { MemRegion::from_raw(near_top, 16, false, "data") };
+        assert!(wrapping.is_err());
+        // SAFETY: as above.
+        let huge = unsafe { MemRegion::from_raw(ptr, usize::MAX, false, "data") };
+        assert!(huge.is_err());
+        // SAFETY: `ptr` is the start of a 16-byte buffer that outlives the region.
+        let region = unsafe { MemRegion::from_raw(ptr, 16, false, "data") }.unwrap();
+        let start = ptr as u64;
+        assert!(region.permits(start + 8, start + 16, Access::Load));
+        assert!(!region.permits(start + 8, start + 17, Access::Load));
+        assert!(!region.permits(start, start + 1, Access::Store));
     }
 
     #[test]
