@@ -13,6 +13,7 @@ use crate::error::LoadError;
 use crate::exec::helpers::{
     DispatcherFn, HelperFn, HelperNames, HelperTable, HelperValidator, RustHelper,
 };
+use crate::exec::packet::PacketLoads;
 use crate::isa::{self, HELPER_SLOTS};
 use crate::program::Program;
 
@@ -79,6 +80,10 @@ pub struct Config {
     pub unwind_index: Option<u32>,
     /// The execution profile.
     pub profile: ExecutionProfile,
+    /// The semantics of the legacy packet loads `ldabs*`/`ldind*` (default: the kernel's;
+    /// the rbpf-compatible VMs select rbpf's). Read at run time by the interpreter and at
+    /// compile time by the JIT (`docs/semantics.md`, "Legacy packet loads").
+    pub packet_loads: PacketLoads,
 }
 
 impl Default for Config {
@@ -93,6 +98,7 @@ impl Default for Config {
             jit_code_size: 65536,
             unwind_index: None,
             profile: ExecutionProfile::Legacy,
+            packet_loads: PacketLoads::Kernel,
         }
     }
 }

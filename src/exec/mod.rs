@@ -8,6 +8,7 @@ pub(crate) mod idiom;
 #[cfg(feature = "std")]
 pub mod maps;
 pub mod memory;
+pub mod packet;
 #[cfg(feature = "std")]
 pub(crate) mod reentry;
 #[cfg(not(feature = "std"))]

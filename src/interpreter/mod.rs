@@ -15,6 +15,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::exec::memory::{MemRegion, Regions};
+use crate::exec::packet::{self, PacketLoad};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
 use crate::program::Program;
 use crate::vm::{DebugState, ExecutionProfile, Vm};
@@ -110,6 +111,8 @@ fn check_registers(shadow: &Shadow, insn: &Insn, pc: usize) -> Result<(), ExecEr
     };
     let class = insn.opc & 0x07;
     match class {
+        // ldind*: the offset register.
+        0x00 if insn.opc & 0xe0 == crate::isa::mode::IND => need(insn.src, "Source"),
         // ldx: the base register.
         0x01 => need(insn.src, "Source"),
         // st: the base register.
@@ -151,6 +154,10 @@ fn shadow_alu(shadow: &mut Shadow, insn: &Insn) {
     if class != 0x04 && class != 0x07 {
         if insn.opc == 0x18 {
             shadow.set(insn.dst, true);
+        }
+        if insn.is_packet_load() {
+            // r0 is written (a load that ends the program writes it too).
+            shadow.set(0, true);
         }
         return;
     }
@@ -989,6 +996,24 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                     let written = !regions.in_stack(addr, size)
                         || shadow.stack_written((addr - regions.stack_start) as usize, size);
                     shadow.set(insn.dst, written);
+                }
+            }
+
+            // Legacy packet loads: r0 = packet bytes at imm (or src + imm); outside the
+            // packet the program ends with 0 (kernel flavour, `crate::exec::packet`).
+            0x20 | 0x28 | 0x30 | 0x38 | 0x40 | 0x48 | 0x50 | 0x58 => {
+                let flavour = vm.config.packet_loads;
+                // SAFETY: `regions` are this run's (the caller's contract covers mem and the
+                // extra regions; raw mode is the embedder's choice).
+                let loaded = unsafe {
+                    packet::load(&regions, flavour, insn.opc, insn.imm, src!(insn), pc - 1)?
+                };
+                match loaded {
+                    PacketLoad::Value(v) => {
+                        reg[0] = v;
+                        tracker.set_scalar(0);
+                    }
+                    PacketLoad::Abort => return Ok(0),
                 }
             }
 
