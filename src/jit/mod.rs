@@ -217,6 +217,7 @@ impl Vm {
                 .filter(|_| self.config.constant_blinding)
                 .map(|c| c.blinding_key),
             compact_helper_calls: tier == Tier::Fast,
+            packet_loads: self.config.packet_loads,
         };
         // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
         // the caller.
