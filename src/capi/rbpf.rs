@@ -193,15 +193,12 @@ fn exec_mbuff(
     handle
         .execution_started
         .store(true, std::sync::atomic::Ordering::Relaxed);
-    let region;
-    let extra: &[crate::exec::memory::MemRegion<'_>] = if data_len == 0 {
-        &[]
-    } else {
-        // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call
-        // (API contract).
-        region = [unsafe { crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true) }];
-        &region
-    };
+    // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call (API
+    // contract; NULL only with length 0, an empty region). It is also the packet that the
+    // legacy packet loads read (docs/semantics.md), even when empty.
+    let region = unsafe { crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true) };
+    let extra = [region.as_packet()];
+    let extra: &[crate::exec::memory::MemRegion<'_>] = &extra;
     // SAFETY: `ctx`/`ctx_len` describe the caller's buffer (API contract); a NULL stack gives
     // the run its own.
     let result = unsafe {
