@@ -179,7 +179,7 @@ fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> 
         .map_err(|e| e.to_string())?;
     vm.config_mut().instruction_limit = limit;
     // Both flavours of the legacy packet loads, picked by the program (deterministic).
-    if insns.len() % 3 == 0 {
+    if insns.len().is_multiple_of(3) {
         vm.config_mut().packet_loads = rbpf::PacketLoads::Rbpf;
     }
     vm.set_error_printer(Some(Box::new(|_| {})));

@@ -164,12 +164,7 @@ fn a_load_in_a_local_function_ends_the_whole_program() {
 
 #[test]
 fn no_packet_means_every_load_is_outside() {
-    expect(
-        "mov r0, 7\nldabsb 0\nexit",
-        &[],
-        PacketLoads::Kernel,
-        Ok(0),
-    );
+    expect("mov r0, 7\nldabsb 0\nexit", &[], PacketLoads::Kernel, Ok(0));
 }
 
 #[test]
@@ -234,10 +229,7 @@ fn every_opcode_round_trips_through_the_assembler_and_disassembler() {
                 ldindw %r1, 4\nldindh %r10, -2\nldindb %r0, 3\nldinddw %r9, 0\nexit\n";
     let prog = assemble(text).expect("assemble");
     let ops: Vec<u8> = prog.iter().map(|i| i.opc).collect();
-    assert_eq!(
-        ops,
-        [0x20, 0x28, 0x30, 0x38, 0x40, 0x48, 0x50, 0x58, 0x95]
-    );
+    assert_eq!(ops, [0x20, 0x28, 0x30, 0x38, 0x40, 0x48, 0x50, 0x58, 0x95]);
     assert_eq!(prog[5], Insn::new(0x48, 0, 10, 0, -2));
     let out = rbpf::disasm::disassemble(&prog);
     assert_eq!(out, text);

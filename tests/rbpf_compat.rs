@@ -671,7 +671,11 @@ fn legacy_packet_loads_in_the_raw_kind_follow_rbpf() {
         let prog = assemble(&format!("{body}\nexit")).expect("assemble");
         let mut vm = rbpf::EbpfVmRaw::new(Some(&prog)).expect("load");
         let mut mem = ramp();
-        assert_eq!(vm.execute_program(&mut mem).expect(body), expected, "{body}");
+        assert_eq!(
+            vm.execute_program(&mut mem).expect(body),
+            expected,
+            "{body}"
+        );
         vm.jit_compile().expect("compile");
         #[allow(unused_unsafe)]
         let jit = unsafe { vm.execute_program_jit(&mut mem) }.expect(body);
@@ -691,8 +695,13 @@ fn legacy_packet_loads_out_of_bounds_are_errors_as_in_rbpf() {
         "{err}"
     );
     vm.jit_compile().expect("compile");
-    let err = vm.execute_program_jit(&mut ramp()).expect_err("out of bounds");
-    assert!(first_line(&err).contains("out of bounds memory load"), "{err}");
+    let err = vm
+        .execute_program_jit(&mut ramp())
+        .expect_err("out of bounds");
+    assert!(
+        first_line(&err).contains("out of bounds memory load"),
+        "{err}"
+    );
     // The last byte is in, the next one is not.
     let edge = assemble("ldabsb 0xf\nexit").expect("assemble");
     let vm = rbpf::EbpfVmRaw::new(Some(&edge)).expect("load");

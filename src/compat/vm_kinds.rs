@@ -391,8 +391,10 @@ impl<'a> EbpfVmMbuff<'a> {
         if mbuff.is_empty() {
             return self.core.run(&mut mem.to_vec(), &[]);
         }
-        self.core
-            .run(&mut mbuff.to_vec(), &[MemRegion::read_only(mem).as_packet()])
+        self.core.run(
+            &mut mbuff.to_vec(),
+            &[MemRegion::read_only(mem).as_packet()],
+        )
     }
 
     /// [`execute_program`](Self::execute_program) on writable buffers, in place.

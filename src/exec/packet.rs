@@ -139,9 +139,9 @@ mod tests {
     use crate::exec::memory::MemRegion;
     use crate::isa::Insn;
     use crate::program::Program;
-    use crate::vm::Vm;
     #[allow(unused_imports)]
     use crate::test_prelude::*;
+    use crate::vm::Vm;
 
     fn program() -> Program {
         Program {

@@ -457,7 +457,10 @@ mod tests {
         assert_eq!(p >> 40 & 1, 1);
         assert_eq!((p >> 48) as u16 as i16, -4100);
         let p = pack_packet_load(70000, 0x58, PacketLoads::Rbpf) as u64;
-        assert_eq!((p & 0xffff_ffff, (p >> 32) as u8, p >> 40 & 1), (70000, 0x58, 1));
+        assert_eq!(
+            (p & 0xffff_ffff, (p >> 32) as u8, p >> 40 & 1),
+            (70000, 0x58, 1)
+        );
         assert_eq!(pack_packet_load(1, 0x20, PacketLoads::Kernel) >> 40, 0);
     }
 }

@@ -306,23 +306,23 @@ pub(crate) fn translate(
         stack_sizes,
     );
     // Kernel helpers check pointer arguments against the run's regions, read from the block.
-    let run_block =
-        (packet_loads || (opts.bounds_check && (accesses_memory || opts.publish_run))).then(|| {
-        let slot = b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            run_block::SIZE,
-            3,
-        ));
-        for (v, off) in [
-            (mem, run_block::MEM),
-            (mem_len, run_block::MEM_LEN),
-            (stack, run_block::STACK),
-            (stack_len, run_block::STACK_LEN),
-        ] {
-            b.ins().stack_store(I64, v, slot, off);
-        }
-        slot
-    });
+    let run_block = (packet_loads || (opts.bounds_check && (accesses_memory || opts.publish_run)))
+        .then(|| {
+            let slot = b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                run_block::SIZE,
+                3,
+            ));
+            for (v, off) in [
+                (mem, run_block::MEM),
+                (mem_len, run_block::MEM_LEN),
+                (stack, run_block::STACK),
+                (stack_len, run_block::STACK_LEN),
+            ] {
+                b.ins().stack_store(I64, v, slot, off);
+            }
+            slot
+        });
     let frames = (!cfg.return_sites.is_empty()).then(|| {
         b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
