@@ -87,5 +87,6 @@ pub use tools::{asm, conformance, disasm};
 
 pub use error::{Access, ElfError, ExecError, JitError, LoadError};
 pub use exec::helpers::{DispatcherFn, HelperFn};
+pub use exec::packet::PacketLoads;
 pub use program::Program;
 pub use vm::{Config, Vm};

@@ -7,6 +7,7 @@
 //!   division/modulo and sign-extending moves included) over every pair of scratch registers,
 //!   starting from edge values (0, 1, -1, INT_MIN, …);
 //! * `random_programs`: ALU, loads/stores/atomics within the stack and the input memory,
+//!   legacy packet loads (`ldabs*`/`ldind*`, in and out of the packet, both flavours),
 //!   forward branches (JMP and JMP32), pure helper calls, with division by zero and INT_MIN
 //!   cases made likely by the value pool;
 //! * `random_programs_with_local_calls`: the same bodies split into local functions that
@@ -179,6 +180,10 @@ fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> 
     vm.register_helper(RECORD_CALL as u32, Some("record_call"), record_call)
         .map_err(|e| e.to_string())?;
     vm.config_mut().instruction_limit = limit;
+    // Both flavours of the legacy packet loads, picked by the program (deterministic).
+    if insns.len().is_multiple_of(3) {
+        vm.config_mut().packet_loads = rbpf::PacketLoads::Rbpf;
+    }
     vm.set_error_printer(Some(Box::new(|_| {})));
     vm.load(&rbpf::isa::encode_slots(insns))
         .map_err(|e| format!("generated program does not load: {e}"))?;
@@ -334,7 +339,8 @@ fn random_unit(rng: &mut Rng, index: usize, count: usize) -> Unit {
             };
             Unit::Plain(vec![insn])
         }
-        57..=79 => memory_unit(rng, dst, src),
+        57..=77 => memory_unit(rng, dst, src),
+        78..=79 => packet_unit(rng, src),
         80..=94 if index + 1 < count => {
             let ops = [
                 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70, 0xa0, 0xb0, 0xc0, 0xd0,
@@ -397,6 +403,45 @@ fn memory_unit(rng: &mut Rng, dst: u8, src: u8) -> Unit {
             Unit::Plain(vec![Insn::new(opc, base, src, off, op)])
         }
     }
+}
+
+/// A legacy packet load (`ldabs*`/`ldind*`) over the input memory: mostly inside it, often
+/// at its very end, sometimes one past it or at a negative or 32-bit-wrapping offset (the
+/// kernel flavour then ends the program with 0, the rbpf flavour faults).
+fn packet_unit(rng: &mut Rng, src: u8) -> Unit {
+    let (size_bits, bytes) = rng.pick(&[(0x00u8, 4i32), (0x08, 2), (0x10, 1), (0x18, 8)]);
+    let len = MEM_LEN as i32;
+    let offset = match rng.below(10) {
+        0..=5 => rng.below((len - bytes + 1) as usize) as i32,
+        6 => len - bytes,
+        7 => len - bytes + 1,
+        8 => -(1 + rng.below(8) as i32),
+        _ => imm(rng),
+    };
+    if rng.chance(50) {
+        return Unit::Plain(vec![Insn::new(0x20 | size_bits, 0, 0, 0, offset)]);
+    }
+    // ldind: the register holds part of the offset; now and then its high half is set or
+    // it is near 2^32, so that only 32-bit arithmetic lands in the packet.
+    let split = rng.below(len as usize + 1) as i32;
+    let high = match rng.below(4) {
+        0 => 0x1_0000_0000u64,
+        1 => 0xffff_ffff_0000_0000,
+        _ => 0,
+    };
+    let mut unit = lddw(src, (high | u64::from(split as u32)) as i64).to_vec();
+    if src == 0 || rng.chance(20) {
+        // Some loads use whatever the register holds.
+        unit.clear();
+    }
+    unit.push(Insn::new(
+        0x40 | size_bits,
+        0,
+        src,
+        0,
+        offset.wrapping_sub(split),
+    ));
+    Unit::Plain(unit)
 }
 
 fn flatten(units: &[Unit]) -> Vec<Insn> {

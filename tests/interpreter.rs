@@ -698,6 +698,8 @@ mod robustness {
                 O::CallImm | O::CallLocal => (false, false, false, true),
                 O::CallReg => (true, false, false, false),
                 O::None => (false, false, false, false),
+                O::PacketAbs => (false, false, false, true),
+                O::PacketInd => (false, true, false, true),
             };
             if !keep_dst {
                 insn.dst = 0;

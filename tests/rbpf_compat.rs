@@ -653,3 +653,138 @@ fn stack_usage_calculator_sets_each_frame() {
     vm.set_program(&prog).unwrap();
     assert_eq!(vm.execute_program().unwrap(), 64);
 }
+
+/// Sixteen bytes 0x00, 0x11, …, 0xff: the memory rbpf's own ldabs/ldind expectations use.
+fn ramp() -> Vec<u8> {
+    (0..16u8).map(|i| i * 0x11).collect()
+}
+
+/// rbpf's `ldabs*`/`ldind*` through `EbpfVmRaw`, interpreter and JIT: host byte order from
+/// the packet, r0 zero-extended (the values rbpf 0.4 gives).
+#[test]
+fn legacy_packet_loads_in_the_raw_kind_follow_rbpf() {
+    let cases: [(&str, u64); 8] = [
+        ("ldabsb 0x3", 0x33),
+        ("ldabsh 0x3", 0x4433),
+        ("ldabsw 0x3", 0x6655_4433),
+        ("ldabsdw 0x3", 0xaa99_8877_6655_4433),
+        ("mov64 r1, 0x5\nldindb r1, 0x3", 0x88),
+        ("mov64 r1, 0x5\nldindh r1, 0x3", 0x9988),
+        ("mov64 r1, 0x4\nldindw r1, 0x1", 0x8877_6655),
+        ("mov64 r1, 0x2\nldinddw r1, 0x6", 0xffee_ddcc_bbaa_9988),
+    ];
+    for (body, expected) in cases {
+        let prog = assemble(&format!("{body}\nexit")).expect("assemble");
+        let mut vm = rbpf::EbpfVmRaw::new(Some(&prog)).expect("load");
+        let mut mem = ramp();
+        assert_eq!(
+            vm.execute_program(&mut mem).expect(body),
+            expected,
+            "{body}"
+        );
+        vm.jit_compile().expect("compile");
+        #[allow(unused_unsafe)]
+        let jit = unsafe { vm.execute_program_jit(&mut mem) }.expect(body);
+        assert_eq!(jit, expected, "jit: {body}");
+    }
+}
+
+/// Out of the packet is an error in rbpf (not r0 = 0 as in the kernel), in both engines, and
+/// a VM without data has no packet at all.
+#[test]
+fn legacy_packet_loads_out_of_bounds_are_errors_as_in_rbpf() {
+    let prog = assemble("ldabsdw 0x33\nexit").expect("assemble");
+    let mut vm = rbpf::EbpfVmRaw::new(Some(&prog)).expect("load");
+    let err = vm.execute_program(&mut ramp()).expect_err("out of bounds");
+    assert!(
+        first_line(&err).contains("out of bounds memory load at PC 0"),
+        "{err}"
+    );
+    vm.jit_compile().expect("compile");
+    let err = vm
+        .execute_program_jit(&mut ramp())
+        .expect_err("out of bounds");
+    assert!(
+        first_line(&err).contains("out of bounds memory load"),
+        "{err}"
+    );
+    // The last byte is in, the next one is not.
+    let edge = assemble("ldabsb 0xf\nexit").expect("assemble");
+    let vm = rbpf::EbpfVmRaw::new(Some(&edge)).expect("load");
+    assert_eq!(vm.execute_program(&mut ramp()).expect("last byte"), 0xff);
+    let past = assemble("mov64 r2, 0x10\nldindb r2, 0x0\nexit").expect("assemble");
+    let vm = rbpf::EbpfVmRaw::new(Some(&past)).expect("load");
+    assert!(vm.execute_program(&mut ramp()).is_err());
+
+    let prog = assemble("ldabsdw 0x3\nexit").expect("assemble");
+    let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).expect("load");
+    assert!(vm.execute_program().is_err());
+    vm.jit_compile().expect("compile");
+    assert!(vm.execute_program_jit().is_err());
+}
+
+/// In the mbuff kinds the loads read the packet data (rbpf's `mem`), not the metadata buffer
+/// r1 points to.
+#[test]
+fn legacy_packet_loads_in_the_mbuff_kinds_read_the_packet() {
+    let prog = assemble("ldabsh 0x2\nexit").expect("assemble");
+    let mut mem = ramp();
+    let mut mbuff = [0x5au8; 32];
+    let mut vm = rbpf::EbpfVmMbuff::new(Some(&prog)).expect("load");
+    assert_eq!(vm.execute_program(&mem, &mbuff).expect("run"), 0x3322);
+    assert_eq!(
+        vm.execute_program_mut(&mut mem, &mut mbuff).expect("run"),
+        0x3322
+    );
+    vm.jit_compile().expect("compile");
+    assert_eq!(
+        vm.execute_program_jit(&mut mem, &mut mbuff).expect("jit"),
+        0x3322
+    );
+
+    let prog = assemble("mov64 r3, 0xe\nldindh r3, 0x0\nexit").expect("assemble");
+    let mut vm = rbpf::EbpfVmFixedMbuff::new(Some(&prog), 0x40, 0x50).expect("load");
+    assert_eq!(vm.execute_program(&mut mem).expect("run"), 0xffee);
+    vm.jit_compile().expect("compile");
+    assert_eq!(vm.execute_program_jit(&mut mem).expect("jit"), 0xffee);
+    // One byte further runs past the packet's copy (into nothing the program may read).
+    let prog = assemble("mov64 r3, 0xf\nldindh r3, 0x0\nexit").expect("assemble");
+    let mut vm = rbpf::EbpfVmFixedMbuff::new(Some(&prog), 0x40, 0x50).expect("load");
+    assert!(vm.execute_program(&mut mem).is_err());
+    vm.jit_compile().expect("compile");
+    assert!(vm.execute_program_jit(&mut mem).is_err());
+}
+
+/// rbpf's assembler and disassembler spell the packet loads `ldabsX imm` and
+/// `ldindX rS, imm`, and print the immediate in hex.
+#[test]
+fn legacy_packet_loads_assemble_and_disassemble_as_in_rbpf() {
+    let text = "ldabsb 0x3\nldabsh 0x3\nldabsw 0x3\nldabsdw 0x3\n\
+                ldindb r1, 0x3\nldindh r1, 0x3\nldindw r1, 0x3\nldinddw r1, 0x3\nexit\n";
+    let prog = assemble(text).expect("assemble");
+    let opcodes: Vec<u8> = prog.chunks(8).map(|slot| slot[0]).collect();
+    assert_eq!(
+        opcodes,
+        [
+            rbpf::ebpf::LD_ABS_B,
+            rbpf::ebpf::LD_ABS_H,
+            rbpf::ebpf::LD_ABS_W,
+            rbpf::ebpf::LD_ABS_DW,
+            rbpf::ebpf::LD_IND_B,
+            rbpf::ebpf::LD_IND_H,
+            rbpf::ebpf::LD_IND_W,
+            rbpf::ebpf::LD_IND_DW,
+            rbpf::ebpf::EXIT
+        ]
+    );
+    // The register is the source field; dst and offset stay 0.
+    assert_eq!(&prog[32..40], &[0x50, 0x10, 0, 0, 3, 0, 0, 0]);
+    assert_eq!(rbpf::disassembler::to_text(&prog), text);
+    let insns = rbpf::disassembler::to_insn_vec(&prog);
+    assert_eq!(insns[3].name, "ldabsdw");
+    assert_eq!(insns[7].name, "ldinddw");
+    assert_eq!(
+        rbpf::disassembler::to_insn_vec(&assemble("ldabsw -4\nexit").expect("assemble"))[0].desc,
+        "ldabsw 0xfffffffc"
+    );
+}

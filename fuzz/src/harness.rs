@@ -284,7 +284,9 @@ pub fn leaks_frame_pointer(insns: &[Insn]) -> bool {
                 if insn.opc == op::LDDW {
                     slots.next();
                 }
-                insn.dst == fp
+                // An `ldind` through r10 loads (or ends the program) depending on where the
+                // stack is.
+                insn.dst == fp || (insn.is_packet_load() && insn.src == fp)
             }
             class::LDX => insn.dst == fp,
             class::ST => false,

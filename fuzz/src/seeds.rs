@@ -70,6 +70,14 @@ fn conformance() -> Vec<SuiteProgram> {
 /// unwind helper, is on as in the suite).
 const FLAG_CYCLE: [u8; 10] = [0x04, 0x05, 0x06, 0x0c, 0x14, 0x25, 0x44, 0x3f, 0x84, 0x8d];
 
+/// Programs with legacy packet loads (`ldabs*`/`ldind*`) for the bytecode seeds.
+const PACKET_LOAD_SEEDS: [&str; 4] = [
+    "ldabsb 3\nmov %r6, %r0\nldabsh 30\nadd %r0, %r6\nldabsw 29\nexit",
+    "mov %r2, 8\nldindw %r2, 4\nmov %r3, %r0\nldinddw %r2, 16\nxor %r0, %r3\nexit",
+    "mov %r4, 0\nloop:\nldindb %r4, 0\nadd %r4, 1\njlt %r4, 40, loop\nexit",
+    "mov32 %r5, -1\nldindh %r5, 3\nstxdw [%r10-8], %r0\nldabsdw -1\nexit",
+];
+
 /// Writes `target`'s seeds into `dir`; returns how many.
 pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
@@ -82,6 +90,15 @@ pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
                 seed.extend_from_slice(mem);
                 seed.extend_from_slice(&p.code);
                 seeds.push((p.name, seed));
+            }
+            // The suite has no legacy packet loads: a few programs with them, in and out of
+            // a 32-byte packet, so that mutations start from valid ones.
+            for (i, text) in PACKET_LOAD_SEEDS.iter().enumerate() {
+                let insns = rbpf::asm::assemble(text).expect("seed program assembles");
+                let mut seed = vec![FLAG_CYCLE[i % FLAG_CYCLE.len()], 0, 32];
+                seed.extend((0..32u8).map(|b| b.wrapping_mul(37)));
+                seed.extend_from_slice(&rbpf::isa::encode_slots(&insns));
+                seeds.push((format!("packet-load-{i}"), seed));
             }
         }
         "asm" => {

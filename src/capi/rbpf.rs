@@ -175,26 +175,23 @@ fn exec_mbuff(
     if data.is_null() && data_len != 0 {
         return -1;
     }
-    let region;
-    let extra: &[crate::exec::memory::MemRegion<'_>] = if data_len == 0 {
-        &[]
-    } else {
-        // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call
-        // (API contract); a length no buffer can have is refused here, before `ctx` is
-        // written or anything runs, as `ubpf_exec` refuses such a `mem`.
-        match unsafe {
-            crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true, "data")
-        } {
-            Ok(r) => {
-                region = [r];
-                &region
-            }
-            Err(err) => {
-                handle.vm.report(&err);
-                return -1;
-            }
+    // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call (API
+    // contract; NULL only with length 0, an empty region); a length no buffer can have is
+    // refused here, before `ctx` is written or anything runs, as `ubpf_exec` refuses such a
+    // `mem`.
+    let region = match unsafe {
+        crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true, "data")
+    } {
+        Ok(region) => region,
+        Err(err) => {
+            handle.vm.report(&err);
+            return -1;
         }
     };
+    // `data` is also the packet the legacy packet loads read (docs/semantics.md), even when
+    // empty.
+    let extra = [region.as_packet()];
+    let extra: &[crate::exec::memory::MemRegion<'_>] = &extra;
     let start = data as u64;
     // `from_raw` refused every length whose end wraps (and 0 cannot wrap).
     let end = start.wrapping_add(data_len as u64);

@@ -116,6 +116,8 @@ impl<'a> Core<'a> {
     fn new(prog: Option<&'a [u8]>) -> Result<Self, Error> {
         let mut vm = Vm::new();
         vm.enable_extra_regions();
+        // rbpf's ldabs/ldind: host byte order, out of bounds is an error (docs/rust-api.md).
+        vm.config_mut().packet_loads = crate::exec::packet::PacketLoads::Rbpf;
         let mut core = Core {
             vm,
             prog: None,
@@ -227,12 +229,12 @@ impl<'a> Core<'a> {
     }
 
     /// rbpf's mbuff convention in the interpreter: r1 = `mbuff` (the packet data then an
-    /// extra region), or r1 = `mem` when `mbuff` is empty.
+    /// extra region, which the packet loads read), or r1 = `mem` when `mbuff` is empty.
     fn run_mbuff(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
         if mbuff.is_empty() {
             return self.run(mem, &[]);
         }
-        self.run(mbuff, &[MemRegion::writable(mem)])
+        self.run(mbuff, &[MemRegion::writable(mem).as_packet()])
     }
 
     /// [`Core::run_mbuff`] with compiled code.
@@ -246,7 +248,7 @@ impl<'a> Core<'a> {
         if mbuff.is_empty() {
             return self.run_jit(mem, &[], not_compiled);
         }
-        self.run_jit(mbuff, &[MemRegion::writable(mem)], not_compiled)
+        self.run_jit(mbuff, &[MemRegion::writable(mem).as_packet()], not_compiled)
     }
 }
 
@@ -389,8 +391,10 @@ impl<'a> EbpfVmMbuff<'a> {
         if mbuff.is_empty() {
             return self.core.run(&mut mem.to_vec(), &[]);
         }
-        self.core
-            .run(&mut mbuff.to_vec(), &[MemRegion::read_only(mem)])
+        self.core.run(
+            &mut mbuff.to_vec(),
+            &[MemRegion::read_only(mem).as_packet()],
+        )
     }
 
     /// [`execute_program`](Self::execute_program) on writable buffers, in place.
@@ -500,10 +504,16 @@ impl<'a> EbpfVmFixedMbuff<'a> {
         self.buffer[self.data_end_offset..self.data_end_offset + 8]
             .copy_from_slice(&end.to_le_bytes());
         let core = &self.parent.core;
+        // The packet loads read the packet's copy, inside the buffer (rbpf reads `mem`).
+        // SAFETY: `[start, end)` is the tail of `self.buffer`, which outlives the run and is
+        // not reallocated during it; the region only describes it to the bounds model.
+        let packet = unsafe { MemRegion::from_raw(start as *const u8, mem.len(), true, "data") }
+            .map_err(error)?;
+        let packet = [packet.as_packet()];
         let result = match jit {
-            None => core.run(&mut self.buffer, &[]),
+            None => core.run(&mut self.buffer, &packet),
             #[cfg(feature = "std")]
-            Some(not_compiled) => core.run_jit(&mut self.buffer, &[], not_compiled),
+            Some(not_compiled) => core.run_jit(&mut self.buffer, &packet, not_compiled),
             #[cfg(not(feature = "std"))]
             Some(_) => unreachable!("no compiled code without std"),
         };

@@ -199,18 +199,9 @@ impl CopyLoop {
             return false;
         }
         // The last element as the last iteration loaded it (no earlier store touched it).
-        let last_ptr = (src_end - width) as *const u8;
-        // Each arm: SAFETY inside a checked region (or raw mode); unaligned reads are allowed.
-        let last = match self.width {
-            // SAFETY: see above.
-            1 => u64::from(unsafe { last_ptr.read() }),
-            // SAFETY: see above.
-            2 => u64::from(unsafe { last_ptr.cast::<u16>().read_unaligned() }),
-            // SAFETY: see above.
-            4 => u64::from(unsafe { last_ptr.cast::<u32>().read_unaligned() }),
-            // SAFETY: see above.
-            _ => unsafe { last_ptr.cast::<u64>().read_unaligned() },
-        };
+        let last_ptr = src_end - width;
+        // SAFETY: inside a checked region (or raw mode).
+        let last = unsafe { crate::exec::memory::load(last_ptr, usize::from(self.width)) };
         // SAFETY: both ranges checked above; `copy` has memmove semantics.
         unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };
         // Every final value is computed from the iteration-start registers before any is set.

@@ -12,6 +12,7 @@ use alloc::string::ToString;
 
 use crate::error::ExecError;
 use crate::exec::helpers::HelperTable;
+use crate::exec::packet::PacketLoads;
 use crate::isa::HELPER_SLOTS;
 use crate::program::Program;
 
@@ -70,6 +71,10 @@ pub struct Config {
     pub unwind_index: Option<u32>,
     /// The execution profile.
     pub profile: ExecutionProfile,
+    /// The semantics of the legacy packet loads `ldabs*`/`ldind*` (default: the kernel's;
+    /// the rbpf-compatible VMs select rbpf's). Read at run time by the interpreter and at
+    /// compile time by the JIT (`docs/semantics.md`, "Legacy packet loads").
+    pub packet_loads: PacketLoads,
 }
 
 impl Default for Config {
@@ -84,6 +89,7 @@ impl Default for Config {
             jit_code_size: 65536,
             unwind_index: None,
             profile: ExecutionProfile::Legacy,
+            packet_loads: PacketLoads::Kernel,
         }
     }
 }

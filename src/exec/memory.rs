@@ -62,11 +62,16 @@ pub fn check_buffers(
 /// A buffer one run may access besides its input memory and stack (for example the packet
 /// data behind an rbpf-style metadata buffer). Built from a borrow, so the buffer outlives
 /// the run; read-only when built from a shared borrow.
+///
+/// A region marked with [`MemRegion::as_packet`] is also the run's *packet*, the buffer the
+/// legacy packet loads read ([`crate::exec::packet`]); without one, the packet is the input
+/// memory.
 #[derive(Debug, Clone, Copy)]
 pub struct MemRegion<'a> {
     start: u64,
     end: u64,
     writable: bool,
+    packet: bool,
     _borrow: core::marker::PhantomData<&'a [u8]>,
 }
 
@@ -111,7 +116,19 @@ impl<'a> MemRegion<'a> {
             start,
             end: start.saturating_add(len as u64),
             writable,
+            packet: false,
             _borrow: core::marker::PhantomData,
+        }
+    }
+
+    /// The same region, marked as the run's packet: `ldabs*`/`ldind*` read from it instead
+    /// of the input memory (the first marked region of a run wins). It stays an ordinary
+    /// region for every other access.
+    #[must_use]
+    pub fn as_packet(self) -> Self {
+        MemRegion {
+            packet: true,
+            ..self
         }
     }
 
@@ -236,6 +253,17 @@ impl<'a> Regions<'a> {
         Regions { extra, ..self }
     }
 
+    /// The run's packet as `(start, end)`: the first extra region marked with
+    /// [`MemRegion::as_packet`], else the input memory (`(0, 0)` when the caller passed none).
+    /// Every byte of it is readable for the whole run: the input memory by the engines'
+    /// contract with their caller, an extra region by its borrow.
+    pub fn packet(&self) -> (u64, u64) {
+        match self.extra.iter().find(|r| r.packet) {
+            Some(r) => (r.start, r.end),
+            None => (self.mem_start, self.mem_end),
+        }
+    }
+
     /// The regions of one execution of `machine`'s loaded program, or `None` when nothing is
     /// loaded. Convenient for runtime functions that only have the machine at hand.
     pub fn of_loaded(
@@ -351,6 +379,49 @@ impl<'a> Regions<'a> {
             && addr
                 .checked_add(size as u64)
                 .is_some_and(|end| end <= self.stack_end)
+    }
+}
+
+/// Loads `size` (1, 2, 4 or 8) bytes at `addr` in host order, zero-extended: the one raw
+/// read of program memory both engines' Rust paths (interpreter, bulk idioms, packet loads)
+/// share.
+///
+/// # Safety
+/// `addr` must be readable for `size` bytes (ensured by the bounds check when it is on; with
+/// it off the embedder has accepted raw host accesses, as in uBPF).
+#[inline(always)]
+pub(crate) unsafe fn load(addr: u64, size: usize) -> u64 {
+    let p = addr as *const u8;
+    // Each arm: SAFETY forwarded to the caller's contract; unaligned reads are allowed.
+    match size {
+        // SAFETY: see above.
+        1 => u64::from(unsafe { p.read() }),
+        // SAFETY: see above.
+        2 => u64::from(unsafe { p.cast::<u16>().read_unaligned() }),
+        // SAFETY: see above.
+        4 => u64::from(unsafe { p.cast::<u32>().read_unaligned() }),
+        // SAFETY: see above.
+        _ => unsafe { p.cast::<u64>().read_unaligned() },
+    }
+}
+
+/// Stores the low `size` bytes of `value` at `addr`.
+///
+/// # Safety
+/// `addr` must be writable for `size` bytes (see [`load`]).
+#[inline(always)]
+pub(crate) unsafe fn store(addr: u64, size: usize, value: u64) {
+    let p = addr as *mut u8;
+    // Each arm: SAFETY forwarded to the caller's contract; unaligned writes are allowed.
+    match size {
+        // SAFETY: see above.
+        1 => unsafe { p.write(value as u8) },
+        // SAFETY: see above.
+        2 => unsafe { p.cast::<u16>().write_unaligned(value as u16) },
+        // SAFETY: see above.
+        4 => unsafe { p.cast::<u32>().write_unaligned(value as u32) },
+        // SAFETY: see above.
+        _ => unsafe { p.cast::<u64>().write_unaligned(value) },
     }
 }
 
@@ -497,6 +568,23 @@ mod tests {
         assert!(r.check(rw_addr, 1, 8, Access::Load, 0).is_err());
         assert_eq!(r.check(ro_addr, 0, 4, Access::Load, 0), Ok(ro_addr));
         assert!(r.check(ro_addr, 0, 4, Access::Store, 0).is_err());
+    }
+
+    #[test]
+    fn the_packet_is_mem_unless_an_extra_region_is_marked() {
+        let vm = Machine::default();
+        let prog = program();
+        let mut mem = [0u8; 16];
+        let pkt = [0u8; 4];
+        let (m, p) = (mem.as_ptr() as u64, pkt.as_ptr() as u64);
+        let r = Regions::new(&vm, &prog, mem.as_mut_ptr(), 16, core::ptr::null(), 0);
+        assert_eq!(r.packet(), (m, m + 16));
+        let plain = [MemRegion::read_only(&pkt)];
+        assert_eq!(r.with_extra(&plain).packet(), (m, m + 16));
+        let marked = [MemRegion::read_only(&pkt).as_packet()];
+        assert_eq!(r.with_extra(&marked).packet(), (p, p + 4));
+        let none = Regions::new(&vm, &prog, core::ptr::null_mut(), 5, core::ptr::null(), 0);
+        assert_eq!(none.packet(), (0, 0));
     }
 
     #[test]

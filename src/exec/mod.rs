@@ -11,6 +11,7 @@ pub mod machine;
 #[cfg(feature = "std")]
 pub mod maps;
 pub mod memory;
+pub mod packet;
 #[cfg(feature = "std")]
 pub(crate) mod reentry;
 #[cfg(not(feature = "std"))]

@@ -25,9 +25,11 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::{Env, Frame, atomic_rmw, call_helper, load, sdiv32, sdiv64, smod32, smod64, store};
+use super::{Env, Frame, atomic_rmw, call_helper, sdiv32, sdiv64, smod32, smod64};
 use crate::error::{Access, ExecError};
 use crate::exec::idiom::{CopyLoop, Switch};
+use crate::exec::memory::{load, store};
+use crate::exec::packet::{self, PacketLoad};
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, MAX_CALL_DEPTH};
 use crate::program::Program;
 
@@ -58,6 +60,9 @@ codes! {
     Ldx1, Ldx2, Ldx4, Ldx8, Ldxs1, Ldxs2, Ldxs4,
     St1, St2, St4, St8, Stx1, Stx2, Stx4, Stx8,
     Atomic4, Atomic8,
+    // A legacy packet load (`crate::exec::packet`): the opcode in `off`, the immediate in
+    // `imm`, the IND register in `src`.
+    LdPacket,
     // Jumps: `off` holds the absolute target.
     Ja,
     Jeq64K, Jeq64X, Jgt64K, Jgt64X, Jge64K, Jge64X, Jset64K, Jset64X, Jne64K, Jne64X,
@@ -208,6 +213,10 @@ impl Decoded {
                 0x7b => Code::Stx8,
                 0xc3 => Code::Atomic4,
                 0xdb => Code::Atomic8,
+                opc if crate::isa::is_packet_load(opc) => {
+                    op.off = i32::from(opc);
+                    Code::LdPacket
+                }
                 0x05 => {
                     op.off = target(i64::from(insn.off));
                     Code::Ja
@@ -584,6 +593,19 @@ pub(super) unsafe fn run(
                         reg[0] = old;
                     } else if imm & crate::isa::atomic::FETCH != 0 {
                         s!(op) = old;
+                    }
+                }
+
+                Code::LdPacket => {
+                    let flavour = env.machine.config.packet_loads;
+                    let (opc, imm) = (op.off as u8, op.imm as i32);
+                    // SAFETY: `regions` are this run's (the caller's contract covers mem and
+                    // the extra regions; raw mode is the embedder's choice).
+                    let loaded =
+                        unsafe { packet::load(regions, flavour, opc, imm, s!(op), pc - 1)? };
+                    match loaded {
+                        PacketLoad::Value(v) => reg[0] = v,
+                        PacketLoad::Abort => return Ok(0),
                     }
                 }
 

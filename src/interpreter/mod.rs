@@ -15,7 +15,8 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::exec::machine::{DebugState, ExecutionProfile, Machine};
-use crate::exec::memory::{MemRegion, Regions};
+use crate::exec::memory::{MemRegion, Regions, load, store};
+use crate::exec::packet::{self, PacketLoad};
 use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
 use crate::program::Program;
 
@@ -110,6 +111,8 @@ fn check_registers(shadow: &Shadow, insn: &Insn, pc: usize) -> Result<(), ExecEr
     };
     let class = insn.opc & 0x07;
     match class {
+        // ldind*: the offset register.
+        0x00 if insn.opc & 0xe0 == crate::isa::mode::IND => need(insn.src, "Source"),
         // ldx: the base register.
         0x01 => need(insn.src, "Source"),
         // st: the base register.
@@ -152,6 +155,10 @@ fn shadow_alu(shadow: &mut Shadow, insn: &Insn) {
         if insn.opc == 0x18 {
             shadow.set(insn.dst, true);
         }
+        if insn.is_packet_load() {
+            // r0 is written (a load that ends the program writes it too).
+            shadow.set(0, true);
+        }
         return;
     }
     match insn.opc & 0xf0 {
@@ -162,47 +169,6 @@ fn shadow_alu(shadow: &mut Shadow, insn: &Insn) {
             shadow.set(insn.dst, state);
         }
         _ => shadow.set(insn.dst, true),
-    }
-}
-
-/// Loads `SIZE` bytes at `addr` zero-extended.
-///
-/// # Safety
-/// `addr` must be readable for `size` bytes (ensured by the bounds check when it is on; with
-/// it off the embedder has accepted raw host accesses, as in uBPF).
-#[inline(always)]
-unsafe fn load(addr: u64, size: usize) -> u64 {
-    let p = addr as *const u8;
-    // Each arm: SAFETY forwarded to the caller's contract; unaligned reads are allowed.
-    match size {
-        // SAFETY: see above.
-        1 => u64::from(unsafe { p.read() }),
-        // SAFETY: see above.
-        2 => u64::from(unsafe { p.cast::<u16>().read_unaligned() }),
-        // SAFETY: see above.
-        4 => u64::from(unsafe { p.cast::<u32>().read_unaligned() }),
-        // SAFETY: see above.
-        _ => unsafe { p.cast::<u64>().read_unaligned() },
-    }
-}
-
-/// Stores the low `size` bytes of `value` at `addr`.
-///
-/// # Safety
-/// `addr` must be writable for `size` bytes (see [`load`]).
-#[inline(always)]
-unsafe fn store(addr: u64, size: usize, value: u64) {
-    let p = addr as *mut u8;
-    // Each arm: SAFETY forwarded to the caller's contract; unaligned writes are allowed.
-    match size {
-        // SAFETY: see above.
-        1 => unsafe { p.write(value as u8) },
-        // SAFETY: see above.
-        2 => unsafe { p.cast::<u16>().write_unaligned(value as u16) },
-        // SAFETY: see above.
-        4 => unsafe { p.cast::<u32>().write_unaligned(value as u32) },
-        // SAFETY: see above.
-        _ => unsafe { p.cast::<u64>().write_unaligned(value) },
     }
 }
 
@@ -982,6 +948,24 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                     let written = !regions.in_stack(addr, size)
                         || shadow.stack_written((addr - regions.stack_start) as usize, size);
                     shadow.set(insn.dst, written);
+                }
+            }
+
+            // Legacy packet loads: r0 = packet bytes at imm (or src + imm); outside the
+            // packet the program ends with 0 (kernel flavour, `crate::exec::packet`).
+            0x20 | 0x28 | 0x30 | 0x38 | 0x40 | 0x48 | 0x50 | 0x58 => {
+                let flavour = vm.config.packet_loads;
+                // SAFETY: `regions` are this run's (the caller's contract covers mem and the
+                // extra regions; raw mode is the embedder's choice).
+                let loaded = unsafe {
+                    packet::load(&regions, flavour, insn.opc, insn.imm, src!(insn), pc - 1)?
+                };
+                match loaded {
+                    PacketLoad::Value(v) => {
+                        reg[0] = v;
+                        tracker.set_scalar(0);
+                    }
+                    PacketLoad::Abort => return Ok(0),
                 }
             }
 

@@ -45,7 +45,7 @@ pub const FRAME_PTR_REG: u8 = 10;
 
 /// Instruction classes (the low 3 bits of the opcode).
 pub mod class {
-    /// Non-standard load (only `lddw` is supported).
+    /// Non-standard loads: `lddw` and the legacy packet loads (`ldabs*`, `ldind*`).
     pub const LD: u8 = 0x00;
     /// Load from memory into a register.
     pub const LDX: u8 = 0x01;
@@ -169,9 +169,9 @@ pub mod size {
 pub mod mode {
     /// 64-bit immediate (`lddw`).
     pub const IMM: u8 = 0x00;
-    /// Legacy packet access (unsupported).
+    /// Legacy packet load at a constant offset (`ldabs*`, class LD only).
     pub const ABS: u8 = 0x20;
-    /// Legacy packet access (unsupported).
+    /// Legacy packet load at a register plus a constant offset (`ldind*`, class LD only).
     pub const IND: u8 = 0x40;
     /// Regular memory access.
     pub const MEM: u8 = 0x60;
@@ -304,11 +304,23 @@ impl Insn {
         self.opc & class::MASK
     }
 
+    /// Whether this is a legacy packet load (`ldabs*` or `ldind*`: class LD, mode ABS or IND),
+    /// which writes r0 from the run's packet (`docs/semantics.md`, "Legacy packet loads").
+    pub const fn is_packet_load(&self) -> bool {
+        is_packet_load(self.opc)
+    }
+
     /// How many slots the instruction takes: 2 for `lddw` (its immediate's high half is in
     /// the next slot), 1 for every other.
     pub const fn slots(&self) -> usize {
         if self.opc == op::LDDW { 2 } else { 1 }
     }
+}
+
+/// Whether `opcode` is a legacy packet load (`ldabs*` 0x20/0x28/0x30/0x38, `ldind*`
+/// 0x40/0x48/0x50/0x58).
+pub const fn is_packet_load(opcode: u8) -> bool {
+    opcode & class::MASK == class::LD && matches!(opcode & mode::MASK, mode::ABS | mode::IND)
 }
 
 /// Decodes a byte buffer into instruction slots; `None` if its length is not a multiple of 8.
@@ -381,5 +393,18 @@ mod tests {
         assert!(spec_of(&Insn::new(0x3f, 1, 2, 2, 0)).is_none());
         assert!(is_known_opcode(0x8d));
         assert!(!is_known_opcode(0x8f));
+    }
+
+    #[test]
+    fn packet_loads_are_the_eight_abs_and_ind_opcodes() {
+        let loads: Vec<u8> = (0..=255u8).filter(|&o| is_packet_load(o)).collect();
+        assert_eq!(loads, [0x20, 0x28, 0x30, 0x38, 0x40, 0x48, 0x50, 0x58]);
+        for (opc, name) in [(0x20, "ldabsw"), (0x30, "ldabsb"), (0x58, "ldinddw")] {
+            let insn = Insn::new(opc, 0, 1, 0, 4);
+            assert_eq!(spec_of(&insn).map(|s| s.mnemonic), Some(name));
+            assert!(insn.is_packet_load());
+            assert_eq!(insn.slots(), 1);
+        }
+        assert!(!Insn::new(op::LDDW, 0, 0, 0, 0).is_packet_load());
     }
 }

@@ -42,6 +42,12 @@ pub enum Operands {
     CallLocal,
     /// Helper call through a register (`call %r2`, opcode 0x8d with the register in `dst`).
     CallReg,
+    /// Legacy packet load at a constant offset, carried in the immediate (`ldabsw 12`; r0 is
+    /// the implicit destination).
+    PacketAbs,
+    /// Legacy packet load at a source register plus the immediate (`ldindw %r1, 12`; r0 is
+    /// the implicit destination).
+    PacketInd,
 }
 
 /// Which additional field tells this row apart from other rows with the same opcode byte.
@@ -92,7 +98,8 @@ impl InsnSpec {
     }
 }
 
-/// Every instruction of RFC 9669 (plus uBPF's `callx` encoding), one row per mnemonic form.
+/// Every instruction of RFC 9669 (plus uBPF's `callx` encoding and the legacy packet loads,
+/// spelled as rbpf spells them), one row per mnemonic form.
 #[rustfmt::skip]
 pub static INSN_TABLE: &[InsnSpec] = &[
     InsnSpec::new("add",              0x07, Operands::DstImm,    Variant::Any),
@@ -168,6 +175,14 @@ pub static INSN_TABLE: &[InsnSpec] = &[
     InsnSpec::new("bswap32",          0xd7, Operands::Dst,       Variant::Imm(32)),
     InsnSpec::new("bswap64",          0xd7, Operands::Dst,       Variant::Imm(64)),
     InsnSpec::new("lddw",             0x18, Operands::DstImm64,  Variant::Any),
+    InsnSpec::new("ldabsw",           0x20, Operands::PacketAbs, Variant::Any),
+    InsnSpec::new("ldabsh",           0x28, Operands::PacketAbs, Variant::Any),
+    InsnSpec::new("ldabsb",           0x30, Operands::PacketAbs, Variant::Any),
+    InsnSpec::new("ldabsdw",          0x38, Operands::PacketAbs, Variant::Any),
+    InsnSpec::new("ldindw",           0x40, Operands::PacketInd, Variant::Any),
+    InsnSpec::new("ldindh",           0x48, Operands::PacketInd, Variant::Any),
+    InsnSpec::new("ldindb",           0x50, Operands::PacketInd, Variant::Any),
+    InsnSpec::new("ldinddw",          0x58, Operands::PacketInd, Variant::Any),
     InsnSpec::new("ldxw",             0x61, Operands::DstMem,    Variant::Any),
     InsnSpec::new("ldxh",             0x69, Operands::DstMem,    Variant::Any),
     InsnSpec::new("ldxb",             0x71, Operands::DstMem,    Variant::Any),

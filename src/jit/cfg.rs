@@ -184,6 +184,8 @@ pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
         let next = (pc + insn.slots()) as i64;
         bytes += match insn.class() {
             class::LDX | class::ST => 2,
+            // A runtime call and the test of its verdict.
+            class::LD if insn.is_packet_load() => 4,
             class::STX if insn.opc & mode::MASK == mode::ATOMIC => 3,
             class::STX => 2,
             class::JMP if insn.opc == op::EXIT => 1,

@@ -274,6 +274,7 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
         let insn = insns[pc];
         match insn.class() {
             class::JMP if insn.opc & alu::MASK == jmp::CALL => return None,
+            class::LD if insn.is_packet_load() => written[0] = true,
             class::ALU | class::ALU64 | class::LDX | class::LD => {
                 written[usize::from(insn.dst).min(REGS - 1)] = true;
             }
@@ -439,6 +440,8 @@ fn run_block(
         match insn.class() {
             class::ALU64 => state[reg(insn.dst)] = alu64(&state, &insn),
             class::ALU => state[reg(insn.dst)] = Val::Unknown,
+            // A legacy packet load writes r0 with a value from the packet.
+            class::LD if insn.is_packet_load() => state[0] = Val::Unknown,
             class::LD => {
                 let hi = insns.get(pc + 1).map_or(0, |i| i.imm);
                 let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);

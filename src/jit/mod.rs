@@ -222,6 +222,7 @@ impl JitCache {
                 .filter(|_| machine.config.constant_blinding)
                 .map(|c| c.blinding_key),
             compact_helper_calls: tier == Tier::Fast,
+            packet_loads: machine.config.packet_loads,
         };
         // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
         // the caller.

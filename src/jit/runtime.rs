@@ -15,6 +15,7 @@ use crate::error::{Access, ExecError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::machine::Machine;
 use crate::exec::memory::{MemRegion, Regions};
+use crate::exec::packet::{self, PacketLoad, PacketLoads};
 use crate::isa::{MAX_CALL_DEPTH, MAX_NESTED_RUNS};
 
 thread_local! {
@@ -186,6 +187,92 @@ pub(crate) mod run_block {
     pub const SIZE: u32 = std::mem::size_of::<RunBlock>() as u32;
 }
 
+/// The regions of the run whose [`RunBlock`] is `run`, for code of `machine` (a copy whose VM is
+/// gone: mem and the stack only), with the extra regions recorded for this thread's run.
+fn run_regions<'a>(machine: Option<&'a Machine>, run: &RunBlock) -> Regions<'a> {
+    let mem = if run.mem == 0 {
+        std::ptr::null()
+    } else {
+        run.mem as *const u8
+    };
+    let (mem_len, stack, stack_len) = (
+        run.mem_len as usize,
+        run.stack as *const u8,
+        run.stack_len as usize,
+    );
+    match machine.and_then(|machine| machine.program.as_ref().map(|p| (machine, p))) {
+        Some((machine, program)) => Regions::new(machine, program, mem, mem_len, stack, stack_len)
+            .with_extra(current_extra_regions()),
+        // A copy whose VM is gone: mem and the stack only.
+        None => Regions::without_vm(mem, mem_len, stack, stack_len),
+    }
+}
+
+/// Packs the constant description of a legacy packet load into one argument of
+/// [`rt_packet_load`]: pc in bits 0–31, opcode in bits 32–39, the rbpf flavour in bit 40.
+pub(crate) fn pack_packet_load(pc: usize, opcode: u8, flavour: PacketLoads) -> i64 {
+    let rbpf = u64::from(flavour == PacketLoads::Rbpf);
+    ((pc as u64 & 0xffff_ffff) | (u64::from(opcode) << 32) | (rbpf << 40)) as i64
+}
+
+/// [`RunBlock::verdict`] after [`rt_packet_load`]: the value was loaded.
+pub(crate) const PACKET_LOADED: u64 = 0;
+/// [`RunBlock::verdict`] after [`rt_packet_load`]: a fault was recorded (rbpf flavour).
+pub(crate) const PACKET_FAULT: u64 = 1;
+/// [`RunBlock::verdict`] after [`rt_packet_load`]: out of the packet, the program ends with 0.
+pub(crate) const PACKET_ABORT: u64 = 2;
+
+/// A legacy packet load (`crate::exec::packet::load`, shared with the interpreter): returns
+/// the value for r0 and writes the verdict into `block` ([`PACKET_LOADED`], [`PACKET_FAULT`]
+/// after recording the fault, or [`PACKET_ABORT`]). `imm` is the instruction's immediate
+/// (sign-extended) and `src` the IND register's value.
+///
+/// # Safety
+/// `ctx` must be the context the calling code was compiled with (see [`vm_of`]) and `block`
+/// must point to the run's [`RunBlock`], whose mem and stack are the run's live buffers.
+pub(crate) unsafe extern "C" fn rt_packet_load(
+    ctx: *const JitContext,
+    packed: i64,
+    imm: i64,
+    src: u64,
+    block: *mut RunBlock,
+) -> u64 {
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: forwarded from this function's contract.
+        let machine = unsafe { machine_of(ctx) };
+        // SAFETY: forwarded from this function's contract.
+        let Some(run) = (unsafe { block.as_ref() }) else {
+            return (0, PACKET_FAULT);
+        };
+        let packed = packed as u64;
+        let pc = (packed & 0xffff_ffff) as usize;
+        let opcode = (packed >> 32) as u8;
+        let flavour = if packed >> 40 & 1 == 1 {
+            PacketLoads::Rbpf
+        } else {
+            PacketLoads::Kernel
+        };
+        let regions = run_regions(machine, run);
+        // SAFETY: the regions are this run's: its live mem and stack (this function's
+        // contract) and the extra regions recorded for it.
+        match unsafe { packet::load(&regions, flavour, opcode, imm as i32, src, pc) } {
+            Ok(PacketLoad::Value(v)) => (v, PACKET_LOADED),
+            Ok(PacketLoad::Abort) => (0, PACKET_ABORT),
+            Err(err) => {
+                record(ctx, machine, err);
+                (0, PACKET_FAULT)
+            }
+        }
+    }));
+    // A panic (a bug) ends the run as a fault that nobody recorded: the code returns u64::MAX.
+    let (value, verdict) = result.unwrap_or((0, PACKET_FAULT));
+    // SAFETY: forwarded from this function's contract.
+    if let Some(run) = unsafe { block.as_mut() } {
+        run.verdict = verdict;
+    }
+    value
+}
+
 /// Slow path of a bounds check, called when the inline mem/stack test failed: runs the full
 /// memory model and writes the verdict into `block` (0: allowed, 1: fault recorded).
 ///
@@ -204,11 +291,6 @@ pub(crate) unsafe extern "C" fn rt_check_access(
         let Some(run) = (unsafe { block.as_ref() }) else {
             return 1;
         };
-        let mem = if run.mem == 0 {
-            std::ptr::null()
-        } else {
-            run.mem as *const u8
-        };
         let packed = packed as u64;
         let pc = (packed & 0xffff_ffff) as usize;
         let size = ((packed >> 32) & 0xff) as usize;
@@ -218,20 +300,7 @@ pub(crate) unsafe extern "C" fn rt_check_access(
             Access::Load
         };
         let off = (packed >> 48) as u16 as i16;
-        let (mem_len, stack, stack_len) = (
-            run.mem_len as usize,
-            run.stack as *const u8,
-            run.stack_len as usize,
-        );
-        let regions =
-            match machine.and_then(|machine| machine.program.as_ref().map(|p| (machine, p))) {
-                Some((machine, program)) => {
-                    Regions::new(machine, program, mem, mem_len, stack, stack_len)
-                        .with_extra(current_extra_regions())
-                }
-                // A copy whose VM is gone: mem and the stack only.
-                None => Regions::without_vm(mem, mem_len, stack, stack_len),
-            };
+        let regions = run_regions(machine, run);
         match regions.check(run.base, off, size, access, pc) {
             Ok(_) => 0,
             Err(err) => {
@@ -408,5 +477,11 @@ mod tests {
         assert_eq!((p >> 32) & 0xff, 8);
         assert_eq!(p >> 40 & 1, 1);
         assert_eq!((p >> 48) as u16 as i16, -4100);
+        let p = pack_packet_load(70000, 0x58, PacketLoads::Rbpf) as u64;
+        assert_eq!(
+            (p & 0xffff_ffff, (p >> 32) as u8, p >> 40 & 1),
+            (70000, 0x58, 1)
+        );
+        assert_eq!(pack_packet_load(1, 0x20, PacketLoads::Kernel) >> 40, 0);
     }
 }

@@ -36,6 +36,7 @@ use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::idiom::{self, CopyLoop, Switch};
+use crate::exec::packet::PacketLoads;
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -71,6 +72,8 @@ pub(crate) struct Options {
     /// The loaded program's map value slabs (valid while translating): accesses outside mem
     /// and the stack test them inline before calling the runtime's slow path.
     pub map_slabs: *const [crate::exec::maps::SlabRegion],
+    /// `Config::packet_loads` at compile time: the flavour of the legacy packet loads.
+    pub packet_loads: PacketLoads,
 }
 
 /// Bytes per local-call frame: return site, r6..r9, r10.
@@ -127,6 +130,8 @@ struct Translator<'a, 'b> {
     sig_check: SigRef,
     sig_fault: SigRef,
     sig_memmove: SigRef,
+    /// Signature of [`runtime::rt_packet_load`].
+    sig_packet: SigRef,
     /// Copy loops run in bulk when their guard allows (`translate/idioms.rs`), by head slot.
     copy_loops: Vec<CopyLoop>,
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
@@ -206,6 +211,7 @@ pub(crate) fn translate(
     let sig_check = b.import_signature(check_sig);
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
     let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
+    let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
         (idiom::find_copy_loops(insns), idiom::find_switches(insns))
@@ -236,9 +242,13 @@ pub(crate) fn translate(
         !cfg.return_sites.is_empty() || insns.iter().any(|i| i.dst == 10 || i.src == 10);
     let has_stack = opts.mode == JitMode::Extended || needs_stack;
     // Only code that accesses memory needs the run block; storing it costs every entry.
-    let accesses_memory = insns
-        .iter()
-        .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
+    // Legacy packet loads always do: their runtime function reads the run's regions from it
+    // (the kernel flavour checks the packet's bounds whatever `bounds_check` says).
+    let packet_loads = insns.iter().any(Insn::is_packet_load);
+    let accesses_memory = packet_loads
+        || insns
+            .iter()
+            .any(|i| matches!(i.class(), class::LDX | class::ST | class::STX));
     let (stack, stack_len) = match opts.mode {
         // Nothing can reach or print the stack: no frame space at all.
         JitMode::Basic if !(needs_stack || (opts.bounds_check && accesses_memory)) => {
@@ -296,22 +306,23 @@ pub(crate) fn translate(
         stack_sizes,
     );
     // Kernel helpers check pointer arguments against the run's regions, read from the block.
-    let run_block = (opts.bounds_check && (accesses_memory || opts.publish_run)).then(|| {
-        let slot = b.create_sized_stack_slot(StackSlotData::new(
-            StackSlotKind::ExplicitSlot,
-            run_block::SIZE,
-            3,
-        ));
-        for (v, off) in [
-            (mem, run_block::MEM),
-            (mem_len, run_block::MEM_LEN),
-            (stack, run_block::STACK),
-            (stack_len, run_block::STACK_LEN),
-        ] {
-            b.ins().stack_store(I64, v, slot, off);
-        }
-        slot
-    });
+    let run_block = (packet_loads || (opts.bounds_check && (accesses_memory || opts.publish_run)))
+        .then(|| {
+            let slot = b.create_sized_stack_slot(StackSlotData::new(
+                StackSlotKind::ExplicitSlot,
+                run_block::SIZE,
+                3,
+            ));
+            for (v, off) in [
+                (mem, run_block::MEM),
+                (mem_len, run_block::MEM_LEN),
+                (stack, run_block::STACK),
+                (stack_len, run_block::STACK_LEN),
+            ] {
+                b.ins().stack_store(I64, v, slot, off);
+            }
+            slot
+        });
     let frames = (!cfg.return_sites.is_empty()).then(|| {
         b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
@@ -372,6 +383,7 @@ pub(crate) fn translate(
         sig_check,
         sig_fault,
         sig_memmove,
+        sig_packet,
         copy_loops,
         reachable,
         switches,
@@ -856,6 +868,12 @@ impl Translator<'_, '_> {
         };
         match insn.class() {
             class::ALU | class::ALU64 => self.alu(pc, insn)?,
+            class::LD if insn.is_packet_load() => {
+                // ldabs/ldind: r0 = packet bytes at imm (ldind: src + imm), via
+                // `exec::packet::load`; outside the packet (kernel flavour) the program ends
+                // with 0, an rbpf-flavour fault fails the run.
+                self.packet_load(pc, insn)?;
+            }
             class::LD => {
                 // lddw: dst = imm_lo | imm_hi << 32; one instruction over two slots.
                 if insn.opc != op::LDDW {
@@ -913,6 +931,49 @@ impl Translator<'_, '_> {
             _ => return Err(unsupported()),
         }
         Ok(pc + 1)
+    }
+
+    /// A legacy packet load through [`runtime::rt_packet_load`], which runs the engine-neutral
+    /// `exec::packet::load` and leaves its verdict in the run block: loaded (r0 = the call's
+    /// result), fault recorded (the shared failure exit) or out of the packet (return 0).
+    fn packet_load(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+        let Some(slot) = self.run_block else {
+            return Err(JitError::Internal(format!(
+                "no run block for the packet load at PC {pc}"
+            )));
+        };
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let packed = runtime::pack_packet_load(pc, insn.opc, self.opts.packet_loads);
+        let packed = self.iconst(packed);
+        let imm = self.user_const(I64, i64::from(insn.imm));
+        let src = if insn.opc & mode::MASK == mode::IND {
+            self.get(insn.src)
+        } else {
+            self.iconst(0)
+        };
+        let block = self.b.ins().stack_addr(I64, slot, 0);
+        let f = self.iconst(runtime::rt_packet_load as *const () as i64);
+        let call = self
+            .b
+            .ins()
+            .call_indirect(self.sig_packet, f, &[ctx, packed, imm, src, block]);
+        let value = self.b.inst_results(call)[0];
+        let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
+        let ok = self.b.create_block();
+        let stop = self.b.create_block();
+        self.b.set_cold_block(stop);
+        self.b.ins().brif(verdict, stop, &[], ok, &[]);
+        self.b.switch_to_block(stop);
+        self.b.seal_block(stop);
+        let fault = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, verdict, runtime::PACKET_FAULT as i64);
+        self.b.ins().brif(fault, self.fail, &[], self.ret_zero, &[]);
+        self.b.switch_to_block(ok);
+        self.b.seal_block(ok);
+        self.set(0, value);
+        Ok(())
     }
 
     fn store(&mut self, bytes: usize, v: Value, addr: Value) {

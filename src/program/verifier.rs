@@ -10,7 +10,8 @@
 //! 4. the function list with each function's frame size.
 //!
 //! Which opcodes exist, and how each one's fields may be used, is derived from
-//! [`crate::isa::INSN_TABLE`]. Beyond uBPF, `callx` (0x8d) is accepted.
+//! [`crate::isa::INSN_TABLE`]. Beyond uBPF, `callx` (0x8d) and the legacy packet loads
+//! (`ldabs*`, `ldind*`) are accepted.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -148,6 +149,10 @@ fn derive_filter(opcode: u8) -> Option<Filter> {
         Operands::CallImm | Operands::CallLocal => (Zero, Range(0, 1), Zero, Any),
         Operands::CallReg => (REG, Zero, Zero, Zero),
         Operands::None => (Zero, Zero, Zero, Zero),
+        // The kernel requires the fields the legacy packet loads do not use to be zero
+        // (r0 is their implicit destination).
+        Operands::PacketAbs => (Zero, Zero, Zero, Any),
+        Operands::PacketInd => (Zero, REG, Zero, Any),
     };
     Some(Filter { dst, src, off, imm })
 }
@@ -568,10 +573,61 @@ mod tests {
             message(&[mov(0, 0), ins(0x00, 0, 0, 0, 0), exit()]),
             "unknown opcode 0x00 at PC 1"
         );
-        // Legacy packet loads are not supported.
+        // The ABS/IND modes exist only in class LD (0x21 is LDX|ABS, 0x42 ST|IND), and class
+        // LD has no MEM mode.
+        for opcode in [0x21u8, 0x42, 0x60, 0x80] {
+            assert_eq!(
+                message(&[ins(opcode, 0, 0, 0, 0), exit()]),
+                format!("unknown opcode {opcode:#04x} at PC 0")
+            );
+        }
+    }
+
+    #[test]
+    fn legacy_packet_loads_are_accepted_with_reserved_fields_zero() {
+        for opcode in [0x20u8, 0x28, 0x30, 0x38] {
+            assert_eq!(message(&[ins(opcode, 0, 0, 0, -7), exit()]), "ok");
+            let byte = format!("{opcode:2X}");
+            assert_eq!(
+                message(&[ins(opcode, 1, 0, 0, 0), exit()]),
+                format!("Invalid destination register 1 for opcode {byte}.")
+            );
+            assert_eq!(
+                message(&[ins(opcode, 0, 2, 0, 0), exit()]),
+                format!("Invalid source register 2 for opcode {byte}.")
+            );
+            assert_eq!(
+                message(&[ins(opcode, 0, 0, 4, 0), exit()]),
+                format!("Invalid offset value 4 for opcode {byte}.")
+            );
+        }
+        for opcode in [0x40u8, 0x48, 0x50, 0x58] {
+            for src in 0..=10 {
+                assert_eq!(message(&[ins(opcode, 0, src, 0, 1 << 20), exit()]), "ok");
+            }
+            let byte = format!("{opcode:2X}");
+            assert_eq!(
+                message(&[ins(opcode, 9, 1, 0, 0), exit()]),
+                format!("Invalid destination register 9 for opcode {byte}.")
+            );
+            assert_eq!(
+                message(&[ins(opcode, 0, 1, -1, 0), exit()]),
+                format!("Invalid offset value -1 for opcode {byte}.")
+            );
+            // Step B comes first for registers outside the file.
+            assert_eq!(
+                message(&[ins(opcode, 0, 11, 0, 0), exit()]),
+                "invalid source register at PC 0"
+            );
+            assert_eq!(
+                message(&[ins(opcode, 10, 1, 0, 0), exit()]),
+                "invalid destination register at PC 0"
+            );
+        }
+        // One slot each: a jump may land right after one.
         assert_eq!(
-            message(&[ins(0x20, 0, 0, 0, 0), exit()]),
-            "unknown opcode 0x20 at PC 0"
+            message(&[ins(0x05, 0, 0, 1, 0), ins(0x20, 0, 0, 0, 0), exit()]),
+            "ok"
         );
     }
 

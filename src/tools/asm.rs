@@ -253,6 +253,8 @@ fn describe(form: Operands) -> &'static str {
         Operands::CallImm => "1 operand: imm32",
         Operands::CallLocal => "1 operand: label, +off or -off",
         Operands::CallReg => "1 operand: %rN",
+        Operands::PacketAbs => "1 operand: imm32",
+        Operands::PacketInd => "2 operands: %rS, imm32",
     }
 }
 
@@ -264,13 +266,15 @@ fn operand_count(form: Operands) -> usize {
         | Operands::Jump32
         | Operands::CallImm
         | Operands::CallLocal
-        | Operands::CallReg => 1,
+        | Operands::CallReg
+        | Operands::PacketAbs => 1,
         Operands::DstSrc
         | Operands::DstImm
         | Operands::DstImm64
         | Operands::DstMem
         | Operands::MemImm
-        | Operands::MemSrc => 2,
+        | Operands::MemSrc
+        | Operands::PacketInd => 2,
         Operands::CondImm | Operands::CondReg => 3,
     }
 }
@@ -691,7 +695,11 @@ impl Assembler {
                 insn.src = ctx.register(s)?;
                 insn.off = self.target16(t, slot, ctx)?;
             }
-            (Operands::CallImm, [i]) => insn.imm = ctx.imm32(i)?,
+            (Operands::CallImm | Operands::PacketAbs, [i]) => insn.imm = ctx.imm32(i)?,
+            (Operands::PacketInd, [s, i]) => {
+                insn.src = ctx.register(s)?;
+                insn.imm = ctx.imm32(i)?;
+            }
             _ => {
                 return Err(ctx.err(
                     first.column,
@@ -826,7 +834,8 @@ mod tests {
                 Operands::Jump | Operands::Jump32 | Operands::CallLocal => "+0",
                 Operands::CondImm => "%r3, 7, +0",
                 Operands::CondReg => "%r3, %r4, +0",
-                Operands::CallImm => "7",
+                Operands::CallImm | Operands::PacketAbs => "7",
+                Operands::PacketInd => "%r4, 7",
             };
             let mnemonic = if spec.mnemonic == "callx" {
                 "call"
@@ -878,6 +887,32 @@ mod tests {
         assert_eq!(one("neg64 r2"), Insn::new(0x87, 2, 0, 0, 0));
         assert_eq!(one("ja +2"), Insn::new(0x05, 0, 0, 2, 0));
         assert_eq!(one("MOV64 R1,2").opc, 0xb7);
+    }
+
+    #[test]
+    fn legacy_packet_loads_in_both_spellings() {
+        assert_eq!(one("ldabsb 0x3"), Insn::new(0x30, 0, 0, 0, 3));
+        assert_eq!(one("ldabsh 12"), Insn::new(0x28, 0, 0, 0, 12));
+        assert_eq!(one("ldabsw -4"), Insn::new(0x20, 0, 0, 0, -4));
+        assert_eq!(one("ldabsdw 0xffffffff"), Insn::new(0x38, 0, 0, 0, -1));
+        assert_eq!(one("ldindb r1, 0x3"), Insn::new(0x50, 0, 1, 0, 3));
+        assert_eq!(one("ldindh %r9, -2"), Insn::new(0x48, 0, 9, 0, -2));
+        assert_eq!(one("ldindw r10, 0"), Insn::new(0x40, 0, 10, 0, 0));
+        assert_eq!(one("ldinddw r2, 8"), Insn::new(0x58, 0, 2, 0, 8));
+        let e = err("ldabsw r1, 2");
+        assert!(
+            e.to_string()
+                .starts_with("Invalid number of operands for mnemonic: ldabsw"),
+            "{e}"
+        );
+        assert!(matches!(
+            err("ldindw 2, 2").kind,
+            AsmErrorKind::InvalidRegister(_)
+        ));
+        assert!(matches!(
+            err("ldindb r1").kind,
+            AsmErrorKind::OperandCount { .. }
+        ));
     }
 
     #[test]

@@ -68,7 +68,12 @@ fn used_fields(spec: &InsnSpec) -> Used {
             off: true,
             ..Used::default()
         },
-        Operands::Jump32 | Operands::CallImm | Operands::CallLocal => Used {
+        Operands::Jump32 | Operands::CallImm | Operands::CallLocal | Operands::PacketAbs => Used {
+            imm: true,
+            ..Used::default()
+        },
+        Operands::PacketInd => Used {
+            src: true,
             imm: true,
             ..Used::default()
         },
@@ -236,6 +241,8 @@ fn format_at(insns: &[Insn], pc: usize, target: &dyn Target) -> (String, usize) 
             target.write(pc, i64::from(insn.off))
         ),
         Operands::CallImm => format!("call {}", insn.imm),
+        Operands::PacketAbs => format!("{} {}", spec.mnemonic, imm(insn.imm)),
+        Operands::PacketInd => format!("{} {}, {}", spec.mnemonic, reg(insn.src), imm(insn.imm)),
     };
     let extra = unused_fields(insn, spec);
     if extra.is_empty() {
@@ -384,6 +391,9 @@ mod tests {
         assert_eq!(f(Insn::new(0x85, 0, 0, 0, 5)), "call 5");
         assert_eq!(f(Insn::new(0x85, 0, 1, 0, 3)), "call local +3");
         assert_eq!(f(Insn::new(0x85, 0, 2, 0, 3)), "call runtime 3");
+        assert_eq!(f(Insn::new(0x30, 0, 0, 0, 3)), "ldabsb 3");
+        assert_eq!(f(Insn::new(0x20, 0, 0, 0, -4)), "ldabsw -4");
+        assert_eq!(f(Insn::new(0x58, 0, 7, 0, 14)), "ldinddw %r7, 14");
         assert_eq!(
             f(Insn::new(0xdb, 1, 2, 0, 0x51)),
             "lock fetch and [%r1], %r2"
@@ -413,6 +423,12 @@ mod tests {
         );
         assert!(text.contains("unknown instruction: opcode 0x8f"), "{text}");
         assert!(text.contains("lddw without its second slot"), "{text}");
+        // A packet load with a reserved field set stays exact too.
+        let prog = vec![Insn::new(0x28, 1, 0, 0, 2), Insn::new(0x40, 0, 2, 3, 2)];
+        let text = disassemble(&prog);
+        assert!(text.contains("# ldabsh 2 with dst=1"), "{text}");
+        assert!(text.contains("# ldindw %r2, 2 with off=3"), "{text}");
+        assert_eq!(assemble(&text).unwrap(), prog);
         assert_eq!(assemble(&text).unwrap(), prog);
     }
 
