@@ -249,11 +249,23 @@ fn set_program_and_set_verifier_follow_rbpf() {
     // The previous program stays loaded after a refusal.
     assert_eq!(vm.execute_program(&mut []).unwrap(), 1);
     assert!(vm.set_verifier(refuse_all).is_err());
-    // librbpf's own checks run after any verifier: an unknown opcode is refused.
+    // A program the verifier accepts is loaded, as in rbpf; one librbpf's engines cannot run
+    // fails when it is run or compiled, with the text of rbpf's engine.
     let bad = [0x8f, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-    let err = vm.set_program(&bad).unwrap_err();
-    assert!(err.to_string().contains("unknown opcode 0x8f"), "{err}");
-    assert!(rbpf::EbpfVmNoData::new(Some(&bad)).is_err());
+    vm.set_program(&bad).unwrap();
+    let err = vm.execute_program(&mut []).unwrap_err();
+    assert_eq!(err.to_string(), "Error: unknown eBPF opcode 0x8f (insn #0)");
+    let err = vm.jit_compile().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "[JIT] Error: unknown eBPF opcode 0x8f (insn #0)"
+    );
+    // rbpf's default verifier refuses it at once.
+    let err = rbpf::EbpfVmNoData::new(Some(&bad)).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "[Verifier] Error: unknown eBPF opcode 0x8f (insn #0)"
+    );
     assert!(rbpf::EbpfVmNoData::new(Some(&bad[..7])).is_err());
 }
 
@@ -269,11 +281,24 @@ fn rbpf_helpers_by_their_indices_in_both_engines() {
          exit",
     )
     .unwrap();
-    // Helpers may be registered after loading (rbpf checks them at run time).
+    // Helpers may be registered after loading; as in rbpf, compiling needs them all.
     let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).unwrap();
     vm.register_helper(3, helpers::gather_bytes).unwrap();
+    assert_eq!(
+        vm.jit_compile().unwrap_err().to_string(),
+        "[JIT] Error: unknown helper function (id: 0x1)"
+    );
+    assert_eq!(
+        vm.cranelift_compile().unwrap_err().to_string(),
+        "[CRANELIFT] Error: unknown helper function (id: 0x1)"
+    );
+    assert_eq!(
+        vm.execute_program().unwrap_err().to_string(),
+        "Error: unknown helper function (id: 0x1)"
+    );
+    vm.register_helper(1, helpers::gather_bytes).unwrap();
     vm.jit_compile().unwrap();
-    // ... and after compiling.
+    // A helper registered after compiling replaces the one compiled code calls.
     vm.register_helper(1, helpers::sqrti).unwrap();
     let expected = 0x1122334455 + 9;
     assert_eq!(vm.execute_program().unwrap(), expected);
@@ -288,14 +313,14 @@ fn rbpf_helpers_by_their_indices_in_both_engines() {
     assert_eq!(vm.execute_program().unwrap(), 9);
     assert_eq!(vm.execute_program_jit().unwrap(), 9);
 
-    // An unregistered helper is a run-time error in both engines, never a crash.
+    // An unregistered helper is a run-time error in the interpreter and refuses compiling,
+    // with rbpf's texts; never a crash.
     let calls_7 = assemble("call 7\nexit").unwrap();
     let mut vm = rbpf::EbpfVmNoData::new(Some(&calls_7)).unwrap();
-    vm.jit_compile().unwrap();
     let interp = vm.execute_program().unwrap_err().to_string();
-    let jit = vm.execute_program_jit().unwrap_err().to_string();
-    assert_eq!(interp, jit);
-    assert!(interp.contains("nonexistent function 7"), "{interp}");
+    assert_eq!(interp, "Error: unknown helper function (id: 0x7)");
+    let jit = vm.jit_compile().unwrap_err().to_string();
+    assert_eq!(jit, "[JIT] Error: unknown helper function (id: 0x7)");
 }
 
 #[test]
@@ -348,8 +373,7 @@ fn allowed_memory_in_both_engines() {
     vm.jit_compile().unwrap();
     assert!(vm.execute_program().is_err());
     assert!(vm.execute_program_jit().is_err());
-    let addrs: Vec<u64> = (addr..addr + 8).collect();
-    vm.register_allowed_memory(&addrs);
+    vm.register_allowed_memory(addr..addr + 8);
     let expected = u64::from(u32::from_le_bytes([5, 6, 7, 8]));
     assert_eq!(vm.execute_program().unwrap(), expected);
     assert_eq!(vm.execute_program_jit().unwrap(), expected);
@@ -562,7 +586,7 @@ fn random_accesses_agree_between_engines_for_every_kind() {
     let mut mbuff = vec![0u8; 32];
     let mut allowed = vec![0u8; 16];
     let allowed_addr = allowed.as_mut_ptr() as u64;
-    let allowed_addrs: Vec<u64> = (allowed_addr..allowed_addr + 16).collect();
+    let allowed_addrs = allowed_addr..allowed_addr + 16;
     let mut faults = 0;
     for round in 0..400 {
         let kind = [Kind::NoData, Kind::Raw, Kind::Mbuff, Kind::FixedMbuff][round % 4];
@@ -575,10 +599,10 @@ fn random_accesses_agree_between_engines_for_every_kind() {
         let mut raw = rbpf::EbpfVmRaw::new(Some(&prog)).unwrap();
         let mut mbuff_vm = rbpf::EbpfVmMbuff::new(Some(&prog)).unwrap();
         let mut fixed = rbpf::EbpfVmFixedMbuff::new(Some(&prog), 8, 24).unwrap();
-        nodata.register_allowed_memory(&allowed_addrs);
-        raw.register_allowed_memory(&allowed_addrs);
-        mbuff_vm.register_allowed_memory(&allowed_addrs);
-        fixed.register_allowed_memory(&allowed_addrs);
+        nodata.register_allowed_memory(allowed_addrs.clone());
+        raw.register_allowed_memory(allowed_addrs.clone());
+        mbuff_vm.register_allowed_memory(allowed_addrs.clone());
+        fixed.register_allowed_memory(allowed_addrs.clone());
         nodata.jit_compile().unwrap();
         raw.jit_compile().unwrap();
         mbuff_vm.jit_compile().unwrap();
@@ -646,4 +670,27 @@ fn stack_usage_calculator_sets_each_frame() {
     assert!(err.to_string().contains("17"), "{err}");
     vm.set_program(&prog).unwrap();
     assert_eq!(vm.execute_program().unwrap(), 64);
+}
+
+#[test]
+fn register_div_and_mod_ignore_their_immediate_through_the_facade_only() {
+    // div64 r0, r1 / mod32 r0, r1 with an immediate field of 0x99999999.
+    let prog = [
+        [0xb7, 0x00, 0, 0, 100, 0, 0, 0],
+        [0xb7, 0x01, 0, 0, 6, 0, 0, 0],
+        [0x3f, 0x10, 0, 0, 0x99, 0x99, 0x99, 0x99],
+        [0x9c, 0x10, 0, 0, 0x99, 0x99, 0x99, 0x99],
+        [0x95, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).unwrap();
+    assert_eq!(vm.execute_program().unwrap(), (100 / 6) % 6);
+    vm.jit_compile().unwrap();
+    assert_eq!(vm.execute_program_jit().unwrap(), (100 / 6) % 6);
+    // uBPF's validator (the native API and the C API) refuses it.
+    let err = rbpf::Vm::new().load(&prog).unwrap_err();
+    assert!(
+        err.to_string().starts_with("Invalid immediate value"),
+        "{err}"
+    );
 }
