@@ -647,11 +647,10 @@ fn stack_usage_calculator_sets_each_frame() {
     // r0 = main's r10 minus the callee's r10: main's frame size.
     let prog = assemble(
         "mov64 r6, r10
-         call local callee
+         callx 3
          sub64 r6, r0
          mov64 r0, r6
          exit
-         callee:
          mov64 r0, r10
          exit",
     )
