@@ -693,3 +693,90 @@ fn register_div_and_mod_ignore_their_immediate_through_the_facade_only() {
         "{err}"
     );
 }
+
+/// Every signature rbpf 0.4.1's examples call, written as rbpf declares it: a function
+/// pointer of rbpf's exact type must accept ours, so a signature that drifts stops this file
+/// compiling. The examples themselves (allowed memory, date, disassembler, ELF loading, a
+/// plugin, JSON output) use exactly these items.
+#[test]
+fn the_signatures_rbpf_examples_use() {
+    use rbpf::disassembler::HLInsn;
+    use rbpf::lib::Error;
+    use rbpf::{EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw};
+    use std::ops::Range;
+    type Res<T> = Result<T, Error>;
+    type NoData = EbpfVmNoData<'static>;
+    type Raw = EbpfVmRaw<'static>;
+    type Fixed = EbpfVmFixedMbuff<'static>;
+    type Mbuff = EbpfVmMbuff<'static>;
+    type Prog = &'static [u8];
+    type Mem = &'static mut [u8];
+
+    let _: fn(Option<Prog>) -> Res<NoData> = EbpfVmNoData::new;
+    let _: fn(Option<Prog>) -> Res<Raw> = EbpfVmRaw::new;
+    let _: fn(Option<Prog>, usize, usize) -> Res<Fixed> = EbpfVmFixedMbuff::new;
+    let _: fn(Option<Prog>) -> Res<Mbuff> = EbpfVmMbuff::new;
+    let _: fn(&mut Raw, Prog) -> Res<()> = EbpfVmRaw::set_program;
+    let _: fn(&mut Fixed, Prog, usize, usize) -> Res<()> = EbpfVmFixedMbuff::set_program;
+    let _: fn(&mut NoData, u32, rbpf::Helper) -> Res<()> = EbpfVmNoData::register_helper;
+    let _: fn(&mut Raw, u32, rbpf::Helper) -> Res<()> = EbpfVmRaw::register_helper;
+    let _: fn(&mut Fixed, u32, rbpf::Helper) -> Res<()> = EbpfVmFixedMbuff::register_helper;
+    let _: fn(&mut NoData, Range<u64>) = EbpfVmNoData::register_allowed_memory;
+    let _: fn(&mut Raw, Range<u64>) = EbpfVmRaw::register_allowed_memory;
+    let _: fn(&mut Mbuff, Range<u64>) = EbpfVmMbuff::register_allowed_memory;
+    let _: fn(&mut Fixed, Range<u64>) = EbpfVmFixedMbuff::register_allowed_memory;
+    let _: fn(&NoData) -> Res<u64> = EbpfVmNoData::execute_program;
+    let _: fn(&Raw, Mem) -> Res<u64> = EbpfVmRaw::execute_program;
+    let _: fn(&mut Fixed, Mem) -> Res<u64> = EbpfVmFixedMbuff::execute_program;
+    let _: fn(&Mbuff, &[u8], &[u8]) -> Res<u64> = EbpfVmMbuff::execute_program;
+    let _: fn(&mut NoData) -> Res<()> = EbpfVmNoData::jit_compile;
+    let _: fn(&mut Raw) -> Res<()> = EbpfVmRaw::jit_compile;
+    let _: fn(&mut Fixed) -> Res<()> = EbpfVmFixedMbuff::jit_compile;
+    // rbpf's are `unsafe fn`; ours are safe, which an `unsafe fn` pointer accepts.
+    let _: unsafe fn(&NoData) -> Res<u64> = EbpfVmNoData::execute_program_jit;
+    let _: unsafe fn(&Raw, Mem) -> Res<u64> = EbpfVmRaw::execute_program_jit;
+    let _: unsafe fn(&mut Fixed, Mem) -> Res<u64> = EbpfVmFixedMbuff::execute_program_jit;
+    let _: unsafe fn(&Mbuff, &mut [u8], Mem) -> Res<u64> = EbpfVmMbuff::execute_program_jit;
+    let _: fn(&mut Raw) -> Res<()> = EbpfVmRaw::cranelift_compile;
+    let _: fn(&Raw, Mem) -> Res<u64> = EbpfVmRaw::execute_program_cranelift;
+    let _: fn(&[u8]) = rbpf::disassembler::disassemble;
+    let _: fn(&[u8]) -> Vec<HLInsn> = rbpf::disassembler::to_insn_vec;
+    let _: fn(&str) -> Result<Vec<u8>, String> = rbpf::assembler::assemble;
+    let _: u32 = rbpf::helpers::BPF_TRACE_PRINTK_IDX;
+    let _: u32 = rbpf::helpers::BPF_KTIME_GETNS_IDX;
+    let _: rbpf::Helper = rbpf::helpers::bpf_trace_printf;
+    let _: rbpf::Helper = rbpf::helpers::bpf_time_getns;
+    let _: usize = rbpf::ebpf::MAX_CALL_DEPTH;
+
+    // HLInsn's fields with rbpf's types (the JSON example prints each).
+    let code = rbpf::assembler::assemble("lddw r1, 0x1122334455667788\nexit").unwrap();
+    let insn = rbpf::disassembler::to_insn_vec(&code).remove(0);
+    let HLInsn {
+        opc,
+        name,
+        desc,
+        dst,
+        src,
+        off,
+        imm,
+    } = insn;
+    let fields: (u8, String, String, u8, u8, i16, i64) = (opc, name, desc, dst, src, off, imm);
+    assert_eq!(fields.2, "lddw r1, 0x1122334455667788");
+    assert_eq!(fields.6, 0x1122334455667788);
+
+    // The allowed-memory example's shape: a helper hands out an address the program then
+    // reads, allowed as a range.
+    static VALUE: [u8; 4] = [1, 0, 0, 0];
+    fn lookup(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+        VALUE.as_ptr() as u64
+    }
+    let prog = rbpf::assembler::assemble("call 1\nldxw r0, [r0]\nexit").unwrap();
+    let mut vm = EbpfVmRaw::new(Some(&prog)).unwrap();
+    vm.register_helper(1, lookup).unwrap();
+    let start = VALUE.as_ptr() as u64;
+    assert!(vm.execute_program(&mut []).is_err());
+    vm.register_allowed_memory(start..start + VALUE.len() as u64);
+    assert_eq!(vm.execute_program(&mut []).unwrap(), 1);
+    vm.jit_compile().unwrap();
+    assert_eq!(vm.execute_program_jit(&mut []).unwrap(), 1);
+}
