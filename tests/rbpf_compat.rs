@@ -255,11 +255,23 @@ fn set_program_and_set_verifier_follow_rbpf() {
     // The previous program stays loaded after a refusal.
     assert_eq!(vm.execute_program(&mut []).unwrap(), 1);
     assert!(vm.set_verifier(refuse_all).is_err());
-    // librbpf's own checks run after any verifier: an unknown opcode is refused.
+    // A program the verifier accepts is loaded, as in rbpf; one librbpf's engines cannot run
+    // fails when it is run or compiled, with the text of rbpf's engine.
     let bad = [0x8f, 0, 0, 0, 0, 0, 0, 0, 0x95, 0, 0, 0, 0, 0, 0, 0];
-    let err = vm.set_program(&bad).unwrap_err();
-    assert!(err.to_string().contains("unknown opcode 0x8f"), "{err}");
-    assert!(rbpf::EbpfVmNoData::new(Some(&bad)).is_err());
+    vm.set_program(&bad).unwrap();
+    let err = vm.execute_program(&mut []).unwrap_err();
+    assert_eq!(err.to_string(), "Error: unknown eBPF opcode 0x8f (insn #0)");
+    let err = vm.jit_compile().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "[JIT] Error: unknown eBPF opcode 0x8f (insn #0)"
+    );
+    // rbpf's default verifier refuses it at once.
+    let err = rbpf::EbpfVmNoData::new(Some(&bad)).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "[Verifier] Error: unknown eBPF opcode 0x8f (insn #0)"
+    );
     assert!(rbpf::EbpfVmNoData::new(Some(&bad[..7])).is_err());
 }
 
@@ -275,11 +287,24 @@ fn rbpf_helpers_by_their_indices_in_both_engines() {
          exit",
     )
     .unwrap();
-    // Helpers may be registered after loading (rbpf checks them at run time).
+    // Helpers may be registered after loading; as in rbpf, compiling needs them all.
     let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).unwrap();
     vm.register_helper(3, helpers::gather_bytes).unwrap();
+    assert_eq!(
+        vm.jit_compile().unwrap_err().to_string(),
+        "[JIT] Error: unknown helper function (id: 0x1)"
+    );
+    assert_eq!(
+        vm.cranelift_compile().unwrap_err().to_string(),
+        "[CRANELIFT] Error: unknown helper function (id: 0x1)"
+    );
+    assert_eq!(
+        vm.execute_program().unwrap_err().to_string(),
+        "Error: unknown helper function (id: 0x1)"
+    );
+    vm.register_helper(1, helpers::gather_bytes).unwrap();
     vm.jit_compile().unwrap();
-    // ... and after compiling.
+    // A helper registered after compiling replaces the one compiled code calls.
     vm.register_helper(1, helpers::sqrti).unwrap();
     let expected = 0x1122334455 + 9;
     assert_eq!(vm.execute_program().unwrap(), expected);
@@ -294,14 +319,14 @@ fn rbpf_helpers_by_their_indices_in_both_engines() {
     assert_eq!(vm.execute_program().unwrap(), 9);
     assert_eq!(vm.execute_program_jit().unwrap(), 9);
 
-    // An unregistered helper is a run-time error in both engines, never a crash.
+    // An unregistered helper is a run-time error in the interpreter and refuses compiling,
+    // with rbpf's texts; never a crash.
     let calls_7 = assemble("call 7\nexit").unwrap();
     let mut vm = rbpf::EbpfVmNoData::new(Some(&calls_7)).unwrap();
-    vm.jit_compile().unwrap();
     let interp = vm.execute_program().unwrap_err().to_string();
-    let jit = vm.execute_program_jit().unwrap_err().to_string();
-    assert_eq!(interp, jit);
-    assert!(interp.contains("nonexistent function 7"), "{interp}");
+    assert_eq!(interp, "Error: unknown helper function (id: 0x7)");
+    let jit = vm.jit_compile().unwrap_err().to_string();
+    assert_eq!(jit, "[JIT] Error: unknown helper function (id: 0x7)");
 }
 
 #[test]
@@ -354,8 +379,7 @@ fn allowed_memory_in_both_engines() {
     vm.jit_compile().unwrap();
     assert!(vm.execute_program().is_err());
     assert!(vm.execute_program_jit().is_err());
-    let addrs: Vec<u64> = (addr..addr + 8).collect();
-    vm.register_allowed_memory(&addrs);
+    vm.register_allowed_memory(addr..addr + 8);
     let expected = u64::from(u32::from_le_bytes([5, 6, 7, 8]));
     assert_eq!(vm.execute_program().unwrap(), expected);
     assert_eq!(vm.execute_program_jit().unwrap(), expected);
@@ -568,7 +592,7 @@ fn random_accesses_agree_between_engines_for_every_kind() {
     let mut mbuff = vec![0u8; 32];
     let mut allowed = vec![0u8; 16];
     let allowed_addr = allowed.as_mut_ptr() as u64;
-    let allowed_addrs: Vec<u64> = (allowed_addr..allowed_addr + 16).collect();
+    let allowed_addrs = allowed_addr..allowed_addr + 16;
     let mut faults = 0;
     for round in 0..400 {
         let kind = [Kind::NoData, Kind::Raw, Kind::Mbuff, Kind::FixedMbuff][round % 4];
@@ -581,10 +605,10 @@ fn random_accesses_agree_between_engines_for_every_kind() {
         let mut raw = rbpf::EbpfVmRaw::new(Some(&prog)).unwrap();
         let mut mbuff_vm = rbpf::EbpfVmMbuff::new(Some(&prog)).unwrap();
         let mut fixed = rbpf::EbpfVmFixedMbuff::new(Some(&prog), 8, 24).unwrap();
-        nodata.register_allowed_memory(&allowed_addrs);
-        raw.register_allowed_memory(&allowed_addrs);
-        mbuff_vm.register_allowed_memory(&allowed_addrs);
-        fixed.register_allowed_memory(&allowed_addrs);
+        nodata.register_allowed_memory(allowed_addrs.clone());
+        raw.register_allowed_memory(allowed_addrs.clone());
+        mbuff_vm.register_allowed_memory(allowed_addrs.clone());
+        fixed.register_allowed_memory(allowed_addrs.clone());
         nodata.jit_compile().unwrap();
         raw.jit_compile().unwrap();
         mbuff_vm.jit_compile().unwrap();
@@ -629,11 +653,10 @@ fn stack_usage_calculator_sets_each_frame() {
     // r0 = main's r10 minus the callee's r10: main's frame size.
     let prog = assemble(
         "mov64 r6, r10
-         call local callee
+         callx 3
          sub64 r6, r0
          mov64 r0, r6
          exit
-         callee:
          mov64 r0, r10
          exit",
     )
@@ -696,8 +719,9 @@ fn legacy_packet_loads_out_of_bounds_are_errors_as_in_rbpf() {
     let prog = assemble("ldabsdw 0x33\nexit").expect("assemble");
     let mut vm = rbpf::EbpfVmRaw::new(Some(&prog)).expect("load");
     let err = vm.execute_program(&mut ramp()).expect_err("out of bounds");
+    // rbpf's text through the façade: the instruction counted from 1.
     assert!(
-        first_line(&err).contains("out of bounds memory load at PC 0"),
+        first_line(&err).contains("out of bounds memory load (insn #1)"),
         "{err}"
     );
     vm.jit_compile().expect("compile");
@@ -787,4 +811,114 @@ fn legacy_packet_loads_assemble_and_disassemble_as_in_rbpf() {
         rbpf::disassembler::to_insn_vec(&assemble("ldabsw -4\nexit").expect("assemble"))[0].desc,
         "ldabsw 0xfffffffc"
     );
+}
+
+#[test]
+fn register_div_and_mod_ignore_their_immediate_through_the_facade_only() {
+    // div64 r0, r1 / mod32 r0, r1 with an immediate field of 0x99999999.
+    let prog = [
+        [0xb7, 0x00, 0, 0, 100, 0, 0, 0],
+        [0xb7, 0x01, 0, 0, 6, 0, 0, 0],
+        [0x3f, 0x10, 0, 0, 0x99, 0x99, 0x99, 0x99],
+        [0x9c, 0x10, 0, 0, 0x99, 0x99, 0x99, 0x99],
+        [0x95, 0, 0, 0, 0, 0, 0, 0],
+    ]
+    .concat();
+    let mut vm = rbpf::EbpfVmNoData::new(Some(&prog)).unwrap();
+    assert_eq!(vm.execute_program().unwrap(), (100 / 6) % 6);
+    vm.jit_compile().unwrap();
+    assert_eq!(vm.execute_program_jit().unwrap(), (100 / 6) % 6);
+    // uBPF's validator (the native API and the C API) refuses it.
+    let err = rbpf::Vm::new().load(&prog).unwrap_err();
+    assert!(
+        err.to_string().starts_with("Invalid immediate value"),
+        "{err}"
+    );
+}
+
+/// Every signature rbpf 0.4.1's examples call, written as rbpf declares it: a function
+/// pointer of rbpf's exact type must accept ours, so a signature that drifts stops this file
+/// compiling. The examples themselves (allowed memory, date, disassembler, ELF loading, a
+/// plugin, JSON output) use exactly these items.
+#[test]
+fn the_signatures_rbpf_examples_use() {
+    use rbpf::disassembler::HLInsn;
+    use rbpf::lib::Error;
+    use rbpf::{EbpfVmFixedMbuff, EbpfVmMbuff, EbpfVmNoData, EbpfVmRaw};
+    use std::ops::Range;
+    type Res<T> = Result<T, Error>;
+    type NoData = EbpfVmNoData<'static>;
+    type Raw = EbpfVmRaw<'static>;
+    type Fixed = EbpfVmFixedMbuff<'static>;
+    type Mbuff = EbpfVmMbuff<'static>;
+    type Prog = &'static [u8];
+    type Mem = &'static mut [u8];
+
+    let _: fn(Option<Prog>) -> Res<NoData> = EbpfVmNoData::new;
+    let _: fn(Option<Prog>) -> Res<Raw> = EbpfVmRaw::new;
+    let _: fn(Option<Prog>, usize, usize) -> Res<Fixed> = EbpfVmFixedMbuff::new;
+    let _: fn(Option<Prog>) -> Res<Mbuff> = EbpfVmMbuff::new;
+    let _: fn(&mut Raw, Prog) -> Res<()> = EbpfVmRaw::set_program;
+    let _: fn(&mut Fixed, Prog, usize, usize) -> Res<()> = EbpfVmFixedMbuff::set_program;
+    let _: fn(&mut NoData, u32, rbpf::Helper) -> Res<()> = EbpfVmNoData::register_helper;
+    let _: fn(&mut Raw, u32, rbpf::Helper) -> Res<()> = EbpfVmRaw::register_helper;
+    let _: fn(&mut Fixed, u32, rbpf::Helper) -> Res<()> = EbpfVmFixedMbuff::register_helper;
+    let _: fn(&mut NoData, Range<u64>) = EbpfVmNoData::register_allowed_memory;
+    let _: fn(&mut Raw, Range<u64>) = EbpfVmRaw::register_allowed_memory;
+    let _: fn(&mut Mbuff, Range<u64>) = EbpfVmMbuff::register_allowed_memory;
+    let _: fn(&mut Fixed, Range<u64>) = EbpfVmFixedMbuff::register_allowed_memory;
+    let _: fn(&NoData) -> Res<u64> = EbpfVmNoData::execute_program;
+    let _: fn(&Raw, Mem) -> Res<u64> = EbpfVmRaw::execute_program;
+    let _: fn(&mut Fixed, Mem) -> Res<u64> = EbpfVmFixedMbuff::execute_program;
+    let _: fn(&Mbuff, &[u8], &[u8]) -> Res<u64> = EbpfVmMbuff::execute_program;
+    let _: fn(&mut NoData) -> Res<()> = EbpfVmNoData::jit_compile;
+    let _: fn(&mut Raw) -> Res<()> = EbpfVmRaw::jit_compile;
+    let _: fn(&mut Fixed) -> Res<()> = EbpfVmFixedMbuff::jit_compile;
+    // rbpf's are `unsafe fn`; ours are safe, which an `unsafe fn` pointer accepts.
+    let _: unsafe fn(&NoData) -> Res<u64> = EbpfVmNoData::execute_program_jit;
+    let _: unsafe fn(&Raw, Mem) -> Res<u64> = EbpfVmRaw::execute_program_jit;
+    let _: unsafe fn(&mut Fixed, Mem) -> Res<u64> = EbpfVmFixedMbuff::execute_program_jit;
+    let _: unsafe fn(&Mbuff, &mut [u8], Mem) -> Res<u64> = EbpfVmMbuff::execute_program_jit;
+    let _: fn(&mut Raw) -> Res<()> = EbpfVmRaw::cranelift_compile;
+    let _: fn(&Raw, Mem) -> Res<u64> = EbpfVmRaw::execute_program_cranelift;
+    let _: fn(&[u8]) = rbpf::disassembler::disassemble;
+    let _: fn(&[u8]) -> Vec<HLInsn> = rbpf::disassembler::to_insn_vec;
+    let _: fn(&str) -> Result<Vec<u8>, String> = rbpf::assembler::assemble;
+    let _: u32 = rbpf::helpers::BPF_TRACE_PRINTK_IDX;
+    let _: u32 = rbpf::helpers::BPF_KTIME_GETNS_IDX;
+    let _: rbpf::Helper = rbpf::helpers::bpf_trace_printf;
+    let _: rbpf::Helper = rbpf::helpers::bpf_time_getns;
+    let _: usize = rbpf::ebpf::MAX_CALL_DEPTH;
+
+    // HLInsn's fields with rbpf's types (the JSON example prints each).
+    let code = rbpf::assembler::assemble("lddw r1, 0x1122334455667788\nexit").unwrap();
+    let insn = rbpf::disassembler::to_insn_vec(&code).remove(0);
+    let HLInsn {
+        opc,
+        name,
+        desc,
+        dst,
+        src,
+        off,
+        imm,
+    } = insn;
+    let fields: (u8, String, String, u8, u8, i16, i64) = (opc, name, desc, dst, src, off, imm);
+    assert_eq!(fields.2, "lddw r1, 0x1122334455667788");
+    assert_eq!(fields.6, 0x1122334455667788);
+
+    // The allowed-memory example's shape: a helper hands out an address the program then
+    // reads, allowed as a range.
+    static VALUE: [u8; 4] = [1, 0, 0, 0];
+    fn lookup(_: u64, _: u64, _: u64, _: u64, _: u64) -> u64 {
+        VALUE.as_ptr() as u64
+    }
+    let prog = rbpf::assembler::assemble("call 1\nldxw r0, [r0]\nexit").unwrap();
+    let mut vm = EbpfVmRaw::new(Some(&prog)).unwrap();
+    vm.register_helper(1, lookup).unwrap();
+    let start = VALUE.as_ptr() as u64;
+    assert!(vm.execute_program(&mut []).is_err());
+    vm.register_allowed_memory(start..start + VALUE.len() as u64);
+    assert_eq!(vm.execute_program(&mut []).unwrap(), 1);
+    vm.jit_compile().unwrap();
+    assert_eq!(vm.execute_program_jit(&mut []).unwrap(), 1);
 }

@@ -83,6 +83,15 @@ fn size_name(opc: u8) -> &'static str {
     }
 }
 
+/// An offset as rbpf prints it: `+0x…` or `-0x…` (magnitude in hex, `-0x8000` included).
+fn signed(off: i16) -> String {
+    if off >= 0 {
+        format!("+{off:#x}")
+    } else {
+        format!("-{:#x}", -i32::from(off))
+    }
+}
+
 /// rbpf's mnemonic and description of `insn` (`next` is the second slot of an `lddw`), or
 /// `None` for an opcode rbpf does not name.
 fn describe(insn: &Insn, next: Option<&Insn>) -> Option<(String, String, i64)> {
@@ -100,15 +109,18 @@ fn describe(insn: &Insn, next: Option<&Insn>) -> Option<(String, String, i64)> {
             return Some((name, desc, value));
         }
         ebpf::EXIT => return plain("exit".into(), "exit".into()),
-        ebpf::CALL => return plain("call".into(), format!("call {imm:#x}")),
+        ebpf::CALL => {
+            // rbpf: src 1 is a local call (`callx`); other sources have no name.
+            let name = match s {
+                0 => "call",
+                1 => "callx",
+                _ => return None,
+            };
+            return plain(name.into(), format!("{name} {imm:#x}"));
+        }
         ebpf::TAIL_CALL => return plain("tail_call".into(), "tail_call".into()),
         ebpf::JA => {
-            let desc = if off >= 0 {
-                format!("ja +{off:#x}")
-            } else {
-                format!("ja -{:#x}", -i32::from(off))
-            };
-            return plain("ja".into(), desc);
+            return plain("ja".into(), format!("ja {}", signed(off)));
         }
         ebpf::LE | ebpf::BE => {
             let name = if insn.opc == ebpf::LE { "le" } else { "be" };
@@ -131,12 +143,12 @@ fn describe(insn: &Insn, next: Option<&Insn>) -> Option<(String, String, i64)> {
         }
         ebpf::BPF_LDX if insn.opc & 0xe0 == ebpf::BPF_MEM => {
             let name = format!("ldx{}", size_name(insn.opc));
-            let desc = format!("{name} r{d}, [r{s}+{off:#x}]");
+            let desc = format!("{name} r{d}, [r{s}{}]", signed(off));
             plain(name, desc)
         }
         ebpf::BPF_ST if insn.opc & 0xe0 == ebpf::BPF_MEM => {
             let name = format!("st{}", size_name(insn.opc));
-            let desc = format!("{name} [r{d}+{off:#x}], {imm:#x}");
+            let desc = format!("{name} [r{d}{}], {imm:#x}", signed(off));
             plain(name, desc)
         }
         ebpf::BPF_STX => {
@@ -146,7 +158,7 @@ fn describe(insn: &Insn, next: Option<&Insn>) -> Option<(String, String, i64)> {
                 (ebpf::BPF_ATOMIC, ebpf::BPF_DW) => "stxxadddw".to_owned(),
                 _ => return None,
             };
-            let desc = format!("{name} [r{d}+{off:#x}], r{s}");
+            let desc = format!("{name} [r{d}{}], r{s}", signed(off));
             plain(name, desc)
         }
         ebpf::BPF_ALU | ebpf::BPF_ALU64 => {
@@ -165,9 +177,9 @@ fn describe(insn: &Insn, next: Option<&Insn>) -> Option<(String, String, i64)> {
             let suffix = if class == ebpf::BPF_JMP32 { "32" } else { "" };
             let name = format!("{}{suffix}", jump_name(op)?);
             let desc = if by_reg {
-                format!("{name} r{d}, r{s}, {off:+#x}")
+                format!("{name} r{d}, r{s}, {}", signed(off))
             } else {
-                format!("{name} r{d}, {imm:#x}, {off:+#x}")
+                format!("{name} r{d}, {imm:#x}, {}", signed(off))
             };
             plain(name, desc)
         }
@@ -265,8 +277,22 @@ mod tests {
             text,
             "add64 r1, 0x605\nmov32 r2, 0x32\nmov64 r1, r0\nbe16 r0\nneg64 r2\n\
              add64 r1, 0xffffffff\nldxh r4, [r1+0xc]\nstw [r1+0x8], 0x2\n\
-             stxdw [r10+0xfff8], r1\njeq r1, 0x3, +0x2\njne r1, r2, +0xffff\nja -0x3\n\
+             stxdw [r10-0x8], r1\njeq r1, 0x3, +0x2\njne r1, r2, -0x1\nja -0x3\n\
              lddw r0, 0x1122334455667788\ncall 0x1\nexit\n"
+        );
+        // The most negative offsets, and rbpf's local call.
+        let code = [
+            [0x62, 0x01, 0x00, 0x80, 0x01, 0, 0, 0],
+            [0x79, 0x01, 0x00, 0x80, 0, 0, 0, 0],
+            [0x1e, 0x21, 0x00, 0x80, 0, 0, 0, 0],
+            [0x05, 0x00, 0x00, 0x80, 0, 0, 0, 0],
+            [0x85, 0x10, 0, 0, 3, 0, 0, 0],
+        ]
+        .concat();
+        assert_eq!(
+            to_text(&code),
+            "stw [r1-0x8000], 0x1\nldxdw r1, [r0-0x8000]\njeq32 r1, r2, -0x8000\n\
+             ja -0x8000\ncallx 0x3\n"
         );
         let unknown = to_insn_vec(&[0xff, 0, 0, 0, 0, 0, 0, 0]);
         assert_eq!(unknown[0].name, "unknown");

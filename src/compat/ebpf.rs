@@ -22,6 +22,9 @@ pub const STACK_SIZE: usize = 512;
 /// Stack bytes each function gets without a stack-usage calculator.
 pub const LOCAL_FUNCTION_STACK_SIZE: u16 = crate::isa::LOCAL_FUNCTION_STACK_SIZE;
 
+/// How deep local calls may nest (rbpf's and librbpf's limit).
+pub const MAX_CALL_DEPTH: usize = crate::isa::MAX_CALL_DEPTH;
+
 /// A helper as rbpf registers it: r1..r5 in, r0 out.
 pub type Helper = fn(u64, u64, u64, u64, u64) -> u64;
 

@@ -9,8 +9,10 @@ pub mod disassembler;
 pub mod ebpf;
 pub mod insn_builder;
 pub mod lib;
+mod messages;
 #[cfg(not(feature = "std"))]
 pub mod no_std_error;
+pub mod verifier;
 mod vm_kinds;
 
 pub use vm_kinds::*;

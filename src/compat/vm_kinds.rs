@@ -23,7 +23,6 @@
 //! (instruction limit, error printer, …).
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeSet;
 use alloc::string::ToString;
 use alloc::sync::Arc;
 use alloc::vec;
@@ -32,7 +31,11 @@ use core::any::Any;
 use core::cell::RefCell;
 use core::marker::PhantomData;
 
+use core::ops::Range;
+
 use crate::compat::lib::{Error, ErrorKind};
+use crate::compat::messages::{self, Buffers, Engine};
+use crate::error::LoadError;
 #[cfg(feature = "std")]
 use crate::jit::JitMode;
 
@@ -70,22 +73,22 @@ const NOT_JITTED: &str = "Error: program has not been JIT-compiled";
 /// rbpf's message when `execute_program_cranelift` runs before `cranelift_compile`.
 #[cfg(feature = "std")]
 const NOT_CRANELIFTED: &str = "Error: program has not been compiled with cranelift";
+/// The message of a compiled-code run without the `std` feature (no JIT).
+#[cfg(not(feature = "std"))]
+const NOT_COMPILED: &str = "Error: program has not been JIT-compiled";
 
-/// librbpf's load-time checks (uBPF's validator), with every helper index accepted: rbpf
-/// programs are loaded before their helpers are registered, so a missing helper is a
-/// run-time error. This is the verifier a VM starts with.
+/// rbpf 0.4's verifier ([`crate::compat::verifier::check`], rbpf's checks and texts): the
+/// verifier a VM starts with. librbpf's validator runs after it on every program.
 pub fn default_verifier(prog: &[u8]) -> Result<(), Error> {
-    verify(prog, None).map(drop)
+    crate::compat::verifier::check(prog)
 }
 
 /// Validates `prog` for librbpf's engines, with the stack usage of each function from
-/// `calculator` (256 bytes each without one).
-fn verify(prog: &[u8], calculator: Option<&mut Calculator>) -> Result<crate::Program, Error> {
-    if prog.is_empty() {
-        return Err(error("Error: program is empty"));
-    }
-    let slots = crate::isa::decode_slots(prog)
-        .ok_or_else(|| error(crate::error::LoadError::LengthNotMultipleOf8))?;
+/// `calculator` (256 bytes each without one), under rbpf's rules where they are wider than
+/// uBPF's (a register `div`/`mod` ignores its immediate) and with every helper index
+/// accepted (rbpf programs are loaded before their helpers are registered).
+fn verify(prog: &[u8], calculator: Option<&mut Calculator>) -> Result<crate::Program, LoadError> {
+    let slots = crate::isa::decode_slots(prog).ok_or(LoadError::LengthNotMultipleOf8)?;
     let calculator = calculator.map(|(f, data)| (*f, RefCell::new(data)));
     let usage = |pc: usize| match &calculator {
         Some((f, data)) => {
@@ -98,18 +101,30 @@ fn verify(prog: &[u8], calculator: Option<&mut Calculator>) -> Result<crate::Pro
     let options = crate::program::verifier::VerifyOptions {
         helper_exists: &|_| true,
         stack_usage: Some(&usage),
+        register_div_ignores_imm: true,
     };
-    crate::program::verifier::verify(slots, &options).map_err(error)
+    crate::program::verifier::verify(slots, &options)
+}
+
+/// Why a program the verifier accepted cannot run in librbpf's engines (rbpf's engines fail
+/// on such programs when they run or compile them; so does this layer).
+enum Unrunnable {
+    /// librbpf's validator refused it.
+    Refused(LoadError),
+    /// It is empty (rbpf's default verifier refuses that; a custom one may not).
+    Empty,
 }
 
 /// What the four kinds share: the engine, the program bytes, the verifier, the allowed memory.
 struct Core<'a> {
     vm: Vm,
     prog: Option<&'a [u8]>,
+    /// Set when the verifier accepted `prog` but librbpf's validator did not.
+    unrunnable: Option<Unrunnable>,
     verifier: Verifier,
     calculator: Option<Calculator>,
-    /// Every address registered with `register_allowed_memory`.
-    allowed: BTreeSet<u64>,
+    /// Every range registered with `register_allowed_memory`.
+    allowed: Vec<Range<u64>>,
 }
 
 impl<'a> Core<'a> {
@@ -121,9 +136,10 @@ impl<'a> Core<'a> {
         let mut core = Core {
             vm,
             prog: None,
+            unrunnable: None,
             verifier: default_verifier,
             calculator: None,
-            allowed: BTreeSet::new(),
+            allowed: Vec::new(),
         };
         if let Some(prog) = prog {
             core.set_program(prog)?;
@@ -131,13 +147,35 @@ impl<'a> Core<'a> {
         Ok(core)
     }
 
+    /// Validates `prog` for the engines and installs it, or records why it cannot run.
+    fn install(&mut self, prog: &'a [u8], calculator: Option<&mut Calculator>) {
+        self.prog = Some(prog);
+        let result = if prog.is_empty() {
+            Err(Unrunnable::Empty)
+        } else {
+            verify(prog, calculator).map_err(Unrunnable::Refused)
+        };
+        match result {
+            Ok(program) => {
+                // `install` drops the previous program's code and maps.
+                self.vm.install(program);
+                self.unrunnable = None;
+            }
+            Err(why) => {
+                // Nothing runs: unloading only fails while the program runs, which `&mut
+                // self` excludes.
+                let _ = self.vm.unload();
+                self.unrunnable = Some(why);
+            }
+        }
+    }
+
     fn set_program(&mut self, prog: &'a [u8]) -> Result<(), Error> {
         (self.verifier)(prog)?;
         // librbpf's own checks always run too: the engines rely on them.
-        let program = verify(prog, self.calculator.as_mut())?;
-        // `install` drops the previous program's code and maps.
-        self.vm.install(program);
-        self.prog = Some(prog);
+        let mut calculator = self.calculator.take();
+        self.install(prog, calculator.as_mut());
+        self.calculator = calculator;
         Ok(())
     }
 
@@ -155,9 +193,12 @@ impl<'a> Core<'a> {
         data: Box<dyn Any + Send + Sync>,
     ) -> Result<(), Error> {
         let mut new = (calculator, data);
-        if let Some(prog) = self.prog {
-            let program = verify(prog, Some(&mut new))?;
+        if let Some(prog) = self.prog.filter(|prog| !prog.is_empty()) {
+            // A frame librbpf cannot give is refused here, and the previous calculator stays.
+            let program =
+                verify(prog, Some(&mut new)).map_err(|e| error(format_args!("Error: {e}")))?;
             self.vm.install(program);
+            self.unrunnable = None;
         }
         self.calculator = Some(new);
         Ok(())
@@ -173,18 +214,24 @@ impl<'a> Core<'a> {
             .map_err(error)
     }
 
-    fn register_allowed_memory(&mut self, addrs: &[u64]) {
-        self.allowed.extend(addrs.iter().copied());
-        // Merge consecutive addresses into ranges [start, end) for the bounds callback.
+    fn register_allowed_memory(&mut self, range: Range<u64>) {
+        if range.is_empty() {
+            return;
+        }
+        self.allowed.push(range);
+        // Merge the ranges into sorted, disjoint [start, end) pairs for the bounds callback.
+        let mut sorted: Vec<(u64, u64)> = self.allowed.iter().map(|r| (r.start, r.end)).collect();
+        sorted.sort_unstable();
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for &addr in &self.allowed {
+        for (start, end) in sorted {
             match ranges.last_mut() {
-                Some((_, end)) if *end == addr => *end = addr.saturating_add(1),
-                _ => ranges.push((addr, addr.saturating_add(1))),
+                Some((_, last)) if start <= *last => *last = (*last).max(end),
+                _ => ranges.push((start, end)),
             }
         }
         let ranges: Arc<[(u64, u64)]> = ranges.into();
-        // An access is allowed when every byte of it was registered.
+        // An access is allowed when every byte of it is in a registered range (rbpf only
+        // looks at the first byte).
         self.vm.machine.bounds_check_fn = Some(Box::new(move |addr, size| {
             let i = ranges.partition_point(|&(start, _)| start <= addr);
             i > 0 && {
@@ -194,23 +241,50 @@ impl<'a> Core<'a> {
         }));
     }
 
-    fn loaded(&self) -> Result<(), Error> {
-        match self.prog {
-            Some(_) => Ok(()),
-            None => Err(error(NO_PROGRAM)),
+    /// Whether a program is loaded and runnable by `engine` (else rbpf's text for it).
+    fn runnable(&self, engine: Engine) -> Result<(), Error> {
+        let Some(prog) = self.prog else {
+            return Err(error(NO_PROGRAM));
+        };
+        match &self.unrunnable {
+            None => Ok(()),
+            Some(Unrunnable::Refused(why)) => Err(error(messages::unrunnable(engine, why, prog))),
+            Some(Unrunnable::Empty) => Err(error(format_args!(
+                "{}program is empty",
+                match engine {
+                    Engine::Interpreter => "Error: ",
+                    Engine::Jit => "[JIT] Error: ",
+                    Engine::Cranelift => "[CRANELIFT] Error: ",
+                }
+            ))),
         }
     }
 
     /// Interpreter run with r1 = `mem` (its address; 0 when empty) and the extra regions.
-    fn run(&self, mem: &mut [u8], extra: &[MemRegion<'_>]) -> Result<u64, Error> {
-        self.loaded()?;
-        self.vm.execute_with_regions(mem, extra).map_err(error)
+    fn run(&self, mem: &mut [u8], extra: &[MemRegion<'_>], buffers: Buffers) -> Result<u64, Error> {
+        self.runnable(Engine::Interpreter)?;
+        self.vm
+            .execute_with_regions(mem, extra)
+            .map_err(|e| error(messages::exec_error(Engine::Interpreter, &e, buffers)))
     }
 
+    /// Compiles for `engine`, refusing (as rbpf's compilers do) a call to a helper that is
+    /// not registered yet.
     #[cfg(feature = "std")]
-    fn compile(&mut self) -> Result<(), Error> {
-        self.loaded()?;
-        self.vm.compile(JitMode::Basic).map(drop).map_err(error)
+    fn compile(&mut self, engine: Engine) -> Result<(), Error> {
+        self.runnable(engine)?;
+        if let Some(program) = self.vm.program() {
+            for insn in &program.insns {
+                let helper = insn.opc == crate::compat::ebpf::CALL && insn.src == 0;
+                if helper && !self.vm.helper_exists(insn.imm as u32) {
+                    return Err(error(messages::unknown_helper(engine, insn.imm as u32)));
+                }
+            }
+        }
+        self.vm
+            .compile(JitMode::Basic)
+            .map(drop)
+            .map_err(|e| error(format_args!("{}", e)))
     }
 
     /// Compiled-code run, like [`Core::run`].
@@ -219,37 +293,52 @@ impl<'a> Core<'a> {
         &self,
         mem: &mut [u8],
         extra: &[MemRegion<'_>],
-        not_compiled: &str,
+        buffers: Buffers,
+        engine: Engine,
     ) -> Result<u64, Error> {
-        self.loaded()?;
+        self.runnable(engine)?;
         if self.vm.jit_mode().is_none() {
-            return Err(error(not_compiled));
+            return Err(error(match engine {
+                Engine::Cranelift => NOT_CRANELIFTED,
+                _ => NOT_JITTED,
+            }));
         }
-        self.vm.execute_jit_with_regions(mem, extra).map_err(error)
+        self.vm
+            .execute_jit_with_regions(mem, extra)
+            .map_err(|e| error(messages::exec_error(engine, &e, buffers)))
     }
 
-    /// rbpf's mbuff convention in the interpreter: r1 = `mbuff` (the packet data then an
-    /// extra region, which the packet loads read), or r1 = `mem` when `mbuff` is empty.
-    fn run_mbuff(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
-        if mbuff.is_empty() {
-            return self.run(mem, &[]);
-        }
-        self.run(mbuff, &[MemRegion::writable(mem).as_packet()])
-    }
-
-    /// [`Core::run_mbuff`] with compiled code.
-    #[cfg(feature = "std")]
-    fn run_mbuff_jit(
+    /// rbpf's mbuff convention: r1 = `mbuff` (the packet data then an extra region, which the
+    /// packet loads read), or
+    /// r1 = `mem` when `mbuff` is empty; `engine` is `None` for the interpreter.
+    fn run_mbuff(
         &self,
         mem: &mut [u8],
         mbuff: &mut [u8],
-        not_compiled: &str,
+        engine: Option<Engine>,
     ) -> Result<u64, Error> {
-        if mbuff.is_empty() {
-            return self.run_jit(mem, &[], not_compiled);
+        let buffers = Buffers {
+            mbuff: span(mbuff),
+            mem: span(mem),
+        };
+        let (r1, extra): (&mut [u8], &[MemRegion<'_>]) = if mbuff.is_empty() {
+            (mem, &[])
+        } else {
+            (mbuff, &[MemRegion::writable(mem).as_packet()])
+        };
+        match engine {
+            None => self.run(r1, extra, buffers),
+            #[cfg(feature = "std")]
+            Some(engine) => self.run_jit(r1, extra, buffers, engine),
+            #[cfg(not(feature = "std"))]
+            Some(_) => Err(error(NOT_COMPILED)),
         }
-        self.run_jit(mbuff, &[MemRegion::writable(mem).as_packet()], not_compiled)
     }
+}
+
+/// A buffer's address and length as rbpf's texts print them.
+fn span(buffer: &[u8]) -> (u64, usize) {
+    (buffer.as_ptr() as u64, buffer.len())
 }
 
 /// Generates the methods every kind forwards to its [`Core`] unchanged.
@@ -310,25 +399,26 @@ macro_rules! common_methods {
             )
         }
 
-        /// Adds addresses the program may load from and store to (typically values that
-        /// helpers hand out). Each call adds to the set; an access is allowed when every
-        /// byte of it is in the set.
-        pub fn register_allowed_memory(&mut self, addrs: &[u64]) {
-            self.$($core).+.register_allowed_memory(addrs)
+        /// Adds a range of addresses the program may load from and store to (typically
+        /// memory that helpers hand out). Each call adds to the set; an access is allowed
+        /// when every byte of it is in a registered range (rbpf only checks the first byte).
+        pub fn register_allowed_memory(&mut self, addrs_range: Range<u64>) {
+            self.$($core).+.register_allowed_memory(addrs_range)
         }
 
-        /// Compiles the loaded program with the JIT (Cranelift). Helpers may still be
-        /// registered afterwards. Needs the `std` feature.
+        /// Compiles the loaded program with the JIT (Cranelift). As in rbpf, every helper
+        /// the program calls must be registered first; helpers registered afterwards
+        /// replace the ones compiled code calls. Needs the `std` feature.
         #[cfg(feature = "std")]
         pub fn jit_compile(&mut self) -> Result<(), Error> {
-            self.$($core).+.compile()
+            self.$($core).+.compile(Engine::Jit)
         }
 
         /// Compiles the loaded program with Cranelift: librbpf's JIT is Cranelift, so this is
         /// [`jit_compile`](Self::jit_compile) under rbpf's `cranelift` feature name.
         #[cfg(feature = "std")]
         pub fn cranelift_compile(&mut self) -> Result<(), Error> {
-            self.$($core).+.compile()
+            self.$($core).+.compile(Engine::Cranelift)
         }
 
         /// The underlying [`Vm`], for librbpf's settings and queries.
@@ -388,18 +478,23 @@ impl<'a> EbpfVmMbuff<'a> {
     /// on a private copy of the buffer r1 points to; use
     /// [`execute_program_mut`](Self::execute_program_mut) to let it write.
     pub fn execute_program(&self, mem: &[u8], mbuff: &[u8]) -> Result<u64, Error> {
+        let buffers = Buffers {
+            mbuff: span(mbuff),
+            mem: span(mem),
+        };
         if mbuff.is_empty() {
-            return self.core.run(&mut mem.to_vec(), &[]);
+            return self.core.run(&mut mem.to_vec(), &[], buffers);
         }
         self.core.run(
             &mut mbuff.to_vec(),
             &[MemRegion::read_only(mem).as_packet()],
+            buffers,
         )
     }
 
     /// [`execute_program`](Self::execute_program) on writable buffers, in place.
     pub fn execute_program_mut(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
-        self.core.run_mbuff(mem, mbuff)
+        self.core.run_mbuff(mem, mbuff, None)
     }
 
     /// Runs the compiled program like [`execute_program_mut`](Self::execute_program_mut).
@@ -407,7 +502,7 @@ impl<'a> EbpfVmMbuff<'a> {
     /// calls inside `unsafe` blocks still compile).
     #[cfg(feature = "std")]
     pub fn execute_program_jit(&self, mem: &mut [u8], mbuff: &mut [u8]) -> Result<u64, Error> {
-        self.core.run_mbuff_jit(mem, mbuff, NOT_JITTED)
+        self.core.run_mbuff(mem, mbuff, Some(Engine::Jit))
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
@@ -417,7 +512,7 @@ impl<'a> EbpfVmMbuff<'a> {
         mem: &mut [u8],
         mbuff: &mut [u8],
     ) -> Result<u64, Error> {
-        self.core.run_mbuff_jit(mem, mbuff, NOT_CRANELIFTED)
+        self.core.run_mbuff(mem, mbuff, Some(Engine::Cranelift))
     }
 }
 
@@ -493,8 +588,8 @@ impl<'a> EbpfVmFixedMbuff<'a> {
     common_methods!(EbpfVmFixedMbuff, parent.core);
 
     /// Runs the program on the metadata buffer followed by a copy of `mem`, then writes the
-    /// copy back: `jit` is `None` for the interpreter, else the "not compiled" message.
-    fn run_on_copy(&mut self, mem: &mut [u8], jit: Option<&str>) -> Result<u64, Error> {
+    /// copy back: `engine` is `None` for the interpreter.
+    fn run_on_copy(&mut self, mem: &mut [u8], engine: Option<Engine>) -> Result<u64, Error> {
         let meta = self.meta_len;
         self.buffer.truncate(meta);
         self.buffer.extend_from_slice(mem);
@@ -510,12 +605,16 @@ impl<'a> EbpfVmFixedMbuff<'a> {
         let packet = unsafe { MemRegion::from_raw(start as *const u8, mem.len(), true, "data") }
             .map_err(error)?;
         let packet = [packet.as_packet()];
-        let result = match jit {
-            None => core.run(&mut self.buffer, &packet),
+        let buffers = Buffers {
+            mbuff: (self.buffer.as_ptr() as u64, meta),
+            mem: (start, mem.len()),
+        };
+        let result = match engine {
+            None => core.run(&mut self.buffer, &packet, buffers),
             #[cfg(feature = "std")]
-            Some(not_compiled) => core.run_jit(&mut self.buffer, &packet, not_compiled),
+            Some(engine) => core.run_jit(&mut self.buffer, &packet, buffers, engine),
             #[cfg(not(feature = "std"))]
-            Some(_) => unreachable!("no compiled code without std"),
+            Some(_) => Err(error(NOT_COMPILED)),
         };
         mem.copy_from_slice(&self.buffer[meta..]);
         result
@@ -530,13 +629,13 @@ impl<'a> EbpfVmFixedMbuff<'a> {
     /// compiled code checks every access.
     #[cfg(feature = "std")]
     pub fn execute_program_jit(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.run_on_copy(mem, Some(NOT_JITTED))
+        self.run_on_copy(mem, Some(Engine::Jit))
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
     #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&mut self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.run_on_copy(mem, Some(NOT_CRANELIFTED))
+        self.run_on_copy(mem, Some(Engine::Cranelift))
     }
 }
 
@@ -583,20 +682,32 @@ impl<'a> EbpfVmRaw<'a> {
 
     /// Runs the program in the interpreter with r1 = `mem` (0 when empty) and r2 = its length.
     pub fn execute_program(&self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.core.run(mem, &[])
+        let buffers = Buffers {
+            mbuff: (0, 0),
+            mem: span(mem),
+        };
+        self.core.run(mem, &[], buffers)
     }
 
     /// Runs the compiled program like [`execute_program`](Self::execute_program). Safe:
     /// compiled code checks every access.
     #[cfg(feature = "std")]
     pub fn execute_program_jit(&self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.core.run_jit(mem, &[], NOT_JITTED)
+        let buffers = Buffers {
+            mbuff: (0, 0),
+            mem: span(mem),
+        };
+        self.core.run_jit(mem, &[], buffers, Engine::Jit)
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
     #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&self, mem: &mut [u8]) -> Result<u64, Error> {
-        self.core.run_jit(mem, &[], NOT_CRANELIFTED)
+        let buffers = Buffers {
+            mbuff: (0, 0),
+            mem: span(mem),
+        };
+        self.core.run_jit(mem, &[], buffers, Engine::Cranelift)
     }
 }
 
@@ -637,20 +748,22 @@ impl<'a> EbpfVmNoData<'a> {
 
     /// Runs the program in the interpreter with no input memory.
     pub fn execute_program(&self) -> Result<u64, Error> {
-        self.core.run(&mut [], &[])
+        self.core.run(&mut [], &[], Buffers::default())
     }
 
     /// Runs the compiled program with no input memory. Safe: compiled code checks every
     /// access.
     #[cfg(feature = "std")]
     pub fn execute_program_jit(&self) -> Result<u64, Error> {
-        self.core.run_jit(&mut [], &[], NOT_JITTED)
+        self.core
+            .run_jit(&mut [], &[], Buffers::default(), Engine::Jit)
     }
 
     /// [`execute_program_jit`](Self::execute_program_jit) under rbpf's `cranelift` name.
     #[cfg(feature = "std")]
     pub fn execute_program_cranelift(&self) -> Result<u64, Error> {
-        self.core.run_jit(&mut [], &[], NOT_CRANELIFTED)
+        self.core
+            .run_jit(&mut [], &[], Buffers::default(), Engine::Cranelift)
     }
 }
 
@@ -715,9 +828,9 @@ mod tests {
         let prog = assemble(&text).unwrap();
         let mut vm = EbpfVmNoData::new(Some(&prog)).unwrap();
         assert!(vm.execute_program().is_err());
-        vm.register_allowed_memory(&[addr, addr + 1, addr + 2]);
+        vm.register_allowed_memory(addr..addr + 3);
         assert!(vm.execute_program().is_err());
-        vm.register_allowed_memory(&[addr + 3]);
+        vm.register_allowed_memory(addr + 3..addr + 4);
         assert_eq!(vm.execute_program().unwrap(), 0x0505_0505);
     }
 }

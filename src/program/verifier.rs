@@ -31,6 +31,9 @@ pub struct VerifyOptions<'a> {
     pub helper_exists: &'a dyn Fn(u32) -> bool,
     /// The stack-usage calculator (function start slot → bytes), if one is registered.
     pub stack_usage: Option<&'a dyn Fn(usize) -> i32>,
+    /// rbpf's rule: a register-source `div`/`mod` (0x3c, 0x3f, 0x9c, 0x9f) ignores its
+    /// immediate, which may be anything; uBPF (`false`) requires 0.
+    pub register_div_ignores_imm: bool,
 }
 
 /// The operand form of each opcode byte, from the first table row using it (`None`: unknown).
@@ -173,8 +176,11 @@ fn allowed(rule: Allowed, opcode: u8, value: i64) -> bool {
 }
 
 /// Step C: uBPF's `ubpf_is_valid_instruction` (dst, src, immediate, offset, in that order).
-fn field_filter(insn: &Insn, pc: usize) -> Result<(), LoadError> {
+fn field_filter(insn: &Insn, pc: usize, options: &VerifyOptions<'_>) -> Result<(), LoadError> {
     let opcode = insn.opc;
+    let imm_ignored = options.register_div_ignores_imm
+        // div32/div64/mod32/mod64 with a register source.
+        && matches!(opcode, 0x3c | 0x3f | 0x9c | 0x9f);
     let Some(filter) = filter_of(opcode) else {
         return Err(LoadError::FilterOpcode { pc, opcode });
     };
@@ -192,7 +198,7 @@ fn field_filter(insn: &Insn, pc: usize) -> Result<(), LoadError> {
             value: insn.src,
         });
     }
-    if !allowed(filter.imm, opcode, i64::from(insn.imm)) {
+    if !imm_ignored && !allowed(filter.imm, opcode, i64::from(insn.imm)) {
         return Err(LoadError::FilterImmediate {
             pc,
             opcode,
@@ -367,7 +373,7 @@ pub fn verify(slots: Vec<Insn>, options: &VerifyOptions<'_>) -> Result<Program, 
         }
 
         // Step C: the field filter.
-        field_filter(&insn, i)?;
+        field_filter(&insn, i, options)?;
 
         i += 1;
     }
@@ -535,6 +541,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: None,
+            register_div_ignores_imm: false,
         };
         verify(slots.to_vec(), &options)
     }
@@ -931,6 +938,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: Some(&calc),
+            register_div_ignores_imm: false,
         };
         let program = verify(slots.to_vec(), &options).expect("valid");
         assert_eq!(program.functions[0].stack_usage, 32);
@@ -940,6 +948,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: Some(&calc17),
+            register_div_ignores_imm: false,
         };
         assert_eq!(
             verify(Vec::new(), &options)
@@ -952,6 +961,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: Some(&calc_callee),
+            register_div_ignores_imm: false,
         };
         assert_eq!(
             verify(slots.to_vec(), &options)

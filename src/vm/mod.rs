@@ -308,6 +308,7 @@ impl Vm {
                 .stack_usage_calculator
                 .as_deref()
                 .map(|f| f as &dyn Fn(usize) -> i32),
+            register_div_ignores_imm: false,
         };
         let program = crate::program::verifier::verify(slots, &options)?;
         if program.is_empty() && self.machine.config.readonly_bytecode {
