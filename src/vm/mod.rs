@@ -177,6 +177,20 @@ impl Vm {
         Ok(())
     }
 
+    /// Empties helper slot `index` (0..256), dropping the C or Rust helper there, and records
+    /// `name` for it, as uBPF's `ubpf_register` does when given a NULL function: the name
+    /// still resolves through [`Vm::helper_index`], but a program calling the slot is refused
+    /// at load time (unless a dispatcher is set).
+    pub fn clear_helper(&mut self, index: u32, name: Option<&str>) -> Result<(), ConfigError> {
+        let slot = usize::try_from(index)
+            .ok()
+            .filter(|&i| i < HELPER_SLOTS)
+            .ok_or(ConfigError::HelperIndexOutOfRange(index))?;
+        self.machine.helpers.set_c(slot, None);
+        self.helper_names.set(slot, name);
+        Ok(())
+    }
+
     /// Routes every helper call through `dispatcher` (or back to the table when `None`);
     /// `validator` decides at load time which indices exist while a dispatcher is set.
     pub fn set_dispatcher(
@@ -238,6 +252,12 @@ impl Vm {
         Ok(())
     }
 
+    /// Whether a data-relocation callback is installed ([`Vm::set_data_relocation`] then
+    /// fails): uBPF's `ubpf_register_data_relocation` refuses a second call even with NULL.
+    pub fn has_data_relocation(&self) -> bool {
+        self.data_relocation.is_some()
+    }
+
     /// Installs the bounds callback; like uBPF, only once.
     pub fn set_bounds_check_fn(&mut self, f: BoundsCheckFn) -> Result<(), ConfigError> {
         if self.machine.bounds_check_fn.is_some() {
@@ -245,6 +265,12 @@ impl Vm {
         }
         self.machine.bounds_check_fn = Some(f);
         Ok(())
+    }
+
+    /// Whether a bounds callback is installed ([`Vm::set_bounds_check_fn`] then fails):
+    /// uBPF's `ubpf_register_data_bounds_check` refuses a second call even with NULL.
+    pub fn has_bounds_check_fn(&self) -> bool {
+        self.machine.bounds_check_fn.is_some()
     }
 
     /// Sets or clears the debug callback: allowed from none to set and from set to none.
