@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use crate::capi::{errmsg, ubpf_vm};
+use crate::{errmsg, ubpf_vm};
 
 /// Loads the program of an ELF relocatable object (`ubpf_load_elf_ex` with no entry name:
 /// the function at offset 0 of `.text` is the entry point).

@@ -3,7 +3,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 
-use crate::capi::ubpf_vm;
+use crate::ubpf_vm;
 
 /// Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
 /// of stack that read 0 until the program writes them. `mem` may be NULL (with any length;

@@ -3,10 +3,10 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::capi::boundary::slice_from_mut;
-use crate::capi::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
-use crate::capi::{errmsg, ubpf_vm};
-use crate::jit::JitMode as EngineMode;
+use crate::boundary::slice_from_mut;
+use crate::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
+use crate::{errmsg, ubpf_vm};
+use rbpf::jit::JitMode as EngineMode;
 
 impl From<JitMode> for EngineMode {
     fn from(mode: JitMode) -> Self {

@@ -3,10 +3,10 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 
-use crate::capi::boundary::UserPtr;
-use crate::capi::types::{ubpf_bounds_check, ubpf_data_relocation, ubpf_safe_region};
-use crate::capi::{errmsg, ubpf_vm};
-use crate::interpreter::{SafeRegion, SafeRegionKind};
+use crate::boundary::UserPtr;
+use crate::types::{ubpf_bounds_check, ubpf_data_relocation, ubpf_safe_region};
+use crate::{errmsg, ubpf_vm};
+use rbpf::interpreter::{SafeRegion, SafeRegionKind};
 
 /// Validates `code` (`code_len` bytes of raw little-endian eBPF bytecode) and makes it the
 /// VM's program. The checks, their order and their messages are uBPF's (for example
@@ -71,7 +71,7 @@ pub extern "C" fn ubpf_register_data_relocation(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        if handle.vm.data_relocation.is_some() {
+        if handle.vm.has_data_relocation() {
             return -1;
         }
         let Some(relocate) = relocation else {
@@ -114,7 +114,7 @@ pub extern "C" fn ubpf_register_data_bounds_check(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        if handle.vm.machine.bounds_check_fn.is_some() {
+        if handle.vm.has_bounds_check_fn() {
             return -1;
         }
         let Some(check) = bounds_check else {

@@ -4,8 +4,8 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use crate::capi::ubpf_vm;
-use crate::exec::maps::{Map, MapError};
+use crate::ubpf_vm;
+use rbpf::exec::maps::{Map, MapError};
 
 /// A map of a VM's loaded program. Valid until `ubpf_unload_code`, the next load or
 /// `ubpf_destroy` on its VM.
@@ -28,11 +28,11 @@ const EINVAL: c_int = -libc::EINVAL;
 
 /// `len` bytes at `ptr` (NULL only when `len` is 0).
 fn bytes<'a>(ptr: *const c_void, len: usize) -> Option<&'a [u8]> {
-    crate::capi::boundary::slice_from(ptr.cast::<u8>(), len)
+    crate::boundary::slice_from(ptr.cast::<u8>(), len)
 }
 
 fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
-    crate::capi::boundary::slice_from_mut(ptr.cast::<u8>(), len)
+    crate::boundary::slice_from_mut(ptr.cast::<u8>(), len)
 }
 
 /// Registers the Linux kernel helpers librbpf implements at the kernel's numbers, with
@@ -68,7 +68,7 @@ pub extern "C" fn rbpf_register_linux_helpers(vm: *mut ubpf_vm) -> c_int {
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_program_number(vm: *const ubpf_vm, name: *const c_char) -> c_int {
     ffi_boundary!({
-        let Some(handle) = crate::capi::boundary::vm_ref(vm) else {
+        let Some(handle) = crate::boundary::vm_ref(vm) else {
             return EINVAL;
         };
         if name.is_null() {

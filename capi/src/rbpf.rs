@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use crate::capi::{errmsg, ubpf_vm};
+use crate::{errmsg, ubpf_vm};
 
 /// The library version, NUL-terminated.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -55,7 +55,7 @@ pub extern "C" fn rbpf_assemble(
             errmsg::set(errmsg, &"invalid argument: text is not valid UTF-8");
             return -1;
         };
-        match crate::tools::asm::assemble_bytes(text) {
+        match rbpf::tools::asm::assemble_bytes(text) {
             Ok(code) => {
                 let buf = malloc_bytes(&code);
                 if buf.is_null() {
@@ -93,7 +93,7 @@ pub extern "C" fn rbpf_disassemble(
         errmsg::clear(errmsg);
         let out_text = try_mut!(text, errmsg, "text");
         let code = try_slice!(bytes, len, errmsg, "bytes");
-        let Some(listing) = crate::tools::disasm::disassemble_bytes(code) else {
+        let Some(listing) = rbpf::tools::disasm::disassemble_bytes(code) else {
             errmsg::set(errmsg, &"bytecode length must be a multiple of 8");
             return -1;
         };
@@ -194,12 +194,12 @@ fn exec_mbuff(
         .execution_started
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let region;
-    let extra: &[crate::exec::memory::MemRegion<'_>] = if data_len == 0 {
+    let extra: &[rbpf::exec::memory::MemRegion<'_>] = if data_len == 0 {
         &[]
     } else {
         // SAFETY: `data` is the caller's writable buffer of `data_len` bytes for the call
         // (API contract).
-        region = [unsafe { crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true) }];
+        region = [unsafe { rbpf::exec::memory::MemRegion::from_raw(data.cast(), data_len, true) }];
         &region
     };
     // SAFETY: `ctx`/`ctx_len` describe the caller's buffer (API contract); a NULL stack gives
@@ -207,7 +207,7 @@ fn exec_mbuff(
     let result = unsafe {
         match engine {
             Engine::Interpreter => {
-                let mut stack = [0u8; crate::isa::STACK_SIZE];
+                let mut stack = [0u8; rbpf::isa::STACK_SIZE];
                 handle.vm.execute_raw_with_regions(
                     ctx,
                     ctx_len,

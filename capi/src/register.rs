@@ -1,19 +1,19 @@
 //! Helpers, the external dispatcher, and the callbacks C code installs: the error printer,
 //! the stack-usage calculator and the debug function. Each C callback is wrapped into the
-//! boxed Rust closure that the matching [`crate::Vm`] setter takes.
+//! boxed Rust closure that the matching [`rbpf::Vm`] setter takes.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 
-use crate::capi::boundary::UserPtr;
-use crate::capi::types::{
+use crate::boundary::UserPtr;
+use crate::types::{
     external_function_dispatcher_t, external_function_t, external_function_validate_t,
     stack_usage_calculator_t, ubpf_debug_fn, ubpf_safe_helper_descriptor,
 };
-use crate::capi::ubpf_vm;
-use crate::exec::helpers::HelperFn;
-use crate::interpreter::SafeHelperResult;
-use crate::isa::MAX_EXT_FUNCS;
-use crate::vm::DebugState;
+use crate::ubpf_vm;
+use rbpf::exec::helpers::HelperFn;
+use rbpf::interpreter::SafeHelperResult;
+use rbpf::isa::MAX_EXT_FUNCS;
+use rbpf::vm::DebugState;
 
 unsafe extern "C" {
     /// The C library's standard error stream (the stream uBPF passes to the error printer).
@@ -43,7 +43,7 @@ pub extern "C" fn ubpf_set_error_print(
                 unsafe {
                     print(stderr, c"%s\n".as_ptr(), text.as_ptr());
                 }
-            }) as crate::vm::ErrorPrinter
+            }) as rbpf::vm::ErrorPrinter
         });
         handle
             .vm
@@ -53,7 +53,7 @@ pub extern "C" fn ubpf_set_error_print(
 
 /// The C API's default error printer: one line per message on standard error, as uBPF prints
 /// (the Rust API prints nothing unless a printer is installed).
-pub(crate) fn stderr_printer() -> crate::vm::ErrorPrinter {
+pub(crate) fn stderr_printer() -> rbpf::vm::ErrorPrinter {
     Box::new(|message: &str| eprintln!("{message}"))
 }
 
@@ -89,9 +89,9 @@ pub extern "C" fn ubpf_register(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        let Some(slot) = usize::try_from(index).ok().filter(|&i| i < MAX_EXT_FUNCS) else {
+        if !usize::try_from(index).is_ok_and(|i| i < MAX_EXT_FUNCS) {
             return -1;
-        };
+        }
         let name = if name.is_null() {
             None
         } else {
@@ -99,9 +99,10 @@ pub extern "C" fn ubpf_register(
             Some(unsafe { CStr::from_ptr(name) }.to_string_lossy())
         };
         let Some(helper) = r#fn else {
-            handle.vm.machine.helpers.set_c(slot, None);
-            handle.vm.helper_names.set(slot, name.as_deref());
-            return 0;
+            return match handle.vm.clear_helper(index, name.as_deref()) {
+                Ok(()) => 0,
+                Err(_) => -1,
+            };
         };
         match handle
             .vm
@@ -196,7 +197,7 @@ pub extern "C" fn ubpf_register_external_dispatcher(
             Box::new(move |index: u32| {
                 // SAFETY: the embedder's validator, called with the VM it was registered on.
                 unsafe { validate(index, vm_ptr.get().cast_const()) }
-            }) as crate::exec::helpers::HelperValidator
+            }) as rbpf::exec::helpers::HelperValidator
         });
         handle.vm.set_dispatcher(dispatcher, validator);
         0
@@ -224,7 +225,7 @@ pub extern "C" fn ubpf_register_stack_usage_calculator(
                 let pc = u16::try_from(pc).unwrap_or(u16::MAX);
                 // SAFETY: the embedder's calculator, called with its own VM and cookie.
                 unsafe { calculate(vm_ptr.get().cast_const(), pc, cookie.get()) }
-            }) as crate::vm::StackUsageCalculator
+            }) as rbpf::vm::StackUsageCalculator
         });
         handle.vm.set_stack_usage_calculator(calculator);
         0
@@ -264,7 +265,7 @@ pub extern "C" fn ubpf_register_debug_fn(
                         stack_mask,
                     );
                 }
-            }) as crate::vm::DebugFn
+            }) as rbpf::vm::DebugFn
         });
         match handle.vm.set_debug_fn(debug) {
             Ok(()) => 0,

@@ -5,8 +5,8 @@
 use std::ffi::{c_int, c_uint};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::capi::types::ExecutionProfileArg;
-use crate::vm::{ExecutionProfile, Vm};
+use crate::types::{ExecutionProfileArg, ubpf_execution_profile};
+use rbpf::vm::{ExecutionProfile, Vm};
 
 /// An eBPF virtual machine (opaque). Create it with `ubpf_create`, free it with
 /// `ubpf_destroy`.
@@ -42,7 +42,7 @@ pub struct ubpf_vm {
 pub extern "C" fn ubpf_create() -> *mut ubpf_vm {
     ffi_boundary!({
         let mut vm = Vm::new();
-        vm.set_error_printer(Some(crate::capi::register::stderr_printer()));
+        vm.set_error_printer(Some(crate::register::stderr_printer()));
         // `rbpf_exec_mbuff_jit` gives compiled code the packet data as an extra region.
         vm.enable_extra_regions();
         Box::into_raw(Box::new(ubpf_vm {
@@ -141,14 +141,13 @@ pub extern "C" fn ubpf_set_execution_profile(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        let Ok(profile) = ExecutionProfile::try_from(profile) else {
+        let Ok(profile) = ubpf_execution_profile::try_from(profile) else {
             return -1;
         };
-        if handle.vm.machine.program().is_some() || handle.execution_started.load(Ordering::Relaxed)
-        {
+        if handle.vm.program().is_some() || handle.execution_started.load(Ordering::Relaxed) {
             return -1;
         }
-        handle.vm.config_mut().profile = profile;
+        handle.vm.config_mut().profile = ExecutionProfile::from(profile);
         0
     })
 }
