@@ -9,6 +9,7 @@ use crate::{errmsg, ubpf_vm};
 /// the function at offset 0 of `.text` is the entry point).
 ///
 /// Returns as `ubpf_load_elf_ex`.
+// Wraps [`Vm::load_elf`] (through `ubpf_load_elf_ex`, with no entry name).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_load_elf(
     vm: *mut ubpf_vm,
@@ -27,6 +28,7 @@ pub extern "C" fn ubpf_load_elf(
 ///
 /// Returns 0 on success; -1 on failure with a message in `*errmsg` (freed by the caller with
 /// `free()`).
+// Wraps [`Vm::load_elf`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_load_elf_ex(
     vm: *mut ubpf_vm,

@@ -18,6 +18,7 @@ use rbpf::interpreter::{SafeRegion, SafeRegionKind};
 ///
 /// Returns 0 on success, -1 on failure (including NULL `vm`, or NULL `code` with a non-zero
 /// length).
+// Wraps [`Vm::load`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_load(
     vm: *mut ubpf_vm,
@@ -47,6 +48,7 @@ pub extern "C" fn ubpf_load(
 /// Called from a helper while this VM's program is running on the same thread, it refuses
 /// (the run would return into freed code): it reports an error through the error printer
 /// and leaves everything loaded.
+// Wraps [`Vm::unload`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_unload_code(vm: *mut ubpf_vm) {
     ffi_boundary!({
@@ -63,6 +65,8 @@ pub extern "C" fn ubpf_unload_code(vm: *mut ubpf_vm) {
 /// once: a later call fails even with NULL.
 ///
 /// Returns 0, or -1 if a callback is already set or `vm` is NULL.
+// Wraps [`Vm::set_data_relocation`] (and [`Vm::has_data_relocation`] for uBPF's
+// set-once rule).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_data_relocation(
     vm: *mut ubpf_vm,
@@ -106,6 +110,8 @@ pub extern "C" fn ubpf_register_data_relocation(
 /// fails even with NULL.
 ///
 /// Returns 0, or -1 if a callback is already set or `vm` is NULL.
+// Wraps [`Vm::set_bounds_check_fn`] (and [`Vm::has_bounds_check_fn`] for uBPF's set-once
+// rule).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_data_bounds_check(
     vm: *mut ubpf_vm,
@@ -139,6 +145,7 @@ pub extern "C" fn ubpf_register_data_bounds_check(
 /// Returns 0; or -1 if `vm` or `region` is NULL, the kind is unknown, the id is reserved
 /// (0xFFFFFFFE, 0xFFFFFFFF), `size` is 0, `base` is NULL, `permissions` has unknown bits,
 /// `base + size` wraps, or all 64 region slots are taken.
+// Wraps [`Vm::register_safe_region`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_safe_region(
     vm: *mut ubpf_vm,

@@ -11,6 +11,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// librbpf's version, such as "0.1.0".
 ///
 /// Returns a static string (do not free it).
+// Wraps no Rust method: the crate version, `CARGO_PKG_VERSION`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_version() -> *const c_char {
     VERSION.as_ptr().cast()
@@ -35,6 +36,7 @@ fn malloc_bytes(bytes: &[u8]) -> *mut u8 {
 /// `free()`) of `*len` bytes. On failure `*errmsg` receives a message (freed with `free()`).
 ///
 /// Returns 0 on success, -1 on failure (including NULL `text`, `bytes` or `len`).
+// Wraps [`rbpf::tools::asm::assemble_bytes`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_assemble(
     text: *const c_char,
@@ -82,6 +84,7 @@ pub extern "C" fn rbpf_assemble(
 ///
 /// Returns 0 on success, -1 on failure (a length that is not a multiple of 8, or NULL
 /// `bytes` with a non-zero `len`, or NULL `text`).
+// Wraps [`rbpf::tools::disasm::disassemble_bytes`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_disassemble(
     bytes: *const u8,
@@ -116,6 +119,7 @@ pub extern "C" fn rbpf_disassemble(
 ///
 /// Returns 0 and writes r0 to `*bpf_return_value`, or -1 (nothing compiled, a fault, or a
 /// NULL `vm` or `bpf_return_value`) leaving `*bpf_return_value` untouched.
+// Wraps [`Vm::execute_jit_raw`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_exec_jit(
     vm: *const ubpf_vm,
@@ -244,6 +248,7 @@ fn exec_mbuff(
 /// printer; an offset that leaves fewer than 8 bytes in `ctx`; NULL `vm`, `ctx` or
 /// `bpf_return_value`; NULL `data` with a nonzero length) leaving `*bpf_return_value`
 /// untouched.
+// Wraps [`Vm::execute_raw_with_regions`].
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn rbpf_exec_mbuff(
@@ -273,6 +278,7 @@ pub extern "C" fn rbpf_exec_mbuff(
 
 /// `rbpf_exec_mbuff` with the code compiled by `ubpf_compile`/`ubpf_compile_ex`, which checks
 /// accesses against the same regions. Returns -1 as well when nothing is compiled.
+// Wraps [`Vm::execute_jit_raw_with_regions`].
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn rbpf_exec_mbuff_jit(

@@ -25,6 +25,7 @@ unsafe extern "C" {
 /// `error_printf(stderr, "%s\n", message)`; the message itself may span two lines. NULL
 /// restores the default, which prints to `stderr`. The printer may be called from every
 /// thread that runs `ubpf_exec`.
+// Wraps [`Vm::set_error_printer`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_error_print(
     vm: *mut ubpf_vm,
@@ -61,6 +62,7 @@ pub(crate) fn stderr_printer() -> rbpf::vm::ErrorPrinter {
 /// helpers whose declared parameters differ from the five `uint64_t`).
 ///
 /// Returns `f` unchanged (NULL stays NULL).
+// Wraps no Rust method (a pointer cast).
 #[unsafe(no_mangle)]
 pub extern "C" fn as_external_function_t(f: *mut c_void) -> external_function_t {
     if f.is_null() {
@@ -80,6 +82,7 @@ pub extern "C" fn as_external_function_t(f: *mut c_void) -> external_function_t 
 /// already compiled by `ubpf_compile` sees the new helper.
 ///
 /// Returns 0, or -1 if `index >= 64` or `vm` is NULL.
+// Wraps [`Vm::register_helper`], or [`Vm::clear_helper`] for a NULL `fn`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register(
     vm: *mut ubpf_vm,
@@ -134,6 +137,7 @@ fn six_argument_helper(helper: unsafe extern "C" fn(u64, u64, u64, u64, u64) -> 
 ///
 /// Returns 0; or -1 if `vm` or `descriptor` is NULL, `index >= 64`, `fn` is NULL, the result
 /// kind is unknown, or a pointer/handle result has `region_size == 0` or a reserved region id.
+// Wraps [`Vm::register_safe_helper`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_safe_helper(
     vm: *mut ubpf_vm,
@@ -184,6 +188,7 @@ pub extern "C" fn ubpf_register_safe_helper(
 /// table. Code already compiled by `ubpf_compile` uses the new dispatcher.
 ///
 /// Returns 0 (-1 if `vm` is NULL).
+// Wraps [`Vm::set_dispatcher`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_external_dispatcher(
     vm: *mut ubpf_vm,
@@ -210,6 +215,7 @@ pub extern "C" fn ubpf_register_external_dispatcher(
 /// 256 bytes. Takes effect at the next load. NULL removes the calculator.
 ///
 /// Returns 0 (-1 if `vm` is NULL).
+// Wraps [`Vm::set_stack_usage_calculator`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_stack_usage_calculator(
     vm: *mut ubpf_vm,
@@ -239,6 +245,7 @@ pub extern "C" fn ubpf_register_stack_usage_calculator(
 ///
 /// Returns 0, or -1 when replacing one function with another, clearing when none is set, or
 /// if `vm` is NULL.
+// Wraps [`Vm::set_debug_fn`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_debug_fn(
     vm: *mut ubpf_vm,
