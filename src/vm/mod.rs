@@ -552,8 +552,8 @@ impl Vm {
     /// returns the same pointer; compiling in the other mode replaces (and invalidates) the
     /// previous code. The code lives until [`Vm::unload`], a reload, or the VM's drop.
     ///
-    /// The returned pointer is a [`JitFn`] for [`JitMode::Basic`] and a [`JitExFn`] for
-    /// [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
+    /// The returned pointer is a [`JitFn`](crate::jit::JitFn) for [`JitMode::Basic`] and a
+    /// [`JitExFn`](crate::jit::JitExFn) for [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
     /// [`JitError::TargetBufferTooSmall`].
     ///
     /// Called directly, the code returns `u64::MAX` on a fault and prints the error through
@@ -611,7 +611,7 @@ impl Vm {
     }
 
     /// [`Vm::execute_jit`] with extra regions the program may also access during this run
-    /// (see [`MemRegion`](crate::exec::memory::MemRegion)). The code must have been compiled after
+    /// (see [`MemRegion`]). The code must have been compiled after
     /// [`Vm::enable_extra_regions`]; otherwise accesses to them fault as out of bounds.
     pub fn execute_jit_with_regions(
         &self,
