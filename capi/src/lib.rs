@@ -1,17 +1,18 @@
-//! The C API: uBPF's `ubpf.h` (and librbpf's `rbpf.h` extensions) over [`rbpf::Vm`].
+//! The C API: uBPF's `ubpf.h` (and librbpf's `rbpf.h` extensions) over [`rbpf::Vm`](::rbpf::Vm).
 //!
 //! This crate is the only `extern "C"` code of librbpf, and it uses nothing but the public Rust
 //! API of the `rbpf` crate. Every function here is thin: it turns C pointers into references
 //! (NULL gives the function's failure value, never a crash), C integers into Rust enums, calls
-//! one [`rbpf::Vm`] method (its comment names it), and turns the `Result` into uBPF's return
-//! code plus a `malloc`-allocated `errmsg`. Bodies run inside `ffi_boundary!`, so a panic
-//! becomes a failure value instead of unwinding into C.
+//! one [`Vm`](::rbpf::Vm) method (a comment above each function names it), and turns the
+//! `Result` into uBPF's return code plus a `malloc`-allocated `errmsg`. Bodies run inside
+//! `ffi_boundary!`, so a panic becomes a failure value instead of unwinding into C.
 //!
 //! `cbindgen` reads this module tree (and only it) to generate `include/ubpf.h` and
 //! `include/rbpf.h`; see `tests/header_up_to_date.rs`. `capi/artifact/` links this crate into
 //! `librbpf.so` and `librbpf.a`. The header lists functions in the order of the modules
 //! below, which follows uBPF's header. Names follow uBPF's C spelling, hence the lint
-//! allowance, which only this crate has.
+//! allowance, which only this crate has. (The module [`rbpf`](mod@rbpf) holds the `rbpf_`
+//! extensions; the engine crate is spelt `::rbpf` here at the root.)
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 #![allow(non_camel_case_types)]
