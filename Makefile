@@ -36,7 +36,7 @@ UBPF_VERSION ?= 0.1.0
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR := $(word 1,$(subst ., ,$(VERSION)))
 MINOR := $(word 2,$(subst ., ,$(VERSION)))
-# The ABI version in the SONAME (capi/build.rs sets -soname librbpf.so.$(SOVERSION)).
+# The ABI version in the SONAME (capi/artifact/build.rs sets -soname librbpf.so.$(SOVERSION)).
 SOVERSION := 0
 # What librbpf.a needs besides itself (rustc --print native-static-libs on Linux/glibc).
 STATIC_LIBS ?= -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc

@@ -1,5 +1,5 @@
 //! Build script: exposes the target triple to the tests that compile C programs
-//! (`RBPF_TARGET`). The C library's SONAME is set by `capi/build.rs`; the C headers are
+//! (`RBPF_TARGET`). The C library's SONAME is set by `capi/artifact/build.rs`; the C headers are
 //! generated and checked by `tests/header_up_to_date.rs`.
 
 fn main() {

@@ -5,7 +5,7 @@ set -eu
 cd "$(dirname "$0")/.."
 cargo build --release -p librbpf-capi
 lib="$PWD/target/release"
-# Programs link against the SONAME, librbpf.so.0 (capi/build.rs also creates this link).
+# Programs link against the SONAME, librbpf.so.0 (capi/artifact/build.rs also creates this link).
 ln -sf librbpf.so "$lib/librbpf.so.0"
 "${CC:-cc}" -std=c11 -Wall -Wextra -Werror -Iinclude examples-c/hello.c \
     -L"$lib" -Wl,-rpath,"$lib" -lrbpf -o "$lib/hello"

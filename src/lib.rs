@@ -4,8 +4,9 @@
 //!
 //! The Rust API centres on [`Vm`]: configure it, register helpers, load a program (raw
 //! bytecode, assembly through [`asm`], or an ELF object), then execute it with the interpreter
-//! or compile it with the JIT. The C API is the `librbpf-capi` crate (`capi/`), the only
-//! `extern "C"` code.
+//! or compile it with the JIT. The C API is the `rbpf_capi` crate (`capi/`), the only
+//! `extern "C"` code, built on this crate's public API alone; `capi/artifact/` links it into
+//! `librbpf.so` and `librbpf.a`.
 //!
 //! The API of the `rbpf` crate (0.4) is here too, so rbpf users switch by changing the
 //! dependency line: the VM kinds [`EbpfVmMbuff`], [`EbpfVmFixedMbuff`], [`EbpfVmRaw`] and
@@ -61,9 +62,6 @@ pub mod kernel;
 pub mod tools;
 // rbpf 0.4's API (VM kinds, `ebpf`, `assembler`, `disassembler`, `insn_builder`, `lib`).
 pub mod compat;
-// The `extern "C"` functions of `ubpf.h` and `rbpf.h` (built into `librbpf.so` by `capi/`).
-#[cfg(feature = "capi")]
-pub mod capi;
 #[cfg(test)]
 mod test_prelude;
 

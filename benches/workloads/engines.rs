@@ -73,23 +73,23 @@ struct BpfVm {
 
 /// A VM made through the C API (`ubpf_create` + `ubpf_load`/`ubpf_load_elf`), to time
 /// `ubpf_exec` as a C embedder calls it.
-struct CVm(*mut rbpf::capi::ubpf_vm);
+struct CVm(*mut rbpf_capi::ubpf_vm);
 
 impl CVm {
     fn new(loadable: &Loadable, name: &str) -> Result<CVm, String> {
-        let vm = CVm(rbpf::capi::vm::ubpf_create());
+        let vm = CVm(rbpf_capi::vm::ubpf_create());
         if vm.0.is_null() {
             return Err(format!("{name}: ubpf_create failed"));
         }
         let mut errmsg = std::ptr::null_mut();
         let rc = match loadable {
-            Loadable::Bytecode(code) => rbpf::capi::load::ubpf_load(
+            Loadable::Bytecode(code) => rbpf_capi::load::ubpf_load(
                 vm.0,
                 code.as_ptr().cast(),
                 code.len() as u32,
                 &mut errmsg,
             ),
-            Loadable::Elf(object) => rbpf::capi::elf::ubpf_load_elf(
+            Loadable::Elf(object) => rbpf_capi::elf::ubpf_load_elf(
                 vm.0,
                 object.as_ptr().cast(),
                 object.len(),
@@ -108,15 +108,14 @@ impl CVm {
 
     fn exec(&self, mem: &mut [u8]) -> u64 {
         let mut value = u64::MAX;
-        let rc =
-            rbpf::capi::exec::ubpf_exec(self.0, mem.as_mut_ptr().cast(), mem.len(), &mut value);
+        let rc = rbpf_capi::exec::ubpf_exec(self.0, mem.as_mut_ptr().cast(), mem.len(), &mut value);
         if rc == 0 { value } else { u64::MAX }
     }
 }
 
 impl Drop for CVm {
     fn drop(&mut self) {
-        rbpf::capi::vm::ubpf_destroy(self.0);
+        rbpf_capi::vm::ubpf_destroy(self.0);
     }
 }
 

@@ -6,8 +6,8 @@
 use std::ffi::{CString, c_char, c_int, c_uint};
 use std::ptr;
 
-use rbpf::capi::{self, ubpf_vm};
 use rbpf::isa::Insn;
+use rbpf_capi::{self as capi, ubpf_vm};
 
 use crate::diff::{Setup, Start, compare};
 use crate::harness::{HELPERS, Outcome, fail};

@@ -232,13 +232,14 @@ impl<'a> Core<'a> {
         let ranges: Arc<[(u64, u64)]> = ranges.into();
         // An access is allowed when every byte of it is in a registered range (rbpf only
         // looks at the first byte).
-        self.vm.machine.bounds_check_fn = Some(Box::new(move |addr, size| {
-            let i = ranges.partition_point(|&(start, _)| start <= addr);
-            i > 0 && {
-                let (_, end) = ranges[i - 1];
-                addr.checked_add(size).is_some_and(|last| last <= end)
-            }
-        }));
+        self.vm
+            .replace_bounds_check_fn(Some(Box::new(move |addr, size| {
+                let i = ranges.partition_point(|&(start, _)| start <= addr);
+                i > 0 && {
+                    let (_, end) = ranges[i - 1];
+                    addr.checked_add(size).is_some_and(|last| last <= end)
+                }
+            })));
     }
 
     /// Whether a program is loaded and runnable by `engine` (else rbpf's text for it).

@@ -4,9 +4,9 @@
 //!
 //! Helpers get only r1..r5 (and the run's `mem` pointer). So, on a VM whose maps ask for it
 //! (`VmMaps::publish_runs`), both engines *publish the run* into a thread-local right before
-//! every helper call: the interpreter with [`publish`], compiled code through a runtime
-//! function of the JIT that calls [`publish_parts`]. A helper reads it back with
-//! [`with_run`] and checks every pointer argument with the same bounds model as loads
+//! every helper call: the interpreter with `publish`, compiled code through a runtime
+//! function of the JIT that calls `publish_parts`. A helper reads it back with
+//! `with_run` and checks every pointer argument with the same bounds model as loads
 //! ([`Regions`]). A publication serves exactly one helper call; a helper called with nothing
 //! published (from outside a run) gets `None`.
 

@@ -5,7 +5,7 @@
 //! Design (see `translate.rs` for the code shape):
 //! * one Cranelift function per program, compiled with [`Context::compile`] straight into bytes
 //!   that are checked to contain **no relocations**; the bytes are the whole image, so
-//!   [`Vm::copy_jit`] and [`Vm::translate`] output runs after a plain `memcpy`;
+//!   [`Vm::copy_jit`](crate::Vm::copy_jit) and [`Vm::translate`](crate::Vm::translate) output runs after a plain `memcpy`;
 //! * helper calls load the dispatcher and the helper slot from the VM's boxed
 //!   [`HelperTable`](crate::exec::helpers::HelperTable) at run time, so helpers registered after
 //!   compiling are the ones called;
@@ -15,8 +15,8 @@
 //!   whether a bounds callback is registered: without one (and without data sections), an
 //!   access outside mem and the stack faults without returning into the code;
 //! * faults return `u64::MAX` from the compiled function after recording the error in a
-//!   thread-local; [`Vm::execute_jit`] turns it into the same [`ExecError`] the interpreter
-//!   produces and reports it through [`Vm::report`].
+//!   thread-local; [`Vm::execute_jit`](crate::Vm::execute_jit) turns it into the same [`ExecError`] the interpreter
+//!   produces and reports it through [`Vm::report`](crate::Vm::report).
 
 pub(crate) mod cfg;
 pub(crate) mod code;

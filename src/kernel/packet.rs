@@ -4,7 +4,7 @@
 //!
 //! A test run ([`crate::kernel`]'s test-run driver) makes a [`PacketRun`] and enters it for
 //! the duration of the program's run; the packet helpers (`xdp_adjust_head`,
-//! `skb_load_bytes`, `redirect`, …) find it with [`with_packet`]. A helper called outside a
+//! `skb_load_bytes`, `redirect`, …) find it with `with_packet`. A helper called outside a
 //! packet run gets `None` and fails as the kernel's would for a bad argument.
 
 // The test-run driver and the packet helpers that use this land next.

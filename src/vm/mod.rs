@@ -177,6 +177,20 @@ impl Vm {
         Ok(())
     }
 
+    /// Empties helper slot `index` (0..256), dropping the C or Rust helper there, and records
+    /// `name` for it, as uBPF's `ubpf_register` does when given a NULL function: the name
+    /// still resolves through [`Vm::helper_index`], but a program calling the slot is refused
+    /// at load time (unless a dispatcher is set).
+    pub fn clear_helper(&mut self, index: u32, name: Option<&str>) -> Result<(), ConfigError> {
+        let slot = usize::try_from(index)
+            .ok()
+            .filter(|&i| i < HELPER_SLOTS)
+            .ok_or(ConfigError::HelperIndexOutOfRange(index))?;
+        self.machine.helpers.set_c(slot, None);
+        self.helper_names.set(slot, name);
+        Ok(())
+    }
+
     /// Routes every helper call through `dispatcher` (or back to the table when `None`);
     /// `validator` decides at load time which indices exist while a dispatcher is set.
     pub fn set_dispatcher(
@@ -238,6 +252,12 @@ impl Vm {
         Ok(())
     }
 
+    /// Whether a data-relocation callback is installed ([`Vm::set_data_relocation`] then
+    /// fails): uBPF's `ubpf_register_data_relocation` refuses a second call even with NULL.
+    pub fn has_data_relocation(&self) -> bool {
+        self.data_relocation.is_some()
+    }
+
     /// Installs the bounds callback; like uBPF, only once.
     pub fn set_bounds_check_fn(&mut self, f: BoundsCheckFn) -> Result<(), ConfigError> {
         if self.machine.bounds_check_fn.is_some() {
@@ -245,6 +265,19 @@ impl Vm {
         }
         self.machine.bounds_check_fn = Some(f);
         Ok(())
+    }
+
+    /// Installs or removes the bounds callback, replacing any earlier one (what rbpf's
+    /// `register_allowed_memory` needs; [`Vm::set_bounds_check_fn`] keeps uBPF's set-once
+    /// rule).
+    pub fn replace_bounds_check_fn(&mut self, f: Option<BoundsCheckFn>) {
+        self.machine.bounds_check_fn = f;
+    }
+
+    /// Whether a bounds callback is installed ([`Vm::set_bounds_check_fn`] then fails):
+    /// uBPF's `ubpf_register_data_bounds_check` refuses a second call even with NULL.
+    pub fn has_bounds_check_fn(&self) -> bool {
+        self.machine.bounds_check_fn.is_some()
     }
 
     /// Sets or clears the debug callback: allowed from none to set and from set to none.
@@ -527,8 +560,8 @@ impl Vm {
     /// returns the same pointer; compiling in the other mode replaces (and invalidates) the
     /// previous code. The code lives until [`Vm::unload`], a reload, or the VM's drop.
     ///
-    /// The returned pointer is a [`JitFn`] for [`JitMode::Basic`] and a [`JitExFn`] for
-    /// [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
+    /// The returned pointer is a [`JitFn`](crate::jit::JitFn) for [`JitMode::Basic`] and a
+    /// [`JitExFn`](crate::jit::JitExFn) for [`JitMode::Extended`]. Code larger than `config.jit_code_size` is refused with
     /// [`JitError::TargetBufferTooSmall`].
     ///
     /// Called directly, the code returns `u64::MAX` on a fault and prints the error through
@@ -586,7 +619,7 @@ impl Vm {
     }
 
     /// [`Vm::execute_jit`] with extra regions the program may also access during this run
-    /// (see [`MemRegion`](crate::exec::memory::MemRegion)). The code must have been compiled after
+    /// (see [`MemRegion`]). The code must have been compiled after
     /// [`Vm::enable_extra_regions`]; otherwise accesses to them fault as out of bounds.
     pub fn execute_jit_with_regions(
         &self,

@@ -76,7 +76,7 @@ fn build_c_library(root: &Path, lib_dir: &Path) {
 }
 
 /// Creates `librbpf.so.0 -> librbpf.so` atomically (several test processes may race here),
-/// in case `capi/build.rs` could not.
+/// in case `capi/artifact/build.rs` could not.
 fn link_soname(lib_dir: &Path) {
     let link = lib_dir.join("librbpf.so.0");
     if std::fs::read_link(&link).is_ok_and(|target| target == Path::new("librbpf.so")) {

@@ -3,7 +3,7 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use crate::capi::{errmsg, ubpf_vm};
+use crate::{errmsg, ubpf_vm};
 
 /// The library version, NUL-terminated.
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -11,6 +11,7 @@ const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
 /// librbpf's version, such as "0.1.0".
 ///
 /// Returns a static string (do not free it).
+// Wraps no Rust method: the crate version, `CARGO_PKG_VERSION`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_version() -> *const c_char {
     VERSION.as_ptr().cast()
@@ -35,6 +36,7 @@ fn malloc_bytes(bytes: &[u8]) -> *mut u8 {
 /// `free()`) of `*len` bytes. On failure `*errmsg` receives a message (freed with `free()`).
 ///
 /// Returns 0 on success, -1 on failure (including NULL `text`, `bytes` or `len`).
+// Wraps [`rbpf::tools::asm::assemble_bytes`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_assemble(
     text: *const c_char,
@@ -55,7 +57,7 @@ pub extern "C" fn rbpf_assemble(
             errmsg::set(errmsg, &"invalid argument: text is not valid UTF-8");
             return -1;
         };
-        match crate::tools::asm::assemble_bytes(text) {
+        match rbpf::tools::asm::assemble_bytes(text) {
             Ok(code) => {
                 let buf = malloc_bytes(&code);
                 if buf.is_null() {
@@ -82,6 +84,7 @@ pub extern "C" fn rbpf_assemble(
 ///
 /// Returns 0 on success, -1 on failure (a length that is not a multiple of 8, or NULL
 /// `bytes` with a non-zero `len`, or NULL `text`).
+// Wraps [`rbpf::tools::disasm::disassemble_bytes`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_disassemble(
     bytes: *const u8,
@@ -93,7 +96,7 @@ pub extern "C" fn rbpf_disassemble(
         errmsg::clear(errmsg);
         let out_text = try_mut!(text, errmsg, "text");
         let code = try_slice!(bytes, len, errmsg, "bytes");
-        let Some(listing) = crate::tools::disasm::disassemble_bytes(code) else {
+        let Some(listing) = rbpf::tools::disasm::disassemble_bytes(code) else {
             errmsg::set(errmsg, &"bytecode length must be a multiple of 8");
             return -1;
         };
@@ -116,6 +119,7 @@ pub extern "C" fn rbpf_disassemble(
 ///
 /// Returns 0 and writes r0 to `*bpf_return_value`, or -1 (nothing compiled, a fault, or a
 /// NULL `vm` or `bpf_return_value`) leaving `*bpf_return_value` untouched.
+// Wraps [`Vm::execute_jit_raw`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_exec_jit(
     vm: *const ubpf_vm,
@@ -180,7 +184,7 @@ fn exec_mbuff(
     // refused here, before `ctx` is written or anything runs, as `ubpf_exec` refuses such a
     // `mem`.
     let region = match unsafe {
-        crate::exec::memory::MemRegion::from_raw(data.cast(), data_len, true, "data")
+        rbpf::exec::memory::MemRegion::from_raw(data.cast(), data_len, true, "data")
     } {
         Ok(region) => region,
         Err(err) => {
@@ -191,7 +195,7 @@ fn exec_mbuff(
     // `data` is also the packet the legacy packet loads read (docs/semantics.md), even when
     // empty.
     let extra = [region.as_packet()];
-    let extra: &[crate::exec::memory::MemRegion<'_>] = &extra;
+    let extra: &[rbpf::exec::memory::MemRegion<'_>] = &extra;
     let start = data as u64;
     // `from_raw` refused every length whose end wraps (and 0 cannot wrap).
     let end = start.wrapping_add(data_len as u64);
@@ -210,7 +214,7 @@ fn exec_mbuff(
         .store(true, std::sync::atomic::Ordering::Relaxed);
     let result = match engine {
         Engine::Interpreter => {
-            let mut stack = [0u8; crate::isa::STACK_SIZE];
+            let mut stack = [0u8; rbpf::isa::STACK_SIZE];
             // SAFETY: `ctx`/`ctx_len` describe the caller's buffer (API contract); the stack
             // is local.
             unsafe {
@@ -252,6 +256,7 @@ fn exec_mbuff(
 /// `bpf_return_value`; NULL `data` with a nonzero length; a `data_len` above `PTRDIFF_MAX`
 /// or passing the end of the address space, printed and refused before `ctx` is written)
 /// leaving `*bpf_return_value` untouched.
+// Wraps [`Vm::execute_raw_with_regions`].
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn rbpf_exec_mbuff(
@@ -281,6 +286,7 @@ pub extern "C" fn rbpf_exec_mbuff(
 
 /// `rbpf_exec_mbuff` with the code compiled by `ubpf_compile`/`ubpf_compile_ex`, which checks
 /// accesses against the same regions. Returns -1 as well when nothing is compiled.
+// Wraps [`Vm::execute_jit_raw_with_regions`].
 #[unsafe(no_mangle)]
 #[allow(clippy::too_many_arguments)]
 pub extern "C" fn rbpf_exec_mbuff_jit(

@@ -3,7 +3,7 @@
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::Ordering;
 
-use crate::capi::ubpf_vm;
+use crate::ubpf_vm;
 
 /// Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
 /// of stack that read 0 until the program writes them. `mem` may be NULL (with any length;
@@ -17,6 +17,7 @@ use crate::capi::ubpf_vm;
 /// Returns 0 and writes r0 to `*bpf_return_value` on success; returns -1 and leaves
 /// `*bpf_return_value` untouched on failure (also when nothing is loaded, or `vm` or
 /// `bpf_return_value` is NULL).
+// Wraps [`Vm::execute_on_own_stack`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_exec(
     vm: *const ubpf_vm,
@@ -44,6 +45,7 @@ pub extern "C" fn ubpf_exec(
 /// `stack` whose end would pass the end of the address space is refused with a runtime error.
 ///
 /// Returns as `ubpf_exec`; also -1 if `stack` is NULL.
+// Wraps [`Vm::execute_raw`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_exec_ex(
     vm: *const ubpf_vm,

@@ -5,8 +5,8 @@
 use std::ffi::{c_int, c_uint};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::capi::types::ExecutionProfileArg;
-use crate::vm::{ExecutionProfile, Vm};
+use crate::types::{ExecutionProfileArg, ubpf_execution_profile};
+use rbpf::vm::{ExecutionProfile, Vm};
 
 /// An eBPF virtual machine (opaque). Create it with `ubpf_create`, free it with
 /// `ubpf_destroy`.
@@ -38,11 +38,13 @@ pub struct ubpf_vm {
 /// unlimited instructions, errors printed to `stderr`.
 ///
 /// Returns the VM (free it with `ubpf_destroy`), or NULL on failure.
+// Wraps [`Vm::new`], then installs the C API's stderr printer ([`Vm::set_error_printer`])
+// and turns on [`Vm::enable_extra_regions`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_create() -> *mut ubpf_vm {
     ffi_boundary!({
         let mut vm = Vm::new();
-        vm.set_error_printer(Some(crate::capi::register::stderr_printer()));
+        vm.set_error_printer(Some(crate::register::stderr_printer()));
         // `rbpf_exec_mbuff_jit` gives compiled code the packet data as an extra region.
         vm.enable_extra_regions();
         Box::into_raw(Box::new(ubpf_vm {
@@ -59,6 +61,7 @@ pub extern "C" fn ubpf_create() -> *mut ubpf_vm {
 /// Called from a helper while this VM's program is running on the same thread, it refuses
 /// (the run still uses the VM): it reports an error through the error printer and the VM
 /// stays allocated — destroy it again once the run has returned.
+// Wraps dropping the [`Vm`]; refused while [`Vm::is_running_on_this_thread`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_destroy(vm: *mut ubpf_vm) {
     ffi_boundary!({
@@ -83,6 +86,7 @@ pub extern "C" fn ubpf_destroy(vm: *mut ubpf_vm) {
 /// or off (default on). Address wrap-around is always checked.
 ///
 /// Returns the previous setting (false if `vm` is NULL).
+// Wraps [`Vm::config_mut`] (`Config::bounds_check`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_toggle_bounds_check(vm: *mut ubpf_vm, enable: bool) -> bool {
     ffi_boundary!({
@@ -94,6 +98,7 @@ pub extern "C" fn ubpf_toggle_bounds_check(vm: *mut ubpf_vm, enable: bool) -> bo
 /// Turns constant blinding of later JIT translations on or off (default off).
 ///
 /// Returns the previous setting (false if `vm` is NULL).
+// Wraps [`Vm::config_mut`] (`Config::constant_blinding`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_toggle_constant_blinding(vm: *mut ubpf_vm, enable: bool) -> bool {
     ffi_boundary!({
@@ -106,6 +111,7 @@ pub extern "C" fn ubpf_toggle_constant_blinding(vm: *mut ubpf_vm, enable: bool) 
 /// (default off).
 ///
 /// Returns the previous setting (false if `vm` is NULL).
+// Wraps [`Vm::config_mut`] (`Config::undefined_behavior_check`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_toggle_undefined_behavior_check(vm: *mut ubpf_vm, enable: bool) -> bool {
     ffi_boundary!({
@@ -119,6 +125,7 @@ pub extern "C" fn ubpf_toggle_undefined_behavior_check(vm: *mut ubpf_vm, enable:
 /// "out of memory" while it is on.
 ///
 /// Returns the previous setting (false if `vm` is NULL).
+// Wraps [`Vm::config_mut`] (`Config::readonly_bytecode`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_toggle_readonly_bytecode(vm: *mut ubpf_vm, enable: bool) -> bool {
     ffi_boundary!({
@@ -134,6 +141,8 @@ pub extern "C" fn ubpf_toggle_readonly_bytecode(vm: *mut ubpf_vm, enable: bool) 
 ///
 /// Returns 0; or -1 for an unknown value, a NULL `vm`, loaded or compiled code, or a VM that
 /// has already executed a program.
+// Wraps [`Vm::config_mut`] (`Config::profile`); refused once [`Vm::program`] is set or a
+// run has started.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_execution_profile(
     vm: *mut ubpf_vm,
@@ -141,14 +150,13 @@ pub extern "C" fn ubpf_set_execution_profile(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        let Ok(profile) = ExecutionProfile::try_from(profile) else {
+        let Ok(profile) = ubpf_execution_profile::try_from(profile) else {
             return -1;
         };
-        if handle.vm.machine.program().is_some() || handle.execution_started.load(Ordering::Relaxed)
-        {
+        if handle.vm.program().is_some() || handle.execution_started.load(Ordering::Relaxed) {
             return -1;
         }
-        handle.vm.config_mut().profile = profile;
+        handle.vm.config_mut().profile = ExecutionProfile::from(profile);
         0
     })
 }
@@ -158,6 +166,7 @@ pub extern "C" fn ubpf_set_execution_profile(
 /// compiling.
 ///
 /// Returns 0, or -1 if an index is already set or `vm` is NULL.
+// Wraps [`Vm::set_unwind_index`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_unwind_function_index(vm: *mut ubpf_vm, idx: c_uint) -> c_int {
     ffi_boundary!({
@@ -170,6 +179,7 @@ pub extern "C" fn ubpf_set_unwind_function_index(vm: *mut ubpf_vm, idx: c_uint) 
 
 /// uBPF's debug-build register override. librbpf behaves like a uBPF release build: it
 /// prints a warning to `stderr` and ignores `regs`.
+// Wraps no Rust method: like a uBPF release build, there are no registers to set.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_registers(vm: *mut ubpf_vm, regs: *mut u64) {
     ffi_boundary!({
@@ -182,6 +192,7 @@ pub extern "C" fn ubpf_set_registers(vm: *mut ubpf_vm, regs: *mut u64) {
 /// a warning to `stderr`.
 ///
 /// Returns NULL.
+// Wraps no Rust method: like a uBPF release build, there are no registers to read.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_get_registers(vm: *const ubpf_vm) -> *mut u64 {
     ffi_boundary!({
@@ -199,6 +210,7 @@ const REGISTERS_WARNING: &str =
 /// and has no use for it, but keeps uBPF's rule that it cannot change while code is loaded.
 ///
 /// Returns 0, or -1 if code is loaded or `vm` is NULL.
+// Wraps [`Vm::set_pointer_secret`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_pointer_secret(vm: *mut ubpf_vm, secret: u64) -> c_int {
     ffi_boundary!({
@@ -214,6 +226,7 @@ pub extern "C" fn ubpf_set_pointer_secret(vm: *mut ubpf_vm, secret: u64) -> c_in
 /// Writes the previous limit to `*previous_limit` when it is not NULL.
 ///
 /// Returns 0 (-1 if `vm` is NULL).
+// Wraps [`Vm::config_mut`] (`Config::instruction_limit`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_instruction_limit(
     vm: *mut ubpf_vm,
@@ -233,6 +246,7 @@ pub extern "C" fn ubpf_set_instruction_limit(
 
 /// uBPF's internal x86-64 register-map knob, used by its `ubpf_test -r`. Exported for link
 /// compatibility (not declared in the header); it has no effect in librbpf.
+// Wraps no Rust method (link compatibility only).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_register_offset(x: c_int) {
     let _ = x;

@@ -3,10 +3,10 @@
 
 use std::ffi::{c_char, c_int, c_void};
 
-use crate::capi::boundary::slice_from_mut;
-use crate::capi::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
-use crate::capi::{errmsg, ubpf_vm};
-use crate::jit::JitMode as EngineMode;
+use crate::boundary::slice_from_mut;
+use crate::types::{JitMode, JitModeArg, ubpf_jit_ex_fn, ubpf_jit_fn};
+use crate::{errmsg, ubpf_vm};
+use rbpf::jit::JitMode as EngineMode;
 
 impl From<JitMode> for EngineMode {
     fn from(mode: JitMode) -> Self {
@@ -38,6 +38,7 @@ fn engine_mode(jit_mode: JitModeArg, errmsg: *mut *mut c_char) -> Option<EngineM
 /// Returns the compiled function (owned by the VM: valid until `ubpf_unload_code`,
 /// `ubpf_destroy` or a compile in the other mode), or NULL with a message in `*errmsg` that
 /// the caller frees with `free()`.
+// Wraps [`Vm::compile`] in basic mode (through `ubpf_compile_ex`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_compile(vm: *mut ubpf_vm, errmsg: *mut *mut c_char) -> ubpf_jit_fn {
     let compiled = ubpf_compile_ex(vm, errmsg, JitMode::BasicJitMode as JitModeArg);
@@ -57,6 +58,7 @@ pub extern "C" fn ubpf_compile(vm: *mut ubpf_vm, errmsg: *mut *mut c_char) -> ub
 /// frees the earlier code.
 ///
 /// Returns the compiled function (for `BasicJitMode`, cast it to `ubpf_jit_fn`), or NULL.
+// Wraps [`Vm::compile`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_compile_ex(
     vm: *mut ubpf_vm,
@@ -92,6 +94,7 @@ pub extern "C" fn ubpf_compile_ex(
 ///
 /// Returns `buffer` as a `ubpf_jit_fn` and sets `*errmsg` to NULL, or returns NULL with a
 /// message in `*errmsg` (freed by the caller with `free()`).
+// Wraps [`Vm::copy_jit`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_copy_jit(
     vm: *mut ubpf_vm,
@@ -128,6 +131,7 @@ pub extern "C" fn ubpf_copy_jit(
 /// (`ubpf_translate_ex(vm, buffer, size, errmsg, BasicJitMode)`).
 ///
 /// Returns as `ubpf_translate_ex`.
+// Wraps [`Vm::translate`] in basic mode (through `ubpf_translate_ex`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_translate(
     vm: *mut ubpf_vm,
@@ -150,6 +154,7 @@ pub extern "C" fn ubpf_translate(
 /// caller with `free()`).
 ///
 /// Returns 0 on success, -1 on failure.
+// Wraps [`Vm::translate`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_translate_ex(
     vm: *mut ubpf_vm,
@@ -185,6 +190,7 @@ pub extern "C" fn ubpf_translate_ex(
 /// a bigger program fails with "Target buffer too small".
 ///
 /// Returns 0 (-1 if `vm` is NULL).
+// Wraps [`Vm::config_mut`] (`Config::jit_code_size`).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_jit_code_size(vm: *mut ubpf_vm, code_size: usize) -> c_int {
     ffi_boundary!({

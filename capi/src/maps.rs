@@ -4,8 +4,8 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use crate::capi::ubpf_vm;
-use crate::exec::maps::{Map, MapError};
+use crate::ubpf_vm;
+use rbpf::exec::maps::{Map, MapError};
 
 /// A map of a VM's loaded program. Valid until `ubpf_unload_code`, the next load or
 /// `ubpf_destroy` on its VM.
@@ -28,11 +28,11 @@ const EINVAL: c_int = -libc::EINVAL;
 
 /// `len` bytes at `ptr` (NULL only when `len` is 0).
 fn bytes<'a>(ptr: *const c_void, len: usize) -> Option<&'a [u8]> {
-    crate::capi::boundary::slice_from(ptr.cast::<u8>(), len)
+    crate::boundary::slice_from(ptr.cast::<u8>(), len)
 }
 
 fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
-    crate::capi::boundary::slice_from_mut(ptr.cast::<u8>(), len)
+    crate::boundary::slice_from_mut(ptr.cast::<u8>(), len)
 }
 
 /// Registers the Linux kernel helpers librbpf implements at the kernel's numbers, with
@@ -48,6 +48,7 @@ fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
 /// section other than `.text` as the entry (libbpf-style objects; see docs/maps.md).
 ///
 /// Returns 0, or -1 for a NULL `vm`.
+// Wraps [`Vm::register_linux_helpers`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_register_linux_helpers(vm: *mut ubpf_vm) -> c_int {
     ffi_boundary!({
@@ -65,10 +66,11 @@ pub extern "C" fn rbpf_register_linux_helpers(vm: *mut ubpf_vm) -> c_int {
 /// loaded after `rbpf_register_linux_helpers`.
 ///
 /// Returns the number (0 or more), or -ENOENT (no such program), or -EINVAL (NULL argument).
+// Wraps [`Vm::program_number`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_program_number(vm: *const ubpf_vm, name: *const c_char) -> c_int {
     ffi_boundary!({
-        let Some(handle) = crate::capi::boundary::vm_ref(vm) else {
+        let Some(handle) = crate::boundary::vm_ref(vm) else {
             return EINVAL;
         };
         if name.is_null() {
@@ -86,6 +88,7 @@ pub extern "C" fn rbpf_program_number(vm: *const ubpf_vm, name: *const c_char) -
 /// The map called `name` (its symbol) in the object loaded into `vm`.
 ///
 /// Returns the map (owned by the VM), or NULL when there is none or an argument is NULL.
+// Wraps [`Vm::map`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_by_name(vm: *mut ubpf_vm, name: *const c_char) -> *mut rbpf_map {
     ffi_boundary!({
@@ -106,6 +109,7 @@ pub extern "C" fn rbpf_map_by_name(vm: *mut ubpf_vm, name: *const c_char) -> *mu
 ///
 /// Returns 0, -ENOENT if the key is absent, -EINVAL for a NULL argument or a map without
 /// lookups (ring buffer).
+// Wraps [`Map::lookup`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_lookup_elem(
     map: *mut rbpf_map,
@@ -128,6 +132,7 @@ pub extern "C" fn rbpf_map_lookup_elem(
 /// `BPF_NOEXIST` (1) or `BPF_EXIST` (2), with the kernel's semantics.
 ///
 /// Returns 0, -EEXIST, -ENOENT, -E2BIG (map full, or array index out of range) or -EINVAL.
+// Wraps [`Map::update`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_update_elem(
     map: *mut rbpf_map,
@@ -151,6 +156,7 @@ pub extern "C" fn rbpf_map_update_elem(
 ///
 /// Returns 0, -ENOENT if absent, -EINVAL for arrays (their elements cannot be deleted) or a
 /// NULL argument.
+// Wraps [`Map::delete`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_delete_elem(map: *mut rbpf_map, key: *const c_void) -> c_int {
     ffi_boundary!({
@@ -167,6 +173,7 @@ pub extern "C" fn rbpf_map_delete_elem(map: *mut rbpf_map, key: *const c_void) -
 /// iteration is visited once.
 ///
 /// Returns 0, -ENOENT after the last key, or -EINVAL.
+// Wraps [`Map::next_key`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_get_next_key(
     map: *mut rbpf_map,
@@ -192,6 +199,7 @@ pub extern "C" fn rbpf_map_get_next_key(
 /// pointer may be NULL.
 ///
 /// Returns 0, or -EINVAL for a NULL map.
+// Wraps [`Map::def`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_info(
     map: *const rbpf_map,
@@ -222,6 +230,7 @@ pub extern "C" fn rbpf_map_info(
 /// number of per-CPU slots (each value then takes `value_size` rounded up to 8 bytes).
 ///
 /// Returns the count, or -EINVAL for a NULL map.
+// Wraps [`Map::value_slots`].
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_map_value_slots(map: *const rbpf_map) -> c_int {
     ffi_boundary!({
@@ -235,6 +244,7 @@ pub extern "C" fn rbpf_map_value_slots(map: *const rbpf_map) -> c_int {
 ///
 /// Returns the number of records passed to `cb`, the negative value `cb` returned, -EBUSY if
 /// another thread is consuming, or -EINVAL (not a ring buffer, NULL `map` or `cb`).
+// Wraps [`Map::ringbuf`] and `RingBuf::consume`.
 #[unsafe(no_mangle)]
 pub extern "C" fn rbpf_ringbuf_consume(
     map: *mut rbpf_map,

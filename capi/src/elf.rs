@@ -3,12 +3,13 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
-use crate::capi::{errmsg, ubpf_vm};
+use crate::{errmsg, ubpf_vm};
 
 /// Loads the program of an ELF relocatable object (`ubpf_load_elf_ex` with no entry name:
 /// the function at offset 0 of `.text` is the entry point).
 ///
 /// Returns as `ubpf_load_elf_ex`.
+// Wraps [`Vm::load_elf`] (through `ubpf_load_elf_ex`, with no entry name).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_load_elf(
     vm: *mut ubpf_vm,
@@ -27,6 +28,7 @@ pub extern "C" fn ubpf_load_elf(
 ///
 /// Returns 0 on success; -1 on failure with a message in `*errmsg` (freed by the caller with
 /// `free()`).
+// Wraps [`Vm::load_elf`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_load_elf_ex(
     vm: *mut ubpf_vm,

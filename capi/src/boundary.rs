@@ -74,7 +74,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
 
 /// Records a caught panic in `errmsg` (when the slot is non-NULL).
 pub(crate) fn set_panic_errmsg(errmsg: *mut *mut c_char, payload: &(dyn Any + Send)) {
-    crate::capi::errmsg::set(
+    crate::errmsg::set(
         errmsg,
         &format_args!("internal error: {}", panic_message(payload)),
     );
@@ -90,15 +90,15 @@ macro_rules! ffi_boundary {
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(value) => value,
             Err(payload) => {
-                $crate::capi::boundary::set_panic_errmsg(errmsg_slot, &*payload);
-                $crate::capi::boundary::FailValue::fail_value()
+                $crate::boundary::set_panic_errmsg(errmsg_slot, &*payload);
+                $crate::boundary::FailValue::fail_value()
             }
         }
     }};
     ($body:block) => {{
         match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
             Ok(value) => value,
-            Err(_) => $crate::capi::boundary::FailValue::fail_value(),
+            Err(_) => $crate::boundary::FailValue::fail_value(),
         }
     }};
 }
@@ -107,17 +107,17 @@ macro_rules! ffi_boundary {
 /// it is NULL; `try_vm!(vm, errmsg)` also explains why in `*errmsg`.
 macro_rules! try_vm {
     ($vm:expr) => {
-        match $crate::capi::boundary::vm_ref($vm) {
+        match $crate::boundary::vm_ref($vm) {
             Some(vm) => vm,
-            None => return $crate::capi::boundary::FailValue::fail_value(),
+            None => return $crate::boundary::FailValue::fail_value(),
         }
     };
     ($vm:expr, $errmsg:expr) => {
-        match $crate::capi::boundary::vm_ref($vm) {
+        match $crate::boundary::vm_ref($vm) {
             Some(vm) => vm,
             None => {
-                $crate::capi::errmsg::set($errmsg, &"invalid argument: vm is NULL");
-                return $crate::capi::boundary::FailValue::fail_value();
+                $crate::errmsg::set($errmsg, &"invalid argument: vm is NULL");
+                return $crate::boundary::FailValue::fail_value();
             }
         }
     };
@@ -126,17 +126,17 @@ macro_rules! try_vm {
 /// `try_vm_mut!(vm)`: as [`try_vm!`], for functions that change the VM.
 macro_rules! try_vm_mut {
     ($vm:expr) => {
-        match $crate::capi::boundary::vm_mut($vm) {
+        match $crate::boundary::vm_mut($vm) {
             Some(vm) => vm,
-            None => return $crate::capi::boundary::FailValue::fail_value(),
+            None => return $crate::boundary::FailValue::fail_value(),
         }
     };
     ($vm:expr, $errmsg:expr) => {
-        match $crate::capi::boundary::vm_mut($vm) {
+        match $crate::boundary::vm_mut($vm) {
             Some(vm) => vm,
             None => {
-                $crate::capi::errmsg::set($errmsg, &"invalid argument: vm is NULL");
-                return $crate::capi::boundary::FailValue::fail_value();
+                $crate::errmsg::set($errmsg, &"invalid argument: vm is NULL");
+                return $crate::boundary::FailValue::fail_value();
             }
         }
     };
@@ -149,7 +149,7 @@ macro_rules! try_mut {
         // SAFETY: C passes either NULL or a valid, exclusive pointer (API contract).
         match unsafe { $ptr.as_mut() } {
             Some(r) => r,
-            None => return $crate::capi::boundary::FailValue::fail_value(),
+            None => return $crate::boundary::FailValue::fail_value(),
         }
     };
     ($ptr:expr, $errmsg:expr, $name:literal) => {
@@ -157,11 +157,8 @@ macro_rules! try_mut {
         match unsafe { $ptr.as_mut() } {
             Some(r) => r,
             None => {
-                $crate::capi::errmsg::set(
-                    $errmsg,
-                    &concat!("invalid argument: ", $name, " is NULL"),
-                );
-                return $crate::capi::boundary::FailValue::fail_value();
+                $crate::errmsg::set($errmsg, &concat!("invalid argument: ", $name, " is NULL"));
+                return $crate::boundary::FailValue::fail_value();
             }
         }
     };
@@ -171,14 +168,11 @@ macro_rules! try_mut {
 /// even NULL), otherwise requires a non-NULL pointer like [`try_mut!`].
 macro_rules! try_slice {
     ($ptr:expr, $len:expr, $errmsg:expr, $name:literal) => {
-        match $crate::capi::boundary::slice_from($ptr.cast::<u8>(), $len) {
+        match $crate::boundary::slice_from($ptr.cast::<u8>(), $len) {
             Some(s) => s,
             None => {
-                $crate::capi::errmsg::set(
-                    $errmsg,
-                    &concat!("invalid argument: ", $name, " is NULL"),
-                );
-                return $crate::capi::boundary::FailValue::fail_value();
+                $crate::errmsg::set($errmsg, &concat!("invalid argument: ", $name, " is NULL"));
+                return $crate::boundary::FailValue::fail_value();
             }
         }
     };
@@ -188,14 +182,14 @@ macro_rules! try_slice {
 ///
 /// This and [`vm_mut`] are the only places a handle becomes a reference; the only place a
 /// handle is freed is `ubpf_destroy`.
-pub(crate) fn vm_ref<'a>(vm: *const crate::capi::ubpf_vm) -> Option<&'a crate::capi::ubpf_vm> {
+pub(crate) fn vm_ref<'a>(vm: *const crate::ubpf_vm) -> Option<&'a crate::ubpf_vm> {
     // SAFETY: a non-NULL handle comes from `ubpf_create` and is alive until `ubpf_destroy`
     // (API contract); `ubpf_exec` may share it between threads, which `ubpf_vm: Sync` allows.
     unsafe { vm.as_ref() }
 }
 
 /// The VM behind a handle, exclusive. `None` for NULL.
-pub(crate) fn vm_mut<'a>(vm: *mut crate::capi::ubpf_vm) -> Option<&'a mut crate::capi::ubpf_vm> {
+pub(crate) fn vm_mut<'a>(vm: *mut crate::ubpf_vm) -> Option<&'a mut crate::ubpf_vm> {
     // SAFETY: as in `vm_ref`; functions taking a non-const `struct ubpf_vm*` must not race
     // with any other call on the same VM (documented in the header and README).
     unsafe { vm.as_mut() }
@@ -227,7 +221,7 @@ pub(crate) fn slice_from_mut<'a>(ptr: *mut u8, len: usize) -> Option<&'a mut [u8
 
 /// A C pointer that C callbacks receive back (`user_context`, `cookie`, the VM handle).
 ///
-/// Callback closures stored in the [`crate::Vm`] must be `Send + Sync`; the embedder owns what
+/// Callback closures stored in the [`rbpf::Vm`] must be `Send + Sync`; the embedder owns what
 /// the pointer points to and, as in uBPF, is responsible for its thread safety.
 #[derive(Debug)]
 pub struct UserPtr<T>(pub *mut T);
@@ -299,7 +293,7 @@ mod tests {
 
     #[test]
     fn errmsg_copies_drop_interior_nuls() {
-        let text = crate::capi::errmsg::malloc_cstring("a\0b");
+        let text = crate::errmsg::malloc_cstring("a\0b");
         assert!(!text.is_null());
         // SAFETY: a NUL-terminated malloc'd string.
         let copy = unsafe { CStr::from_ptr(text) }.to_bytes().to_vec();

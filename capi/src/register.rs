@@ -1,19 +1,19 @@
 //! Helpers, the external dispatcher, and the callbacks C code installs: the error printer,
 //! the stack-usage calculator and the debug function. Each C callback is wrapped into the
-//! boxed Rust closure that the matching [`crate::Vm`] setter takes.
+//! boxed Rust closure that the matching [`rbpf::Vm`] setter takes.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 
-use crate::capi::boundary::UserPtr;
-use crate::capi::types::{
+use crate::boundary::UserPtr;
+use crate::types::{
     external_function_dispatcher_t, external_function_t, external_function_validate_t,
     stack_usage_calculator_t, ubpf_debug_fn, ubpf_safe_helper_descriptor,
 };
-use crate::capi::ubpf_vm;
-use crate::exec::helpers::HelperFn;
-use crate::interpreter::SafeHelperResult;
-use crate::isa::MAX_EXT_FUNCS;
-use crate::vm::DebugState;
+use crate::ubpf_vm;
+use rbpf::exec::helpers::HelperFn;
+use rbpf::interpreter::SafeHelperResult;
+use rbpf::isa::MAX_EXT_FUNCS;
+use rbpf::vm::DebugState;
 
 unsafe extern "C" {
     /// The C library's standard error stream (the stream uBPF passes to the error printer).
@@ -25,6 +25,7 @@ unsafe extern "C" {
 /// `error_printf(stderr, "%s\n", message)`; the message itself may span two lines. NULL
 /// restores the default, which prints to `stderr`. The printer may be called from every
 /// thread that runs `ubpf_exec`.
+// Wraps [`Vm::set_error_printer`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_set_error_print(
     vm: *mut ubpf_vm,
@@ -43,7 +44,7 @@ pub extern "C" fn ubpf_set_error_print(
                 unsafe {
                     print(stderr, c"%s\n".as_ptr(), text.as_ptr());
                 }
-            }) as crate::vm::ErrorPrinter
+            }) as rbpf::vm::ErrorPrinter
         });
         handle
             .vm
@@ -53,7 +54,7 @@ pub extern "C" fn ubpf_set_error_print(
 
 /// The C API's default error printer: one line per message on standard error, as uBPF prints
 /// (the Rust API prints nothing unless a printer is installed).
-pub(crate) fn stderr_printer() -> crate::vm::ErrorPrinter {
+pub(crate) fn stderr_printer() -> rbpf::vm::ErrorPrinter {
     Box::new(|message: &str| eprintln!("{message}"))
 }
 
@@ -61,6 +62,7 @@ pub(crate) fn stderr_printer() -> crate::vm::ErrorPrinter {
 /// helpers whose declared parameters differ from the five `uint64_t`).
 ///
 /// Returns `f` unchanged (NULL stays NULL).
+// Wraps no Rust method (a pointer cast).
 #[unsafe(no_mangle)]
 pub extern "C" fn as_external_function_t(f: *mut c_void) -> external_function_t {
     if f.is_null() {
@@ -80,6 +82,7 @@ pub extern "C" fn as_external_function_t(f: *mut c_void) -> external_function_t 
 /// already compiled by `ubpf_compile` sees the new helper.
 ///
 /// Returns 0, or -1 if `index >= 64` or `vm` is NULL.
+// Wraps [`Vm::register_helper`], or [`Vm::clear_helper`] for a NULL `fn`.
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register(
     vm: *mut ubpf_vm,
@@ -89,9 +92,9 @@ pub extern "C" fn ubpf_register(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        let Some(slot) = usize::try_from(index).ok().filter(|&i| i < MAX_EXT_FUNCS) else {
+        if !usize::try_from(index).is_ok_and(|i| i < MAX_EXT_FUNCS) {
             return -1;
-        };
+        }
         let name = if name.is_null() {
             None
         } else {
@@ -99,9 +102,10 @@ pub extern "C" fn ubpf_register(
             Some(unsafe { CStr::from_ptr(name) }.to_string_lossy())
         };
         let Some(helper) = r#fn else {
-            handle.vm.machine.helpers.set_c(slot, None);
-            handle.vm.helper_names.set(slot, name.as_deref());
-            return 0;
+            return match handle.vm.clear_helper(index, name.as_deref()) {
+                Ok(()) => 0,
+                Err(_) => -1,
+            };
         };
         match handle
             .vm
@@ -133,6 +137,7 @@ fn six_argument_helper(helper: unsafe extern "C" fn(u64, u64, u64, u64, u64) -> 
 ///
 /// Returns 0; or -1 if `vm` or `descriptor` is NULL, `index >= 64`, `fn` is NULL, the result
 /// kind is unknown, or a pointer/handle result has `region_size == 0` or a reserved region id.
+// Wraps [`Vm::register_safe_helper`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_safe_helper(
     vm: *mut ubpf_vm,
@@ -183,6 +188,7 @@ pub extern "C" fn ubpf_register_safe_helper(
 /// table. Code already compiled by `ubpf_compile` uses the new dispatcher.
 ///
 /// Returns 0 (-1 if `vm` is NULL).
+// Wraps [`Vm::set_dispatcher`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_external_dispatcher(
     vm: *mut ubpf_vm,
@@ -196,7 +202,7 @@ pub extern "C" fn ubpf_register_external_dispatcher(
             Box::new(move |index: u32| {
                 // SAFETY: the embedder's validator, called with the VM it was registered on.
                 unsafe { validate(index, vm_ptr.get().cast_const()) }
-            }) as crate::exec::helpers::HelperValidator
+            }) as rbpf::exec::helpers::HelperValidator
         });
         handle.vm.set_dispatcher(dispatcher, validator);
         0
@@ -209,6 +215,7 @@ pub extern "C" fn ubpf_register_external_dispatcher(
 /// 256 bytes. Takes effect at the next load. NULL removes the calculator.
 ///
 /// Returns 0 (-1 if `vm` is NULL).
+// Wraps [`Vm::set_stack_usage_calculator`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_stack_usage_calculator(
     vm: *mut ubpf_vm,
@@ -224,7 +231,7 @@ pub extern "C" fn ubpf_register_stack_usage_calculator(
                 let pc = u16::try_from(pc).unwrap_or(u16::MAX);
                 // SAFETY: the embedder's calculator, called with its own VM and cookie.
                 unsafe { calculate(vm_ptr.get().cast_const(), pc, cookie.get()) }
-            }) as crate::vm::StackUsageCalculator
+            }) as rbpf::vm::StackUsageCalculator
         });
         handle.vm.set_stack_usage_calculator(calculator);
         0
@@ -238,6 +245,7 @@ pub extern "C" fn ubpf_register_stack_usage_calculator(
 ///
 /// Returns 0, or -1 when replacing one function with another, clearing when none is set, or
 /// if `vm` is NULL.
+// Wraps [`Vm::set_debug_fn`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_debug_fn(
     vm: *mut ubpf_vm,
@@ -264,7 +272,7 @@ pub extern "C" fn ubpf_register_debug_fn(
                         stack_mask,
                     );
                 }
-            }) as crate::vm::DebugFn
+            }) as rbpf::vm::DebugFn
         });
         match handle.vm.set_debug_fn(debug) {
             Ok(()) => 0,

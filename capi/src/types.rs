@@ -6,7 +6,7 @@
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
 
-use crate::vm::ExecutionProfile;
+use rbpf::vm::ExecutionProfile;
 
 /// A JIT-compiled program in basic mode: `r1 = mem`, `r2 = mem_len`, 4096 bytes of stack on
 /// the native stack. Returns r0. Valid until the VM is unloaded, destroyed or recompiled in
@@ -41,13 +41,12 @@ pub type external_function_dispatcher_t = Option<
 
 /// Decides at load time whether the dispatcher serves helper `index`.
 pub type external_function_validate_t =
-    Option<unsafe extern "C" fn(index: c_uint, vm: *const crate::capi::ubpf_vm) -> bool>;
+    Option<unsafe extern "C" fn(index: c_uint, vm: *const crate::ubpf_vm) -> bool>;
 
 /// Returns the stack usage in bytes (a multiple of 16; 0 is allowed) of the eBPF function that
 /// starts at `pc`. Called during `ubpf_load` for the main function and each local-call target.
-pub type stack_usage_calculator_t = Option<
-    unsafe extern "C" fn(vm: *const crate::capi::ubpf_vm, pc: u16, cookie: *mut c_void) -> c_int,
->;
+pub type stack_usage_calculator_t =
+    Option<unsafe extern "C" fn(vm: *const crate::ubpf_vm, pc: u16, cookie: *mut c_void) -> c_int>;
 
 /// Resolves an ELF `R_BPF_64_64` data relocation: gets the section's bytes (inside the
 /// caller's ELF buffer), its size, the symbol name, offset and size; returns the 64-bit value
@@ -122,14 +121,23 @@ pub enum ubpf_execution_profile {
 /// `enum ubpf_execution_profile` as passed by C.
 pub type ExecutionProfileArg = c_uint;
 
-impl TryFrom<ExecutionProfileArg> for ExecutionProfile {
+impl TryFrom<ExecutionProfileArg> for ubpf_execution_profile {
     type Error = ExecutionProfileArg;
 
     fn try_from(value: ExecutionProfileArg) -> Result<Self, Self::Error> {
         match value {
-            0 => Ok(ExecutionProfile::Legacy),
-            1 => Ok(ExecutionProfile::Safe),
+            0 => Ok(ubpf_execution_profile::UBPF_EXECUTION_PROFILE_LEGACY),
+            1 => Ok(ubpf_execution_profile::UBPF_EXECUTION_PROFILE_SAFE),
             other => Err(other),
+        }
+    }
+}
+
+impl From<ubpf_execution_profile> for ExecutionProfile {
+    fn from(profile: ubpf_execution_profile) -> Self {
+        match profile {
+            ubpf_execution_profile::UBPF_EXECUTION_PROFILE_LEGACY => ExecutionProfile::Legacy,
+            ubpf_execution_profile::UBPF_EXECUTION_PROFILE_SAFE => ExecutionProfile::Safe,
         }
     }
 }

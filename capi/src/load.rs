@@ -3,10 +3,10 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 
-use crate::capi::boundary::UserPtr;
-use crate::capi::types::{ubpf_bounds_check, ubpf_data_relocation, ubpf_safe_region};
-use crate::capi::{errmsg, ubpf_vm};
-use crate::interpreter::{SafeRegion, SafeRegionKind};
+use crate::boundary::UserPtr;
+use crate::types::{ubpf_bounds_check, ubpf_data_relocation, ubpf_safe_region};
+use crate::{errmsg, ubpf_vm};
+use rbpf::interpreter::{SafeRegion, SafeRegionKind};
 
 /// Validates `code` (`code_len` bytes of raw little-endian eBPF bytecode) and makes it the
 /// VM's program. The checks, their order and their messages are uBPF's (for example
@@ -18,6 +18,7 @@ use crate::interpreter::{SafeRegion, SafeRegionKind};
 ///
 /// Returns 0 on success, -1 on failure (including NULL `vm`, or NULL `code` with a non-zero
 /// length).
+// Wraps [`Vm::load`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_load(
     vm: *mut ubpf_vm,
@@ -47,6 +48,7 @@ pub extern "C" fn ubpf_load(
 /// Called from a helper while this VM's program is running on the same thread, it refuses
 /// (the run would return into freed code): it reports an error through the error printer
 /// and leaves everything loaded.
+// Wraps [`Vm::unload`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_unload_code(vm: *mut ubpf_vm) {
     ffi_boundary!({
@@ -63,6 +65,8 @@ pub extern "C" fn ubpf_unload_code(vm: *mut ubpf_vm) {
 /// once: a later call fails even with NULL.
 ///
 /// Returns 0, or -1 if a callback is already set or `vm` is NULL.
+// Wraps [`Vm::set_data_relocation`] (and [`Vm::has_data_relocation`] for uBPF's
+// set-once rule).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_data_relocation(
     vm: *mut ubpf_vm,
@@ -71,7 +75,7 @@ pub extern "C" fn ubpf_register_data_relocation(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        if handle.vm.data_relocation.is_some() {
+        if handle.vm.has_data_relocation() {
             return -1;
         }
         let Some(relocate) = relocation else {
@@ -106,6 +110,8 @@ pub extern "C" fn ubpf_register_data_relocation(
 /// fails even with NULL.
 ///
 /// Returns 0, or -1 if a callback is already set or `vm` is NULL.
+// Wraps [`Vm::set_bounds_check_fn`] (and [`Vm::has_bounds_check_fn`] for uBPF's set-once
+// rule).
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_data_bounds_check(
     vm: *mut ubpf_vm,
@@ -114,7 +120,7 @@ pub extern "C" fn ubpf_register_data_bounds_check(
 ) -> c_int {
     ffi_boundary!({
         let handle = try_vm_mut!(vm);
-        if handle.vm.machine.bounds_check_fn.is_some() {
+        if handle.vm.has_bounds_check_fn() {
             return -1;
         }
         let Some(check) = bounds_check else {
@@ -139,6 +145,7 @@ pub extern "C" fn ubpf_register_data_bounds_check(
 /// Returns 0; or -1 if `vm` or `region` is NULL, the kind is unknown, the id is reserved
 /// (0xFFFFFFFE, 0xFFFFFFFF), `size` is 0, `base` is NULL, `permissions` has unknown bits,
 /// `base + size` wraps, or all 64 region slots are taken.
+// Wraps [`Vm::register_safe_region`].
 #[unsafe(no_mangle)]
 pub extern "C" fn ubpf_register_safe_region(
     vm: *mut ubpf_vm,
