@@ -100,6 +100,9 @@ pub struct MapDef {
     /// `map_flags` (`BPF_F_NO_PREALLOC` is accepted and ignored: values are always
     /// preallocated).
     pub map_flags: u32,
+    /// `map_extra`: for `BLOOM_FILTER`, the number of hash functions in its low 4 bits (0:
+    /// 5); ignored by the other types.
+    pub map_extra: u64,
 }
 
 /// Why an operation on a map failed; [`MapError::errno`] gives the kernel's code.

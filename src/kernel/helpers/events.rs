@@ -1,0 +1,5 @@
+//! Placeholder.
+
+use super::HelperList;
+
+pub(super) const HELPERS: HelperList = &[];
