@@ -8,7 +8,10 @@
 //! packet run gets `None` and fails as the kernel's would for a bad argument.
 
 // The test-run driver and the packet helpers that use this land next.
-#![cfg_attr(not(test), expect(dead_code, reason = "used by the test-run driver, landing next"))]
+#![cfg_attr(
+    not(test),
+    expect(dead_code, reason = "used by the test-run driver, landing next")
+)]
 
 use std::cell::Cell;
 

@@ -144,7 +144,11 @@ unsafe extern "C" fn bpf_get_stack(
         let Some(dst) = writable(regions, buf, size) else {
             return EINVAL;
         };
-        let frames = machine.stack_fn.as_ref().map(|f| f(user)).unwrap_or_default();
+        let frames = machine
+            .stack_fn
+            .as_ref()
+            .map(|f| f(user))
+            .unwrap_or_default();
         let skip = (flags & SKIP_FIELD_MASK) as usize;
         let mut out = Vec::with_capacity(size as usize);
         for &ip in frames.iter().skip(skip).take(size as usize / entry) {

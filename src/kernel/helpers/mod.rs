@@ -76,12 +76,18 @@ unsafe extern "C" fn bpf_map_lookup_elem(
     _: u64,
     _: *mut c_void,
 ) -> u64 {
-    with_map(map, |m, regions| {
+    with_run(|machine, regions| {
+        let m = machine.maps.maps.by_handle(map)?;
         let key = readable(regions, key, u64::from(m.def().key_size))?;
-        m.lookup_ptr(key)
+        if m.map_type().is_map_in_map() {
+            // The inner map, as a handle the map helpers accept (it is one of the program's
+            // maps).
+            return machine.maps.maps.inner(m, key).map(|inner| inner.handle());
+        }
+        m.lookup_ptr(key).map(|p| p as u64)
     })
     .flatten()
-    .map_or(0, |p| p as u64)
+    .unwrap_or(0)
 }
 
 /// `long bpf_map_update_elem(void *map, const void *key, const void *value, __u64 flags)` (2).
