@@ -1079,3 +1079,217 @@ fn map_of_maps_lookups_give_inner_maps_the_helpers_accept() {
         assert_eq!(upd.r0(&[]).0, EINVAL);
     }
 }
+
+// ---- a legacy-maps object for the C tests ------------------------------------------------
+
+/// The program of `tests/bpf/kernel_maps.o` (written by [`kernel_maps_object`]): mem is
+/// `[op, value]`. op 0 pushes `value` to `queue`; op 1 outputs `value` (8 bytes) to `events`
+/// at the current CPU slot; op 2 adds `value` to element 0 of the inner map `outer[0]` holds
+/// and returns the sum (-1 without an inner map); op 3 pops `queue` into mem[8..] and
+/// returns the helper's result. Map references are `lddw` markers 0x1000 + map index.
+const KERNEL_MAPS_PROGRAM: &str = "
+    mov %r6, %r1
+    ldxdw %r7, [%r6+0]
+    jeq %r7, 1, output
+    jeq %r7, 2, nested
+    lddw %r1, 0x1000
+    mov %r2, %r6
+    add %r2, 8
+    jeq %r7, 3, pop
+    mov %r3, 0
+    call 87
+    exit
+pop:
+    call 88
+    exit
+output:
+    mov %r1, %r6
+    lddw %r2, 0x1001
+    lddw %r3, 0xffffffff
+    mov %r4, %r6
+    add %r4, 8
+    mov %r5, 8
+    call 25
+    exit
+nested:
+    stw [%r10-4], 0
+    lddw %r1, 0x1002
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, none
+    mov %r1, %r0
+    mov %r2, %r10
+    add %r2, -4
+    call 1
+    jeq %r0, 0, none
+    ldxdw %r1, [%r0]
+    ldxdw %r2, [%r6+8]
+    add %r1, %r2
+    stxdw [%r0], %r1
+    mov %r0, %r1
+    exit
+none:
+    mov %r0, -1
+    exit";
+
+/// The maps of `kernel_maps.o`: name and `struct bpf_map_def` fields.
+const KERNEL_MAPS: [(&str, [u32; 5]); 4] = [
+    ("queue", [MapType::Queue as u32, 0, 8, 4, 0]),
+    ("events", [MapType::PerfEventArray as u32, 4, 4, 0, 0]),
+    ("outer", [MapType::ArrayOfMaps as u32, 4, 4, 2, 0]),
+    ("inner", [MapType::Array as u32, 4, 8, 1, 0]),
+];
+
+/// A relocatable eBPF ELF object as clang writes one for legacy maps: the program in section
+/// `prog`, `struct bpf_map_def`s in `maps`, and `R_BPF_64_64` relocations of the `lddw`s
+/// against the map symbols.
+fn kernel_maps_object() -> Vec<u8> {
+    let mut code = rbpf::asm::assemble_bytes(KERNEL_MAPS_PROGRAM).unwrap();
+    let mut rels = Vec::new();
+    for at in (0..code.len()).step_by(8) {
+        let imm = i32::from_le_bytes(code[at + 4..at + 8].try_into().unwrap());
+        if code[at] == 0x18 && (0x1000..0x1000 + KERNEL_MAPS.len() as i32).contains(&imm) {
+            code[at + 4..at + 8].fill(0);
+            // Symbols: 0 null, 1 the program, 2.. the maps.
+            rels.push((at as u64, (imm - 0x1000) as u64 + 2));
+        }
+    }
+    let mut maps = Vec::new();
+    for (_, fields) in KERNEL_MAPS {
+        for f in fields {
+            maps.extend(f.to_le_bytes());
+        }
+    }
+    let mut strtab = vec![0u8];
+    // One string table for section and symbol names, as clang writes (and uBPF reads).
+    let name = |table: &mut Vec<u8>, s: &str| {
+        let at = table.len() as u32;
+        table.extend(s.as_bytes());
+        table.push(0);
+        at
+    };
+    // Sections: 1 prog, 2 maps, 3 .rel.prog, 4 .symtab, 5 .strtab.
+    let mut symtab = vec![0u8; 24];
+    let sym = |symtab: &mut Vec<u8>, name: u32, info: u8, shndx: u16, value: u64, size: u64| {
+        symtab.extend(name.to_le_bytes());
+        symtab.extend([info, 0]);
+        symtab.extend(shndx.to_le_bytes());
+        symtab.extend(value.to_le_bytes());
+        symtab.extend(size.to_le_bytes());
+    };
+    let prog_name = name(&mut strtab, "kernel_maps");
+    sym(&mut symtab, prog_name, 0x12, 1, 0, code.len() as u64);
+    for (i, (map_name, _)) in KERNEL_MAPS.iter().enumerate() {
+        let n = name(&mut strtab, map_name);
+        sym(&mut symtab, n, 0x11, 2, 20 * i as u64, 20);
+    }
+    let mut rel = Vec::new();
+    for (offset, symbol) in rels {
+        rel.extend(offset.to_le_bytes());
+        rel.extend(((symbol << 32) | 1).to_le_bytes());
+    }
+    let names: Vec<u32> = ["prog", "maps", ".rel.prog", ".symtab", ".strtab"]
+        .iter()
+        .map(|s| name(&mut strtab, s))
+        .collect();
+    // (name, type, flags, data, link, info, align, entsize)
+    let sections: [(u32, u32, u64, &[u8], u32, u32, u64, u64); 5] = [
+        (names[0], 1, 6, &code, 0, 0, 8, 0),
+        (names[1], 1, 3, &maps, 0, 0, 4, 0),
+        (names[2], 9, 0, &rel, 4, 1, 8, 16),
+        (names[3], 2, 0, &symtab, 5, 1, 8, 24),
+        (names[4], 3, 0, &strtab, 0, 0, 1, 0),
+    ];
+    let mut body = Vec::new();
+    let mut offsets = Vec::new();
+    for s in &sections {
+        while (64 + body.len()) % 8 != 0 {
+            body.push(0);
+        }
+        offsets.push(64 + body.len() as u64);
+        body.extend(s.3);
+    }
+    while (64 + body.len()) % 8 != 0 {
+        body.push(0);
+    }
+    let shoff = 64 + body.len() as u64;
+    let mut out = Vec::new();
+    out.extend(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    out.extend(1u16.to_le_bytes()); // ET_REL
+    out.extend(247u16.to_le_bytes()); // EM_BPF
+    out.extend(1u32.to_le_bytes());
+    out.extend(0u64.to_le_bytes()); // entry
+    out.extend(0u64.to_le_bytes()); // phoff
+    out.extend(shoff.to_le_bytes());
+    out.extend(0u32.to_le_bytes()); // flags
+    out.extend(64u16.to_le_bytes()); // ehsize
+    out.extend(0u16.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out.extend(64u16.to_le_bytes()); // shentsize
+    out.extend(6u16.to_le_bytes()); // shnum
+    out.extend(5u16.to_le_bytes()); // shstrndx
+    out.extend(body);
+    out.extend([0u8; 64]);
+    for (s, offset) in sections.iter().zip(offsets) {
+        out.extend(s.0.to_le_bytes());
+        out.extend(s.1.to_le_bytes());
+        out.extend(s.2.to_le_bytes());
+        out.extend(0u64.to_le_bytes());
+        out.extend(offset.to_le_bytes());
+        out.extend((s.3.len() as u64).to_le_bytes());
+        out.extend(s.4.to_le_bytes());
+        out.extend(s.5.to_le_bytes());
+        out.extend(s.6.to_le_bytes());
+        out.extend(s.7.to_le_bytes());
+    }
+    out
+}
+
+/// `tests/bpf/kernel_maps.o` (used by `capi-tests/kernel_maps.c`) is what
+/// [`kernel_maps_object`] writes; `RBPF_BLESS=1` rewrites it. It loads and runs here too.
+#[test]
+fn kernel_maps_object_is_up_to_date_and_runs() {
+    let bytes = kernel_maps_object();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/bpf/kernel_maps.o");
+    if std::env::var_os("RBPF_BLESS").is_some() {
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap_or_default(),
+        bytes,
+        "rebless with RBPF_BLESS=1"
+    );
+    for jit in [false, true] {
+        let mut vm = Vm::new();
+        vm.register_linux_helpers().unwrap();
+        vm.load_elf(&bytes, None).unwrap();
+        if jit {
+            vm.compile(JitMode::Basic).unwrap();
+        }
+        let outer = vm.map("outer").unwrap().clone();
+        let inner = vm.map("inner").unwrap().clone();
+        let run =
+            |vm: &Vm, op: u64, value: u64| exec(vm, jit, &mut words(&[op, value])).unwrap() as i64;
+        assert_eq!(run(&vm, 0, 5), 0);
+        assert_eq!(vm.map("queue").unwrap().def().max_entries, 4);
+        assert_eq!(run(&vm, 3, 0), 0);
+        assert_eq!(run(&vm, 3, 0), ENOENT);
+        assert_eq!(run(&vm, 1, 9), 0);
+        assert_eq!(run(&vm, 2, 3), -1);
+        outer
+            .update(&0u32.to_ne_bytes(), &inner.id().to_ne_bytes(), 0)
+            .unwrap();
+        assert_eq!(run(&vm, 2, 3), 3);
+        assert_eq!(run(&vm, 2, 4), 7);
+        let mut n = 0;
+        vm.map("events").unwrap().perf_events().unwrap().consume(
+            |_, d| {
+                n += d.len();
+                0
+            },
+            |_, _| {},
+        );
+        assert_eq!(n, 8);
+    }
+}
