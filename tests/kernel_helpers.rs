@@ -121,14 +121,13 @@ fn r0(text: &str, maps: &[Arc<Map>]) -> i64 {
 #[test]
 fn pid_tgid_and_uid_gid_are_the_threads() {
     // SAFETY: no preconditions.
-    let (pid, tid, uid, gid) = unsafe {
-        (
-            libc::getpid(),
-            libc::gettid(),
-            libc::getuid(),
-            libc::getgid(),
-        )
-    };
+    let pid = unsafe { libc::getpid() };
+    // SAFETY: no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: no preconditions.
+    let uid = unsafe { libc::getuid() };
+    // SAFETY: no preconditions.
+    let gid = unsafe { libc::getgid() };
     assert_eq!(
         r0("call 14\nexit", &[]) as u64,
         ((pid as u64) << 32) | tid as u64
@@ -807,7 +806,10 @@ fn perf_mem(flags: u64, data: &[u8]) -> Vec<u8> {
     m
 }
 
-fn drain(m: &Map) -> (Vec<(u32, Vec<u8>)>, Vec<(u32, u64)>) {
+/// Records by slot, and lost counts by slot.
+type Drained = (Vec<(u32, Vec<u8>)>, Vec<(u32, u64)>);
+
+fn drain(m: &Map) -> Drained {
     let mut records = Vec::new();
     let mut lost = Vec::new();
     let n = m.perf_events().unwrap().consume(
@@ -1194,7 +1196,8 @@ fn kernel_maps_object() -> Vec<u8> {
         .map(|s| name(&mut strtab, s))
         .collect();
     // (name, type, flags, data, link, info, align, entsize)
-    let sections: [(u32, u32, u64, &[u8], u32, u32, u64, u64); 5] = [
+    type Section<'a> = (u32, u32, u64, &'a [u8], u32, u32, u64, u64);
+    let sections: [Section<'_>; 5] = [
         (names[0], 1, 6, &code, 0, 0, 8, 0),
         (names[1], 1, 3, &maps, 0, 0, 4, 0),
         (names[2], 9, 0, &rel, 4, 1, 8, 16),

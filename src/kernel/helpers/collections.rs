@@ -106,7 +106,7 @@ fn lock_word(addr: u64, f: impl FnOnce(&AtomicU32) -> u64) -> u64 {
         let Some(end) = addr.checked_add(4) else {
             return EINVAL;
         };
-        if addr % 4 != 0 || !machine.maps.maps.allows(addr, end) {
+        if !addr.is_multiple_of(4) || !machine.maps.maps.allows(addr, end) {
             return EINVAL;
         }
         let Some(ptr) = writable(regions, addr, 4) else {

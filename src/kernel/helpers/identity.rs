@@ -80,11 +80,11 @@ unsafe extern "C" fn bpf_get_current_comm(
         };
         let name = thread_name();
         let len = name.iter().position(|&b| b == 0).unwrap_or(15);
-        let copy = len.min(size as usize - 1);
-        // SAFETY: the program may write `size` bytes at `dst`, and `copy < size`.
-        unsafe { std::ptr::copy(name.as_ptr(), dst, copy) };
-        // SAFETY: as above: `[copy, size)` lies inside the checked range.
-        unsafe { std::ptr::write_bytes(dst.add(copy), 0, size as usize - copy) };
+        let mut out = vec![0u8; size as usize];
+        let copy = len.min(out.len() - 1);
+        out[..copy].copy_from_slice(&name[..copy]);
+        // SAFETY: the program may write `size` bytes at `dst`, and `out` holds `size` bytes.
+        unsafe { std::ptr::copy(out.as_ptr(), dst, out.len()) };
         0
     })
     .unwrap_or(EINVAL)
@@ -138,7 +138,7 @@ unsafe extern "C" fn bpf_get_stack(
             return EINVAL;
         }
         let entry = if build_id { BUILD_ID_ENTRY } else { 8 };
-        if size as usize % entry != 0 {
+        if !(size as usize).is_multiple_of(entry) {
             return EINVAL;
         }
         let Some(dst) = writable(regions, buf, size) else {
@@ -160,11 +160,11 @@ unsafe extern "C" fn bpf_get_stack(
                 out.extend_from_slice(&ip.to_ne_bytes());
             }
         }
-        // SAFETY: the program may write `size` bytes at `dst`, and `out` holds at most `size`.
+        let written = out.len();
+        out.resize(size as usize, 0);
+        // SAFETY: the program may write `size` bytes at `dst`, and `out` holds `size` bytes.
         unsafe { std::ptr::copy(out.as_ptr(), dst, out.len()) };
-        // SAFETY: as above: `[out.len(), size)` lies inside the checked range.
-        unsafe { std::ptr::write_bytes(dst.add(out.len()), 0, size as usize - out.len()) };
-        out.len() as u64
+        written as u64
     })
     .unwrap_or(EINVAL)
 }
