@@ -96,11 +96,17 @@ int rbpf_exec_mbuff_jit(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, voi
 /**
  * Registers the Linux kernel helpers librbpf implements at the kernel's numbers, with
  * libbpf's prototypes (`bpf_helper_defs.h`): `bpf_map_lookup_elem` (1),
- * `bpf_map_update_elem` (2), `bpf_map_delete_elem` (3), `bpf_ktime_get_ns` (5),
- * `bpf_trace_printk` (6, printed through the error printer), `bpf_get_prandom_u32` (7),
- * `bpf_get_smp_processor_id` (8), `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output`
- * (130), `bpf_ringbuf_reserve` (131), `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard`
- * (133), `bpf_strncmp` (182), and `bpf_loop` (181) and `bpf_tail_call` (12), which
+ * `bpf_map_update_elem` (2), `bpf_map_delete_elem` (3), `bpf_probe_read` (4),
+ * `bpf_ktime_get_ns` (5), `bpf_trace_printk` (6, printed through the error printer),
+ * `bpf_get_prandom_u32` (7), `bpf_get_smp_processor_id` (8), `bpf_get_current_pid_tgid`
+ * (14), `bpf_get_current_uid_gid` (15), `bpf_get_current_comm` (16),
+ * `bpf_perf_event_output` (25), `bpf_probe_read_str` (45), `bpf_redirect_map` (51),
+ * `bpf_get_stack` (67), `bpf_map_push_elem` (87), `bpf_map_pop_elem` (88),
+ * `bpf_map_peek_elem` (89), `bpf_spin_lock` (93), `bpf_spin_unlock` (94),
+ * `bpf_probe_read_user`/`_kernel`/`_user_str`/`_kernel_str` (112-115),
+ * `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output` (130), `bpf_ringbuf_reserve` (131),
+ * `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard` (133), `bpf_ktime_get_coarse_ns`
+ * (160), `bpf_strncmp` (182), and `bpf_loop` (181) and `bpf_tail_call` (12), which
  * `ubpf_load_elf` links into the program (see docs/maps.md). Call before
  * loading; a helper registered afterwards with `ubpf_register` at the same index replaces one
  * of these. With them registered, `ubpf_load_elf` takes the first function starting a
@@ -185,6 +191,83 @@ int rbpf_map_value_slots(const struct rbpf_map *map);
  * another thread is consuming, or -EINVAL (not a ring buffer, NULL `map` or `cb`).
  */
 int rbpf_ringbuf_consume(struct rbpf_map *map, int (*cb)(void *ctx, const void *data, size_t size), void *ctx);
+
+/**
+ * Pushes `value` (`value_size` bytes) onto a `QUEUE` or `STACK` map, or adds it to a
+ * `BLOOM_FILTER` (libbpf: `bpf_map_update_elem(fd, NULL, value, flags)`). `flags`:
+ * `BPF_ANY` (0), or `BPF_EXIST` (2) to drop the oldest element of a full queue or stack.
+ *
+ * Returns 0, -E2BIG when full, or -EINVAL (other flags, another map type, NULL argument).
+ */
+int rbpf_map_push_elem(struct rbpf_map *map, const void *value, uint64_t flags);
+
+/**
+ * Removes the next element of a `QUEUE` (the oldest) or `STACK` (the newest) into `value`
+ * (libbpf: `bpf_map_lookup_and_delete_elem(fd, NULL, value)`).
+ *
+ * Returns 0, -ENOENT when empty, -EOPNOTSUPP for a bloom filter, or -EINVAL.
+ */
+int rbpf_map_pop_elem(struct rbpf_map *map, void *value);
+
+/**
+ * Copies the next element of a `QUEUE` or `STACK` into `value` without removing it; for a
+ * `BLOOM_FILTER`, tests the `value_size` bytes at `value` (which are only read).
+ *
+ * Returns 0 (for a bloom filter: maybe present), -ENOENT (empty; certainly absent), or
+ * -EINVAL.
+ */
+int rbpf_map_peek_elem(struct rbpf_map *map, void *value);
+
+/**
+ * The map's id: unique in the process, never 0. An `ARRAY_OF_MAPS` or `HASH_OF_MAPS` stores
+ * inner maps by id (`rbpf_map_update_elem(outer, &key, &id, flags)`, where the kernel takes
+ * a map fd), and its lookups give the id back.
+ *
+ * Returns the id, or 0 for a NULL map.
+ */
+uint32_t rbpf_map_id(const struct rbpf_map *map);
+
+/**
+ * The inner map that the map of maps `outer` holds for `key`, if it is a map of the program
+ * loaded into `vm` (only those are reachable from programs).
+ *
+ * Returns the map (owned by the VM), or NULL (no inner map, not a map of maps, NULL
+ * argument).
+ */
+struct rbpf_map *rbpf_map_inner(const struct ubpf_vm *vm, const struct rbpf_map *outer, const void *key);
+
+/**
+ * Calls `sample_cb(ctx, slot, data, size)` for each record `bpf_perf_event_output` wrote to
+ * the `PERF_EVENT_ARRAY` `map`, slot by slot (slot = the CPU slot or explicit index), oldest
+ * first, and frees their space; before a slot's records, `lost_cb(ctx, slot, count)` (if
+ * not NULL) for the records dropped there because its buffer was full. A negative return
+ * from `sample_cb` stops after that record.
+ *
+ * Returns the number of records passed to `sample_cb`, the negative value it returned, or
+ * -EINVAL (not a perf event array, NULL `map` or `sample_cb`).
+ */
+int rbpf_perf_buffer_consume(struct rbpf_map *map, int (*sample_cb)(void *ctx, uint32_t slot, const void *data, size_t size), void (*lost_cb)(void *ctx, uint32_t slot, uint64_t count), void *ctx);
+
+/**
+ * Lets the probe-read helpers (`bpf_probe_read*`, 4, 45, 112-115) read host memory beyond
+ * the program's own regions: `allow(ctx, addr, len)` is asked for each range the program
+ * could not read itself; an accepted range is copied without faulting (an unmapped address
+ * gives -EFAULT). NULL `allow` restores the default: only the program's regions. Accept only
+ * memory the program is meant to see.
+ *
+ * Returns 0, or -1 for a NULL `vm`.
+ */
+int rbpf_set_probe_read(struct ubpf_vm *vm, bool (*allow)(void *ctx, uint64_t addr, uint64_t len), void *ctx);
+
+/**
+ * Sets where `bpf_get_stack` (67) finds the stack it reports: `provider(ctx, user, ips,
+ * max)` writes at most `max` instruction pointers, innermost first, into `ips` and returns
+ * how many (`user` is 1 when the program asked for `BPF_F_USER_STACK`). NULL: an empty stack
+ * (the default).
+ *
+ * Returns 0, or -1 for a NULL `vm`.
+ */
+int rbpf_set_stack_provider(struct ubpf_vm *vm, size_t (*provider)(void *ctx, int user, uint64_t *ips, size_t max), void *ctx);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -38,6 +38,12 @@ impl FailValue for u64 {
     }
 }
 
+impl FailValue for u32 {
+    fn fail_value() -> Self {
+        0
+    }
+}
+
 impl FailValue for () {
     fn fail_value() -> Self {}
 }

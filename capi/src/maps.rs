@@ -4,6 +4,7 @@
 
 use std::ffi::{CStr, c_char, c_int, c_void};
 
+use crate::boundary::UserPtr;
 use crate::ubpf_vm;
 use rbpf::exec::maps::{Map, MapError};
 
@@ -37,11 +38,17 @@ fn bytes_mut<'a>(ptr: *mut c_void, len: usize) -> Option<&'a mut [u8]> {
 
 /// Registers the Linux kernel helpers librbpf implements at the kernel's numbers, with
 /// libbpf's prototypes (`bpf_helper_defs.h`): `bpf_map_lookup_elem` (1),
-/// `bpf_map_update_elem` (2), `bpf_map_delete_elem` (3), `bpf_ktime_get_ns` (5),
-/// `bpf_trace_printk` (6, printed through the error printer), `bpf_get_prandom_u32` (7),
-/// `bpf_get_smp_processor_id` (8), `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output`
-/// (130), `bpf_ringbuf_reserve` (131), `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard`
-/// (133), `bpf_strncmp` (182), and `bpf_loop` (181) and `bpf_tail_call` (12), which
+/// `bpf_map_update_elem` (2), `bpf_map_delete_elem` (3), `bpf_probe_read` (4),
+/// `bpf_ktime_get_ns` (5), `bpf_trace_printk` (6, printed through the error printer),
+/// `bpf_get_prandom_u32` (7), `bpf_get_smp_processor_id` (8), `bpf_get_current_pid_tgid`
+/// (14), `bpf_get_current_uid_gid` (15), `bpf_get_current_comm` (16),
+/// `bpf_perf_event_output` (25), `bpf_probe_read_str` (45), `bpf_redirect_map` (51),
+/// `bpf_get_stack` (67), `bpf_map_push_elem` (87), `bpf_map_pop_elem` (88),
+/// `bpf_map_peek_elem` (89), `bpf_spin_lock` (93), `bpf_spin_unlock` (94),
+/// `bpf_probe_read_user`/`_kernel`/`_user_str`/`_kernel_str` (112-115),
+/// `bpf_ktime_get_boot_ns` (125), `bpf_ringbuf_output` (130), `bpf_ringbuf_reserve` (131),
+/// `bpf_ringbuf_submit` (132), `bpf_ringbuf_discard` (133), `bpf_ktime_get_coarse_ns`
+/// (160), `bpf_strncmp` (182), and `bpf_loop` (181) and `bpf_tail_call` (12), which
 /// `ubpf_load_elf` links into the program (see docs/maps.md). Call before
 /// loading; a helper registered afterwards with `ubpf_register` at the same index replaces one
 /// of these. With them registered, `ubpf_load_elf` takes the first function starting a
@@ -262,5 +269,202 @@ pub extern "C" fn rbpf_ringbuf_consume(
             Ok(n) => c_int::try_from(n).unwrap_or(c_int::MAX),
             Err(e) => neg(e),
         }
+    })
+}
+
+/// Pushes `value` (`value_size` bytes) onto a `QUEUE` or `STACK` map, or adds it to a
+/// `BLOOM_FILTER` (libbpf: `bpf_map_update_elem(fd, NULL, value, flags)`). `flags`:
+/// `BPF_ANY` (0), or `BPF_EXIST` (2) to drop the oldest element of a full queue or stack.
+///
+/// Returns 0, -E2BIG when full, or -EINVAL (other flags, another map type, NULL argument).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_map_push_elem(
+    map: *mut rbpf_map,
+    value: *const c_void,
+    flags: u64,
+) -> c_int {
+    ffi_boundary!({
+        let Some(m) = map_ref(map) else { return EINVAL };
+        let Some(value) = bytes(value, m.def().value_size as usize) else {
+            return EINVAL;
+        };
+        m.push(value, flags).map_or_else(neg, |()| 0)
+    })
+}
+
+/// Removes the next element of a `QUEUE` (the oldest) or `STACK` (the newest) into `value`
+/// (libbpf: `bpf_map_lookup_and_delete_elem(fd, NULL, value)`).
+///
+/// Returns 0, -ENOENT when empty, -EOPNOTSUPP for a bloom filter, or -EINVAL.
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_map_pop_elem(map: *mut rbpf_map, value: *mut c_void) -> c_int {
+    ffi_boundary!({
+        let Some(m) = map_ref(map) else { return EINVAL };
+        let Some(value) = bytes_mut(value, m.def().value_size as usize) else {
+            return EINVAL;
+        };
+        m.pop(value).map_or_else(neg, |()| 0)
+    })
+}
+
+/// Copies the next element of a `QUEUE` or `STACK` into `value` without removing it; for a
+/// `BLOOM_FILTER`, tests the `value_size` bytes at `value` (which are only read).
+///
+/// Returns 0 (for a bloom filter: maybe present), -ENOENT (empty; certainly absent), or
+/// -EINVAL.
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_map_peek_elem(map: *mut rbpf_map, value: *mut c_void) -> c_int {
+    ffi_boundary!({
+        let Some(m) = map_ref(map) else { return EINVAL };
+        let Some(value) = bytes_mut(value, m.def().value_size as usize) else {
+            return EINVAL;
+        };
+        m.peek(value).map_or_else(neg, |()| 0)
+    })
+}
+
+/// The map's id: unique in the process, never 0. An `ARRAY_OF_MAPS` or `HASH_OF_MAPS` stores
+/// inner maps by id (`rbpf_map_update_elem(outer, &key, &id, flags)`, where the kernel takes
+/// a map fd), and its lookups give the id back.
+///
+/// Returns the id, or 0 for a NULL map.
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_map_id(map: *const rbpf_map) -> u32 {
+    ffi_boundary!({ map_ref(map).map_or(0, Map::id) })
+}
+
+/// The inner map that the map of maps `outer` holds for `key`, if it is a map of the program
+/// loaded into `vm` (only those are reachable from programs).
+///
+/// Returns the map (owned by the VM), or NULL (no inner map, not a map of maps, NULL
+/// argument).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_map_inner(
+    vm: *const ubpf_vm,
+    outer: *const rbpf_map,
+    key: *const c_void,
+) -> *mut rbpf_map {
+    ffi_boundary!({
+        let (Some(handle), Some(outer)) = (crate::boundary::vm_ref(vm), map_ref(outer)) else {
+            return std::ptr::null_mut();
+        };
+        let Some(key) = bytes(key, outer.def().key_size as usize) else {
+            return std::ptr::null_mut();
+        };
+        handle
+            .vm
+            .maps()
+            .inner(outer, key)
+            .map_or(std::ptr::null_mut(), |m| {
+                std::sync::Arc::as_ptr(m).cast_mut().cast()
+            })
+    })
+}
+
+/// Calls `sample_cb(ctx, slot, data, size)` for each record `bpf_perf_event_output` wrote to
+/// the `PERF_EVENT_ARRAY` `map`, slot by slot (slot = the CPU slot or explicit index), oldest
+/// first, and frees their space; before a slot's records, `lost_cb(ctx, slot, count)` (if
+/// not NULL) for the records dropped there because its buffer was full. A negative return
+/// from `sample_cb` stops after that record.
+///
+/// Returns the number of records passed to `sample_cb`, the negative value it returned, or
+/// -EINVAL (not a perf event array, NULL `map` or `sample_cb`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_perf_buffer_consume(
+    map: *mut rbpf_map,
+    sample_cb: Option<
+        unsafe extern "C" fn(
+            ctx: *mut c_void,
+            slot: u32,
+            data: *const c_void,
+            size: usize,
+        ) -> c_int,
+    >,
+    lost_cb: Option<unsafe extern "C" fn(ctx: *mut c_void, slot: u32, count: u64)>,
+    ctx: *mut c_void,
+) -> c_int {
+    ffi_boundary!({
+        let (Some(perf), Some(sample)) = (map_ref(map).and_then(Map::perf_events), sample_cb)
+        else {
+            return EINVAL;
+        };
+        let n = perf.consume(
+            // SAFETY: the caller's callback, with its context and a record valid for the call.
+            |slot, data| unsafe { sample(ctx, slot, data.as_ptr().cast(), data.len()) },
+            |slot, count| {
+                if let Some(lost) = lost_cb {
+                    // SAFETY: the caller's callback, with its context.
+                    unsafe { lost(ctx, slot, count) }
+                }
+            },
+        );
+        c_int::try_from(n).unwrap_or(c_int::MAX)
+    })
+}
+
+/// Lets the probe-read helpers (`bpf_probe_read*`, 4, 45, 112-115) read host memory beyond
+/// the program's own regions: `allow(ctx, addr, len)` is asked for each range the program
+/// could not read itself; an accepted range is copied without faulting (an unmapped address
+/// gives -EFAULT). NULL `allow` restores the default: only the program's regions. Accept only
+/// memory the program is meant to see.
+///
+/// Returns 0, or -1 for a NULL `vm`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_set_probe_read(
+    vm: *mut ubpf_vm,
+    allow: Option<unsafe extern "C" fn(ctx: *mut c_void, addr: u64, len: u64) -> bool>,
+    ctx: *mut c_void,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        let context = UserPtr(ctx);
+        handle.vm.set_probe_read(allow.map(|allow| {
+            Box::new(move |addr: u64, len: u64| {
+                // SAFETY: the embedder's callback, called with its own context.
+                unsafe { allow(context.get(), addr, len) }
+            }) as rbpf::exec::machine::ProbeReadFn
+        }));
+        0
+    })
+}
+
+/// Most frames `bpf_get_stack` asks a host's stack provider for (the kernel's default
+/// `kernel.perf_event_max_stack`).
+const MAX_STACK_FRAMES: usize = 127;
+
+/// Sets where `bpf_get_stack` (67) finds the stack it reports: `provider(ctx, user, ips,
+/// max)` writes at most `max` instruction pointers, innermost first, into `ips` and returns
+/// how many (`user` is 1 when the program asked for `BPF_F_USER_STACK`). NULL: an empty stack
+/// (the default).
+///
+/// Returns 0, or -1 for a NULL `vm`.
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_set_stack_provider(
+    vm: *mut ubpf_vm,
+    provider: Option<
+        unsafe extern "C" fn(ctx: *mut c_void, user: c_int, ips: *mut u64, max: usize) -> usize,
+    >,
+    ctx: *mut c_void,
+) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        let context = UserPtr(ctx);
+        handle.vm.set_stack_provider(provider.map(|provider| {
+            Box::new(move |user: bool| {
+                let mut ips = vec![0u64; MAX_STACK_FRAMES];
+                // SAFETY: the embedder's callback, with its context and room for `max` ips.
+                let n = unsafe {
+                    provider(
+                        context.get(),
+                        c_int::from(user),
+                        ips.as_mut_ptr(),
+                        ips.len(),
+                    )
+                };
+                ips.truncate(n.min(MAX_STACK_FRAMES));
+                ips
+            }) as rbpf::exec::machine::StackFn
+        }));
+        0
     })
 }

@@ -37,6 +37,16 @@ pub struct DebugState<'a> {
     pub stack_mask: Option<&'a [u8]>,
 }
 
+/// Decides whether the kernel's probe-read helpers (`bpf_probe_read_*`) may read
+/// `[addr, addr + len)` of the host's own address space when the program could not read it
+/// itself (`docs/maps.md`, "Memory reads"). Accepted reads still go through the kernel's
+/// fault-tolerant copy, so an unmapped address gives `-EFAULT`, never a crash.
+pub type ProbeReadFn = Box<dyn Fn(u64, u64) -> bool + Send + Sync>;
+
+/// Supplies the call stack `bpf_get_stack` reports: instruction pointers, innermost first.
+/// The argument says whether the program asked for the user stack (`BPF_F_USER_STACK`).
+pub type StackFn = Box<dyn Fn(bool) -> alloc::vec::Vec<u64> + Send + Sync>;
+
 /// Called before each interpreted instruction.
 pub type DebugFn = Box<dyn Fn(&DebugState<'_>) + Send + Sync>;
 
@@ -144,6 +154,10 @@ pub struct Machine {
     /// The loaded program's maps.
     #[cfg(feature = "std")]
     pub(crate) maps: crate::exec::maps::VmMaps,
+    /// Which host memory the probe-read helpers may read beyond the program's regions.
+    pub(crate) probe_read: Option<ProbeReadFn>,
+    /// Where `bpf_get_stack` finds a call stack (none: an empty stack).
+    pub(crate) stack_fn: Option<StackFn>,
 }
 
 impl core::fmt::Debug for Machine {

@@ -194,6 +194,20 @@ impl<'a> Btf<'a> {
         Ok(out)
     }
 
+    /// The value of a one-member enum (`KIND_ENUM`: 32-bit values; `KIND_ENUM64`: two words).
+    fn enum_value(&self, t: &Type) -> Result<u64, String> {
+        if t.vlen() != 1 {
+            return Err("map_extra enum must have one value".into());
+        }
+        if t.kind() == KIND_ENUM {
+            let v = self.word(t, 1).ok_or("truncated BTF enum")?;
+            return Ok(u64::from(v));
+        }
+        let lo = self.word(t, 1).ok_or("truncated BTF enum")?;
+        let hi = self.word(t, 2).ok_or("truncated BTF enum")?;
+        Ok((u64::from(hi) << 32) | u64::from(lo))
+    }
+
     /// Reads libbpf's `__uint`/`__type` members of a map definition struct.
     fn map_def(&self, id: u32) -> Result<MapDef, String> {
         let st = self.resolve(id)?;
@@ -207,6 +221,17 @@ impl<'a> Btf<'a> {
             let member_type = self.word(&st, 3 * m + 1).ok_or("truncated BTF struct")?;
             let member = self.name(name_off);
             let ptr = self.resolve(member_type)?;
+            if member == b"map_extra" && matches!(ptr.kind(), KIND_ENUM | KIND_ENUM64) {
+                // libbpf's `__ulong(map_extra, N)`: an anonymous enum whose one value is N.
+                def.map_extra = self.enum_value(&ptr)?;
+                continue;
+            }
+            if member == b"values" && ptr.kind() == KIND_ARRAY {
+                // `__array(values, struct inner)`: a map of maps, whose values are inner maps
+                // (4-byte ids, the kernel's fds). Initial contents are not read.
+                def.value_size = 4;
+                continue;
+            }
             if ptr.kind() != KIND_PTR {
                 // libbpf ignores nothing here either: every member is __uint, __type or
                 // __array, all pointers.
@@ -232,10 +257,11 @@ impl<'a> Btf<'a> {
                 b"map_flags" => def.map_flags = uint()?,
                 b"key_size" => def.key_size = uint()?,
                 b"value_size" => def.value_size = uint()?,
+                b"map_extra" => def.map_extra = u64::from(uint()?),
                 b"key" => key_type = Some(ptr.size_or_type),
                 b"value" => value_type = Some(ptr.size_or_type),
-                // pinning, numa_node, map_extra: no meaning in a userspace VM.
-                b"pinning" | b"numa_node" | b"map_extra" => {}
+                // pinning, numa_node: no meaning in a userspace VM.
+                b"pinning" | b"numa_node" => {}
                 other => {
                     return Err(format!(
                         "unsupported map definition member '{}'",

@@ -135,6 +135,7 @@ pub(crate) fn declared_maps(
                 value_size: f[2],
                 max_entries: f[3],
                 map_flags: f[4],
+                map_extra: 0,
             };
             add(&mut out, index, var.value, name, def)?;
         }

@@ -19,13 +19,25 @@ pub mod hash;
 
 pub mod ringbuf;
 
+pub mod lpm;
+
+pub mod perf;
+
+pub mod queue;
+
+pub mod redirect;
+
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 pub use array::ArrayMap;
 pub use hash::HashMap;
+pub use lpm::LpmTrie;
+pub use perf::PerfEventArray;
+pub use queue::{BloomFilter, QueueMap};
+pub use redirect::SparseArray;
 pub use ringbuf::RingBuf;
 
 /// `BPF_ANY`: create or update.
@@ -34,6 +46,13 @@ pub const BPF_ANY: u64 = 0;
 pub const BPF_NOEXIST: u64 = 1;
 /// `BPF_EXIST`: update only.
 pub const BPF_EXIST: u64 = 2;
+
+/// `BPF_F_NO_PREALLOC`: the kernel requires it of `LPM_TRIE` maps (values are preallocated
+/// here anyway).
+pub const BPF_F_NO_PREALLOC: u32 = 1;
+
+/// `BPF_F_ZERO_SEED`: a bloom filter's hashes are not seeded randomly.
+pub const BPF_F_ZERO_SEED: u32 = 1 << 6;
 
 /// Largest key accepted by hash maps (the kernel's limit, the size of the eBPF stack).
 pub const MAX_KEY_SIZE: u32 = 512;
@@ -54,14 +73,36 @@ pub enum MapType {
     Array = 2,
     /// `BPF_MAP_TYPE_PROG_ARRAY`: indices of programs of the same object for `bpf_tail_call`.
     ProgArray = 3,
+    /// `BPF_MAP_TYPE_PERF_EVENT_ARRAY`: per-slot record buffers for `bpf_perf_event_output`.
+    PerfEventArray = 4,
     /// `BPF_MAP_TYPE_PERCPU_HASH`.
     PercpuHash = 5,
     /// `BPF_MAP_TYPE_PERCPU_ARRAY`.
     PercpuArray = 6,
     /// `BPF_MAP_TYPE_LRU_HASH`.
     LruHash = 9,
+    /// `BPF_MAP_TYPE_LPM_TRIE`: longest-prefix match on `struct bpf_lpm_trie_key` keys.
+    LpmTrie = 11,
+    /// `BPF_MAP_TYPE_ARRAY_OF_MAPS`: values are inner maps (their [`Map::id`]).
+    ArrayOfMaps = 12,
+    /// `BPF_MAP_TYPE_HASH_OF_MAPS`: values are inner maps (their [`Map::id`]).
+    HashOfMaps = 13,
+    /// `BPF_MAP_TYPE_DEVMAP`: devices by index, for `bpf_redirect_map`.
+    Devmap = 14,
+    /// `BPF_MAP_TYPE_CPUMAP`: CPUs, for `bpf_redirect_map`.
+    Cpumap = 16,
+    /// `BPF_MAP_TYPE_XSKMAP`: AF_XDP sockets by queue, for `bpf_redirect_map`.
+    Xskmap = 17,
+    /// `BPF_MAP_TYPE_QUEUE`: FIFO, no keys.
+    Queue = 22,
+    /// `BPF_MAP_TYPE_STACK`: LIFO, no keys.
+    Stack = 23,
+    /// `BPF_MAP_TYPE_DEVMAP_HASH`: devices by any `u32` key, for `bpf_redirect_map`.
+    DevmapHash = 25,
     /// `BPF_MAP_TYPE_RINGBUF`.
     Ringbuf = 27,
+    /// `BPF_MAP_TYPE_BLOOM_FILTER`: membership tests, no keys.
+    BloomFilter = 30,
 }
 
 impl MapType {
@@ -71,10 +112,21 @@ impl MapType {
             1 => MapType::Hash,
             2 => MapType::Array,
             3 => MapType::ProgArray,
+            4 => MapType::PerfEventArray,
             5 => MapType::PercpuHash,
             6 => MapType::PercpuArray,
             9 => MapType::LruHash,
+            11 => MapType::LpmTrie,
+            12 => MapType::ArrayOfMaps,
+            13 => MapType::HashOfMaps,
+            14 => MapType::Devmap,
+            16 => MapType::Cpumap,
+            17 => MapType::Xskmap,
+            22 => MapType::Queue,
+            23 => MapType::Stack,
+            25 => MapType::DevmapHash,
             27 => MapType::Ringbuf,
+            30 => MapType::BloomFilter,
             _ => return None,
         })
     }
@@ -82,6 +134,16 @@ impl MapType {
     /// Whether the map keeps one value per CPU slot.
     pub fn is_per_cpu(self) -> bool {
         matches!(self, MapType::PercpuHash | MapType::PercpuArray)
+    }
+
+    /// Whether the map's values are inner maps.
+    pub fn is_map_in_map(self) -> bool {
+        matches!(self, MapType::ArrayOfMaps | MapType::HashOfMaps)
+    }
+
+    /// Whether the map has no keys (push, pop and peek instead of lookup and update).
+    pub fn is_keyless(self) -> bool {
+        matches!(self, MapType::Queue | MapType::Stack | MapType::BloomFilter)
     }
 }
 
@@ -100,6 +162,9 @@ pub struct MapDef {
     /// `map_flags` (`BPF_F_NO_PREALLOC` is accepted and ignored: values are always
     /// preallocated).
     pub map_flags: u32,
+    /// `map_extra`: for `BLOOM_FILTER`, the number of hash functions in its low 4 bits (0:
+    /// 5); ignored by the other types.
+    pub map_extra: u64,
 }
 
 /// Why an operation on a map failed; [`MapError::errno`] gives the kernel's code.
@@ -120,6 +185,15 @@ pub enum MapError {
     /// `EBUSY`: the ring buffer is being consumed by someone else.
     #[error("busy")]
     Busy,
+    /// `ENOSPC`: an LPM trie is full, or a perf event slot's buffer is.
+    #[error("no space left")]
+    NoSpace,
+    /// `EOPNOTSUPP`: the map type does not have this operation (pop on a bloom filter).
+    #[error("operation not supported")]
+    NotSupported,
+    /// `ENODEV`: a `CPUMAP` key that names no CPU slot.
+    #[error("no such device")]
+    NoDevice,
 }
 
 impl MapError {
@@ -131,6 +205,9 @@ impl MapError {
             MapError::Full => libc::E2BIG,
             MapError::Invalid => libc::EINVAL,
             MapError::Busy => libc::EBUSY,
+            MapError::NoSpace => libc::ENOSPC,
+            MapError::NotSupported => libc::EOPNOTSUPP,
+            MapError::NoDevice => libc::ENODEV,
         }
     }
 }
@@ -303,6 +380,16 @@ impl Slab {
         })
     }
 
+    /// Whether `[addr, end)` lies within the `value_size` bytes of one slot whose index is
+    /// `cpu` modulo `cpus` (per-CPU values: slot `element * cpus + cpu`).
+    pub fn contains_for_cpu(&self, addr: u64, end: u64, cpus: usize, cpu: usize) -> bool {
+        if !self.contains(addr, end) {
+            return false;
+        }
+        let index = (addr - self.words.as_ptr() as u64) / self.stride as u64;
+        index % cpus as u64 == (cpu % cpus) as u64
+    }
+
     /// Whether `[addr, end)` lies within the `value_size` bytes of one slot.
     #[inline]
     pub fn contains(&self, addr: u64, end: u64) -> bool {
@@ -411,6 +498,16 @@ pub enum MapStorage {
     Ringbuf(RingBuf),
     /// `PROG_ARRAY`.
     ProgArray(ProgArray),
+    /// `QUEUE`, `STACK`.
+    Queue(QueueMap),
+    /// `BLOOM_FILTER`.
+    Bloom(BloomFilter),
+    /// `LPM_TRIE`.
+    Lpm(LpmTrie),
+    /// `PERF_EVENT_ARRAY`.
+    Perf(PerfEventArray),
+    /// `DEVMAP`, `CPUMAP`, `XSKMAP`.
+    Sparse(SparseArray),
 }
 
 /// One map: its name, definition and storage.
@@ -419,8 +516,12 @@ pub struct Map {
     name: String,
     map_type: MapType,
     def: MapDef,
+    id: u32,
     storage: MapStorage,
 }
+
+/// The next [`Map::id`].
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 fn bad(msg: impl Into<String>) -> CreateError {
     CreateError::BadSize(msg.into())
@@ -437,15 +538,101 @@ impl Map {
             max_entries,
             ..
         } = def;
-        if max_entries == 0 {
-            return Err(bad("max_entries must not be 0"));
-        }
+        // libbpf gives a perf event array without max_entries one slot per CPU.
+        let max_entries = match (map_type, max_entries) {
+            (MapType::PerfEventArray, 0) => possible_cpus() as u32,
+            (_, 0) => return Err(bad("max_entries must not be 0")),
+            (_, n) => n,
+        };
+        let def = MapDef { max_entries, ..def };
         let cpus = if map_type.is_per_cpu() {
             possible_cpus()
         } else {
             1
         };
         let storage = match map_type {
+            MapType::Queue | MapType::Stack | MapType::BloomFilter => {
+                if key_size != 0 {
+                    return Err(bad("key_size must be 0"));
+                }
+                if value_size == 0 || value_size > MAX_VALUE_SIZE {
+                    return Err(bad(format!("bad value_size {value_size}")));
+                }
+                if map_type == MapType::BloomFilter {
+                    if def.map_extra > 15 {
+                        return Err(bad("map_extra must be at most 15 (number of hashes)"));
+                    }
+                    let hashes = match def.map_extra as u32 {
+                        0 => 5,
+                        n => n,
+                    };
+                    let bits = BloomFilter::bits_for(max_entries, hashes);
+                    if bits / 8 > MAX_MAP_BYTES {
+                        return Err(bad("bloom filter too large"));
+                    }
+                    MapStorage::Bloom(BloomFilter::new(
+                        value_size,
+                        max_entries,
+                        hashes,
+                        def.map_flags & BPF_F_ZERO_SEED != 0,
+                    ))
+                } else {
+                    let bytes = u64::from(value_size) * u64::from(max_entries);
+                    if bytes > MAX_MAP_BYTES {
+                        return Err(bad(format!("map needs {bytes} bytes, more than the limit")));
+                    }
+                    MapStorage::Queue(QueueMap::new(
+                        value_size,
+                        max_entries,
+                        map_type == MapType::Stack,
+                    ))
+                }
+            }
+            MapType::LpmTrie => {
+                if def.map_flags & BPF_F_NO_PREALLOC == 0 {
+                    return Err(bad("LPM trie needs map_flags BPF_F_NO_PREALLOC"));
+                }
+                if !(5..=4 + 256).contains(&key_size) {
+                    return Err(bad(format!(
+                        "LPM trie key_size must be 5 to 260, not {key_size}"
+                    )));
+                }
+                if value_size == 0 || value_size > MAX_VALUE_SIZE {
+                    return Err(bad(format!("bad value_size {value_size}")));
+                }
+                let bytes = (slot_stride(value_size) as u64 + u64::from(key_size) + 64)
+                    .saturating_mul(u64::from(max_entries));
+                if bytes > MAX_MAP_BYTES {
+                    return Err(bad(format!("map needs {bytes} bytes, more than the limit")));
+                }
+                MapStorage::Lpm(LpmTrie::new(key_size - 4, value_size, max_entries))
+            }
+            MapType::PerfEventArray => {
+                if key_size != 4 || value_size != 4 {
+                    return Err(bad("perf event array key_size and value_size must be 4"));
+                }
+                MapStorage::Perf(PerfEventArray::new(max_entries))
+            }
+            MapType::Devmap | MapType::Cpumap | MapType::Xskmap => {
+                let sizes_ok = match map_type {
+                    MapType::Xskmap => value_size == 4,
+                    _ => value_size == 4 || value_size == 8,
+                };
+                if key_size != 4 || !sizes_ok {
+                    return Err(bad(format!(
+                        "key_size must be 4 and value_size {} for this map type",
+                        if map_type == MapType::Xskmap {
+                            "4"
+                        } else {
+                            "4 or 8"
+                        }
+                    )));
+                }
+                if u64::from(max_entries) * 32 > MAX_MAP_BYTES {
+                    return Err(bad("map too large"));
+                }
+                MapStorage::Sparse(SparseArray::new(map_type, value_size, max_entries))
+            }
             MapType::Ringbuf => {
                 if key_size != 0 || value_size != 0 {
                     return Err(bad("ring buffer key_size and value_size must be 0"));
@@ -466,8 +653,24 @@ impl Map {
                 }
                 let is_array = matches!(
                     map_type,
-                    MapType::Array | MapType::PercpuArray | MapType::ProgArray
+                    MapType::Array
+                        | MapType::PercpuArray
+                        | MapType::ProgArray
+                        | MapType::ArrayOfMaps
                 );
+                let four_byte_values = matches!(
+                    map_type,
+                    MapType::ArrayOfMaps | MapType::HashOfMaps | MapType::DevmapHash
+                );
+                if map_type == MapType::DevmapHash && key_size != 4 {
+                    return Err(bad("devmap hash key_size must be 4"));
+                }
+                if four_byte_values
+                    && value_size != 4
+                    && !(map_type == MapType::DevmapHash && value_size == 8)
+                {
+                    return Err(bad(format!("value_size must be 4, not {value_size}")));
+                }
                 if is_array && key_size != 4 {
                     return Err(bad(format!("array key_size must be 4, not {key_size}")));
                 }
@@ -487,7 +690,7 @@ impl Map {
                     )));
                 }
                 match map_type {
-                    MapType::Array | MapType::PercpuArray => {
+                    MapType::Array | MapType::PercpuArray | MapType::ArrayOfMaps => {
                         MapStorage::Array(ArrayMap::new(value_size, max_entries, cpus))
                     }
                     MapType::ProgArray => MapStorage::ProgArray(ProgArray::new(max_entries)),
@@ -505,8 +708,16 @@ impl Map {
             name: name.into(),
             map_type,
             def,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             storage,
         })
+    }
+
+    /// The map's id: unique in the process, never 0. The value an `ARRAY_OF_MAPS` or
+    /// `HASH_OF_MAPS` holds for this map as an inner map (the kernel's map fd on update and
+    /// map id on lookup).
+    pub fn id(&self) -> u32 {
+        self.id
     }
 
     /// The map's name (its symbol in the object).
@@ -556,6 +767,23 @@ impl Map {
         std::ptr::from_ref(self) as u64
     }
 
+    /// A `DEVMAP_HASH` value names a device (ifindex not 0) and attaches no program, as the
+    /// `DEVMAP` checks (`SparseArray::update`).
+    fn check_devmap_hash_value(&self, value: &[u8]) -> Result<(), MapError> {
+        if self.map_type != MapType::DevmapHash {
+            return Ok(());
+        }
+        let word = |at: usize| {
+            value
+                .get(at..at + 4)
+                .map(|w| i32::from_ne_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        if word(0) == Some(0) || word(4).is_some_and(|fd| fd > 0) {
+            return Err(MapError::Invalid);
+        }
+        Ok(())
+    }
+
     fn check_key(&self, key: &[u8]) -> Result<(), MapError> {
         if key.len() != self.def.key_size as usize {
             return Err(MapError::Invalid);
@@ -564,17 +792,28 @@ impl Map {
     }
 
     /// For eBPF programs: the address of the value of `key` (this thread's slot for per-CPU
-    /// maps), or `None`.
+    /// maps; the longest matching prefix's for an LPM trie), or `None`. Maps of maps give
+    /// `None` here: their lookups resolve the inner map ([`MapSet::inner`]).
     pub fn lookup_ptr(&self, key: &[u8]) -> Option<*mut u8> {
+        if self.map_type.is_map_in_map() {
+            return None;
+        }
         match &self.storage {
             MapStorage::Array(a) => a.lookup_ptr(key, current_cpu()),
             MapStorage::Hash(h) => h.lookup_ptr(key, current_cpu()),
-            MapStorage::Ringbuf(_) | MapStorage::ProgArray(_) => None,
+            MapStorage::Lpm(t) => t.lookup_ptr(key),
+            MapStorage::Sparse(s) => s.lookup_ptr(key),
+            MapStorage::Ringbuf(_)
+            | MapStorage::ProgArray(_)
+            | MapStorage::Queue(_)
+            | MapStorage::Bloom(_)
+            | MapStorage::Perf(_) => None,
         }
     }
 
     /// For eBPF programs: stores `value` (`value_size` bytes) for `key`; per-CPU maps write
-    /// this thread's slot (and zero the other slots of a new element).
+    /// this thread's slot (and zero the other slots of a new element). Maps of maps, perf
+    /// event arrays and keyless maps refuse (`EINVAL`), as the kernel's verifier would.
     pub fn update_from_program(
         &self,
         key: &[u8],
@@ -582,21 +821,41 @@ impl Map {
         flags: u64,
     ) -> Result<(), MapError> {
         self.check_key(key)?;
+        if self.map_type.is_map_in_map() {
+            return Err(MapError::Invalid);
+        }
+        self.check_devmap_hash_value(value)?;
         match &self.storage {
             MapStorage::Array(a) => a.update(key, value, flags, Some(current_cpu())),
             MapStorage::Hash(h) => h.update(key, value, flags, Some(current_cpu())),
-            MapStorage::Ringbuf(_) | MapStorage::ProgArray(_) => Err(MapError::Invalid),
+            MapStorage::Lpm(t) => t.update(key, value, flags),
+            MapStorage::Sparse(s) => s.update(key, value, flags),
+            MapStorage::Ringbuf(_)
+            | MapStorage::ProgArray(_)
+            | MapStorage::Queue(_)
+            | MapStorage::Bloom(_)
+            | MapStorage::Perf(_) => Err(MapError::Invalid),
         }
     }
 
     /// Copies the value of `key` into `value` ([`Map::host_value_size`] bytes: every slot of
-    /// a per-CPU map).
+    /// a per-CPU map). A map of maps gives the inner map's [`Map::id`]; an LPM trie the value
+    /// of the longest matching prefix; a queue or stack its next element without removing
+    /// it (`key` empty); a bloom filter tests `value` (read, not written: `Ok` if it may be
+    /// present, `ENOENT` if not).
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<(), MapError> {
         self.check_key(key)?;
         if value.len() != self.host_value_size() {
             return Err(MapError::Invalid);
         }
         match &self.storage {
+            MapStorage::Array(a) if self.map_type == MapType::ArrayOfMaps => {
+                a.lookup(key, value)?;
+                if value == [0; 4] {
+                    return Err(MapError::NotFound);
+                }
+                Ok(())
+            }
             MapStorage::Array(a) => a.lookup(key, value),
             MapStorage::Hash(h) => h.lookup(key, value),
             MapStorage::ProgArray(p) => {
@@ -605,17 +864,31 @@ impl Map {
                 value.copy_from_slice(&prog.to_ne_bytes());
                 Ok(())
             }
+            MapStorage::Lpm(t) => t.lookup(key, value),
+            MapStorage::Sparse(s) => s.lookup(key, value),
+            MapStorage::Perf(p) => {
+                let index = u32::from_ne_bytes(key.try_into().map_err(|_| MapError::Invalid)?);
+                value.copy_from_slice(&p.get(index)?.to_ne_bytes());
+                Ok(())
+            }
+            MapStorage::Queue(q) => q.take(value, false),
+            MapStorage::Bloom(b) => b.peek(value),
             MapStorage::Ringbuf(_) => Err(MapError::Invalid),
         }
     }
 
     /// Stores `value` ([`Map::host_value_size`] bytes) for `key` with the kernel's flag
-    /// semantics (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`).
+    /// semantics (`BPF_ANY`, `BPF_NOEXIST`, `BPF_EXIST`). A map of maps takes an inner
+    /// map's [`Map::id`] (not 0); a queue, stack or bloom filter pushes (`key` empty).
     pub fn update(&self, key: &[u8], value: &[u8], flags: u64) -> Result<(), MapError> {
         self.check_key(key)?;
         if value.len() != self.host_value_size() {
             return Err(MapError::Invalid);
         }
+        if self.map_type.is_map_in_map() && value == [0; 4] {
+            return Err(MapError::Invalid);
+        }
+        self.check_devmap_hash_value(value)?;
         match &self.storage {
             MapStorage::Array(a) => a.update(key, value, flags, None),
             MapStorage::Hash(h) => h.update(key, value, flags, None),
@@ -632,15 +905,32 @@ impl Map {
                 slot.store(prog, Ordering::Release);
                 Ok(())
             }
+            MapStorage::Lpm(t) => t.update(key, value, flags),
+            MapStorage::Sparse(s) => s.update(key, value, flags),
+            MapStorage::Perf(p) => {
+                if flags > BPF_EXIST {
+                    return Err(MapError::Invalid);
+                }
+                let index = u32::from_ne_bytes(key.try_into().map_err(|_| MapError::Invalid)?);
+                let fd = u32::from_ne_bytes(value.try_into().map_err(|_| MapError::Invalid)?);
+                p.set(index, fd)
+            }
+            MapStorage::Queue(_) | MapStorage::Bloom(_) => self.push(value, flags),
             MapStorage::Ringbuf(_) => Err(MapError::Invalid),
         }
     }
 
-    /// Deletes `key` (`EINVAL` for arrays, as in the kernel).
+    /// Deletes `key` (`EINVAL` for arrays, as in the kernel). For a map of maps, the inner
+    /// map stays a map of the program; for a perf event array, the slot closes.
     pub fn delete(&self, key: &[u8]) -> Result<(), MapError> {
         self.check_key(key)?;
         match &self.storage {
             MapStorage::Hash(h) => h.delete(key),
+            MapStorage::Array(a) if self.map_type == MapType::ArrayOfMaps => {
+                // Elements of an array of maps can be cleared (0: no inner map).
+                a.update(key, &[0; 4], BPF_ANY, None)
+                    .map_err(|_| MapError::Invalid)
+            }
             MapStorage::ProgArray(p) => {
                 let index = u32::from_ne_bytes(key.try_into().map_err(|_| MapError::Invalid)?);
                 let slot = p.entries.get(index as usize).ok_or(MapError::Invalid)?;
@@ -649,8 +939,58 @@ impl Map {
                     _ => Ok(()),
                 }
             }
-            MapStorage::Array(_) | MapStorage::Ringbuf(_) => Err(MapError::Invalid),
+            MapStorage::Lpm(t) => t.delete(key),
+            MapStorage::Sparse(s) => s.delete(key),
+            MapStorage::Perf(p) => {
+                let index = u32::from_ne_bytes(key.try_into().map_err(|_| MapError::Invalid)?);
+                p.close(index)
+            }
+            MapStorage::Array(_) | MapStorage::Ringbuf(_) | MapStorage::Queue(_) => {
+                Err(MapError::Invalid)
+            }
+            MapStorage::Bloom(_) => Err(MapError::NotSupported),
         }
+    }
+
+    /// Adds `value` to a queue, stack or bloom filter: `E2BIG` when full (with `BPF_EXIST` a
+    /// full queue or stack drops its oldest element instead), `EINVAL` for other maps.
+    pub fn push(&self, value: &[u8], flags: u64) -> Result<(), MapError> {
+        match &self.storage {
+            MapStorage::Queue(q) => q.push(value, flags),
+            MapStorage::Bloom(b) => b.push(value, flags),
+            _ => Err(MapError::Invalid),
+        }
+    }
+
+    /// Removes the next element of a queue (oldest) or stack (newest) into `out`: `ENOENT`
+    /// when empty, `EOPNOTSUPP` for a bloom filter, `EINVAL` for other maps.
+    pub fn pop(&self, out: &mut [u8]) -> Result<(), MapError> {
+        match &self.storage {
+            MapStorage::Queue(q) => q.take(out, true),
+            MapStorage::Bloom(_) => Err(MapError::NotSupported),
+            _ => Err(MapError::Invalid),
+        }
+    }
+
+    /// Copies the next element of a queue or stack into `value` without removing it; for a
+    /// bloom filter, tests `value` (read only). `ENOENT` when empty or absent.
+    pub fn peek(&self, value: &mut [u8]) -> Result<(), MapError> {
+        match &self.storage {
+            MapStorage::Queue(q) => q.take(value, false),
+            MapStorage::Bloom(b) => b.peek(value),
+            _ => Err(MapError::Invalid),
+        }
+    }
+
+    /// For a map of maps: the [`Map::id`] stored for `key`, if any.
+    pub fn inner_id(&self, key: &[u8]) -> Option<u32> {
+        if !self.map_type.is_map_in_map() {
+            return None;
+        }
+        let mut id = [0u8; 4];
+        self.lookup(key, &mut id).ok()?;
+        let id = u32::from_ne_bytes(id);
+        (id != 0).then_some(id)
     }
 
     /// Writes the key following `key` (the first key when `key` is `None` or not in the map)
@@ -680,21 +1020,38 @@ impl Map {
             Ok(())
         };
         match &self.storage {
-            MapStorage::Array(_) | MapStorage::ProgArray(_) => array_next(self.def.max_entries),
+            MapStorage::Array(_)
+            | MapStorage::ProgArray(_)
+            | MapStorage::Sparse(_)
+            | MapStorage::Perf(_) => array_next(self.def.max_entries),
             MapStorage::Hash(h) => h.next_key(key, next),
-            MapStorage::Ringbuf(_) => Err(MapError::Invalid),
+            MapStorage::Lpm(t) => t.next_key(key, next),
+            MapStorage::Ringbuf(_) | MapStorage::Queue(_) => Err(MapError::Invalid),
+            MapStorage::Bloom(_) => Err(MapError::NotSupported),
         }
     }
 
-    /// Whether `[addr, end)` lies inside one value of this map (or one live ring-buffer
-    /// reservation).
+    /// Whether `[addr, end)` lies inside one value of this map that the calling thread's
+    /// program may access (for per-CPU maps, only this thread's CPU slot), or one live
+    /// ring-buffer reservation. Values of maps of maps are never accessible.
     #[inline]
     pub fn contains(&self, addr: u64, end: u64) -> bool {
-        match &self.storage {
-            MapStorage::Array(a) => a.slab().contains(addr, end),
-            MapStorage::Hash(h) => h.slab().contains(addr, end),
-            MapStorage::Ringbuf(r) => r.contains(addr, end),
-            MapStorage::ProgArray(_) => false,
+        let slab = match &self.storage {
+            _ if self.map_type.is_map_in_map() => return false,
+            MapStorage::Array(a) => a.slab(),
+            MapStorage::Hash(h) => h.slab(),
+            MapStorage::Lpm(t) => t.slab(),
+            MapStorage::Sparse(s) => s.slab(),
+            MapStorage::Ringbuf(r) => return r.contains(addr, end),
+            MapStorage::ProgArray(_)
+            | MapStorage::Queue(_)
+            | MapStorage::Bloom(_)
+            | MapStorage::Perf(_) => return false,
+        };
+        if self.map_type.is_per_cpu() {
+            slab.contains_for_cpu(addr, end, possible_cpus(), current_cpu())
+        } else {
+            slab.contains(addr, end)
         }
     }
 
@@ -770,6 +1127,14 @@ impl Map {
             _ => None,
         }
     }
+
+    /// The perf event array, if this is one.
+    pub fn perf_events(&self) -> Option<&PerfEventArray> {
+        match &self.storage {
+            MapStorage::Perf(p) => Some(p),
+            _ => None,
+        }
+    }
 }
 
 /// What a [`crate::Vm`] keeps for maps: the loaded program's maps, and whether engines
@@ -825,12 +1190,28 @@ impl MapSet {
     pub fn slab_regions(&self) -> Vec<SlabRegion> {
         self.maps
             .iter()
+            // Per-CPU values depend on the running thread, and values of maps of maps are
+            // never accessible: both are left to the runtime check (`MapSet::allows`).
+            .filter(|m| !m.map_type.is_per_cpu() && !m.map_type.is_map_in_map())
             .filter_map(|m| match &m.storage {
                 MapStorage::Array(a) => a.slab().region(),
                 MapStorage::Hash(h) => h.slab().region(),
+                MapStorage::Lpm(t) => t.slab().region(),
+                MapStorage::Sparse(s) => s.slab().region(),
                 _ => None,
             })
             .collect()
+    }
+
+    /// The map whose [`Map::id`] is `id`.
+    pub fn by_id(&self, id: u32) -> Option<&Arc<Map>> {
+        self.maps.iter().find(|m| m.id() == id)
+    }
+
+    /// The inner map `outer` (a map of maps) holds for `key`, if it is one of this set's
+    /// maps: an inner map must be a map of the same program (`docs/maps.md`).
+    pub fn inner(&self, outer: &Map, key: &[u8]) -> Option<&Arc<Map>> {
+        self.by_id(outer.inner_id(key)?)
     }
 
     /// Whether `[addr, end)` lies inside one value of one map: the bounds-check hook both

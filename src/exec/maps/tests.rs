@@ -7,6 +7,7 @@ fn def(map_type: MapType, key_size: u32, value_size: u32, max_entries: u32) -> M
         value_size,
         max_entries,
         map_flags: 0,
+        map_extra: 0,
     }
 }
 

@@ -13,6 +13,11 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 
+mod collections;
+mod events;
+mod identity;
+mod probe;
+
 use crate::error::Access;
 use crate::exec::current_run::with_run;
 use crate::exec::maps::{Map, MapError};
@@ -22,7 +27,7 @@ use crate::vm::{ConfigError, Vm};
 const _: () = assert!(crate::isa::HELPER_SLOTS > TAIL_TARGET_HELPER as usize);
 
 /// `len` bytes at `addr` as a slice, if the running program may read all of them.
-fn readable<'a>(regions: &Regions<'_>, addr: u64, len: u64) -> Option<&'a [u8]> {
+pub(super) fn readable<'a>(regions: &Regions<'_>, addr: u64, len: u64) -> Option<&'a [u8]> {
     if len == 0 {
         return Some(&[]);
     }
@@ -33,14 +38,31 @@ fn readable<'a>(regions: &Regions<'_>, addr: u64, len: u64) -> Option<&'a [u8]> 
     Some(unsafe { std::slice::from_raw_parts(addr as *const u8, len) })
 }
 
-fn errno(e: MapError) -> u64 {
-    (-i64::from(e.errno())) as u64
+/// The address of `len` bytes at `addr`, if the running program may write all of them (a
+/// raw pointer: the bytes may also be visible to the program through other pointers).
+pub(super) fn writable(regions: &Regions<'_>, addr: u64, len: u64) -> Option<*mut u8> {
+    if len == 0 {
+        return Some(std::ptr::NonNull::<u8>::dangling().as_ptr());
+    }
+    let len = usize::try_from(len).ok()?;
+    regions.check(addr, 0, len, Access::Store, 0).ok()?;
+    Some(addr as *mut u8)
 }
 
-const EINVAL: u64 = (-(libc::EINVAL as i64)) as u64;
+/// A map error as a helper's return value (a negative errno).
+pub(super) fn errno(e: MapError) -> u64 {
+    neg(e.errno())
+}
+
+/// `-errno` as a helper's return value.
+pub(super) const fn neg(errno: i32) -> u64 {
+    (-(errno as i64)) as u64
+}
+
+pub(super) const EINVAL: u64 = neg(libc::EINVAL);
 
 /// The map `handle` names in the running VM, and the run's regions.
-fn with_map<R>(handle: u64, f: impl FnOnce(&Map, &Regions<'_>) -> R) -> Option<R> {
+pub(super) fn with_map<R>(handle: u64, f: impl FnOnce(&Map, &Regions<'_>) -> R) -> Option<R> {
     with_run(|machine, regions| machine.maps.maps.by_handle(handle).map(|m| f(m, regions)))
         .flatten()
 }
@@ -54,12 +76,18 @@ unsafe extern "C" fn bpf_map_lookup_elem(
     _: u64,
     _: *mut c_void,
 ) -> u64 {
-    with_map(map, |m, regions| {
+    with_run(|machine, regions| {
+        let m = machine.maps.maps.by_handle(map)?;
         let key = readable(regions, key, u64::from(m.def().key_size))?;
-        m.lookup_ptr(key)
+        if m.map_type().is_map_in_map() {
+            // The inner map, as a handle the map helpers accept (it is one of the program's
+            // maps).
+            return machine.maps.maps.inner(m, key).map(|inner| inner.handle());
+        }
+        m.lookup_ptr(key).map(|p| p as u64)
     })
     .flatten()
-    .map_or(0, |p| p as u64)
+    .unwrap_or(0)
 }
 
 /// `long bpf_map_update_elem(void *map, const void *key, const void *value, __u64 flags)` (2).
@@ -103,7 +131,7 @@ unsafe extern "C" fn bpf_map_delete_elem(
     .unwrap_or(EINVAL)
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+pub(super) fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -390,7 +418,13 @@ pub(crate) type HelperList = &'static [(u32, &'static str, crate::HelperFn)];
 /// Every table [`Vm::register_linux_helpers`] installs, one per file of this folder. Kept
 /// private: the helpers rely on engines that publish each run, which only that method turns
 /// on.
-const HELPER_TABLES: &[HelperList] = &[CORE_HELPERS];
+const HELPER_TABLES: &[HelperList] = &[
+    CORE_HELPERS,
+    identity::HELPERS,
+    probe::HELPERS,
+    collections::HELPERS,
+    events::HELPERS,
+];
 
 /// The map, ring-buffer, time, printing and string helpers defined in this file.
 const CORE_HELPERS: HelperList = &[
