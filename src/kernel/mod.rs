@@ -10,3 +10,4 @@ pub mod helpers;
 pub(crate) mod object_maps;
 pub mod packet;
 pub mod program_type;
+pub mod test_run;
