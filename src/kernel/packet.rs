@@ -98,7 +98,6 @@ impl PacketRun {
     }
 
     /// The buffer bytes `[from, to)`, if inside the buffer.
-    #[expect(dead_code, reason = "the packet helpers land next")]
     pub(crate) fn bytes_mut(&mut self, from: usize, to: usize) -> Option<&mut [u8]> {
         if from > to || to > self.buf_len || self.buf.is_null() {
             return None;
@@ -164,7 +163,6 @@ impl Drop for PacketGuard {
 }
 
 /// Calls `f` with the packet run in progress on this thread, if there is one.
-#[cfg_attr(not(test), expect(dead_code, reason = "the packet helpers land next"))]
 pub(crate) fn with_packet<R>(f: impl FnOnce(&mut PacketRun) -> R) -> Option<R> {
     let run = CURRENT.get();
     // SAFETY: a non-null pointer was set by a live `PacketGuard` over a `PacketRun` that

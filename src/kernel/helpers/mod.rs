@@ -10,6 +10,8 @@
 //! ([`crate::exec::memory::Regions`]). A helper called with nothing published (from outside a
 //! run) fails as for a bad argument.
 
+mod packet;
+
 use std::cell::Cell;
 use std::ffi::c_void;
 
@@ -390,7 +392,7 @@ pub(crate) type HelperList = &'static [(u32, &'static str, crate::HelperFn)];
 /// Every table [`Vm::register_linux_helpers`] installs, one per file of this folder. Kept
 /// private: the helpers rely on engines that publish each run, which only that method turns
 /// on.
-const HELPER_TABLES: &[HelperList] = &[CORE_HELPERS];
+const HELPER_TABLES: &[HelperList] = &[CORE_HELPERS, packet::HELPERS];
 
 /// The map, ring-buffer, time, printing and string helpers defined in this file.
 const CORE_HELPERS: HelperList = &[
