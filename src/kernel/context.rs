@@ -11,7 +11,7 @@
 //! written in place. Jump offsets stay valid.
 //!
 //! Which instructions access the context is found by a forward dataflow over the program
-//! (see [`analyze`]), interprocedural through bpf-to-bpf calls. Accesses are checked against
+//! (see `analyze`), interprocedural through bpf-to-bpf calls. Accesses are checked against
 //! the kernel's rules for the program type (`xdp_is_valid_access`, `bpf_skb_is_valid_access`
 //! and the per-type wrappers), and refused at load with the kernel's wording.
 //!
