@@ -183,8 +183,19 @@ fn run_repeated(
             // SAFETY: `buf` is borrowed mutably for this whole function, so the region stays
             // valid; the packet helpers write it only through `run`, which holds the same
             // pointer, while the program (which alone uses the region) waits in a helper.
-            let region = unsafe { MemRegion::from_raw(run.buf, run.buf_len, true) };
-            (vec![region], Some(run))
+            let region = unsafe { MemRegion::from_raw(run.buf, run.buf_len, true, "packet") }
+                .map_err(|_| neg(libc::EINVAL))?;
+            let mut regions = vec![region];
+            if run.kind == PacketKind::Skb {
+                // LD_ABS/LD_IND read the frame (skb->data..), not the context: a read-only
+                // copy of the frame's place at the start of the run, marked as the packet.
+                let frame = run.buf.wrapping_add(run.data);
+                // SAFETY: `[data, data_end)` lies inside `buf`, valid as above.
+                let packet = unsafe { MemRegion::from_raw(frame, run.len(), false, "frame") }
+                    .map_err(|_| neg(libc::EINVAL))?;
+                regions.push(packet.as_packet());
+            }
+            (regions, Some(run))
         }
         None => (Vec::new(), None),
     };

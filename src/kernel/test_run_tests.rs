@@ -414,3 +414,28 @@ fn plain_contexts_are_the_ctx_in_memory() {
         Err(-libc::EINVAL)
     );
 }
+
+#[test]
+fn legacy_packet_loads_read_the_frame_of_skb_programs() {
+    // ldabsh 12: the EtherType, from the Ethernet header, in host order.
+    let data = frame(40);
+    for jit in [false, true] {
+        let mut vm = load("ldabsh 12\nexit", ProgramType::SocketFilter);
+        let mut opts = TestRunOptions {
+            data_in: &data,
+            jit,
+            ..Default::default()
+        };
+        test_run(&mut vm, ProgramType::SocketFilter, &mut opts).unwrap();
+        assert_eq!(opts.retval, 0x0800);
+        // Past the frame: the program ends with r0 = 0.
+        let mut vm = load("ldabsb 40\nmov %r0, 7\nexit", ProgramType::SchedCls);
+        let mut opts = TestRunOptions {
+            data_in: &data,
+            jit,
+            ..Default::default()
+        };
+        test_run(&mut vm, ProgramType::SchedCls, &mut opts).unwrap();
+        assert_eq!(opts.retval, 0);
+    }
+}
