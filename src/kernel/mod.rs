@@ -4,8 +4,10 @@
 //! registers helpers on it, and reaches the running program only through [`crate::exec`].
 
 pub(crate) mod btf;
+pub mod context;
 pub mod elf;
 pub mod helpers;
 pub(crate) mod object_maps;
 pub mod packet;
 pub mod program_type;
+pub mod test_run;

@@ -7,13 +7,9 @@
 //! `skb_load_bytes`, `redirect`, …) find it with `with_packet`. A helper called outside a
 //! packet run gets `None` and fails as the kernel's would for a bad argument.
 
-// The test-run driver and the packet helpers that use this land next.
-#![cfg_attr(
-    not(test),
-    expect(dead_code, reason = "used by the test-run driver, landing next")
-)]
-
 use std::cell::Cell;
+
+use crate::kernel::context::{ContextKind, sk_buff};
 
 /// The kind of context a packet run converts for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +63,77 @@ pub struct PacketRun {
     pub ctx: *mut u8,
     /// The redirect the program asked for, if any.
     pub redirect: Option<Redirect>,
+}
+
+impl PacketKind {
+    /// The context layout of this kind.
+    pub fn context(self) -> ContextKind {
+        match self {
+            PacketKind::Xdp => ContextKind::Xdp,
+            PacketKind::Skb => ContextKind::Skb,
+        }
+    }
+}
+
+impl PacketRun {
+    /// The frame's length (`data_end - data`).
+    pub fn len(&self) -> usize {
+        self.data_end.saturating_sub(self.data)
+    }
+
+    /// Whether the frame is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The address of byte `off` of the buffer.
+    pub fn addr(&self, off: usize) -> u64 {
+        (self.buf as u64).wrapping_add(off as u64)
+    }
+
+    /// The buffer offset of `addr` and whether `[addr, addr + len)` lies inside the buffer.
+    pub fn offset_of(&self, addr: u64, len: usize) -> Option<usize> {
+        let off = usize::try_from(addr.checked_sub(self.buf as u64)?).ok()?;
+        (off.checked_add(len)? <= self.buf_len).then_some(off)
+    }
+
+    /// The buffer bytes `[from, to)`, if inside the buffer.
+    pub(crate) fn bytes_mut(&mut self, from: usize, to: usize) -> Option<&mut [u8]> {
+        if from > to || to > self.buf_len || self.buf.is_null() {
+            return None;
+        }
+        // SAFETY: a `PacketRun` entered with `PacketGuard::enter` describes a buffer valid
+        // for `buf_len` bytes that the test run owns for the run, and `[from, to)` lies in
+        // it; no other reference to the buffer is live while a helper runs.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.buf.wrapping_add(from), to - from) })
+    }
+
+    /// Writes the packet pointers (and, for skb contexts, `len`) into the context after
+    /// `data`, `data_end` or `data_meta` moved, so the program sees the new frame.
+    pub(crate) fn sync_ctx(&mut self) {
+        if self.ctx.is_null() {
+            return;
+        }
+        let kind = self.kind.context();
+        let put = |at: usize, bytes: &[u8]| {
+            // SAFETY: `ctx` points to the converted context of this run, valid for
+            // `kind.buffer_size()` bytes (every field written here lies inside it), owned
+            // by the test run and not borrowed while a helper runs.
+            let dst =
+                unsafe { std::slice::from_raw_parts_mut(self.ctx.wrapping_add(at), bytes.len()) };
+            dst.copy_from_slice(bytes);
+        };
+        put(kind.data_ptr(), &self.addr(self.data).to_le_bytes());
+        put(kind.data_end_ptr(), &self.addr(self.data_end).to_le_bytes());
+        put(
+            kind.data_meta_ptr(),
+            &self.addr(self.data_meta).to_le_bytes(),
+        );
+        if self.kind == PacketKind::Skb {
+            let len = u32::try_from(self.len()).unwrap_or(u32::MAX);
+            put(sk_buff::LEN, &len.to_le_bytes());
+        }
+    }
 }
 
 thread_local! {

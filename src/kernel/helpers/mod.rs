@@ -10,6 +10,8 @@
 //! ([`crate::exec::memory::Regions`]). A helper called with nothing published (from outside a
 //! run) fails as for a bad argument.
 
+mod packet;
+
 use std::cell::Cell;
 use std::ffi::c_void;
 
@@ -424,6 +426,7 @@ const HELPER_TABLES: &[HelperList] = &[
     probe::HELPERS,
     collections::HELPERS,
     events::HELPERS,
+    packet::HELPERS,
 ];
 
 /// The map, ring-buffer, time, printing and string helpers defined in this file.
