@@ -166,8 +166,13 @@ impl<'a> Btf<'a> {
         }
     }
 
-    /// Every variable of the DATASEC named `section`: `(name, offset in the section, def)`.
-    pub(crate) fn map_defs(&self, section: &[u8]) -> Result<Vec<(String, u32, MapDef)>, String> {
+    /// Every variable of the DATASEC named `section`: `(name, offset in the section, def,
+    /// values)`, where `values` is the byte offset of the definition's `values` member
+    /// (`__array(values, …)`: the initial values of a `PROG_ARRAY`), if it has one.
+    pub(crate) fn map_defs_with_values(
+        &self,
+        section: &[u8],
+    ) -> Result<Vec<(String, u32, MapDef, Option<u32>)>, String> {
         let Some(datasec) = self
             .types
             .iter()
@@ -186,27 +191,41 @@ impl<'a> Btf<'a> {
                 return Err("BTF .maps entry is not a variable".into());
             }
             let name = String::from_utf8_lossy(self.name(var.name_off)).into_owned();
-            let def = self
+            let (def, values) = self
                 .map_def(var.size_or_type)
                 .map_err(|e| format!("map '{name}': {e}"))?;
-            out.push((name, offset, def));
+            out.push((name, offset, def, values));
         }
         Ok(out)
     }
 
-    /// Reads libbpf's `__uint`/`__type` members of a map definition struct.
-    fn map_def(&self, id: u32) -> Result<MapDef, String> {
+    /// Reads libbpf's `__uint`/`__type` members of a map definition struct, and the byte
+    /// offset of its `__array(values, …)` member if it has one.
+    fn map_def(&self, id: u32) -> Result<(MapDef, Option<u32>), String> {
         let st = self.resolve(id)?;
         if st.kind() != KIND_STRUCT {
             return Err("map definition is not a struct".into());
         }
         let mut def = MapDef::default();
-        let (mut key_type, mut value_type) = (None, None);
+        let (mut key_type, mut value_type, mut values) = (None, None, None);
         for m in 0..st.vlen() {
             let name_off = self.word(&st, 3 * m).ok_or("truncated BTF struct")?;
             let member_type = self.word(&st, 3 * m + 1).ok_or("truncated BTF struct")?;
             let member = self.name(name_off);
             let ptr = self.resolve(member_type)?;
+            if member == b"values" && ptr.kind() == KIND_ARRAY {
+                // `__array(values, …)`: a flexible array of pointers; its initial elements
+                // are relocations against the section (programs of a PROG_ARRAY).
+                let bits = self.word(&st, 3 * m + 2).ok_or("truncated BTF struct")?;
+                // With the kind flag set, the low 24 bits are the bit offset.
+                let bits = if st.info & (1 << 31) != 0 {
+                    bits & 0x00ff_ffff
+                } else {
+                    bits
+                };
+                values = Some(bits / 8);
+                continue;
+            }
             if ptr.kind() != KIND_PTR {
                 // libbpf ignores nothing here either: every member is __uint, __type or
                 // __array, all pointers.
@@ -253,6 +272,6 @@ impl<'a> Btf<'a> {
                 *size = u32::try_from(bytes).map_err(|_| format!("{what} type too large"))?;
             }
         }
-        Ok(def)
+        Ok((def, values))
     }
 }
