@@ -103,6 +103,7 @@ c_tests!(
     mbuff,
     memory,
     null_args,
+    object,
     rbpf_ext,
     runtime_errors,
     safe_profile,
