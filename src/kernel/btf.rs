@@ -29,6 +29,10 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
+/// A map variable of a DATASEC: name, offset in the section, definition, and the byte offset
+/// of its `values` member.
+pub(crate) type MapDecl = (String, u32, MapDef, Option<u32>);
+
 /// Longest chain of typedefs, qualifiers and arrays followed when sizing a type.
 const MAX_DEPTH: usize = 32;
 
@@ -172,7 +176,7 @@ impl<'a> Btf<'a> {
     pub(crate) fn map_defs_with_values(
         &self,
         section: &[u8],
-    ) -> Result<Vec<(String, u32, MapDef, Option<u32>)>, String> {
+    ) -> Result<Vec<MapDecl>, String> {
         let Some(datasec) = self
             .types
             .iter()

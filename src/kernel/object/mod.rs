@@ -664,9 +664,9 @@ impl<V: ProgramVm> Object<V> {
             program.object_loaded = true;
             match build_vm(&elf, program.func, &self.helpers, &resolver, &shared) {
                 Ok(vm) => {
-                    // TODO(context conversion): for XDP and skb program types, the ctx
-                    // rewriting of `crate::kernel::context` runs here, after verification,
-                    // once that module is in main (see docs/kernel-programs.md).
+                    // Call site of the context conversion (`crate::kernel::context`, not in
+                    // this branch): XDP and skb program types get their ctx accesses
+                    // rewritten here, after verification (docs/kernel-programs.md).
                     let boxed = Box::new(V::from_vm(vm));
                     vms.push(Some(NonNull::from(Box::leak(boxed))));
                 }

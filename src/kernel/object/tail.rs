@@ -89,9 +89,13 @@ pub(crate) unsafe extern "C" fn bpf_tail_call(
         let loaded = usize::try_from(target)
             .ok()
             .filter(|&t| t < driver.loaded_len)
-            // SAFETY: `loaded` points to `loaded_len` flags that the driver keeps alive for
-            // the whole run, and `t` is below that length.
-            .is_some_and(|t| unsafe { *driver.loaded.add(t) });
+            .is_some_and(|t| {
+                // SAFETY: `loaded` points to `loaded_len` flags that the driver keeps alive
+                // for the whole run, and `t` is below that length.
+                let flag = unsafe { driver.loaded.add(t) };
+                // SAFETY: as above: `flag` is one of those flags.
+                unsafe { *flag }
+            });
         if !loaded {
             return neg(libc::ENOENT);
         }
