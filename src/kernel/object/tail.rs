@@ -1,11 +1,12 @@
 //! Real tail calls between the programs of one object (`docs/kernel-programs.md`, "Tail
 //! calls").
 //!
-//! Every program of an object is its own VM, with [`bpf_tail_call`] registered at the kernel's
+//! Every program of an object is its own VM, with `bpf_tail_call` registered at the kernel's
 //! number 12 and made the VM's *unwind* helper (`Config::unwind_index`): when the helper
 //! returns 0 both engines end the run at once, from any call depth, with r0 = 0. The helper
 //! returns 0 only after it has *recorded* the target program in this thread's run driver
-//! ([`run_chain`]); the driver then runs the target with the same context on a fresh stack,
+//! (`run_chain`, used by
+//! [`ObjectProgram::run`](super::ObjectProgram::run)); the driver then runs the target with the same context on a fresh stack,
 //! so the caller's frame is gone and stacks never nest. Up to [`MAX_TAIL_CALLS`] tail calls
 //! succeed in one run, as in the kernel; the next one fails and the program goes on after the
 //! call with a negative error in r0, as after a call whose `PROG_ARRAY` entry is empty.
