@@ -536,3 +536,48 @@ pub enum ElfError {
     #[error("{0}")]
     Map(String),
 }
+
+/// Why an ELF object could not be opened, changed or loaded through the object API
+/// ([`crate::kernel::object::Object`], `rbpf_object_*`; `docs/kernel-programs.md`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObjectError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {reason}")]
+    Io {
+        /// The path given.
+        path: String,
+        /// The operating system's reason.
+        reason: String,
+    },
+    /// The bytes are not a relocatable 64-bit little-endian eBPF ELF object, or a table in it
+    /// lies outside the file.
+    #[error("malformed ELF file: {0}")]
+    Malformed(String),
+    /// A map declaration cannot be read (BTF, `maps` section).
+    #[error("{0}")]
+    Map(String),
+    /// No map of the object has this name.
+    #[error("no map named '{0}'")]
+    NoSuchMap(String),
+    /// No program of the object has this name.
+    #[error("no program named '{0}'")]
+    NoSuchProgram(String),
+    /// The call is allowed only before `load` (sizes, helpers, program types).
+    #[error("the object is already loaded")]
+    AlreadyLoaded,
+    /// A helper number outside 0..256.
+    #[error("helper index {0} is out of range (max 255)")]
+    HelperIndex(u32),
+    /// A new `max_entries` the map type refuses (the map is unchanged).
+    #[error("map '{name}': {reason}")]
+    BadSize {
+        /// The map.
+        name: String,
+        /// Why its type refuses the size.
+        reason: String,
+    },
+    /// Some programs (or the object's maps) failed to load; one line per failure, each naming
+    /// the program or map and why. The programs that loaded are usable.
+    #[error("{}", .0.join("\n"))]
+    LoadFailed(Vec<String>),
+}

@@ -104,6 +104,7 @@ c_tests!(
     mbuff,
     memory,
     null_args,
+    object,
     packet_loads,
     rbpf_ext,
     runtime_errors,

@@ -454,3 +454,40 @@ fn a_missing_entry_function_is_explained() {
         "{err}"
     );
 }
+
+/// `run --linux-helpers` runs programs written for the kernel (examples-c/bpf/flow_counter.o
+/// reserves ring-buffer space with helper 131), in both engines; without it they fail to load.
+#[test]
+fn run_with_the_kernels_helpers() {
+    let object =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/bpf/flow_counter.o");
+    let object = object.to_str().unwrap();
+    // An Ethernet frame with an IPv4 TCP SYN from 10.0.0.1 to 10.0.0.2.
+    let mut frame = vec![0u8; 12];
+    frame.extend([0x08, 0x00]);
+    frame.extend([
+        0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+    ]);
+    frame.extend([
+        0x04, 0xd2, 0, 80, 0, 0, 0, 0, 0, 0, 0, 0, 0x50, 0x02, 0, 0, 0, 0, 0, 0,
+    ]);
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let o = rbpf(&["run", object, "--mem-hex", &hex], b"");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("nonexistent function 131"),
+        "{}",
+        stderr(&o)
+    );
+    for jit in [false, true] {
+        let mut args = vec!["run", "--linux-helpers", object, "--mem-hex", &hex];
+        if jit {
+            args.push("--jit");
+        }
+        let o = rbpf(&args, b"");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "0x2\n");
+    }
+    let o = rbpf(&["run", "--linux-helpers", "-p", "safe", object], b"");
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -46,6 +46,8 @@ pub mod jit;
 pub mod rbpf;
 // librbpf's map extensions (`rbpf.h`).
 pub mod maps;
+// The object API (`rbpf.h`): objects, their programs and maps.
+pub mod object;
 
 pub use types::*;
 pub use vm::ubpf_vm;

@@ -119,7 +119,9 @@ pub extern "C" fn ubpf_register(
 
 /// The helper as the engines call it: `external_function_t` takes five arguments, but uBPF
 /// calls every helper with six (r1..r5, mem).
-fn six_argument_helper(helper: unsafe extern "C" fn(u64, u64, u64, u64, u64) -> u64) -> HelperFn {
+pub(crate) fn six_argument_helper(
+    helper: unsafe extern "C" fn(u64, u64, u64, u64, u64) -> u64,
+) -> HelperFn {
     // SAFETY: under the C calling conventions librbpf supports (SysV x86-64, AAPCS64) the six
     // integer-class arguments travel in registers, so a function declaring fewer parameters
     // simply ignores the extra ones; this is exactly how uBPF calls helpers.

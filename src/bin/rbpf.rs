@@ -48,6 +48,9 @@ RUN OPTIONS:
                          execution profile (default legacy); safe is uBPF's pointer-tracking
                          interpreter profile (not with --jit)
     --entry NAME         ELF only: the function to start at
+    --linux-helpers      register the Linux kernel's helpers at the kernel's numbers (maps,
+                         ring buffers, bpf_loop, ...) instead of the conformance helpers, for
+                         programs written for the kernel with libbpf (not with -p safe)
     --asm | --raw | --elf | --hex
                          force the input format instead of detecting it (--hex also takes
                          0x prefixes, commas and unspaced digits, as disasm --hex does)
@@ -244,6 +247,7 @@ struct RunOptions {
     entry: Option<String>,
     format: Option<Format>,
     safe: bool,
+    linux_helpers: bool,
 }
 
 fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
@@ -259,6 +263,7 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
         entry: None,
         format: None,
         safe: false,
+        linux_helpers: false,
     };
     let set_format = |f: Format, current: &mut Option<Format>| match current {
         Some(old) if *old != f => usage("--asm, --raw, --elf and --hex are mutually exclusive"),
@@ -288,6 +293,7 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
                 }
             }
             "--entry" => opts.entry = Some(value(arg, &mut it)?.to_owned()),
+            "--linux-helpers" => opts.linux_helpers = true,
             "--asm" => set_format(Format::Asm, &mut opts.format)?,
             "--raw" => set_format(Format::Raw, &mut opts.format)?,
             "--elf" => set_format(Format::Elf, &mut opts.format)?,
@@ -330,7 +336,12 @@ fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
     if opts.entry.is_some() && format != Format::Elf {
         return usage("--entry applies only to ELF programs");
     }
-    let mut vm = if opts.safe {
+    if opts.safe && opts.linux_helpers {
+        return usage("--linux-helpers does not apply to the safe profile");
+    }
+    let mut vm = if opts.linux_helpers {
+        engine::new_linux_vm().map_err(Failure::Program)?
+    } else if opts.safe {
         engine::new_safe_vm().map_err(Failure::Program)?
     } else {
         engine::new_vm()
@@ -620,6 +631,19 @@ mod engine {
         // Errors are returned and printed by the CLI itself, once.
         vm.set_error_printer(Some(Box::new(|_| {})));
         vm
+    }
+
+    /// A VM with the Linux kernel's helpers (and none of the conformance suite's), for
+    /// programs written for the kernel; runtime errors kept for the caller.
+    pub fn new_linux_vm() -> Result<Vm, String> {
+        let mut vm = Vm::new();
+        if std::env::var("UBPF_ENABLE_CONSTANT_BLINDING").is_ok_and(|v| v == "1" || v == "true") {
+            vm.config_mut().constant_blinding = true;
+        }
+        vm.register_linux_helpers()
+            .map_err(|e| format!("Failed to register the kernel's helpers: {e}"))?;
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        Ok(vm)
     }
 
     /// As [`new_vm`], in uBPF's safe execution profile: the helpers are registered as safe

@@ -29,6 +29,10 @@ const KIND_DECL_TAG: u32 = 17;
 const KIND_TYPE_TAG: u32 = 18;
 const KIND_ENUM64: u32 = 19;
 
+/// A map variable of a DATASEC: name, offset in the section, definition, and the byte offset
+/// of its `values` member.
+pub(crate) type MapDecl = (String, u32, MapDef, Option<u32>);
+
 /// Longest chain of typedefs, qualifiers and arrays followed when sizing a type.
 const MAX_DEPTH: usize = 32;
 
@@ -166,8 +170,10 @@ impl<'a> Btf<'a> {
         }
     }
 
-    /// Every variable of the DATASEC named `section`: `(name, offset in the section, def)`.
-    pub(crate) fn map_defs(&self, section: &[u8]) -> Result<Vec<(String, u32, MapDef)>, String> {
+    /// Every variable of the DATASEC named `section`: `(name, offset in the section, def,
+    /// values)`, where `values` is the byte offset of the definition's `values` member
+    /// (`__array(values, …)`: the initial values of a `PROG_ARRAY`), if it has one.
+    pub(crate) fn map_defs_with_values(&self, section: &[u8]) -> Result<Vec<MapDecl>, String> {
         let Some(datasec) = self
             .types
             .iter()
@@ -186,10 +192,10 @@ impl<'a> Btf<'a> {
                 return Err("BTF .maps entry is not a variable".into());
             }
             let name = String::from_utf8_lossy(self.name(var.name_off)).into_owned();
-            let def = self
+            let (def, values) = self
                 .map_def(var.size_or_type)
                 .map_err(|e| format!("map '{name}': {e}"))?;
-            out.push((name, offset, def));
+            out.push((name, offset, def, values));
         }
         Ok(out)
     }
@@ -208,14 +214,15 @@ impl<'a> Btf<'a> {
         Ok((u64::from(hi) << 32) | u64::from(lo))
     }
 
-    /// Reads libbpf's `__uint`/`__type` members of a map definition struct.
-    fn map_def(&self, id: u32) -> Result<MapDef, String> {
+    /// Reads libbpf's `__uint`/`__type` members of a map definition struct, and the byte
+    /// offset of its `__array(values, …)` member if it has one.
+    fn map_def(&self, id: u32) -> Result<(MapDef, Option<u32>), String> {
         let st = self.resolve(id)?;
         if st.kind() != KIND_STRUCT {
             return Err("map definition is not a struct".into());
         }
         let mut def = MapDef::default();
-        let (mut key_type, mut value_type) = (None, None);
+        let (mut key_type, mut value_type, mut values) = (None, None, None);
         for m in 0..st.vlen() {
             let name_off = self.word(&st, 3 * m).ok_or("truncated BTF struct")?;
             let member_type = self.word(&st, 3 * m + 1).ok_or("truncated BTF struct")?;
@@ -227,9 +234,18 @@ impl<'a> Btf<'a> {
                 continue;
             }
             if member == b"values" && ptr.kind() == KIND_ARRAY {
-                // `__array(values, struct inner)`: a map of maps, whose values are inner maps
-                // (4-byte ids, the kernel's fds). Initial contents are not read.
+                // `__array(values, …)`: a flexible array of pointers (inner maps of a map of
+                // maps, programs of a PROG_ARRAY), 4-byte ids as values like the kernel's
+                // fds; its initial elements are relocations against the section.
                 def.value_size = 4;
+                let bits = self.word(&st, 3 * m + 2).ok_or("truncated BTF struct")?;
+                // With the kind flag set, the low 24 bits are the bit offset.
+                let bits = if st.info & (1 << 31) != 0 {
+                    bits & 0x00ff_ffff
+                } else {
+                    bits
+                };
+                values = Some(bits / 8);
                 continue;
             }
             if ptr.kind() != KIND_PTR {
@@ -279,6 +295,6 @@ impl<'a> Btf<'a> {
                 *size = u32::try_from(bytes).map_err(|_| format!("{what} type too large"))?;
             }
         }
-        Ok(def)
+        Ok((def, values))
     }
 }

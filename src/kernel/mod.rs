@@ -7,6 +7,7 @@ pub(crate) mod btf;
 pub mod context;
 pub mod elf;
 pub mod helpers;
+pub mod object;
 pub(crate) mod object_maps;
 pub mod packet;
 pub mod program_type;

@@ -60,19 +60,53 @@ fn is_legacy_section(name: &[u8]) -> bool {
     name == b"maps" || name.starts_with(b"maps/")
 }
 
+/// A map an object declares, before it is created.
+pub(crate) struct DeclaredMap {
+    /// The section holding its definition.
+    pub section: usize,
+    /// The definition's offset in that section.
+    pub offset: u64,
+    /// Its name (the variable's symbol).
+    pub name: String,
+    /// What it declares.
+    pub def: MapDef,
+    /// For BTF definitions with `__array(values, …)`: the byte offset, in the section, of
+    /// the initial values (one 8-byte slot per index, relocated against what it holds).
+    pub values: Option<u64>,
+}
+
 /// Creates every map `sections` and `symbols` declare.
 pub(crate) fn declared_maps(
     sections: &[SectionView<'_>],
     symbols: &[SymbolView<'_>],
 ) -> Result<ObjectMaps, String> {
-    let mut out = ObjectMaps::default();
-    let add = |out: &mut ObjectMaps, section: usize, offset: u64, name: String, def: MapDef| {
-        if out.maps.iter().any(|m| m.name() == name) {
-            return Err(format!("map '{name}': defined twice"));
-        }
-        let map = Map::new(name.clone(), def).map_err(|e| format!("map '{name}': {e}"))?;
-        out.at.insert((section, offset), out.maps.len());
+    let (declared, map_sections) = declared_map_defs(sections, symbols)?;
+    let mut out = ObjectMaps {
+        sections: map_sections,
+        ..ObjectMaps::default()
+    };
+    for d in declared {
+        let map = Map::new(d.name.clone(), d.def).map_err(|e| format!("map '{}': {e}", d.name))?;
+        out.at.insert((d.section, d.offset), out.maps.len());
         out.maps.push(Arc::new(map));
+    }
+    Ok(out)
+}
+
+/// Reads every map definition of `sections` (BTF-defined in `.maps`, legacy in `maps` and
+/// `maps/…`) without creating the maps, and the indices of the sections that hold them. A
+/// name defined twice, or a definition that cannot be read, is an error.
+pub(crate) fn declared_map_defs(
+    sections: &[SectionView<'_>],
+    symbols: &[SymbolView<'_>],
+) -> Result<(Vec<DeclaredMap>, Vec<usize>), String> {
+    let mut out: Vec<DeclaredMap> = Vec::new();
+    let mut map_sections = Vec::new();
+    let add = |out: &mut Vec<DeclaredMap>, declared: DeclaredMap| {
+        if out.iter().any(|m| m.name == declared.name) {
+            return Err(format!("map '{}': defined twice", declared.name));
+        }
+        out.push(declared);
         Ok(())
     };
 
@@ -82,7 +116,7 @@ pub(crate) fn declared_maps(
             .find(|s| s.name == b".BTF")
             .ok_or("section .maps needs BTF: compile with -g")?;
         let btf = Btf::parse(btf.data)?;
-        for (name, _, def) in btf.map_defs(b".maps")? {
+        for (name, _, def, values) in btf.map_defs_with_values(b".maps")? {
             // clang leaves the DATASEC offsets 0 (libbpf fixes them up from the symbols):
             // the symbol of the same name says where the map is.
             let offset = symbols
@@ -90,16 +124,24 @@ pub(crate) fn declared_maps(
                 .find(|s| s.section == index && s.name == name.as_bytes())
                 .map(|s| s.value)
                 .ok_or_else(|| format!("map '{name}': no symbol in .maps"))?;
-            add(&mut out, index, offset, name, def)?;
+            let values = values.and_then(|v| offset.checked_add(u64::from(v)));
+            let declared = DeclaredMap {
+                section: index,
+                offset,
+                name,
+                def,
+                values,
+            };
+            add(&mut out, declared)?;
         }
-        out.sections.push(index);
+        map_sections.push(index);
     }
 
     for (index, section) in sections.iter().enumerate() {
         if !is_legacy_section(section.name) {
             continue;
         }
-        out.sections.push(index);
+        map_sections.push(index);
         let vars: Vec<&SymbolView<'_>> = symbols
             .iter()
             .filter(|s| s.section == index && s.is_object && !s.name.is_empty())
@@ -137,8 +179,15 @@ pub(crate) fn declared_maps(
                 map_flags: f[4],
                 map_extra: 0,
             };
-            add(&mut out, index, var.value, name, def)?;
+            let declared = DeclaredMap {
+                section: index,
+                offset: var.value,
+                name,
+                def,
+                values: None,
+            };
+            add(&mut out, declared)?;
         }
     }
-    Ok(out)
+    Ok((out, map_sections))
 }
