@@ -303,3 +303,66 @@ exit";
         compare(text, bounds, &[0; 8]).unwrap();
     }
 }
+
+/// Loops the generalised recogniser takes (counters moving down, `<=`/`>=`/signed tests, a
+/// conditional exit followed by `ja` back, fills with an immediate or an invariant register),
+/// started in bounds, overlapping and running off either end of memory.
+#[test]
+fn general_copy_and_fill_loops_match_the_interpreter() {
+    let bodies = [
+        // Copy down: a count moving down to zero, pointers moving up.
+        "mov %r5, %r8\nadd %r5, %r8\nloop:\nldxh %r0, [%r3+0]\nstxh [%r4+0], %r0\nadd %r3, 2\n\
+         add %r4, 2\nadd %r5, -1\njne %r5, %r8, loop\nexit\n",
+        // Backward copy: addresses and count moving down, `>` test.
+        "mov %r5, %r8\nlsh %r5, 2\nadd %r3, %r5\nadd %r4, %r5\nloop:\nadd %r3, -4\nadd %r4, -4\n\
+         ldxw %r0, [%r3+0]\nstxw [%r4+0], %r0\nadd %r8, -1\njgt %r8, 0, loop\nexit\n",
+        // A `jeq` exit then `ja` back (the test at the bottom, clang's endless-loop shape).
+        "mov %r5, 0\nloop:\nmov %r6, %r3\nadd %r6, %r5\nldxb %r0, [%r6+0]\nmov %r6, %r4\n\
+         add %r6, %r5\nstxb [%r6+0], %r0\nadd %r5, 1\njeq %r5, %r8, out\nja loop\nout:\nexit\n",
+        // Signed `<=` bound, index form, words.
+        "mov %r5, 1\nmov %r7, %r8\nlsh %r7, 3\nloop:\nmov %r6, %r3\nadd %r6, %r5\n\
+         ldxdw %r0, [%r6+0]\nmov %r6, %r4\nadd %r6, %r5\nstxdw [%r6+0], %r0\nadd %r5, 8\n\
+         jsle %r5, %r7, loop\nexit\n",
+        // Fill with an immediate, count down with `>=`.
+        "loop:\nstb [%r4+0], 0x5a\nadd %r4, 1\nadd %r8, -1\njge %r8, 1, loop\nexit\n",
+        // Fill with an invariant register, half words, a `jge` exit then `ja` back.
+        "mov %r9, 0x1234\nmov %r5, %r4\nmov %r7, %r8\nlsh %r7, 1\nadd %r5, %r7\nloop:\n\
+         stxh [%r4+0], %r9\nadd %r4, 2\njge %r4, %r5, out\nja loop\nout:\nmov %r0, %r4\n\
+         sub %r0, %r1\nexit\n",
+    ];
+    let mut rng = Rng(0xfeed_beef);
+    let mem: Vec<u8> = (0..MEM_LEN as usize).map(|_| rng.next() as u8).collect();
+    for body in bodies {
+        for (src, dst, count) in [
+            (0i64, 128i64, 16i64),
+            (8, 9, 20),
+            (9, 8, 20),
+            (64, 64, 3),
+            (200, 0, 40),
+            (0, 230, 30),
+            (-16, 40, 10),
+            (100, 150, 1),
+        ] {
+            let text = format!(
+                "mov %r3, %r1\nadd %r3, {src}\nmov %r4, %r1\nadd %r4, {dst}\nmov %r8, {count}\n\
+                 {body}"
+            );
+            let code = rbpf::asm::assemble_bytes(&text).expect("assembles");
+            let insns = rbpf::isa::decode_slots(&code).expect("slots");
+            let census = rbpf::exec::census(&insns);
+            assert_eq!(census.copy + census.fill, 1, "not recognised:\n{text}");
+            for bounds in [true, false] {
+                let in_bounds = src >= 0
+                    && dst >= 0
+                    && src + count * 8 + 16 <= MEM_LEN
+                    && dst + count * 8 + 16 <= MEM_LEN;
+                if !bounds && !in_bounds {
+                    continue;
+                }
+                if let Err(why) = compare(&text, bounds, &mem) {
+                    panic!("{why}\n{text}");
+                }
+            }
+        }
+    }
+}

@@ -75,12 +75,15 @@ impl Sym {
 }
 
 /// How the loop decides to run again, in terms of an induction register `i` (its value after
-/// the iteration's update) and a bound.
+/// the iteration's update) and the bound `b` (plus [`CopyLoop::bound_add`]), compared unsigned
+/// or, with [`CopyLoop::signed`], signed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Continue {
-    /// While `i < bound` (unsigned).
+    /// While `i < b` (the counter moves up).
     Below,
-    /// While `i != bound`.
+    /// While `i > b` (the counter moves down).
+    Above,
+    /// While `i != b` (either way).
     NotEqual,
 }
 
@@ -112,6 +115,13 @@ pub(crate) struct CopyLoop {
     pub cond: Continue,
     /// What the counter is compared with.
     pub bound: Bound,
+    /// Added (wrapping) to the bound: `i <= b` is `i < b + 1`, `i >= b` is `i > b - 1`.
+    pub bound_add: i64,
+    /// Whether the condition compares signed.
+    pub signed: bool,
+    /// `Some(value)`: a fill loop storing `value` (a constant or a sum of invariant registers,
+    /// truncated to the element width) instead of a loaded element; `src` is then unused.
+    pub fill: Option<Sym>,
     /// `(r, step)` for every induction register (`r += step` once per iteration, step ≠ 0).
     pub steps: Vec<(u8, i64)>,
     /// Registers the body writes, with their value at the end of an iteration in terms of that
@@ -142,6 +152,48 @@ impl CopyLoop {
             .map_or(0, |&(_, s)| s)
     }
 
+    /// How far the destination moves per iteration (± the width).
+    pub fn advance(&self) -> i64 {
+        match &self.dst {
+            Sym::Sum { terms, .. } => terms.iter().map(|&r| self.step(r)).sum(),
+            Sym::Loaded => 0,
+        }
+    }
+
+    /// The number of iterations left when the loop's head is reached with counter `i0` and
+    /// bound register (or immediate) `bound`, when the bulk run can know it exactly: the
+    /// counter reaches the bound without wrapping (`Below`, `Above`) or hits it exactly
+    /// (`NotEqual`), in at least one and at most [`MAX_ELEMENTS`] iterations.
+    pub fn trips(&self, i0: u64, bound: u64) -> Option<u64> {
+        let step = self.step(self.counter);
+        let s = step.unsigned_abs();
+        if s == 0 || !s.is_power_of_two() || s > 1 << 62 {
+            return None;
+        }
+        let b = bound.wrapping_add(self.bound_add as u64);
+        let bias = if self.signed { 1 << 63 } else { 0 };
+        let (i, b) = (i0 ^ bias, b ^ bias);
+        let n = match self.cond {
+            // Up to the first value >= b, which must not wrap: b <= 2^64 - s.
+            Continue::Below if step > 0 && i < b && b <= s.wrapping_neg() => (b - i).div_ceil(s),
+            // Down to the first value <= b, which must not wrap: b >= s - 1.
+            Continue::Above if step < 0 && i > b && b >= s - 1 => (i - b).div_ceil(s),
+            Continue::NotEqual => {
+                let diff = if step > 0 {
+                    b.wrapping_sub(i)
+                } else {
+                    i.wrapping_sub(b)
+                };
+                if diff == 0 || !diff.is_multiple_of(s) {
+                    return None;
+                }
+                diff / s
+            }
+            _ => return None,
+        };
+        (n <= MAX_ELEMENTS).then_some(n)
+    }
+
     /// The interpreter's bulk run: from the iteration-start registers `reg`, runs the rest of
     /// the loop at once and leaves `reg` as after its last iteration, when that is provably
     /// the same as running it element by element (the same guard as the JIT's); otherwise
@@ -151,27 +203,13 @@ impl CopyLoop {
     /// `regions` describes this execution; with bounds checking off, the caller accepts raw
     /// host accesses (as for every access of such a run).
     pub(crate) unsafe fn run_bulk(&self, reg: &mut [u64; 16], regions: &Regions<'_>) -> bool {
-        let step = self.step(self.counter) as u64;
-        if step == 0 || !step.is_power_of_two() || step > 1 << 62 {
-            return false;
-        }
-        let i0 = reg[usize::from(self.counter)];
         let bound = match self.bound {
             Bound::Reg(r) => reg[usize::from(r)],
             Bound::Imm(v) => v as u64,
         };
-        if i0 >= bound {
+        let Some(n) = self.trips(reg[usize::from(self.counter)], bound) else {
             return false;
-        }
-        let diff = bound - i0;
-        let n = match self.cond {
-            Continue::Below if bound <= step.wrapping_neg() => diff.div_ceil(step),
-            Continue::NotEqual if diff.is_multiple_of(step) => diff / step,
-            _ => return false,
         };
-        if n > MAX_ELEMENTS {
-            return false;
-        }
         let width = u64::from(self.width);
         let bytes = n * width;
         let value = |sym: &Sym, k: u64| match sym {
@@ -181,8 +219,22 @@ impl CopyLoop {
             }),
             Sym::Loaded => 0,
         };
-        let src = value(&self.src, 0);
-        let dst = value(&self.dst, 0);
+        // Lowest address of each range: a loop moving down touches its start address last.
+        let down = self.advance() < 0;
+        let low = |sym: &Sym| {
+            let start = value(sym, 0);
+            if down {
+                start.wrapping_sub((n - 1) * width)
+            } else {
+                start
+            }
+        };
+        let dst = low(&self.dst);
+        let src = if self.fill.is_some() {
+            dst
+        } else {
+            low(&self.src)
+        };
         let inside = |addr: u64| {
             let Some(end) = addr.checked_add(bytes) else {
                 return false;
@@ -194,16 +246,34 @@ impl CopyLoop {
         if !inside(src) || !inside(dst) {
             return false;
         }
-        let src_end = src + bytes;
-        if dst > src && dst < src_end {
-            return false;
+        let mut last = 0;
+        if let Some(fill) = &self.fill {
+            let v = value(fill, 0);
+            let bytes_of = v.to_le_bytes();
+            let w = usize::from(self.width);
+            // SAFETY: the range was checked above (or raw mode).
+            let out = unsafe { core::slice::from_raw_parts_mut(dst as *mut u8, bytes as usize) };
+            if bytes_of[..w].iter().all(|&b| b == bytes_of[0]) {
+                out.fill(bytes_of[0]);
+            } else {
+                for chunk in out.chunks_exact_mut(w) {
+                    chunk.copy_from_slice(&bytes_of[..w]);
+                }
+            }
+        } else {
+            // A forward element copy is a memmove unless dst lies inside (src, src + bytes); a
+            // backward one unless src lies inside (dst, dst + bytes).
+            let (from, to) = if down { (dst, src) } else { (src, dst) };
+            if to > from && to < from + bytes {
+                return false;
+            }
+            // The element the last iteration loaded (no earlier store touched it).
+            let last_ptr = if down { src } else { src + bytes - width };
+            // SAFETY: inside a checked region (or raw mode).
+            last = unsafe { crate::exec::memory::load(last_ptr, usize::from(self.width)) };
+            // SAFETY: both ranges checked above; `copy` has memmove semantics.
+            unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };
         }
-        // The last element as the last iteration loaded it (no earlier store touched it).
-        let last_ptr = src_end - width;
-        // SAFETY: inside a checked region (or raw mode).
-        let last = unsafe { crate::exec::memory::load(last_ptr, usize::from(self.width)) };
-        // SAFETY: both ranges checked above; `copy` has memmove semantics.
-        unsafe { core::ptr::copy(src as *const u8, dst as *mut u8, bytes as usize) };
         // Every final value is computed from the iteration-start registers before any is set.
         let mut finals = [None; 11];
         for (r, end) in &self.finals {
@@ -270,7 +340,22 @@ pub(crate) fn find_copy_loops(insns: &[Insn]) -> Vec<CopyLoop> {
         {
             continue;
         }
-        if let Some(found) = analyse(insns, head, latch) {
+        // `ja head` after a conditional exit, or a conditional back edge.
+        let back_edge = if insn.opc == op::JA {
+            let Some(test) = latch.checked_sub(1).map(|pc| insns[pc]) else {
+                continue;
+            };
+            let exit = latch as i64 + i64::from(test.off);
+            if test.class() != class::JMP || test.opc == op::JA || exit <= latch as i64 {
+                continue;
+            }
+            BackEdge::ExitThenJump {
+                exit: exit as usize,
+            }
+        } else {
+            BackEdge::Conditional
+        };
+        if let Some(found) = analyse(insns, head, latch, back_edge) {
             loops.push(found);
         }
     }
@@ -279,13 +364,20 @@ pub(crate) fn find_copy_loops(insns: &[Insn]) -> Vec<CopyLoop> {
     loops
 }
 
-fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
+fn analyse(insns: &[Insn], head: usize, latch: usize, back_edge: BackEdge) -> Option<CopyLoop> {
+    let body_end = match back_edge {
+        BackEdge::Conditional => latch,
+        BackEdge::ExitThenJump { .. } => latch - 1,
+    };
+    if body_end <= head {
+        return None;
+    }
     let mut state: Vec<Sym> = (0..11).map(Sym::reg).collect();
     // Registers whose start value the body reads, and registers it writes.
     let mut read = [false; 11];
     let mut written = [false; 11];
     let mut load: Option<(Sym, u8, u8)> = None; // (address, width, destination register)
-    let mut store: Option<(Sym, u8)> = None;
+    let mut store: Option<(Sym, u8, Sym)> = None; // (address, width, value)
     let use_reg = |r: u8, state: &[Sym], read: &mut [bool; 11], written: &[bool; 11]| {
         let r = usize::from(r);
         if r > 10 {
@@ -296,7 +388,7 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
         }
         Some(state[r].clone())
     };
-    for insn in &insns[head..latch] {
+    for insn in &insns[head..body_end] {
         let dst = usize::from(insn.dst);
         if dst > 10 {
             return None;
@@ -332,27 +424,42 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
                 load = Some((addr, size::bytes(opc) as u8, insn.dst));
                 state[dst] = Sym::Loaded;
             }
-            // stx of the loaded element, offset 0, once.
-            opc if opc & 0x07 == class::STX && opc & mode::MASK == mode::MEM => {
-                let (_, width, _) = load.as_ref()?;
-                if store.is_some() || insn.off != 0 || size::bytes(opc) as u8 != *width {
+            // stx of the loaded element (a copy) or of a value that does not depend on the
+            // loop (a fill), offset 0, once; st of an immediate (a fill).
+            opc if (opc & 0x07 == class::STX || opc & 0x07 == class::ST)
+                && opc & mode::MASK == mode::MEM =>
+            {
+                let width = size::bytes(opc) as u8;
+                if store.is_some() || insn.off != 0 {
                     return None;
                 }
-                if use_reg(insn.src, &state, &mut read, &written)? != Sym::Loaded {
-                    return None;
+                let value = if opc & 0x07 == class::ST {
+                    Sym::constant(i64::from(insn.imm))
+                } else {
+                    use_reg(insn.src, &state, &mut read, &written)?
+                };
+                match (&load, &value) {
+                    (Some((_, w, _)), Sym::Loaded) if *w == width => {}
+                    (None, Sym::Sum { .. }) => {}
+                    _ => return None,
                 }
                 let addr = use_reg(insn.dst, &state, &mut read, &written)?;
                 if addr == Sym::Loaded {
                     return None;
                 }
-                store = Some((addr, *width));
+                store = Some((addr, width, value));
+                // A store writes no register.
+                continue;
             }
             _ => return None,
         }
         written[dst] = true;
     }
-    let (src, width, _) = load?;
-    let (dst, _) = store?;
+    let (dst, width, stored) = store?;
+    let (src, fill) = match load {
+        Some((src, _, _)) => (src, None),
+        None => (Sym::constant(0), Some(stored)),
+    };
 
     // Classify the written registers by their end-of-iteration value.
     let mut steps = Vec::new();
@@ -380,64 +487,138 @@ fn analyse(insns: &[Insn], head: usize, latch: usize) -> Option<CopyLoop> {
             .find(|(reg, _)| *reg == r)
             .map_or(0, |&(_, s)| s)
     };
-    // Both addresses must advance by exactly one element per iteration.
+    // Both addresses must advance by exactly one element per iteration, the same way.
     let advance = |addr: &Sym| match addr {
         Sym::Sum { terms, .. } => terms
             .iter()
             .try_fold(0i64, |acc, &r| acc.checked_add(step_of(r))),
         Sym::Loaded => None,
     };
-    if advance(&src) != Some(i64::from(width)) || advance(&dst) != Some(i64::from(width)) {
+    let moved = advance(&dst)?;
+    if moved.unsigned_abs() != u64::from(width) || (fill.is_none() && advance(&src) != Some(moved))
+    {
+        return None;
+    }
+    // A fill's value must be the same in every iteration.
+    if let Some(Sym::Sum { terms, .. }) = &fill
+        && terms.iter().any(|&r| written[usize::from(r)])
+    {
         return None;
     }
 
-    // The back edge: `if a OP b goto head`, testing an induction register's new value.
-    let latch_insn = insns[latch];
-    let by_reg = latch_insn.opc & source::MASK == source::X;
-    let induction = |r: u8| step_of(r) > 0;
+    // The back edge: `if a OP b goto head`, or `if a OP b goto out` followed by `ja head`,
+    // testing an induction register's new value against an invariant or a constant.
+    let (test, continues) = match back_edge {
+        BackEdge::Conditional => (insns[latch], true),
+        BackEdge::ExitThenJump { .. } => (insns[latch - 1], false),
+    };
     let invariant = |r: u8| r <= 10 && !written[usize::from(r)];
-    let (counter, cond, bound) = match (latch_insn.opc & 0xf0, by_reg) {
-        // if i < n / if i != n
-        (jmp::JLT, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => {
-            (latch_insn.dst, Continue::Below, Bound::Reg(latch_insn.src))
+    let (rel, signed) = relation(test.opc & 0xf0)?;
+    let rel = if continues { rel } else { rel.negated() };
+    let (counter, bound, rel) = if test.opc & source::MASK == source::X {
+        if step_of(test.dst) != 0 && invariant(test.src) {
+            (test.dst, Bound::Reg(test.src), rel)
+        } else if step_of(test.src) != 0 && invariant(test.dst) {
+            (test.src, Bound::Reg(test.dst), rel.swapped())
+        } else {
+            return None;
         }
-        (jmp::JLT, false) if induction(latch_insn.dst) => (
-            latch_insn.dst,
-            Continue::Below,
-            Bound::Imm(i64::from(latch_insn.imm)),
-        ),
-        // if n > i
-        (jmp::JGT, true) if induction(latch_insn.src) && invariant(latch_insn.dst) => {
-            (latch_insn.src, Continue::Below, Bound::Reg(latch_insn.dst))
-        }
-        (jmp::JNE, true) if induction(latch_insn.dst) && invariant(latch_insn.src) => (
-            latch_insn.dst,
-            Continue::NotEqual,
-            Bound::Reg(latch_insn.src),
-        ),
-        (jmp::JNE, true) if induction(latch_insn.src) && invariant(latch_insn.dst) => (
-            latch_insn.src,
-            Continue::NotEqual,
-            Bound::Reg(latch_insn.dst),
-        ),
-        (jmp::JNE, false) if induction(latch_insn.dst) => (
-            latch_insn.dst,
-            Continue::NotEqual,
-            Bound::Imm(i64::from(latch_insn.imm)),
-        ),
-        _ => return None,
+    } else if step_of(test.dst) != 0 {
+        (test.dst, Bound::Imm(i64::from(test.imm)), rel)
+    } else {
+        return None;
+    };
+    let (cond, bound_add) = match rel {
+        Rel::Ne => (Continue::NotEqual, 0),
+        Rel::Lt => (Continue::Below, 0),
+        Rel::Le => (Continue::Below, 1),
+        Rel::Gt => (Continue::Above, 0),
+        Rel::Ge => (Continue::Above, -1),
+        Rel::Eq => return None,
+    };
+    let exit = match back_edge {
+        BackEdge::Conditional => latch + 1,
+        BackEdge::ExitThenJump { exit } => exit,
     };
     Some(CopyLoop {
         head,
-        exit: latch + 1,
+        exit,
         width,
         src,
         dst,
         counter,
         cond,
         bound,
+        bound_add,
+        signed,
+        fill,
         steps,
         finals,
+    })
+}
+
+/// How a loop's last slots send control back to its head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BackEdge {
+    /// `if a OP b goto head` at the latch.
+    Conditional,
+    /// `if a OP b goto exit` just before a `ja head` at the latch.
+    ExitThenJump {
+        /// Where the conditional jump leaves to.
+        exit: usize,
+    },
+}
+
+/// A comparison of a jump, `dst OP src`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rel {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Rel {
+    /// `!(a OP b)` as `a OP' b`.
+    fn negated(self) -> Rel {
+        match self {
+            Rel::Eq => Rel::Ne,
+            Rel::Ne => Rel::Eq,
+            Rel::Lt => Rel::Ge,
+            Rel::Le => Rel::Gt,
+            Rel::Gt => Rel::Le,
+            Rel::Ge => Rel::Lt,
+        }
+    }
+
+    /// `a OP b` as `b OP' a`.
+    fn swapped(self) -> Rel {
+        match self {
+            Rel::Lt => Rel::Gt,
+            Rel::Le => Rel::Ge,
+            Rel::Gt => Rel::Lt,
+            Rel::Ge => Rel::Le,
+            other => other,
+        }
+    }
+}
+
+/// The comparison of a 64-bit conditional jump's operation bits, and whether it is signed.
+fn relation(operation: u8) -> Option<(Rel, bool)> {
+    Some(match operation {
+        jmp::JEQ => (Rel::Eq, false),
+        jmp::JNE => (Rel::Ne, false),
+        jmp::JLT => (Rel::Lt, false),
+        jmp::JLE => (Rel::Le, false),
+        jmp::JGT => (Rel::Gt, false),
+        jmp::JGE => (Rel::Ge, false),
+        jmp::JSLT => (Rel::Lt, true),
+        jmp::JSLE => (Rel::Le, true),
+        jmp::JSGT => (Rel::Gt, true),
+        jmp::JSGE => (Rel::Ge, true),
+        _ => return None,
     })
 }
 
@@ -736,5 +917,30 @@ mod switch_tests {
         assert_eq!(s.targets, (0..=5).map(label).collect::<Vec<_>>());
         assert_eq!(s.targets[0], s.targets[2]);
         assert_eq!(s.targets[1], s.targets[3]);
+    }
+}
+
+/// How many of each idiom the recognisers find in a program: what `tests/corpus.rs` reports
+/// per variant (not a stable API).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Census {
+    /// Loops that copy memory (memcpy/memmove-like).
+    pub copy: usize,
+    /// Loops that fill memory with one value (memset-like).
+    pub fill: usize,
+    /// Loops that compare two ranges or strings (memcmp/strcmp-like).
+    pub compare: usize,
+    /// Compare trees and chains turned into tables.
+    pub switch: usize,
+}
+
+/// Runs every recogniser over `insns` (a verified program's slots).
+pub fn census(insns: &[Insn]) -> Census {
+    let loops = find_copy_loops(insns);
+    Census {
+        copy: loops.iter().filter(|l| l.fill.is_none()).count(),
+        fill: loops.iter().filter(|l| l.fill.is_some()).count(),
+        compare: 0,
+        switch: find_switches(insns).len(),
     }
 }

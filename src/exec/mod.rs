@@ -7,6 +7,9 @@
 pub mod current_run;
 pub mod helpers;
 pub(crate) mod idiom;
+/// What the loop and switch recognisers find in a program, for the corpus test's report.
+#[doc(hidden)]
+pub use idiom::{Census, census};
 pub mod machine;
 #[cfg(feature = "std")]
 pub mod maps;

@@ -171,40 +171,70 @@ impl Translator<'_, '_> {
     /// continues in a new block that runs the loop normally.
     pub(super) fn copy_loop_fast_path(&mut self, l: &CopyLoop) -> Result<(), JitError> {
         let step = l.step(l.counter);
-        if step <= 0 || step.count_ones() != 1 {
+        let s = step.unsigned_abs();
+        if s == 0 || !s.is_power_of_two() || s > 1 << 62 {
             return Ok(());
         }
+        let s = s as i64;
         let width = i64::from(l.width);
         let exit = self.block_at(l.exit)?;
 
-        // Trip count from the current state: the loop runs while `i < bound` (or `i != bound`)
-        // after each update of `i` by `step`.
+        // Trip count from the current state, as `CopyLoop::trips` computes it: the loop runs
+        // while the counter's new value compares with the bound as `l.cond` says.
         let i0 = self.get(l.counter);
         let bound = match l.bound {
             Bound::Reg(r) => self.get(r),
             Bound::Imm(v) => self.iconst(v),
         };
-        let mut ok = self.b.ins().icmp(IntCC::UnsignedLessThan, i0, bound);
-        let diff = self.b.ins().isub(bound, i0);
-        let shift = i64::from(step.trailing_zeros());
-        let n = match l.cond {
-            Continue::Below => {
-                // No wrap of `i` before it reaches the bound: bound + step - 1 fits, i.e.
-                // bound <= 2^64 - step.
-                let fits = self
-                    .b
-                    .ins()
-                    .icmp_imm_s(IntCC::UnsignedLessThanOrEqual, bound, -step);
-                ok = self.b.ins().band(ok, fits);
-                let up = self.b.ins().iadd_imm_s(diff, step - 1);
-                self.b.ins().ushr_imm_s(up, shift)
+        let bound = self.b.ins().iadd_imm_s(bound, l.bound_add);
+        let (i, b) = if l.signed {
+            (
+                self.b.ins().bxor_imm_s(i0, i64::MIN),
+                self.b.ins().bxor_imm_s(bound, i64::MIN),
+            )
+        } else {
+            (i0, bound)
+        };
+        let shift = i64::from(s.trailing_zeros());
+        let (mut ok, n) = match l.cond {
+            Continue::Below | Continue::Above => {
+                // Up: i < b and b <= 2^64 - s; down: i > b and b >= s - 1 (no wrap before
+                // the bound).
+                let (order, room, cc, diff) = if l.cond == Continue::Below {
+                    let diff = self.b.ins().isub(b, i);
+                    (
+                        IntCC::UnsignedLessThan,
+                        -s,
+                        IntCC::UnsignedLessThanOrEqual,
+                        diff,
+                    )
+                } else {
+                    let diff = self.b.ins().isub(i, b);
+                    (
+                        IntCC::UnsignedGreaterThan,
+                        s - 1,
+                        IntCC::UnsignedGreaterThanOrEqual,
+                        diff,
+                    )
+                };
+                let ordered = self.b.ins().icmp(order, i, b);
+                let fits = self.b.ins().icmp_imm_s(cc, b, room);
+                let ok = self.b.ins().band(ordered, fits);
+                let up = self.b.ins().iadd_imm_s(diff, s - 1);
+                (ok, self.b.ins().ushr_imm_s(up, shift))
             }
             Continue::NotEqual => {
-                // `i` must hit the bound exactly.
-                let rest = self.b.ins().band_imm_s(diff, step - 1);
+                // The counter must hit the bound exactly, after at least one step.
+                let diff = if step > 0 {
+                    self.b.ins().isub(b, i)
+                } else {
+                    self.b.ins().isub(i, b)
+                };
+                let rest = self.b.ins().band_imm_s(diff, s - 1);
                 let exact = self.b.ins().icmp_imm_s(IntCC::Equal, rest, 0);
-                ok = self.b.ins().band(ok, exact);
-                self.b.ins().ushr_imm_s(diff, shift)
+                let moves = self.b.ins().icmp_imm_s(IntCC::NotEqual, diff, 0);
+                let ok = self.b.ins().band(exact, moves);
+                (ok, self.b.ins().ushr_imm_s(diff, shift))
             }
         };
         let small = self
@@ -214,21 +244,41 @@ impl Translator<'_, '_> {
         ok = self.b.ins().band(ok, small);
         let bytes = self.b.ins().imul_imm_s(n, width);
 
-        let src = self.sum_at(&l.src, l, None);
-        let dst = self.sum_at(&l.dst, l, None);
+        // Lowest address of each range: a loop moving down touches its start address last.
+        let down = l.advance() < 0;
+        let last_iteration = self.b.ins().iadd_imm_s(n, -1);
+        let back = self.b.ins().imul_imm_s(last_iteration, width);
+        let low = |t: &mut Self, sym: &Sym| {
+            let start = t.sum_at(sym, l, None);
+            if down {
+                t.b.ins().isub(start, back)
+            } else {
+                start
+            }
+        };
+        let dst = low(self, &l.dst);
+        let src = if l.fill.is_some() {
+            dst
+        } else {
+            low(self, &l.src)
+        };
         let src_ok = self.range_ok(src, bytes, width);
         let dst_ok = self.range_ok(dst, bytes, width);
         ok = self.b.ins().band(ok, src_ok);
         ok = self.b.ins().band(ok, dst_ok);
-        // A forward element copy equals memmove unless dst lies inside (src, src + bytes).
-        let src_end = self.b.ins().iadd(src, bytes);
-        let below = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, dst, src);
-        let after = self
-            .b
-            .ins()
-            .icmp(IntCC::UnsignedGreaterThanOrEqual, dst, src_end);
-        let apart = self.b.ins().bor(below, after);
-        ok = self.b.ins().band(ok, apart);
+        if l.fill.is_none() {
+            // A forward element copy equals memmove unless dst lies inside (src, src + bytes),
+            // a backward one unless src lies inside (dst, dst + bytes).
+            let (from, to) = if down { (dst, src) } else { (src, dst) };
+            let from_end = self.b.ins().iadd(from, bytes);
+            let below = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, to, from);
+            let after = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, to, from_end);
+            let apart = self.b.ins().bor(below, after);
+            ok = self.b.ins().band(ok, apart);
+        }
 
         let bulk = self.b.create_block();
         let cont = self.b.create_block();
@@ -236,24 +286,42 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(bulk);
         self.b.seal_block(bulk);
 
-        // The last element as the last iteration loaded it: no earlier store of the loop can
-        // have touched it (dst <= src, or disjoint ranges).
-        let last_addr = self.b.ins().iadd_imm_s(src_end, -width);
-        let f = flags();
-        let last = match l.width {
-            1 => self.b.ins().uload8(I64, f, last_addr, 0),
-            2 => self.b.ins().uload16(I64, f, last_addr, 0),
-            4 => self.b.ins().uload32(f, last_addr, 0),
-            _ => self.b.ins().load(I64, f, last_addr, 0),
+        let last = match &l.fill {
+            Some(value) => {
+                let v = self.sum_at(value, l, None);
+                let fill = self.sig_memmove;
+                let callee = self.iconst(rt_fill as *const () as i64);
+                let packed = self.b.ins().ishl_imm_s(n, 8);
+                let packed = self.b.ins().bor_imm_s(packed, width);
+                self.b.ins().call_indirect(fill, callee, &[dst, v, packed]);
+                self.iconst(0)
+            }
+            None => {
+                // The last element as the last iteration loaded it: no earlier store of the
+                // loop can have touched it (see the overlap test above).
+                let last_addr = if down {
+                    src
+                } else {
+                    let src_end = self.b.ins().iadd(src, bytes);
+                    self.b.ins().iadd_imm_s(src_end, -width)
+                };
+                let f = flags();
+                let last = match l.width {
+                    1 => self.b.ins().uload8(I64, f, last_addr, 0),
+                    2 => self.b.ins().uload16(I64, f, last_addr, 0),
+                    4 => self.b.ins().uload32(f, last_addr, 0),
+                    _ => self.b.ins().load(I64, f, last_addr, 0),
+                };
+                let memmove = self.sig_memmove;
+                let callee = self.iconst(libc::memmove as *const () as i64);
+                self.b
+                    .ins()
+                    .call_indirect(memmove, callee, &[dst, src, bytes]);
+                last
+            }
         };
-        let memmove = self.sig_memmove;
-        let callee = self.iconst(libc::memmove as *const () as i64);
-        self.b
-            .ins()
-            .call_indirect(memmove, callee, &[dst, src, bytes]);
 
         // Every register the loop writes gets its value after the last iteration (n - 1).
-        let last_iteration = self.b.ins().iadd_imm_s(n, -1);
         let finals: Vec<(u8, Value)> = l
             .finals
             .iter()
@@ -331,4 +399,29 @@ impl Translator<'_, '_> {
         let fits = self.b.ins().icmp(IntCC::UnsignedLessThan, rest, room);
         self.b.ins().band(first, fits)
     }
+}
+
+/// The bulk store of a fill loop: `packed >> 8` elements of `packed & 0xff` bytes (1, 2, 4 or
+/// 8), each the low bytes of `value`, from `dst` on. Returns 0 (the signature is memmove's).
+///
+/// # Safety
+/// The range must be writable: the guard checked it against mem or the stack (or bounds
+/// checks are off, and the range does not wrap).
+unsafe extern "C" fn rt_fill(dst: *mut u8, value: u64, packed: u64) -> u64 {
+    let width = (packed & 0xff) as usize;
+    let bytes = (packed >> 8) as usize * width;
+    // SAFETY: this function's contract.
+    let out = unsafe { std::slice::from_raw_parts_mut(dst, bytes) };
+    // No panic may unwind into compiled code (there is none to expect: `width` is 1, 2, 4 or 8).
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let pattern = value.to_le_bytes();
+        if pattern[..width].iter().all(|&b| b == pattern[0]) {
+            out.fill(pattern[0]);
+        } else {
+            for chunk in out.chunks_exact_mut(width) {
+                chunk.copy_from_slice(&pattern[..width]);
+            }
+        }
+    }));
+    0
 }
