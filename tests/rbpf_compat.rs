@@ -922,3 +922,47 @@ fn the_signatures_rbpf_examples_use() {
     vm.jit_compile().unwrap();
     assert_eq!(vm.execute_program_jit(&mut []).unwrap(), 1);
 }
+
+/// rbpf leaves the source register of `ldabs*` unchecked, and its engines ignore it: a
+/// program that sets it loads and runs through the façade (in both engines), where the C API
+/// refuses it.
+#[test]
+fn ldabs_with_a_source_register_runs_through_the_facade() {
+    // mov r1, 5; ldabsdw 0x33 with src = 1; exit.
+    let prog: [u8; 24] = [
+        0xb7, 0x01, 0, 0, 0x05, 0, 0, 0, //
+        0x38, 0x10, 0, 0, 0x33, 0, 0, 0, //
+        0x95, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    let mut vm = rbpf::EbpfVmRaw::new(Some(&prog)).expect("rbpf's verifier accepts it");
+    let mut mem = ramp();
+    let err = vm
+        .execute_program(&mut mem)
+        .expect_err("0x33 + 8 is past 16 bytes");
+    assert!(
+        err.to_string()
+            .starts_with("Error: out of bounds memory load (insn #2)"),
+        "{err}"
+    );
+    vm.jit_compile().expect("compile");
+    let err = vm
+        .execute_program_jit(&mut mem)
+        .expect_err("the JIT agrees");
+    assert!(
+        err.to_string().contains("out of bounds memory load"),
+        "{err}"
+    );
+    // In bounds, the source register changes nothing.
+    let mut low = prog;
+    low[12] = 0x03;
+    let mut vm = rbpf::EbpfVmRaw::new(Some(&low)).expect("load");
+    assert_eq!(vm.execute_program(&mut mem).unwrap(), 0xaa99_8877_6655_4433);
+    vm.jit_compile().expect("compile");
+    assert_eq!(
+        vm.execute_program_jit(&mut mem).unwrap(),
+        0xaa99_8877_6655_4433
+    );
+    // The native API keeps the kernel's rule.
+    let mut native = rbpf::Vm::new();
+    assert!(native.load(&prog).is_err());
+}

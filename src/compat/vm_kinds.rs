@@ -101,7 +101,7 @@ fn verify(prog: &[u8], calculator: Option<&mut Calculator>) -> Result<crate::Pro
     let options = crate::program::verifier::VerifyOptions {
         helper_exists: &|_| true,
         stack_usage: Some(&usage),
-        register_div_ignores_imm: true,
+        rbpf_ignored_fields: true,
     };
     crate::program::verifier::verify(slots, &options)
 }

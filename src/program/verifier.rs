@@ -31,9 +31,10 @@ pub struct VerifyOptions<'a> {
     pub helper_exists: &'a dyn Fn(u32) -> bool,
     /// The stack-usage calculator (function start slot → bytes), if one is registered.
     pub stack_usage: Option<&'a dyn Fn(usize) -> i32>,
-    /// rbpf's rule: a register-source `div`/`mod` (0x3c, 0x3f, 0x9c, 0x9f) ignores its
-    /// immediate, which may be anything; uBPF (`false`) requires 0.
-    pub register_div_ignores_imm: bool,
+    /// rbpf's rule for fields its engines ignore, which may then hold anything: the
+    /// immediate of a register-source `div`/`mod` (0x3c, 0x3f, 0x9c, 0x9f) and the source
+    /// register of `ldabs*` (0x20, 0x28, 0x30, 0x38). uBPF and the kernel (`false`) require 0.
+    pub rbpf_ignored_fields: bool,
 }
 
 /// The operand form of each opcode byte, from the first table row using it (`None`: unknown).
@@ -178,7 +179,7 @@ fn allowed(rule: Allowed, opcode: u8, value: i64) -> bool {
 /// Step C: uBPF's `ubpf_is_valid_instruction` (dst, src, immediate, offset, in that order).
 fn field_filter(insn: &Insn, pc: usize, options: &VerifyOptions<'_>) -> Result<(), LoadError> {
     let opcode = insn.opc;
-    let imm_ignored = options.register_div_ignores_imm
+    let imm_ignored = options.rbpf_ignored_fields
         // div32/div64/mod32/mod64 with a register source.
         && matches!(opcode, 0x3c | 0x3f | 0x9c | 0x9f);
     let Some(filter) = filter_of(opcode) else {
@@ -191,7 +192,8 @@ fn field_filter(insn: &Insn, pc: usize, options: &VerifyOptions<'_>) -> Result<(
             value: insn.dst,
         });
     }
-    if !allowed(filter.src, opcode, i64::from(insn.src)) {
+    let src_ignored = options.rbpf_ignored_fields && matches!(opcode, 0x20 | 0x28 | 0x30 | 0x38);
+    if !src_ignored && !allowed(filter.src, opcode, i64::from(insn.src)) {
         return Err(LoadError::FilterSource {
             pc,
             opcode,
@@ -541,7 +543,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: None,
-            register_div_ignores_imm: false,
+            rbpf_ignored_fields: false,
         };
         verify(slots.to_vec(), &options)
     }
@@ -938,7 +940,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: Some(&calc),
-            register_div_ignores_imm: false,
+            rbpf_ignored_fields: false,
         };
         let program = verify(slots.to_vec(), &options).expect("valid");
         assert_eq!(program.functions[0].stack_usage, 32);
@@ -948,7 +950,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: Some(&calc17),
-            register_div_ignores_imm: false,
+            rbpf_ignored_fields: false,
         };
         assert_eq!(
             verify(Vec::new(), &options)
@@ -961,7 +963,7 @@ mod tests {
         let options = VerifyOptions {
             helper_exists: &exists,
             stack_usage: Some(&calc_callee),
-            register_div_ignores_imm: false,
+            rbpf_ignored_fields: false,
         };
         assert_eq!(
             verify(slots.to_vec(), &options)
@@ -970,5 +972,28 @@ mod tests {
                 .to_string(),
             "local function (at PC 3) has improperly sized stack use (24)"
         );
+    }
+
+    #[test]
+    fn rbpf_leaves_the_source_of_ldabs_unchecked() {
+        // ldabsdw 0x33 with src = 1 (rbpf's own tests build it so), then exit.
+        let slots = vec![Insn::new(0x38, 0, 1, 0, 0x33), Insn::new(0x95, 0, 0, 0, 0)];
+        let exists = |_: u32| false;
+        let options = |rbpf| VerifyOptions {
+            helper_exists: &exists,
+            stack_usage: None,
+            rbpf_ignored_fields: rbpf,
+        };
+        assert!(verify(slots.clone(), &options(true)).is_ok());
+        assert_eq!(
+            verify(slots.clone(), &options(false))
+                .map(|_| ())
+                .unwrap_err()
+                .to_string(),
+            "Invalid source register 1 for opcode 38."
+        );
+        // ldindb keeps its source register check either way (r11 does not exist).
+        let ind = vec![Insn::new(0x50, 0, 11, 0, 0), Insn::new(0x95, 0, 0, 0, 0)];
+        assert!(verify(ind, &options(true)).is_err());
     }
 }

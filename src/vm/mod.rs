@@ -341,7 +341,7 @@ impl Vm {
                 .stack_usage_calculator
                 .as_deref()
                 .map(|f| f as &dyn Fn(usize) -> i32),
-            register_div_ignores_imm: false,
+            rbpf_ignored_fields: false,
         };
         let program = crate::program::verifier::verify(slots, &options)?;
         if program.is_empty() && self.machine.config.readonly_bytecode {
