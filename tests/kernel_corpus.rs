@@ -20,17 +20,6 @@ use rbpf::kernel::test_run::{TestRunOptions, test_run};
 /// (program, engine, why): programs expected to fail in that engine ("interpreter", "jit").
 const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
     (
-        "xdp_perf_sample",
-        "interpreter",
-        "the object API refuses a PERF_EVENT_ARRAY declared without max_entries (libbpf sizes it \
-         to the CPU count)",
-    ),
-    (
-        "xdp_perf_sample",
-        "jit",
-        "the object API refuses a PERF_EVENT_ARRAY declared without max_entries",
-    ),
-    (
         "xdp_tail_dispatch",
         "interpreter",
         "test_run runs one VM and does not follow bpf_tail_call (ObjectProgram::run_with does)",

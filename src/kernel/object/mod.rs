@@ -380,8 +380,13 @@ impl<V: ProgramVm> Object<V> {
                     d.def.value_size = 4;
                 }
             }
-            let needs_size = d.def.max_entries == 0;
             let mut def = d.def;
+            if def.max_entries == 0 && def.map_type == MapType::PerfEventArray as u32 {
+                // libbpf sizes a perf event array declared without max_entries to the number
+                // of possible CPUs; so does the loader (one slot per CPU, as docs/maps.md says).
+                def.max_entries = u32::try_from(crate::exec::maps::possible_cpus()).unwrap_or(1);
+            }
+            let needs_size = def.max_entries == 0;
             if needs_size {
                 def.max_entries = placeholder_entries(&def);
             }
