@@ -79,7 +79,7 @@ EXIT STATUS:
 
 /// The help text: the template with the commands defined in other files.
 fn usage_text() -> String {
-    USAGE_TEMPLATE.replace("{TEST_RUN_USAGE}\n", test_run::USAGE)
+    USAGE_TEMPLATE.replace("{TEST_RUN_USAGE}", test_run::USAGE)
 }
 
 /// How a command failed.
