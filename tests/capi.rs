@@ -113,6 +113,7 @@ c_tests!(
     settings,
     signatures,
     stack_usage,
+    test_run,
     threads,
 );
 

@@ -44,6 +44,7 @@ fn help_and_usage_errors() {
         "rbpf asm",
         "rbpf disasm",
         "rbpf test",
+        "rbpf test-run",
         "EXIT STATUS",
     ] {
         assert!(stdout(&o).contains(word), "help lacks {word}");
@@ -490,4 +491,235 @@ fn run_with_the_kernels_helpers() {
     }
     let o = rbpf(&["run", "--linux-helpers", "-p", "safe", object], b"");
     assert_eq!(o.status.code(), Some(2));
+}
+
+// `rbpf test-run`.
+
+/// The records of a little-endian microsecond pcap file: (timestamp words, frame).
+fn pcap_records(bytes: &[u8]) -> Vec<([u8; 8], Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while at < bytes.len() {
+        let len = u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        let ts: [u8; 8] = bytes[at..at + 8].try_into().unwrap();
+        out.push((ts, bytes[at + 16..at + 16 + len].to_vec()));
+        at += 16 + len;
+    }
+    out
+}
+
+fn sample_pcap() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples-c/data/sample.pcap")
+}
+
+fn xdp_tail() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/bpf/object/xdp_tail.o")
+        .display()
+        .to_string()
+}
+
+/// What tests/bpf/object/xdp_tail.c does with `frame`: the verdict name, or the error.
+fn xdp_tail_outcome(frame: &[u8]) -> &'static str {
+    if frame.len() < 14 {
+        return "-EINVAL";
+    }
+    if frame.len() < 15 {
+        return "XDP_ABORTED";
+    }
+    match frame[14] {
+        1 => "XDP_REDIRECT",
+        2 => "XDP_TX",
+        3 => "XDP_DROP",
+        4 => "-EFAULT",
+        _ => "XDP_PASS",
+    }
+}
+
+#[test]
+fn test_run_counts_verdicts_and_writes_the_frames() {
+    let input = std::fs::read(sample_pcap()).unwrap();
+    let records = pcap_records(&input);
+    let mut expected = std::collections::BTreeMap::new();
+    for (_, frame) in &records {
+        *expected.entry(xdp_tail_outcome(frame)).or_insert(0) += 1;
+    }
+    let out = temp_path("test-run-out.pcap");
+    let pcap = sample_pcap().display().to_string();
+    let object = xdp_tail();
+    let mut outputs = Vec::new();
+    for jit in [false, true] {
+        let mut args = vec![
+            "test-run",
+            &object,
+            "--program",
+            "entry",
+            "--pcap",
+            &pcap,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if jit {
+            args.push("--jit");
+        }
+        let o = rbpf(&args, b"");
+        let text = stdout(&o);
+        let faulted = expected.contains_key("-EFAULT");
+        assert_eq!(o.status.code(), Some(i32::from(faulted)), "{}", stderr(&o));
+        assert!(
+            text.starts_with(&format!("packets: {}\n", records.len())),
+            "{text}"
+        );
+        for (name, count) in &expected {
+            assert!(
+                text.contains(&format!("  {name}: {count}\n")),
+                "{name} {count}: {text}"
+            );
+        }
+        if let Some(n) = expected.get("XDP_REDIRECT") {
+            assert!(
+                text.contains(&format!("redirects:\n  ifindex 7: {n}\n")),
+                "{text}"
+            );
+        }
+        // counters[0]: every run that started; counters[1]: every run that reached verdict.
+        let started = records.iter().filter(|(_, f)| f.len() >= 14).count() as u64;
+        let second = records.iter().filter(|(_, f)| f.len() >= 15).count() as u64;
+        assert!(
+            text.contains(&format!("    00000000 = {}\n", hex_u64(started))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("    01000000 = {}\n", hex_u64(second))),
+            "{text}"
+        );
+        // The output capture: same header, same timestamps, frames marked by `entry`.
+        let written = std::fs::read(&out).unwrap();
+        assert_eq!(written[..24], input[..24]);
+        let frames = pcap_records(&written);
+        assert_eq!(frames.len(), records.len());
+        for ((ts_in, frame_in), (ts_out, frame_out)) in records.iter().zip(&frames) {
+            assert_eq!(ts_in, ts_out);
+            assert_eq!(frame_in.len(), frame_out.len());
+            let ran = !xdp_tail_outcome(frame_in).starts_with('-');
+            if ran {
+                assert_eq!(frame_out[6], 0xee);
+                assert_eq!(frame_in[7..], frame_out[7..]);
+            } else {
+                assert_eq!(frame_in, frame_out);
+            }
+        }
+        outputs.push(text);
+    }
+    assert_eq!(
+        outputs[0], outputs[1],
+        "the interpreter and the JIT disagree"
+    );
+}
+
+fn hex_u64(v: u64) -> String {
+    v.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn test_run_json_maps_and_other_captures() {
+    // A big-endian nanosecond capture of two frames: TX and a redirect.
+    let mut pcap = Vec::new();
+    pcap.extend_from_slice(&0xa1b2_3c4du32.to_be_bytes());
+    pcap.extend_from_slice(&2u16.to_be_bytes());
+    pcap.extend_from_slice(&4u16.to_be_bytes());
+    for w in [0u32, 0, 65535, 1] {
+        pcap.extend_from_slice(&w.to_be_bytes());
+    }
+    for code in [2u8, 1] {
+        let mut frame = vec![0u8; 60];
+        frame[12] = 0x08;
+        frame[14] = code;
+        for w in [7u32, 999_999_999, 60, 60] {
+            pcap.extend_from_slice(&w.to_be_bytes());
+        }
+        pcap.extend_from_slice(&frame);
+    }
+    let input = temp_path("test-run-be.pcap");
+    let out = temp_path("test-run-be-out.pcap");
+    std::fs::write(&input, &pcap).unwrap();
+    let object = xdp_tail();
+    let o = rbpf(
+        &[
+            "test-run",
+            &object,
+            "--program",
+            "entry",
+            "--pcap",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--map",
+            "counters:00000000=0a00000000000000",
+            "--repeat",
+            "3",
+            "--json",
+        ],
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    for part in [
+        "\"packets\": 2",
+        "\"verdicts\": {\"XDP_REDIRECT\": 1, \"XDP_TX\": 1}",
+        "\"redirects\": {\"ifindex 7\": 1}",
+        "\"errors\": {}",
+        // 10 set by --map, then 2 frames × 3 repetitions.
+        "{\"key\": \"00000000\", \"value\": \"1000000000000000\"}",
+        "{\"key\": \"01000000\", \"value\": \"0600000000000000\"}",
+    ] {
+        assert!(text.contains(part), "{part} not in {text}");
+    }
+    let written = std::fs::read(&out).unwrap();
+    assert_eq!(written.len(), pcap.len());
+    assert_eq!(written[..24], pcap[..24]);
+    assert_eq!(written[24..32], pcap[24..32], "timestamps stay big-endian");
+    assert_eq!(written[40 + 6], 0xee);
+
+    // A TC program: TC_ACT_* names.
+    let o = rbpf(
+        &[
+            "test-run",
+            &object,
+            "--program",
+            "tc_mark",
+            "--pcap",
+            input.to_str().unwrap(),
+        ],
+        b"",
+    );
+    assert!(stdout(&o).contains("  TC_ACT_OK: 2\n"), "{}", stdout(&o));
+
+    // Usage errors.
+    for args in [
+        &["test-run"][..],
+        &["test-run", &object],
+        &["test-run", &object, "--program", "nope"],
+        &[
+            "test-run",
+            &object,
+            "--program",
+            "entry",
+            "--map",
+            "counters=00",
+        ],
+        &[
+            "test-run",
+            &object,
+            "--program",
+            "entry",
+            "--map",
+            "nope:00=00",
+        ],
+        &["test-run", &object, "--program", "entry", "--repeat", "0"],
+        &["test-run", &object, "--program", "entry", "--pcap", &object],
+    ] {
+        let o = rbpf(args, b"");
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+    }
 }

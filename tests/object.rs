@@ -327,3 +327,53 @@ fn libxdp_objects_open_and_load() {
     }
     eprintln!("{seen} libxdp objects");
 }
+
+/// Test runs of an object's program follow its tail calls (`ObjectProgram::test_run`): the
+/// frame written by the first program is the one the second decides on, the counters of
+/// both move, the redirect of the second is the run's, and a JIT run after
+/// `Object::compile_programs` agrees with the interpreter's.
+#[test]
+fn test_runs_follow_tail_calls() {
+    use rbpf::kernel::packet::Redirect;
+    use rbpf::kernel::test_run::TestRunOptions;
+    for engine in ENGINES {
+        let mut object = Object::<Vm>::open(path("xdp_tail")).unwrap();
+        object.load().unwrap();
+        if let Engine::Jit = engine {
+            assert!(object.compile_programs(JitMode::Basic).is_empty());
+        }
+        let counters = object.map("counters").unwrap().clone();
+        let entry = object.program_mut("entry").unwrap();
+        for (code, verdict, redirect) in [
+            (0u8, 2u32, None),
+            (
+                1,
+                4,
+                Some(Redirect::Ifindex {
+                    ifindex: 7,
+                    flags: 0,
+                }),
+            ),
+            (2, 3, None),
+            (3, 1, None),
+        ] {
+            let mut frame = vec![0u8; 60];
+            frame[12] = 0x08;
+            frame[14] = code;
+            let mut out = vec![0u8; 100];
+            let mut opts = TestRunOptions {
+                data_in: &frame,
+                data_out: Some(&mut out),
+                jit: matches!(engine, Engine::Jit),
+                ..TestRunOptions::default()
+            };
+            entry.test_run(&mut opts).unwrap();
+            assert_eq!(opts.retval, verdict, "{engine:?} code {code}");
+            assert_eq!(opts.redirect, redirect, "{engine:?} code {code}");
+            assert_eq!(opts.data_size_out, 60);
+            assert_eq!(out[6], 0xee);
+        }
+        assert_eq!(counters.get::<u32, u64>(&0).unwrap(), 4);
+        assert_eq!(counters.get::<u32, u64>(&1).unwrap(), 4);
+    }
+}

@@ -48,6 +48,8 @@ pub mod rbpf;
 pub mod maps;
 // The object API (`rbpf.h`): objects, their programs and maps.
 pub mod object;
+// Test runs of an object's programs (`rbpf.h`).
+pub mod test_run;
 
 pub use types::*;
 pub use vm::ubpf_vm;

@@ -30,6 +30,10 @@ impl ProgramVm for ubpf_vm {
     fn vm(&self) -> &Vm {
         &self.vm
     }
+
+    fn vm_mut(&mut self) -> &mut Vm {
+        &mut self.vm
+    }
 }
 
 /// An ELF object: its programs and the maps they share (opaque). Open it with
@@ -119,6 +123,16 @@ pub(crate) fn program_ref<'a>(prog: *const rbpf_program) -> Option<&'a ObjectPro
     // SAFETY: the handle's object is open (API contract) and not changed meanwhile.
     let object = unsafe { handle.object.as_ref() }?;
     object.object.programs().get(handle.index)
+}
+
+/// The object owning a program handle, and the program's position in it: for functions that
+/// change the whole object (compiling every program for a JIT test run).
+pub(crate) fn program_object<'a>(
+    prog: *const rbpf_program,
+) -> Option<(&'a mut Object<ubpf_vm>, usize)> {
+    let handle = program_handle(prog)?;
+    let index = handle.index;
+    Some((&mut object_mut(handle.object)?.object, index))
 }
 
 fn program_mut<'a>(prog: *mut rbpf_program) -> Option<&'a mut ObjectProgram<ubpf_vm>> {

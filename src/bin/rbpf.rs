@@ -11,7 +11,11 @@ use rbpf::data_file::{DataFile, Expected};
 use rbpf::isa::{self, Insn};
 use rbpf::{asm, disasm};
 
-const USAGE: &str = "\
+// In a folder of its own, so that cargo does not take it for another binary.
+#[path = "rbpf/test_run.rs"]
+mod test_run;
+
+const USAGE_TEMPLATE: &str = "\
 rbpf: run, assemble, disassemble and test eBPF programs (librbpf)
 
 USAGE:
@@ -24,7 +28,7 @@ USAGE:
                                   run .data test files (a directory: its *.data files)
                                   in the interpreter and the JIT (--safe: also the safe
                                   profile's interpreter); one PASS/FAIL line each
-    rbpf help                     show this help (also -h, --help)
+{TEST_RUN_USAGE}    rbpf help                     show this help (also -h, --help)
     rbpf --version                show the version
 
 PROG and FILE may be `-` for standard input. PROG is, tried in this order:
@@ -73,6 +77,11 @@ EXIT STATUS:
     2  usage error, or an input file could not be read or written
 ";
 
+/// The help text: the template with the commands defined in other files.
+fn usage_text() -> String {
+    USAGE_TEMPLATE.replace("{TEST_RUN_USAGE}", test_run::USAGE)
+}
+
 /// How a command failed.
 #[derive(Debug)]
 enum Failure {
@@ -118,12 +127,12 @@ fn main() -> ExitCode {
 
 fn dispatch(args: &[String]) -> CliResult<ExitCode> {
     let Some((command, rest)) = args.split_first() else {
-        eprint!("{USAGE}");
+        eprint!("{}", usage_text());
         return usage("missing command");
     };
     match command.as_str() {
         "-h" | "--help" | "help" => {
-            print!("{USAGE}");
+            print!("{}", usage_text());
             Ok(ExitCode::SUCCESS)
         }
         "-V" | "--version" => {
@@ -134,6 +143,7 @@ fn dispatch(args: &[String]) -> CliResult<ExitCode> {
         "asm" => cmd_asm(rest),
         "disasm" => cmd_disasm(rest),
         "test" => cmd_test(rest),
+        "test-run" => test_run::cmd(rest),
         other => usage(format!("unknown command `{other}`")),
     }
 }
@@ -327,7 +337,7 @@ fn parse_run_args(args: &[String]) -> CliResult<RunOptions> {
 
 fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
     if wants_help(args) {
-        print!("{USAGE}");
+        print!("{}", usage_text());
         return Ok(ExitCode::SUCCESS);
     }
     let mut opts = parse_run_args(args)?;
@@ -386,7 +396,7 @@ fn cmd_run(args: &[String]) -> CliResult<ExitCode> {
 
 fn cmd_asm(args: &[String]) -> CliResult<ExitCode> {
     if wants_help(args) {
-        print!("{USAGE}");
+        print!("{}", usage_text());
         return Ok(ExitCode::SUCCESS);
     }
     let mut hex = false;
@@ -442,7 +452,7 @@ fn write_output(path: Option<&str>, bytes: &[u8]) -> CliResult<()> {
 
 fn cmd_disasm(args: &[String]) -> CliResult<ExitCode> {
     if wants_help(args) {
-        print!("{USAGE}");
+        print!("{}", usage_text());
         return Ok(ExitCode::SUCCESS);
     }
     let mut input = None;
@@ -556,7 +566,7 @@ fn run_data_file(path: &str, safe: bool) -> Result<String, String> {
 
 fn cmd_test(args: &[String]) -> CliResult<ExitCode> {
     if wants_help(args) {
-        print!("{USAGE}");
+        print!("{}", usage_text());
         return Ok(ExitCode::SUCCESS);
     }
     let safe = args.iter().any(|a| a == "--safe");

@@ -79,31 +79,62 @@ fn neg(errno: i32) -> i32 {
     -errno
 }
 
+/// Runs one program chain for one repetition of a test run: given how to run one VM
+/// (`each`, which sets up the run's context, packet and stack), runs the program under test
+/// and, for the programs of an object, the targets of its tail calls
+/// ([`ObjectProgram::run_with`](crate::kernel::object::ObjectProgram::run_with)). Returns the
+/// last program's r0.
+pub type Executor<'e> =
+    dyn FnMut(&mut dyn FnMut(&Vm) -> Result<u64, ExecError>) -> Result<u64, ExecError> + 'e;
+
 /// Runs the program loaded in `vm` (loaded for `prog_type` with
 /// [`Vm::load_kernel_program`]) as the kernel's `BPF_PROG_TEST_RUN` would, filling the
-/// outputs of `opts`. Returns the kernel's negative errno on failure: `-EINVAL` for
-/// options the kernel refuses, `-ENOSPC` when `data_out`/`ctx_out` were too small (the
-/// outputs are still written, partially), `-EFAULT` when the program faulted (reported
-/// through the VM's error printer first).
+/// outputs of `opts`. With `opts.jit` the program is compiled first unless it was. Returns
+/// the kernel's negative errno on failure: `-EINVAL` for options the kernel refuses,
+/// `-ENOSPC` when `data_out`/`ctx_out` were too small (the outputs are still written,
+/// partially), `-EFAULT` when the program faulted (reported through the VM's error printer
+/// first).
 pub fn test_run(
     vm: &mut Vm,
     prog_type: ProgramType,
     opts: &mut TestRunOptions<'_>,
 ) -> Result<(), i32> {
-    if opts.flags != 0 || opts.cpu != 0 || opts.batch_size != 0 {
-        return Err(neg(libc::EINVAL));
-    }
+    check_options(opts)?;
     if vm.program().is_none() {
         return Err(neg(libc::EINVAL));
     }
     if opts.jit && vm.jit_mode().is_none() {
         vm.compile(JitMode::Basic).map_err(|_| neg(libc::EINVAL))?;
     }
+    let vm = &*vm;
+    test_run_with(prog_type, opts, &mut |each| each(vm))
+}
+
+/// [`test_run`] with the runs made by `exec`, which runs the program under test and any
+/// programs it tail-calls: the packet, its headroom, the context and the recorded redirect
+/// stay the same across the programs of one chain, as in the kernel; each program gets a
+/// fresh, zeroed stack. With `opts.jit`, each VM of the chain runs its compiled code when it
+/// has some and the interpreter otherwise (compile them first); without, every VM runs in
+/// the interpreter.
+pub fn test_run_with(
+    prog_type: ProgramType,
+    opts: &mut TestRunOptions<'_>,
+    exec: &mut Executor<'_>,
+) -> Result<(), i32> {
+    check_options(opts)?;
     match ContextKind::of(prog_type) {
-        ContextKind::Xdp => run_xdp(vm, opts),
-        ContextKind::Skb => run_skb(vm, prog_type, opts),
-        ContextKind::Plain => run_plain(vm, opts),
+        ContextKind::Xdp => run_xdp(exec, opts),
+        ContextKind::Skb => run_skb(exec, prog_type, opts),
+        ContextKind::Plain => run_plain(exec, opts),
     }
+}
+
+/// The options no run supports: live frames, another CPU, batches.
+fn check_options(opts: &TestRunOptions<'_>) -> Result<(), i32> {
+    if opts.flags != 0 || opts.cpu != 0 || opts.batch_size != 0 {
+        return Err(neg(libc::EINVAL));
+    }
+    Ok(())
 }
 
 /// The context given by `ctx_in` (and the tail beyond `size`, which must be zero:
@@ -161,7 +192,7 @@ fn finish(out: Option<&mut [u8]>, bytes: &[u8], size_out: &mut u32) -> Result<()
 /// (an extra writable region, entered as the thread's packet). Returns the last r0 and the
 /// mean duration.
 fn run_repeated(
-    vm: &Vm,
+    exec: &mut Executor<'_>,
     ctx: &mut [u8],
     packet: Option<(&mut [u8], &mut PacketRun)>,
     opts: &TestRunOptions<'_>,
@@ -203,26 +234,34 @@ fn run_repeated(
     let start = Instant::now();
     let mut r0 = 0;
     for _ in 0..repeat {
-        let result = if opts.jit {
-            // SAFETY: `ctx_ptr` is null or valid for `ctx_len` bytes for the call; the
-            // packet region borrows its buffer; a null stack gives the code its own.
-            unsafe {
-                vm.execute_jit_raw_with_regions(ctx_ptr, ctx_len, std::ptr::null_mut(), 0, &regions)
-            }
-        } else {
-            stack.fill(0);
-            // SAFETY: as above; `stack` is valid for its length for the call.
-            unsafe {
-                vm.execute_raw_with_regions(
-                    ctx_ptr,
-                    ctx_len,
-                    stack.as_mut_ptr(),
-                    stack.len(),
-                    &regions,
-                )
+        let mut each = |vm: &Vm| {
+            if opts.jit && vm.jit_mode().is_some() {
+                // SAFETY: `ctx_ptr` is null or valid for `ctx_len` bytes for the call; the
+                // packet region borrows its buffer; a null stack gives the code its own.
+                unsafe {
+                    vm.execute_jit_raw_with_regions(
+                        ctx_ptr,
+                        ctx_len,
+                        std::ptr::null_mut(),
+                        0,
+                        &regions,
+                    )
+                }
+            } else {
+                stack.fill(0);
+                // SAFETY: as above; `stack` is valid for its length for the call.
+                unsafe {
+                    vm.execute_raw_with_regions(
+                        ctx_ptr,
+                        ctx_len,
+                        stack.as_mut_ptr(),
+                        stack.len(),
+                        &regions,
+                    )
+                }
             }
         };
-        r0 = result.map_err(errno_of)?;
+        r0 = exec(&mut each).map_err(errno_of)?;
     }
     let total = start.elapsed().as_nanos() / u128::from(repeat);
     Ok((r0, u32::try_from(total).unwrap_or(u32::MAX)))
@@ -237,7 +276,7 @@ fn errno_of(err: ExecError) -> i32 {
 }
 
 /// `bpf_prog_test_run_xdp`.
-fn run_xdp(vm: &Vm, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
+fn run_xdp(exec: &mut Executor<'_>, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
     let size = opts.data_in.len();
     let mut md = ctx_init(opts, xdp_md::EGRESS_IFINDEX + 4)?;
     let mut metalen = 0usize;
@@ -283,7 +322,7 @@ fn run_xdp(vm: &Vm, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
         ctx: std::ptr::null_mut(),
         redirect: None,
     };
-    let (r0, duration) = run_repeated(vm, &mut ctx, Some((&mut buf, &mut run)), opts)?;
+    let (r0, duration) = run_repeated(exec, &mut ctx, Some((&mut buf, &mut run)), opts)?;
     opts.retval = r0 as u32;
     opts.duration = duration;
     opts.redirect = run.redirect;
@@ -350,7 +389,11 @@ fn eth_type_trans(frame: &[u8]) -> ([u8; 2], u32) {
 }
 
 /// `bpf_prog_test_run_skb`.
-fn run_skb(vm: &Vm, ty: ProgramType, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
+fn run_skb(
+    exec: &mut Executor<'_>,
+    ty: ProgramType,
+    opts: &mut TestRunOptions<'_>,
+) -> Result<(), i32> {
     use sk_buff::*;
     let size = opts.data_in.len();
     if !(ETH_HLEN..=PAGE_SIZE - SKB_HEADROOM - SHARED_INFO_SIZE).contains(&size) {
@@ -425,7 +468,7 @@ fn run_skb(vm: &Vm, ty: ProgramType, opts: &mut TestRunOptions<'_>) -> Result<()
         ctx: std::ptr::null_mut(),
         redirect: None,
     };
-    let (r0, duration) = run_repeated(vm, &mut ctx, Some((&mut buf, &mut run)), opts)?;
+    let (r0, duration) = run_repeated(exec, &mut ctx, Some((&mut buf, &mut run)), opts)?;
     opts.retval = r0 as u32;
     opts.duration = duration;
     opts.redirect = run.redirect;
@@ -466,12 +509,12 @@ fn run_skb(vm: &Vm, ty: ProgramType, opts: &mut TestRunOptions<'_>) -> Result<()
 const SK_BUFF_SIZE_UAPI: usize = crate::kernel::context::SK_BUFF_SIZE;
 
 /// Types without a modelled context: `ctx_in` is the context memory, copied back.
-fn run_plain(vm: &Vm, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
+fn run_plain(exec: &mut Executor<'_>, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
     if !opts.data_in.is_empty() || opts.data_out.is_some() {
         return Err(neg(libc::EINVAL));
     }
     let mut ctx = opts.ctx_in.map(<[u8]>::to_vec).unwrap_or_default();
-    let (r0, duration) = run_repeated(vm, &mut ctx, None, opts)?;
+    let (r0, duration) = run_repeated(exec, &mut ctx, None, opts)?;
     opts.retval = r0 as u32;
     opts.duration = duration;
     if opts.ctx_in.is_some() || opts.ctx_out.is_some() {

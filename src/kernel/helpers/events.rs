@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 
-use super::{EINVAL, HelperList, errno, readable, with_map};
+use super::{EINVAL, HelperList, errno, neg, readable, with_map};
 use crate::exec::maps::{MapType, current_cpu};
 use crate::kernel::packet::{Redirect, with_packet};
 
@@ -12,13 +12,17 @@ use crate::kernel::packet::{Redirect, with_packet};
 const INDEX_MASK: u64 = 0xffff_ffff;
 /// `BPF_F_CURRENT_CPU`: the slot of the running CPU.
 const CURRENT_CPU: u64 = INDEX_MASK;
+/// `BPF_F_CTXLEN_MASK`: how many bytes of the packet to append (XDP and skb programs).
+const CTXLEN_MASK: u64 = 0xf_ffff << 32;
 
 /// `long bpf_perf_event_output(void *ctx, void *map, __u64 flags, void *data, __u64 size)`
 /// (25): appends `size` bytes at `data` to the slot `flags` names (`BPF_F_CURRENT_CPU`: the
-/// thread's CPU slot). `-E2BIG` for a slot past the map's end, `-ENOENT` for a closed slot,
+/// thread's CPU slot). In a packet run, `BPF_F_CTXLEN_MASK` appends that many bytes of the
+/// frame from `data` to the record, as the kernel's XDP and skb versions do (`-EFAULT` past
+/// the frame's end; outside a packet run such flags are `-EINVAL`, as for tracing
+/// programs). `-E2BIG` for a slot past the map's end, `-ENOENT` for a closed slot,
 /// `-ENOSPC` when the slot's buffer is full (the record is counted as lost), `-EINVAL` for
-/// other flags (`BPF_F_CTXLEN_MASK` is not supported), a map that is no perf event array or
-/// data the program may not read.
+/// other flags, a map that is no perf event array or data the program may not read.
 unsafe extern "C" fn bpf_perf_event_output(
     _ctx: u64,
     map: u64,
@@ -31,17 +35,36 @@ unsafe extern "C" fn bpf_perf_event_output(
         let Some(perf) = m.perf_events() else {
             return EINVAL;
         };
-        if flags & !INDEX_MASK != 0 {
+        if flags & !(INDEX_MASK | CTXLEN_MASK) != 0 {
             return EINVAL;
         }
         let Some(data) = readable(regions, data, size) else {
             return EINVAL;
         };
-        let index = match flags {
+        let index = match flags & INDEX_MASK {
             CURRENT_CPU => current_cpu() as u32,
             i => i as u32,
         };
-        perf.output(index, data).map_or_else(errno, |()| 0)
+        let ctx_len = ((flags & CTXLEN_MASK) >> 32) as usize;
+        if ctx_len == 0 {
+            return perf.output(index, data).map_or_else(errno, |()| 0);
+        }
+        let frame = with_packet(|p| {
+            if ctx_len > p.len() {
+                return None;
+            }
+            let start = p.data;
+            p.bytes_mut(start, start + ctx_len).map(|b| b.to_vec())
+        });
+        match frame {
+            None => EINVAL,
+            Some(None) => neg(libc::EFAULT),
+            Some(Some(bytes)) => {
+                let mut record = data.to_vec();
+                record.extend_from_slice(&bytes);
+                perf.output(index, &record).map_or_else(errno, |()| 0)
+            }
+        }
     })
     .unwrap_or(EINVAL)
 }

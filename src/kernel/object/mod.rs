@@ -25,11 +25,13 @@ use std::sync::Arc;
 
 use object::elf::SHT_NOBITS;
 
-use crate::error::{ExecError, ObjectError};
+use crate::error::{ExecError, JitError, ObjectError};
 use crate::exec::helpers::HelperFn;
 use crate::exec::maps::{BPF_ANY, Map, MapDef, MapSet, MapType};
+use crate::jit::JitMode;
 use crate::kernel::object_maps::declared_map_defs;
 use crate::kernel::program_type::ProgramType;
+use crate::kernel::test_run::{self, TestRunOptions};
 use crate::vm::Vm;
 
 use parse::Elf;
@@ -40,6 +42,8 @@ pub trait ProgramVm: Send + Sync + 'static {
     fn from_vm(vm: Vm) -> Self;
     /// The VM.
     fn vm(&self) -> &Vm;
+    /// The VM, for changes (compiling).
+    fn vm_mut(&mut self) -> &mut Vm;
 }
 
 impl ProgramVm for Vm {
@@ -48,6 +52,10 @@ impl ProgramVm for Vm {
     }
 
     fn vm(&self) -> &Vm {
+        self
+    }
+
+    fn vm_mut(&mut self) -> &mut Vm {
         self
     }
 }
@@ -277,6 +285,25 @@ impl<V: ProgramVm> ObjectProgram<V> {
         let table = &*self.table;
         let vm_of = |n: usize| table.get(n).map(ProgramVm::vm);
         tail::run_chain(&vm_of, &table.loaded, self.index, exec)
+    }
+
+    /// A test run (the kernel's `BPF_PROG_TEST_RUN`, [`test_run::test_run`]) of this program,
+    /// following its tail calls ([`test_run::test_run_with`] driven by
+    /// [`ObjectProgram::run_with`]): the packet, the context and the recorded redirect stay
+    /// the same across the chain. With `opts.jit` this program is compiled first unless it
+    /// was; the programs it tail-calls run compiled when they were compiled
+    /// ([`Object::compile_programs`] compiles them all) and in the interpreter otherwise.
+    /// Errors are the kernel's negative errno values; `-EINVAL` for a program that did not
+    /// load or does not compile.
+    pub fn test_run(&mut self, opts: &mut TestRunOptions<'_>) -> Result<(), i32> {
+        let Some(vm) = self.vm_mut().map(ProgramVm::vm_mut) else {
+            return Err(-libc::EINVAL);
+        };
+        if opts.jit && vm.jit_mode().is_none() {
+            vm.compile(JitMode::Basic).map_err(|_| -libc::EINVAL)?;
+        }
+        let program_type = self.program_type;
+        test_run::test_run_with(program_type, opts, &mut |each| self.run_with(each))
     }
 }
 
@@ -624,6 +651,24 @@ impl<V: ProgramVm> Object<V> {
     /// Every program, for changes.
     pub fn programs_mut(&mut self) -> &mut [ObjectProgram<V>] {
         &mut self.programs
+    }
+
+    /// Compiles every loaded program that is not compiled yet with `mode`, so that runs with
+    /// tail calls ([`ObjectProgram::run`], JIT test runs) run compiled code throughout.
+    /// Returns the programs that did not compile (they keep running in the interpreter),
+    /// each with its name and why.
+    pub fn compile_programs(&mut self, mode: JitMode) -> Vec<(String, JitError)> {
+        let mut failed = Vec::new();
+        for program in &mut self.programs {
+            let name = program.name.clone();
+            if let Some(vm) = program.vm_mut().map(ProgramVm::vm_mut)
+                && vm.jit_mode().is_none()
+                && let Err(e) = vm.compile(mode)
+            {
+                failed.push((name, e));
+            }
+        }
+        failed
     }
 
     /// The program whose function is called `name`, else the first in section `name`.
