@@ -15,21 +15,10 @@ use std::path::{Path, PathBuf};
 use rbpf::Vm;
 use rbpf::kernel::object::Object;
 use rbpf::kernel::packet::Redirect;
-use rbpf::kernel::test_run::{TestRunOptions, test_run};
+use rbpf::kernel::test_run::TestRunOptions;
 
 /// (program, engine, why): programs expected to fail in that engine ("interpreter", "jit").
-const KNOWN_FAILURES: &[(&str, &str, &str)] = &[
-    (
-        "xdp_tail_dispatch",
-        "interpreter",
-        "test_run runs one VM and does not follow bpf_tail_call (ObjectProgram::run_with does)",
-    ),
-    (
-        "xdp_tail_dispatch",
-        "jit",
-        "test_run does not follow bpf_tail_call",
-    ),
-];
+const KNOWN_FAILURES: &[(&str, &str, &str)] = &[];
 
 const XDP_ABORTED: u32 = 0;
 const XDP_DROP: u32 = 1;
@@ -442,10 +431,22 @@ impl Obj {
         configure: impl FnOnce(&mut Vm),
     ) -> Result<Run, String> {
         let jit = self.jit;
+        configure(
+            self.object
+                .program_mut(program)
+                .unwrap()
+                .vm_mut()
+                .ok_or("not loaded")?,
+        );
+        if jit {
+            // Every program a tail call may reach runs compiled too.
+            let failed = self.object.compile_programs(rbpf::jit::JitMode::Basic);
+            if !failed.is_empty() {
+                return Err(format!("compile failed: {failed:?}"));
+            }
+        }
         let p = self.object.program_mut(program).unwrap();
         let ty = p.program_type();
-        let vm = p.vm_mut().ok_or("not loaded")?;
-        configure(vm);
         let mut out = vec![0u8; 4096];
         let mut ctx = vec![0u8; 256];
         let xdp_md;
@@ -467,7 +468,8 @@ impl Obj {
             jit,
             ..Default::default()
         };
-        let result = test_run(vm, ty, &mut opts);
+        // Through the object program, so tail calls are followed.
+        let result = p.test_run(&mut opts);
         let (retval, data_size, ctx_size, redirect) = (
             opts.retval,
             opts.data_size_out as usize,
