@@ -25,12 +25,15 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
-use super::{Env, Frame, atomic_rmw, call_helper, sdiv32, sdiv64, smod32, smod64};
+use super::ops::{CallStack, alu32, alu64, atomic_fetch_reg, atomic_rmw, be, bswap, cond, cond32};
+use super::ops::{le, load_extend, sdiv32, sdiv64, sign_extend, smod32, smod64};
+use super::{Env, call_helper};
 use crate::error::{Access, ExecError};
 use crate::exec::idiom::{CopyLoop, Switch};
-use crate::exec::memory::{load, store};
+use crate::exec::memory::store;
 use crate::exec::packet::{self, PacketLoad};
-use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, MAX_CALL_DEPTH};
+use crate::isa::op::*;
+use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, alu, call_kind, class, jmp, source};
 use crate::program::Program;
 
 macro_rules! codes {
@@ -133,99 +136,105 @@ impl Decoded {
                 imm: insn.imm as i64 as u64,
             };
             let target = |distance: i64| (pc as i64 + 1 + distance) as i32;
-            let k_or_x = |k: Code, x: Code| if insn.opc & 0x08 == 0 { k } else { x };
+            let k_or_x = |k: Code, x: Code| {
+                if insn.opc & source::MASK == source::K {
+                    k
+                } else {
+                    x
+                }
+            };
             op.code = match insn.opc {
-                0x07 | 0x0f => k_or_x(Code::Add64K, Code::Add64X),
-                0x17 | 0x1f => k_or_x(Code::Sub64K, Code::Sub64X),
-                0x27 | 0x2f => k_or_x(Code::Mul64K, Code::Mul64X),
-                0x37 | 0x3f if insn.off == 1 => k_or_x(Code::SDiv64K, Code::SDiv64X),
-                0x37 | 0x3f => k_or_x(Code::Div64K, Code::Div64X),
-                0x47 | 0x4f => k_or_x(Code::Or64K, Code::Or64X),
-                0x57 | 0x5f => k_or_x(Code::And64K, Code::And64X),
-                0x67 | 0x6f => k_or_x(Code::Lsh64K, Code::Lsh64X),
-                0x77 | 0x7f => k_or_x(Code::Rsh64K, Code::Rsh64X),
-                0x87 => Code::Neg64,
-                0x97 | 0x9f if insn.off == 1 => k_or_x(Code::SMod64K, Code::SMod64X),
-                0x97 | 0x9f => k_or_x(Code::Mod64K, Code::Mod64X),
-                0xa7 | 0xaf => k_or_x(Code::Xor64K, Code::Xor64X),
-                0xb7 => Code::Mov64K,
-                0xbf => match insn.off {
+                ADD64_IMM | ADD64_REG => k_or_x(Code::Add64K, Code::Add64X),
+                SUB64_IMM | SUB64_REG => k_or_x(Code::Sub64K, Code::Sub64X),
+                MUL64_IMM | MUL64_REG => k_or_x(Code::Mul64K, Code::Mul64X),
+                DIV64_IMM | DIV64_REG if insn.off == 1 => k_or_x(Code::SDiv64K, Code::SDiv64X),
+                DIV64_IMM | DIV64_REG => k_or_x(Code::Div64K, Code::Div64X),
+                OR64_IMM | OR64_REG => k_or_x(Code::Or64K, Code::Or64X),
+                AND64_IMM | AND64_REG => k_or_x(Code::And64K, Code::And64X),
+                LSH64_IMM | LSH64_REG => k_or_x(Code::Lsh64K, Code::Lsh64X),
+                RSH64_IMM | RSH64_REG => k_or_x(Code::Rsh64K, Code::Rsh64X),
+                NEG64 => Code::Neg64,
+                MOD64_IMM | MOD64_REG if insn.off == 1 => k_or_x(Code::SMod64K, Code::SMod64X),
+                MOD64_IMM | MOD64_REG => k_or_x(Code::Mod64K, Code::Mod64X),
+                XOR64_IMM | XOR64_REG => k_or_x(Code::Xor64K, Code::Xor64X),
+                MOV64_IMM => Code::Mov64K,
+                MOV64_REG => match insn.off {
                     8 => Code::MovSx8,
                     16 => Code::MovSx16,
                     32 => Code::MovSx32,
                     _ => Code::Mov64X,
                 },
-                0xc7 | 0xcf => k_or_x(Code::Arsh64K, Code::Arsh64X),
-                0xd7 => match insn.imm {
+                ARSH64_IMM | ARSH64_REG => k_or_x(Code::Arsh64K, Code::Arsh64X),
+                BSWAP => match insn.imm {
                     16 => Code::Bswap16,
                     32 => Code::Bswap32,
                     _ => Code::Bswap64,
                 },
-                0x04 | 0x0c => k_or_x(Code::Add32K, Code::Add32X),
-                0x14 | 0x1c => k_or_x(Code::Sub32K, Code::Sub32X),
-                0x24 | 0x2c => k_or_x(Code::Mul32K, Code::Mul32X),
-                0x34 | 0x3c if insn.off == 1 => k_or_x(Code::SDiv32K, Code::SDiv32X),
-                0x34 | 0x3c => k_or_x(Code::Div32K, Code::Div32X),
-                0x44 | 0x4c => k_or_x(Code::Or32K, Code::Or32X),
-                0x54 | 0x5c => k_or_x(Code::And32K, Code::And32X),
-                0x64 | 0x6c => k_or_x(Code::Lsh32K, Code::Lsh32X),
-                0x74 | 0x7c => k_or_x(Code::Rsh32K, Code::Rsh32X),
-                0x84 => Code::Neg32,
-                0x94 | 0x9c if insn.off == 1 => k_or_x(Code::SMod32K, Code::SMod32X),
-                0x94 | 0x9c => k_or_x(Code::Mod32K, Code::Mod32X),
-                0xa4 | 0xac => k_or_x(Code::Xor32K, Code::Xor32X),
-                0xb4 => Code::Mov32K,
-                0xbc => match insn.off {
+                ADD32_IMM | ADD32_REG => k_or_x(Code::Add32K, Code::Add32X),
+                SUB32_IMM | SUB32_REG => k_or_x(Code::Sub32K, Code::Sub32X),
+                MUL32_IMM | MUL32_REG => k_or_x(Code::Mul32K, Code::Mul32X),
+                DIV32_IMM | DIV32_REG if insn.off == 1 => k_or_x(Code::SDiv32K, Code::SDiv32X),
+                DIV32_IMM | DIV32_REG => k_or_x(Code::Div32K, Code::Div32X),
+                OR32_IMM | OR32_REG => k_or_x(Code::Or32K, Code::Or32X),
+                AND32_IMM | AND32_REG => k_or_x(Code::And32K, Code::And32X),
+                LSH32_IMM | LSH32_REG => k_or_x(Code::Lsh32K, Code::Lsh32X),
+                RSH32_IMM | RSH32_REG => k_or_x(Code::Rsh32K, Code::Rsh32X),
+                NEG32 => Code::Neg32,
+                MOD32_IMM | MOD32_REG if insn.off == 1 => k_or_x(Code::SMod32K, Code::SMod32X),
+                MOD32_IMM | MOD32_REG => k_or_x(Code::Mod32K, Code::Mod32X),
+                XOR32_IMM | XOR32_REG => k_or_x(Code::Xor32K, Code::Xor32X),
+                MOV32_IMM => Code::Mov32K,
+                MOV32_REG => match insn.off {
                     8 => Code::Mov32Sx8,
                     16 => Code::Mov32Sx16,
                     _ => Code::Mov32X,
                 },
-                0xc4 | 0xcc => k_or_x(Code::Arsh32K, Code::Arsh32X),
-                0xd4 => match insn.imm {
+                ARSH32_IMM | ARSH32_REG => k_or_x(Code::Arsh32K, Code::Arsh32X),
+                LE => match insn.imm {
                     16 => Code::Le16,
                     32 => Code::Le32,
                     _ => Code::Nop,
                 },
-                0xdc => match insn.imm {
+                BE => match insn.imm {
                     16 => Code::Be16,
                     32 => Code::Be32,
                     _ => Code::Be64,
                 },
-                0x18 => {
+                LDDW => {
                     let high = insns.get(pc + 1).map_or(0, |next| next.imm as u32);
                     op.imm = u64::from(insn.imm as u32) | (u64::from(high) << 32);
                     Code::Lddw
                 }
-                0x61 => Code::Ldx4,
-                0x69 => Code::Ldx2,
-                0x71 => Code::Ldx1,
-                0x79 => Code::Ldx8,
-                0x81 => Code::Ldxs4,
-                0x89 => Code::Ldxs2,
-                0x91 => Code::Ldxs1,
-                0x62 => Code::St4,
-                0x6a => Code::St2,
-                0x72 => Code::St1,
-                0x7a => Code::St8,
-                0x63 => Code::Stx4,
-                0x6b => Code::Stx2,
-                0x73 => Code::Stx1,
-                0x7b => Code::Stx8,
-                0xc3 => Code::Atomic4,
-                0xdb => Code::Atomic8,
+                LDXW => Code::Ldx4,
+                LDXH => Code::Ldx2,
+                LDXB => Code::Ldx1,
+                LDXDW => Code::Ldx8,
+                LDXSW => Code::Ldxs4,
+                LDXSH => Code::Ldxs2,
+                LDXSB => Code::Ldxs1,
+                STW => Code::St4,
+                STH => Code::St2,
+                STB => Code::St1,
+                STDW => Code::St8,
+                STXW => Code::Stx4,
+                STXH => Code::Stx2,
+                STXB => Code::Stx1,
+                STXDW => Code::Stx8,
+                ATOMIC32 => Code::Atomic4,
+                ATOMIC64 => Code::Atomic8,
                 opc if crate::isa::is_packet_load(opc) => {
                     op.off = i32::from(opc);
                     Code::LdPacket
                 }
-                0x05 => {
+                JA => {
                     op.off = target(i64::from(insn.off));
                     Code::Ja
                 }
-                0x06 => {
+                JA32 => {
                     op.off = target(i64::from(insn.imm));
                     Code::Ja
                 }
-                0x85 if insn.src == 1 => {
+                CALL if insn.src == call_kind::LOCAL => {
                     let callee = target(i64::from(insn.imm));
                     op.off = callee;
                     op.imm = u64::from(
@@ -235,13 +244,13 @@ impl Decoded {
                     );
                     Code::CallLocal
                 }
-                0x85 => {
+                CALL => {
                     op.imm = u64::from(insn.imm as u32);
                     Code::Call
                 }
-                0x8d => Code::Callx,
-                0x95 => Code::Exit,
-                opc if matches!(opc & 0x07, 0x05 | 0x06) => {
+                CALLX => Code::Callx,
+                EXIT => Code::Exit,
+                opc if matches!(opc & class::MASK, class::JMP | class::JMP32) => {
                     let Some(code) = conditional_jump(opc) else {
                         op.imm = u64::from(opc);
                         ops.push(op);
@@ -367,34 +376,36 @@ fn fuse(ops: &mut [Op], copies: &[CopyLoop]) {
 /// The code of a conditional jump opcode (JMP or JMP32 class).
 fn conditional_jump(opc: u8) -> Option<Code> {
     use Code::*;
-    let wide = opc & 0x07 == 0x05;
-    let x = opc & 0x08 != 0;
+    let wide = opc & class::MASK == class::JMP;
+    let x = opc & source::MASK == source::X;
     let pick = |k64: Code, x64: Code, k32: Code, x32: Code| match (wide, x) {
         (true, false) => k64,
         (true, true) => x64,
         (false, false) => k32,
         (false, true) => x32,
     };
-    Some(match opc & 0xf0 {
-        0x10 => pick(Jeq64K, Jeq64X, Jeq32K, Jeq32X),
-        0x20 => pick(Jgt64K, Jgt64X, Jgt32K, Jgt32X),
-        0x30 => pick(Jge64K, Jge64X, Jge32K, Jge32X),
-        0x40 => pick(Jset64K, Jset64X, Jset32K, Jset32X),
-        0x50 => pick(Jne64K, Jne64X, Jne32K, Jne32X),
-        0x60 => pick(Jsgt64K, Jsgt64X, Jsgt32K, Jsgt32X),
-        0x70 => pick(Jsge64K, Jsge64X, Jsge32K, Jsge32X),
-        0xa0 => pick(Jlt64K, Jlt64X, Jlt32K, Jlt32X),
-        0xb0 => pick(Jle64K, Jle64X, Jle32K, Jle32X),
-        0xc0 => pick(Jslt64K, Jslt64X, Jslt32K, Jslt32X),
-        0xd0 => pick(Jsle64K, Jsle64X, Jsle32K, Jsle32X),
+    Some(match opc & alu::MASK {
+        jmp::JEQ => pick(Jeq64K, Jeq64X, Jeq32K, Jeq32X),
+        jmp::JGT => pick(Jgt64K, Jgt64X, Jgt32K, Jgt32X),
+        jmp::JGE => pick(Jge64K, Jge64X, Jge32K, Jge32X),
+        jmp::JSET => pick(Jset64K, Jset64X, Jset32K, Jset32X),
+        jmp::JNE => pick(Jne64K, Jne64X, Jne32K, Jne32X),
+        jmp::JSGT => pick(Jsgt64K, Jsgt64X, Jsgt32K, Jsgt32X),
+        jmp::JSGE => pick(Jsge64K, Jsge64X, Jsge32K, Jsge32X),
+        jmp::JLT => pick(Jlt64K, Jlt64X, Jlt32K, Jlt32X),
+        jmp::JLE => pick(Jle64K, Jle64X, Jle32K, Jle32X),
+        jmp::JSLT => pick(Jslt64K, Jslt64X, Jslt32K, Jslt32X),
+        jmp::JSLE => pick(Jsle64K, Jsle64X, Jsle32K, Jsle32X),
         _ => return None,
     })
 }
 
 /// Runs `decoded` (the pre-decoded form of `env.program`) with no per-instruction checks.
+/// Each arm runs the operation of `super::ops` that the checked loop runs for its opcode.
 ///
 /// # Safety
 /// See `Vm::execute_raw`.
+#[rustfmt::skip]
 pub(super) unsafe fn run(
     env: &Env<'_>,
     decoded: &Decoded,
@@ -407,42 +418,19 @@ pub(super) unsafe fn run(
     reg[1] = env.mem as u64;
     reg[2] = mem_len as u64;
     reg[10] = regions.stack_end;
-
-    let mut frames = [const { core::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
-    let mut depth = 0usize;
-    let mut stack_usage = decoded.main_stack_usage;
+    let mut calls = CallStack::new(decoded.main_stack_usage);
 
     let mut pc = 0usize;
     let mut refused = 0u64;
 
-    macro_rules! d {
-        ($op:expr) => {
-            reg[usize::from($op.dst & 0x0f)]
-        };
-    }
-    macro_rules! s {
-        ($op:expr) => {
-            reg[usize::from($op.src & 0x0f)]
-        };
-    }
-    macro_rules! alu32 {
-        ($op:expr, $v:expr) => {
-            d!($op) = u64::from($v as u32)
-        };
-    }
-    macro_rules! jump_if {
-        ($op:expr, $cond:expr) => {
-            if $cond {
-                pc = $op.off as usize;
-            }
-        };
-    }
+    macro_rules! d { ($op:expr) => { reg[usize::from($op.dst & 0x0f)] }; }
+    macro_rules! s { ($op:expr) => { reg[usize::from($op.src & 0x0f)] }; }
+    macro_rules! jump_if { ($op:expr, $cond:expr) => { if $cond { pc = $op.off as usize } }; }
     macro_rules! ldx {
-        ($op:expr, $size:expr, $extend:expr) => {{
+        ($op:expr, $size:expr, $signed:expr) => {{
             let addr = regions.check(s!($op), $op.off as i16, $size, Access::Load, pc - 1)?;
             // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
-            let value = unsafe { load(addr, $size) };
-            d!($op) = $extend(value);
+            d!($op) = unsafe { load_extend(addr, $size, $signed) };
         }};
     }
     macro_rules! st {
@@ -462,140 +450,114 @@ pub(super) unsafe fn run(
         // Runs `op`; only a copy loop's head comes back here, with the op it replaced.
         'redo: loop {
             match op.code {
-                Code::Add64K => d!(op) = d!(op).wrapping_add(op.imm),
-                Code::Add64X => d!(op) = d!(op).wrapping_add(s!(op)),
-                Code::Sub64K => d!(op) = d!(op).wrapping_sub(op.imm),
-                Code::Sub64X => d!(op) = d!(op).wrapping_sub(s!(op)),
-                Code::Mul64K => d!(op) = d!(op).wrapping_mul(op.imm),
-                Code::Mul64X => d!(op) = d!(op).wrapping_mul(s!(op)),
-                Code::Div64K => d!(op) = d!(op).checked_div(op.imm).unwrap_or(0),
-                Code::Div64X => d!(op) = d!(op).checked_div(s!(op)).unwrap_or(0),
-                Code::SDiv64K => d!(op) = sdiv64(d!(op), op.imm),
-                Code::SDiv64X => d!(op) = sdiv64(d!(op), s!(op)),
-                Code::Or64K => d!(op) |= op.imm,
-                Code::Or64X => d!(op) |= s!(op),
-                Code::And64K => d!(op) &= op.imm,
-                Code::And64X => d!(op) &= s!(op),
-                Code::Lsh64K => d!(op) = d!(op).wrapping_shl(op.imm as u32),
-                Code::Lsh64X => d!(op) = d!(op).wrapping_shl(s!(op) as u32),
-                Code::Rsh64K => d!(op) = d!(op).wrapping_shr(op.imm as u32),
-                Code::Rsh64X => d!(op) = d!(op).wrapping_shr(s!(op) as u32),
-                Code::Neg64 => d!(op) = d!(op).wrapping_neg(),
-                Code::Mod64K => {
-                    let v = d!(op);
-                    d!(op) = v.checked_rem(op.imm).unwrap_or(v);
-                }
-                Code::Mod64X => {
-                    let v = d!(op);
-                    d!(op) = v.checked_rem(s!(op)).unwrap_or(v);
-                }
-                Code::SMod64K => d!(op) = smod64(d!(op), op.imm),
-                Code::SMod64X => d!(op) = smod64(d!(op), s!(op)),
-                Code::Xor64K => d!(op) ^= op.imm,
-                Code::Xor64X => d!(op) ^= s!(op),
-                Code::Mov64K => d!(op) = op.imm,
-                Code::Mov64X => d!(op) = s!(op),
-                Code::MovSx8 => d!(op) = s!(op) as i8 as i64 as u64,
-                Code::MovSx16 => d!(op) = s!(op) as i16 as i64 as u64,
-                Code::MovSx32 => d!(op) = s!(op) as i32 as i64 as u64,
-                Code::Arsh64K => d!(op) = (d!(op) as i64).wrapping_shr(op.imm as u32) as u64,
-                Code::Arsh64X => d!(op) = (d!(op) as i64).wrapping_shr(s!(op) as u32) as u64,
-                Code::Bswap16 => d!(op) = u64::from((d!(op) as u16).swap_bytes()),
-                Code::Bswap32 => d!(op) = u64::from((d!(op) as u32).swap_bytes()),
-                Code::Bswap64 => d!(op) = d!(op).swap_bytes(),
+                Code::Add64K    => d!(op) = alu64(alu::ADD,  d!(op), op.imm),
+                Code::Add64X    => d!(op) = alu64(alu::ADD,  d!(op), s!(op)),
+                Code::Sub64K    => d!(op) = alu64(alu::SUB,  d!(op), op.imm),
+                Code::Sub64X    => d!(op) = alu64(alu::SUB,  d!(op), s!(op)),
+                Code::Mul64K    => d!(op) = alu64(alu::MUL,  d!(op), op.imm),
+                Code::Mul64X    => d!(op) = alu64(alu::MUL,  d!(op), s!(op)),
+                Code::Div64K    => d!(op) = alu64(alu::DIV,  d!(op), op.imm),
+                Code::Div64X    => d!(op) = alu64(alu::DIV,  d!(op), s!(op)),
+                Code::SDiv64K   => d!(op) = sdiv64(d!(op), op.imm),
+                Code::SDiv64X   => d!(op) = sdiv64(d!(op), s!(op)),
+                Code::Or64K     => d!(op) = alu64(alu::OR,   d!(op), op.imm),
+                Code::Or64X     => d!(op) = alu64(alu::OR,   d!(op), s!(op)),
+                Code::And64K    => d!(op) = alu64(alu::AND,  d!(op), op.imm),
+                Code::And64X    => d!(op) = alu64(alu::AND,  d!(op), s!(op)),
+                Code::Lsh64K    => d!(op) = alu64(alu::LSH,  d!(op), op.imm),
+                Code::Lsh64X    => d!(op) = alu64(alu::LSH,  d!(op), s!(op)),
+                Code::Rsh64K    => d!(op) = alu64(alu::RSH,  d!(op), op.imm),
+                Code::Rsh64X    => d!(op) = alu64(alu::RSH,  d!(op), s!(op)),
+                Code::Neg64     => d!(op) = alu64(alu::NEG,  d!(op), 0),
+                Code::Mod64K    => d!(op) = alu64(alu::MOD,  d!(op), op.imm),
+                Code::Mod64X    => d!(op) = alu64(alu::MOD,  d!(op), s!(op)),
+                Code::SMod64K   => d!(op) = smod64(d!(op), op.imm),
+                Code::SMod64X   => d!(op) = smod64(d!(op), s!(op)),
+                Code::Xor64K    => d!(op) = alu64(alu::XOR,  d!(op), op.imm),
+                Code::Xor64X    => d!(op) = alu64(alu::XOR,  d!(op), s!(op)),
+                Code::Mov64K    => d!(op) = op.imm,
+                Code::Mov64X    => d!(op) = s!(op),
+                Code::MovSx8    => d!(op) = sign_extend(s!(op), 8),
+                Code::MovSx16   => d!(op) = sign_extend(s!(op), 16),
+                Code::MovSx32   => d!(op) = sign_extend(s!(op), 32),
+                Code::Arsh64K   => d!(op) = alu64(alu::ARSH, d!(op), op.imm),
+                Code::Arsh64X   => d!(op) = alu64(alu::ARSH, d!(op), s!(op)),
+                Code::Bswap16   => d!(op) = bswap(d!(op), 16),
+                Code::Bswap32   => d!(op) = bswap(d!(op), 32),
+                Code::Bswap64   => d!(op) = bswap(d!(op), 64),
 
-                Code::Add32K => alu32!(op, (d!(op) as u32).wrapping_add(op.imm as u32)),
-                Code::Add32X => alu32!(op, (d!(op) as u32).wrapping_add(s!(op) as u32)),
-                Code::Sub32K => alu32!(op, (d!(op) as u32).wrapping_sub(op.imm as u32)),
-                Code::Sub32X => alu32!(op, (d!(op) as u32).wrapping_sub(s!(op) as u32)),
-                Code::Mul32K => alu32!(op, (d!(op) as u32).wrapping_mul(op.imm as u32)),
-                Code::Mul32X => alu32!(op, (d!(op) as u32).wrapping_mul(s!(op) as u32)),
-                Code::Div32K => alu32!(op, (d!(op) as u32).checked_div(op.imm as u32).unwrap_or(0)),
-                Code::Div32X => alu32!(op, (d!(op) as u32).checked_div(s!(op) as u32).unwrap_or(0)),
-                Code::SDiv32K => d!(op) = sdiv32(d!(op), op.imm),
-                Code::SDiv32X => d!(op) = sdiv32(d!(op), s!(op)),
-                Code::Or32K => alu32!(op, (d!(op) as u32) | op.imm as u32),
-                Code::Or32X => alu32!(op, (d!(op) as u32) | s!(op) as u32),
-                Code::And32K => alu32!(op, (d!(op) as u32) & op.imm as u32),
-                Code::And32X => alu32!(op, (d!(op) as u32) & s!(op) as u32),
-                Code::Lsh32K => alu32!(op, (d!(op) as u32).wrapping_shl(op.imm as u32)),
-                Code::Lsh32X => alu32!(op, (d!(op) as u32).wrapping_shl(s!(op) as u32)),
-                Code::Rsh32K => alu32!(op, (d!(op) as u32).wrapping_shr(op.imm as u32)),
-                Code::Rsh32X => alu32!(op, (d!(op) as u32).wrapping_shr(s!(op) as u32)),
-                Code::Neg32 => alu32!(op, (d!(op) as u32).wrapping_neg()),
-                Code::Mod32K => {
-                    let v = d!(op) as u32;
-                    alu32!(op, v.checked_rem(op.imm as u32).unwrap_or(v));
-                }
-                Code::Mod32X => {
-                    let v = d!(op) as u32;
-                    alu32!(op, v.checked_rem(s!(op) as u32).unwrap_or(v));
-                }
-                Code::SMod32K => d!(op) = smod32(d!(op), op.imm),
-                Code::SMod32X => d!(op) = smod32(d!(op), s!(op)),
-                Code::Xor32K => alu32!(op, (d!(op) as u32) ^ op.imm as u32),
-                Code::Xor32X => alu32!(op, (d!(op) as u32) ^ s!(op) as u32),
-                Code::Mov32K => alu32!(op, op.imm as u32),
-                Code::Mov32X => alu32!(op, s!(op) as u32),
-                Code::Mov32Sx8 => alu32!(op, s!(op) as i8 as i32 as u32),
-                Code::Mov32Sx16 => alu32!(op, s!(op) as i16 as i32 as u32),
-                Code::Arsh32K => alu32!(op, (d!(op) as i32).wrapping_shr(op.imm as u32)),
-                Code::Arsh32X => alu32!(op, (d!(op) as i32).wrapping_shr(s!(op) as u32)),
-                Code::Le16 => d!(op) &= 0xffff,
-                Code::Le32 => d!(op) &= 0xffff_ffff,
-                Code::Be16 => d!(op) = u64::from((d!(op) as u16).to_be()),
-                Code::Be32 => d!(op) = u64::from((d!(op) as u32).to_be()),
-                Code::Be64 => d!(op) = d!(op).to_be(),
-                Code::Nop => {}
-                Code::Zext32 => {
-                    d!(op) &= 0xffff_ffff;
+                Code::Add32K    => d!(op) = alu32(alu::ADD,  d!(op), op.imm),
+                Code::Add32X    => d!(op) = alu32(alu::ADD,  d!(op), s!(op)),
+                Code::Sub32K    => d!(op) = alu32(alu::SUB,  d!(op), op.imm),
+                Code::Sub32X    => d!(op) = alu32(alu::SUB,  d!(op), s!(op)),
+                Code::Mul32K    => d!(op) = alu32(alu::MUL,  d!(op), op.imm),
+                Code::Mul32X    => d!(op) = alu32(alu::MUL,  d!(op), s!(op)),
+                Code::Div32K    => d!(op) = alu32(alu::DIV,  d!(op), op.imm),
+                Code::Div32X    => d!(op) = alu32(alu::DIV,  d!(op), s!(op)),
+                Code::SDiv32K   => d!(op) = sdiv32(d!(op), op.imm),
+                Code::SDiv32X   => d!(op) = sdiv32(d!(op), s!(op)),
+                Code::Or32K     => d!(op) = alu32(alu::OR,   d!(op), op.imm),
+                Code::Or32X     => d!(op) = alu32(alu::OR,   d!(op), s!(op)),
+                Code::And32K    => d!(op) = alu32(alu::AND,  d!(op), op.imm),
+                Code::And32X    => d!(op) = alu32(alu::AND,  d!(op), s!(op)),
+                Code::Lsh32K    => d!(op) = alu32(alu::LSH,  d!(op), op.imm),
+                Code::Lsh32X    => d!(op) = alu32(alu::LSH,  d!(op), s!(op)),
+                Code::Rsh32K    => d!(op) = alu32(alu::RSH,  d!(op), op.imm),
+                Code::Rsh32X    => d!(op) = alu32(alu::RSH,  d!(op), s!(op)),
+                Code::Neg32     => d!(op) = alu32(alu::NEG,  d!(op), 0),
+                Code::Mod32K    => d!(op) = alu32(alu::MOD,  d!(op), op.imm),
+                Code::Mod32X    => d!(op) = alu32(alu::MOD,  d!(op), s!(op)),
+                Code::SMod32K   => d!(op) = smod32(d!(op), op.imm),
+                Code::SMod32X   => d!(op) = smod32(d!(op), s!(op)),
+                Code::Xor32K    => d!(op) = alu32(alu::XOR,  d!(op), op.imm),
+                Code::Xor32X    => d!(op) = alu32(alu::XOR,  d!(op), s!(op)),
+                Code::Mov32K    => d!(op) = alu32(alu::MOV,  d!(op), op.imm),
+                Code::Mov32X    => d!(op) = alu32(alu::MOV,  d!(op), s!(op)),
+                Code::Mov32Sx8  => d!(op) = alu32(alu::MOV,  d!(op), sign_extend(s!(op), 8)),
+                Code::Mov32Sx16 => d!(op) = alu32(alu::MOV,  d!(op), sign_extend(s!(op), 16)),
+                Code::Arsh32K   => d!(op) = alu32(alu::ARSH, d!(op), op.imm),
+                Code::Arsh32X   => d!(op) = alu32(alu::ARSH, d!(op), s!(op)),
+                Code::Le16      => d!(op) = le(d!(op), 16),
+                Code::Le32      => d!(op) = le(d!(op), 32),
+                Code::Be16      => d!(op) = be(d!(op), 16),
+                Code::Be32      => d!(op) = be(d!(op), 32),
+                Code::Be64      => d!(op) = be(d!(op), 64),
+                Code::Nop       => {}
+                // Fused forms: each runs its instructions and skips the slots it covered.
+                Code::Zext32    => { d!(op) = u64::from(d!(op) as u32); pc += 1; }
+                Code::MovZext32 => { d!(op) = u64::from(s!(op) as u32); pc += 2; }
+                Code::MovAddX   => {
+                    d!(op) = alu64(alu::ADD, s!(op), reg[(op.imm & 0x0f) as usize]);
                     pc += 1;
                 }
-                Code::MovZext32 => {
-                    d!(op) = s!(op) & 0xffff_ffff;
-                    pc += 2;
-                }
-                Code::MovAddX => {
-                    d!(op) = s!(op).wrapping_add(reg[(op.imm & 0x0f) as usize]);
-                    pc += 1;
-                }
-                Code::MovAddK => {
-                    d!(op) = s!(op).wrapping_add(op.imm);
-                    pc += 1;
-                }
-                Code::Lddw => {
-                    d!(op) = op.imm;
-                    pc += 1;
-                }
+                Code::MovAddK   => { d!(op) = alu64(alu::ADD, s!(op), op.imm); pc += 1; }
+                Code::Lddw      => { d!(op) = op.imm; pc += 1; }
 
-                Code::Ldx1 => ldx!(op, 1, |v: u64| v),
-                Code::Ldx2 => ldx!(op, 2, |v: u64| v),
-                Code::Ldx4 => ldx!(op, 4, |v: u64| v),
-                Code::Ldx8 => ldx!(op, 8, |v: u64| v),
-                Code::Ldxs1 => ldx!(op, 1, |v: u64| v as u8 as i8 as i64 as u64),
-                Code::Ldxs2 => ldx!(op, 2, |v: u64| v as u16 as i16 as i64 as u64),
-                Code::Ldxs4 => ldx!(op, 4, |v: u64| v as u32 as i32 as i64 as u64),
-                Code::St1 => st!(op, 1, op.imm),
-                Code::St2 => st!(op, 2, op.imm),
-                Code::St4 => st!(op, 4, op.imm),
-                Code::St8 => st!(op, 8, op.imm),
-                Code::Stx1 => st!(op, 1, s!(op)),
-                Code::Stx2 => st!(op, 2, s!(op)),
-                Code::Stx4 => st!(op, 4, s!(op)),
-                Code::Stx8 => st!(op, 8, s!(op)),
+                Code::Ldx1      => ldx!(op, 1, false),
+                Code::Ldx2      => ldx!(op, 2, false),
+                Code::Ldx4      => ldx!(op, 4, false),
+                Code::Ldx8      => ldx!(op, 8, false),
+                Code::Ldxs1     => ldx!(op, 1, true),
+                Code::Ldxs2     => ldx!(op, 2, true),
+                Code::Ldxs4     => ldx!(op, 4, true),
+                Code::St1       => st!(op, 1, op.imm),
+                Code::St2       => st!(op, 2, op.imm),
+                Code::St4       => st!(op, 4, op.imm),
+                Code::St8       => st!(op, 8, op.imm),
+                Code::Stx1      => st!(op, 1, s!(op)),
+                Code::Stx2      => st!(op, 2, s!(op)),
+                Code::Stx4      => st!(op, 4, s!(op)),
+                Code::Stx8      => st!(op, 8, s!(op)),
                 Code::Atomic4 | Code::Atomic8 => {
                     let size = if op.code == Code::Atomic8 { 8 } else { 4 };
                     let imm = op.imm as i32;
                     let addr = regions.check(d!(op), op.off as i16, size, Access::Store, pc - 1)?;
                     // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
                     let old = unsafe { atomic_rmw(addr, size, imm, s!(op), reg[0]) };
-                    if imm & 0xf0 == crate::isa::atomic::CMPXCHG & 0xf0 {
-                        reg[0] = old;
-                    } else if imm & crate::isa::atomic::FETCH != 0 {
-                        s!(op) = old;
+                    if let Some(fetch) = atomic_fetch_reg(imm, op.src) {
+                        reg[usize::from(fetch & 0x0f)] = old;
                     }
                 }
-
                 Code::LdPacket => {
                     let flavour = env.machine.config.packet_loads;
                     let (opc, imm) = (op.off as u8, op.imm as i32);
@@ -609,77 +571,58 @@ pub(super) unsafe fn run(
                     }
                 }
 
-                Code::Ja => pc = op.off as usize,
-                Code::Jeq64K => jump_if!(op, d!(op) == op.imm),
-                Code::Jeq64X => jump_if!(op, d!(op) == s!(op)),
-                Code::Jgt64K => jump_if!(op, d!(op) > op.imm),
-                Code::Jgt64X => jump_if!(op, d!(op) > s!(op)),
-                Code::Jge64K => jump_if!(op, d!(op) >= op.imm),
-                Code::Jge64X => jump_if!(op, d!(op) >= s!(op)),
-                Code::Jset64K => jump_if!(op, d!(op) & op.imm != 0),
-                Code::Jset64X => jump_if!(op, d!(op) & s!(op) != 0),
-                Code::Jne64K => jump_if!(op, d!(op) != op.imm),
-                Code::Jne64X => jump_if!(op, d!(op) != s!(op)),
-                Code::Jsgt64K => jump_if!(op, (d!(op) as i64) > op.imm as i64),
-                Code::Jsgt64X => jump_if!(op, (d!(op) as i64) > s!(op) as i64),
-                Code::Jsge64K => jump_if!(op, (d!(op) as i64) >= op.imm as i64),
-                Code::Jsge64X => jump_if!(op, (d!(op) as i64) >= s!(op) as i64),
-                Code::Jlt64K => jump_if!(op, d!(op) < op.imm),
-                Code::Jlt64X => jump_if!(op, d!(op) < s!(op)),
-                Code::Jle64K => jump_if!(op, d!(op) <= op.imm),
-                Code::Jle64X => jump_if!(op, d!(op) <= s!(op)),
-                Code::Jslt64K => jump_if!(op, (d!(op) as i64) < op.imm as i64),
-                Code::Jslt64X => jump_if!(op, (d!(op) as i64) < s!(op) as i64),
-                Code::Jsle64K => jump_if!(op, (d!(op) as i64) <= op.imm as i64),
-                Code::Jsle64X => jump_if!(op, (d!(op) as i64) <= s!(op) as i64),
-                Code::Jeq32K => jump_if!(op, d!(op) as u32 == op.imm as u32),
-                Code::Jeq32X => jump_if!(op, d!(op) as u32 == s!(op) as u32),
-                Code::Jgt32K => jump_if!(op, d!(op) as u32 > op.imm as u32),
-                Code::Jgt32X => jump_if!(op, d!(op) as u32 > s!(op) as u32),
-                Code::Jge32K => jump_if!(op, d!(op) as u32 >= op.imm as u32),
-                Code::Jge32X => jump_if!(op, d!(op) as u32 >= s!(op) as u32),
-                Code::Jset32K => jump_if!(op, d!(op) as u32 & op.imm as u32 != 0),
-                Code::Jset32X => jump_if!(op, d!(op) as u32 & s!(op) as u32 != 0),
-                Code::Jne32K => jump_if!(op, d!(op) as u32 != op.imm as u32),
-                Code::Jne32X => jump_if!(op, d!(op) as u32 != s!(op) as u32),
-                Code::Jsgt32K => jump_if!(op, (d!(op) as i32) > op.imm as i32),
-                Code::Jsgt32X => jump_if!(op, (d!(op) as i32) > s!(op) as i32),
-                Code::Jsge32K => jump_if!(op, (d!(op) as i32) >= op.imm as i32),
-                Code::Jsge32X => jump_if!(op, (d!(op) as i32) >= s!(op) as i32),
-                Code::Jlt32K => jump_if!(op, (d!(op) as u32) < op.imm as u32),
-                Code::Jlt32X => jump_if!(op, (d!(op) as u32) < s!(op) as u32),
-                Code::Jle32K => jump_if!(op, d!(op) as u32 <= op.imm as u32),
-                Code::Jle32X => jump_if!(op, d!(op) as u32 <= s!(op) as u32),
-                Code::Jslt32K => jump_if!(op, (d!(op) as i32) < op.imm as i32),
-                Code::Jslt32X => jump_if!(op, (d!(op) as i32) < s!(op) as i32),
-                Code::Jsle32K => jump_if!(op, (d!(op) as i32) <= op.imm as i32),
-                Code::Jsle32X => jump_if!(op, (d!(op) as i32) <= s!(op) as i32),
+                Code::Ja        => pc = op.off as usize,
+                Code::Jeq64K    => jump_if!(op, cond(jmp::JEQ,  d!(op), op.imm)),
+                Code::Jeq64X    => jump_if!(op, cond(jmp::JEQ,  d!(op), s!(op))),
+                Code::Jgt64K    => jump_if!(op, cond(jmp::JGT,  d!(op), op.imm)),
+                Code::Jgt64X    => jump_if!(op, cond(jmp::JGT,  d!(op), s!(op))),
+                Code::Jge64K    => jump_if!(op, cond(jmp::JGE,  d!(op), op.imm)),
+                Code::Jge64X    => jump_if!(op, cond(jmp::JGE,  d!(op), s!(op))),
+                Code::Jset64K   => jump_if!(op, cond(jmp::JSET, d!(op), op.imm)),
+                Code::Jset64X   => jump_if!(op, cond(jmp::JSET, d!(op), s!(op))),
+                Code::Jne64K    => jump_if!(op, cond(jmp::JNE,  d!(op), op.imm)),
+                Code::Jne64X    => jump_if!(op, cond(jmp::JNE,  d!(op), s!(op))),
+                Code::Jsgt64K   => jump_if!(op, cond(jmp::JSGT, d!(op), op.imm)),
+                Code::Jsgt64X   => jump_if!(op, cond(jmp::JSGT, d!(op), s!(op))),
+                Code::Jsge64K   => jump_if!(op, cond(jmp::JSGE, d!(op), op.imm)),
+                Code::Jsge64X   => jump_if!(op, cond(jmp::JSGE, d!(op), s!(op))),
+                Code::Jlt64K    => jump_if!(op, cond(jmp::JLT,  d!(op), op.imm)),
+                Code::Jlt64X    => jump_if!(op, cond(jmp::JLT,  d!(op), s!(op))),
+                Code::Jle64K    => jump_if!(op, cond(jmp::JLE,  d!(op), op.imm)),
+                Code::Jle64X    => jump_if!(op, cond(jmp::JLE,  d!(op), s!(op))),
+                Code::Jslt64K   => jump_if!(op, cond(jmp::JSLT, d!(op), op.imm)),
+                Code::Jslt64X   => jump_if!(op, cond(jmp::JSLT, d!(op), s!(op))),
+                Code::Jsle64K   => jump_if!(op, cond(jmp::JSLE, d!(op), op.imm)),
+                Code::Jsle64X   => jump_if!(op, cond(jmp::JSLE, d!(op), s!(op))),
+                Code::Jeq32K    => jump_if!(op, cond32(jmp::JEQ,  d!(op), op.imm)),
+                Code::Jeq32X    => jump_if!(op, cond32(jmp::JEQ,  d!(op), s!(op))),
+                Code::Jgt32K    => jump_if!(op, cond32(jmp::JGT,  d!(op), op.imm)),
+                Code::Jgt32X    => jump_if!(op, cond32(jmp::JGT,  d!(op), s!(op))),
+                Code::Jge32K    => jump_if!(op, cond32(jmp::JGE,  d!(op), op.imm)),
+                Code::Jge32X    => jump_if!(op, cond32(jmp::JGE,  d!(op), s!(op))),
+                Code::Jset32K   => jump_if!(op, cond32(jmp::JSET, d!(op), op.imm)),
+                Code::Jset32X   => jump_if!(op, cond32(jmp::JSET, d!(op), s!(op))),
+                Code::Jne32K    => jump_if!(op, cond32(jmp::JNE,  d!(op), op.imm)),
+                Code::Jne32X    => jump_if!(op, cond32(jmp::JNE,  d!(op), s!(op))),
+                Code::Jsgt32K   => jump_if!(op, cond32(jmp::JSGT, d!(op), op.imm)),
+                Code::Jsgt32X   => jump_if!(op, cond32(jmp::JSGT, d!(op), s!(op))),
+                Code::Jsge32K   => jump_if!(op, cond32(jmp::JSGE, d!(op), op.imm)),
+                Code::Jsge32X   => jump_if!(op, cond32(jmp::JSGE, d!(op), s!(op))),
+                Code::Jlt32K    => jump_if!(op, cond32(jmp::JLT,  d!(op), op.imm)),
+                Code::Jlt32X    => jump_if!(op, cond32(jmp::JLT,  d!(op), s!(op))),
+                Code::Jle32K    => jump_if!(op, cond32(jmp::JLE,  d!(op), op.imm)),
+                Code::Jle32X    => jump_if!(op, cond32(jmp::JLE,  d!(op), s!(op))),
+                Code::Jslt32K   => jump_if!(op, cond32(jmp::JSLT, d!(op), op.imm)),
+                Code::Jslt32X   => jump_if!(op, cond32(jmp::JSLT, d!(op), s!(op))),
+                Code::Jsle32K   => jump_if!(op, cond32(jmp::JSLE, d!(op), op.imm)),
+                Code::Jsle32X   => jump_if!(op, cond32(jmp::JSLE, d!(op), s!(op))),
 
                 Code::CallLocal => {
-                    if depth >= MAX_CALL_DEPTH {
-                        return Err(ExecError::CallDepthExceeded {
-                            pc: pc - 1,
-                            depth: depth + 1,
-                            max: MAX_CALL_DEPTH,
-                        });
-                    }
-                    frames[depth].write(Frame {
-                        return_pc: pc,
-                        saved: [reg[6], reg[7], reg[8], reg[9]],
-                        stack_usage,
-                        saved_mask: 0,
-                    });
-                    depth += 1;
-                    reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
-                    stack_usage = op.imm as u16;
+                    calls.call(&mut reg, pc - 1, op.imm as u16, 0)?;
                     pc = op.off as usize;
                 }
                 Code::Call | Code::Callx => {
-                    let index = if op.code == Code::Call {
-                        op.imm
-                    } else {
-                        d!(op)
-                    };
+                    let index = if op.code == Code::Call { op.imm } else { d!(op) };
                     let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
                     let value = call_helper(env, index, args, mem_len, pc - 1)?;
                     reg[0] = value;
@@ -687,32 +630,22 @@ pub(super) unsafe fn run(
                         return Ok(0);
                     }
                 }
-                Code::Exit => {
-                    if depth == 0 {
-                        return Ok(reg[0]);
-                    }
-                    depth -= 1;
-                    // SAFETY: frame `depth` was written by the call that raised `depth` above it.
-                    let frame = unsafe { frames[depth].assume_init() };
-                    [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
-                    reg[10] = reg[10].wrapping_add(u64::from(frame.stack_usage));
-                    stack_usage = frame.stack_usage;
-                    pc = frame.return_pc;
-                }
+                Code::Exit => match calls.exit(&mut reg) {
+                    Some(frame) => pc = frame.return_pc,
+                    None => return Ok(reg[0]),
+                },
                 Code::FellOff => return Err(ExecError::FellOffEnd { pc: pc - 1 }),
                 Code::Unknown => {
-                    return Err(ExecError::UnknownOpcode {
-                        pc: pc - 1,
-                        opcode: op.imm as u8,
-                    });
+                    return Err(ExecError::UnknownOpcode { pc: pc - 1, opcode: op.imm as u8 });
                 }
                 Code::Switch => {
                     let (switch, original) = &decoded.switches[op.imm as usize];
-                    let index = reg[usize::from(switch.reg & 0x0f)].wrapping_sub(switch.low as u64);
+                    let value = reg[usize::from(switch.reg & 0x0f)];
+                    let index = value.wrapping_sub(switch.low as u64);
                     let inside = switch.targets.get(index as usize);
                     match inside.filter(|_| index <= u64::from(u32::MAX)) {
                         Some(&target) => pc = target,
-                        None => match switch.outside_target(reg[usize::from(switch.reg & 0x0f)]) {
+                        None => match switch.outside_target(value) {
                             Some(target) => pc = target,
                             None => {
                                 op = *original;

@@ -11,17 +11,22 @@
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Access, ExecError};
 use crate::exec::machine::{DebugState, ExecutionProfile, Machine};
-use crate::exec::memory::{MemRegion, Regions, load, store};
+use crate::exec::memory::{MemRegion, Regions, store};
 use crate::exec::packet::{self, PacketLoad};
-use crate::isa::{Insn, MAX_CALL_DEPTH, STACK_SIZE, atomic};
+use crate::isa::op::*;
+use crate::isa::{Insn, LOCAL_FUNCTION_STACK_SIZE, STACK_SIZE, alu, call_kind, class, jmp, mode};
+use crate::isa::{size, source};
 use crate::program::Program;
 
 mod fast;
+mod ops;
 mod safe;
+
+use ops::{CallStack, alu32, alu64, atomic_fetch_reg, atomic_rmw, be, bswap, cond};
+use ops::{cond32, div32, div64, le, load_extend, mod32, mod64, sign_extend};
 
 pub(crate) use fast::Decoded;
 
@@ -33,24 +38,15 @@ use safe::{SafeAccess, SafeState};
 
 /// The registers the undefined-behaviour check starts with as initialised: r1, r2 and r10.
 const INITIAL_REGISTER_MASK: u16 = (1 << 1) | (1 << 2) | (1 << 10);
+/// r1..r5 in a register mask: a helper call leaves them uninitialised.
+const ARGUMENT_REGISTERS: u16 = 0b11_1110;
+/// r6..r9 in a register mask: a local call saves and restores them.
+const CALLEE_SAVED_REGISTERS: u16 = 0b11_1100_0000;
 
 /// The stack `Vm::execute` provides: 16-byte aligned like a C `uint64_t` array on the native
 /// stack, so aligned eBPF stack slots are aligned host words (real atomics, no split accesses).
 #[repr(C, align(16))]
 struct AlignedStack([u8; STACK_SIZE]);
-
-/// A local-call frame: where to return and what to restore.
-#[derive(Clone, Copy)]
-struct Frame {
-    /// Slot to continue at after the callee's `exit`.
-    return_pc: usize,
-    /// The caller's r6..r9.
-    saved: [u64; 4],
-    /// Bytes r10 was lowered by (the caller's stack usage).
-    stack_usage: u16,
-    /// The caller's initialised-register bits for r6..r9 (undefined-behaviour check).
-    saved_mask: u16,
-}
 
 /// Shadow state of the undefined-behaviour check (`docs/semantics.md`, "Undefined-behaviour check").
 struct Shadow {
@@ -109,35 +105,33 @@ fn check_registers(shadow: &Shadow, insn: &Insn, pc: usize) -> Result<(), ExecEr
             Err(ExecError::UninitializedRegister { pc, role, reg })
         }
     };
-    let class = insn.opc & 0x07;
-    match class {
+    match insn.class() {
         // ldind*: the offset register.
-        0x00 if insn.opc & 0xe0 == crate::isa::mode::IND => need(insn.src, "Source"),
+        class::LD if insn.opc & mode::MASK == mode::IND => need(insn.src, "Source"),
         // ldx: the base register.
-        0x01 => need(insn.src, "Source"),
+        class::LDX => need(insn.src, "Source"),
         // st: the base register.
-        0x02 => need(insn.dst, "Destination"),
+        class::ST => need(insn.dst, "Destination"),
         // stx and atomics: value and base (r10 as base is always fine).
-        0x03 => {
+        class::STX => {
             need(insn.src, "Source")?;
             if insn.dst != 10 {
                 need(insn.dst, "Destination")?;
             }
             Ok(())
         }
-        0x05 | 0x06 => {
-            let op = insn.opc & 0xf0;
-            if insn.opc == 0x95 {
+        class::JMP | class::JMP32 => {
+            if insn.opc == EXIT {
                 return need(0, "Return value");
             }
-            if insn.opc == 0x8d {
+            if insn.opc == CALLX {
                 // callx reads the helper index from dst.
                 return need(insn.dst, "Destination");
             }
-            let conditional = op != 0x00 && op != 0x80 && op != 0x90;
+            let conditional = !matches!(insn.opc & alu::MASK, jmp::JA | jmp::CALL | jmp::EXIT);
             if conditional && insn.off != 0 {
                 need(insn.dst, "Destination")?;
-                if insn.opc & 0x08 != 0 {
+                if insn.opc & source::MASK == source::X {
                     need(insn.src, "Source")?;
                 }
             }
@@ -150,9 +144,8 @@ fn check_registers(shadow: &Shadow, insn: &Insn, pc: usize) -> Result<(), ExecEr
 /// Applies the undefined-behaviour check's state changes of ALU instructions (loads, stores,
 /// calls and exit are handled where they execute).
 fn shadow_alu(shadow: &mut Shadow, insn: &Insn) {
-    let class = insn.opc & 0x07;
-    if class != 0x04 && class != 0x07 {
-        if insn.opc == 0x18 {
+    if !matches!(insn.class(), class::ALU | class::ALU64) {
+        if insn.opc == LDDW {
             shadow.set(insn.dst, true);
         }
         if insn.is_packet_load() {
@@ -161,96 +154,14 @@ fn shadow_alu(shadow: &mut Shadow, insn: &Insn) {
         }
         return;
     }
-    match insn.opc & 0xf0 {
+    match insn.opc & alu::MASK {
         // neg and the byte swaps leave the state as it is.
-        0x80 | 0xd0 => {}
-        _ if insn.opc & 0x08 != 0 => {
+        alu::NEG | alu::END => {}
+        _ if insn.opc & source::MASK == source::X => {
             let state = shadow.is_set(insn.src);
             shadow.set(insn.dst, state);
         }
         _ => shadow.set(insn.dst, true),
-    }
-}
-
-/// Performs the atomic operation `imm` on the `size`-byte word at `addr` with `operand` (the
-/// source register) and `expected` (r0, for cmpxchg); returns the old value.
-///
-/// Aligned words use host atomics (sequentially consistent); a misaligned word cannot be
-/// accessed atomically on the host, so it falls back to a plain read-modify-write.
-///
-/// # Safety
-/// `addr` must be readable and writable for `size` bytes, and any concurrent access to it
-/// must be atomic too.
-unsafe fn atomic_rmw(addr: u64, size: usize, imm: i32, operand: u64, expected: u64) -> u64 {
-    let operation = imm & 0xf0;
-    let combine = |old: u64| -> u64 {
-        match operation {
-            atomic::ADD => old.wrapping_add(operand),
-            atomic::OR => old | operand,
-            atomic::AND => old & operand,
-            atomic::XOR => old ^ operand,
-            0xe0 => operand,
-            // cmpxchg
-            _ => {
-                if old == expected {
-                    operand
-                } else {
-                    old
-                }
-            }
-        }
-    };
-    const SC: Ordering = Ordering::SeqCst;
-    if size == 8 {
-        if addr.is_multiple_of(8) {
-            // SAFETY: aligned, valid for 8 bytes (caller's contract), only accessed atomically
-            // while shared.
-            let a = unsafe { AtomicU64::from_ptr(addr as *mut u64) };
-            match operation {
-                atomic::ADD => a.fetch_add(operand, SC),
-                atomic::OR => a.fetch_or(operand, SC),
-                atomic::AND => a.fetch_and(operand, SC),
-                atomic::XOR => a.fetch_xor(operand, SC),
-                0xe0 => a.swap(operand, SC),
-                _ => match a.compare_exchange(expected, operand, SC, SC) {
-                    Ok(old) | Err(old) => old,
-                },
-            }
-        } else {
-            // SAFETY: caller's contract.
-            let old = unsafe { load(addr, 8) };
-            // SAFETY: caller's contract.
-            unsafe { store(addr, 8, combine(old)) };
-            old
-        }
-    } else {
-        let operand32 = operand as u32;
-        let expected32 = expected as u32;
-        if addr.is_multiple_of(4) {
-            // SAFETY: aligned, valid for 4 bytes (caller's contract).
-            let a = unsafe { AtomicU32::from_ptr(addr as *mut u32) };
-            u64::from(match operation {
-                atomic::ADD => a.fetch_add(operand32, SC),
-                atomic::OR => a.fetch_or(operand32, SC),
-                atomic::AND => a.fetch_and(operand32, SC),
-                atomic::XOR => a.fetch_xor(operand32, SC),
-                0xe0 => a.swap(operand32, SC),
-                _ => match a.compare_exchange(expected32, operand32, SC, SC) {
-                    Ok(old) | Err(old) => old,
-                },
-            })
-        } else {
-            // SAFETY: caller's contract.
-            let old = unsafe { load(addr, 4) };
-            let new = match operation {
-                0xf0 if old as u32 != expected32 => old,
-                0xf0 => u64::from(operand32),
-                _ => combine(old),
-            };
-            // SAFETY: caller's contract.
-            unsafe { store(addr, 4, new) };
-            old
-        }
     }
 }
 
@@ -286,42 +197,6 @@ fn call_helper(
             .call(index, args, env.mem.cast::<c_void>(), mem_len)
     };
     result.ok_or(ExecError::NonexistentFunction { pc, index })
-}
-
-/// Signed 64-bit division with uBPF's edge cases (÷0 → 0, MIN ÷ -1 → MIN).
-#[inline(always)]
-fn sdiv64(a: u64, b: u64) -> u64 {
-    let (a, b) = (a as i64, b as i64);
-    if b == 0 { 0 } else { a.wrapping_div(b) as u64 }
-}
-
-/// Signed 64-bit remainder (÷0 → dividend, MIN % -1 → 0).
-#[inline(always)]
-fn smod64(a: u64, b: u64) -> u64 {
-    let (a, b) = (a as i64, b as i64);
-    if b == 0 {
-        a as u64
-    } else {
-        a.wrapping_rem(b) as u64
-    }
-}
-
-/// Signed 32-bit division, zero-extended.
-#[inline(always)]
-fn sdiv32(a: u64, b: u64) -> u64 {
-    let (a, b) = (a as i32, b as i32);
-    u64::from(if b == 0 { 0 } else { a.wrapping_div(b) as u32 })
-}
-
-/// Signed 32-bit remainder, zero-extended.
-#[inline(always)]
-fn smod32(a: u64, b: u64) -> u64 {
-    let (a, b) = (a as i32, b as i32);
-    u64::from(if b == 0 {
-        a as u32
-    } else {
-        a.wrapping_rem(b) as u32
-    })
 }
 
 /// The interpreter over one VM's loaded program: the machine it reads, the program
@@ -667,12 +542,184 @@ impl Tracker for SafeState<'_> {
     }
 }
 
+/// The checked loop's state besides the pc: the register file, the safe profile's tracker and
+/// the undefined-behaviour check's shadow (`None` when the check is off).
+struct Cpu<'t, T> {
+    reg: [u64; 16],
+    tracker: &'t mut T,
+    shadow: Option<Shadow>,
+}
+
+impl<T: Tracker> Cpu<'_, T> {
+    /// `ldx*` at `pc`: `dst = *(size *)(src + off)`, zero- or (`ldxs*`) sign-extended.
+    ///
+    /// # Safety
+    /// `regions` are this run's (see [`Vm::execute_raw`]).
+    #[inline(always)]
+    unsafe fn load(
+        &mut self,
+        regions: &Regions<'_>,
+        insn: Insn,
+        pc: usize,
+    ) -> Result<(), ExecError> {
+        let size = size::bytes(insn.opc);
+        let base = self.reg[usize::from(insn.src & 0x0f)];
+        let access = SafeAccess::Load;
+        let addr = self
+            .tracker
+            .access(regions, insn.src, base, insn.off, size, access, pc)?;
+        let signed = insn.opc & mode::MASK == mode::MEMSX;
+        // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
+        self.reg[usize::from(insn.dst & 0x0f)] = unsafe { load_extend(addr, size, signed) };
+        self.tracker.after_load(insn.dst, addr, size);
+        if let Some(shadow) = &mut self.shadow {
+            let written = !regions.in_stack(addr, size)
+                || shadow.stack_written((addr - regions.stack_start) as usize, size);
+            shadow.set(insn.dst, written);
+        }
+        Ok(())
+    }
+
+    /// `st*` / `stx*` at `pc`: `*(size *)(dst + off) = imm` (sign-extended) or `src`.
+    ///
+    /// # Safety
+    /// As for [`Cpu::load`].
+    #[inline(always)]
+    unsafe fn store(
+        &mut self,
+        regions: &Regions<'_>,
+        insn: Insn,
+        pc: usize,
+    ) -> Result<(), ExecError> {
+        let size = size::bytes(insn.opc);
+        let base = self.reg[usize::from(insn.dst & 0x0f)];
+        let access = SafeAccess::Store;
+        let addr = self
+            .tracker
+            .access(regions, insn.dst, base, insn.off, size, access, pc)?;
+        let is_stx = insn.class() == class::STX;
+        self.tracker
+            .after_store(addr, size, is_stx.then_some(insn.src));
+        let value = if is_stx {
+            self.reg[usize::from(insn.src & 0x0f)]
+        } else {
+            insn.imm as i64 as u64
+        };
+        // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
+        unsafe { store(addr, size, value) };
+        self.mark_stack(regions, addr, size);
+        Ok(())
+    }
+
+    /// An atomic at `pc` (`lock` operation in the immediate) on the word at `dst + off`.
+    ///
+    /// # Safety
+    /// As for [`Cpu::load`].
+    #[inline(always)]
+    unsafe fn atomic(
+        &mut self,
+        regions: &Regions<'_>,
+        insn: Insn,
+        pc: usize,
+    ) -> Result<(), ExecError> {
+        let size = if insn.opc == ATOMIC64 { 8 } else { 4 };
+        let base = self.reg[usize::from(insn.dst & 0x0f)];
+        let access = SafeAccess::Atomic;
+        let addr = self
+            .tracker
+            .access(regions, insn.dst, base, insn.off, size, access, pc)?;
+        self.tracker.after_store(addr, size, None);
+        let fetch = atomic_fetch_reg(insn.imm, insn.src);
+        if let Some(reg) = fetch {
+            self.tracker.set_scalar(reg);
+        }
+        let operand = self.reg[usize::from(insn.src & 0x0f)];
+        // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
+        let old = unsafe { atomic_rmw(addr, size, insn.imm, operand, self.reg[0]) };
+        if let Some(reg) = fetch {
+            self.reg[usize::from(reg & 0x0f)] = old;
+        }
+        self.mark_stack(regions, addr, size);
+        Ok(())
+    }
+
+    /// Marks a store's bytes as written for the undefined-behaviour check.
+    #[inline(always)]
+    fn mark_stack(&mut self, regions: &Regions<'_>, addr: u64, size: usize) {
+        if let Some(shadow) = &mut self.shadow
+            && regions.in_stack(addr, size)
+        {
+            shadow.mark_stack((addr - regions.stack_start) as usize, size);
+        }
+    }
+
+    /// A call of helper `index` at `pc` with r1..r5; r0 gets (and this returns) its result.
+    #[inline(always)]
+    fn call_helper(
+        &mut self,
+        env: &Env<'_>,
+        index: u64,
+        mem_len: usize,
+        pc: usize,
+    ) -> Result<u64, ExecError> {
+        let metadata = self.tracker.before_helper(index, pc)?;
+        let reg = &mut self.reg;
+        let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
+        let value = call_helper(env, index, args, mem_len, pc)?;
+        reg[0] = value;
+        self.tracker.after_helper(index, metadata, value, pc)?;
+        if let Some(shadow) = &mut self.shadow {
+            shadow.set(0, true);
+            shadow.registers &= !ARGUMENT_REGISTERS;
+        }
+        Ok(value)
+    }
+
+    /// `call local` at `pc` to `target`, whose stack usage the program knows.
+    #[inline(always)]
+    fn call_local(
+        &mut self,
+        env: &Env<'_>,
+        calls: &mut CallStack,
+        pc: usize,
+        target: usize,
+    ) -> Result<(), ExecError> {
+        let usage = env
+            .program
+            .function_at(target)
+            .map_or(LOCAL_FUNCTION_STACK_SIZE, |f| f.stack_usage);
+        let saved_mask = self
+            .shadow
+            .as_ref()
+            .map_or(0, |s| s.registers & CALLEE_SAVED_REGISTERS);
+        calls.call(&mut self.reg, pc, usage, saved_mask)?;
+        self.tracker.enter_call();
+        Ok(())
+    }
+
+    /// `exit`: the slot to return to, or `None` when the program ends (with r0).
+    #[inline(always)]
+    fn exit(&mut self, calls: &mut CallStack) -> Option<usize> {
+        if let Some(shadow) = &mut self.shadow {
+            shadow.registers &= !ARGUMENT_REGISTERS;
+        }
+        let frame = calls.exit(&mut self.reg)?;
+        self.tracker.leave_call();
+        if let Some(shadow) = &mut self.shadow {
+            shadow.registers = (shadow.registers & !CALLEE_SAVED_REGISTERS) | frame.saved_mask;
+        }
+        Some(frame.return_pc)
+    }
+}
+
 /// The interpreter loop. `CHECKED` enables the instruction limit, debug callback and
 /// undefined-behaviour check; `tracker` is the safe profile's provenance tracking (or
-/// [`NoTracking`]).
+/// [`NoTracking`]). Each arm names its opcode (`isa::op`) and runs the operation of `ops`
+/// that the fast path runs too.
 ///
 /// # Safety
 /// See [`Vm::execute_raw`].
+#[rustfmt::skip]
 unsafe fn run<const CHECKED: bool, T: Tracker>(
     env: &Env<'_>,
     mem_len: usize,
@@ -683,53 +730,32 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
     let regions = env.regions;
     let unwind_index = vm.config.unwind_index.map(u64::from);
 
-    let mut reg = [0u64; 16];
-    reg[1] = env.mem as u64;
-    reg[2] = mem_len as u64;
-    reg[10] = regions.stack_end;
+    let mut cpu = Cpu {
+        reg: [0u64; 16],
+        tracker,
+        shadow: if CHECKED && vm.config.undefined_behavior_check {
+            Some(Shadow::new(env.stack_len))
+        } else {
+            None
+        },
+    };
+    cpu.reg[1] = env.mem as u64;
+    cpu.reg[2] = mem_len as u64;
+    cpu.reg[10] = regions.stack_end;
+    let mut calls = CallStack::new(env.program.functions.first().map_or(0, |f| f.stack_usage));
 
-    // Only frames below `depth` are ever read, and each is written before `depth` covers it.
-    let mut frames = [const { core::mem::MaybeUninit::<Frame>::uninit() }; MAX_CALL_DEPTH];
-    let mut depth = 0usize;
-    let mut stack_usage = env.program.functions.first().map_or(0, |f| f.stack_usage);
-
-    // Checked-mode state. uBPF keeps the limit in an `int`: limits above i32::MAX are
-    // negative and fail at once.
+    // uBPF keeps the instruction limit in an `int`: limits above i32::MAX are negative and
+    // fail at once.
     let limit = vm.config.instruction_limit as i32;
     let mut remaining = limit;
-    let mut shadow = if CHECKED && vm.config.undefined_behavior_check {
-        Some(Shadow::new(env.stack_len))
-    } else {
-        None
-    };
-
     let mut pc = 0usize;
 
-    macro_rules! dst {
-        ($insn:expr) => {
-            reg[usize::from($insn.dst & 0x0f)]
-        };
-    }
-    macro_rules! src {
-        ($insn:expr) => {
-            reg[usize::from($insn.src & 0x0f)]
-        };
-    }
-    macro_rules! imm64 {
-        ($insn:expr) => {
-            $insn.imm as i64 as u64
-        };
-    }
-    macro_rules! alu32 {
-        ($insn:expr, $v:expr) => {
-            dst!($insn) = u64::from($v as u32)
-        };
-    }
+    macro_rules! dst { ($insn:expr) => { cpu.reg[usize::from($insn.dst & 0x0f)] }; }
+    macro_rules! src { ($insn:expr) => { cpu.reg[usize::from($insn.src & 0x0f)] }; }
+    macro_rules! imm { ($insn:expr) => { $insn.imm as i64 as u64 }; }
     macro_rules! jump_if {
         ($insn:expr, $cond:expr) => {
-            if $cond {
-                pc = pc.wrapping_add_signed(isize::from($insn.off));
-            }
+            if $cond { pc = pc.wrapping_add_signed(isize::from($insn.off)) }
         };
     }
 
@@ -737,7 +763,6 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
         let Some(&insn) = insns.get(pc) else {
             return Err(ExecError::FellOffEnd { pc });
         };
-
         if CHECKED {
             if limit != 0 {
                 if remaining <= 0 {
@@ -745,407 +770,185 @@ unsafe fn run<const CHECKED: bool, T: Tracker>(
                 }
                 remaining -= 1;
             }
-            if let Some(shadow) = &shadow {
+            if let Some(shadow) = &cpu.shadow {
                 check_registers(shadow, &insn, pc)?;
             }
             if let Some(debug) = &vm.debug_fn {
                 // SAFETY: the stack is valid for `stack_len` bytes (caller's contract) and is
                 // not written while this shared view exists.
                 let stack = unsafe { core::slice::from_raw_parts(env.stack, env.stack_len) };
-                let state = DebugState {
+                let shadow = cpu.shadow.as_ref();
+                let registers = shadow.map_or(INITIAL_REGISTER_MASK, |s| s.registers);
+                debug(&DebugState {
                     pc,
-                    registers: &reg,
+                    registers: &cpu.reg,
                     stack,
-                    register_mask: shadow
-                        .as_ref()
-                        .map_or(u64::from(INITIAL_REGISTER_MASK), |s| u64::from(s.registers)),
-                    stack_mask: shadow.as_ref().map(|s| s.stack.as_slice()),
-                };
-                debug(&state);
+                    register_mask: u64::from(registers),
+                    stack_mask: shadow.map(|s| s.stack.as_slice()),
+                });
             }
-            if let Some(shadow) = &mut shadow {
+            if let Some(shadow) = &mut cpu.shadow {
                 shadow_alu(shadow, &insn);
             }
         }
-        tracker.before_alu(&insn, &reg, pc)?;
-
+        cpu.tracker.before_alu(&insn, &cpu.reg, pc)?;
+        let at = pc;
         pc += 1;
 
         match insn.opc {
-            // ALU64, immediate / register operand.
-            0x07 => dst!(insn) = dst!(insn).wrapping_add(imm64!(insn)),
-            0x0f => dst!(insn) = dst!(insn).wrapping_add(src!(insn)),
-            0x17 => dst!(insn) = dst!(insn).wrapping_sub(imm64!(insn)),
-            0x1f => dst!(insn) = dst!(insn).wrapping_sub(src!(insn)),
-            0x27 => dst!(insn) = dst!(insn).wrapping_mul(imm64!(insn)),
-            0x2f => dst!(insn) = dst!(insn).wrapping_mul(src!(insn)),
-            0x37 | 0x3f => {
-                let divisor = if insn.opc == 0x37 {
-                    imm64!(insn)
-                } else {
-                    src!(insn)
-                };
-                let d = dst!(insn);
-                dst!(insn) = if insn.off == 1 {
-                    sdiv64(d, divisor)
-                } else {
-                    d.checked_div(divisor).unwrap_or(0)
-                };
-            }
-            0x47 => dst!(insn) |= imm64!(insn),
-            0x4f => dst!(insn) |= src!(insn),
-            0x57 => dst!(insn) &= imm64!(insn),
-            0x5f => dst!(insn) &= src!(insn),
-            0x67 => dst!(insn) = dst!(insn).wrapping_shl(insn.imm as u32),
-            0x6f => dst!(insn) = dst!(insn).wrapping_shl(src!(insn) as u32),
-            0x77 => dst!(insn) = dst!(insn).wrapping_shr(insn.imm as u32),
-            0x7f => dst!(insn) = dst!(insn).wrapping_shr(src!(insn) as u32),
-            0x87 => dst!(insn) = dst!(insn).wrapping_neg(),
-            0x97 | 0x9f => {
-                let divisor = if insn.opc == 0x97 {
-                    imm64!(insn)
-                } else {
-                    src!(insn)
-                };
-                let d = dst!(insn);
-                dst!(insn) = if insn.off == 1 {
-                    smod64(d, divisor)
-                } else {
-                    d.checked_rem(divisor).unwrap_or(d)
-                };
-            }
-            0xa7 => dst!(insn) ^= imm64!(insn),
-            0xaf => dst!(insn) ^= src!(insn),
-            0xb7 => dst!(insn) = imm64!(insn),
-            0xbf => {
-                let s = src!(insn);
-                dst!(insn) = match insn.off {
-                    8 => s as i8 as i64 as u64,
-                    16 => s as i16 as i64 as u64,
-                    32 => s as i32 as i64 as u64,
-                    _ => s,
-                };
-            }
-            0xc7 => dst!(insn) = (dst!(insn) as i64).wrapping_shr(insn.imm as u32) as u64,
-            0xcf => dst!(insn) = (dst!(insn) as i64).wrapping_shr(src!(insn) as u32) as u64,
-            0xd7 => {
-                let d = dst!(insn);
-                dst!(insn) = match insn.imm {
-                    16 => u64::from((d as u16).swap_bytes()),
-                    32 => u64::from((d as u32).swap_bytes()),
-                    _ => d.swap_bytes(),
-                };
-            }
+            ADD64_IMM  => dst!(insn) = alu64(alu::ADD,  dst!(insn), imm!(insn)),
+            ADD64_REG  => dst!(insn) = alu64(alu::ADD,  dst!(insn), src!(insn)),
+            SUB64_IMM  => dst!(insn) = alu64(alu::SUB,  dst!(insn), imm!(insn)),
+            SUB64_REG  => dst!(insn) = alu64(alu::SUB,  dst!(insn), src!(insn)),
+            MUL64_IMM  => dst!(insn) = alu64(alu::MUL,  dst!(insn), imm!(insn)),
+            MUL64_REG  => dst!(insn) = alu64(alu::MUL,  dst!(insn), src!(insn)),
+            DIV64_IMM  => dst!(insn) = div64(insn.off,  dst!(insn), imm!(insn)),
+            DIV64_REG  => dst!(insn) = div64(insn.off,  dst!(insn), src!(insn)),
+            OR64_IMM   => dst!(insn) = alu64(alu::OR,   dst!(insn), imm!(insn)),
+            OR64_REG   => dst!(insn) = alu64(alu::OR,   dst!(insn), src!(insn)),
+            AND64_IMM  => dst!(insn) = alu64(alu::AND,  dst!(insn), imm!(insn)),
+            AND64_REG  => dst!(insn) = alu64(alu::AND,  dst!(insn), src!(insn)),
+            LSH64_IMM  => dst!(insn) = alu64(alu::LSH,  dst!(insn), imm!(insn)),
+            LSH64_REG  => dst!(insn) = alu64(alu::LSH,  dst!(insn), src!(insn)),
+            RSH64_IMM  => dst!(insn) = alu64(alu::RSH,  dst!(insn), imm!(insn)),
+            RSH64_REG  => dst!(insn) = alu64(alu::RSH,  dst!(insn), src!(insn)),
+            NEG64      => dst!(insn) = alu64(alu::NEG,  dst!(insn), 0),
+            MOD64_IMM  => dst!(insn) = mod64(insn.off,  dst!(insn), imm!(insn)),
+            MOD64_REG  => dst!(insn) = mod64(insn.off,  dst!(insn), src!(insn)),
+            XOR64_IMM  => dst!(insn) = alu64(alu::XOR,  dst!(insn), imm!(insn)),
+            XOR64_REG  => dst!(insn) = alu64(alu::XOR,  dst!(insn), src!(insn)),
+            MOV64_IMM  => dst!(insn) = imm!(insn),
+            MOV64_REG  => dst!(insn) = sign_extend(src!(insn), insn.off),
+            ARSH64_IMM => dst!(insn) = alu64(alu::ARSH, dst!(insn), imm!(insn)),
+            ARSH64_REG => dst!(insn) = alu64(alu::ARSH, dst!(insn), src!(insn)),
+            BSWAP      => dst!(insn) = bswap(dst!(insn), insn.imm),
 
-            // ALU32: operate on the low 32 bits, zero-extend the result.
-            0x04 => alu32!(insn, (dst!(insn) as u32).wrapping_add(insn.imm as u32)),
-            0x0c => alu32!(insn, (dst!(insn) as u32).wrapping_add(src!(insn) as u32)),
-            0x14 => alu32!(insn, (dst!(insn) as u32).wrapping_sub(insn.imm as u32)),
-            0x1c => alu32!(insn, (dst!(insn) as u32).wrapping_sub(src!(insn) as u32)),
-            0x24 => alu32!(insn, (dst!(insn) as u32).wrapping_mul(insn.imm as u32)),
-            0x2c => alu32!(insn, (dst!(insn) as u32).wrapping_mul(src!(insn) as u32)),
-            0x34 | 0x3c => {
-                let divisor = if insn.opc == 0x34 {
-                    imm64!(insn)
-                } else {
-                    src!(insn)
-                };
-                let d = dst!(insn);
-                dst!(insn) = if insn.off == 1 {
-                    sdiv32(d, divisor)
-                } else {
-                    u64::from((d as u32).checked_div(divisor as u32).unwrap_or(0))
-                };
-            }
-            0x44 => alu32!(insn, (dst!(insn) as u32) | insn.imm as u32),
-            0x4c => alu32!(insn, (dst!(insn) as u32) | src!(insn) as u32),
-            0x54 => alu32!(insn, (dst!(insn) as u32) & insn.imm as u32),
-            0x5c => alu32!(insn, (dst!(insn) as u32) & src!(insn) as u32),
-            0x64 => alu32!(insn, (dst!(insn) as u32).wrapping_shl(insn.imm as u32)),
-            0x6c => alu32!(insn, (dst!(insn) as u32).wrapping_shl(src!(insn) as u32)),
-            0x74 => alu32!(insn, (dst!(insn) as u32).wrapping_shr(insn.imm as u32)),
-            0x7c => alu32!(insn, (dst!(insn) as u32).wrapping_shr(src!(insn) as u32)),
-            0x84 => alu32!(insn, (dst!(insn) as u32).wrapping_neg()),
-            0x94 | 0x9c => {
-                let divisor = if insn.opc == 0x94 {
-                    imm64!(insn)
-                } else {
-                    src!(insn)
-                };
-                let d = dst!(insn);
-                dst!(insn) = if insn.off == 1 {
-                    smod32(d, divisor)
-                } else {
-                    let d = d as u32;
-                    u64::from(d.checked_rem(divisor as u32).unwrap_or(d))
-                };
-            }
-            0xa4 => alu32!(insn, (dst!(insn) as u32) ^ insn.imm as u32),
-            0xac => alu32!(insn, (dst!(insn) as u32) ^ src!(insn) as u32),
-            0xb4 => alu32!(insn, insn.imm as u32),
-            0xbc => {
-                let s = src!(insn);
-                alu32!(
-                    insn,
-                    match insn.off {
-                        8 => s as i8 as i32 as u32,
-                        16 => s as i16 as i32 as u32,
-                        _ => s as u32,
-                    }
-                );
-            }
-            0xc4 => alu32!(insn, (dst!(insn) as i32).wrapping_shr(insn.imm as u32)),
-            0xcc => alu32!(insn, (dst!(insn) as i32).wrapping_shr(src!(insn) as u32)),
-            // le: truncate on a little-endian host.
-            0xd4 => {
-                let d = dst!(insn);
-                dst!(insn) = match insn.imm {
-                    16 => d & 0xffff,
-                    32 => d & 0xffff_ffff,
-                    _ => d,
-                };
-            }
-            // be: swap the low 16/32/64 bits, zero the rest.
-            0xdc => {
-                let d = dst!(insn);
-                dst!(insn) = match insn.imm {
-                    16 => u64::from((d as u16).to_be()),
-                    32 => u64::from((d as u32).to_be()),
-                    _ => d.to_be(),
-                };
-            }
+            ADD32_IMM  => dst!(insn) = alu32(alu::ADD,  dst!(insn), imm!(insn)),
+            ADD32_REG  => dst!(insn) = alu32(alu::ADD,  dst!(insn), src!(insn)),
+            SUB32_IMM  => dst!(insn) = alu32(alu::SUB,  dst!(insn), imm!(insn)),
+            SUB32_REG  => dst!(insn) = alu32(alu::SUB,  dst!(insn), src!(insn)),
+            MUL32_IMM  => dst!(insn) = alu32(alu::MUL,  dst!(insn), imm!(insn)),
+            MUL32_REG  => dst!(insn) = alu32(alu::MUL,  dst!(insn), src!(insn)),
+            DIV32_IMM  => dst!(insn) = div32(insn.off,  dst!(insn), imm!(insn)),
+            DIV32_REG  => dst!(insn) = div32(insn.off,  dst!(insn), src!(insn)),
+            OR32_IMM   => dst!(insn) = alu32(alu::OR,   dst!(insn), imm!(insn)),
+            OR32_REG   => dst!(insn) = alu32(alu::OR,   dst!(insn), src!(insn)),
+            AND32_IMM  => dst!(insn) = alu32(alu::AND,  dst!(insn), imm!(insn)),
+            AND32_REG  => dst!(insn) = alu32(alu::AND,  dst!(insn), src!(insn)),
+            LSH32_IMM  => dst!(insn) = alu32(alu::LSH,  dst!(insn), imm!(insn)),
+            LSH32_REG  => dst!(insn) = alu32(alu::LSH,  dst!(insn), src!(insn)),
+            RSH32_IMM  => dst!(insn) = alu32(alu::RSH,  dst!(insn), imm!(insn)),
+            RSH32_REG  => dst!(insn) = alu32(alu::RSH,  dst!(insn), src!(insn)),
+            NEG32      => dst!(insn) = alu32(alu::NEG,  dst!(insn), 0),
+            MOD32_IMM  => dst!(insn) = mod32(insn.off,  dst!(insn), imm!(insn)),
+            MOD32_REG  => dst!(insn) = mod32(insn.off,  dst!(insn), src!(insn)),
+            XOR32_IMM  => dst!(insn) = alu32(alu::XOR,  dst!(insn), imm!(insn)),
+            XOR32_REG  => dst!(insn) = alu32(alu::XOR,  dst!(insn), src!(insn)),
+            MOV32_IMM  => dst!(insn) = alu32(alu::MOV,  dst!(insn), imm!(insn)),
+            MOV32_REG  => dst!(insn) = alu32(alu::MOV,  0, sign_extend(src!(insn), insn.off)),
+            ARSH32_IMM => dst!(insn) = alu32(alu::ARSH, dst!(insn), imm!(insn)),
+            ARSH32_REG => dst!(insn) = alu32(alu::ARSH, dst!(insn), src!(insn)),
+            LE         => dst!(insn) = le(dst!(insn), insn.imm),
+            BE         => dst!(insn) = be(dst!(insn), insn.imm),
 
             // lddw: one executed instruction covering two slots.
-            0x18 => {
+            LDDW => {
                 let high = insns.get(pc).map_or(0, |next| next.imm as u32);
                 dst!(insn) = u64::from(insn.imm as u32) | (u64::from(high) << 32);
                 pc += 1;
             }
-
-            // Loads.
-            0x61 | 0x69 | 0x71 | 0x79 | 0x81 | 0x89 | 0x91 => {
-                let size = crate::isa::size::bytes(insn.opc);
-                let base = src!(insn);
-                let addr = tracker.access(
-                    &regions,
-                    insn.src,
-                    base,
-                    insn.off,
-                    size,
-                    SafeAccess::Load,
-                    pc - 1,
-                )?;
-                // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
-                let value = unsafe { load(addr, size) };
-                dst!(insn) = match insn.opc {
-                    0x81 => value as u32 as i32 as i64 as u64,
-                    0x89 => value as u16 as i16 as i64 as u64,
-                    0x91 => value as u8 as i8 as i64 as u64,
-                    _ => value,
-                };
-                tracker.after_load(insn.dst, addr, size);
-                if CHECKED && let Some(shadow) = &mut shadow {
-                    let written = !regions.in_stack(addr, size)
-                        || shadow.stack_written((addr - regions.stack_start) as usize, size);
-                    shadow.set(insn.dst, written);
-                }
-            }
-
+            // SAFETY: `regions` are this run's (the caller's contract covers mem and the
+            // extra regions; raw mode is the embedder's choice).
+            LDXW | LDXH | LDXB | LDXDW => unsafe { cpu.load(&regions, insn, at)? },
+            // SAFETY: as above.
+            LDXSW | LDXSH | LDXSB => unsafe { cpu.load(&regions, insn, at)? },
+            // SAFETY: as above.
+            STW | STH | STB | STDW => unsafe { cpu.store(&regions, insn, at)? },
+            // SAFETY: as above.
+            STXW | STXH | STXB | STXDW => unsafe { cpu.store(&regions, insn, at)? },
+            // SAFETY: as above.
+            ATOMIC32 | ATOMIC64 => unsafe { cpu.atomic(&regions, insn, at)? },
             // Legacy packet loads: r0 = packet bytes at imm (or src + imm); outside the
             // packet the program ends with 0 (kernel flavour, `crate::exec::packet`).
-            0x20 | 0x28 | 0x30 | 0x38 | 0x40 | 0x48 | 0x50 | 0x58 => {
+            LDABSW | LDABSH | LDABSB | LDABSDW | LDINDW | LDINDH | LDINDB | LDINDDW => {
                 let flavour = vm.config.packet_loads;
-                // SAFETY: `regions` are this run's (the caller's contract covers mem and the
-                // extra regions; raw mode is the embedder's choice).
-                let loaded = unsafe {
-                    packet::load(&regions, flavour, insn.opc, insn.imm, src!(insn), pc - 1)?
-                };
+                let (opc, imm) = (insn.opc, insn.imm);
+                // SAFETY: as for the loads above.
+                let loaded = unsafe { packet::load(&regions, flavour, opc, imm, src!(insn), at)? };
                 match loaded {
-                    PacketLoad::Value(v) => {
-                        reg[0] = v;
-                        tracker.set_scalar(0);
-                    }
+                    PacketLoad::Value(v) => cpu.reg[0] = v,
                     PacketLoad::Abort => return Ok(0),
                 }
+                cpu.tracker.set_scalar(0);
             }
 
-            // Stores of an immediate / a register.
-            0x62 | 0x6a | 0x72 | 0x7a | 0x63 | 0x6b | 0x73 | 0x7b => {
-                let size = crate::isa::size::bytes(insn.opc);
-                let base = dst!(insn);
-                let addr = tracker.access(
-                    &regions,
-                    insn.dst,
-                    base,
-                    insn.off,
-                    size,
-                    SafeAccess::Store,
-                    pc - 1,
-                )?;
-                let is_stx = insn.opc & 0x07 == 0x03;
-                tracker.after_store(addr, size, is_stx.then_some(insn.src));
-                let value = if !is_stx { imm64!(insn) } else { src!(insn) };
-                // SAFETY: checked above (or bounds checking is off, uBPF's raw mode).
-                unsafe { store(addr, size, value) };
-                if CHECKED
-                    && let Some(shadow) = &mut shadow
-                    && regions.in_stack(addr, size)
-                {
-                    shadow.mark_stack((addr - regions.stack_start) as usize, size);
-                }
-            }
+            JA         => pc = pc.wrapping_add_signed(isize::from(insn.off)),
+            JA32       => pc = pc.wrapping_add_signed(insn.imm as isize),
+            JEQ_IMM    => jump_if!(insn, cond(jmp::JEQ,  dst!(insn), imm!(insn))),
+            JEQ_REG    => jump_if!(insn, cond(jmp::JEQ,  dst!(insn), src!(insn))),
+            JGT_IMM    => jump_if!(insn, cond(jmp::JGT,  dst!(insn), imm!(insn))),
+            JGT_REG    => jump_if!(insn, cond(jmp::JGT,  dst!(insn), src!(insn))),
+            JGE_IMM    => jump_if!(insn, cond(jmp::JGE,  dst!(insn), imm!(insn))),
+            JGE_REG    => jump_if!(insn, cond(jmp::JGE,  dst!(insn), src!(insn))),
+            JSET_IMM   => jump_if!(insn, cond(jmp::JSET, dst!(insn), imm!(insn))),
+            JSET_REG   => jump_if!(insn, cond(jmp::JSET, dst!(insn), src!(insn))),
+            JNE_IMM    => jump_if!(insn, cond(jmp::JNE,  dst!(insn), imm!(insn))),
+            JNE_REG    => jump_if!(insn, cond(jmp::JNE,  dst!(insn), src!(insn))),
+            JSGT_IMM   => jump_if!(insn, cond(jmp::JSGT, dst!(insn), imm!(insn))),
+            JSGT_REG   => jump_if!(insn, cond(jmp::JSGT, dst!(insn), src!(insn))),
+            JSGE_IMM   => jump_if!(insn, cond(jmp::JSGE, dst!(insn), imm!(insn))),
+            JSGE_REG   => jump_if!(insn, cond(jmp::JSGE, dst!(insn), src!(insn))),
+            JLT_IMM    => jump_if!(insn, cond(jmp::JLT,  dst!(insn), imm!(insn))),
+            JLT_REG    => jump_if!(insn, cond(jmp::JLT,  dst!(insn), src!(insn))),
+            JLE_IMM    => jump_if!(insn, cond(jmp::JLE,  dst!(insn), imm!(insn))),
+            JLE_REG    => jump_if!(insn, cond(jmp::JLE,  dst!(insn), src!(insn))),
+            JSLT_IMM   => jump_if!(insn, cond(jmp::JSLT, dst!(insn), imm!(insn))),
+            JSLT_REG   => jump_if!(insn, cond(jmp::JSLT, dst!(insn), src!(insn))),
+            JSLE_IMM   => jump_if!(insn, cond(jmp::JSLE, dst!(insn), imm!(insn))),
+            JSLE_REG   => jump_if!(insn, cond(jmp::JSLE, dst!(insn), src!(insn))),
 
-            // Atomics.
-            0xdb | 0xc3 => {
-                let size = if insn.opc == 0xdb { 8 } else { 4 };
-                let base = dst!(insn);
-                let addr = tracker.access(
-                    &regions,
-                    insn.dst,
-                    base,
-                    insn.off,
-                    size,
-                    SafeAccess::Atomic,
-                    pc - 1,
-                )?;
-                tracker.after_store(addr, size, None);
-                if insn.imm & 0xf0 == atomic::CMPXCHG & 0xf0 {
-                    tracker.set_scalar(0);
-                } else if insn.imm & atomic::FETCH != 0 {
-                    tracker.set_scalar(insn.src);
-                }
-                let operand = src!(insn);
-                // SAFETY: checked above; eBPF memory is only accessed atomically by atomics.
-                let old = unsafe { atomic_rmw(addr, size, insn.imm, operand, reg[0]) };
-                if insn.imm & 0xf0 == atomic::CMPXCHG & 0xf0 {
-                    reg[0] = old;
-                } else if insn.imm & atomic::FETCH != 0 {
-                    src!(insn) = old;
-                }
-                if CHECKED
-                    && let Some(shadow) = &mut shadow
-                    && regions.in_stack(addr, size)
-                {
-                    shadow.mark_stack((addr - regions.stack_start) as usize, size);
-                }
-            }
+            JEQ32_IMM  => jump_if!(insn, cond32(jmp::JEQ,  dst!(insn), imm!(insn))),
+            JEQ32_REG  => jump_if!(insn, cond32(jmp::JEQ,  dst!(insn), src!(insn))),
+            JGT32_IMM  => jump_if!(insn, cond32(jmp::JGT,  dst!(insn), imm!(insn))),
+            JGT32_REG  => jump_if!(insn, cond32(jmp::JGT,  dst!(insn), src!(insn))),
+            JGE32_IMM  => jump_if!(insn, cond32(jmp::JGE,  dst!(insn), imm!(insn))),
+            JGE32_REG  => jump_if!(insn, cond32(jmp::JGE,  dst!(insn), src!(insn))),
+            JSET32_IMM => jump_if!(insn, cond32(jmp::JSET, dst!(insn), imm!(insn))),
+            JSET32_REG => jump_if!(insn, cond32(jmp::JSET, dst!(insn), src!(insn))),
+            JNE32_IMM  => jump_if!(insn, cond32(jmp::JNE,  dst!(insn), imm!(insn))),
+            JNE32_REG  => jump_if!(insn, cond32(jmp::JNE,  dst!(insn), src!(insn))),
+            JSGT32_IMM => jump_if!(insn, cond32(jmp::JSGT, dst!(insn), imm!(insn))),
+            JSGT32_REG => jump_if!(insn, cond32(jmp::JSGT, dst!(insn), src!(insn))),
+            JSGE32_IMM => jump_if!(insn, cond32(jmp::JSGE, dst!(insn), imm!(insn))),
+            JSGE32_REG => jump_if!(insn, cond32(jmp::JSGE, dst!(insn), src!(insn))),
+            JLT32_IMM  => jump_if!(insn, cond32(jmp::JLT,  dst!(insn), imm!(insn))),
+            JLT32_REG  => jump_if!(insn, cond32(jmp::JLT,  dst!(insn), src!(insn))),
+            JLE32_IMM  => jump_if!(insn, cond32(jmp::JLE,  dst!(insn), imm!(insn))),
+            JLE32_REG  => jump_if!(insn, cond32(jmp::JLE,  dst!(insn), src!(insn))),
+            JSLT32_IMM => jump_if!(insn, cond32(jmp::JSLT, dst!(insn), imm!(insn))),
+            JSLT32_REG => jump_if!(insn, cond32(jmp::JSLT, dst!(insn), src!(insn))),
+            JSLE32_IMM => jump_if!(insn, cond32(jmp::JSLE, dst!(insn), imm!(insn))),
+            JSLE32_REG => jump_if!(insn, cond32(jmp::JSLE, dst!(insn), src!(insn))),
 
-            // Jumps.
-            0x05 => pc = pc.wrapping_add_signed(isize::from(insn.off)),
-            0x06 => pc = pc.wrapping_add_signed(insn.imm as isize),
-            0x15 => jump_if!(insn, dst!(insn) == imm64!(insn)),
-            0x1d => jump_if!(insn, dst!(insn) == src!(insn)),
-            0x25 => jump_if!(insn, dst!(insn) > imm64!(insn)),
-            0x2d => jump_if!(insn, dst!(insn) > src!(insn)),
-            0x35 => jump_if!(insn, dst!(insn) >= imm64!(insn)),
-            0x3d => jump_if!(insn, dst!(insn) >= src!(insn)),
-            0x45 => jump_if!(insn, dst!(insn) & imm64!(insn) != 0),
-            0x4d => jump_if!(insn, dst!(insn) & src!(insn) != 0),
-            0x55 => jump_if!(insn, dst!(insn) != imm64!(insn)),
-            0x5d => jump_if!(insn, dst!(insn) != src!(insn)),
-            0x65 => jump_if!(insn, (dst!(insn) as i64) > insn.imm as i64),
-            0x6d => jump_if!(insn, (dst!(insn) as i64) > src!(insn) as i64),
-            0x75 => jump_if!(insn, (dst!(insn) as i64) >= insn.imm as i64),
-            0x7d => jump_if!(insn, (dst!(insn) as i64) >= src!(insn) as i64),
-            0xa5 => jump_if!(insn, dst!(insn) < imm64!(insn)),
-            0xad => jump_if!(insn, dst!(insn) < src!(insn)),
-            0xb5 => jump_if!(insn, dst!(insn) <= imm64!(insn)),
-            0xbd => jump_if!(insn, dst!(insn) <= src!(insn)),
-            0xc5 => jump_if!(insn, (dst!(insn) as i64) < insn.imm as i64),
-            0xcd => jump_if!(insn, (dst!(insn) as i64) < src!(insn) as i64),
-            0xd5 => jump_if!(insn, (dst!(insn) as i64) <= insn.imm as i64),
-            0xdd => jump_if!(insn, (dst!(insn) as i64) <= src!(insn) as i64),
-
-            // 32-bit jumps: compare the low 32 bits.
-            0x16 => jump_if!(insn, dst!(insn) as u32 == insn.imm as u32),
-            0x1e => jump_if!(insn, dst!(insn) as u32 == src!(insn) as u32),
-            0x26 => jump_if!(insn, dst!(insn) as u32 > insn.imm as u32),
-            0x2e => jump_if!(insn, dst!(insn) as u32 > src!(insn) as u32),
-            0x36 => jump_if!(insn, dst!(insn) as u32 >= insn.imm as u32),
-            0x3e => jump_if!(insn, dst!(insn) as u32 >= src!(insn) as u32),
-            0x46 => jump_if!(insn, dst!(insn) as u32 & insn.imm as u32 != 0),
-            0x4e => jump_if!(insn, dst!(insn) as u32 & src!(insn) as u32 != 0),
-            0x56 => jump_if!(insn, dst!(insn) as u32 != insn.imm as u32),
-            0x5e => jump_if!(insn, dst!(insn) as u32 != src!(insn) as u32),
-            0x66 => jump_if!(insn, (dst!(insn) as i32) > insn.imm),
-            0x6e => jump_if!(insn, (dst!(insn) as i32) > src!(insn) as i32),
-            0x76 => jump_if!(insn, (dst!(insn) as i32) >= insn.imm),
-            0x7e => jump_if!(insn, (dst!(insn) as i32) >= src!(insn) as i32),
-            0xa6 => jump_if!(insn, (dst!(insn) as u32) < insn.imm as u32),
-            0xae => jump_if!(insn, (dst!(insn) as u32) < src!(insn) as u32),
-            0xb6 => jump_if!(insn, dst!(insn) as u32 <= insn.imm as u32),
-            0xbe => jump_if!(insn, dst!(insn) as u32 <= src!(insn) as u32),
-            0xc6 => jump_if!(insn, (dst!(insn) as i32) < insn.imm),
-            0xce => jump_if!(insn, (dst!(insn) as i32) < src!(insn) as i32),
-            0xd6 => jump_if!(insn, (dst!(insn) as i32) <= insn.imm),
-            0xde => jump_if!(insn, (dst!(insn) as i32) <= src!(insn) as i32),
-
-            // Calls.
-            0x85 if insn.src == 1 => {
-                if depth >= MAX_CALL_DEPTH {
-                    return Err(ExecError::CallDepthExceeded {
-                        pc: pc - 1,
-                        depth: depth + 1,
-                        max: MAX_CALL_DEPTH,
-                    });
-                }
+            CALL if insn.src == call_kind::LOCAL => {
                 let target = pc.wrapping_add_signed(insn.imm as isize);
-                frames[depth].write(Frame {
-                    return_pc: pc,
-                    saved: [reg[6], reg[7], reg[8], reg[9]],
-                    stack_usage,
-                    saved_mask: shadow.as_ref().map_or(0, |s| s.registers & 0x3c0),
-                });
-                depth += 1;
-                tracker.enter_call();
-                reg[10] = reg[10].wrapping_sub(u64::from(stack_usage));
-                stack_usage = env
-                    .program
-                    .function_at(target)
-                    .map_or(crate::isa::LOCAL_FUNCTION_STACK_SIZE, |f| f.stack_usage);
+                cpu.call_local(env, &mut calls, at, target)?;
                 pc = target;
             }
-            0x85 | 0x8d => {
-                let index = if insn.opc == 0x85 {
-                    u64::from(insn.imm as u32)
-                } else {
-                    dst!(insn)
-                };
-                let metadata = tracker.before_helper(index, pc - 1)?;
-                let args = [reg[1], reg[2], reg[3], reg[4], reg[5]];
-                let value = call_helper(env, index, args, mem_len, pc - 1)?;
-                reg[0] = value;
-                tracker.after_helper(index, metadata, value, pc - 1)?;
-                if CHECKED && let Some(shadow) = &mut shadow {
-                    shadow.set(0, true);
-                    shadow.registers &= !0x3e;
-                }
+            CALL | CALLX => {
+                let index = if insn.opc == CALL { u64::from(insn.imm as u32) } else { dst!(insn) };
+                let value = cpu.call_helper(env, index, mem_len, at)?;
                 if unwind_index == Some(index) && value == 0 {
                     return Ok(0);
                 }
             }
-            0x95 => {
-                if CHECKED && let Some(shadow) = &mut shadow {
-                    shadow.registers &= !0x3e;
-                }
-                if depth == 0 {
-                    return Ok(reg[0]);
-                }
-                depth -= 1;
-                tracker.leave_call();
-                // SAFETY: frame `depth` was written by the call that raised `depth` above it.
-                let frame = unsafe { frames[depth].assume_init() };
-                [reg[6], reg[7], reg[8], reg[9]] = frame.saved;
-                reg[10] = reg[10].wrapping_add(u64::from(frame.stack_usage));
-                stack_usage = frame.stack_usage;
-                if CHECKED && let Some(shadow) = &mut shadow {
-                    shadow.registers = (shadow.registers & !0x3c0) | frame.saved_mask;
-                }
-                pc = frame.return_pc;
-            }
+            EXIT => match cpu.exit(&mut calls) {
+                Some(return_pc) => pc = return_pc,
+                None => return Ok(cpu.reg[0]),
+            },
 
             // Validation rejects every other opcode; report it rather than trust that.
-            opcode => return Err(ExecError::UnknownOpcode { pc: pc - 1, opcode }),
+            opcode => return Err(ExecError::UnknownOpcode { pc: at, opcode }),
         }
     }
 }

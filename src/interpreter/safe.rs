@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use crate::error::ExecError;
 
 use crate::exec::machine::ConfigError;
-use crate::isa::{Insn, MAX_EXT_FUNCS};
+use crate::isa::{Insn, MAX_EXT_FUNCS, alu, class, op, source};
 
 /// Region id of the input memory (`[mem, mem + mem_len)`), reserved.
 pub const INPUT_REGION_ID: u32 = 0xFFFF_FFFE;
@@ -359,20 +359,19 @@ impl<'a> SafeState<'a> {
         reg: &[u64; 16],
         pc: usize,
     ) -> Result<(), ExecError> {
-        let class = insn.opc & 0x07;
-        if insn.opc == 0x18 {
+        if insn.opc == op::LDDW {
             self.set(insn.dst, Tag::Scalar);
             return Ok(());
         }
-        if class == 0x04 {
+        if insn.class() == class::ALU {
             // Any 32-bit result is a number.
             self.set(insn.dst, Tag::Scalar);
             return Ok(());
         }
-        if class != 0x07 {
+        if insn.class() != class::ALU64 {
             return Ok(());
         }
-        let uses_reg = insn.opc & 0x08 != 0;
+        let uses_reg = insn.opc & source::MASK == source::X;
         let dst_tag = self.tag(insn.dst);
         let src_tag = if uses_reg {
             self.tag(insn.src)
@@ -385,30 +384,31 @@ impl<'a> SafeState<'a> {
         } else {
             insn.imm as i64 as u64
         };
-        let op = insn.opc & 0xf0;
-        let new_tag = match (op, dst_tag, src_tag) {
+        let new_tag = match (insn.opc & alu::MASK, dst_tag, src_tag) {
             // mov: copies the tag; movsx needs a scalar.
-            (0xb0, _, Tag::Pointer { .. }) if insn.off != 0 => {
+            (alu::MOV, _, Tag::Pointer { .. }) if insn.off != 0 => {
                 return Err(violation(pc, "sign-ext move requires a scalar source"));
             }
-            (0xb0, _, tag) => tag,
+            (alu::MOV, _, tag) => tag,
             (_, Tag::Scalar, Tag::Scalar) => Tag::Scalar,
             // add: pointer + scalar (either order).
-            (0x00, Tag::Pointer { .. }, Tag::Pointer { .. }) => {
+            (alu::ADD, Tag::Pointer { .. }, Tag::Pointer { .. }) => {
                 return Err(violation(pc, "invalid add operand"));
             }
-            (0x00, ptr @ Tag::Pointer { .. }, Tag::Scalar)
-            | (0x00, Tag::Scalar, ptr @ Tag::Pointer { .. }) => {
+            (alu::ADD, ptr @ Tag::Pointer { .. }, Tag::Scalar)
+            | (alu::ADD, Tag::Scalar, ptr @ Tag::Pointer { .. }) => {
                 within(ptr, dst_val.wrapping_add(src_val), pc)?
             }
             // sub: pointer - scalar, or pointer - pointer in one region.
-            (0x10, ptr @ Tag::Pointer { .. }, Tag::Scalar) => {
+            (alu::SUB, ptr @ Tag::Pointer { .. }, Tag::Scalar) => {
                 within(ptr, dst_val.wrapping_sub(src_val), pc)?
             }
-            (0x10, Tag::Pointer { region: a, .. }, Tag::Pointer { region: b, .. }) if a == b => {
+            (alu::SUB, Tag::Pointer { region: a, .. }, Tag::Pointer { region: b, .. })
+                if a == b =>
+            {
                 Tag::Scalar
             }
-            (0x10, _, _) => return Err(violation(pc, "invalid sub operand")),
+            (alu::SUB, _, _) => return Err(violation(pc, "invalid sub operand")),
             _ => return Err(violation(pc, "ALU operation requires scalar operands")),
         };
         self.set(insn.dst, new_tag);

@@ -211,24 +211,273 @@ pub mod call_kind {
     pub const BTF: u8 = 2;
 }
 
-/// Frequently matched opcode bytes.
+/// Every opcode byte, by name, built from its class, operation or mode, size and source
+/// fields. The instruction table (`opcodes::INSN_TABLE`) and both engines match on these names.
+///
+/// Names follow the table's mnemonics, upper-cased: `ADD64_IMM` is `add dst, imm` (64-bit),
+/// `ADD32_REG` is `add32 dst, src`, `JEQ_IMM`/`JEQ32_REG` are `jeq`/`jeq32`, `LDXSB` is `ldxsb`.
+/// Instructions that share an opcode byte (`div`/`sdiv`, `le16`/`le32`, `call`/`call local`,
+/// the atomic operations) share its name; the table tells them apart by another field.
+#[rustfmt::skip]
 pub mod op {
-    /// `lddw dst, imm64` (first slot).
-    pub const LDDW: u8 = 0x18;
-    /// `call` (helper, local or BTF, by the source field).
-    pub const CALL: u8 = 0x85;
-    /// `callx`: helper call through the register named in `dst`.
-    pub const CALLX: u8 = 0x8d;
-    /// `exit`.
-    pub const EXIT: u8 = 0x95;
+    use super::{alu, class, jmp, mode, size, source};
+
+    /// `add dst, imm`: `dst += imm`, 64-bit.
+    pub const ADD64_IMM:  u8 = class::ALU64 | alu::ADD | source::K;
+    /// `add dst, src`: `dst += src`, 64-bit.
+    pub const ADD64_REG:  u8 = class::ALU64 | alu::ADD | source::X;
+    /// `sub dst, imm`: `dst -= imm`, 64-bit.
+    pub const SUB64_IMM:  u8 = class::ALU64 | alu::SUB | source::K;
+    /// `sub dst, src`: `dst -= src`, 64-bit.
+    pub const SUB64_REG:  u8 = class::ALU64 | alu::SUB | source::X;
+    /// `mul dst, imm`: `dst *= imm`, 64-bit.
+    pub const MUL64_IMM:  u8 = class::ALU64 | alu::MUL | source::K;
+    /// `mul dst, src`: `dst *= src`, 64-bit.
+    pub const MUL64_REG:  u8 = class::ALU64 | alu::MUL | source::X;
+    /// `div dst, imm`: `dst /= imm` (offset 1: `sdiv`, signed), 64-bit.
+    pub const DIV64_IMM:  u8 = class::ALU64 | alu::DIV | source::K;
+    /// `div dst, src`: `dst /= src` (offset 1: `sdiv`, signed), 64-bit.
+    pub const DIV64_REG:  u8 = class::ALU64 | alu::DIV | source::X;
+    /// `or dst, imm`: `dst |= imm`, 64-bit.
+    pub const OR64_IMM:   u8 = class::ALU64 | alu::OR | source::K;
+    /// `or dst, src`: `dst |= src`, 64-bit.
+    pub const OR64_REG:   u8 = class::ALU64 | alu::OR | source::X;
+    /// `and dst, imm`: `dst &= imm`, 64-bit.
+    pub const AND64_IMM:  u8 = class::ALU64 | alu::AND | source::K;
+    /// `and dst, src`: `dst &= src`, 64-bit.
+    pub const AND64_REG:  u8 = class::ALU64 | alu::AND | source::X;
+    /// `lsh dst, imm`: `dst <<= imm`, 64-bit.
+    pub const LSH64_IMM:  u8 = class::ALU64 | alu::LSH | source::K;
+    /// `lsh dst, src`: `dst <<= src`, 64-bit.
+    pub const LSH64_REG:  u8 = class::ALU64 | alu::LSH | source::X;
+    /// `rsh dst, imm`: `dst >>= imm` (logical), 64-bit.
+    pub const RSH64_IMM:  u8 = class::ALU64 | alu::RSH | source::K;
+    /// `rsh dst, src`: `dst >>= src` (logical), 64-bit.
+    pub const RSH64_REG:  u8 = class::ALU64 | alu::RSH | source::X;
+    /// `mod dst, imm`: `dst %= imm` (offset 1: `smod`, signed), 64-bit.
+    pub const MOD64_IMM:  u8 = class::ALU64 | alu::MOD | source::K;
+    /// `mod dst, src`: `dst %= src` (offset 1: `smod`, signed), 64-bit.
+    pub const MOD64_REG:  u8 = class::ALU64 | alu::MOD | source::X;
+    /// `xor dst, imm`: `dst ^= imm`, 64-bit.
+    pub const XOR64_IMM:  u8 = class::ALU64 | alu::XOR | source::K;
+    /// `xor dst, src`: `dst ^= src`, 64-bit.
+    pub const XOR64_REG:  u8 = class::ALU64 | alu::XOR | source::X;
+    /// `mov dst, imm`: `dst = imm`, 64-bit.
+    pub const MOV64_IMM:  u8 = class::ALU64 | alu::MOV | source::K;
+    /// `mov dst, src`: `dst = src` (register form, offset 8/16/32: `movsx`, sign-extending), 64-bit.
+    pub const MOV64_REG:  u8 = class::ALU64 | alu::MOV | source::X;
+    /// `arsh dst, imm`: `dst >>= imm` (arithmetic), 64-bit.
+    pub const ARSH64_IMM: u8 = class::ALU64 | alu::ARSH | source::K;
+    /// `arsh dst, src`: `dst >>= src` (arithmetic), 64-bit.
+    pub const ARSH64_REG: u8 = class::ALU64 | alu::ARSH | source::X;
+    /// `neg dst`: `dst = -dst`, 64-bit.
+    pub const NEG64:      u8 = class::ALU64 | alu::NEG;
+    /// `add32 dst, imm`: `dst += imm`, 32-bit.
+    pub const ADD32_IMM:  u8 = class::ALU | alu::ADD | source::K;
+    /// `add32 dst, src`: `dst += src`, 32-bit.
+    pub const ADD32_REG:  u8 = class::ALU | alu::ADD | source::X;
+    /// `sub32 dst, imm`: `dst -= imm`, 32-bit.
+    pub const SUB32_IMM:  u8 = class::ALU | alu::SUB | source::K;
+    /// `sub32 dst, src`: `dst -= src`, 32-bit.
+    pub const SUB32_REG:  u8 = class::ALU | alu::SUB | source::X;
+    /// `mul32 dst, imm`: `dst *= imm`, 32-bit.
+    pub const MUL32_IMM:  u8 = class::ALU | alu::MUL | source::K;
+    /// `mul32 dst, src`: `dst *= src`, 32-bit.
+    pub const MUL32_REG:  u8 = class::ALU | alu::MUL | source::X;
+    /// `div32 dst, imm`: `dst /= imm` (offset 1: `sdiv`, signed), 32-bit.
+    pub const DIV32_IMM:  u8 = class::ALU | alu::DIV | source::K;
+    /// `div32 dst, src`: `dst /= src` (offset 1: `sdiv`, signed), 32-bit.
+    pub const DIV32_REG:  u8 = class::ALU | alu::DIV | source::X;
+    /// `or32 dst, imm`: `dst |= imm`, 32-bit.
+    pub const OR32_IMM:   u8 = class::ALU | alu::OR | source::K;
+    /// `or32 dst, src`: `dst |= src`, 32-bit.
+    pub const OR32_REG:   u8 = class::ALU | alu::OR | source::X;
+    /// `and32 dst, imm`: `dst &= imm`, 32-bit.
+    pub const AND32_IMM:  u8 = class::ALU | alu::AND | source::K;
+    /// `and32 dst, src`: `dst &= src`, 32-bit.
+    pub const AND32_REG:  u8 = class::ALU | alu::AND | source::X;
+    /// `lsh32 dst, imm`: `dst <<= imm`, 32-bit.
+    pub const LSH32_IMM:  u8 = class::ALU | alu::LSH | source::K;
+    /// `lsh32 dst, src`: `dst <<= src`, 32-bit.
+    pub const LSH32_REG:  u8 = class::ALU | alu::LSH | source::X;
+    /// `rsh32 dst, imm`: `dst >>= imm` (logical), 32-bit.
+    pub const RSH32_IMM:  u8 = class::ALU | alu::RSH | source::K;
+    /// `rsh32 dst, src`: `dst >>= src` (logical), 32-bit.
+    pub const RSH32_REG:  u8 = class::ALU | alu::RSH | source::X;
+    /// `mod32 dst, imm`: `dst %= imm` (offset 1: `smod`, signed), 32-bit.
+    pub const MOD32_IMM:  u8 = class::ALU | alu::MOD | source::K;
+    /// `mod32 dst, src`: `dst %= src` (offset 1: `smod`, signed), 32-bit.
+    pub const MOD32_REG:  u8 = class::ALU | alu::MOD | source::X;
+    /// `xor32 dst, imm`: `dst ^= imm`, 32-bit.
+    pub const XOR32_IMM:  u8 = class::ALU | alu::XOR | source::K;
+    /// `xor32 dst, src`: `dst ^= src`, 32-bit.
+    pub const XOR32_REG:  u8 = class::ALU | alu::XOR | source::X;
+    /// `mov32 dst, imm`: `dst = imm`, 32-bit.
+    pub const MOV32_IMM:  u8 = class::ALU | alu::MOV | source::K;
+    /// `mov32 dst, src`: `dst = src` (register form, offset 8/16/32: `movsx`, sign-extending), 32-bit.
+    pub const MOV32_REG:  u8 = class::ALU | alu::MOV | source::X;
+    /// `arsh32 dst, imm`: `dst >>= imm` (arithmetic), 32-bit.
+    pub const ARSH32_IMM: u8 = class::ALU | alu::ARSH | source::K;
+    /// `arsh32 dst, src`: `dst >>= src` (arithmetic), 32-bit.
+    pub const ARSH32_REG: u8 = class::ALU | alu::ARSH | source::X;
+    /// `neg32 dst`: `dst = -dst`, 32-bit.
+    pub const NEG32:      u8 = class::ALU | alu::NEG;
+    /// `le16`/`le32`/`le64 dst` (width in the immediate): to little-endian.
+    pub const LE:         u8 = class::ALU | alu::END | source::K;
+    /// `be16`/`be32`/`be64 dst` (width in the immediate): to big-endian.
+    pub const BE:         u8 = class::ALU | alu::END | source::X;
+    /// `bswap16`/`bswap32`/`bswap64 dst` (width in the immediate): unconditional byte swap.
+    pub const BSWAP:      u8 = class::ALU64 | alu::END | source::K;
+    /// `lddw dst, imm64` (first slot; the second holds the high half).
+    pub const LDDW:       u8 = class::LD | mode::IMM | size::DW;
+    /// `ldabsw imm`: legacy packet load into r0.
+    pub const LDABSW:     u8 = class::LD | mode::ABS | size::W;
+    /// `ldabsh imm`: legacy packet load into r0.
+    pub const LDABSH:     u8 = class::LD | mode::ABS | size::H;
+    /// `ldabsb imm`: legacy packet load into r0.
+    pub const LDABSB:     u8 = class::LD | mode::ABS | size::B;
+    /// `ldabsdw imm`: legacy packet load into r0.
+    pub const LDABSDW:    u8 = class::LD | mode::ABS | size::DW;
+    /// `ldindw src, imm`: legacy packet load into r0.
+    pub const LDINDW:     u8 = class::LD | mode::IND | size::W;
+    /// `ldindh src, imm`: legacy packet load into r0.
+    pub const LDINDH:     u8 = class::LD | mode::IND | size::H;
+    /// `ldindb src, imm`: legacy packet load into r0.
+    pub const LDINDB:     u8 = class::LD | mode::IND | size::B;
+    /// `ldinddw src, imm`: legacy packet load into r0.
+    pub const LDINDDW:    u8 = class::LD | mode::IND | size::DW;
+    /// `ldxw dst, [src+off]`: zero-extending load.
+    pub const LDXW:       u8 = class::LDX | mode::MEM | size::W;
+    /// `ldxh dst, [src+off]`: zero-extending load.
+    pub const LDXH:       u8 = class::LDX | mode::MEM | size::H;
+    /// `ldxb dst, [src+off]`: zero-extending load.
+    pub const LDXB:       u8 = class::LDX | mode::MEM | size::B;
+    /// `ldxdw dst, [src+off]`: zero-extending load.
+    pub const LDXDW:      u8 = class::LDX | mode::MEM | size::DW;
+    /// `ldxsw dst, [src+off]`: sign-extending load.
+    pub const LDXSW:      u8 = class::LDX | mode::MEMSX | size::W;
+    /// `ldxsh dst, [src+off]`: sign-extending load.
+    pub const LDXSH:      u8 = class::LDX | mode::MEMSX | size::H;
+    /// `ldxsb dst, [src+off]`: sign-extending load.
+    pub const LDXSB:      u8 = class::LDX | mode::MEMSX | size::B;
+    /// `stw [dst+off], imm`.
+    pub const STW:        u8 = class::ST | mode::MEM | size::W;
+    /// `sth [dst+off], imm`.
+    pub const STH:        u8 = class::ST | mode::MEM | size::H;
+    /// `stb [dst+off], imm`.
+    pub const STB:        u8 = class::ST | mode::MEM | size::B;
+    /// `stdw [dst+off], imm`.
+    pub const STDW:       u8 = class::ST | mode::MEM | size::DW;
+    /// `stxw [dst+off], src`.
+    pub const STXW:       u8 = class::STX | mode::MEM | size::W;
+    /// `stxh [dst+off], src`.
+    pub const STXH:       u8 = class::STX | mode::MEM | size::H;
+    /// `stxb [dst+off], src`.
+    pub const STXB:       u8 = class::STX | mode::MEM | size::B;
+    /// `stxdw [dst+off], src`.
+    pub const STXDW:      u8 = class::STX | mode::MEM | size::DW;
+    /// 32-bit atomic (the operation in the immediate, `atomic`).
+    pub const ATOMIC32:   u8 = class::STX | mode::ATOMIC | size::W;
+    /// 64-bit atomic (the operation in the immediate, `atomic`).
+    pub const ATOMIC64:   u8 = class::STX | mode::ATOMIC | size::DW;
     /// `ja` with a 16-bit offset.
-    pub const JA: u8 = 0x05;
+    pub const JA:         u8 = class::JMP | jmp::JA;
     /// `ja32` (gotol) with a 32-bit offset in the immediate.
-    pub const JA32: u8 = 0x06;
-    /// 64-bit atomic.
-    pub const ATOMIC64: u8 = 0xdb;
-    /// 32-bit atomic.
-    pub const ATOMIC32: u8 = 0xc3;
+    pub const JA32:       u8 = class::JMP32 | jmp::JA;
+    /// `jeq dst, imm, +off`: jump if equal, on 64 bits.
+    pub const JEQ_IMM:    u8 = class::JMP | jmp::JEQ | source::K;
+    /// `jeq dst, src, +off`: jump if equal, on 64 bits.
+    pub const JEQ_REG:    u8 = class::JMP | jmp::JEQ | source::X;
+    /// `jgt dst, imm, +off`: jump if greater (unsigned), on 64 bits.
+    pub const JGT_IMM:    u8 = class::JMP | jmp::JGT | source::K;
+    /// `jgt dst, src, +off`: jump if greater (unsigned), on 64 bits.
+    pub const JGT_REG:    u8 = class::JMP | jmp::JGT | source::X;
+    /// `jge dst, imm, +off`: jump if greater or equal (unsigned), on 64 bits.
+    pub const JGE_IMM:    u8 = class::JMP | jmp::JGE | source::K;
+    /// `jge dst, src, +off`: jump if greater or equal (unsigned), on 64 bits.
+    pub const JGE_REG:    u8 = class::JMP | jmp::JGE | source::X;
+    /// `jset dst, imm, +off`: jump if `dst & imm != 0`, on 64 bits.
+    pub const JSET_IMM:   u8 = class::JMP | jmp::JSET | source::K;
+    /// `jset dst, src, +off`: jump if `dst & src != 0`, on 64 bits.
+    pub const JSET_REG:   u8 = class::JMP | jmp::JSET | source::X;
+    /// `jne dst, imm, +off`: jump if not equal, on 64 bits.
+    pub const JNE_IMM:    u8 = class::JMP | jmp::JNE | source::K;
+    /// `jne dst, src, +off`: jump if not equal, on 64 bits.
+    pub const JNE_REG:    u8 = class::JMP | jmp::JNE | source::X;
+    /// `jsgt dst, imm, +off`: jump if greater (signed), on 64 bits.
+    pub const JSGT_IMM:   u8 = class::JMP | jmp::JSGT | source::K;
+    /// `jsgt dst, src, +off`: jump if greater (signed), on 64 bits.
+    pub const JSGT_REG:   u8 = class::JMP | jmp::JSGT | source::X;
+    /// `jsge dst, imm, +off`: jump if greater or equal (signed), on 64 bits.
+    pub const JSGE_IMM:   u8 = class::JMP | jmp::JSGE | source::K;
+    /// `jsge dst, src, +off`: jump if greater or equal (signed), on 64 bits.
+    pub const JSGE_REG:   u8 = class::JMP | jmp::JSGE | source::X;
+    /// `jlt dst, imm, +off`: jump if less (unsigned), on 64 bits.
+    pub const JLT_IMM:    u8 = class::JMP | jmp::JLT | source::K;
+    /// `jlt dst, src, +off`: jump if less (unsigned), on 64 bits.
+    pub const JLT_REG:    u8 = class::JMP | jmp::JLT | source::X;
+    /// `jle dst, imm, +off`: jump if less or equal (unsigned), on 64 bits.
+    pub const JLE_IMM:    u8 = class::JMP | jmp::JLE | source::K;
+    /// `jle dst, src, +off`: jump if less or equal (unsigned), on 64 bits.
+    pub const JLE_REG:    u8 = class::JMP | jmp::JLE | source::X;
+    /// `jslt dst, imm, +off`: jump if less (signed), on 64 bits.
+    pub const JSLT_IMM:   u8 = class::JMP | jmp::JSLT | source::K;
+    /// `jslt dst, src, +off`: jump if less (signed), on 64 bits.
+    pub const JSLT_REG:   u8 = class::JMP | jmp::JSLT | source::X;
+    /// `jsle dst, imm, +off`: jump if less or equal (signed), on 64 bits.
+    pub const JSLE_IMM:   u8 = class::JMP | jmp::JSLE | source::K;
+    /// `jsle dst, src, +off`: jump if less or equal (signed), on 64 bits.
+    pub const JSLE_REG:   u8 = class::JMP | jmp::JSLE | source::X;
+    /// `jeq32 dst, imm, +off`: jump if equal, on the low 32 bits.
+    pub const JEQ32_IMM:  u8 = class::JMP32 | jmp::JEQ | source::K;
+    /// `jeq32 dst, src, +off`: jump if equal, on the low 32 bits.
+    pub const JEQ32_REG:  u8 = class::JMP32 | jmp::JEQ | source::X;
+    /// `jgt32 dst, imm, +off`: jump if greater (unsigned), on the low 32 bits.
+    pub const JGT32_IMM:  u8 = class::JMP32 | jmp::JGT | source::K;
+    /// `jgt32 dst, src, +off`: jump if greater (unsigned), on the low 32 bits.
+    pub const JGT32_REG:  u8 = class::JMP32 | jmp::JGT | source::X;
+    /// `jge32 dst, imm, +off`: jump if greater or equal (unsigned), on the low 32 bits.
+    pub const JGE32_IMM:  u8 = class::JMP32 | jmp::JGE | source::K;
+    /// `jge32 dst, src, +off`: jump if greater or equal (unsigned), on the low 32 bits.
+    pub const JGE32_REG:  u8 = class::JMP32 | jmp::JGE | source::X;
+    /// `jset32 dst, imm, +off`: jump if `dst & imm != 0`, on the low 32 bits.
+    pub const JSET32_IMM: u8 = class::JMP32 | jmp::JSET | source::K;
+    /// `jset32 dst, src, +off`: jump if `dst & src != 0`, on the low 32 bits.
+    pub const JSET32_REG: u8 = class::JMP32 | jmp::JSET | source::X;
+    /// `jne32 dst, imm, +off`: jump if not equal, on the low 32 bits.
+    pub const JNE32_IMM:  u8 = class::JMP32 | jmp::JNE | source::K;
+    /// `jne32 dst, src, +off`: jump if not equal, on the low 32 bits.
+    pub const JNE32_REG:  u8 = class::JMP32 | jmp::JNE | source::X;
+    /// `jsgt32 dst, imm, +off`: jump if greater (signed), on the low 32 bits.
+    pub const JSGT32_IMM: u8 = class::JMP32 | jmp::JSGT | source::K;
+    /// `jsgt32 dst, src, +off`: jump if greater (signed), on the low 32 bits.
+    pub const JSGT32_REG: u8 = class::JMP32 | jmp::JSGT | source::X;
+    /// `jsge32 dst, imm, +off`: jump if greater or equal (signed), on the low 32 bits.
+    pub const JSGE32_IMM: u8 = class::JMP32 | jmp::JSGE | source::K;
+    /// `jsge32 dst, src, +off`: jump if greater or equal (signed), on the low 32 bits.
+    pub const JSGE32_REG: u8 = class::JMP32 | jmp::JSGE | source::X;
+    /// `jlt32 dst, imm, +off`: jump if less (unsigned), on the low 32 bits.
+    pub const JLT32_IMM:  u8 = class::JMP32 | jmp::JLT | source::K;
+    /// `jlt32 dst, src, +off`: jump if less (unsigned), on the low 32 bits.
+    pub const JLT32_REG:  u8 = class::JMP32 | jmp::JLT | source::X;
+    /// `jle32 dst, imm, +off`: jump if less or equal (unsigned), on the low 32 bits.
+    pub const JLE32_IMM:  u8 = class::JMP32 | jmp::JLE | source::K;
+    /// `jle32 dst, src, +off`: jump if less or equal (unsigned), on the low 32 bits.
+    pub const JLE32_REG:  u8 = class::JMP32 | jmp::JLE | source::X;
+    /// `jslt32 dst, imm, +off`: jump if less (signed), on the low 32 bits.
+    pub const JSLT32_IMM: u8 = class::JMP32 | jmp::JSLT | source::K;
+    /// `jslt32 dst, src, +off`: jump if less (signed), on the low 32 bits.
+    pub const JSLT32_REG: u8 = class::JMP32 | jmp::JSLT | source::X;
+    /// `jsle32 dst, imm, +off`: jump if less or equal (signed), on the low 32 bits.
+    pub const JSLE32_IMM: u8 = class::JMP32 | jmp::JSLE | source::K;
+    /// `jsle32 dst, src, +off`: jump if less or equal (signed), on the low 32 bits.
+    pub const JSLE32_REG: u8 = class::JMP32 | jmp::JSLE | source::X;
+    /// `call` (helper, local or BTF, by the source field).
+    pub const CALL:       u8 = class::JMP | jmp::CALL | source::K;
+    /// `callx`: helper call through the register named in `dst`.
+    pub const CALLX:      u8 = class::JMP | jmp::CALL | source::X;
+    /// `exit`.
+    pub const EXIT:       u8 = class::JMP | jmp::EXIT;
 }
 
 /// One 8-byte instruction slot, decoded into its fields.
@@ -382,6 +631,39 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn opcode_names_have_the_rfc_bytes() {
+        let named = [
+            op::ADD64_IMM,
+            op::ADD32_REG,
+            op::MOV64_REG,
+            op::NEG64,
+            op::LE,
+            op::BE,
+            op::BSWAP,
+            op::LDDW,
+            op::LDABSB,
+            op::LDINDDW,
+            op::LDXSB,
+            op::STDW,
+            op::STXW,
+            op::ATOMIC32,
+            op::ATOMIC64,
+            op::JA,
+            op::JA32,
+            op::JSLE32_REG,
+            op::JSET_IMM,
+            op::CALL,
+            op::CALLX,
+            op::EXIT,
+        ];
+        let bytes = [
+            0x07, 0x0c, 0xbf, 0x87, 0xd4, 0xdc, 0xd7, 0x18, 0x30, 0x58, 0x91, 0x7a, 0x63, 0xc3,
+            0xdb, 0x05, 0x06, 0xde, 0x45, 0x85, 0x8d, 0x95,
+        ];
+        assert_eq!(named, bytes);
     }
 
     #[test]
