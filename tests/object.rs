@@ -377,3 +377,37 @@ fn test_runs_follow_tail_calls() {
         assert_eq!(counters.get::<u32, u64>(&1).unwrap(), 4);
     }
 }
+
+/// Maps of maps declared with BTF initial values (`.values = { [1] = &inner_b, … }`): the
+/// outer map holds the inner maps' ids at load, and a program's lookup through it reaches the
+/// inner map the host fills, in both engines.
+#[test]
+fn map_of_maps_initial_values_come_from_btf() {
+    for engine in ENGINES {
+        let mut object = Object::<Vm>::open(path("inner")).unwrap();
+        object.load().unwrap();
+        prepare(&mut object, engine);
+        let outer = object.map("outer").unwrap().clone();
+        let (a, b) = (
+            object.map("inner_a").unwrap().clone(),
+            object.map("inner_b").unwrap().clone(),
+        );
+        assert_eq!(outer.get::<u32, u32>(&1), Ok(b.id()), "{engine:?}");
+        assert_eq!(outer.get::<u32, u32>(&2), Ok(a.id()), "{engine:?}");
+        assert!(
+            outer.get::<u32, u32>(&0).is_err(),
+            "entry 0 was not declared"
+        );
+        a.set(&0u32, &11u64, 0).unwrap();
+        b.set(&0u32, &22u64, 0).unwrap();
+        let pick = object.program("pick").unwrap();
+        let run = |index: u32| {
+            let mut mem = index.to_ne_bytes().to_vec();
+            pick.run(&mut mem)
+        };
+        assert_eq!(run(1), Ok(22), "{engine:?}");
+        assert_eq!(run(2), Ok(11), "{engine:?}");
+        assert_eq!(run(0), Ok(1000), "no inner map at 0, {engine:?}");
+        assert_eq!(run(9), Ok(1000), "out of range, {engine:?}");
+    }
+}

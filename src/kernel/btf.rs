@@ -172,7 +172,7 @@ impl<'a> Btf<'a> {
 
     /// Every variable of the DATASEC named `section`: `(name, offset in the section, def,
     /// values)`, where `values` is the byte offset of the definition's `values` member
-    /// (`__array(values, …)`: the initial values of a `PROG_ARRAY`), if it has one.
+    /// (`__array(values, …)`: the initial values of a `PROG_ARRAY` or a map of maps), if it has one.
     pub(crate) fn map_defs_with_values(&self, section: &[u8]) -> Result<Vec<MapDecl>, String> {
         let Some(datasec) = self
             .types

@@ -61,6 +61,15 @@ impl ProgramVm for Vm {
 }
 
 /// Where a map of an object comes from.
+/// What a `PROG_ARRAY` or map-of-maps entry declared in BTF holds at load.
+#[derive(Debug, Clone, Copy)]
+enum InitialValue {
+    /// A program of the object (its index, which is its fd).
+    Program(usize),
+    /// A map of the object (its index; the entry holds the map's id).
+    Map(usize),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum MapSource {
     /// A definition in `.maps` or `maps`, at this offset of this section.
@@ -315,8 +324,8 @@ pub struct Object<V: ProgramVm = Vm> {
     maps: Vec<ObjectMap>,
     programs: Vec<ObjectProgram<V>>,
     helpers: Vec<HostHelper>,
-    /// Initial `PROG_ARRAY` values from BTF: (map, index, program).
-    prog_array_values: Vec<(usize, u32, usize)>,
+    /// Initial values declared in BTF (`.values = { [i] = &x }`): (map, index, value).
+    initial_values: Vec<(usize, u32, InitialValue)>,
     loaded: bool,
 }
 
@@ -497,8 +506,9 @@ impl<V: ProgramVm> Object<V> {
             });
         }
 
-        // Initial PROG_ARRAY values: relocations in the definition's `values` array.
-        let mut prog_array_values = Vec::new();
+        // Initial values: relocations in the definition's `values` array, against programs
+        // (PROG_ARRAY) or against other maps' definitions (maps of maps).
+        let mut initial_values = Vec::new();
         for (map, section, offset, start) in values {
             let end = elf
                 .symbols
@@ -517,15 +527,23 @@ impl<V: ProgramVm> Object<V> {
                 let program = sym
                     .section
                     .and_then(|s| elf.func_at(s, sym.value))
-                    .and_then(|f| programs.iter().position(|p| p.func == f))
-                    .ok_or_else(|| {
-                        ObjectError::Map(format!(
-                            "map '{map_name}': initial value '{}' is not a program",
+                    .and_then(|f| programs.iter().position(|p| p.func == f));
+                let inner = maps.iter().position(|m: &ObjectMap| {
+                    matches!(m.source, MapSource::Declared { section, offset }
+                        if Some(section) == sym.section && offset == sym.value)
+                });
+                let value = match (program, inner) {
+                    (Some(p), _) => InitialValue::Program(p),
+                    (None, Some(m)) => InitialValue::Map(m),
+                    (None, None) => {
+                        return Err(ObjectError::Map(format!(
+                            "map '{map_name}': initial value '{}' is neither a program nor a map",
                             String::from_utf8_lossy(sym.name)
-                        ))
-                    })?;
+                        )));
+                    }
+                };
                 let slot = u32::try_from((at - start) / 8).unwrap_or(u32::MAX);
-                prog_array_values.push((map, slot, program));
+                initial_values.push((map, slot, value));
             }
         }
 
@@ -535,7 +553,7 @@ impl<V: ProgramVm> Object<V> {
             maps,
             programs,
             helpers: Vec::new(),
-            prog_array_values,
+            initial_values,
             loaded: false,
         })
     }
@@ -739,10 +757,22 @@ impl<V: ProgramVm> Object<V> {
             program.table = Arc::clone(&table);
         }
 
-        for &(map, slot, program) in &self.prog_array_values {
+        for &(map, slot, value) in &self.initial_values {
             let entry = &self.maps[map];
             let Some(m) = &entry.map else { continue };
-            let value = u32::try_from(program).unwrap_or(u32::MAX);
+            let value = match value {
+                InitialValue::Program(program) => u32::try_from(program).unwrap_or(u32::MAX),
+                InitialValue::Map(inner) => match &self.maps[inner].map {
+                    Some(inner) => inner.id(),
+                    None => {
+                        failures.push(format!(
+                            "map '{}': initial value at index {slot}: map '{}' was not created",
+                            entry.name, self.maps[inner].name
+                        ));
+                        continue;
+                    }
+                },
+            };
             if let Err(e) = m.update(&slot.to_ne_bytes(), &value.to_ne_bytes(), BPF_ANY) {
                 failures.push(format!(
                     "map '{}': initial value at index {slot}: {e}",
