@@ -97,6 +97,7 @@ c_tests!(
     jit,
     jit_large,
     jit_runtime,
+    kernel_corpus,
     kernel_maps,
     lifecycle,
     load_errors,
