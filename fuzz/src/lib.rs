@@ -19,6 +19,7 @@ mod elf;
 mod harness;
 mod known;
 mod nobounds;
+mod object;
 mod quiet;
 mod safe;
 mod seeds;
@@ -33,7 +34,7 @@ struct Target {
 }
 
 /// Every target, by the name `build.sh` compiles into the shim.
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     Target {
         name: "diff",
         run: diff::run,
@@ -53,6 +54,10 @@ const TARGETS: [Target; 5] = [
     Target {
         name: "nobounds",
         run: nobounds::run,
+    },
+    Target {
+        name: "object",
+        run: object::run,
     },
 ];
 

@@ -78,6 +78,18 @@ const PACKET_LOAD_SEEDS: [&str; 4] = [
     "mov32 %r5, -1\nldindh %r5, 3\nstxdw [%r10-8], %r0\nldabsdw -1\nexit",
 ];
 
+/// Adds every `*.o` of `dir` to `seeds`, named with `prefix`.
+fn objects(dir: &Path, prefix: &str, seeds: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "o") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            seeds.push((format!("{prefix}{name}"), std::fs::read(&path)?));
+        }
+    }
+    Ok(())
+}
+
 /// Writes `target`'s seeds into `dir`; returns how many.
 pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
@@ -111,28 +123,13 @@ pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
         }
         "elf" => {
             let dir = dir_from_env("RBPF_EXAMPLES_DIR", repo().join("examples-c/bpf"));
-            for entry in std::fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if path.extension().is_some_and(|x| x == "o") {
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    seeds.push((name.into_owned(), std::fs::read(&path)?));
-                }
-            }
+            objects(&dir, "", &mut seeds)?;
         }
-        "nobounds" => {
-            // Recipes are not bytecode: deterministic pseudo-random recipes of a few sizes,
-            // under every setup of the cycle.
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            for i in 0..32usize {
-                let mut seed = vec![FLAG_CYCLE[i % FLAG_CYCLE.len()], 0];
-                for _ in 0..(16 + i * 24) {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    seed.push(x as u8);
-                }
-                seeds.push((format!("recipe-{i}"), seed));
-            }
+        "object" => {
+            let dir = dir_from_env("RBPF_EXAMPLES_DIR", repo().join("examples-c/bpf"));
+            objects(&dir, "examples-", &mut seeds)?;
+            objects(&repo().join("tests/bpf/object"), "object-", &mut seeds)?;
+            objects(&repo().join("tests/kernel_corpus"), "corpus-", &mut seeds)?;
         }
         _ => {}
     }
