@@ -13,7 +13,7 @@ set -euo pipefail
 export RUST_BACKTRACE=0 # libFuzzer prints the stack; keep the report short
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 2 ]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options…]   (targets: diff elf asm safe nobounds object)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options…]   (targets: diff elf asm safe nobounds object ctx)" >&2
     exit 2
 fi
 target=$1

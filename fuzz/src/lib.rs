@@ -14,6 +14,7 @@
 
 mod asm;
 mod capi;
+mod ctx;
 mod diff;
 mod elf;
 mod harness;
@@ -34,7 +35,7 @@ struct Target {
 }
 
 /// Every target, by the name `build.sh` compiles into the shim.
-const TARGETS: [Target; 6] = [
+const TARGETS: [Target; 7] = [
     Target {
         name: "diff",
         run: diff::run,
@@ -58,6 +59,10 @@ const TARGETS: [Target; 6] = [
     Target {
         name: "object",
         run: object::run,
+    },
+    Target {
+        name: "ctx",
+        run: ctx::run,
     },
 ];
 

@@ -131,6 +131,44 @@ pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
             objects(&repo().join("tests/bpf/object"), "object-", &mut seeds)?;
             objects(&repo().join("tests/kernel_corpus"), "corpus-", &mut seeds)?;
         }
+        "ctx" => {
+            // Recipes: every program type under every `ctx_in` mode, with pseudo-random ops
+            // of a few lengths, plus the shape of a real parser (bounds-checked packet reads
+            // next to field loads and stores through copies and spills of r1).
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            for i in 0..64usize {
+                let head = (i % 4) as u8 | ((i / 4 % 2) as u8) << 2 | ((i / 8 % 4) as u8) << 3;
+                let mut seed = vec![head, (i * 7) as u8];
+                for _ in 0..(6 + i * 3) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    seed.push(x as u8);
+                }
+                seeds.push((format!("recipe-{i}"), seed));
+            }
+            for ty in 0..4u8 {
+                // XDP: mode 1 (a valid ctx_in); skb types: mode 2 (fields from the input).
+                let mut seed = if ty == 0 {
+                    vec![ty | 0x08, 50]
+                } else {
+                    let mut s = vec![ty | 0x10, 50];
+                    s.extend((1..=16u8).map(|b| b.wrapping_mul(11)));
+                    s
+                };
+                let (field, other) = if ty == 0 { (12, 16) } else { (8, 48) };
+                // r6 = r1; spill r6; 4 packet bytes at 12 (checked 16); fill r7; two 4-byte
+                // field loads through r6 and r1; a 2-byte packet write at 0 (checked 8).
+                seed.extend_from_slice(&[3, 0, 0, 4, 3, 0, 6, 2, 12, 16, 4, 4, 0]);
+                seed.extend_from_slice(&[0, 0x82, field, 0, 0x80, other]);
+                if ty != 0 {
+                    // Store r0 into cb[1] through r1.
+                    seed.extend_from_slice(&[2, 0x81, 52, 1]);
+                }
+                seed.extend_from_slice(&[6, 0x21, 0, 8]);
+                seeds.push((format!("parser-{ty}"), seed));
+            }
+        }
         _ => {}
     }
     for (name, bytes) in &seeds {
