@@ -317,6 +317,8 @@ fn test(
         opts.ctx_size_out,
         opts.redirect,
     );
+    // Past the output size the buffer keeps its zeros in both runs; shorter reports.
+    data.truncate((data_size_out as usize).min(DATA_OUT_LEN));
     Outcome {
         result,
         retval,
