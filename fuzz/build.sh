@@ -7,7 +7,7 @@
 # rebuild), then linked with clang's libFuzzer (`-fsanitize=fuzzer`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-all_targets=(diff elf asm safe nobounds)
+all_targets=(diff elf asm safe nobounds object ctx)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all_targets[@]}")
 

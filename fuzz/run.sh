@@ -13,7 +13,7 @@ set -euo pipefail
 export RUST_BACKTRACE=0 # libFuzzer prints the stack; keep the report short
 here=$(cd "$(dirname "$0")" && pwd)
 if [ $# -lt 2 ]; then
-    echo "usage: $0 TARGET SECONDS [libFuzzer options…]   (targets: diff elf asm safe nobounds)" >&2
+    echo "usage: $0 TARGET SECONDS [libFuzzer options…]   (targets: diff elf asm safe nobounds object ctx)" >&2
     exit 2
 fi
 target=$1
@@ -34,6 +34,7 @@ RBPF_FUZZ_WRITE_SEEDS=$seeds "$bin"
 
 case $target in
 elf) max_len=16384 ;;
+object) max_len=65536 ;; # the largest seed object is 57 KiB
 nobounds) max_len=1200 ;;
 *) max_len=4096 ;;
 esac

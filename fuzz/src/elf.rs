@@ -15,7 +15,7 @@ use crate::harness::{LOOP_LIMIT, fail, leaks_frame_pointer, register_helpers};
 use crate::known::{Known, tolerated};
 
 /// A TCP packet to port 80 (what `packet_filter.o` accepts), 64 bytes.
-const PACKET: [u8; 64] = [
+pub const PACKET: [u8; 64] = [
     // Ethernet: destination, source, type IPv4.
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0x08, 0x00, //
     // IPv4: version/IHL, TOS, length, id, flags, TTL, protocol TCP, checksum, addresses.

@@ -14,11 +14,13 @@
 
 mod asm;
 mod capi;
+mod ctx;
 mod diff;
 mod elf;
 mod harness;
 mod known;
 mod nobounds;
+mod object;
 mod quiet;
 mod safe;
 mod seeds;
@@ -33,7 +35,7 @@ struct Target {
 }
 
 /// Every target, by the name `build.sh` compiles into the shim.
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 7] = [
     Target {
         name: "diff",
         run: diff::run,
@@ -53,6 +55,14 @@ const TARGETS: [Target; 5] = [
     Target {
         name: "nobounds",
         run: nobounds::run,
+    },
+    Target {
+        name: "object",
+        run: object::run,
+    },
+    Target {
+        name: "ctx",
+        run: ctx::run,
     },
 ];
 

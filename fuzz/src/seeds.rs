@@ -78,6 +78,18 @@ const PACKET_LOAD_SEEDS: [&str; 4] = [
     "mov32 %r5, -1\nldindh %r5, 3\nstxdw [%r10-8], %r0\nldabsdw -1\nexit",
 ];
 
+/// Adds every `*.o` of `dir` to `seeds`, named with `prefix`.
+fn objects(dir: &Path, prefix: &str, seeds: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "o") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            seeds.push((format!("{prefix}{name}"), std::fs::read(&path)?));
+        }
+    }
+    Ok(())
+}
+
 /// Writes `target`'s seeds into `dir`; returns how many.
 pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
     std::fs::create_dir_all(dir)?;
@@ -111,27 +123,50 @@ pub fn write(target: &str, dir: &Path) -> std::io::Result<usize> {
         }
         "elf" => {
             let dir = dir_from_env("RBPF_EXAMPLES_DIR", repo().join("examples-c/bpf"));
-            for entry in std::fs::read_dir(&dir)? {
-                let path = entry?.path();
-                if path.extension().is_some_and(|x| x == "o") {
-                    let name = path.file_name().unwrap_or_default().to_string_lossy();
-                    seeds.push((name.into_owned(), std::fs::read(&path)?));
-                }
-            }
+            objects(&dir, "", &mut seeds)?;
         }
-        "nobounds" => {
-            // Recipes are not bytecode: deterministic pseudo-random recipes of a few sizes,
-            // under every setup of the cycle.
-            let mut x = 0x9e37_79b9_7f4a_7c15u64;
-            for i in 0..32usize {
-                let mut seed = vec![FLAG_CYCLE[i % FLAG_CYCLE.len()], 0];
-                for _ in 0..(16 + i * 24) {
+        "object" => {
+            let dir = dir_from_env("RBPF_EXAMPLES_DIR", repo().join("examples-c/bpf"));
+            objects(&dir, "examples-", &mut seeds)?;
+            objects(&repo().join("tests/bpf/object"), "object-", &mut seeds)?;
+            objects(&repo().join("tests/kernel_corpus"), "corpus-", &mut seeds)?;
+        }
+        "ctx" => {
+            // Recipes: every program type under every `ctx_in` mode, with pseudo-random ops
+            // of a few lengths, plus the shape of a real parser (bounds-checked packet reads
+            // next to field loads and stores through copies and spills of r1).
+            let mut x = 0x2545_f491_4f6c_dd1du64;
+            for i in 0..64usize {
+                let head = (i % 4) as u8 | ((i / 4 % 2) as u8) << 2 | ((i / 8 % 4) as u8) << 3;
+                let mut seed = vec![head, (i * 7) as u8];
+                for _ in 0..(6 + i * 3) {
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
                     seed.push(x as u8);
                 }
                 seeds.push((format!("recipe-{i}"), seed));
+            }
+            for ty in 0..4u8 {
+                // XDP: mode 1 (a valid ctx_in); skb types: mode 2 (fields from the input).
+                let mut seed = if ty == 0 {
+                    vec![ty | 0x08, 50]
+                } else {
+                    let mut s = vec![ty | 0x10, 50];
+                    s.extend((1..=16u8).map(|b| b.wrapping_mul(11)));
+                    s
+                };
+                let (field, other) = if ty == 0 { (12, 16) } else { (8, 48) };
+                // r6 = r1; spill r6; 4 packet bytes at 12 (checked 16); fill r7; two 4-byte
+                // field loads through r6 and r1; a 2-byte packet write at 0 (checked 8).
+                seed.extend_from_slice(&[3, 0, 0, 4, 3, 0, 6, 2, 12, 16, 4, 4, 0]);
+                seed.extend_from_slice(&[0, 0x82, field, 0, 0x80, other]);
+                if ty != 0 {
+                    // Store r0 into cb[1] through r1.
+                    seed.extend_from_slice(&[2, 0x81, 52, 1]);
+                }
+                seed.extend_from_slice(&[6, 0x21, 0, 8]);
+                seeds.push((format!("parser-{ty}"), seed));
             }
         }
         _ => {}
