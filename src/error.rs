@@ -5,6 +5,7 @@
 //! text does not print it.
 
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use core::fmt;
 

@@ -11,6 +11,10 @@ use crate::error::{ExecError, LoadError};
 
 /// Which of rbpf's engines a text belongs to (each has its own prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(
+    not(feature = "std"),
+    expect(dead_code, reason = "the compiled engines need std")
+)]
 pub(crate) enum Engine {
     /// `execute_program`: texts start with `Error: `.
     Interpreter,

@@ -154,9 +154,18 @@ pub struct Machine {
     /// The loaded program's maps.
     #[cfg(feature = "std")]
     pub(crate) maps: crate::exec::maps::VmMaps,
-    /// Which host memory the probe-read helpers may read beyond the program's regions.
+    /// Which host memory the probe-read helpers may read beyond the program's regions (the
+    /// kernel helpers that read it need `std`).
+    #[cfg_attr(
+        not(feature = "std"),
+        expect(dead_code, reason = "read by the kernel helpers")
+    )]
     pub(crate) probe_read: Option<ProbeReadFn>,
     /// Where `bpf_get_stack` finds a call stack (none: an empty stack).
+    #[cfg_attr(
+        not(feature = "std"),
+        expect(dead_code, reason = "read by the kernel helpers")
+    )]
     pub(crate) stack_fn: Option<StackFn>,
 }
 
