@@ -57,7 +57,7 @@ pub(super) fn errno(e: MapError) -> u64 {
 }
 
 /// `-errno` as a helper's return value.
-pub(super) const fn neg(errno: i32) -> u64 {
+pub(crate) const fn neg(errno: i32) -> u64 {
     (-(errno as i64)) as u64
 }
 
@@ -717,7 +717,7 @@ unsafe extern "C" fn rbpf_tail_call_target(
     _: u64,
     _: *mut c_void,
 ) -> u64 {
-    const ENOENT: u64 = (-(libc::ENOENT as i64)) as u64;
+    const ENOENT: u64 = neg(libc::ENOENT);
     with_run(|machine, _| {
         let Some(array) = machine.maps.maps.by_handle(map).and_then(Map::prog_array) else {
             return EINVAL;

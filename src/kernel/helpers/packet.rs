@@ -11,18 +11,14 @@ use std::ffi::c_void;
 use crate::error::Access;
 use crate::exec::current_run::with_run;
 use crate::exec::memory::Regions;
-use crate::kernel::helpers::HelperList;
+use crate::kernel::helpers::{EINVAL, HelperList, neg};
 use crate::kernel::packet::{PacketKind, PacketRun, Redirect, with_packet};
 use crate::kernel::test_run::{ETH_HLEN, SHARED_INFO_SIZE};
 
-const fn err(errno: i32) -> u64 {
-    (-(errno as i64)) as u64
-}
-const EINVAL: u64 = err(libc::EINVAL);
-const EFAULT: u64 = err(libc::EFAULT);
-const EACCES: u64 = err(libc::EACCES);
+const EFAULT: u64 = neg(libc::EFAULT);
+const EACCES: u64 = neg(libc::EACCES);
 /// The kernel's internal `ENOTSUPP` (524), which helpers return to programs.
-const ENOTSUPP: u64 = err(524);
+const ENOTSUPP: u64 = neg(524);
 
 /// `sizeof(struct xdp_frame)` on 64-bit: the part of the headroom XDP helpers keep.
 const XDP_FRAME_SIZE: usize = 40;
@@ -562,7 +558,7 @@ unsafe extern "C" fn bpf_skb_adjust_room(
             all[data + off..data + off + abs].fill(0);
             pkt.data_end = end + abs;
         } else {
-            return err(libc::ENOMEM);
+            return neg(libc::ENOMEM);
         }
         pkt.data_meta = pkt.data;
         pkt.sync_ctx();

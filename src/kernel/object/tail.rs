@@ -21,6 +21,7 @@ use crate::error::ExecError;
 use crate::exec::current_run::with_run;
 use crate::exec::machine::Machine;
 use crate::exec::maps::Map;
+use crate::kernel::helpers::neg;
 use crate::vm::Vm;
 
 /// The kernel's `MAX_TAIL_CALL_CNT`: tail calls one run may make.
@@ -47,10 +48,6 @@ struct Driver {
 thread_local! {
     /// The innermost run driver on this thread (a helper may start another run).
     static DRIVER: Cell<Option<Driver>> = const { Cell::new(None) };
-}
-
-const fn neg(errno: i32) -> u64 {
-    (-(errno as i64)) as u64
 }
 
 /// `long bpf_tail_call(void *ctx, void *prog_array, __u32 index)` (12): 0 after recording
