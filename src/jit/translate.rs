@@ -18,8 +18,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
-    SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
-    Value,
+    SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -748,7 +747,6 @@ impl Translator<'_, '_> {
                     self.hoisted_loop(&l)?;
                 }
             }
-            self.b.set_srcloc(SourceLoc::new(pc as u32));
             if let Ok(i) = self.switches.binary_search_by_key(&pc, |s| s.root)
                 && let s = self.switches[i].clone()
                 && self.switch_table(pc, &s)?
@@ -824,7 +822,6 @@ impl Translator<'_, '_> {
             self.fault_if(out, fault::INSTRUCTION_LIMIT, slot, zero);
             let left = self.b.ins().iadd_imm_s(left, -1);
             self.b.def_var(self.remaining, left);
-            self.b.set_srcloc(SourceLoc::new(slot as u32));
             let insn = self.insns[slot];
             slot = self.insn(slot, insn)?;
         }
@@ -1527,7 +1524,6 @@ impl Translator<'_, '_> {
             // fewer, and no branch.
             let skipped = self.insns[pc + 1];
             let old = self.get(skipped.dst);
-            self.b.set_srcloc(SourceLoc::new(pc as u32 + 1));
             self.alu(pc + 1, skipped)?;
             let new = self.get(skipped.dst);
             let v = self.b.ins().select(c, old, new);
