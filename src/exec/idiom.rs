@@ -781,6 +781,9 @@ fn follow(insns: &[Insn], mut pc: usize, reg: u8, v: u64, budget: &mut usize) ->
 /// The tree nodes reachable from `root` (at most [`MAX_SWITCH_NODES`]; `None` if more).
 fn tree_nodes(insns: &[Insn], root: usize, reg: u8, budget: &mut usize) -> Option<Vec<usize>> {
     let mut nodes = vec![root];
+    // `nodes` sorted, for a lookup in O(log n): a linear scan per step made the search cost
+    // budget × MAX_SWITCH_NODES on programs where every slot is a compare.
+    let mut seen = vec![root];
     let mut work = vec![root];
     while let Some(pc) = work.pop() {
         let insn = insns[pc];
@@ -791,10 +794,13 @@ fn tree_nodes(insns: &[Insn], root: usize, reg: u8, budget: &mut usize) -> Optio
         for s in successors.into_iter().flatten() {
             *budget = budget.checked_sub(1)?;
             let Ok(s) = usize::try_from(s) else { continue };
-            if insns.get(s).is_some_and(|i| is_node(i, reg)) && !nodes.contains(&s) {
+            if insns.get(s).is_some_and(|i| is_node(i, reg))
+                && let Err(at) = seen.binary_search(&s)
+            {
                 if nodes.len() >= MAX_SWITCH_NODES {
                     return None;
                 }
+                seen.insert(at, s);
                 nodes.push(s);
                 work.push(s);
             }

@@ -36,7 +36,7 @@ use cranelift_frontend::FunctionBuilderContext;
 
 use crate::error::{ExecError, JitError};
 use crate::exec::machine::{ExecutionProfile, Machine};
-use crate::isa::STACK_SIZE;
+use crate::isa::{self, Insn, STACK_SIZE};
 use code::ExecutableCode;
 use context::JitContext;
 
@@ -101,33 +101,91 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::new());
 }
 
-/// How hard Cranelift works on a program: chosen by program size so that compile time stays
-/// near-linear and bounded (see `docs/jit-compile-time.md`).
+/// How hard Cranelift works on a program: chosen from an estimate of what the optimised tier
+/// would cost on it, so that compile time stays near-linear and bounded (see
+/// `docs/jit-compile-time.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tier {
-    /// Small programs (the common case): Cranelift's optimiser (`opt_level=speed`) and its
+    /// Cheap programs (the common case): Cranelift's optimiser (`opt_level=speed`) and its
     /// backtracking register allocator, for the fastest code.
     Optimised,
-    /// Large programs: no optimiser and the single-pass register allocator. Both optimised
-    /// passes grow faster than linearly on some program shapes (the backtracking allocator
-    /// took 21 s on 8,192 slots of helper calls); these settings stay linear.
+    /// Everything else: no optimiser and the single-pass register allocator. Both optimised
+    /// passes cost several times more per slot, and grow faster than linearly on some
+    /// program shapes (the backtracking allocator took 21 s on 8,192 slots of helper calls);
+    /// these settings stay linear.
     Fast,
 }
 
-/// Programs of more slots than this compile in [`Tier::Fast`]. Real eBPF programs and the
-/// benchmark's workloads (100–300 slots) are far below; at this size the optimised tier
-/// takes at most a few tens of milliseconds whatever the shape.
-pub(crate) const FAST_TIER_SLOTS: usize = 1024;
+/// Estimated cost, in units of about a microsecond of optimised-tier compile time, of each
+/// slot; of each conditional jump (a block boundary, with edge moves and liveness work);
+/// of each call (the backtracking allocator's work around calls grows fastest); of each
+/// memory access (a bounds check adds two or three blocks). Fitted to `cargo bench --bench
+/// compile_growth` at 128–1,024 slots: within a factor of two on every shape.
+const COST_SLOT: u64 = 1;
+/// See [`COST_SLOT`].
+const COST_BRANCH: u64 = 4;
+/// See [`COST_SLOT`].
+const COST_CALL: u64 = 40;
+/// See [`COST_SLOT`].
+const COST_ACCESS: u64 = 2;
+
+/// Programs whose estimated optimised-tier cost (see [`COST_SLOT`]) exceeds this compile in
+/// [`Tier::Fast`]. About a millisecond: the benchmark's workloads (100–300 slots, 200–600
+/// units) stay optimised, and no optimised compile costs much more than the fast tier does on
+/// a program four times larger (straight-line ALU code: 1,024 slots optimised took longer
+/// than 4,096 in the fast tier when the choice was a slot count).
+pub(crate) const OPTIMISED_TIER_BUDGET: u64 = 1000;
 
 impl Tier {
-    /// The tier for a program of `slots` slots.
-    pub(crate) fn for_program(slots: usize) -> Tier {
-        if slots > FAST_TIER_SLOTS {
+    /// The tier for `insns`: a single linear pass.
+    pub(crate) fn for_program(insns: &[Insn]) -> Tier {
+        if optimised_cost(insns) > OPTIMISED_TIER_BUDGET {
             Tier::Fast
         } else {
             Tier::Optimised
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests compile the same program in both tiers: `Some` overrides the choice.
+    static FORCED_TIER: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
+}
+
+/// The tier `insns` compile in ([`Tier::for_program`], or in tests the forced one).
+fn choose_tier(insns: &[Insn]) -> Tier {
+    #[cfg(test)]
+    if let Some(tier) = FORCED_TIER.with(std::cell::Cell::get) {
+        return tier;
+    }
+    Tier::for_program(insns)
+}
+
+/// The estimated optimised-tier compile cost of `insns` (see [`COST_SLOT`]).
+pub(crate) fn optimised_cost(insns: &[Insn]) -> u64 {
+    let mut cost = 0u64;
+    for (pc, insn) in insns.iter().enumerate() {
+        let op = insn.opc & isa::alu::MASK;
+        cost += COST_SLOT
+            + match insn.class() {
+                isa::class::JMP | isa::class::JMP32 => {
+                    if op == isa::jmp::CALL {
+                        COST_CALL
+                    } else if op == isa::jmp::EXIT
+                        || op == isa::jmp::JA
+                        || cfg::is_no_op_jump(pc, insn)
+                    {
+                        0
+                    } else {
+                        COST_BRANCH
+                    }
+                }
+                isa::class::LDX | isa::class::ST | isa::class::STX => COST_ACCESS,
+                _ => 0,
+            };
+    }
+    cost
 }
 
 /// The host ISA with librbpf's flags for `tier`, built once per process.
@@ -198,7 +256,7 @@ impl JitCache {
         }
         let ctx = self.context(machine);
         let program = machine.program.as_ref().ok_or(JitError::NotLoaded)?;
-        let tier = Tier::for_program(program.len());
+        let tier = choose_tier(&program.insns);
         if tier == Tier::Fast && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
             return Err(JitError::TargetBufferTooSmall);
         }
@@ -436,5 +494,270 @@ impl JitCache {
             }
             None => Ok(ret),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The tier boundary: programs just below and just above [`OPTIMISED_TIER_BUDGET`] get
+    //! the tier the cost model says, and each gives the interpreter's result, error and memory
+    //! when compiled in either tier.
+
+    use super::*;
+    use crate::Vm;
+    use crate::isa::encode_slots;
+
+    const MEM_LEN: usize = 64;
+
+    /// The helper the programs call: its first argument plus one.
+    unsafe extern "C" fn add_one(
+        a: u64,
+        _: u64,
+        _: u64,
+        _: u64,
+        _: u64,
+        _: *mut std::ffi::c_void,
+    ) -> u64 {
+        a.wrapping_add(1)
+    }
+
+    /// Builds a program of the given number of slots ending in the given instructions.
+    type Generator = fn(usize, &[Insn]) -> Vec<Insn>;
+
+    /// Straight-line ALU code: 1 unit per slot.
+    fn alu(n: usize, end: &[Insn]) -> Vec<Insn> {
+        let mut v: Vec<Insn> = (0..10)
+            .map(|r| Insn::new(0xb7, r, 0, 0, i32::from(r) + 1))
+            .collect();
+        let mut i = 0usize;
+        while v.len() < n - end.len() {
+            let (dst, src) = ((i % 10) as u8, ((i * 7 + 3) % 10) as u8);
+            v.push(match i % 4 {
+                0 => Insn::new(0x0f, dst, src, 0, 0), // add dst, src
+                1 => Insn::new(0xaf, dst, src, 0, 0), // xor dst, src
+                2 => Insn::new(0x27, dst, 0, 0, 3),   // mul dst, 3
+                _ => Insn::new(0x77, dst, 0, 0, 1),   // rsh dst, 1
+            });
+            i += 1;
+        }
+        v.extend_from_slice(end);
+        v
+    }
+
+    /// A real branch every other slot (`jgt r3, i, +1; add r0, i`).
+    fn branchy(n: usize, end: &[Insn]) -> Vec<Insn> {
+        let mut v = vec![Insn::new(0xb7, 3, 0, 0, 300), Insn::new(0xb7, 0, 0, 0, 0)];
+        while v.len() < n - end.len() {
+            let pc = v.len() as i32;
+            if pc % 2 == 0 {
+                v.push(Insn::new(0x25, 3, 0, 1, pc)); // jgt r3, pc, +1
+            } else {
+                v.push(Insn::new(0x07, 0, 0, 0, pc)); // add r0, pc
+            }
+        }
+        // The last jump may skip one slot: keep the end whole.
+        if v.len() % 2 == 1 {
+            v.pop();
+            v.push(Insn::new(0x07, 0, 0, 0, 1));
+        }
+        v.extend_from_slice(end);
+        v
+    }
+
+    /// Loads and stores inside mem and the stack, with helper calls among them.
+    fn ldst(n: usize, end: &[Insn]) -> Vec<Insn> {
+        let mut v = vec![Insn::new(0xbf, 6, 1, 0, 0)]; // mov r6, r1
+        let mut i = 0i16;
+        while v.len() < n - end.len() {
+            let off = (i % 8) * 8;
+            v.push(match i % 6 {
+                0 => Insn::new(0x79, 0, 6, off, 0),       // ldxdw r0, [r6+off]
+                1 => Insn::new(0x7b, 6, 0, off, 0),       // stxdw [r6+off], r0
+                2 => Insn::new(0x7b, 10, 0, -8 - off, 0), // stxdw [r10-8-off], r0
+                3 => Insn::new(0x71, 2, 10, -8 - off, 0), // ldxb r2, [r10-8-off]
+                4 => Insn::new(0x0f, 0, 2, 0, 0),         // add r0, r2
+                _ => Insn::new(0x07, 0, 0, 0, 1),         // add r0, 1
+            });
+            if i % 50 == 49 && v.len() + 2 < n - end.len() {
+                v.push(Insn::new(0xbf, 1, 0, 0, 0)); // mov r1, r0
+                v.push(Insn::new(0x85, 0, 0, 0, 1)); // call 1
+            }
+            i += 1;
+        }
+        v.truncate(n - end.len());
+        v.extend_from_slice(end);
+        v
+    }
+
+    /// The largest `n` for which `build(n)` stays within the budget.
+    fn last_optimised(build: &dyn Fn(usize) -> Vec<Insn>) -> usize {
+        let mut n = 16;
+        while optimised_cost(&build(n + 1)) <= OPTIMISED_TIER_BUDGET {
+            n += 1;
+        }
+        n
+    }
+
+    /// An error with the stack's address cleared: the interpreter's stack and the JIT's are
+    /// different buffers (mem is the same buffer in every run).
+    fn normalised(r: Result<u64, ExecError>) -> Result<u64, ExecError> {
+        r.map_err(|e| match e {
+            ExecError::OutOfBounds {
+                pc,
+                access,
+                addr,
+                size,
+                mem,
+                mem_len,
+                stack_len,
+                ..
+            } => ExecError::OutOfBounds {
+                pc,
+                access,
+                addr,
+                size,
+                mem,
+                mem_len,
+                stack: 0,
+                stack_len,
+            },
+            e => e,
+        })
+    }
+
+    /// Runs `insns` in the interpreter and, compiled in each tier, in the JIT: same result
+    /// (or error) and same memory.
+    fn agrees(insns: &[Insn]) {
+        let mut vm = Vm::new();
+        vm.register_helper(1, Some("add_one"), add_one).unwrap();
+        vm.set_error_printer(Some(Box::new(|_| {})));
+        vm.load(&encode_slots(insns)).unwrap();
+        let input: Vec<u8> = (0..MEM_LEN as u8).map(|i| i.wrapping_mul(37)).collect();
+        let mut buf = input.clone();
+        let want = normalised(vm.execute(&mut buf));
+        let want_mem = buf.clone();
+        for tier in [Tier::Optimised, Tier::Fast] {
+            let mut vm = Vm::new();
+            vm.register_helper(1, Some("add_one"), add_one).unwrap();
+            vm.set_error_printer(Some(Box::new(|_| {})));
+            vm.config_mut().jit_code_size = usize::MAX;
+            vm.load(&encode_slots(insns)).unwrap();
+            FORCED_TIER.with(|f| f.set(Some(tier)));
+            let compiled = vm.compile(JitMode::Basic).map(|_| ());
+            FORCED_TIER.with(|f| f.set(None));
+            compiled.unwrap_or_else(|e| panic!("{} slots, {tier:?}: {e}", insns.len()));
+            buf.copy_from_slice(&input);
+            let got = normalised(vm.execute_jit(&mut buf));
+            assert_eq!(got, want, "{} slots, {tier:?}", insns.len());
+            assert!(buf == want_mem, "{} slots, {tier:?}: memory", insns.len());
+        }
+    }
+
+    #[test]
+    fn every_shape_at_the_tier_boundary_agrees_in_both_tiers() {
+        let exit = [Insn::new(0x95, 0, 0, 0, 0)];
+        // Ends in a fault: a load one byte past mem (after the earlier effects).
+        let oob = [
+            Insn::new(0x71, 0, 1, MEM_LEN as i16, 0),
+            Insn::new(0x95, 0, 0, 0, 0),
+        ];
+        // Ends in a division by a zero register, then returns the (defined) quotient.
+        let div = [
+            Insn::new(0xb7, 4, 0, 0, 0),
+            Insn::new(0x3f, 0, 4, 0, 0), // div r0, r4
+            Insn::new(0x95, 0, 0, 0, 0),
+        ];
+        let shapes: [Generator; 3] = [alu, branchy, ldst];
+        for build in shapes {
+            for end in [&exit[..], &oob[..], &div[..]] {
+                let n = last_optimised(&|n| build(n, end));
+                let below = build(n, end);
+                let above = build(n + 1, end);
+                assert_eq!(below.len(), n);
+                assert_eq!(above.len(), n + 1);
+                assert_eq!(Tier::for_program(&below), Tier::Optimised);
+                assert_eq!(Tier::for_program(&above), Tier::Fast);
+                agrees(&below);
+                agrees(&above);
+            }
+        }
+    }
+
+    #[test]
+    fn jumps_over_one_alu_instruction_agree_taken_and_not_taken() {
+        // `j<cc> r3, k, +1` over one ALU instruction becomes a select; every operation kind,
+        // 64- and 32-bit compares, taken (k below r3) and not taken.
+        let skipped = [
+            Insn::new(0x07, 0, 0, 0, 5),  // add r0, 5
+            Insn::new(0x04, 0, 0, 0, -1), // add32 r0, -1
+            Insn::new(0x3f, 0, 6, 0, 0),  // div r0, r6 (r6 = 0)
+            Insn::new(0x9f, 0, 6, 0, 0),  // mod r0, r6
+            Insn::new(0x3c, 0, 3, 1, 0),  // sdiv32 r0, r3
+            Insn::new(0x87, 0, 0, 0, 0),  // neg r0
+            Insn::new(0xdc, 0, 0, 0, 16), // be16 r0
+            Insn::new(0xb4, 0, 0, 0, -7), // mov32 r0, -7
+            Insn::new(0xbf, 0, 3, 8, 0),  // movsx8 r0, r3
+            Insn::new(0x6f, 0, 3, 0, 0),  // lsh r0, r3
+            Insn::new(0xb7, 5, 0, 0, 9),  // mov r5, 9 (another register)
+        ];
+        let jumps = [0x25, 0x2d, 0x45, 0x65, 0xa6, 0x16]; // jgt, jgt reg, jset, jsgt, jlt32, jeq32
+        for skip in skipped {
+            for opc in jumps {
+                for k in [-2, 1000, 1300] {
+                    let insns = [
+                        Insn::new(0xb7, 3, 0, 0, 1200),        // mov r3, 1200
+                        Insn::new(0xb7, 4, 0, 0, k),           // mov r4, k
+                        Insn::new(0x18, 0, 0, 0, 0x1234_5678), // lddw r0, ...
+                        Insn::new(0x00, 0, 0, 0, -0x7654_3211),
+                        Insn::new(0xb7, 5, 0, 0, 1), // mov r5, 1
+                        Insn::new(0xb7, 6, 0, 0, 0), // mov r6, 0
+                        if opc & 0x08 != 0 {
+                            Insn::new(opc, 3, 4, 1, 0)
+                        } else {
+                            Insn::new(opc, 3, 0, 1, k)
+                        }, // j<cc> r3, k / r4, +1
+                        skip,
+                        Insn::new(0x0f, 0, 5, 0, 0), // add r0, r5
+                        Insn::new(0x95, 0, 0, 0, 0),
+                    ];
+                    agrees(&insns);
+                }
+            }
+        }
+        // The skipped slot is also a jump target: the jump stays a branch, with the same result.
+        let insns = [
+            Insn::new(0xb7, 0, 0, 0, 1),
+            Insn::new(0x15, 0, 0, 2, 1),  // jeq r0, 1, +2
+            Insn::new(0x25, 0, 0, 1, 5),  // jgt r0, 5, +1
+            Insn::new(0x07, 0, 0, 0, 10), // add r0, 10 (entered from slot 1 too)
+            Insn::new(0x95, 0, 0, 0, 0),
+        ];
+        agrees(&insns);
+    }
+
+    #[test]
+    fn the_cost_model_counts_branches_calls_and_accesses() {
+        let exit = Insn::new(0x95, 0, 0, 0, 0);
+        assert_eq!(optimised_cost(&[exit]), COST_SLOT);
+        // A jump to the next slot is no branch.
+        assert_eq!(
+            optimised_cost(&[Insn::new(0x15, 0, 0, 0, 0), exit]),
+            2 * COST_SLOT
+        );
+        assert_eq!(
+            optimised_cost(&[Insn::new(0x15, 0, 0, 1, 0), exit, exit]),
+            3 * COST_SLOT + COST_BRANCH
+        );
+        assert_eq!(
+            optimised_cost(&[Insn::new(0x85, 0, 0, 0, 1), exit]),
+            2 * COST_SLOT + COST_CALL
+        );
+        assert_eq!(
+            optimised_cost(&[Insn::new(0x79, 0, 1, 0, 0), exit]),
+            2 * COST_SLOT + COST_ACCESS
+        );
+        // Straight-line code of 1,024 slots (optimised before the cost model) is fast-tier.
+        let long = vec![Insn::new(0x07, 0, 0, 0, 1); 1024];
+        assert_eq!(Tier::for_program(&long), Tier::Fast);
     }
 }

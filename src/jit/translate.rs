@@ -18,8 +18,7 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
-    SigRef, Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
-    Value,
+    SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -121,6 +120,10 @@ struct Translator<'a, 'b> {
     stack_region: Region,
     frames: Option<StackSlot>,
     fail: Block,
+    /// The shared end of every denied inline bounds check (created on first use): params
+    /// `(packed access, base register value)`; it records the fault through the runtime's
+    /// check and fails. Only when nothing but mem and the stack can allow an access.
+    deny: Option<Block>,
     fault: Block,
     exit: Block,
     ret_zero: Block,
@@ -160,6 +163,12 @@ struct Translator<'a, 'b> {
     static_stack: bool,
     /// Whether the stack is a region at all (false: Basic-mode code that never uses r10).
     has_stack: bool,
+    /// One past the last slot of the range [`Translator::slots`] is translating: a skipped
+    /// instruction (see [`Translator::select_skip`]) must lie inside it.
+    slots_end: usize,
+    /// `rotation_branch[pc]`: `pc` ends a header that a rotated back edge copies; its jump
+    /// must stay a jump.
+    rotation_branch: Vec<bool>,
     /// Whether the back edges in `cfg.rotations` are translated as copies of their loop
     /// header (`translate/layout.rs`). Code whose back edges must reach the header block
     /// itself turns it off while it is translated.
@@ -353,6 +362,10 @@ pub(crate) fn translate(
         }
     }
     let static_stack = opts.mode == JitMode::Basic && frames.is_none();
+    let mut rotation_branch = vec![false; insns.len()];
+    for r in &cfg.rotations {
+        rotation_branch[r.branch] = true;
+    }
     let mut buffers = vec![(mem, mem_len, fault::INVALID_MEM)];
     if opts.mode == JitMode::Extended {
         buffers.push((stack, stack_len, fault::INVALID_STACK));
@@ -374,6 +387,7 @@ pub(crate) fn translate(
         stack_region,
         frames,
         fail,
+        deny: None,
         fault: fault_blk,
         exit,
         ret_zero,
@@ -400,6 +414,8 @@ pub(crate) fn translate(
         static_stack,
         has_stack,
         rotate_back_edges: true,
+        slots_end: 0,
+        rotation_branch,
     };
     t.body()?;
     t.tails();
@@ -547,6 +563,16 @@ fn access_sizes(insns: &[Insn]) -> u8 {
     sizes
 }
 
+/// The address of the runtime's out-of-line bounds check (on x86-64, the trampoline that
+/// preserves every register).
+fn check_access_fn() -> i64 {
+    #[cfg(target_arch = "x86_64")]
+    let f = runtime::rt_check_access_preserving as *const () as i64;
+    #[cfg(not(target_arch = "x86_64"))]
+    let f = runtime::rt_check_access as *const () as i64;
+    f
+}
+
 fn size_index(bytes: usize) -> usize {
     bytes.trailing_zeros() as usize
 }
@@ -691,6 +717,14 @@ impl Translator<'_, '_> {
     /// Translates slots `from..to`. `copy`: the unchecked copy of a hoisted loop starting at
     /// `from`, whose first block is already current (and which holds no other idiom).
     fn slots(&mut self, from: usize, to: usize, copy: bool) -> Result<(), JitError> {
+        let outer_end = std::mem::replace(&mut self.slots_end, to);
+        let done = self.slots_in(from, to, copy);
+        self.slots_end = outer_end;
+        done
+    }
+
+    /// The body of [`Translator::slots`].
+    fn slots_in(&mut self, from: usize, to: usize, copy: bool) -> Result<(), JitError> {
         let mut pc = from;
         while pc < to {
             if self.cfg.leader[pc] && self.reachable.as_ref().is_some_and(|r| !r[pc]) {
@@ -713,7 +747,6 @@ impl Translator<'_, '_> {
                     self.hoisted_loop(&l)?;
                 }
             }
-            self.b.set_srcloc(SourceLoc::new(pc as u32));
             if let Ok(i) = self.switches.binary_search_by_key(&pc, |s| s.root)
                 && let s = self.switches[i].clone()
                 && self.switch_table(pc, &s)?
@@ -789,7 +822,6 @@ impl Translator<'_, '_> {
             self.fault_if(out, fault::INSTRUCTION_LIMIT, slot, zero);
             let left = self.b.ins().iadd_imm_s(left, -1);
             self.b.def_var(self.remaining, left);
-            self.b.set_srcloc(SourceLoc::new(slot as u32));
             let insn = self.insns[slot];
             slot = self.insn(slot, insn)?;
         }
@@ -806,6 +838,23 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(self.fail);
         let max = self.iconst(-1);
         self.return_value(max);
+
+        if let (Some(deny), Some(slot)) = (self.deny, self.run_block) {
+            // The runtime applies the same mem/stack test as the inline one, so it only
+            // records the fault (with the access's pc, size and base value).
+            self.b.switch_to_block(deny);
+            let params = self.b.block_params(deny).to_vec();
+            self.b
+                .ins()
+                .stack_store(I64, params[1], slot, run_block::BASE);
+            let block = self.b.ins().stack_addr(I64, slot, 0);
+            let ctx = self.iconst(self.opts.ctx as i64);
+            let f = self.iconst(check_access_fn());
+            self.b
+                .ins()
+                .call_indirect(self.sig_check, f, &[ctx, params[0], block]);
+            self.b.ins().jump(self.fail, &[]);
+        }
 
         self.b.switch_to_block(self.fault);
         let params = self.b.block_params(self.fault).to_vec();
@@ -927,7 +976,7 @@ impl Translator<'_, '_> {
                 mode::ATOMIC => self.atomic(pc, insn)?,
                 _ => return Err(unsupported()),
             },
-            class::JMP | class::JMP32 => self.jump(pc, insn)?,
+            class::JMP | class::JMP32 => return self.jump(pc, insn),
             _ => return Err(unsupported()),
         }
         Ok(pc + 1)
@@ -1041,13 +1090,27 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
         self.map_value_checks(addr, bytes, ok);
-        let ctx = self.iconst(self.opts.ctx as i64);
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
-        #[cfg(target_arch = "x86_64")]
-        let f = runtime::rt_check_access_preserving as *const () as i64;
-        #[cfg(not(target_arch = "x86_64"))]
-        let f = runtime::rt_check_access as *const () as i64;
-        let f = self.iconst(f);
+        if !self.opts.other_regions && self.run_block.is_some() {
+            // Denied for sure: one shared block records the fault. The per-access cold code
+            // is then two moves and a jump instead of a call sequence, which makes the image
+            // smaller and leaves Cranelift fewer calls to lower and allocate around.
+            let deny = self.deny_block();
+            self.b
+                .ins()
+                .jump(deny, &[BlockArg::Value(packed), BlockArg::Value(base)]);
+            self.b.switch_to_block(ok);
+            self.b.seal_block(ok);
+            self.proofs.push(Proof {
+                reg,
+                lo,
+                hi,
+                writable: store,
+            });
+            return addr;
+        }
+        let ctx = self.iconst(self.opts.ctx as i64);
+        let f = self.iconst(check_access_fn());
         match self.run_block {
             Some(slot) => {
                 // `base` goes through the block, not an argument register: an argument would
@@ -1082,6 +1145,19 @@ impl Translator<'_, '_> {
             writable: store,
         });
         addr
+    }
+
+    /// The shared block that denied bounds checks jump to (see [`Translator::deny`]).
+    fn deny_block(&mut self) -> Block {
+        if let Some(deny) = self.deny {
+            return deny;
+        }
+        let deny = self.b.create_block();
+        self.b.set_cold_block(deny);
+        self.b.append_block_param(deny, I64);
+        self.b.append_block_param(deny, I64);
+        self.deny = Some(deny);
+        deny
     }
 
     /// Inline tests of an access of `bytes` bytes at `addr` against each map's value slab
@@ -1349,7 +1425,8 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
-    fn jump(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
+    /// Translates the jump-class instruction at `pc`; returns the next slot to translate.
+    fn jump(&mut self, pc: usize, insn: Insn) -> Result<usize, JitError> {
         let unsupported = JitError::Unsupported {
             pc,
             opcode: insn.opc,
@@ -1357,7 +1434,8 @@ impl Translator<'_, '_> {
         let is32 = insn.class() == class::JMP32;
         let operation = insn.opc & alu::MASK;
         if !is32 && operation == jmp::CALL {
-            return self.call(pc, insn);
+            self.call(pc, insn)?;
+            return Ok(pc + 1);
         }
         if !is32 && operation == jmp::EXIT {
             // exit: end the program with r0, or return from a local call.
@@ -1373,11 +1451,11 @@ impl Translator<'_, '_> {
                 }
             }
             self.terminated = true;
-            return Ok(());
+            return Ok(pc + 1);
         }
         if cfg::is_no_op_jump(pc, &insn) {
             // Lands on the next slot whether taken or not (the CFG did not split the block).
-            return Ok(());
+            return Ok(pc + 1);
         }
         let target = cfg::jump_target(pc, &insn)
             .and_then(|t| usize::try_from(t).ok())
@@ -1387,7 +1465,7 @@ impl Translator<'_, '_> {
         let target = self.block_at(target)?;
         if operation == jmp::JA {
             if self.rotated_back_edge(pc)? {
-                return Ok(());
+                return Ok(pc + 1);
             }
             // ja / ja32: unconditional.
             if back_edge_in_copy {
@@ -1396,7 +1474,7 @@ impl Translator<'_, '_> {
                 self.b.ins().jump(target, &[]);
             }
             self.terminated = true;
-            return Ok(());
+            return Ok(pc + 1);
         }
         let next = self.block_at(pc + 1)?;
         // JMP compares 64 bits against the sign-extended imm or src; JMP32 the low 32 bits.
@@ -1440,13 +1518,42 @@ impl Translator<'_, '_> {
         } else {
             self.b.ins().icmp(cc, d, s)
         };
+        if self.select_skip(pc, &insn) {
+            // Taken, the jump skips one ALU instruction, which has no effect but on its
+            // destination: run it and keep the old value when the jump is taken. Two blocks
+            // fewer, and no branch.
+            let skipped = self.insns[pc + 1];
+            let old = self.get(skipped.dst);
+            self.alu(pc + 1, skipped)?;
+            let new = self.get(skipped.dst);
+            let v = self.b.ins().select(c, old, new);
+            self.set(skipped.dst, v);
+            return Ok(pc + 2);
+        }
         if back_edge_in_copy {
             self.iterate_if(c, next);
         } else {
             self.b.ins().brif(c, target, &[], next, &[]);
         }
         self.terminated = true;
-        Ok(())
+        Ok(pc + 1)
+    }
+
+    /// Whether the conditional jump `insn` at `pc` can become a `select`: it jumps over exactly
+    /// one ALU instruction (which cannot fault and writes only its destination), nothing else
+    /// enters that instruction, and both lie in the range being translated. Not with an
+    /// instruction limit (blocks are charged as a whole), nor at the end of a header that a
+    /// rotated back edge copies (that copy must end in the jump).
+    fn select_skip(&self, pc: usize, insn: &Insn) -> bool {
+        insn.off == 1
+            && self.opts.instruction_limit == 0
+            && pc + 1 < self.slots_end
+            && !self.rotation_branch[pc]
+            && !self.cfg.entered[pc + 1]
+            && self
+                .insns
+                .get(pc + 1)
+                .is_some_and(|i| matches!(i.class(), class::ALU | class::ALU64))
     }
 
     fn call(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {

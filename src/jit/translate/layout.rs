@@ -17,8 +17,6 @@
 //! counting code of its own block), and skipped whenever [`Translator::rotate_back_edges`] is
 //! off (code that must send every back edge through the jump as written).
 
-use cranelift_codegen::ir::SourceLoc;
-
 use super::Translator;
 use crate::error::JitError;
 use crate::exec::idiom::{CopyLoop, Switch};
@@ -173,7 +171,6 @@ impl Translator<'_, '_> {
         };
         let mut slot = r.header;
         while slot <= r.branch {
-            self.b.set_srcloc(SourceLoc::new(slot as u32));
             let insn = self.insns[slot];
             slot = self.insn(slot, insn)?;
         }
