@@ -5,6 +5,16 @@ use std::sync::atomic::Ordering;
 
 use crate::ubpf_vm;
 
+/// Records that the VM has run (some settings are refused afterwards). Written only the first
+/// time: threads that run one VM at once then only read the flag, and do not pull its cache
+/// line back and forth on every call.
+#[inline(always)]
+fn mark_started(handle: &ubpf_vm) {
+    if !handle.execution_started.load(Ordering::Relaxed) {
+        handle.execution_started.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs the loaded program in the interpreter with `r1 = mem`, `r2 = mem_len` and 4096 bytes
 /// of stack that read 0 until the program writes them. `mem` may be NULL (with any length;
 /// accesses through it then fail); a non-NULL `mem` whose end would pass the end of the
@@ -28,7 +38,7 @@ pub extern "C" fn ubpf_exec(
     ffi_boundary!({
         let handle = try_vm!(vm);
         let ret = try_mut!(bpf_return_value);
-        handle.execution_started.store(true, Ordering::Relaxed);
+        mark_started(handle);
         // SAFETY: `mem`/`mem_len` describe the caller's buffer (API contract).
         match unsafe { handle.vm.execute_on_own_stack(mem.cast(), mem_len) } {
             Ok(value) => {
@@ -61,7 +71,7 @@ pub extern "C" fn ubpf_exec_ex(
         if stack.is_null() {
             return -1;
         }
-        handle.execution_started.store(true, Ordering::Relaxed);
+        mark_started(handle);
         // SAFETY: `mem`/`mem_len` and `stack`/`stack_len` describe the caller's buffers (API
         // contract), which it does not touch during the run.
         match unsafe { handle.vm.execute_raw(mem.cast(), mem_len, stack, stack_len) } {

@@ -31,8 +31,10 @@ thread_local! {
 }
 
 /// Records the run of `machine` over `regions` as the caller of the next helper (the
-/// interpreter's side).
-#[inline]
+/// interpreter's side). Out of line: inlined, the address of the thread-local would be
+/// computed (in a shared library: the TLS resolver called) when the interpreter's loop
+/// starts, for every run, including runs of programs that call no helper.
+#[inline(never)]
 pub(crate) fn publish(machine: &Machine, regions: &Regions<'_>) {
     CURRENT.set(Some(Run {
         machine,

@@ -403,9 +403,13 @@ fn conditional_jump(opc: u8) -> Option<Code> {
 /// Runs `decoded` (the pre-decoded form of `env.program`) with no per-instruction checks.
 /// Each arm runs the operation of `super::ops` that the checked loop runs for its opcode.
 ///
+/// Inlined into its one caller, the interpreter's run entry, so that a short program pays no
+/// second call and reads the run's environment where the entry built it.
+///
 /// # Safety
 /// See `Vm::execute_raw`.
 #[rustfmt::skip]
+#[inline(always)]
 pub(super) unsafe fn run(
     env: &Env<'_>,
     decoded: &Decoded,

@@ -48,6 +48,83 @@ const CALLEE_SAVED_REGISTERS: u16 = 0b11_1100_0000;
 #[repr(C, align(16))]
 struct AlignedStack([u8; STACK_SIZE]);
 
+/// This thread's stack buffer for runs on their own stack (`Vm::execute`, `ubpf_exec`), and
+/// whether a run holds it. Const-initialised and without a destructor, so a thread-local of
+/// it is a plain slot in the thread's TLS block: no lazy initialisation, no registration.
+#[cfg(feature = "std")]
+struct ThreadStack {
+    /// The buffer; while a run holds it, the program writes it through raw pointers.
+    bytes: core::cell::UnsafeCell<AlignedStack>,
+    /// Whether a run on this thread holds the buffer (a run nested inside a helper then gets
+    /// a fresh one).
+    in_use: core::cell::Cell<bool>,
+}
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// The stack buffer of runs on this thread (zeroed when the thread first runs a program).
+    static THREAD_STACK: ThreadStack = const {
+        ThreadStack {
+            bytes: core::cell::UnsafeCell::new(AlignedStack([0; STACK_SIZE])),
+            in_use: core::cell::Cell::new(false),
+        }
+    };
+}
+
+/// One run's hold on [`THREAD_STACK`], taken with a single thread-local lookup (in a shared
+/// library each lookup is a call to the TLS resolver) and released on drop, also when a
+/// Rust helper unwinds through the run.
+#[cfg(feature = "std")]
+struct StackHold<'a> {
+    /// This thread's buffer.
+    stack: &'a ThreadStack,
+}
+
+#[cfg(feature = "std")]
+impl StackHold<'_> {
+    /// Takes this thread's buffer, or `None` while an outer run on this thread holds it.
+    #[inline(always)]
+    fn take() -> Option<Self> {
+        let ptr = THREAD_STACK.with(core::ptr::from_ref);
+        // SAFETY: a thread-local without a destructor is never torn down while its thread
+        // runs, so its address stays valid for this whole call on this thread; only shared
+        // references to it exist (its contents are behind `Cell`/`UnsafeCell`).
+        let stack = unsafe { &*ptr };
+        if stack.in_use.replace(true) {
+            return None;
+        }
+        Some(StackHold { stack })
+    }
+
+    /// Zeroes the top `clear` bytes (at most `STACK_SIZE`) of the held buffer and returns
+    /// its lowest address.
+    #[inline(always)]
+    fn cleared(&self, clear: usize) -> *mut u8 {
+        // SAFETY: this hold set `in_use`, so no other reference into the buffer is live on
+        // this thread (an outer run would have refused the hold) and other threads have their
+        // own buffers; the `&mut` ends before the run writes through the returned pointer.
+        let bytes = unsafe { &mut *self.stack.bytes.get() };
+        if clear != 0 {
+            bytes.0[STACK_SIZE - clear.min(STACK_SIZE)..].fill(0);
+        }
+        bytes.0.as_mut_ptr()
+    }
+}
+
+/// Whether a run on this thread holds its stack buffer (for tests of the release paths).
+#[cfg(all(test, feature = "std"))]
+pub(crate) fn thread_stack_held() -> bool {
+    THREAD_STACK.with(|stack| stack.in_use.get())
+}
+
+#[cfg(feature = "std")]
+impl Drop for StackHold<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        self.stack.in_use.set(false);
+    }
+}
+
 /// Shadow state of the undefined-behaviour check (`docs/semantics.md`, "Undefined-behaviour check").
 struct Shadow {
     /// Bit n set: register n has been written.
@@ -214,11 +291,13 @@ pub(crate) struct Interpreter<'a> {
 
 impl Interpreter<'_> {
     /// The body of [`Vm::execute`](crate::vm::Vm::execute).
+    #[inline]
     pub(crate) fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         self.execute_with_regions(mem, &[])
     }
 
     /// The body of [`Vm::execute_with_regions`](crate::vm::Vm::execute_with_regions).
+    #[inline]
     pub(crate) fn execute_with_regions(
         &self,
         mem: &mut [u8],
@@ -238,6 +317,7 @@ impl Interpreter<'_> {
     ///
     /// # Safety
     /// As for [`Vm::execute_on_own_stack`](crate::vm::Vm::execute_on_own_stack).
+    #[inline]
     pub(crate) unsafe fn execute_on_own_stack(
         &self,
         mem: *mut u8,
@@ -251,6 +331,7 @@ impl Interpreter<'_> {
     ///
     /// # Safety
     /// As for [`Vm::execute_on_own_stack`].
+    #[inline]
     unsafe fn execute_on_own_stack_with_regions(
         &self,
         mem: *mut u8,
@@ -261,34 +342,9 @@ impl Interpreter<'_> {
         // SAFETY: forwarded to the caller's contract.
         return unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) };
         #[cfg(feature = "std")]
-        {
-            thread_local! {
-                static STACK: std::cell::RefCell<AlignedStack> =
-                    const { std::cell::RefCell::new(AlignedStack([0; STACK_SIZE])) };
-            }
-            let clear = match &self.machine.program {
-                Some(_) if self.machine.debug_fn.is_some() => STACK_SIZE,
-                Some(program) => program.stack_reach.min(STACK_SIZE),
-                None => 0,
-            };
-            STACK.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut stack) => {
-                    stack.0[STACK_SIZE - clear..].fill(0);
-                    // SAFETY: the caller vouches for `mem`; the thread's stack buffer is
-                    // exclusively borrowed for the whole call.
-                    unsafe {
-                        self.execute_raw_with_regions(
-                            mem,
-                            mem_len,
-                            stack.0.as_mut_ptr(),
-                            STACK_SIZE,
-                            extra,
-                        )
-                    }
-                }
-                // SAFETY: as above.
-                Err(_) => unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) },
-            })
+        // SAFETY: forwarded to the caller's contract.
+        unsafe {
+            self.run_entry(mem, mem_len, None, extra)
         }
     }
 
@@ -331,6 +387,7 @@ impl Interpreter<'_> {
     ///
     /// # Safety
     /// As for [`Vm::execute_raw_with_regions`](crate::vm::Vm::execute_raw_with_regions).
+    #[inline]
     pub(crate) unsafe fn execute_raw_with_regions(
         &self,
         mem: *mut u8,
@@ -339,28 +396,80 @@ impl Interpreter<'_> {
         stack_len: usize,
         extra: &[MemRegion<'_>],
     ) -> Result<u64, ExecError> {
+        // SAFETY: forwarded to the caller's contract.
+        unsafe { self.run_entry(mem, mem_len, Some((stack, stack_len)), extra) }
+    }
+
+    /// Every interpreter run starts here: on the caller's `stack` (`(base, len)`), or, for
+    /// `None`, on this thread's stack buffer, whose top `Program::stack_reach` bytes (all of
+    /// it while a debug callback is set) are cleared first (docs/sandbox.md, "Stack"). One
+    /// function for both, with the fast loop inlined, so that a short program's run is one
+    /// call from the public entry points (and from `ubpf_exec`): the thread's buffer is taken
+    /// with one thread-local lookup, and nothing the program cannot need is set up (no
+    /// re-entrancy level without helper calls, no state of the per-instruction loop).
+    ///
+    /// # Safety
+    /// `mem` as for [`Vm::execute_raw`](crate::vm::Vm::execute_raw), and a given stack must
+    /// be valid for its length, for the whole call.
+    #[inline(never)]
+    unsafe fn run_entry(
+        &self,
+        mem: *mut u8,
+        mem_len: usize,
+        given_stack: Option<(*mut u8, usize)>,
+        extra: &[MemRegion<'_>],
+    ) -> Result<u64, ExecError> {
         let Some(program) = self.machine.program.as_ref() else {
             return Err(ExecError::NotLoaded);
+        };
+        #[cfg(feature = "std")]
+        let hold;
+        let (stack, stack_len) = match given_stack {
+            Some(given) => given,
+            #[cfg(not(feature = "std"))]
+            // SAFETY: forwarded to the caller's contract.
+            None => return unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) },
+            #[cfg(feature = "std")]
+            None => {
+                let Some(taken) = StackHold::take() else {
+                    // A run nested inside a helper on this thread: the buffer is in use.
+                    // SAFETY: forwarded to the caller's contract.
+                    return unsafe { self.execute_on_fresh_stack(mem, mem_len, extra) };
+                };
+                hold = taken;
+                // The debug callback sees the whole stack; otherwise only what the program
+                // can reach must read 0.
+                let clear = if self.machine.debug_fn.is_some() {
+                    STACK_SIZE
+                } else {
+                    program.stack_reach
+                };
+                (hold.cleared(clear), STACK_SIZE)
+            }
         };
         // A run that may call helpers is a level of `crate::exec::reentry` (nesting limit, code in
         // use), entered first, as compiled code does.
         let level = if program.calls_helpers {
             let Some(level) = crate::exec::reentry::RunLevel::enter(self.machine.run_owner())
             else {
-                let err = ExecError::NestingTooDeep {
+                return Err(self.failed(ExecError::NestingTooDeep {
                     max: crate::isa::MAX_NESTED_RUNS,
-                };
-                self.machine.report(&err);
-                return Err(err);
+                }));
             };
             Some(level)
         } else {
             None
         };
-        if let Err(err) = crate::exec::memory::check_buffers(mem, mem_len, stack, stack_len) {
+        // The thread's own buffer always fits; only a caller's stack needs the test.
+        let caller_stack = if given_stack.is_some() {
+            stack
+        } else {
+            core::ptr::null_mut()
+        };
+        if let Err(err) = crate::exec::memory::check_buffers(mem, mem_len, caller_stack, stack_len)
+        {
             drop(level);
-            self.machine.report(&err);
-            return Err(err);
+            return Err(self.failed(err));
         }
         let env = Env {
             machine: self.machine,
@@ -371,31 +480,57 @@ impl Interpreter<'_> {
             stack,
             stack_len,
         };
-        let checked = self.machine.config.instruction_limit != 0
+        let config = &self.machine.config;
+        let per_instruction = config.instruction_limit != 0
             || self.machine.debug_fn.is_some()
-            || self.machine.config.undefined_behavior_check;
-        let result = if self.machine.config.profile == ExecutionProfile::Safe {
-            let mut tags = SafeState::new(
-                self.safe,
-                mem as u64,
-                mem_len as u64,
-                env.regions.stack_start,
-                stack_len as u64,
-            );
+            || config.undefined_behavior_check
+            || config.profile == ExecutionProfile::Safe;
+        let result = if per_instruction {
             // SAFETY: forwarded to the caller's contract.
-            unsafe { run::<true, _>(&env, mem_len, &mut tags) }
-        } else if checked {
-            // SAFETY: forwarded to the caller's contract.
-            unsafe { run::<true, _>(&env, mem_len, &mut NoTracking) }
+            unsafe { self.run_per_instruction(&env, mem_len) }
         } else {
             // SAFETY: forwarded to the caller's contract.
             unsafe { fast::run(&env, self.decoded, mem_len) }
         };
         drop(level);
-        if let Err(err) = &result {
-            self.machine.report(err);
+        match result {
+            Ok(value) => Ok(value),
+            Err(err) => Err(self.failed(err)),
         }
-        result
+    }
+
+    /// The per-instruction loop, for the safe profile or when an instruction limit, a debug
+    /// callback or the undefined-behaviour check is set. Out of line, so that the fast path's
+    /// entry (which inlines the fast loop) carries none of its state.
+    ///
+    /// # Safety
+    /// As for [`Vm::execute_raw_with_regions`](crate::vm::Vm::execute_raw_with_regions), over
+    /// `env`'s buffers.
+    #[inline(never)]
+    unsafe fn run_per_instruction(&self, env: &Env<'_>, mem_len: usize) -> Result<u64, ExecError> {
+        if self.machine.config.profile == ExecutionProfile::Safe {
+            let mut tags = SafeState::new(
+                self.safe,
+                env.mem as u64,
+                mem_len as u64,
+                env.regions.stack_start,
+                env.stack_len as u64,
+            );
+            // SAFETY: forwarded to the caller's contract.
+            unsafe { run::<true, _>(env, mem_len, &mut tags) }
+        } else {
+            // SAFETY: forwarded to the caller's contract.
+            unsafe { run::<true, _>(env, mem_len, &mut NoTracking) }
+        }
+    }
+
+    /// Reports `err` through the VM's error printer and gives it back: the failure path of a
+    /// run, kept out of the fast path's way.
+    #[cold]
+    #[inline(never)]
+    fn failed(&self, err: ExecError) -> ExecError {
+        self.machine.report(&err);
+        err
     }
 }
 

@@ -428,6 +428,7 @@ impl Vm {
 /// Running the loaded program with the interpreter (`crate::interpreter`).
 impl Vm {
     /// The interpreter over this VM's loaded program.
+    #[inline]
     fn interpreter(&self) -> Interpreter<'_> {
         Interpreter {
             machine: &self.machine,
@@ -445,12 +446,14 @@ impl Vm {
     ///
     /// A program never sees bytes it did not write: every stack byte it can reach reads 0
     /// until written (docs/sandbox.md, "Stack").
+    #[inline]
     pub fn execute(&self, mem: &mut [u8]) -> Result<u64, ExecError> {
         self.interpreter().execute(mem)
     }
 
     /// [`Vm::execute`] with extra regions the program may also access during this run (see
     /// [`MemRegion`]): rbpf's mbuff modes give the packet data this way.
+    #[inline]
     pub fn execute_with_regions(
         &self,
         mem: &mut [u8],
@@ -470,6 +473,7 @@ impl Vm {
     ///
     /// # Safety
     /// `mem` is null or valid for reads and writes of `mem_len` bytes for the whole call.
+    #[inline]
     pub unsafe fn execute_on_own_stack(
         &self,
         mem: *mut u8,
@@ -690,6 +694,8 @@ impl crate::tools::conformance::HelperRegistry for Vm {
     }
 }
 
+#[cfg(all(test, feature = "std"))]
+mod entry_tests;
 #[cfg(test)]
 mod fast_path_tests;
 #[cfg(all(test, feature = "std"))]
