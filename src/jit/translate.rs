@@ -27,12 +27,14 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 mod hoist;
 mod idioms;
 mod layout;
+mod select;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
 use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::hoist::{self as loops, HoistedLoop};
 use super::runtime::{self, run_block};
+use super::select::Hammock;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::idiom::{self, CopyLoop, Switch};
@@ -147,6 +149,8 @@ struct Translator<'a, 'b> {
     /// The per-iteration test of the hoisted loop copy being translated, applied at its back
     /// edges.
     iterate: Option<hoist::IterationTest>,
+    /// Branches translated as selects (`translate/select.rs`), by branch slot.
+    selects: Vec<Hammock>,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
     sig_publish: SigRef,
@@ -346,6 +350,12 @@ pub(crate) fn translate(
 
     let reachable = idioms::reachable(insns, &cfg, &switches);
     let hoisted = hoistable_loops(insns, &cfg, &opts, &copy_loops, &switches, &reachable);
+    // Both paths of an if-converted branch run, so instructions cannot be counted per block.
+    let selects = if opts.instruction_limit == 0 {
+        select::planned(insns, &cfg, &copy_loops, &switches, &reachable, &hoisted)
+    } else {
+        Vec::new()
+    };
     let mut blocks = vec![None; insns.len() + 1];
     for (pc, &is_leader) in cfg.leader.iter().enumerate() {
         if is_leader {
@@ -390,6 +400,7 @@ pub(crate) fn translate(
         hoisted,
         unchecked: vec![false; insns.len()],
         iterate: None,
+        selects,
         sig_call_helper,
         sig_publish,
         sig_enter_run,
@@ -721,6 +732,10 @@ impl Translator<'_, '_> {
                 // The table decides every value: the root compare is dead.
                 self.terminated = true;
                 pc += 1;
+                continue;
+            }
+            if let Some(next) = self.if_converted(pc, to)? {
+                pc = next;
                 continue;
             }
             let insn = self.insns[pc];
@@ -1399,6 +1414,20 @@ impl Translator<'_, '_> {
             return Ok(());
         }
         let next = self.block_at(pc + 1)?;
+        let c = self.condition(pc, insn)?;
+        if back_edge_in_copy {
+            self.iterate_if(c, next);
+        } else {
+            self.b.ins().brif(c, target, &[], next, &[]);
+        }
+        self.terminated = true;
+        Ok(())
+    }
+
+    /// The condition of the conditional jump `insn` at `pc`: non-zero when it is taken.
+    fn condition(&mut self, pc: usize, insn: Insn) -> Result<Value, JitError> {
+        let is32 = insn.class() == class::JMP32;
+        let operation = insn.opc & alu::MASK;
         // JMP compares 64 bits against the sign-extended imm or src; JMP32 the low 32 bits.
         let ty = if is32 { I32 } else { I64 };
         let d = self.get(insn.dst);
@@ -1433,20 +1462,18 @@ impl Translator<'_, '_> {
             jmp::JSLE => IntCC::SignedLessThanOrEqual,
             // jset: dst & operand != 0.
             jmp::JSET => IntCC::NotEqual,
-            _ => return Err(unsupported),
+            _ => {
+                return Err(JitError::Unsupported {
+                    pc,
+                    opcode: insn.opc,
+                });
+            }
         };
-        let c = if operation == jmp::JSET {
+        Ok(if operation == jmp::JSET {
             self.b.ins().band(d, s)
         } else {
             self.b.ins().icmp(cc, d, s)
-        };
-        if back_edge_in_copy {
-            self.iterate_if(c, next);
-        } else {
-            self.b.ins().brif(c, target, &[], next, &[]);
-        }
-        self.terminated = true;
-        Ok(())
+        })
     }
 
     fn call(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
