@@ -76,8 +76,8 @@ impl Hammock {
     }
 }
 
-/// Whether `insn` only computes a register from registers and constants: every ALU
-/// operation and `lddw`.
+/// The weight of `insn` when it only computes a register from registers and constants (every
+/// ALU operation and `lddw`); `None` for anything else.
 fn weight(insn: &Insn) -> Option<u32> {
     match insn.class() {
         class::ALU | class::ALU64 => match insn.opc & alu::MASK {
