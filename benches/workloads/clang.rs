@@ -30,7 +30,14 @@ pub const CLANG_FLAGS: &[&str] = &[
 
 /// Every C file of `benches/c/` (also compiled natively into the bench's shared object).
 pub const SOURCES: &[&str] = &[
-    "empty", "add", "memcpy", "strcmp", "log2", "primes", "switch",
+    "empty",
+    "add",
+    "memcpy",
+    "strcmp",
+    "log2",
+    "log2_bits",
+    "primes",
+    "switch",
 ];
 
 /// How large the inputs are.
@@ -144,6 +151,7 @@ pub fn all(scale: Scale) -> Vec<Workload> {
             Some(string_bytes - string_bytes / 64),
         ),
         log2(if full { 4096 } else { 64 }),
+        log2_bits(if full { 4096 } else { 64 }),
         workload(
             "c_primes",
             "primes",
@@ -233,6 +241,28 @@ fn log2(values: usize) -> Workload {
                     u64::from(63 - (x | 1).leading_zeros())
                 })
                 .sum()
+        },
+    )
+}
+
+/// Values of random magnitude: both 32-bit halves and every halving step of
+/// `benches/c/log2_bits.c` go either way at random.
+fn log2_bits(values: usize) -> Workload {
+    let mut rng = Rng(0x1092_b175_0000_0003);
+    let mut mem = Vec::with_capacity(values * 8);
+    for _ in 0..values {
+        let shift = rng.next() % 64;
+        mem.extend_from_slice(&(rng.next() >> shift).to_le_bytes());
+    }
+    workload(
+        "c_log2_bits",
+        "log2_bits",
+        format!("xor of floor(log2 x) by branch-free halving over {values} u64"),
+        mem,
+        |mem| {
+            mem.chunks_exact(8)
+                .map(|c| u64::from(63 - (le_u64(c, 0) | 1).leading_zeros()))
+                .fold(0, |acc, bits| acc ^ bits)
         },
     )
 }

@@ -19,9 +19,6 @@ pub(crate) struct Cfg {
     /// backward jump or local call, or a return site). Other blocks have all their
     /// predecessors translated before them and can be sealed on entry.
     pub late_pred: Vec<bool>,
-    /// `entered[pc]`: some jump or local call targets slot `pc`, or it is a return site (a
-    /// fall-through alone does not count).
-    pub entered: Vec<bool>,
     /// Back edges translated as a copy of the loop header (`translate/layout.rs`), sorted by
     /// latch slot. Empty unless [`Cfg::rotate`] added some.
     pub rotations: Vec<Rotation>,
@@ -95,7 +92,6 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
     let mut leader = vec![false; len + 1];
     let mut return_sites = Vec::new();
     let mut late_pred = vec![false; len + 1];
-    let mut entered = vec![false; len + 1];
     if len > 0 {
         leader[0] = true;
     }
@@ -120,13 +116,9 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
         } else if let Some(target) = jump_target(pc, &insn) {
             mark(target, pc)?;
             mark(next as i64, pc)?;
-            entered[target as usize] = true;
         } else if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
-            let target = pc as i64 + 1 + i64::from(insn.imm);
-            mark(target, pc)?;
+            mark(pc as i64 + 1 + i64::from(insn.imm), pc)?;
             mark(next as i64, pc)?;
-            entered[target as usize] = true;
-            entered[next] = true;
             return_sites.push(next);
         } else if insn.opc == op::EXIT {
             mark(next as i64, pc)?;
@@ -151,7 +143,6 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
         block_len,
         return_sites,
         late_pred,
-        entered,
         rotations: Vec::new(),
     })
 }

@@ -24,6 +24,7 @@ pub(crate) mod code;
 pub(crate) mod context;
 pub(crate) mod hoist;
 pub(crate) mod runtime;
+pub(crate) mod select;
 pub(crate) mod translate;
 
 use std::sync::{Arc, OnceLock};

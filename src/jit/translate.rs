@@ -26,12 +26,14 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 mod hoist;
 mod idioms;
 mod layout;
+mod select;
 
 use super::JitMode;
 use super::cfg::{self, Cfg};
 use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::hoist::{self as loops, HoistedLoop};
 use super::runtime::{self, run_block};
+use super::select::Hammock;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::idiom::{self, CopyLoop, Switch};
@@ -150,6 +152,8 @@ struct Translator<'a, 'b> {
     /// The per-iteration test of the hoisted loop copy being translated, applied at its back
     /// edges.
     iterate: Option<hoist::IterationTest>,
+    /// Branches translated as selects (`translate/select.rs`), by branch slot.
+    selects: Vec<Hammock>,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
     sig_publish: SigRef,
@@ -163,12 +167,6 @@ struct Translator<'a, 'b> {
     static_stack: bool,
     /// Whether the stack is a region at all (false: Basic-mode code that never uses r10).
     has_stack: bool,
-    /// One past the last slot of the range [`Translator::slots`] is translating: a skipped
-    /// instruction (see [`Translator::select_skip`]) must lie inside it.
-    slots_end: usize,
-    /// `rotation_branch[pc]`: `pc` ends a header that a rotated back edge copies; its jump
-    /// must stay a jump.
-    rotation_branch: Vec<bool>,
     /// Whether the back edges in `cfg.rotations` are translated as copies of their loop
     /// header (`translate/layout.rs`). Code whose back edges must reach the header block
     /// itself turns it off while it is translated.
@@ -355,6 +353,12 @@ pub(crate) fn translate(
 
     let reachable = idioms::reachable(insns, &cfg, &switches);
     let hoisted = hoistable_loops(insns, &cfg, &opts, &copy_loops, &switches, &reachable);
+    // Both paths of an if-converted branch run, so instructions cannot be counted per block.
+    let selects = if opts.instruction_limit == 0 {
+        select::planned(insns, &cfg, &copy_loops, &switches, &reachable, &hoisted)
+    } else {
+        Vec::new()
+    };
     let mut blocks = vec![None; insns.len() + 1];
     for (pc, &is_leader) in cfg.leader.iter().enumerate() {
         if is_leader {
@@ -362,10 +366,6 @@ pub(crate) fn translate(
         }
     }
     let static_stack = opts.mode == JitMode::Basic && frames.is_none();
-    let mut rotation_branch = vec![false; insns.len()];
-    for r in &cfg.rotations {
-        rotation_branch[r.branch] = true;
-    }
     let mut buffers = vec![(mem, mem_len, fault::INVALID_MEM)];
     if opts.mode == JitMode::Extended {
         buffers.push((stack, stack_len, fault::INVALID_STACK));
@@ -404,6 +404,7 @@ pub(crate) fn translate(
         hoisted,
         unchecked: vec![false; insns.len()],
         iterate: None,
+        selects,
         sig_call_helper,
         sig_publish,
         sig_enter_run,
@@ -414,8 +415,6 @@ pub(crate) fn translate(
         static_stack,
         has_stack,
         rotate_back_edges: true,
-        slots_end: 0,
-        rotation_branch,
     };
     t.body()?;
     t.tails();
@@ -717,14 +716,6 @@ impl Translator<'_, '_> {
     /// Translates slots `from..to`. `copy`: the unchecked copy of a hoisted loop starting at
     /// `from`, whose first block is already current (and which holds no other idiom).
     fn slots(&mut self, from: usize, to: usize, copy: bool) -> Result<(), JitError> {
-        let outer_end = std::mem::replace(&mut self.slots_end, to);
-        let done = self.slots_in(from, to, copy);
-        self.slots_end = outer_end;
-        done
-    }
-
-    /// The body of [`Translator::slots`].
-    fn slots_in(&mut self, from: usize, to: usize, copy: bool) -> Result<(), JitError> {
         let mut pc = from;
         while pc < to {
             if self.cfg.leader[pc] && self.reachable.as_ref().is_some_and(|r| !r[pc]) {
@@ -754,6 +745,10 @@ impl Translator<'_, '_> {
                 // The table decides every value: the root compare is dead.
                 self.terminated = true;
                 pc += 1;
+                continue;
+            }
+            if let Some(next) = self.if_converted(pc, to)? {
+                pc = next;
                 continue;
             }
             let insn = self.insns[pc];
@@ -1477,6 +1472,20 @@ impl Translator<'_, '_> {
             return Ok(pc + 1);
         }
         let next = self.block_at(pc + 1)?;
+        let c = self.condition(pc, insn)?;
+        if back_edge_in_copy {
+            self.iterate_if(c, next);
+        } else {
+            self.b.ins().brif(c, target, &[], next, &[]);
+        }
+        self.terminated = true;
+        Ok(pc + 1)
+    }
+
+    /// The condition of the conditional jump `insn` at `pc`: non-zero when it is taken.
+    fn condition(&mut self, pc: usize, insn: Insn) -> Result<Value, JitError> {
+        let is32 = insn.class() == class::JMP32;
+        let operation = insn.opc & alu::MASK;
         // JMP compares 64 bits against the sign-extended imm or src; JMP32 the low 32 bits.
         let ty = if is32 { I32 } else { I64 };
         let d = self.get(insn.dst);
@@ -1511,49 +1520,18 @@ impl Translator<'_, '_> {
             jmp::JSLE => IntCC::SignedLessThanOrEqual,
             // jset: dst & operand != 0.
             jmp::JSET => IntCC::NotEqual,
-            _ => return Err(unsupported),
+            _ => {
+                return Err(JitError::Unsupported {
+                    pc,
+                    opcode: insn.opc,
+                });
+            }
         };
-        let c = if operation == jmp::JSET {
+        Ok(if operation == jmp::JSET {
             self.b.ins().band(d, s)
         } else {
             self.b.ins().icmp(cc, d, s)
-        };
-        if self.select_skip(pc, &insn) {
-            // Taken, the jump skips one ALU instruction, which has no effect but on its
-            // destination: run it and keep the old value when the jump is taken. Two blocks
-            // fewer, and no branch.
-            let skipped = self.insns[pc + 1];
-            let old = self.get(skipped.dst);
-            self.alu(pc + 1, skipped)?;
-            let new = self.get(skipped.dst);
-            let v = self.b.ins().select(c, old, new);
-            self.set(skipped.dst, v);
-            return Ok(pc + 2);
-        }
-        if back_edge_in_copy {
-            self.iterate_if(c, next);
-        } else {
-            self.b.ins().brif(c, target, &[], next, &[]);
-        }
-        self.terminated = true;
-        Ok(pc + 1)
-    }
-
-    /// Whether the conditional jump `insn` at `pc` can become a `select`: it jumps over exactly
-    /// one ALU instruction (which cannot fault and writes only its destination), nothing else
-    /// enters that instruction, and both lie in the range being translated. Not with an
-    /// instruction limit (blocks are charged as a whole), nor at the end of a header that a
-    /// rotated back edge copies (that copy must end in the jump).
-    fn select_skip(&self, pc: usize, insn: &Insn) -> bool {
-        insn.off == 1
-            && self.opts.instruction_limit == 0
-            && pc + 1 < self.slots_end
-            && !self.rotation_branch[pc]
-            && !self.cfg.entered[pc + 1]
-            && self
-                .insns
-                .get(pc + 1)
-                .is_some_and(|i| matches!(i.class(), class::ALU | class::ALU64))
+        })
     }
 
     fn call(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
