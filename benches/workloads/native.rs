@@ -1,6 +1,6 @@
-//! Compiles `benches/native.c`, the C workloads of `benches/c/` and the corpus sources of
-//! `tests/corpus/src/` with the system C compiler into one temporary shared object and looks up
-//! the `bench_*` and `corpus_*` functions in it.
+//! Compiles C sources with the system C compiler into temporary shared objects and looks up
+//! functions in them: `benches/native.c` and the C workloads of `benches/c/` (`bench_*`) in
+//! one, each corpus source of `tests/corpus/src/` (`corpus_*`) in one of its own.
 
 use std::ffi::{CStr, CString, c_void};
 use std::path::{Path, PathBuf};
@@ -40,31 +40,51 @@ impl Unit {
 
 impl NativeLib {
     /// Compiles every unit with `$CC` (default `cc`), each into its own object (two at a time
-    /// on a machine with two threads), links them into one shared object and loads it.
-    pub fn build(units: &[Unit]) -> Result<NativeLib, String> {
+    /// on a machine with two threads), links them into one shared object and loads it. Each
+    /// library gets its own `name`: `dlopen` would return an earlier library of the same path.
+    pub fn build(units: &[Unit], name: &str) -> Result<NativeLib, String> {
         let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
-        let dir = std::env::temp_dir().join(format!("rbpf-bench-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("rbpf-bench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        let so = dir.join("native.so");
+        let so = dir.join(format!("{name}.so"));
         let result = compile(&compiler, units, &dir)
             .and_then(|objects| link(&compiler, &objects, &so))
             .and_then(|()| load(&so));
         // The loaded object stays mapped after its file is gone.
         let _ = std::fs::remove_dir_all(&dir);
         let handle = result?;
-        let version = Command::new(&compiler)
-            .arg("--version")
-            .output()
-            .ok()
-            .and_then(|out| {
-                let text = String::from_utf8_lossy(&out.stdout).into_owned();
-                text.lines().next().map(str::to_owned)
-            })
-            .unwrap_or_else(|| "unknown version".to_owned());
         Ok(NativeLib {
             handle,
-            description: format!("`{compiler} {}` ({version})", OPT_FLAGS.join(" ")),
+            description: describe(&compiler),
         })
+    }
+
+    /// Compiles every unit like [`NativeLib::build`], but links each into a shared object of
+    /// its own (`<name>-<index>.so`): a function's code then lies at the same offsets from a
+    /// page boundary whatever else is built, so its native time does not change when sources
+    /// are added or filtered out (loop alignment alone changed a native strcmp loop by 1.5×).
+    pub fn build_each(units: &[Unit], name: &str) -> Result<Vec<NativeLib>, String> {
+        let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+        let dir = std::env::temp_dir().join(format!("rbpf-bench-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let result = compile(&compiler, units, &dir).and_then(|objects| {
+            let description = describe(&compiler);
+            objects
+                .iter()
+                .enumerate()
+                .map(|(i, object)| {
+                    let so = dir.join(format!("{name}-{i}.so"));
+                    link(&compiler, std::slice::from_ref(object), &so)?;
+                    Ok(NativeLib {
+                        handle: load(&so)?,
+                        description: description.clone(),
+                    })
+                })
+                .collect()
+        });
+        // The loaded objects stay mapped after their files are gone.
+        let _ = std::fs::remove_dir_all(&dir);
+        result
     }
 
     /// The native function `symbol` (a workload's twin).
@@ -124,6 +144,20 @@ fn compile(compiler: &str, units: &[Unit], dir: &Path) -> Result<Vec<PathBuf>, S
         Some(error) => Err(error),
         None => Ok(objects),
     }
+}
+
+/// `<compiler> <flags>` and the compiler's version line, for the report.
+fn describe(compiler: &str) -> String {
+    let version = Command::new(compiler)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|out| {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.lines().next().map(str::to_owned)
+        })
+        .unwrap_or_else(|| "unknown version".to_owned());
+    format!("`{compiler} {}` ({version})", OPT_FLAGS.join(" "))
 }
 
 fn link(compiler: &str, objects: &[PathBuf], output: &Path) -> Result<(), String> {
