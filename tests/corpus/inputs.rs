@@ -174,28 +174,39 @@ const RULES: &[Rule] = &[
     rule("parse_eth_ip", Layout::EthIpv4, 0),
     rule("parse_fields", Layout::Fields, 0),
     rule("parse_vlan_loop", Layout::VlanStack, 0),
-    rule("copy_", Layout::Arrays, 128 << 10),
-    rule("fill_", Layout::Arrays, 256 << 10),
-    rule("memcmp_", Layout::Arrays, 64 << 10),
+    rule("copy_", Layout::Arrays, 256 << 10),
+    rule("fill_", Layout::Arrays, 1 << 20),
+    rule("memcmp_", Layout::Arrays, 128 << 10),
     rule("strcmp_", Layout::Arrays, 64 << 10),
-    rule("strncmp_", Layout::Arrays, 64 << 10),
-    rule("str_", Layout::Arrays, 48 << 10),
-    rule("hash_", Layout::Arrays, 32 << 10),
+    // N counts bytes in these (a source whose elements are wider faults on the 1-byte input
+    // and gets the 8-byte one).
+    Rule {
+        width: 1,
+        ..rule("strncmp_", Layout::Arrays, 64 << 10)
+    },
+    Rule {
+        width: 1,
+        ..rule("str_", Layout::Arrays, 48 << 10)
+    },
+    Rule {
+        width: 1,
+        ..rule("hash_", Layout::Arrays, 64 << 10)
+    },
     rule("csum_", Layout::Arrays, 64 << 10),
-    rule("pop_", Layout::Arrays, 16 << 10),
-    rule("switch_", Layout::Arrays, 64 << 10),
+    rule("pop_", Layout::Arrays, 64 << 10),
+    rule("switch_", Layout::Arrays, 128 << 10),
     // Counting sort does the same work on sorted data, and is linear: no restoring.
-    rule("sort_counting", Layout::Arrays, 64 << 10),
+    rule("sort_counting", Layout::Arrays, 256 << 10),
     Rule {
         restore: true,
         ..rule("sort_", Layout::Arrays, 2 << 10)
     },
     rule("bsearch_", Layout::Sorted, 64 << 10),
     rule("mat_", Layout::Matrix, 16 << 10),
-    rule("idiom:copy", Layout::Arrays, 128 << 10),
-    rule("idiom:fill", Layout::Arrays, 256 << 10),
-    rule("idiom:compare", Layout::Arrays, 64 << 10),
-    rule("idiom:switch", Layout::Arrays, 64 << 10),
+    rule("idiom:copy", Layout::Arrays, 256 << 10),
+    rule("idiom:fill", Layout::Arrays, 1 << 20),
+    rule("idiom:compare", Layout::Arrays, 128 << 10),
+    rule("idiom:switch", Layout::Arrays, 128 << 10),
 ];
 
 /// For a source no rule matches: arrays, small enough for a quadratic loop.
