@@ -14,7 +14,7 @@
 //! performance issue's targets, the corpus and the clang-built workloads side by side.
 //!
 //! ```text
-//! cargo bench --bench workloads                  # full measurement (2-3 minutes)
+//! cargo bench --bench workloads                  # full measurement (2.6 min of CPU)
 //! cargo bench --bench workloads -- --quick       # smoke check: a few runs each, no timing
 //! cargo test  --bench workloads                  # the same smoke check (no --bench flag)
 //! cargo bench --bench workloads -- primes switch # only workloads whose name contains a word
