@@ -25,6 +25,10 @@
 //!     least four cases.
 
 mod common;
+/// Input generation, shared with the workloads benchmark (`benches/workloads/corpus.rs`).
+#[path = "corpus/inputs.rs"]
+#[allow(dead_code, reason = "the bench inputs are the benchmark's")]
+mod inputs;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +37,8 @@ use std::process::Command;
 use rbpf::Vm;
 use rbpf::jit::JitMode;
 
-use common::rng::Rng;
+/// `inputs` finds the generator as `crate::rng`.
+use common::rng;
 use common::{error_key, skip};
 
 /// Optimisation levels and CPU versions of the objects (tests/corpus/Makefile).
@@ -60,8 +65,6 @@ const CORPUS_FLAGS: &[&str] = &[
     "-Wextra",
     "-Werror",
 ];
-/// Bytes of input memory: the 32-byte header (N, A, B, C) and the data.
-const MEM_LEN: usize = 512;
 /// The oracle's instruction limit (a run that reaches it is not compared further).
 const LIMIT: u32 = 1 << 21;
 
@@ -84,18 +87,7 @@ fn sources() -> Vec<String> {
 /// The idioms a source declares on its first line (`/* IDIOM: copy. ... */`).
 fn declared_idioms(stem: &str) -> Vec<String> {
     let path = corpus_dir().join("src").join(format!("{stem}.c"));
-    let text = std::fs::read_to_string(&path).expect("source");
-    let first = text.lines().next().unwrap_or("");
-    match first.split_once("IDIOM:") {
-        Some((_, rest)) => rest
-            .split(['.', ','])
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
-        None => Vec::new(),
-    }
+    inputs::declared_idioms(&std::fs::read_to_string(&path).expect("source"))
 }
 
 fn object_name(stem: &str, opt: &str, cpu: &str) -> String {
@@ -206,54 +198,6 @@ fn corpus_objects_are_current() {
     );
 }
 
-/// The inputs every object runs on: header words (N, A, B, C) and data.
-fn inputs() -> Vec<Vec<u8>> {
-    let mut rng = Rng(0x5eed_c0de);
-    let headers: [[u64; 4]; 10] = [
-        [0, 64, 7, 3],
-        [5, 100, 7, 3],
-        [37, 200, 0x41, 9],
-        [60, 3, 0x1234_5678, 4],
-        [100, 240, 0x61, 2],
-        [1000, 0, 0x30, 8],
-        [50, 0, 0, 5],
-        [20, (-8i64) as u64, 0xff, 1],
-        [8, 160, 0x7f, 6],
-        [4, 1, 0x8000_0000, 7],
-    ];
-    let mut out = Vec::new();
-    for (k, h) in headers.iter().enumerate() {
-        let mut mem = vec![0u8; MEM_LEN];
-        for (i, w) in h.iter().enumerate() {
-            mem[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-        }
-        for b in &mut mem[32..] {
-            // Mostly small values (switch keys, text), some zeros (string ends).
-            *b = match rng.below(16) {
-                0 => 0,
-                1..=8 => b'a' + rng.below(26) as u8,
-                _ => rng.next() as u8,
-            };
-        }
-        // Make the ranges at offsets 0 and A of the data agree for a while (compare loops run
-        // long), then differ; every third input has no zero byte at all (strings run off).
-        let a = h[1] as usize;
-        if a > 0 && a < MEM_LEN - 32 {
-            let same = (k * 37) % (MEM_LEN - 32 - a);
-            for i in 0..same {
-                mem[32 + a + i] = mem[32 + i];
-            }
-        }
-        if k % 3 == 2 {
-            for b in &mut mem[32..] {
-                *b |= 1;
-            }
-        }
-        out.push(mem);
-    }
-    out
-}
-
 /// One engine configuration, loaded (and compiled) once for all inputs.
 struct Loaded {
     vm: Vm,
@@ -291,7 +235,7 @@ fn run(engine: &Loaded, mem: &[u8]) -> Outcome {
 /// Runs every object whose source starts with one of `prefixes` on every input in every
 /// engine and compares each with the oracle.
 fn differential(prefixes: &[&str]) {
-    let inputs = inputs();
+    let inputs = inputs::differential_inputs();
     let mut failures = Vec::new();
     let mut runs = 0usize;
     let mut faults = 0usize;
