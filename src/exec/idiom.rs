@@ -20,6 +20,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+pub(crate) mod compare;
+
 use crate::exec::memory::Regions;
 use crate::isa::{Insn, call_kind, class, jmp, mode, op, size, source};
 
@@ -940,7 +942,7 @@ pub fn census(insns: &[Insn]) -> Census {
     Census {
         copy: loops.iter().filter(|l| l.fill.is_none()).count(),
         fill: loops.iter().filter(|l| l.fill.is_some()).count(),
-        compare: 0,
+        compare: compare::find_compare_loops(insns).len(),
         switch: find_switches(insns).len(),
     }
 }

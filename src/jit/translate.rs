@@ -35,6 +35,7 @@ use super::hoist::{self as loops, HoistedLoop};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
+use crate::exec::idiom::compare::CompareLoop;
 use crate::exec::idiom::{self, CopyLoop, Switch};
 use crate::exec::packet::PacketLoads;
 use crate::isa::{
@@ -134,6 +135,12 @@ struct Translator<'a, 'b> {
     sig_packet: SigRef,
     /// Copy loops run in bulk when their guard allows (`translate/idioms.rs`), by head slot.
     copy_loops: Vec<CopyLoop>,
+    /// Compare loops fast-forwarded at their entry (`translate/idioms.rs`), by head slot.
+    compare_loops: Vec<CompareLoop>,
+    /// Signature of [`runtime::rt_compare_ff`].
+    sig_compare: SigRef,
+    /// The caller's mem length and the stack's (what the compare fast-forward may scan).
+    lengths: (Value, Value),
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
     switches: Vec<Switch>,
     /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
@@ -212,12 +219,20 @@ pub(crate) fn translate(
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
     let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
     let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
+    let sig_compare = b.import_signature(sig(isa, &[I64], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
         (idiom::find_copy_loops(insns), idiom::find_switches(insns))
     } else {
         (Vec::new(), Vec::new())
     };
+    // Fast-forwards scan only mem and the stack, through the bounds model.
+    let compare_loops =
+        if opts.instruction_limit == 0 && opts.blinding.is_none() && opts.bounds_check {
+            idiom::compare::find_compare_loops(insns)
+        } else {
+            Vec::new()
+        };
     // The copies of rotated loop headers are not counted per block.
     if opts.instruction_limit == 0 {
         layout::plan_rotations(insns, &mut cfg, &copy_loops, &switches);
@@ -345,7 +360,9 @@ pub(crate) fn translate(
     let pop = frames.map(|_| b.create_block());
 
     let reachable = idioms::reachable(insns, &cfg, &switches);
-    let hoisted = hoistable_loops(insns, &cfg, &opts, &copy_loops, &switches, &reachable);
+    let mut idiom_heads: Vec<usize> = copy_loops.iter().map(|c| c.head).collect();
+    idiom_heads.extend(compare_loops.iter().map(|c| c.head as usize));
+    let hoisted = hoistable_loops(insns, &cfg, &opts, &idiom_heads, &switches, &reachable);
     let mut blocks = vec![None; insns.len() + 1];
     for (pc, &is_leader) in cfg.leader.iter().enumerate() {
         if is_leader {
@@ -385,6 +402,9 @@ pub(crate) fn translate(
         sig_memmove,
         sig_packet,
         copy_loops,
+        compare_loops,
+        sig_compare,
+        lengths: (mem_len, stack_len),
         reachable,
         switches,
         hoisted,
@@ -415,7 +435,7 @@ fn hoistable_loops(
     insns: &[Insn],
     cfg: &Cfg,
     opts: &Options,
-    copy_loops: &[CopyLoop],
+    idiom_heads: &[usize],
     switches: &[Switch],
     reachable: &Option<Vec<bool>>,
 ) -> Vec<HoistedLoop> {
@@ -425,7 +445,7 @@ fn hoistable_loops(
     let mut found = loops::find_loops(insns, cfg);
     found.retain(|l| {
         let range = l.head..=l.last;
-        !copy_loops.iter().any(|c| range.contains(&c.head))
+        !idiom_heads.iter().any(|h| range.contains(h))
             && !switches.iter().any(|s| range.contains(&s.root))
             && reachable
                 .as_ref()
@@ -707,6 +727,13 @@ impl Translator<'_, '_> {
                 if let Ok(i) = self.copy_loops.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.copy_loops[i].clone();
                     self.copy_loop_fast_path(&l)?;
+                }
+                if let Ok(i) = self
+                    .compare_loops
+                    .binary_search_by_key(&(pc as u64), |l| l.head)
+                {
+                    let l = self.compare_loops[i];
+                    self.compare_fast_forward(&l)?;
                 }
                 if !copy && let Ok(i) = self.hoisted.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.hoisted[i].clone();

@@ -5,13 +5,15 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
-use cranelift_codegen::ir::{InstBuilder, JumpTableData, Value};
+use cranelift_codegen::ir::{InstBuilder, JumpTableData, StackSlotData, StackSlotKind, Value};
 
 use super::{Region, Translator, flags};
 use crate::error::JitError;
+use crate::exec::idiom::compare::CompareLoop;
 use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
 use crate::isa::{Insn, call_kind, op};
 use crate::jit::cfg::{self, Cfg};
+use crate::jit::runtime;
 
 /// Which slots can run when every recovered switch whose outside values are known (`outside`)
 /// dispatches only through its table: the compares behind such a table are then dead, and
@@ -343,6 +345,61 @@ impl Translator<'_, '_> {
         // `cont` stays unsealed until that edge exists.
         self.b.switch_to_block(cont);
         self.blocks[l.head] = Some(cont);
+        self.proofs.clear();
+        Ok(())
+    }
+
+    /// Emits the fast-forward of compare loop `l` at its head (the current block): the
+    /// loop's description, the registers and the run's mem and stack go into a stack slot,
+    /// [`runtime::rt_compare_ff`] skips the iterations that provably complete and writes the
+    /// registers back, and the loop's own code runs on in a new block. Its back edges
+    /// (translated later) go to that block, so the call runs once per entry into the loop.
+    pub(super) fn compare_fast_forward(&mut self, l: &CompareLoop) -> Result<(), JitError> {
+        let words = CompareLoop::WORDS;
+        let size = (words + runtime::COMPARE_FRAME_EXTRA) * 8;
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            size as u32,
+            3,
+        ));
+        let offset = |word: usize| (word * 8) as i32;
+        for (i, &w) in l.words().iter().enumerate() {
+            let v = self.iconst(w as i64);
+            self.b.ins().stack_store(I64, v, slot, offset(i));
+        }
+        for r in 0..11u8 {
+            let v = self.get(r);
+            self.b
+                .ins()
+                .stack_store(I64, v, slot, offset(words + usize::from(r)));
+        }
+        let (mem_len, stack_len) = self.lengths;
+        let stack_len = if self.has_stack {
+            stack_len
+        } else {
+            self.iconst(0)
+        };
+        let region_words = [self.mem, mem_len, self.stack_region.base, stack_len];
+        for (i, v) in region_words.into_iter().enumerate() {
+            self.b
+                .ins()
+                .stack_store(I64, v, slot, offset(words + 11 + i));
+        }
+        let frame = self.b.ins().stack_addr(I64, slot, 0);
+        let callee = self.iconst(runtime::rt_compare_ff as *const () as i64);
+        let sig = self.sig_compare;
+        self.b.ins().call_indirect(sig, callee, &[frame]);
+        for r in l.written() {
+            let v = self
+                .b
+                .ins()
+                .stack_load(I64, I64, slot, offset(words + usize::from(r)));
+            self.set(r, v);
+        }
+        let cont = self.b.create_block();
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.blocks[l.head as usize] = Some(cont);
         self.proofs.clear();
         Ok(())
     }
