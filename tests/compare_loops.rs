@@ -81,7 +81,29 @@ const STACK_STRCMP: &str = "ldxdw %r3, [%r1+8]\nadd %r1, 32\nmov %r2, %r1\nadd %
     add %r2, 1\nja loop\nout:\nmov %r0, %r1\nsub %r0, %r9\nlsh %r0, 16\nadd %r0, %r4\n\
     sub %r0, %r5\nexit\n";
 
-/// The shapes, and whether the recogniser must fire on each.
+/// strcpy: copies bytes up to and including the terminator (a copy loop with a second,
+/// data-dependent exit); returns the length.
+const STRCPY: &str = "ldxdw %r3, [%r1+8]\nadd %r1, 32\nmov %r2, %r1\nadd %r2, %r3\n\
+    mov %r9, %r1\nloop:\nldxb %r4, [%r1+0]\nstxb [%r2+0], %r4\njeq %r4, 0, out\n\
+    add %r1, 1\nadd %r2, 1\nja loop\nout:\nmov %r0, %r1\nsub %r0, %r9\nexit\n";
+
+/// strncpy of u16 elements by index with a count: leaves on a zero element or when N runs
+/// out; returns the index and the last element.
+const STRNCPY_U16: &str = "ldxdw %r5, [%r1+0]\nldxdw %r3, [%r1+8]\nand %r3, -2\nadd %r1, 32\n\
+    mov %r2, %r1\nadd %r2, %r3\nmov %r6, 0\njeq %r5, 0, out\nloop:\nmov %r7, %r1\n\
+    add %r7, %r6\nldxh %r4, [%r7+0]\nmov %r7, %r2\nadd %r7, %r6\nstxh [%r7+0], %r4\n\
+    jeq32 %r4, 0, out\nadd %r6, 2\nadd %r5, -1\njne %r5, 0, loop\nout:\nmov %r0, %r6\n\
+    lsh %r0, 16\nadd %r0, %r4\nexit\n";
+
+/// The copy shapes (a copy with an early exit, fast-forwarded the same way).
+fn copy_shapes() -> Vec<(String, String)> {
+    vec![
+        ("strcpy".to_string(), STRCPY.to_string()),
+        ("strncpy u16".to_string(), STRNCPY_U16.to_string()),
+    ]
+}
+
+/// The compare shapes.
 fn shapes() -> Vec<(String, String)> {
     let mut out = vec![
         ("strcmp signed".to_string(), STRCMP_SIGNED.to_string()),
@@ -118,6 +140,8 @@ fn inputs() -> Vec<Vec<u8>> {
         (64, 1, None, None),
         (64, 4, None, Some(900)),
         (0, 512, None, None),
+        // The second range runs off the end first.
+        (200, 900, None, Some(300)),
         (1, 512, Some(0), None),
         (2, 512, Some(1), None),
     ];
@@ -177,13 +201,20 @@ fn every_shape_is_recognised() {
         let census = rbpf::exec::census(&vm.program().expect("loaded").insns);
         assert!(census.compare >= 1, "{name}: not recognised");
     }
+    for (name, text) in copy_shapes() {
+        let code = rbpf::asm::assemble_bytes(&text).expect("assembles");
+        let mut vm = rbpf::Vm::new();
+        vm.load(&code).expect("loads");
+        let census = rbpf::exec::census(&vm.program().expect("loaded").insns);
+        assert!(census.copy >= 1, "{name}: not recognised");
+    }
 }
 
 #[test]
 fn fast_forward_matches_the_interpreter() {
     let mut failures = Vec::new();
     let mut faults = 0;
-    for (name, text) in shapes() {
+    for (name, text) in shapes().into_iter().chain(copy_shapes()) {
         for (k, mem) in inputs().iter().enumerate() {
             match compare(&text, true, mem) {
                 Ok((result, _)) => {

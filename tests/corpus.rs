@@ -455,7 +455,6 @@ fn idioms_fire_on_every_qualifying_variant() {
 
 /// Qualifying variants the recognisers do not handle yet: (idiom, source, CPU version or "").
 const KNOWN_MISSES: &[(&str, &str, &str)] = &[
-    ("copy", "copy_break_u8", ""),
     ("switch", "switch_dense", "v3"),
     ("switch", "switch_ifchain", "v3"),
     ("switch", "switch_proto", "v3"),

@@ -19,8 +19,11 @@
 //! One op per slot (the second slot of `lddw` is a never-executed filler), so an op's index is
 //! its pc in every error message. The head of a copy loop (`crate::exec::idiom`) becomes a
 //! [`Code::CopyLoop`] op that runs the whole loop at once when its guard allows, and
-//! otherwise runs the instruction it replaced; the first compare of a recovered switch becomes
-//! a [`Code::Switch`] table lookup (values outside the table run the compares).
+//! otherwise runs the instruction it replaced; the entry of a compare loop becomes a
+//! [`Code::CompareLoop`] op that fast-forwards over the iterations that provably complete
+//! (`crate::exec::idiom::compare`) and then runs the instruction it replaced; the first
+//! compare of a recovered switch becomes a [`Code::Switch`] table lookup (values outside the
+//! table run the compares).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;

@@ -7,7 +7,9 @@
 //! *carried* element (a value loaded for the next iteration, as clang's rotated strcmp loads
 //! the next byte before its test). The loop may leave at any conditional jump whose other
 //! side stays on the loop's single path; each such exit is recorded as a comparison of two
-//! symbolic values. The body may not store, call or exit.
+//! symbolic values. The body may not call or exit; it may store only an element it loaded
+//! in the same iteration (a copy that leaves early, such as strcpy), see
+//! [`CompareLoop::fast_forward`].
 //!
 //! At the loop's entry, [`CompareLoop::fast_forward`] computes how many whole iterations
 //! would run without taking any exit and without any load leaving its region: the counter
@@ -41,6 +43,8 @@ const MAX_LOADS: usize = 4;
 const MAX_EXITS: usize = 4;
 /// Most registers set after a fast-forward besides the inductions.
 const MAX_SETS: usize = 6;
+/// Most stores of one iteration (a copy loop with a data- or counter-dependent exit).
+const MAX_STORES: usize = 2;
 /// Longest loop body recognised, in slots.
 const MAX_BODY: usize = 48;
 /// Most iterations one fast-forward skips (keeps every product far from overflow).
@@ -94,12 +98,23 @@ pub(crate) struct Exit {
     how: [u8; 8],
 }
 
+/// A store of an iteration: the element of load `shape[1]`, unchanged, to `addr`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Store {
+    /// Its address.
+    addr: Aff,
+    /// `[width in bytes, index of the load whose element it stores, 0, ...]`.
+    shape: [u8; 8],
+}
+
 /// A recognised compare loop: plain integers only (the JIT copies its words, see
 /// [`CompareLoop::words`]).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CompareLoop {
-    /// `[loads, exits, sets, carried, 0, ...]`: how many entries of each array are used.
+    /// `[loads, exits, sets, carried, stores, 0, ...]`: how many entries of each array are
+    /// used.
     counts: [u8; 8],
     /// The slot of the loop's entry, where the fast-forward runs.
     pub head: u64,
@@ -114,6 +129,8 @@ pub(crate) struct CompareLoop {
     /// registers first (their virtual element at iteration `n`), then temporaries (their value
     /// at the end of iteration `n - 1`).
     sets: [Val; MAX_SETS],
+    /// Stores (a copy loop that may leave early); none in a compare loop.
+    stores: [Store; MAX_STORES],
 }
 
 /// The memory a fast-forward may read: the run's input memory and stack (other regions are
@@ -445,6 +462,11 @@ impl CompareLoop {
         regs
     }
 
+    /// Whether the loop stores (a copy loop with an early exit) rather than only compares.
+    pub(crate) fn is_copy(&self) -> bool {
+        self.counts[4] != 0
+    }
+
     fn step(&self, r: u8) -> u64 {
         self.steps.get(usize::from(r)).map_or(0, |&s| s as u64)
     }
@@ -613,6 +635,62 @@ impl CompareLoop {
         if n == 0 {
             return Forward::Skipped(0);
         }
+        // Stores: every store range inside a region, and apart from every load range and
+        // every other store range, so that the skipped iterations read what was there before
+        // them (the scans above) and their stores are one copy per store.
+        let stores = usize::from(self.counts[4]).min(MAX_STORES);
+        if stores > 0 {
+            let span = |addr: &Aff, w: u64, n: u64| {
+                let a0 = self.aff_at(addr, &start, 0);
+                let d = self.aff_step(addr) as i64;
+                let back = (n - 1).wrapping_mul(d.unsigned_abs());
+                let low = if d < 0 { a0.wrapping_sub(back) } else { a0 };
+                (low, low.wrapping_add(back).wrapping_add(w))
+            };
+            for st in &self.stores[..stores] {
+                let Some(room) = self.room(
+                    &Load {
+                        addr: st.addr,
+                        shape: st.shape,
+                    },
+                    &start,
+                    bounds,
+                ) else {
+                    return Forward::Uncovered;
+                };
+                n = n.min(room);
+            }
+            if n == 0 {
+                return Forward::Skipped(0);
+            }
+            let mut spans = Vec::new();
+            for l in &self.loads[carried..loads] {
+                spans.push((span(&l.addr, u64::from(l.shape[0]), n), false));
+            }
+            for st in &self.stores[..stores] {
+                spans.push((span(&st.addr, u64::from(st.shape[0]), n), true));
+            }
+            for (i, &((lo1, hi1), store1)) in spans.iter().enumerate() {
+                for &((lo2, hi2), store2) in &spans[i + 1..] {
+                    if (store1 || store2) && lo1 < hi2 && lo2 < hi1 {
+                        return Forward::Uncovered;
+                    }
+                }
+            }
+            for st in &self.stores[..stores] {
+                let Some(l) = self.loads.get(usize::from(st.shape[1])) else {
+                    return Forward::Skipped(0);
+                };
+                let ((from, _), (to, _)) = (
+                    span(&l.addr, u64::from(l.shape[0]), n),
+                    span(&st.addr, u64::from(st.shape[0]), n),
+                );
+                let bytes = (n * u64::from(st.shape[0])) as usize;
+                // SAFETY: both ranges lie inside mem or the stack (checked above) and are
+                // apart.
+                unsafe { core::ptr::copy_nonoverlapping(from as *const u8, to as *mut u8, bytes) };
+            }
+        }
         // Values after iteration n - 1, from the iteration-0 registers.
         let mut values = [None; MAX_SETS];
         for (i, set) in self.sets[..sets].iter().enumerate() {
@@ -753,6 +831,8 @@ impl S {
 struct Trace {
     /// Loads: (address terms, constant, width, sign-extending).
     loads: Vec<(Vec<u8>, i64, u8, bool)>,
+    /// Stores: (address terms, constant, width, load whose element is stored).
+    stores: Vec<(Vec<u8>, i64, u8, usize)>,
     /// Exits: taken when `lhs REL rhs` (signed, 32-bit).
     exits: Vec<(S, S, Rel, bool, bool)>,
     /// Registers at the end of the iteration.
@@ -775,6 +855,7 @@ fn trace(
     let mut state: Vec<S> = start.to_vec();
     let mut t = Trace {
         loads: virtual_loads.to_vec(),
+        stores: Vec::new(),
         exits: Vec::new(),
         end: Vec::new(),
         first: [None; 11],
@@ -863,6 +944,26 @@ fn trace(
                 let v = u64::from(insn.imm as u32) | (u64::from(high) << 32);
                 write(&mut t, dst, &mut state, S::Aff(Vec::new(), v as i64));
                 pc += 2;
+            }
+            class::STX if insn.opc & 0xe0 == 0x60 => {
+                read(&mut t, dst);
+                read(&mut t, src);
+                let S::Aff(terms, c) = state[dst].clone() else {
+                    return None;
+                };
+                let S::Elem(load, ops) = state[src].clone() else {
+                    return None;
+                };
+                let width = crate::isa::size::bytes(insn.opc) as u8;
+                if !ops.is_empty()
+                    || t.loads.get(load).is_none_or(|l| l.2 != width || l.3)
+                    || t.stores.len() >= MAX_STORES
+                {
+                    return None;
+                }
+                t.stores
+                    .push((terms, c.wrapping_add(i64::from(insn.off)), width, load));
+                pc = next;
             }
             class::LDX if matches!(insn.opc & 0xe0, 0x60 | 0x80) => {
                 read(&mut t, src);
@@ -993,6 +1094,11 @@ pub(crate) fn find_compare_loops(insns: &[Insn]) -> Vec<CompareLoop> {
         !(matches!(prev.class(), class::JMP | class::JMP32)
             && matches!(prev.opc & 0xf0, jmp::JA | jmp::EXIT))
     };
+    // Loops the bulk copy already takes (a copy loop with only its counter exit).
+    let copies: Vec<usize> = super::find_copy_loops(insns)
+        .iter()
+        .map(|c| c.head)
+        .collect();
     let mut found: Vec<CompareLoop> = Vec::new();
     for (latch, insn) in insns.iter().enumerate() {
         if !matches!(insn.class(), class::JMP | class::JMP32)
@@ -1022,7 +1128,7 @@ pub(crate) fn find_compare_loops(insns: &[Insn]) -> Vec<CompareLoop> {
             }
         }
         let [head] = entries[..] else { continue };
-        if found.iter().any(|l| l.head as usize == head) {
+        if copies.contains(&head) || found.iter().any(|l| l.head as usize == head) {
             continue;
         }
         if let Some(l) = recognise(insns, top, latch, head) {
@@ -1122,6 +1228,21 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
     if t.exits.is_empty() || t.loads.len() == nc {
         return None;
     }
+    // A store copies a load of the same iteration, both moving one element per iteration
+    // the same way, from a real (not carried) load.
+    for (terms, _, w, load) in &t.stores {
+        let step: i64 = terms.iter().map(|&r| steps[usize::from(r)]).sum();
+        let (lterms, _, _, _) = &t.loads[*load];
+        let lstep: i64 = lterms.iter().map(|&r| steps[usize::from(r)]).sum();
+        if *load < nc
+            || !moving_ok(terms)
+            || !stable(terms)
+            || step != lstep
+            || step.unsigned_abs() != u64::from(*w)
+        {
+            return None;
+        }
+    }
     // Exits: affine sides move only with inductions; at least one exit reads an element.
     let mut exits = Vec::new();
     let mut reads_element = false;
@@ -1149,7 +1270,7 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
             ],
         });
     }
-    if !reads_element {
+    if !reads_element && t.stores.is_empty() {
         return None;
     }
     // Registers set after a fast-forward: carried ones, then temporaries whose value the
@@ -1186,7 +1307,7 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
             exits.len() as u8,
             sets.len() as u8,
             nc as u8,
-            0,
+            t.stores.len() as u8,
             0,
             0,
             0,
@@ -1203,7 +1324,17 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
             how: [0; 8],
         }; MAX_EXITS],
         sets: [empty_val; MAX_SETS],
+        stores: [Store {
+            addr: aff(&[], 0),
+            shape: [0; 8],
+        }; MAX_STORES],
     };
+    for (slot, (terms, c, w, load)) in l.stores.iter_mut().zip(&t.stores) {
+        *slot = Store {
+            addr: aff(terms, *c),
+            shape: [*w, *load as u8, 0, 0, 0, 0, 0, 0],
+        };
+    }
     for (slot, (terms, c, w, signed)) in l.loads.iter_mut().zip(&t.loads) {
         *slot = Load {
             addr: aff(terms, *c),
@@ -1307,6 +1438,42 @@ mod tests {
         reg[1] = 8;
         // SAFETY: nothing is read (the first access is in no region).
         let forward = unsafe { l.fast_forward(&mut reg, &bounds) };
+        assert_eq!(forward, Forward::Uncovered);
+    }
+
+    #[test]
+    fn a_copy_with_an_early_exit_copies_the_skipped_elements() {
+        // strcpy: r1 = src, r2 = dst.
+        let insns = code(
+            "mov %r0, 0\nloop:\nldxb %r4, [%r1+0]\nstxb [%r2+0], %r4\njeq %r4, 0, out\n\
+             add %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
+        );
+        let loops = find_compare_loops(&insns);
+        assert_eq!(loops.len(), 1);
+        assert!(loops[0].is_copy());
+        let mut buf = vec![7u8; 256];
+        buf[50] = 0;
+        let start = buf.as_mut_ptr() as u64;
+        let bounds = Bounds {
+            mem_start: start,
+            mem_end: start + 256,
+            stack_start: 0,
+            stack_end: 0,
+        };
+        let mut reg = [0u64; 11];
+        reg[1] = start;
+        reg[2] = start + 128;
+        // SAFETY: the bounds are `buf`, alive for the call.
+        let forward = unsafe { loops[0].fast_forward(&mut reg, &bounds) };
+        assert_eq!(forward, Forward::Skipped(50));
+        assert_eq!((reg[1] - start, reg[2] - start), (50, 178));
+        assert!(buf[128..178].iter().all(|&b| b == 7));
+        // Overlapping (dst one byte after src): an element copy smears, so never in bulk.
+        let mut reg = [0u64; 11];
+        reg[1] = start;
+        reg[2] = start + 1;
+        // SAFETY: as above.
+        let forward = unsafe { loops[0].fast_forward(&mut reg, &bounds) };
         assert_eq!(forward, Forward::Uncovered);
     }
 }
