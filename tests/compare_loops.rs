@@ -111,6 +111,11 @@ fn shapes() -> Vec<(String, String)> {
         ("memcmp down u32".to_string(), MEMCMP_DOWN_U32.to_string()),
         ("wrapping counter".to_string(), WRAPPING_COUNTER.to_string()),
         ("stack strcmp".to_string(), STACK_STRCMP.to_string()),
+        // The same counter compared on 32 bits: it wraps through 2^32 instead.
+        (
+            "wrapping 32-bit compare".to_string(),
+            WRAPPING_COUNTER.replace("jne %r2, 2, loop", "jne32 %r2, 2, loop"),
+        ),
     ];
     for width in [1, 2, 4, 8] {
         out.push((format!("memcmp index u{}", width * 8), memcmp_index(width)));
