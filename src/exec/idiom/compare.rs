@@ -585,7 +585,9 @@ impl CompareLoop {
             }
         }
         // Counter exits, by arithmetic.
-        let mut data = Vec::new();
+        // The exits that read elements (no allocation: this runs on every loop entry).
+        let mut data = [&self.exits[0]; MAX_EXITS];
+        let mut data_len = 0;
         for e in &self.exits[..exits] {
             let (rel, signed, narrow) = (e.how[0], e.how[1] != 0, e.how[2] != 0);
             if e.lhs.head[0] == 0 && e.rhs.head[0] == 0 {
@@ -610,7 +612,8 @@ impl CompareLoop {
                 };
                 limit = limit.min(fire);
             } else {
-                data.push(e);
+                data[data_len] = e;
+                data_len += 1;
             }
         }
         // Element exits, block by block so that a short loop reads little past its end.
@@ -620,7 +623,7 @@ impl CompareLoop {
         'scan: while from < limit {
             let to = limit.min(from + block);
             let mut hit = to;
-            for e in &data {
+            for e in &data[..data_len] {
                 // SAFETY: every load of iterations before `limit` is inside a region.
                 let found = unsafe { self.first_exit(e, &start, from, hit) };
                 hit = hit.min(found);
