@@ -266,3 +266,40 @@ fn long_strings() {
         }
     }
 }
+
+/// Extended-mode compiled code (the caller's stack) gives the interpreter's result too.
+#[test]
+fn extended_mode_matches_the_interpreter() {
+    for (name, text) in shapes().into_iter().chain(copy_shapes()) {
+        let code = rbpf::asm::assemble_bytes(&text).expect("assembles");
+        for (k, mem) in inputs().iter().enumerate() {
+            let mut outcomes = Vec::new();
+            for jit in [false, true] {
+                let mut vm = rbpf::Vm::new();
+                vm.set_error_printer(Some(Box::new(|_| {})));
+                vm.load(&code).expect("loads");
+                if jit {
+                    vm.compile(rbpf::jit::JitMode::Extended).expect("compiles");
+                }
+                let mut words = vec![0u64; mem.len().div_ceil(8)];
+                // SAFETY: u64 has no padding; the slice covers the first `mem.len()` bytes.
+                let bytes = unsafe {
+                    std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), mem.len())
+                };
+                bytes.copy_from_slice(mem);
+                let result = if jit {
+                    vm.execute_jit(bytes)
+                } else {
+                    vm.execute(bytes)
+                };
+                outcomes.push((result.map_err(|e| common::error_key(&e)), bytes.to_vec()));
+            }
+            assert!(
+                outcomes[0] == outcomes[1],
+                "{name} input {k}: {:x?} vs {:x?}",
+                outcomes[0].0,
+                outcomes[1].0
+            );
+        }
+    }
+}

@@ -139,8 +139,8 @@ struct Translator<'a, 'b> {
     compare_loops: Vec<CompareLoop>,
     /// Signature of [`runtime::rt_compare_ff`].
     sig_compare: SigRef,
-    /// The caller's mem length and the stack's (what the compare fast-forward may scan).
-    lengths: (Value, Value),
+    /// The frame of each compare loop (`idioms::compare_frame`), in `compare_loops` order.
+    compare_frames: Vec<StackSlot>,
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
     switches: Vec<Switch>,
     /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
@@ -320,6 +320,17 @@ pub(crate) fn translate(
         opts.mode == JitMode::Extended,
         stack_sizes,
     );
+    // Each compare loop's frame for `runtime::rt_compare_ff`: its description and the run's
+    // mem and stack are written once per run, here; each entry into the loop adds the
+    // registers.
+    let no_stack = b.ins().iconst(I64, 0);
+    let compare_frames: Vec<StackSlot> = compare_loops
+        .iter()
+        .map(|l| {
+            let stack_len = if has_stack { stack_len } else { no_stack };
+            idioms::compare_frame(&mut b, l, [mem, mem_len, stack, stack_len])
+        })
+        .collect();
     // Kernel helpers check pointer arguments against the run's regions, read from the block.
     let run_block = (packet_loads || (opts.bounds_check && (accesses_memory || opts.publish_run)))
         .then(|| {
@@ -404,7 +415,7 @@ pub(crate) fn translate(
         copy_loops,
         compare_loops,
         sig_compare,
-        lengths: (mem_len, stack_len),
+        compare_frames,
         reachable,
         switches,
         hoisted,
@@ -732,8 +743,8 @@ impl Translator<'_, '_> {
                     .compare_loops
                     .binary_search_by_key(&(pc as u64), |l| l.head)
                 {
-                    let l = self.compare_loops[i];
-                    self.compare_fast_forward(&l)?;
+                    let (l, frame) = (self.compare_loops[i], self.compare_frames[i]);
+                    self.compare_fast_forward(&l, frame)?;
                 }
                 if !copy && let Ok(i) = self.hoisted.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.hoisted[i].clone();

@@ -535,7 +535,7 @@ impl CompareLoop {
         let (lo, hi) = if bounds.mem_start != 0 && a0 >= bounds.mem_start && end0 <= bounds.mem_end
         {
             (bounds.mem_start, bounds.mem_end)
-        } else if a0 >= bounds.stack_start && end0 <= bounds.stack_end {
+        } else if bounds.stack_start != 0 && a0 >= bounds.stack_start && end0 <= bounds.stack_end {
             (bounds.stack_start, bounds.stack_end)
         } else {
             return None;
