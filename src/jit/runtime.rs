@@ -209,13 +209,15 @@ fn run_regions<'a>(machine: Option<&'a Machine>, run: &RunBlock) -> Regions<'a> 
     }
 }
 
-/// Words after a compare loop's description in the frame [`rt_compare_ff`] reads: the
-/// eleven registers, then mem's start and length and the stack's.
+/// Words after a compare loop's packed description ([`CompareLoop::PACKED_WORDS`]) in the
+/// frame [`rt_compare_ff`] reads: the eleven registers, then mem's start and length and the
+/// stack's.
 pub(crate) const COMPARE_FRAME_EXTRA: usize = 15;
 
 /// The fast-forward of a compare loop (`crate::exec::idiom::compare`), shared with the
-/// interpreter: `frame` holds the loop's description ([`CompareLoop::words`]), the registers
-/// at the loop's head (updated in place) and the run's mem and stack (start, length each).
+/// interpreter: `frame` holds the loop's packed description ([`CompareLoop::packed`]), the
+/// registers at the loop's head (updated in place) and the run's mem and stack (start,
+/// length each).
 /// Returns the number of iterations skipped.
 ///
 /// # Safety
@@ -223,12 +225,15 @@ pub(crate) const COMPARE_FRAME_EXTRA: usize = 15;
 /// run with bounds checks on), whose mem and stack are the run's live buffers.
 pub(crate) unsafe extern "C" fn rt_compare_ff(frame: *mut u64) -> u64 {
     catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: this function's contract: the frame starts with a description's words.
-        let l = unsafe { &*frame.cast::<CompareLoop>() };
-        let regs = frame.wrapping_add(CompareLoop::WORDS);
-        // SAFETY: the eleven registers follow the description.
+        let l = CompareLoop::unpack(|i| {
+            // SAFETY: this function's contract: the frame starts with a packed description,
+            // and `unpack` reads only its words.
+            unsafe { frame.wrapping_add(i).read() }
+        });
+        let regs = frame.wrapping_add(CompareLoop::PACKED_WORDS);
+        // SAFETY: the eleven registers follow the packed description's room.
         let regs = unsafe { &mut *regs.cast::<[u64; 11]>() };
-        let at = frame.wrapping_add(CompareLoop::WORDS + 11);
+        let at = frame.wrapping_add(CompareLoop::PACKED_WORDS + 11);
         // SAFETY: the four region words follow the registers.
         let r = unsafe { std::slice::from_raw_parts(at, 4) };
         let bounds = Bounds {

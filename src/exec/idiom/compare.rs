@@ -52,6 +52,9 @@ pub(crate) const MAX_ITERATIONS: u64 = 1 << 40;
 /// "No register" in a term list.
 const NO_REG: u8 = 0xff;
 
+// The packed form's map has 128 bits.
+const _: () = assert!(CompareLoop::WORDS <= 128);
+
 /// An affine value: the sum of the iteration-start values of `terms` plus `c` (wrapping).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -438,16 +441,51 @@ unsafe fn find_element(a: u64, delta: i64, n: u64, w: u64, raw: u64) -> u64 {
 }
 
 impl CompareLoop {
-    /// The description as words (what the JIT stores for the runtime to read back).
-    pub(crate) fn words(&self) -> &[u64] {
-        let len = core::mem::size_of::<Self>() / 8;
+    /// The description as words.
+    fn words(&self) -> &[u64] {
         // SAFETY: `CompareLoop` is `repr(C)`, 8-byte aligned, made only of 8-byte integers and
         // byte arrays of 8, so it has no padding and every byte is initialised.
-        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u64>(), len) }
+        unsafe { core::slice::from_raw_parts((self as *const Self).cast::<u64>(), Self::WORDS) }
     }
 
     /// Size of the description in words.
     pub(crate) const WORDS: usize = core::mem::size_of::<Self>() / 8;
+
+    /// Words of the packed form ([`CompareLoop::packed`]) at most.
+    pub(crate) const PACKED_WORDS: usize = Self::WORDS + 2;
+
+    /// The description packed for compiled code to store (fewer stores, faster compiles):
+    /// a 128-bit map of its non-zero words, then those words in order.
+    pub(crate) fn packed(&self) -> Vec<u64> {
+        let mut map = [0u64; 2];
+        let mut out = vec![0, 0];
+        for (i, &w) in self.words().iter().enumerate() {
+            if w != 0 {
+                map[i / 64] |= 1 << (i % 64);
+                out.push(w);
+            }
+        }
+        out[0] = map[0];
+        out[1] = map[1];
+        out
+    }
+
+    /// Unpacks [`CompareLoop::packed`], whose word `i` is `read(i)` (called only for the
+    /// packed form's words).
+    pub(crate) fn unpack(read: impl Fn(usize) -> u64) -> CompareLoop {
+        let mut all = [0u64; Self::WORDS];
+        let map = [read(0), read(1)];
+        let mut next = 2;
+        for (i, slot) in all.iter_mut().enumerate() {
+            if map[i / 64] >> (i % 64) & 1 == 1 {
+                *slot = read(next);
+                next += 1;
+            }
+        }
+        // SAFETY: same size (WORDS is the size in words), and every bit pattern is a valid
+        // `CompareLoop` (integers and byte arrays only).
+        unsafe { core::mem::transmute::<[u64; Self::WORDS], CompareLoop>(all) }
+    }
 
     /// The registers a fast-forward may change (inductions and set registers).
     pub(crate) fn written(&self) -> Vec<u8> {
@@ -1303,7 +1341,16 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
     if sets.len() > MAX_SETS {
         return None;
     }
-    let empty_val = to_val(&S::Aff(Vec::new(), 0))?;
+    // Unused entries stay all zero (never read; the packed form skips zero words).
+    let zero_aff = Aff {
+        terms: [0; 8],
+        c: 0,
+    };
+    let empty_val = Val {
+        head: [0; 8],
+        aff: zero_aff,
+        ops: [0; MAX_OPS],
+    };
     let mut l = CompareLoop {
         counts: [
             t.loads.len() as u8,
@@ -1318,7 +1365,7 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
         head: head as u64,
         steps,
         loads: [Load {
-            addr: aff(&[], 0),
+            addr: zero_aff,
             shape: [0; 8],
         }; MAX_LOADS],
         exits: [Exit {
@@ -1328,7 +1375,7 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
         }; MAX_EXITS],
         sets: [empty_val; MAX_SETS],
         stores: [Store {
-            addr: aff(&[], 0),
+            addr: zero_aff,
             shape: [0; 8],
         }; MAX_STORES],
     };
@@ -1478,5 +1525,19 @@ mod tests {
         // SAFETY: as above.
         let forward = unsafe { loops[0].fast_forward(&mut reg, &bounds) };
         assert_eq!(forward, Forward::Uncovered);
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        let insns = code(
+            "mov %r5, 0\nloop:\nldxb %r4, [%r1+0]\nldxb %r6, [%r2+0]\njne %r4, %r6, out\n\
+             jeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
+        );
+        let loops = find_compare_loops(&insns);
+        assert_eq!(loops.len(), 1);
+        let packed = loops[0].packed();
+        assert!(packed.len() < CompareLoop::WORDS);
+        let back = CompareLoop::unpack(|i| packed[i]);
+        assert_eq!(back, loops[0]);
     }
 }

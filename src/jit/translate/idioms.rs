@@ -363,7 +363,7 @@ impl Translator<'_, '_> {
         l: &CompareLoop,
         frame: StackSlot,
     ) -> Result<(), JitError> {
-        let at = |r: u8| ((CompareLoop::WORDS + usize::from(r)) * 8) as i32;
+        let at = |r: u8| ((CompareLoop::PACKED_WORDS + usize::from(r)) * 8) as i32;
         for r in 0..11u8 {
             let v = self.get(r);
             self.b.ins().stack_store(I64, v, frame, at(r));
@@ -471,7 +471,7 @@ pub(super) fn compare_frame(
     l: &CompareLoop,
     regions: [Value; 4],
 ) -> StackSlot {
-    let words = CompareLoop::WORDS;
+    let words = CompareLoop::PACKED_WORDS;
     let size = (words + runtime::COMPARE_FRAME_EXTRA) * 8;
     let slot = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
@@ -479,7 +479,8 @@ pub(super) fn compare_frame(
         3,
     ));
     let offset = |word: usize| (word * 8) as i32;
-    for (i, &w) in l.words().iter().enumerate() {
+    // Only the packed form's words: the runtime reads no further.
+    for (i, &w) in l.packed().iter().enumerate() {
         let v = b.ins().iconst(I64, w as i64);
         b.ins().stack_store(I64, v, slot, offset(i));
     }
