@@ -417,13 +417,6 @@ fn idioms_fire_on_every_qualifying_variant() {
 
 /// Qualifying variants the recognisers do not handle yet: (idiom, source, CPU version or "" for all).
 const KNOWN_MISSES: &[(&str, &str, &str)] = &[
-    ("compare", "memcmp_down_u32", ""),
-    ("compare", "memcmp_idx_u8", ""),
-    ("compare", "memcmp_ptr_u8", ""),
-    ("compare", "strcmp_idx", ""),
-    ("compare", "strcmp_ptr", ""),
-    ("compare", "strncmp_dowhile", ""),
-    ("copy", "copy_break_u8", ""),
     ("switch", "switch_dense", "v3"),
     ("switch", "switch_dense", "v4"),
     ("switch", "switch_ifchain", "v3"),

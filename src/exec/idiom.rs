@@ -20,6 +20,8 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
+pub(crate) mod compare;
+
 use crate::exec::memory::Regions;
 use crate::isa::{Insn, call_kind, class, jmp, mode, op, size, source};
 
@@ -943,10 +945,12 @@ pub struct Census {
 /// Runs every recogniser over `insns` (a verified program's slots).
 pub fn census(insns: &[Insn]) -> Census {
     let loops = find_copy_loops(insns);
+    let forwarded = compare::find_compare_loops(insns);
+    let early_copies = forwarded.iter().filter(|l| l.is_copy()).count();
     Census {
-        copy: loops.iter().filter(|l| l.fill.is_none()).count(),
+        copy: loops.iter().filter(|l| l.fill.is_none()).count() + early_copies,
         fill: loops.iter().filter(|l| l.fill.is_some()).count(),
-        compare: 0,
+        compare: forwarded.len() - early_copies,
         switch: find_switches(insns).len(),
     }
 }

@@ -19,8 +19,11 @@
 //! One op per slot (the second slot of `lddw` is a never-executed filler), so an op's index is
 //! its pc in every error message. The head of a copy loop (`crate::exec::idiom`) becomes a
 //! [`Code::CopyLoop`] op that runs the whole loop at once when its guard allows, and
-//! otherwise runs the instruction it replaced; the first compare of a recovered switch becomes
-//! a [`Code::Switch`] table lookup (values outside the table run the compares).
+//! otherwise runs the instruction it replaced; the entry of a compare loop becomes a
+//! [`Code::CompareLoop`] op that fast-forwards over the iterations that provably complete
+//! (`crate::exec::idiom::compare`) and then runs the instruction it replaced; the first
+//! compare of a recovered switch becomes a [`Code::Switch`] table lookup (values outside the
+//! table run the compares).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -29,6 +32,7 @@ use super::ops::{CallStack, alu32, alu64, atomic_fetch_reg, atomic_rmw, be, bswa
 use super::ops::{le, load_extend, sdiv32, sdiv64, sign_extend, smod32, smod64};
 use super::{Env, call_helper};
 use crate::error::{Access, ExecError};
+use crate::exec::idiom::compare::{Bounds, CompareLoop, Forward};
 use crate::exec::idiom::{CopyLoop, Switch};
 use crate::exec::memory::store;
 use crate::exec::packet::{self, PacketLoad};
@@ -84,6 +88,9 @@ codes! {
     // The head of a copy loop: `imm` indexes `Decoded::loops`, which also holds the
     // instruction the op replaced (run when the bulk copy's guard refuses).
     CopyLoop,
+    // The entry of a compare loop: `imm` indexes `Decoded::compares`, which also holds the
+    // instruction the op replaced (always run after the fast-forward).
+    CompareLoop,
     // The first compare of a recovered switch: `imm` indexes `Decoded::switches`, which
     // also holds the compare it replaced (run for values outside the table).
     Switch,
@@ -114,6 +121,9 @@ pub(crate) struct Decoded {
     ops: Box<[Op]>,
     /// Copy loops run in bulk (`crate::exec::idiom`), with the op each head slot held.
     loops: Box<[(CopyLoop, Op)]>,
+    /// Compare loops fast-forwarded at their entry (`crate::exec::idiom::compare`), with the
+    /// op each entry slot held.
+    compares: Box<[(CompareLoop, Op)]>,
     /// Recovered switches (`crate::exec::idiom`), with the compare each root slot held.
     switches: Box<[(Switch, Op)]>,
     /// Stack bytes the main function reserves below r10 before a local call.
@@ -287,7 +297,11 @@ impl Decoded {
             imm: 0,
         });
         let copies = crate::exec::idiom::find_copy_loops(insns);
-        fuse(&mut ops, &copies);
+        let compare_loops = crate::exec::idiom::compare::find_compare_loops(insns);
+        let mut heads: Vec<usize> = copies.iter().map(|c| c.head).collect();
+        heads.extend(compare_loops.iter().map(|c| c.head as usize));
+        heads.sort_unstable();
+        fuse(&mut ops, &heads);
         let mut loops = Vec::new();
         {
             for copy in copies {
@@ -302,6 +316,19 @@ impl Decoded {
                 };
                 loops.push((copy, original));
             }
+        }
+        let mut compares = Vec::new();
+        for l in compare_loops {
+            let head = l.head as usize;
+            let original = ops[head];
+            ops[head] = Op {
+                code: Code::CompareLoop,
+                dst: 0,
+                src: 0,
+                off: 0,
+                imm: compares.len() as u64,
+            };
+            compares.push((l, original));
         }
         let mut switches = Vec::new();
         for switch in crate::exec::idiom::find_switches(insns) {
@@ -319,6 +346,7 @@ impl Decoded {
         Decoded {
             ops: ops.into_boxed_slice(),
             loops: loops.into_boxed_slice(),
+            compares: compares.into_boxed_slice(),
             switches: switches.into_boxed_slice(),
             main_stack_usage: program.functions.first().map_or(0, |f| f.stack_usage),
         }
@@ -327,10 +355,10 @@ impl Decoded {
 
 /// Turns common instruction pairs and triples into one op at the first slot. The covered
 /// slots keep their own ops (a jump may land on them); no fused op can fail, so error pcs
-/// are unaffected. A copy loop's head is never covered, so entering it by falling through
-/// still meets its bulk path.
-fn fuse(ops: &mut [Op], copies: &[CopyLoop]) {
-    let head = |pc: usize| copies.binary_search_by_key(&pc, |c| c.head).is_ok();
+/// are unaffected. A loop idiom's head (`heads`, sorted) is never covered, so entering it by
+/// falling through still meets its fast path.
+fn fuse(ops: &mut [Op], heads: &[usize]) {
+    let head = |pc: usize| heads.binary_search(&pc).is_ok();
     let is = |op: &Op, code: Code| op.code == code;
     let shift32 = |op: &Op, code: Code| op.code == code && op.imm == 32;
     for pc in 0..ops.len() {
@@ -426,6 +454,8 @@ pub(super) unsafe fn run(
 
     let mut pc = 0usize;
     let mut refused = 0u64;
+    // Compare loops whose loads lie outside mem and the stack in this run (one bit per loop).
+    let mut uncovered = 0u64;
 
     macro_rules! d { ($op:expr) => { reg[usize::from($op.dst & 0x0f)] }; }
     macro_rules! s { ($op:expr) => { reg[usize::from($op.src & 0x0f)] }; }
@@ -657,6 +687,28 @@ pub(super) unsafe fn run(
                             }
                         },
                     }
+                }
+                Code::CompareLoop => {
+                    let index = op.imm as usize;
+                    let (compare, original) = &decoded.compares[index];
+                    let skip = !regions.bounds_check || (index < 64 && uncovered & (1 << index) != 0);
+                    if !skip && let Ok(regs) = <&mut [u64; 11]>::try_from(&mut reg[..11]) {
+                        let bounds = Bounds {
+                            mem_start: regions.mem_start,
+                            mem_end: regions.mem_end,
+                            stack_start: regions.stack_start,
+                            stack_end: regions.stack_end,
+                        };
+                        // SAFETY: `bounds` are this run's live mem and stack, bounds checks
+                        // are on.
+                        let forward = unsafe { compare.fast_forward(regs, &bounds) };
+                        if forward == Forward::Uncovered && index < 64 {
+                            uncovered |= 1 << index;
+                        }
+                    }
+                    // The loop's own code runs on from its head (the iteration that leaves).
+                    op = *original;
+                    continue 'redo;
                 }
                 Code::CopyLoop => {
                     let index = op.imm as usize;

@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering;
 use super::context::{JitContext, fault};
 use crate::error::{Access, ExecError};
 use crate::exec::helpers::HelperTable;
+use crate::exec::idiom::compare::{Bounds, CompareLoop, Forward};
 use crate::exec::machine::Machine;
 use crate::exec::memory::{MemRegion, Regions};
 use crate::exec::packet::{self, PacketLoad, PacketLoads};
@@ -206,6 +207,49 @@ fn run_regions<'a>(machine: Option<&'a Machine>, run: &RunBlock) -> Regions<'a> 
         // A copy whose VM is gone: mem and the stack only.
         None => Regions::without_vm(mem, mem_len, stack, stack_len),
     }
+}
+
+/// Words after a compare loop's packed description ([`CompareLoop::PACKED_WORDS`]) in the
+/// frame [`rt_compare_ff`] reads: the eleven registers, then mem's start and length and the
+/// stack's.
+pub(crate) const COMPARE_FRAME_EXTRA: usize = 15;
+
+/// The fast-forward of a compare loop (`crate::exec::idiom::compare`), shared with the
+/// interpreter: `frame` holds the loop's packed description ([`CompareLoop::packed`]), the
+/// registers at the loop's head (updated in place) and the run's mem and stack (start,
+/// length each).
+/// Returns the number of iterations skipped.
+///
+/// # Safety
+/// `frame` must point to such a frame (8-byte aligned, written by the compiled code of a
+/// run with bounds checks on), whose mem and stack are the run's live buffers.
+pub(crate) unsafe extern "C" fn rt_compare_ff(frame: *mut u64) -> u64 {
+    catch_unwind(AssertUnwindSafe(|| {
+        let l = CompareLoop::unpack(|i| {
+            // SAFETY: this function's contract: the frame starts with a packed description,
+            // and `unpack` reads only its words.
+            unsafe { frame.wrapping_add(i).read() }
+        });
+        let regs = frame.wrapping_add(CompareLoop::PACKED_WORDS);
+        // SAFETY: the eleven registers follow the packed description's room.
+        let regs = unsafe { &mut *regs.cast::<[u64; 11]>() };
+        let at = frame.wrapping_add(CompareLoop::PACKED_WORDS + 11);
+        // SAFETY: the four region words follow the registers.
+        let r = unsafe { std::slice::from_raw_parts(at, 4) };
+        let bounds = Bounds {
+            mem_start: r[0],
+            mem_end: r[0].wrapping_add(r[1]),
+            stack_start: r[2],
+            stack_end: r[2].wrapping_add(r[3]),
+        };
+        // SAFETY: the bounds are the run's live mem and stack; bounds checks are on (the
+        // translator emits the call only then).
+        match unsafe { l.fast_forward(regs, &bounds) } {
+            Forward::Skipped(n) => n,
+            Forward::Uncovered => 0,
+        }
+    }))
+    .unwrap_or(0)
 }
 
 /// Packs the constant description of a legacy packet load into one argument of

@@ -36,6 +36,7 @@ use super::runtime::{self, run_block};
 use super::select::Hammock;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
+use crate::exec::idiom::compare::CompareLoop;
 use crate::exec::idiom::{self, CopyLoop, Switch};
 use crate::exec::packet::PacketLoads;
 use crate::isa::{
@@ -139,6 +140,12 @@ struct Translator<'a, 'b> {
     sig_packet: SigRef,
     /// Copy loops run in bulk when their guard allows (`translate/idioms.rs`), by head slot.
     copy_loops: Vec<CopyLoop>,
+    /// Compare loops fast-forwarded at their entry (`translate/idioms.rs`), by head slot.
+    compare_loops: Vec<CompareLoop>,
+    /// Signature of [`runtime::rt_compare_ff`].
+    sig_compare: SigRef,
+    /// The frame of each compare loop (`idioms::compare_frame`), in `compare_loops` order.
+    compare_frames: Vec<StackSlot>,
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
     switches: Vec<Switch>,
     /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
@@ -219,12 +226,20 @@ pub(crate) fn translate(
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
     let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
     let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
+    let sig_compare = b.import_signature(sig(isa, &[I64], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
         (idiom::find_copy_loops(insns), idiom::find_switches(insns))
     } else {
         (Vec::new(), Vec::new())
     };
+    // Fast-forwards scan only mem and the stack, through the bounds model.
+    let compare_loops =
+        if opts.instruction_limit == 0 && opts.blinding.is_none() && opts.bounds_check {
+            idiom::compare::find_compare_loops(insns)
+        } else {
+            Vec::new()
+        };
     // The copies of rotated loop headers are not counted per block.
     if opts.instruction_limit == 0 {
         layout::plan_rotations(insns, &mut cfg, &copy_loops, &switches);
@@ -312,6 +327,17 @@ pub(crate) fn translate(
         opts.mode == JitMode::Extended,
         stack_sizes,
     );
+    // Each compare loop's frame for `runtime::rt_compare_ff`: its description and the run's
+    // mem and stack are written once per run, here; each entry into the loop adds the
+    // registers.
+    let no_stack = b.ins().iconst(I64, 0);
+    let compare_frames: Vec<StackSlot> = compare_loops
+        .iter()
+        .map(|l| {
+            let stack_len = if has_stack { stack_len } else { no_stack };
+            idioms::compare_frame(&mut b, l, [mem, mem_len, stack, stack_len])
+        })
+        .collect();
     // Kernel helpers check pointer arguments against the run's regions, read from the block.
     let run_block = (packet_loads || (opts.bounds_check && (accesses_memory || opts.publish_run)))
         .then(|| {
@@ -352,7 +378,9 @@ pub(crate) fn translate(
     let pop = frames.map(|_| b.create_block());
 
     let reachable = idioms::reachable(insns, &cfg, &switches);
-    let hoisted = hoistable_loops(insns, &cfg, &opts, &copy_loops, &switches, &reachable);
+    let mut idiom_heads: Vec<usize> = copy_loops.iter().map(|c| c.head).collect();
+    idiom_heads.extend(compare_loops.iter().map(|c| c.head as usize));
+    let hoisted = hoistable_loops(insns, &cfg, &opts, &idiom_heads, &switches, &reachable);
     // Both paths of an if-converted branch run, so instructions cannot be counted per block.
     let selects = if opts.instruction_limit == 0 {
         select::planned(insns, &cfg, &copy_loops, &switches, &reachable, &hoisted)
@@ -399,6 +427,9 @@ pub(crate) fn translate(
         sig_memmove,
         sig_packet,
         copy_loops,
+        compare_loops,
+        sig_compare,
+        compare_frames,
         reachable,
         switches,
         hoisted,
@@ -430,7 +461,7 @@ fn hoistable_loops(
     insns: &[Insn],
     cfg: &Cfg,
     opts: &Options,
-    copy_loops: &[CopyLoop],
+    idiom_heads: &[usize],
     switches: &[Switch],
     reachable: &Option<Vec<bool>>,
 ) -> Vec<HoistedLoop> {
@@ -440,7 +471,7 @@ fn hoistable_loops(
     let mut found = loops::find_loops(insns, cfg);
     found.retain(|l| {
         let range = l.head..=l.last;
-        !copy_loops.iter().any(|c| range.contains(&c.head))
+        !idiom_heads.iter().any(|h| range.contains(h))
             && !switches.iter().any(|s| range.contains(&s.root))
             && reachable
                 .as_ref()
@@ -732,6 +763,13 @@ impl Translator<'_, '_> {
                 if let Ok(i) = self.copy_loops.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.copy_loops[i].clone();
                     self.copy_loop_fast_path(&l)?;
+                }
+                if let Ok(i) = self
+                    .compare_loops
+                    .binary_search_by_key(&(pc as u64), |l| l.head)
+                {
+                    let (l, frame) = (self.compare_loops[i], self.compare_frames[i]);
+                    self.compare_fast_forward(&l, frame)?;
                 }
                 if !copy && let Ok(i) = self.hoisted.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.hoisted[i].clone();

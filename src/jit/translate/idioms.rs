@@ -5,13 +5,18 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
-use cranelift_codegen::ir::{InstBuilder, JumpTableData, Value};
+use cranelift_codegen::ir::{
+    InstBuilder, JumpTableData, StackSlot, StackSlotData, StackSlotKind, Value,
+};
+use cranelift_frontend::FunctionBuilder;
 
 use super::{Region, Translator, flags};
 use crate::error::JitError;
+use crate::exec::idiom::compare::CompareLoop;
 use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
 use crate::isa::{Insn, call_kind, op};
 use crate::jit::cfg::{self, Cfg};
+use crate::jit::runtime;
 
 /// Which slots can run when every recovered switch whose outside values are known (`outside`)
 /// dispatches only through its table: the compares behind such a table are then dead, and
@@ -347,6 +352,38 @@ impl Translator<'_, '_> {
         Ok(())
     }
 
+    /// Emits the fast-forward of compare loop `l` at its head (the current block): the
+    /// registers go into the loop's `frame` (which already holds its description and the
+    /// run's mem and stack, see [`compare_frame`]), [`runtime::rt_compare_ff`] skips the
+    /// iterations that provably complete and writes the registers back, and the loop's own
+    /// code runs on in a new block. Its back edges (translated later) go to that block, so
+    /// the call runs once per entry into the loop.
+    pub(super) fn compare_fast_forward(
+        &mut self,
+        l: &CompareLoop,
+        frame: StackSlot,
+    ) -> Result<(), JitError> {
+        let at = |r: u8| ((CompareLoop::PACKED_WORDS + usize::from(r)) * 8) as i32;
+        for r in 0..11u8 {
+            let v = self.get(r);
+            self.b.ins().stack_store(I64, v, frame, at(r));
+        }
+        let address = self.b.ins().stack_addr(I64, frame, 0);
+        let callee = self.iconst(runtime::rt_compare_ff as *const () as i64);
+        let sig = self.sig_compare;
+        self.b.ins().call_indirect(sig, callee, &[address]);
+        for r in l.written() {
+            let v = self.b.ins().stack_load(I64, I64, frame, at(r));
+            self.set(r, v);
+        }
+        let cont = self.b.create_block();
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.blocks[l.head as usize] = Some(cont);
+        self.proofs.clear();
+        Ok(())
+    }
+
     /// The value of `sum` over the start values of iteration `k` (None: iteration 0, i.e. the
     /// current values).
     fn sum_at(&mut self, sum: &Sym, l: &CopyLoop, k: Option<Value>) -> Value {
@@ -424,4 +461,31 @@ unsafe extern "C" fn rt_fill(dst: *mut u8, value: u64, packed: u64) -> u64 {
         }
     }));
     0
+}
+
+/// Creates the frame [`runtime::rt_compare_ff`] reads for compare loop `l` and fills in what
+/// stays the same for a whole run (emitted in the entry block): the loop's description, then
+/// (after room for the eleven registers) `regions`: mem's start and length and the stack's.
+pub(super) fn compare_frame(
+    b: &mut FunctionBuilder<'_>,
+    l: &CompareLoop,
+    regions: [Value; 4],
+) -> StackSlot {
+    let words = CompareLoop::PACKED_WORDS;
+    let size = (words + runtime::COMPARE_FRAME_EXTRA) * 8;
+    let slot = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        size as u32,
+        3,
+    ));
+    let offset = |word: usize| (word * 8) as i32;
+    // Only the packed form's words: the runtime reads no further.
+    for (i, &w) in l.packed().iter().enumerate() {
+        let v = b.ins().iconst(I64, w as i64);
+        b.ins().stack_store(I64, v, slot, offset(i));
+    }
+    for (i, v) in regions.into_iter().enumerate() {
+        b.ins().stack_store(I64, v, slot, offset(words + 11 + i));
+    }
+    slot
 }
