@@ -462,11 +462,4 @@ const KNOWN_MISSES: &[(&str, &str, &str)] = &[
     ("compare", "strcmp_ptr", ""),
     ("compare", "strncmp_dowhile", ""),
     ("copy", "copy_break_u8", ""),
-    ("switch", "switch_dense", "v3"),
-    ("switch", "switch_ifchain", "v3"),
-    ("switch", "switch_proto", "v3"),
-    ("switch", "switch_ranges", ""),
-    ("switch", "switch_signed", "v3"),
-    ("switch", "switch_sparse", "v3"),
-    ("switch", "switch_value", "v3"),
 ];

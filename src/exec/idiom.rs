@@ -1,4 +1,5 @@
 //! Loop idioms both engines run as one bulk operation: element-by-element copy loops.
+//! (Switches, the other idiom both engines share, are in `crate::exec::switch`.)
 //!
 //! [`find_copy_loops`] recognises single-block loops that load one element and store it
 //! unchanged, with both addresses advancing by the element width each iteration, as C
@@ -127,20 +128,6 @@ pub(crate) struct CopyLoop {
     /// Registers the body writes, with their value at the end of an iteration in terms of that
     /// iteration's start values (induction registers included).
     pub finals: Vec<(u8, Sym)>,
-}
-
-impl Switch {
-    /// Where control goes for a register value outside the table, when known without the
-    /// compares.
-    pub(crate) fn outside_target(&self, v: u64) -> Option<usize> {
-        let outside = self.outside?;
-        let below = if outside.signed {
-            (v as i64) < self.low
-        } else {
-            v < self.low as u64
-        };
-        if below { outside.below } else { outside.above }
-    }
 }
 
 impl CopyLoop {
@@ -693,233 +680,6 @@ mod tests {
     }
 }
 
-/// A compare tree over one register recovered as a table (a C `switch` that a compiler
-/// lowered to compares, since BPF has no indirect jump).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Switch {
-    /// The slot of the tree's first compare.
-    pub root: usize,
-    /// The register compared.
-    pub reg: u8,
-    /// The smallest constant compared with (as a signed value).
-    pub low: i64,
-    /// `targets[v - low]`: the slot control reaches from `root` when the register holds `v`.
-    pub targets: Vec<usize>,
-    /// Where values outside the table go, when every such value goes to one slot per side:
-    /// the values below the table and those above it, in the tree's order. `None`: values
-    /// outside the table run the tree's compares.
-    pub outside: Option<Outside>,
-}
-
-/// The targets of the values outside a switch's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Outside {
-    /// Whether "below" and "above" are signed comparisons (else unsigned).
-    pub signed: bool,
-    /// Where values below the table go (`None`: there are none).
-    pub below: Option<usize>,
-    /// Where values above the table go (`None`: there are none).
-    pub above: Option<usize>,
-}
-
-/// Largest table a switch gets.
-const MAX_SWITCH_SPAN: i64 = 512;
-/// Fewest compares a tree needs before a table pays.
-const MIN_SWITCH_COMPARES: usize = 4;
-/// Most slots one value may pass through from the root to its target.
-const MAX_SWITCH_PATH: usize = 64;
-/// Most nodes (compares and `ja`s) of one tree.
-const MAX_SWITCH_NODES: usize = 128;
-/// Steps the whole switch search may take in one program (keeps loading and compiling
-/// linear in the program's size).
-const SWITCH_SEARCH_BUDGET: usize = 1 << 20;
-
-/// Whether the conditional jump `insn` (64-bit, immediate form) is taken for `v`.
-fn taken(insn: &Insn, v: u64) -> Option<bool> {
-    let k = i64::from(insn.imm) as u64;
-    Some(match insn.opc {
-        0x15 => v == k,
-        0x55 => v != k,
-        0x25 => v > k,
-        0x35 => v >= k,
-        0xa5 => v < k,
-        0xb5 => v <= k,
-        0x65 => (v as i64) > k as i64,
-        0x75 => (v as i64) >= k as i64,
-        0xc5 => (v as i64) < (k as i64),
-        0xd5 => (v as i64) <= k as i64,
-        _ => return None,
-    })
-}
-
-/// Whether `insn` is a node of a compare tree over `reg`: a compare of `reg` with a constant,
-/// or an unconditional jump. A jump to the next slot (offset 0) is never a node: it does not
-/// end its block (`jit::cfg`), so a tree through it would leave the slots after a table in
-/// the middle of a terminated block; it stays an ordinary leaf.
-fn is_node(insn: &Insn, reg: u8) -> bool {
-    insn.off != 0 && (insn.opc == 0x05 || (insn.dst == reg && taken(insn, 0).is_some()))
-}
-
-/// Where control goes from `pc` for register value `v`, passing only tree nodes (none of
-/// which has an effect); `None` on a cycle or a too long path. Counts its steps in `budget`.
-fn follow(insns: &[Insn], mut pc: usize, reg: u8, v: u64, budget: &mut usize) -> Option<usize> {
-    for _ in 0..MAX_SWITCH_PATH {
-        *budget = budget.checked_sub(1)?;
-        let Some(insn) = insns.get(pc) else {
-            return Some(pc);
-        };
-        if !is_node(insn, reg) {
-            return Some(pc);
-        }
-        let jumps = insn.opc == 0x05 || taken(insn, v)?;
-        let next = pc as i64 + 1 + if jumps { i64::from(insn.off) } else { 0 };
-        pc = usize::try_from(next).ok()?;
-    }
-    None
-}
-
-/// The tree nodes reachable from `root` (at most [`MAX_SWITCH_NODES`]; `None` if more).
-fn tree_nodes(insns: &[Insn], root: usize, reg: u8, budget: &mut usize) -> Option<Vec<usize>> {
-    let mut nodes = vec![root];
-    let mut work = vec![root];
-    while let Some(pc) = work.pop() {
-        let insn = insns[pc];
-        let mut successors = [Some(pc as i64 + 1 + i64::from(insn.off)), None];
-        if insn.opc != 0x05 {
-            successors[1] = Some(pc as i64 + 1);
-        }
-        for s in successors.into_iter().flatten() {
-            *budget = budget.checked_sub(1)?;
-            let Ok(s) = usize::try_from(s) else { continue };
-            if insns.get(s).is_some_and(|i| is_node(i, reg)) && !nodes.contains(&s) {
-                if nodes.len() >= MAX_SWITCH_NODES {
-                    return None;
-                }
-                nodes.push(s);
-                work.push(s);
-            }
-        }
-    }
-    Some(nodes)
-}
-
-/// Finds compare trees worth a table: rooted at a compare that no earlier tree contains, with
-/// at least [`MIN_SWITCH_COMPARES`] compares over a span of at most [`MAX_SWITCH_SPAN`]
-/// values. The search does a bounded amount of work whatever the program.
-pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
-    let mut switches: Vec<Switch> = Vec::new();
-    let mut covered = vec![false; insns.len()];
-    let mut budget = SWITCH_SEARCH_BUDGET;
-    for (root, insn) in insns.iter().enumerate() {
-        if covered[root] || insn.opc == 0x05 || !is_node(insn, insn.dst) {
-            continue;
-        }
-        let reg = insn.dst;
-        let Some(nodes) = tree_nodes(insns, root, reg, &mut budget) else {
-            if budget == 0 {
-                break;
-            }
-            covered[root] = true;
-            continue;
-        };
-        // The compares inside this tree are not roots of their own.
-        for &n in &nodes {
-            covered[n] = true;
-        }
-        let compares: Vec<&Insn> = nodes
-            .iter()
-            .map(|&pc| &insns[pc])
-            .filter(|i| i.opc != 0x05)
-            .collect();
-        if compares.len() < MIN_SWITCH_COMPARES {
-            continue;
-        }
-        let constants = compares.iter().map(|i| i64::from(i.imm));
-        let (Some(low), Some(high)) = (constants.clone().min(), constants.max()) else {
-            continue;
-        };
-        if high - low >= MAX_SWITCH_SPAN {
-            continue;
-        }
-        let targets: Option<Vec<usize>> = (low..=high)
-            .map(|v| follow(insns, root, reg, v as u64, &mut budget))
-            .collect();
-        let Some(targets) = targets else { continue };
-        // One order for every compare of the tree: then all values on one side of the table
-        // take the path of its nearest outside value.
-        let equality = |op: u8| op == 0x15 || op == 0x55;
-        let signed_order = compares
-            .iter()
-            .all(|i| equality(i.opc) || matches!(i.opc, 0x65 | 0x75 | 0xc5 | 0xd5));
-        let unsigned_order = compares
-            .iter()
-            .all(|i| equality(i.opc) || matches!(i.opc, 0x25 | 0x35 | 0xa5 | 0xb5));
-        let mut side = |v: Option<i64>| match v {
-            None => Some(None),
-            Some(v) => follow(insns, root, reg, v as u64, &mut budget).map(Some),
-        };
-        let outside = if signed_order {
-            let below = side(low.checked_sub(1));
-            let above = side(high.checked_add(1));
-            below.zip(above).map(|(below, above)| Outside {
-                signed: true,
-                below,
-                above,
-            })
-        } else if unsigned_order && low >= 0 {
-            // Constants are sign-extended 32-bit immediates: `high + 1` cannot overflow.
-            let below = side(low.checked_sub(1).filter(|&v| v >= 0));
-            let above = side(Some(high + 1));
-            below.zip(above).map(|(below, above)| Outside {
-                signed: false,
-                below,
-                above,
-            })
-        } else {
-            None
-        };
-        switches.push(Switch {
-            root,
-            reg,
-            low,
-            targets,
-            outside,
-        });
-    }
-    switches
-}
-
-#[cfg(test)]
-mod switch_tests {
-    use super::*;
-    #[allow(unused_imports)]
-    use crate::test_prelude::*;
-
-    #[test]
-    fn a_binary_compare_tree_becomes_a_table() {
-        let bytes = crate::tools::asm::assemble_bytes(
-            "ldxb %r4, [%r1+0]\njsgt %r4, 3, high\njsgt %r4, 1, two\njeq %r4, 0, zero\n\
-             jeq %r4, 1, one\nja other\nhigh:\njeq %r4, 4, four\njeq %r4, 5, five\nja other\n\
-             two:\njeq %r4, 2, zero\nja one\nzero:\nmov %r0, 0\nexit\none:\nmov %r0, 1\nexit\n\
-             four:\nmov %r0, 4\nexit\nfive:\nmov %r0, 5\nexit\nother:\nmov %r0, 9\nexit\n",
-        )
-        .expect("assembles");
-        let insns = crate::isa::decode_slots(&bytes).expect("slots");
-        let switches = find_switches(&insns);
-        assert_eq!(switches.len(), 1);
-        let s = &switches[0];
-        assert_eq!((s.root, s.reg, s.low), (1, 4, 0));
-        // 0 → zero, 1 → one, 2 → zero, 3 → one (via `ja one`), 4 → four, 5 → five.
-        let label = |v: usize| {
-            let mut budget = usize::MAX;
-            follow(&insns, 1, 4, v as u64, &mut budget).expect("ends")
-        };
-        assert_eq!(s.targets, (0..=5).map(label).collect::<Vec<_>>());
-        assert_eq!(s.targets[0], s.targets[2]);
-        assert_eq!(s.targets[1], s.targets[3]);
-    }
-}
-
 /// How many of each idiom the recognisers find in a program: what `tests/corpus.rs` reports
 /// per variant (not a stable API).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -941,6 +701,6 @@ pub fn census(insns: &[Insn]) -> Census {
         copy: loops.iter().filter(|l| l.fill.is_none()).count(),
         fill: loops.iter().filter(|l| l.fill.is_some()).count(),
         compare: 0,
-        switch: find_switches(insns).len(),
+        switch: crate::exec::switch::find_switches(insns).len(),
     }
 }

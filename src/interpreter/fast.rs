@@ -19,8 +19,9 @@
 //! One op per slot (the second slot of `lddw` is a never-executed filler), so an op's index is
 //! its pc in every error message. The head of a copy loop (`crate::exec::idiom`) becomes a
 //! [`Code::CopyLoop`] op that runs the whole loop at once when its guard allows, and
-//! otherwise runs the instruction it replaced; the first compare of a recovered switch becomes
-//! a [`Code::Switch`] table lookup (values outside the table run the compares).
+//! otherwise runs the instruction it replaced; the first compare of a recognised switch
+//! (`crate::exec::switch`) becomes a [`Code::Switch`] lookup that does the register writes of
+//! the key's leaf and jumps there.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -29,9 +30,10 @@ use super::ops::{CallStack, alu32, alu64, atomic_fetch_reg, atomic_rmw, be, bswa
 use super::ops::{le, load_extend, sdiv32, sdiv64, sign_extend, smod32, smod64};
 use super::{Env, call_helper};
 use crate::error::{Access, ExecError};
-use crate::exec::idiom::{CopyLoop, Switch};
+use crate::exec::idiom::CopyLoop;
 use crate::exec::memory::store;
 use crate::exec::packet::{self, PacketLoad};
+use crate::exec::switch::Switch;
 use crate::isa::op::*;
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, alu, call_kind, class, jmp, source};
 use crate::program::Program;
@@ -84,8 +86,7 @@ codes! {
     // The head of a copy loop: `imm` indexes `Decoded::loops`, which also holds the
     // instruction the op replaced (run when the bulk copy's guard refuses).
     CopyLoop,
-    // The first compare of a recovered switch: `imm` indexes `Decoded::switches`, which
-    // also holds the compare it replaced (run for values outside the table).
+    // The first compare of a recognised switch: `imm` indexes `Decoded::switches`.
     Switch,
     // After the last slot: the program fell off its end.
     FellOff,
@@ -114,8 +115,8 @@ pub(crate) struct Decoded {
     ops: Box<[Op]>,
     /// Copy loops run in bulk (`crate::exec::idiom`), with the op each head slot held.
     loops: Box<[(CopyLoop, Op)]>,
-    /// Recovered switches (`crate::exec::idiom`), with the compare each root slot held.
-    switches: Box<[(Switch, Op)]>,
+    /// Recognised switches (`crate::exec::switch`), by the `imm` of their root's op.
+    switches: Box<[Switch]>,
     /// Stack bytes the main function reserves below r10 before a local call.
     main_stack_usage: u16,
 }
@@ -304,9 +305,8 @@ impl Decoded {
             }
         }
         let mut switches = Vec::new();
-        for switch in crate::exec::idiom::find_switches(insns) {
+        for switch in crate::exec::switch::find_switches(insns) {
             let root = switch.root;
-            let original = ops[root];
             ops[root] = Op {
                 code: Code::Switch,
                 dst: 0,
@@ -314,7 +314,7 @@ impl Decoded {
                 off: 0,
                 imm: switches.len() as u64,
             };
-            switches.push((switch, original));
+            switches.push(switch);
         }
         Decoded {
             ops: ops.into_boxed_slice(),
@@ -639,20 +639,14 @@ pub(super) unsafe fn run(
                     return Err(ExecError::UnknownOpcode { pc: pc - 1, opcode: op.imm as u8 });
                 }
                 Code::Switch => {
-                    let (switch, original) = &decoded.switches[op.imm as usize];
-                    let value = reg[usize::from(switch.reg & 0x0f)];
-                    let index = value.wrapping_sub(switch.low as u64);
-                    let inside = switch.targets.get(index as usize);
-                    match inside.filter(|_| index <= u64::from(u32::MAX)) {
-                        Some(&target) => pc = target,
-                        None => match switch.outside_target(value) {
-                            Some(target) => pc = target,
-                            None => {
-                                op = *original;
-                                continue 'redo;
-                            }
-                        },
+                    // The compares and writes up to the key's leaf, at once: none can fail.
+                    let switch = &decoded.switches[op.imm as usize];
+                    let base = switch.base(reg[usize::from(switch.reg & 0x0f)]);
+                    let leaf = switch.leaf(base);
+                    for &(r, write) in &leaf.writes {
+                        reg[usize::from(r & 0x0f)] = write.value(base);
                     }
+                    pc = leaf.pc;
                 }
                 Code::CopyLoop => {
                     let index = op.imm as usize;

@@ -35,8 +35,9 @@ use super::hoist::{self as loops, HoistedLoop};
 use super::runtime::{self, run_block};
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
-use crate::exec::idiom::{self, CopyLoop, Switch};
+use crate::exec::idiom::{self, CopyLoop};
 use crate::exec::packet::PacketLoads;
+use crate::exec::switch::{self, Switch};
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -214,7 +215,7 @@ pub(crate) fn translate(
     let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
-        (idiom::find_copy_loops(insns), idiom::find_switches(insns))
+        (idiom::find_copy_loops(insns), switch::find_switches(insns))
     } else {
         (Vec::new(), Vec::new())
     };

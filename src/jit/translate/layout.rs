@@ -21,7 +21,8 @@ use cranelift_codegen::ir::SourceLoc;
 
 use super::Translator;
 use crate::error::JitError;
-use crate::exec::idiom::{CopyLoop, Switch};
+use crate::exec::idiom::CopyLoop;
+use crate::exec::switch::Switch;
 use crate::isa::{Insn, class, jmp};
 use crate::jit::cfg::{self, Cfg, Rotation};
 
