@@ -109,6 +109,25 @@ pub(crate) struct Switch {
     pub lookup: Lookup,
     /// How many distinct compares of the key the tree has.
     pub compares: usize,
+    /// For a dense switch that only picks values: the values by table row.
+    pub values: Option<Values>,
+}
+
+/// The values a dense switch picks, when every leaf writes constants into the same registers
+/// and reaches the same slot ([`Switch::value_table`]): row `i < n` holds the writes of the
+/// table's entry `i` ([`Lookup::Dense`]), row `n` those of every other index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Values {
+    /// The slot every leaf reaches.
+    pub join: usize,
+    /// The registers written.
+    pub regs: Vec<u8>,
+    /// The first index of the table.
+    pub low: u64,
+    /// Rows in the table (without the outside row).
+    pub n: u64,
+    /// `rows[i * regs.len() + k]`: the value of `regs[k]` in row `i`.
+    pub rows: Vec<u64>,
 }
 
 impl Switch {
@@ -150,6 +169,13 @@ impl Switch {
             }
         };
         &self.leaves[n as usize]
+    }
+
+    /// The row of [`Values`] for base value `base`.
+    #[inline(always)]
+    pub(crate) fn row(&self, values: &Values, base: u64) -> usize {
+        let i = self.index(self.index(base).wrapping_sub(values.low));
+        i.min(values.n) as usize
     }
 
     /// When every leaf reaches the same slot after writing constants into the same
@@ -970,7 +996,7 @@ fn recognise(
         numbered.push((s, n as u32));
     }
     let lookup = lookup_of(&numbered, narrow);
-    let switch = Switch {
+    let mut switch = Switch {
         root,
         reg: before.reg,
         bias: before.bias,
@@ -978,7 +1004,31 @@ fn recognise(
         leaves,
         lookup,
         compares: nodes.len(),
+        values: None,
     };
+    if let (
+        Some((join, regs)),
+        Lookup::Dense {
+            low,
+            table,
+            outside,
+        },
+    ) = (switch.value_table(), &switch.lookup)
+    {
+        let rows = table
+            .iter()
+            .chain(core::iter::once(outside))
+            .flat_map(|&n| switch.leaves[n as usize].writes.iter())
+            .map(|&(_, w)| w.value(0))
+            .collect();
+        switch.values = Some(Values {
+            join,
+            regs,
+            low: *low,
+            n: table.len() as u64,
+            rows,
+        });
+    }
     Some((Some(switch), nodes))
 }
 
@@ -1160,6 +1210,16 @@ mod tests {
         let s = &switches[0];
         let (join, regs) = s.value_table().expect("a value table");
         assert_eq!((join, regs), (insns.len() - 2, vec![0]));
+        let values = s.values.as_ref().expect("values");
+        for v in [0u64, 1, 2, 3, 4, 5, 6, 1 << 31, u64::from(u32::MAX)] {
+            let leaf = s.leaf(s.base(v));
+            let row = s.row(values, s.base(v));
+            assert_eq!(
+                leaf.writes,
+                vec![(0, Write::Const(values.rows[row]))],
+                "{v}"
+            );
+        }
         assert!(matches!(s.lookup, Lookup::Dense { .. }));
         for v in [0, 1, 2, 3, 4, 5, 6, 1 << 31, u64::from(u32::MAX)] {
             assert_eq!(s.leaf(s.base(v)), &followed(&insns, s, v), "{v}");

@@ -642,6 +642,16 @@ pub(super) unsafe fn run(
                     // The compares and writes up to the key's leaf, at once: none can fail.
                     let switch = &decoded.switches[op.imm as usize];
                     let base = switch.base(reg[usize::from(switch.reg & 0x0f)]);
+                    if let Some(values) = &switch.values {
+                        // Only values picked: one row of constants, then the join.
+                        let width = values.regs.len();
+                        let row = switch.row(values, base) * width;
+                        for (k, &r) in values.regs.iter().enumerate() {
+                            reg[usize::from(r & 0x0f)] = values.rows[row + k];
+                        }
+                        pc = values.join;
+                        break;
+                    }
                     let leaf = switch.leaf(base);
                     for &(r, write) in &leaf.writes {
                         reg[usize::from(r & 0x0f)] = write.value(base);

@@ -94,46 +94,36 @@ impl Translator<'_, '_> {
         } else {
             base
         };
-        if let Lookup::Dense {
-            low,
-            table,
-            outside,
-        } = &s.lookup
-            && let Some((join, regs)) = s.value_table()
-        {
-            // i = index - low; entry i when i < n, else entry n (the outside leaf).
-            let mut i = self.b.ins().iadd_imm_s(index, low.wrapping_neg() as i64);
+        if let Some(values) = &s.values {
+            // Row i = index - low when i < n, else row n (the outside values).
+            let mut i = self
+                .b
+                .ins()
+                .iadd_imm_s(index, values.low.wrapping_neg() as i64);
             if s.narrow {
                 i = self.b.ins().band_imm_s(i, i64::from(u32::MAX));
             }
-            let n = table.len() as i64;
+            let n = values.n as i64;
             let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, i, n);
             let last = self.iconst(n);
-            let entry = self.b.ins().select(inside, i, last);
-            let offset = self.b.ins().ishl_imm_s(entry, 3);
-            let mut values = Vec::with_capacity(regs.len());
-            for (k, &r) in regs.iter().enumerate() {
-                let column: Vec<u64> = table
-                    .iter()
-                    .chain(core::iter::once(outside))
-                    .map(|&leaf| match s.leaves[leaf as usize].writes[k].1 {
-                        Write::Const(c) => c,
-                        // `value_table` admits constants only.
-                        Write::Key { .. } => 0,
-                    })
-                    .collect();
+            let row = self.b.ins().select(inside, i, last);
+            let offset = self.b.ins().ishl_imm_s(row, 3);
+            let width = values.regs.len();
+            let mut loaded = Vec::with_capacity(width);
+            for (k, &r) in values.regs.iter().enumerate() {
+                let column: Vec<u64> = values.rows.iter().skip(k).step_by(width).copied().collect();
                 // SAFETY: `opts.ctx` points to the boxed context of the cache that is
                 // compiling, alive for the whole translation.
                 let ctx = unsafe { &*self.opts.ctx };
                 let address = ctx.keep_table(column);
                 let start = self.iconst(address as i64);
                 let at = self.b.ins().iadd(start, offset);
-                values.push((r, self.b.ins().load(I64, trusted(), at, 0)));
+                loaded.push((r, self.b.ins().load(I64, trusted(), at, 0)));
             }
-            for (r, value) in values {
+            for (r, value) in loaded {
                 self.set(r, value);
             }
-            let block = self.block_at(join)?;
+            let block = self.block_at(values.join)?;
             self.b.ins().jump(block, &[]);
             return Ok(true);
         }
