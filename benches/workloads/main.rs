@@ -453,6 +453,7 @@ fn targets(ratios: &Ratios<'_>, members: &[(&Prepared, &Row)]) -> String {
     for (name, goal) in [
         ("c_memcpy", 2.0),
         ("c_switch", 2.0),
+        ("c_switch_value", 2.0),
         ("c_strcmp_eq", 1.2),
         ("c_strcmp_late", 1.2),
     ] {
