@@ -8,8 +8,11 @@
 //! switch that picks a value set it before their last compare). Control stops at the first
 //! instruction it cannot evaluate (a load, a store, a call, a compare with an unknown
 //! register, …): that slot is the *leaf* of the key value, with the register writes done on
-//! the way. Any stopping point is exact, because everything passed over is pure: running it
-//! again would only redo the same writes.
+//! the way. Any stopping point is exact: what was passed over only writes registers, which
+//! the leaf reproduces, and cannot fault. A register the walk knows nothing of counts as a
+//! constant when every write of it in the program stores that constant and none can be
+//! bypassed on the way to the root (clang keeps bit-test masks in registers set before a
+//! loop).
 //!
 //! The key space is cut into intervals on which every compare met has one outcome (for a
 //! compare of `key + a` with `k`: the points `k - a`, `k - a + 1`, the wrap point `-a` and
@@ -202,12 +205,12 @@ const MAX_PATH: usize = 96;
 /// Most values followed one by one when the key is known to be small.
 const MAX_ENUMERATED: u64 = 1024;
 /// Most intervals the key space is cut into.
-const MAX_INTERVALS: usize = 2048;
+const MAX_INTERVALS: usize = 1024;
 /// Largest table of a dense lookup.
 const MAX_TABLE: u64 = 1024;
 /// Slots the whole search may follow in one program (keeps loading and compiling linear in
 /// the program's size).
-const SEARCH_BUDGET: usize = 1 << 20;
+const SEARCH_BUDGET: usize = 1 << 18;
 
 /// What the walk knows about a register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +249,96 @@ struct Walker<'a> {
     /// Set when a walk by intervals stopped at code that following values one by one
     /// would evaluate (a bit test, a non-linear function of the key, mixed widths).
     nonlinear: bool,
+    /// Registers known to hold one constant, computed per register when first asked.
+    consts: [Option<Constant>; 11],
+}
+
+/// What is known of one register over the whole program: the one constant every write of it
+/// stores (`None` if writes differ or one is not a constant), and which slots control can
+/// reach from the program's start without passing a write of it.
+struct Constant {
+    value: Option<u64>,
+    unwritten: Vec<bool>,
+}
+
+/// How instruction `insn` writes register `r`: `None` not at all, `Some(Some(c))` the
+/// constant `c`, `Some(None)` something else.
+fn writes(insn: &Insn, high: Option<&Insn>, r: u8) -> Option<Option<u64>> {
+    let d = insn.dst & 0x0f;
+    match insn.class() {
+        class::ALU64 if d == r => {
+            Some((insn.opc == op::MOV64_IMM).then_some(i64::from(insn.imm) as u64))
+        }
+        class::ALU if d == r => {
+            Some((insn.opc == op::MOV32_IMM).then_some(u64::from(insn.imm as u32)))
+        }
+        class::LDX if d == r => Some(None),
+        class::LD if insn.opc == op::LDDW => (d == r).then(|| {
+            (insn.src == 0).then(|| {
+                u64::from(insn.imm as u32) | (u64::from(high.map_or(0, |h| h.imm as u32)) << 32)
+            })
+        }),
+        // Legacy packet loads write r0 and may clobber the argument registers.
+        class::LD => (r <= 5).then_some(None),
+        class::STX if insn.opc & 0xe0 == 0xc0 => (r == 0 || insn.src & 0x0f == r).then_some(None),
+        class::JMP if insn.opc & 0xf0 == jmp::CALL => (r <= 5).then_some(None),
+        _ => None,
+    }
+}
+
+impl Constant {
+    /// Finds what is known of register `r` in `insns`.
+    fn of(insns: &[Insn], r: u8) -> Constant {
+        let mut value = None;
+        let mut one = true;
+        let mut written = vec![false; insns.len() + 1];
+        let mut pc = 0;
+        while let Some(insn) = insns.get(pc) {
+            if let Some(w) = writes(insn, insns.get(pc + 1), r) {
+                written[pc] = true;
+                match (w, value) {
+                    (Some(c), None) => value = Some(c),
+                    (Some(c), Some(v)) if c == v => {}
+                    _ => one = false,
+                }
+            }
+            pc += insn.slots();
+        }
+        if !one || value.is_none() {
+            return Constant {
+                value: None,
+                unwritten: Vec::new(),
+            };
+        }
+        // Slots reachable from the start without passing a write (a call reaches both the
+        // callee and the return site).
+        let mut unwritten = vec![false; insns.len() + 1];
+        let mut work = vec![0usize];
+        while let Some(pc) = work.pop() {
+            if pc > insns.len() || unwritten[pc] {
+                continue;
+            }
+            unwritten[pc] = true;
+            let Some(insn) = insns.get(pc) else { continue };
+            if written[pc] {
+                continue;
+            }
+            let next = pc + insn.slots();
+            if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
+                work.extend(usize::try_from(pc as i64 + 1 + i64::from(insn.imm)).ok());
+                work.push(next);
+            } else if insn.opc == op::EXIT {
+            } else if let Some(t) = jump_target(pc, insn) {
+                work.extend(usize::try_from(t).ok());
+                if insn.opc != op::JA && insn.opc != op::JA32 {
+                    work.push(next);
+                }
+            } else {
+                work.push(next);
+            }
+        }
+        Constant { value, unwritten }
+    }
 }
 
 /// The jump target of `insn` at `pc`, for jumps (not calls or exits).
@@ -376,6 +469,24 @@ fn compute(operation: u8, a: u64, b: u64, bits: u32) -> Option<u64> {
 }
 
 impl Walker<'_> {
+    /// What register `r` holds during a walk from `root`: its walk state, or for a register
+    /// the walk has not written and knows nothing of, the constant it holds at `root` on
+    /// every path (every write of it in the program stores that constant, and no path from
+    /// the start reaches `root` without one).
+    fn operand(&mut self, regs: &[Sym; 11], r: u8, root: usize) -> Sym {
+        let r = (r & 0x0f).min(10);
+        let s = regs[usize::from(r)];
+        if s != Sym::Unknown || r == 10 {
+            return s;
+        }
+        let insns = self.insns;
+        let known = self.consts[usize::from(r)].get_or_insert_with(|| Constant::of(insns, r));
+        match known.value {
+            Some(c) if known.unwritten.get(root) == Some(&false) => Sym::Const(c),
+            _ => Sym::Unknown,
+        }
+    }
+
     /// Follows base value `b` from `root` with the registers `init`, in `mode`. Adds to
     /// `points` the interval boundaries of every compare passed (interval mode) and to
     /// `nodes` the slots of the compares that depended on the key. `None` when the walk is
@@ -427,9 +538,9 @@ impl Walker<'_> {
                         break;
                     }
                     let bits = if cls == class::JMP32 { 32 } else { 64 };
-                    let a = regs[usize::from(insn.dst & 0x0f).min(10)];
+                    let a = self.operand(&regs, insn.dst, root);
                     let c = if insn.opc & source::MASK == source::X {
-                        regs[usize::from(insn.src & 0x0f).min(10)]
+                        self.operand(&regs, insn.src, root)
                     } else {
                         Sym::Const(i64::from(insn.imm) as u64)
                     };
@@ -503,11 +614,11 @@ impl Walker<'_> {
                         break;
                     }
                     let s = if src_x {
-                        regs[usize::from(insn.src & 0x0f).min(10)]
+                        self.operand(&regs, insn.src, root)
                     } else {
                         Sym::Const(i64::from(insn.imm) as u64)
                     };
-                    let old = regs[d];
+                    let old = self.operand(&regs, d as u8, root);
                     let result = match (operation, old, s) {
                         (alu::MOV, _, Sym::Unknown) => break,
                         (alu::MOV, _, s) if bits == 64 => s,
@@ -619,15 +730,8 @@ struct Origin {
 
 /// Runs the straight-line code that always precedes `root` (from the nearest slot control
 /// may enter), to relate the root's register `reg` to the other registers and to find the
-/// range of the value it was computed from. `consts`: registers known to hold one constant
-/// at the root whatever the path ([`constants`]).
-fn before_root(
-    insns: &[Insn],
-    entered: &[bool],
-    root: usize,
-    reg: u8,
-    consts: &[Option<u64>; 11],
-) -> Before {
+/// range of the value it was computed from.
+fn before_root(insns: &[Insn], entered: &[bool], root: usize, reg: u8) -> Before {
     let mut start = root;
     while start > 0 && !entered[start] && root - start < 32 {
         // The slot before, or the first slot of an `lddw` just before.
@@ -762,11 +866,6 @@ fn before_root(
                 add: o.add,
                 zext32: o.zext32,
             };
-        } else if let Some(c) = consts[r] {
-            // Unchanged since `start` (its origin is its own start value): the constant.
-            if o.id == r && o.add == 0 && !o.zext32 {
-                init[r] = Sym::Const(c);
-            }
         }
     }
     if holder.is_none() {
@@ -783,117 +882,6 @@ fn before_root(
     }
 }
 
-/// For every slot, the registers that hold one known constant whenever control reaches it
-/// (set by `mov` or `lddw` of that constant on every path), by a forward analysis over the
-/// program; `None` everywhere when the analysis would take too long.
-fn constants(insns: &[Insn]) -> Option<Vec<[Option<u64>; 11]>> {
-    /// A register's value over all paths that reached a slot so far: one constant, or
-    /// varying.
-    #[derive(Clone, Copy, PartialEq, Eq)]
-    enum C {
-        Is(u64),
-        Varies,
-    }
-    let len = insns.len();
-    let mut state: Vec<Option<[C; 11]>> = vec![None; len + 1];
-    let mut work: Vec<usize> = Vec::new();
-    let unknown = [C::Varies; 11];
-    let mut budget = 16 * len + 1024;
-    let merge =
-        |state: &mut Vec<Option<[C; 11]>>, work: &mut Vec<usize>, at: usize, s: &[C; 11]| {
-            let Some(slot) = state.get_mut(at) else {
-                return;
-            };
-            match slot {
-                None => {
-                    *slot = Some(*s);
-                    work.push(at);
-                }
-                Some(old) => {
-                    let mut changed = false;
-                    for (o, n) in old.iter_mut().zip(s) {
-                        let m = match (*o, *n) {
-                            (C::Is(a), C::Is(b)) if a == b => C::Is(a),
-                            _ => C::Varies,
-                        };
-                        if m != *o {
-                            *o = m;
-                            changed = true;
-                        }
-                    }
-                    if changed {
-                        work.push(at);
-                    }
-                }
-            }
-        };
-    merge(&mut state, &mut work, 0, &unknown);
-    for (pc, insn) in insns.iter().enumerate() {
-        if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
-            // Functions and return sites start knowing nothing.
-            for t in [pc as i64 + 1 + i64::from(insn.imm), pc as i64 + 1] {
-                if let Ok(t) = usize::try_from(t) {
-                    merge(&mut state, &mut work, t, &unknown);
-                }
-            }
-        }
-    }
-    while let Some(pc) = work.pop() {
-        budget = budget.checked_sub(1)?;
-        let Some(insn) = insns.get(pc) else { continue };
-        let Some(mut s) = state[pc] else { continue };
-        let d = usize::from(insn.dst & 0x0f).min(10);
-        let next = pc + insn.slots();
-        match insn.class() {
-            class::JMP | class::JMP32 => {
-                let operation = insn.opc & 0xf0;
-                if operation == jmp::EXIT || (insn.opc == op::CALL && insn.src == call_kind::LOCAL)
-                {
-                    continue;
-                }
-                if operation == jmp::CALL {
-                    s[..6].fill(C::Varies);
-                    merge(&mut state, &mut work, next, &s);
-                    continue;
-                }
-                if let Some(t) = jump_target(pc, insn).and_then(|t| usize::try_from(t).ok()) {
-                    merge(&mut state, &mut work, t, &s);
-                }
-                if insn.opc != op::JA && insn.opc != op::JA32 {
-                    merge(&mut state, &mut work, next, &s);
-                }
-                continue;
-            }
-            class::ALU64 if insn.opc == op::MOV64_IMM => s[d] = C::Is(i64::from(insn.imm) as u64),
-            class::ALU if insn.opc == op::MOV32_IMM => s[d] = C::Is(u64::from(insn.imm as u32)),
-            class::LD if insn.opc == op::LDDW && insn.src == 0 => {
-                let high = insns.get(pc + 1).map_or(0, |h| h.imm as u32);
-                s[d] = C::Is(u64::from(insn.imm as u32) | (u64::from(high) << 32));
-            }
-            class::ST => {}
-            class::STX => {
-                if insn.opc & 0xe0 == 0xc0 {
-                    s[usize::from(insn.src & 0x0f).min(10)] = C::Varies;
-                    s[0] = C::Varies;
-                }
-            }
-            _ => s[d] = C::Varies,
-        }
-        merge(&mut state, &mut work, next, &s);
-    }
-    Some(
-        state
-            .iter()
-            .map(|s| {
-                core::array::from_fn(|r| match s.map(|s| s[r]) {
-                    Some(C::Is(c)) => Some(c),
-                    _ => None,
-                })
-            })
-            .collect(),
-    )
-}
-
 /// Finds the switches of a program: compare trees of at least [`MIN_COMPARES`] compares of
 /// one key, each rooted at a compare no earlier switch contains. The search does a bounded
 /// amount of work whatever the program.
@@ -903,11 +891,10 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
         leaders: leaders(insns),
         budget: SEARCH_BUDGET,
         nonlinear: false,
+        consts: Default::default(),
     };
     let entered = entry_points(insns);
     let mut covered = vec![false; insns.len()];
-    // Computed when a first root needs it.
-    let mut consts: Option<Option<Vec<[Option<u64>; 11]>>> = None;
     let mut switches = Vec::new();
     for (root, insn) in insns.iter().enumerate() {
         let cls = insn.class();
@@ -925,11 +912,7 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
         if reg > 9 {
             continue;
         }
-        let known = consts
-            .get_or_insert_with(|| constants(insns))
-            .as_ref()
-            .map_or([None; 11], |c| c[root]);
-        if let Some((switch, nodes)) = recognise(&mut walker, &entered, root, reg, &known) {
+        if let Some((switch, nodes)) = recognise(&mut walker, &entered, root, reg) {
             for n in nodes {
                 covered[n] = true;
             }
@@ -949,9 +932,8 @@ fn recognise(
     entered: &[bool],
     root: usize,
     reg: u8,
-    consts: &[Option<u64>; 11],
 ) -> Option<(Option<Switch>, BTreeSet<usize>)> {
-    let before = before_root(walker.insns, entered, root, reg, consts);
+    let before = before_root(walker.insns, entered, root, reg);
     let init = before.init;
     let narrow_root = walker.insns[root].class() == class::JMP32;
     let small32 = before
@@ -1159,6 +1141,7 @@ mod tests {
             leaders: leaders(insns),
             budget: usize::MAX,
             nonlinear: false,
+            consts: Default::default(),
         };
         let mut init = [Sym::Unknown; 11];
         init[usize::from(s.reg)] = Sym::Key {
@@ -1280,5 +1263,26 @@ mod tests {
         ] {
             assert_eq!(s.leaf(s.base(v)), &followed(&insns, s, v), "{v:#x}");
         }
+    }
+
+    #[test]
+    fn constants_hold_only_when_every_path_writes_them() {
+        // r6 is 7 on every path into the loop; r8 only on one branch.
+        let insns = code(
+            "mov %r6, 7\njeq %r1, 0, skip\nmov %r8, 7\nskip:\nldxb %r2, [%r1+0]\n\
+             jgt %r2, %r6, out\nja skip\nout:\nexit\n",
+        );
+        let mut walker = Walker {
+            insns: &insns,
+            leaders: leaders(&insns),
+            budget: usize::MAX,
+            nonlinear: false,
+            consts: Default::default(),
+        };
+        let regs = [Sym::Unknown; 11];
+        assert_eq!(walker.operand(&regs, 6, 5), Sym::Const(7));
+        assert_eq!(walker.operand(&regs, 8, 5), Sym::Unknown);
+        // Written by the load: not a constant.
+        assert_eq!(walker.operand(&regs, 2, 5), Sym::Unknown);
     }
 }
