@@ -210,7 +210,7 @@ const MAX_INTERVALS: usize = 1024;
 const MAX_TABLE: u64 = 1024;
 /// Slots the whole search may follow in one program (keeps loading and compiling linear in
 /// the program's size).
-const SEARCH_BUDGET: usize = 1 << 18;
+const SEARCH_BUDGET: usize = 1 << 17;
 
 /// What the walk knows about a register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +251,10 @@ struct Walker<'a> {
     nonlinear: bool,
     /// Registers known to hold one constant, computed per register when first asked.
     consts: [Option<Constant>; 11],
+    /// `seen[pc] == stamp`: the compare at `pc` is already among the current tree's nodes.
+    seen: Vec<u32>,
+    /// Changes with every tree looked at.
+    stamp: u32,
 }
 
 /// What is known of one register over the whole program: the one constant every write of it
@@ -469,6 +473,16 @@ fn compute(operation: u8, a: u64, b: u64, bits: u32) -> Option<u64> {
 }
 
 impl Walker<'_> {
+    /// Adds compare `pc` to the current tree's `nodes` (once).
+    fn node(&mut self, pc: usize, nodes: &mut BTreeSet<usize>) {
+        if let Some(seen) = self.seen.get_mut(pc)
+            && *seen != self.stamp
+        {
+            *seen = self.stamp;
+            nodes.insert(pc);
+        }
+    }
+
     /// What register `r` holds during a walk from `root`: its walk state, or for a register
     /// the walk has not written and knows nothing of, the constant it holds at `root` on
     /// every path (every write of it in the program stores that constant, and no path from
@@ -504,6 +518,8 @@ impl Walker<'_> {
         let mut regs = *init;
         let mut written = [false; 11];
         let mut last_leader: Option<(usize, [Sym; 11], [bool; 11])> = None;
+        // Whether a register was written since `last_leader` was taken.
+        let mut dirty = true;
         let mut pc = root;
         let value = |s: Sym| -> Option<u64> {
             match s {
@@ -519,7 +535,11 @@ impl Walker<'_> {
         for _ in 0..MAX_PATH {
             self.budget = self.budget.checked_sub(1)?;
             if pc != root && self.leaders.get(pc) == Some(&true) {
-                last_leader = Some((pc, regs, written));
+                match &mut last_leader {
+                    Some(leader) if !dirty => leader.0 = pc,
+                    _ => last_leader = Some((pc, regs, written)),
+                }
+                dirty = false;
             }
             let Some(&insn) = insns.get(pc) else { break };
             let next = pc + 1;
@@ -581,10 +601,10 @@ impl Walker<'_> {
                             ] {
                                 points.push(p & mask);
                             }
-                            nodes.insert(pc);
+                            self.node(pc, nodes);
                         }
                     } else if keyed(a) || keyed(c) {
-                        nodes.insert(pc);
+                        self.node(pc, nodes);
                     }
                     let (Some(x), Some(y)) = (value(a), value(c)) else {
                         break;
@@ -664,6 +684,7 @@ impl Walker<'_> {
                     };
                     regs[d] = result;
                     written[d] = true;
+                    dirty = true;
                     pc = next;
                 }
                 class::LD if insn.opc == op::LDDW && insn.src == 0 => {
@@ -675,6 +696,7 @@ impl Walker<'_> {
                     regs[d] =
                         Sym::Const(u64::from(insn.imm as u32) | (u64::from(high.imm as u32) << 32));
                     written[d] = true;
+                    dirty = true;
                     pc += 2;
                 }
                 _ => break,
@@ -892,6 +914,8 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
         budget: SEARCH_BUDGET,
         nonlinear: false,
         consts: Default::default(),
+        seen: vec![0; insns.len() + 1],
+        stamp: 0,
     };
     let entered = entry_points(insns);
     let mut covered = vec![false; insns.len()];
@@ -933,6 +957,7 @@ fn recognise(
     root: usize,
     reg: u8,
 ) -> Option<(Option<Switch>, BTreeSet<usize>)> {
+    walker.stamp += 1;
     let before = before_root(walker.insns, entered, root, reg);
     let init = before.init;
     let narrow_root = walker.insns[root].class() == class::JMP32;
@@ -1142,6 +1167,8 @@ mod tests {
             budget: usize::MAX,
             nonlinear: false,
             consts: Default::default(),
+            seen: vec![0; insns.len() + 1],
+            stamp: 1,
         };
         let mut init = [Sym::Unknown; 11];
         init[usize::from(s.reg)] = Sym::Key {
@@ -1278,6 +1305,8 @@ mod tests {
             budget: usize::MAX,
             nonlinear: false,
             consts: Default::default(),
+            seen: vec![0; insns.len() + 1],
+            stamp: 1,
         };
         let regs = [Sym::Unknown; 11];
         assert_eq!(walker.operand(&regs, 6, 5), Sym::Const(7));
