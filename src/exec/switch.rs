@@ -933,7 +933,7 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
             break;
         }
         let reg = insn.dst & 0x0f;
-        if reg > 9 {
+        if reg > 9 || !may_branch_enough(insns, root, reg) {
             continue;
         }
         if let Some((switch, nodes)) = recognise(&mut walker, &entered, root, reg) {
@@ -946,6 +946,55 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
         }
     }
     switches
+}
+
+/// A quick test before the walks: whether at least [`MIN_COMPARES`] compares can be reached
+/// from `root` through code a walk could follow (compares, `ja`, ALU and `lddw`) without
+/// loading a constant into `reg`. A walk past such a load has lost the key's register and
+/// rarely meets the key again, so this skips roots, like a loop's test before the next loop
+/// sets its counter, that cannot lead a switch; it looks at 64 slots at most and lets the
+/// walks decide beyond.
+fn may_branch_enough(insns: &[Insn], root: usize, reg: u8) -> bool {
+    let mut seen: Vec<usize> = Vec::new();
+    let mut work = vec![root];
+    let mut compares = 0;
+    while let Some(pc) = work.pop() {
+        if seen.contains(&pc) {
+            continue;
+        }
+        if seen.len() >= 64 {
+            return true;
+        }
+        seen.push(pc);
+        let Some(insn) = insns.get(pc) else { continue };
+        let next = pc + insn.slots();
+        match insn.class() {
+            class::JMP | class::JMP32 => {
+                if matches!(insn.opc & 0xf0, jmp::CALL | jmp::EXIT) {
+                    continue;
+                }
+                let target = jump_target(pc, insn).and_then(|t| usize::try_from(t).ok());
+                if insn.opc == op::JA || insn.opc == op::JA32 {
+                    work.extend(target);
+                    continue;
+                }
+                compares += 1;
+                if compares >= MIN_COMPARES {
+                    return true;
+                }
+                work.extend(target);
+                work.push(next);
+            }
+            class::ALU | class::ALU64
+                if insn.dst & 0x0f != reg || insn.opc & (0xf0 | source::MASK) != alu::MOV =>
+            {
+                work.push(next)
+            }
+            class::LD if insn.opc == op::LDDW && insn.dst & 0x0f != reg => work.push(next),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Recognises the switch rooted at `root` over `reg`: the switch if it is one, and the
