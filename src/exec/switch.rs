@@ -210,7 +210,7 @@ const MAX_INTERVALS: usize = 1024;
 const MAX_TABLE: u64 = 1024;
 /// Slots the whole search may follow in one program (keeps loading and compiling linear in
 /// the program's size).
-const SEARCH_BUDGET: usize = 1 << 17;
+const SEARCH_BUDGET: usize = 1 << 16;
 
 /// What the walk knows about a register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
