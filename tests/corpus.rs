@@ -416,18 +416,4 @@ fn idioms_fire_on_every_qualifying_variant() {
 }
 
 /// Qualifying variants the recognisers do not handle yet: (idiom, source, CPU version or "" for all).
-const KNOWN_MISSES: &[(&str, &str, &str)] = &[
-    ("switch", "switch_dense", "v3"),
-    ("switch", "switch_dense", "v4"),
-    ("switch", "switch_ifchain", "v3"),
-    ("switch", "switch_ifchain", "v4"),
-    ("switch", "switch_proto", "v3"),
-    ("switch", "switch_proto", "v4"),
-    ("switch", "switch_ranges", ""),
-    ("switch", "switch_signed", "v3"),
-    ("switch", "switch_signed", "v4"),
-    ("switch", "switch_sparse", "v3"),
-    ("switch", "switch_sparse", "v4"),
-    ("switch", "switch_value", "v3"),
-    ("switch", "switch_value", "v4"),
-];
+const KNOWN_MISSES: &[(&str, &str, &str)] = &[];

@@ -38,6 +38,7 @@ pub const SOURCES: &[&str] = &[
     "log2_bits",
     "primes",
     "switch",
+    "switch_value",
 ];
 
 /// How large the inputs are.
@@ -168,6 +169,7 @@ pub fn all(scale: Scale) -> Vec<Workload> {
             },
         ),
         switch(if full { 16384 } else { 256 }),
+        switch_value(if full { 16384 } else { 256 }),
     ]
 }
 
@@ -323,6 +325,46 @@ fn switch(values: usize) -> Workload {
                 .fold(0x12345, |acc, (i, c)| {
                     switch_case(le_u32(c, 0), acc, i as u64)
                 })
+        },
+    )
+}
+
+/// The values of `bench_c_switch_value`'s cases 0..=63 (benches/c/switch_value.c).
+const SWITCH_VALUES: [i32; 64] = [
+    339564, 993909, 158177, 414003, 682555, 50632, 75955, 861169, 561914, 98703, 383453, 611098,
+    60817, 953894, 532085, 225128, 39318, 90123, 454711, 438486, 73249, 252354, 95120, 577815,
+    445141, 61982, 867018, 592922, 129816, 993474, 234084, 661260, 657912, 611317, 993745, 64868,
+    605137, 613985, 415950, 51999, 1023678, 231822, 48846, 583706, 900170, 139644, 303678, 439500,
+    151263, 566951, 123515, 598647, 323467, 587473, 855771, 715132, 189506, 108062, 609852, 598952,
+    669950, 196998, 390488, 102164,
+];
+
+/// The value `bench_c_switch_value` picks for key `k` (its default for keys outside 0..=63).
+fn switch_value_of(k: i32) -> i32 {
+    usize::try_from(k)
+        .ok()
+        .and_then(|k| SWITCH_VALUES.get(k).copied())
+        .unwrap_or(987_654)
+}
+
+fn switch_value(values: usize) -> Workload {
+    let mut rng = Rng(0x5717_c4ed_0000_0064);
+    // The count, then keys: mostly the 64 cases, sometimes negative or above them.
+    let mut mem = (values as u32).to_le_bytes().to_vec();
+    for _ in 0..values {
+        let key = (rng.next() % 72) as i32 - 4;
+        mem.extend_from_slice(&key.to_le_bytes());
+    }
+    workload(
+        "c_switch_value",
+        "switch_value",
+        format!("64-case switch picking a value, over {values} signed ints"),
+        mem,
+        |mem| {
+            let count = le_u32(mem, 0) as i32;
+            (1..=count.max(0) as usize).fold(0u64, |hash, i| {
+                hash ^ switch_value_of(le_u32(mem, 4 * i) as i32) as i64 as u64
+            })
         },
     )
 }

@@ -20,3 +20,4 @@ pub(crate) mod reentry;
 #[cfg(not(feature = "std"))]
 #[path = "reentry_nostd.rs"]
 pub(crate) mod reentry;
+pub(crate) mod switch;

@@ -22,8 +22,8 @@
 //! otherwise runs the instruction it replaced; the entry of a compare loop becomes a
 //! [`Code::CompareLoop`] op that fast-forwards over the iterations that provably complete
 //! (`crate::exec::idiom::compare`) and then runs the instruction it replaced; the first
-//! compare of a recovered switch becomes a [`Code::Switch`] table lookup (values outside the
-//! table run the compares).
+//! compare of a recognised switch (`crate::exec::switch`) becomes a [`Code::Switch`] lookup
+//! that does the register writes of the key's leaf and jumps there.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -32,10 +32,11 @@ use super::ops::{CallStack, alu32, alu64, atomic_fetch_reg, atomic_rmw, be, bswa
 use super::ops::{le, load_extend, sdiv32, sdiv64, sign_extend, smod32, smod64};
 use super::{Env, call_helper};
 use crate::error::{Access, ExecError};
+use crate::exec::idiom::CopyLoop;
 use crate::exec::idiom::compare::{Bounds, CompareLoop, Forward};
-use crate::exec::idiom::{CopyLoop, Switch};
 use crate::exec::memory::store;
 use crate::exec::packet::{self, PacketLoad};
+use crate::exec::switch::Switch;
 use crate::isa::op::*;
 use crate::isa::{LOCAL_FUNCTION_STACK_SIZE, alu, call_kind, class, jmp, source};
 use crate::program::Program;
@@ -91,8 +92,7 @@ codes! {
     // The entry of a compare loop: `imm` indexes `Decoded::compares`, which also holds the
     // instruction the op replaced (always run after the fast-forward).
     CompareLoop,
-    // The first compare of a recovered switch: `imm` indexes `Decoded::switches`, which
-    // also holds the compare it replaced (run for values outside the table).
+    // The first compare of a recognised switch: `imm` indexes `Decoded::switches`.
     Switch,
     // After the last slot: the program fell off its end.
     FellOff,
@@ -124,8 +124,8 @@ pub(crate) struct Decoded {
     /// Compare loops fast-forwarded at their entry (`crate::exec::idiom::compare`), with the
     /// op each entry slot held.
     compares: Box<[(CompareLoop, Op)]>,
-    /// Recovered switches (`crate::exec::idiom`), with the compare each root slot held.
-    switches: Box<[(Switch, Op)]>,
+    /// Recognised switches (`crate::exec::switch`), by the `imm` of their root's op.
+    switches: Box<[Switch]>,
     /// Stack bytes the main function reserves below r10 before a local call.
     main_stack_usage: u16,
 }
@@ -331,9 +331,8 @@ impl Decoded {
             compares.push((l, original));
         }
         let mut switches = Vec::new();
-        for switch in crate::exec::idiom::find_switches(insns) {
+        for switch in crate::exec::switch::find_switches(insns) {
             let root = switch.root;
-            let original = ops[root];
             ops[root] = Op {
                 code: Code::Switch,
                 dst: 0,
@@ -341,7 +340,7 @@ impl Decoded {
                 off: 0,
                 imm: switches.len() as u64,
             };
-            switches.push((switch, original));
+            switches.push(switch);
         }
         Decoded {
             ops: ops.into_boxed_slice(),
@@ -673,20 +672,24 @@ pub(super) unsafe fn run(
                     return Err(ExecError::UnknownOpcode { pc: pc - 1, opcode: op.imm as u8 });
                 }
                 Code::Switch => {
-                    let (switch, original) = &decoded.switches[op.imm as usize];
-                    let value = reg[usize::from(switch.reg & 0x0f)];
-                    let index = value.wrapping_sub(switch.low as u64);
-                    let inside = switch.targets.get(index as usize);
-                    match inside.filter(|_| index <= u64::from(u32::MAX)) {
-                        Some(&target) => pc = target,
-                        None => match switch.outside_target(value) {
-                            Some(target) => pc = target,
-                            None => {
-                                op = *original;
-                                continue 'redo;
-                            }
-                        },
+                    // The compares and writes up to the key's leaf, at once: none can fail.
+                    let switch = &decoded.switches[op.imm as usize];
+                    let base = switch.base(reg[usize::from(switch.reg & 0x0f)]);
+                    if let Some(values) = &switch.values {
+                        // Only values picked: one row of constants, then the join.
+                        let width = values.regs.len();
+                        let row = switch.row(values, base) * width;
+                        for (k, &r) in values.regs.iter().enumerate() {
+                            reg[usize::from(r & 0x0f)] = values.rows[row + k];
+                        }
+                        pc = values.join;
+                        break;
                     }
+                    let leaf = switch.leaf(base);
+                    for &(r, write) in &leaf.writes {
+                        reg[usize::from(r & 0x0f)] = write.value(base);
+                    }
+                    pc = leaf.pc;
                 }
                 Code::CompareLoop => {
                     let index = op.imm as usize;

@@ -43,6 +43,9 @@ pub struct JitContext {
     /// addresses of their value slabs in its inline bounds checks, so a copy must never see
     /// that memory freed (docs/sandbox.md, "Copies").
     kept_maps: OnceLock<crate::exec::maps::MapSet>,
+    /// The value tables of switches (`jit/translate/idioms.rs`), whose addresses compiled
+    /// code embeds: kept as long as the context, so every copy of the code can read them.
+    tables: Mutex<Vec<Box<[u64]>>>,
 }
 
 impl JitContext {
@@ -55,7 +58,24 @@ impl JitContext {
             escaped: AtomicBool::new(false),
             snapshot: OnceLock::new(),
             kept_maps: OnceLock::new(),
+            tables: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The address of a table holding `values`, alive as long as this context. A table
+    /// with the same values is shared, so compiling a program again adds nothing.
+    pub(crate) fn keep_table(&self, values: Vec<u64>) -> *const u64 {
+        let mut tables = self
+            .tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(t) = tables.iter().find(|t| ***t == values[..]) {
+            return t.as_ptr();
+        }
+        let table = values.into_boxed_slice();
+        let address = table.as_ptr();
+        tables.push(table);
+        address
     }
 
     /// Ends this context's tie to its VM, which is about to free its code (or itself). A

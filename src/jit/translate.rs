@@ -37,8 +37,9 @@ use super::select::Hammock;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::idiom::compare::CompareLoop;
-use crate::exec::idiom::{self, CopyLoop, Switch};
+use crate::exec::idiom::{self, CopyLoop};
 use crate::exec::packet::PacketLoads;
+use crate::exec::switch::{self, Switch};
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -229,7 +230,7 @@ pub(crate) fn translate(
     let sig_compare = b.import_signature(sig(isa, &[I64], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
-        (idiom::find_copy_loops(insns), idiom::find_switches(insns))
+        (idiom::find_copy_loops(insns), switch::find_switches(insns))
     } else {
         (Vec::new(), Vec::new())
     };

@@ -1,29 +1,29 @@
 //! The loop idioms of `crate::exec::idiom`. A copy loop gets a bulk fast path at its head: it runs
 //! the whole remaining loop as one `memmove` when that is provably the same as running it
-//! element by element, and otherwise falls through to the loop's own code. A recovered switch
-//! gets a jump table in front of its compare tree.
+//! element by element, and otherwise falls through to the loop's own code. A recognised switch
+//! (`crate::exec::switch`) gets a dispatch in place of its compare tree.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I32, I64};
 use cranelift_codegen::ir::{
-    InstBuilder, JumpTableData, StackSlot, StackSlotData, StackSlotKind, Value,
+    Block, InstBuilder, JumpTableData, StackSlot, StackSlotData, StackSlotKind, Value,
 };
 use cranelift_frontend::FunctionBuilder;
 
-use super::{Region, Translator, flags};
+use super::{Region, Translator, flags, trusted};
 use crate::error::JitError;
 use crate::exec::idiom::compare::CompareLoop;
-use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Switch, Sym};
+use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Sym};
+use crate::exec::switch::{Lookup, Switch, Write};
 use crate::isa::{Insn, call_kind, op};
 use crate::jit::cfg::{self, Cfg};
 use crate::jit::runtime;
 
-/// Which slots can run when every recovered switch whose outside values are known (`outside`)
-/// dispatches only through its table: the compares behind such a table are then dead, and
-/// not translating them keeps compile time down. `None` when no switch removes anything.
+/// Which slots can run when every recognised switch whose table the translation will use
+/// dispatches only through it: the compares behind a table are then dead, and not
+/// translating them keeps compile time down. `None` when no switch removes anything.
 pub(super) fn reachable(insns: &[Insn], cfg: &Cfg, switches: &[Switch]) -> Option<Vec<bool>> {
-    let whole_table = |s: &Switch| s.outside.is_some() && table_usable(cfg, s);
-    if !switches.iter().any(whole_table) {
+    if !switches.iter().any(|s| table_usable(cfg, s)) {
         return None;
     }
     let len = insns.len();
@@ -45,10 +45,9 @@ pub(super) fn reachable(insns: &[Insn], cfg: &Cfg, switches: &[Switch]) -> Optio
         let Some(insn) = insns.get(pc) else { continue };
         if let Ok(i) = switches.binary_search_by_key(&pc, |s| s.root)
             && let s = &switches[i]
-            && whole_table(s)
+            && table_usable(cfg, s)
         {
-            let outside = s.outside.iter().flat_map(|o| [o.below, o.above]).flatten();
-            work.extend(s.targets.iter().copied().chain(outside));
+            work.extend(s.leaves.iter().map(|l| l.pc));
             continue;
         }
         let next = pc + insn.slots();
@@ -66,110 +65,174 @@ pub(super) fn reachable(insns: &[Insn], cfg: &Cfg, switches: &[Switch]) -> Optio
     Some(seen)
 }
 
-/// Whether every slot switch `s` may jump to from its table is a block that can still take a
-/// predecessor when the root is translated (a later block, or one with late predecessors).
+/// Whether every leaf of switch `s` is a block that can still take a predecessor when the
+/// root is translated (a later block, or one with late predecessors).
 fn table_usable(cfg: &Cfg, s: &Switch) -> bool {
-    let outside = s.outside.iter().flat_map(|o| [o.below, o.above]).flatten();
-    s.targets
+    s.leaves
         .iter()
-        .copied()
-        .chain(outside)
-        .all(|t| cfg.leader.get(t) == Some(&true) && (t > s.root || cfg.late_pred[t]))
+        .all(|l| cfg.leader.get(l.pc) == Some(&true) && (l.pc > s.root || cfg.late_pred[l.pc]))
 }
 
 impl Translator<'_, '_> {
-    /// Emits, before the root compare of `s` at `pc`, a jump table over the values the tree
-    /// decides (each entry is the slot the compares would reach); other values go to their
-    /// known targets (returns true: the compares are dead) or continue into the compares
-    /// (false). Skipped when a target block can no longer take a predecessor (false).
+    /// Emits, at the root compare of `s` (at `pc`), the dispatch that replaces the tree: the
+    /// key's leaf is found through a table (dense keys) or a binary search (sparse keys),
+    /// its register writes are done and control jumps to it. A switch whose leaves only
+    /// pick constants for the same registers and meet at one slot loads the values from
+    /// tables instead, without a branch. Returns false (and emits nothing) when a leaf's
+    /// block can no longer take a predecessor; the compares are then translated.
     pub(super) fn switch_table(&mut self, pc: usize, s: &Switch) -> Result<bool, JitError> {
         if !table_usable(&self.cfg, s) {
             return Ok(false);
         }
-        let usable = |t: &Self, slot: usize| {
-            t.blocks
-                .get(slot)
-                .copied()
-                .flatten()
-                .filter(|_| slot > pc || t.cfg.late_pred[slot])
-        };
-        let mut targets = Vec::with_capacity(s.targets.len());
-        for &t in &s.targets {
-            let Some(block) = usable(self, t) else {
-                return Ok(false);
-            };
-            targets.push(block);
-        }
-        let outside = match s.outside {
-            Some(o) => {
-                let side = |t: &Self, slot: Option<usize>| match slot {
-                    None => Some(None),
-                    Some(slot) => usable(t, slot).map(Some),
-                };
-                side(self, o.below)
-                    .zip(side(self, o.above))
-                    .map(|(below, above)| (o.signed, below, above))
+        let mut targets = Vec::with_capacity(s.leaves.len());
+        for leaf in &s.leaves {
+            let block = self.blocks.get(leaf.pc).copied().flatten();
+            match block.filter(|_| leaf.pc > pc || self.cfg.late_pred[leaf.pc]) {
+                Some(block) => targets.push(block),
+                None => return Ok(false),
             }
-            None => None,
-        };
-        // The dead-code pass (`reachable`) assumed the whole table: without it, keep the
-        // compares.
-        if s.outside.is_some() && outside.is_none() {
-            return Ok(false);
         }
         let v = self.get(s.reg);
-        if let Some((signed, below, above)) = outside {
-            // Values on either side of the table go straight to their target; the compares
-            // are then unreachable.
-            let (lt, gt) = if signed {
-                (IntCC::SignedLessThan, IntCC::SignedGreaterThan)
+        let base = self.b.ins().iadd_imm_s(v, s.bias.wrapping_neg() as i64);
+        let index = if s.narrow {
+            self.b.ins().band_imm_s(base, i64::from(u32::MAX))
+        } else {
+            base
+        };
+        if let Some(values) = &s.values {
+            // Row i = index - low when i < n, else row n (the outside values).
+            let mut i = self
+                .b
+                .ins()
+                .iadd_imm_s(index, values.low.wrapping_neg() as i64);
+            if s.narrow {
+                i = self.b.ins().band_imm_s(i, i64::from(u32::MAX));
+            }
+            let n = values.n as i64;
+            let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, i, n);
+            let last = self.iconst(n);
+            let row = self.b.ins().select(inside, i, last);
+            let offset = self.b.ins().ishl_imm_s(row, 3);
+            let width = values.regs.len();
+            let mut loaded = Vec::with_capacity(width);
+            for (k, &r) in values.regs.iter().enumerate() {
+                let column: Vec<u64> = values.rows.iter().skip(k).step_by(width).copied().collect();
+                // SAFETY: `opts.ctx` points to the boxed context of the cache that is
+                // compiling, alive for the whole translation.
+                let ctx = unsafe { &*self.opts.ctx };
+                let address = ctx.keep_table(column);
+                let start = self.iconst(address as i64);
+                let at = self.b.ins().iadd(start, offset);
+                loaded.push((r, self.b.ins().load(I64, trusted(), at, 0)));
+            }
+            for (r, value) in loaded {
+                self.set(r, value);
+            }
+            let block = self.block_at(values.join)?;
+            self.b.ins().jump(block, &[]);
+            return Ok(true);
+        }
+        // One block per leaf that writes registers; leaves without writes are their targets.
+        let mut entries = Vec::with_capacity(s.leaves.len());
+        let mut pending = Vec::new();
+        for (leaf, &target) in s.leaves.iter().zip(&targets) {
+            if leaf.writes.is_empty() {
+                entries.push(target);
             } else {
-                (IntCC::UnsignedLessThan, IntCC::UnsignedGreaterThan)
-            };
-            let high = s.low + s.targets.len() as i64 - 1;
-            for (cc, bound, target) in [(lt, s.low, below), (gt, high, above)] {
-                if let Some(target) = target {
-                    let out = self.b.ins().icmp_imm_s(cc, v, bound);
-                    let next = self.b.create_block();
-                    self.b.ins().brif(out, target, &[], next, &[]);
-                    self.b.switch_to_block(next);
-                    self.b.seal_block(next);
-                }
+                let block = self.b.create_block();
+                entries.push(block);
+                pending.push((block, leaf.clone(), target));
             }
         }
-        let index = self.b.ins().iadd_imm_s(v, s.low.wrapping_neg());
-        // With both sides handled, every value left is in the table: the table's default
-        // (never taken) is its first entry, and the compares become unreachable.
-        let uniform = outside.is_some();
-        let compares = (!uniform).then(|| self.b.create_block());
-        let default_block = if let Some(compares) = compares {
-            let inside =
-                self.b
-                    .ins()
-                    .icmp_imm_s(IntCC::UnsignedLessThan, index, targets.len() as i64);
-            let table = self.b.create_block();
-            self.b.ins().brif(inside, table, &[], compares, &[]);
-            self.b.switch_to_block(table);
-            self.b.seal_block(table);
-            compares
-        } else {
-            targets[0]
-        };
-        let index = self.b.ins().ireduce(I32, index);
-        let calls: Vec<_> = targets
-            .iter()
-            .map(|&blk| self.b.func.dfg.block_call(blk, &[]))
-            .collect();
-        let default = self.b.func.dfg.block_call(default_block, &[]);
-        let jt = self
-            .b
-            .create_jump_table(JumpTableData::new(default, &calls));
-        self.b.ins().br_table(index, jt);
-        if let Some(compares) = compares {
-            self.b.switch_to_block(compares);
-            self.b.seal_block(compares);
+        match &s.lookup {
+            Lookup::Dense {
+                low,
+                table,
+                outside,
+            } => {
+                let mut i = self.b.ins().iadd_imm_s(index, low.wrapping_neg() as i64);
+                if s.narrow {
+                    i = self.b.ins().band_imm_s(i, i64::from(u32::MAX));
+                }
+                let default = entries[*outside as usize];
+                if table.is_empty() {
+                    self.b.ins().jump(default, &[]);
+                } else {
+                    let inside =
+                        self.b
+                            .ins()
+                            .icmp_imm_s(IntCC::UnsignedLessThan, i, table.len() as i64);
+                    let lookup = self.b.create_block();
+                    self.b.ins().brif(inside, lookup, &[], default, &[]);
+                    self.b.switch_to_block(lookup);
+                    self.b.seal_block(lookup);
+                    let i = self.b.ins().ireduce(I32, i);
+                    let calls: Vec<_> = table
+                        .iter()
+                        .map(|&n| self.b.func.dfg.block_call(entries[n as usize], &[]))
+                        .collect();
+                    let default = self.b.func.dfg.block_call(default, &[]);
+                    let jt = self
+                        .b
+                        .create_jump_table(JumpTableData::new(default, &calls));
+                    self.b.ins().br_table(i, jt);
+                }
+            }
+            Lookup::Sparse { starts, leaves } => {
+                let leaves: Vec<Block> = leaves.iter().map(|&n| entries[n as usize]).collect();
+                self.search(index, starts, &leaves);
+            }
         }
-        Ok(uniform)
+        for (block, leaf, target) in pending {
+            self.b.switch_to_block(block);
+            self.b.seal_block(block);
+            let values: Vec<(u8, Value)> = leaf
+                .writes
+                .iter()
+                .map(|&(r, w)| {
+                    let v = match w {
+                        Write::Const(c) => self.iconst(c as i64),
+                        Write::Key { add, zext32 } => {
+                            let v = self.b.ins().iadd_imm_s(base, add as i64);
+                            if zext32 {
+                                self.b.ins().band_imm_s(v, i64::from(u32::MAX))
+                            } else {
+                                v
+                            }
+                        }
+                    };
+                    (r, v)
+                })
+                .collect();
+            for (r, v) in values {
+                self.set(r, v);
+            }
+            self.b.ins().jump(target, &[]);
+        }
+        Ok(true)
+    }
+
+    /// A balanced binary search of `index` over interval starts `starts` (sorted, the first
+    /// 0), jumping to `leaves[j]` for the interval `j` that holds it.
+    fn search(&mut self, index: Value, starts: &[u64], leaves: &[Block]) {
+        if leaves.len() == 1 {
+            self.b.ins().jump(leaves[0], &[]);
+            return;
+        }
+        let mid = leaves.len() / 2;
+        let below = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::UnsignedLessThan, index, starts[mid] as i64);
+        let left = self.b.create_block();
+        let right = self.b.create_block();
+        self.b.ins().brif(below, left, &[], right, &[]);
+        self.b.switch_to_block(left);
+        self.b.seal_block(left);
+        self.search(index, &starts[..mid], &leaves[..mid]);
+        self.b.switch_to_block(right);
+        self.b.seal_block(right);
+        self.search(index, &starts[mid..], &leaves[mid..]);
     }
 
     /// Emits the guard and bulk copy for `l` at its head (the current block). Control

@@ -19,7 +19,8 @@
 
 use super::Translator;
 use crate::error::JitError;
-use crate::exec::idiom::{CopyLoop, Switch};
+use crate::exec::idiom::CopyLoop;
+use crate::exec::switch::Switch;
 use crate::isa::{Insn, class, jmp};
 use crate::jit::cfg::{self, Cfg, Rotation};
 

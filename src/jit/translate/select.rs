@@ -13,7 +13,8 @@ use cranelift_codegen::ir::{InstBuilder, SourceLoc, Value};
 
 use super::Translator;
 use crate::error::JitError;
-use crate::exec::idiom::{CopyLoop, Switch};
+use crate::exec::idiom::CopyLoop;
+use crate::exec::switch::Switch;
 use crate::isa::Insn;
 use crate::jit::cfg::Cfg;
 use crate::jit::hoist::HoistedLoop;
@@ -41,8 +42,8 @@ pub(super) fn planned(
     }
     let mut switch_target = vec![false; insns.len() + 1];
     for s in switches {
-        let outside = s.outside.iter().flat_map(|o| [o.below, o.above]).flatten();
-        for t in s.targets.iter().copied().chain(outside) {
+        let join = s.values.as_ref().map(|v| v.join);
+        for t in s.leaves.iter().map(|l| l.pc).chain(join) {
             if let Some(slot) = switch_target.get_mut(t) {
                 *slot = true;
             }
