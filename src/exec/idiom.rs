@@ -245,9 +245,7 @@ impl CopyLoop {
             if bytes_of[..w].iter().all(|&b| b == bytes_of[0]) {
                 out.fill(bytes_of[0]);
             } else {
-                for chunk in out.chunks_exact_mut(w) {
-                    chunk.copy_from_slice(&bytes_of[..w]);
-                }
+                fill_pattern(out, &bytes_of[..w]);
             }
         } else {
             // A forward element copy is a memmove unless dst lies inside (src, src + bytes); a
@@ -277,6 +275,24 @@ impl CopyLoop {
             }
         }
         true
+    }
+}
+
+/// Fills `out` (a whole number of elements) with copies of the element `pattern`: the first
+/// element written directly, then the filled prefix doubled with `copy_within` (a `memcpy`
+/// each time), so a fill of n bytes is O(log n) bulk copies rather than one small copy per
+/// element.
+fn fill_pattern(out: &mut [u8], pattern: &[u8]) {
+    let w = pattern.len();
+    if out.len() < w {
+        return;
+    }
+    out[..w].copy_from_slice(pattern);
+    let mut filled = w;
+    while filled < out.len() {
+        let n = filled.min(out.len() - filled);
+        out.copy_within(..n, filled);
+        filled += n;
     }
 }
 
@@ -706,5 +722,24 @@ pub fn census(insns: &[Insn]) -> Census {
         fill: loops.iter().filter(|l| l.fill.is_some()).count(),
         compare: forwarded.len() - early_copies,
         switch: crate::exec::switch::find_switches(insns).len(),
+    }
+}
+
+#[cfg(test)]
+mod fill_pattern_tests {
+    use super::fill_pattern;
+
+    #[test]
+    fn a_pattern_fill_repeats_the_element_exactly() {
+        for w in [2usize, 4, 8] {
+            for elements in [0usize, 1, 2, 3, 5, 8, 13, 100, 1000] {
+                let pattern: Vec<u8> = (1..=w as u8).collect();
+                let mut out = vec![0xeeu8; elements * w];
+                fill_pattern(&mut out, &pattern);
+                let expected: Vec<u8> =
+                    pattern.iter().copied().cycle().take(elements * w).collect();
+                assert_eq!(out, expected, "width {w}, {elements} elements");
+            }
+        }
     }
 }
