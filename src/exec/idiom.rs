@@ -238,15 +238,10 @@ impl CopyLoop {
         let mut last = 0;
         if let Some(fill) = &self.fill {
             let v = value(fill, 0);
-            let bytes_of = v.to_le_bytes();
             let w = usize::from(self.width);
             // SAFETY: the range was checked above (or raw mode).
             let out = unsafe { core::slice::from_raw_parts_mut(dst as *mut u8, bytes as usize) };
-            if bytes_of[..w].iter().all(|&b| b == bytes_of[0]) {
-                out.fill(bytes_of[0]);
-            } else {
-                fill_pattern(out, &bytes_of[..w]);
-            }
+            fill_elements(out, v, w);
         } else {
             // A forward element copy is a memmove unless dst lies inside (src, src + bytes); a
             // backward one unless src lies inside (dst, dst + bytes).
@@ -275,6 +270,18 @@ impl CopyLoop {
             }
         }
         true
+    }
+}
+
+/// The bulk store of a fill loop, in both engines: fills `out` (a whole number of elements of
+/// `width` bytes: 1, 2, 4 or 8) with the low `width` bytes of `value`, little-endian.
+pub(crate) fn fill_elements(out: &mut [u8], value: u64, width: usize) {
+    let pattern = value.to_le_bytes();
+    let pattern = &pattern[..width.clamp(1, 8)];
+    if pattern.iter().all(|&b| b == pattern[0]) {
+        out.fill(pattern[0]);
+    } else {
+        fill_pattern(out, pattern);
     }
 }
 
@@ -727,7 +734,18 @@ pub fn census(insns: &[Insn]) -> Census {
 
 #[cfg(test)]
 mod fill_pattern_tests {
-    use super::fill_pattern;
+    use super::{fill_elements, fill_pattern};
+
+    #[test]
+    fn fill_elements_writes_the_low_bytes_of_the_value() {
+        let mut out = [0u8; 12];
+        fill_elements(&mut out, 0x1122_3344_5566_7788, 4);
+        assert_eq!(out, [0x88, 0x77, 0x66, 0x55].repeat(3).as_slice());
+        fill_elements(&mut out, 0xabab, 2);
+        assert_eq!(out, [0xab; 12]);
+        fill_elements(&mut out, 0x01, 1);
+        assert_eq!(out, [0x01; 12]);
+    }
 
     #[test]
     fn a_pattern_fill_repeats_the_element_exactly() {

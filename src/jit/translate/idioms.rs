@@ -514,14 +514,7 @@ unsafe extern "C" fn rt_fill(dst: *mut u8, value: u64, packed: u64) -> u64 {
     let out = unsafe { std::slice::from_raw_parts_mut(dst, bytes) };
     // No panic may unwind into compiled code (there is none to expect: `width` is 1, 2, 4 or 8).
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let pattern = value.to_le_bytes();
-        if pattern[..width].iter().all(|&b| b == pattern[0]) {
-            out.fill(pattern[0]);
-        } else {
-            for chunk in out.chunks_exact_mut(width) {
-                chunk.copy_from_slice(&pattern[..width]);
-            }
-        }
+        crate::exec::idiom::fill_elements(out, value, width);
     }));
     0
 }
