@@ -597,7 +597,7 @@ fn corpus_table(out: &mut String, corpus: &CorpusRun<'_>) -> Option<CorpusFigure
     let _ = writeln!(
         out,
         "One line per source: the native run, then over its variants (clang -O1/-O2/-O3/-Os \
-         × -mcpu=v1/v2/v3) the geometric mean and the worst of each engine's ratio to native, \
+         × -mcpu=v1..v4) the geometric mean and the worst of each engine's ratio to native, \
          and the slowest JIT compile.\n"
     );
     let _ = writeln!(
