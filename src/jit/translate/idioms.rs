@@ -1,5 +1,6 @@
 //! The loop idioms of `crate::exec::idiom`. A copy loop gets a bulk fast path at its head: it runs
-//! the whole remaining loop as one `memmove` when that is provably the same as running it
+//! the whole remaining loop as one `memmove` (`crate::exec::idiom::bulk_move`, the same routine
+//! the interpreter uses) when that is provably the same as running it
 //! element by element, and otherwise falls through to the loop's own code. A recognised switch
 //! (`crate::exec::switch`) gets a dispatch in place of its compare tree.
 
@@ -13,7 +14,7 @@ use cranelift_frontend::FunctionBuilder;
 use super::{Region, Translator, flags, trusted};
 use crate::error::JitError;
 use crate::exec::idiom::compare::CompareLoop;
-use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Sym};
+use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Sym, bulk_move};
 use crate::exec::switch::{Lookup, Switch, Write};
 use crate::isa::{Insn, call_kind, op};
 use crate::jit::cfg::{self, Cfg};
@@ -381,7 +382,7 @@ impl Translator<'_, '_> {
                     _ => self.b.ins().load(I64, f, last_addr, 0),
                 };
                 let memmove = self.sig_memmove;
-                let callee = self.iconst(libc::memmove as *const () as i64);
+                let callee = self.iconst(bulk_move as *const () as i64);
                 self.b
                     .ins()
                     .call_indirect(memmove, callee, &[dst, src, bytes]);
