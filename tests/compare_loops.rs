@@ -303,3 +303,72 @@ fn extended_mode_matches_the_interpreter() {
         }
     }
 }
+
+/// clang 19's `-mcpu=v4` strcmp objects of the corpus (their loop compares the carried byte
+/// through `w0 = w1; w0 &= 0xff` with a plain byte, and the signed source returns through
+/// `movsx`/`ldsx`): over long strings that are equal, differ late, differ first, differ only
+/// in the top bit, are made of bytes above 0x7f, or run off the end of memory, the
+/// interpreter's fast path, the JIT and the JIT with a limit give the per-instruction
+/// interpreter's result, error and memory.
+#[test]
+fn v4_strcmp_objects_match_the_interpreter() {
+    let len = 20_000usize;
+    let a = len + 16;
+    let data = a + len + 48;
+    let header = |mem: &mut Vec<u8>| mem[8..16].copy_from_slice(&(a as u64).to_le_bytes());
+    let string = |high: bool, differ: Option<(usize, u8)>| {
+        let mut mem = vec![0u8; 32 + data];
+        header(&mut mem);
+        for i in 0..len - 1 {
+            let c = if high { 0x80 } else { b'a' } + (i % 26) as u8;
+            mem[32 + i] = c;
+            mem[32 + a + i] = c;
+        }
+        if let Some((at, c)) = differ {
+            mem[32 + a + at] = c;
+        }
+        mem
+    };
+    let mut inputs = vec![
+        string(false, None),
+        string(true, None),
+        string(false, Some((len - 10, b'#'))),
+        string(false, Some((0, b'#'))),
+        // The same low seven bits: only a signed or unsigned order tells them apart.
+        string(false, Some((len / 2, b'a' + ((len / 2) % 26) as u8 + 0x80))),
+        string(true, Some((len / 3, 0x7f))),
+    ];
+    // No terminator: both strings repeat with period A until `b` runs off the end.
+    let mut endless = vec![0u8; 32 + data];
+    header(&mut endless);
+    for i in 0..data {
+        endless[32 + i] = 1 + (i % a % 200) as u8;
+    }
+    inputs.push(endless);
+    let limit = 1 << 24;
+    let oracle = engine(false).limited(limit);
+    let candidates = [
+        ("interpreter fast path", engine(false)),
+        ("JIT", engine(true)),
+        ("JIT with a limit", engine(true).limited(limit)),
+    ];
+    let mut faults = 0;
+    for stem in ["strcmp_ptr", "strcmp_while_and", "strcmp_idx"] {
+        for opt in ["O1", "O2", "O3", "Os"] {
+            let name = format!("{stem}-{opt}-v4");
+            let object = std::fs::read(format!(
+                "{}/tests/corpus/obj/{name}.o",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .expect("object");
+            for (k, mem) in inputs.iter().enumerate() {
+                let outcome = engines::compare(&object, true, mem, oracle, &candidates);
+                match outcome {
+                    Ok((result, _)) => faults += usize::from(result.is_err()),
+                    Err(why) => panic!("{name} input {k}: {why}"),
+                }
+            }
+        }
+    }
+    assert!(faults > 0, "the endless strings must run off the end");
+}

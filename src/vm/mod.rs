@@ -694,6 +694,8 @@ impl crate::tools::conformance::HelperRegistry for Vm {
     }
 }
 
+#[cfg(all(test, feature = "std", feature = "elf"))]
+mod compare_tests;
 #[cfg(all(test, feature = "std"))]
 mod entry_tests;
 #[cfg(test)]

@@ -55,6 +55,20 @@ const NO_REG: u8 = 0xff;
 // The packed form's map has 128 bits.
 const _: () = assert!(CompareLoop::WORDS <= 128);
 
+#[cfg(test)]
+std::thread_local! {
+    /// Unit tests only: iterations skipped by fast-forwards on this thread, and elements
+    /// evaluated one by one while scanning (the slow path), in both engines.
+    static COUNTS: core::cell::Cell<(u64, u64)> = const { core::cell::Cell::new((0, 0)) };
+}
+
+/// Unit tests only: `(iterations skipped, elements evaluated one by one)` by the
+/// fast-forwards of this thread since the last call (which resets both).
+#[cfg(test)]
+pub(crate) fn take_counts() -> (u64, u64) {
+    COUNTS.with(|c| c.replace((0, 0)))
+}
+
 /// An affine value: the sum of the iteration-start values of `terms` plus `c` (wrapping).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,48 +205,74 @@ fn apply(packed: u64, x: u64) -> u64 {
     }
 }
 
-/// Whether the raw bits of a `width`-byte element stay intact (at some position) through
-/// `ops` and a compare of 32 bits (`narrow`) or 64: then equal results mean equal elements.
-/// Returns the bits' final position.
-fn window(width: u8, ops: &[u64], narrow: bool) -> Option<u32> {
-    let len = u32::from(width) * 8;
-    let mut lo = 0u32;
-    let ones = |n: u32| if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+/// Where a bit of a value comes from (see [`provenance`]): always zero.
+const BIT_ZERO: u8 = 0xff;
+
+/// Where each of the 64 bits of an element's value comes from, as [`CompareLoop::val_at`]
+/// computes it: a `width`-byte element, loaded zero- or sign-extending (`signed`), then
+/// `ops` applied. Entry `k` is `i` when bit `k` is bit `i` of the raw element, [`BIT_ZERO`]
+/// when it is always 0. Two values with the same provenance are the same function of the raw
+/// element, whatever instructions computed them (`w0 = w1; w0 &= 0xff` of a byte is the byte).
+fn provenance(width: u8, signed: bool, ops: &[u64]) -> [u8; 64] {
+    let len = usize::from(width).min(8) * 8;
+    let mut bits = [BIT_ZERO; 64];
+    for (k, b) in bits.iter_mut().enumerate() {
+        if k < len {
+            *b = k as u8;
+        } else if signed {
+            *b = (len - 1) as u8;
+        }
+    }
     for &packed in ops {
         let opcode = (packed >> 32) as u8;
         let imm = packed as u32;
+        let old = bits;
+        // Bit `k` of the result from bit `from(k)` of the operand (None: zero).
+        let mut map = |from: &dyn Fn(usize) -> Option<usize>| {
+            for (k, b) in bits.iter_mut().enumerate() {
+                *b = from(k).map_or(BIT_ZERO, |i| old[i]);
+            }
+        };
+        let k64 = (imm & 63) as usize;
+        let k32 = (imm & 31) as usize;
+        let mask64 = imm as i32 as i64 as u64;
         match opcode {
-            op::AND64_IMM => {
-                let mask = imm as i32 as i64 as u64;
-                (((mask >> lo) & ones(len)) == ones(len)).then_some(())?;
+            op::AND64_IMM => map(&|k| (mask64 >> k & 1 == 1).then_some(k)),
+            op::AND32_IMM => map(&|k| (k < 32 && imm >> k & 1 == 1).then_some(k)),
+            op::LSH64_IMM => map(&|k| k.checked_sub(k64)),
+            op::RSH64_IMM => map(&|k| (k + k64 < 64).then_some(k + k64)),
+            op::ARSH64_IMM => map(&|k| Some((k + k64).min(63))),
+            op::LSH32_IMM => map(&|k| (k < 32).then(|| k.checked_sub(k32)).flatten()),
+            op::RSH32_IMM => map(&|k| (k + k32 < 32).then_some(k + k32)),
+            op::ARSH32_IMM => map(&|k| (k < 32).then_some((k + k32).min(31))),
+            op::MOV64_REG if (1..64).contains(&imm) => {
+                map(&|k| Some(k.min(imm as usize - 1)));
             }
-            op::AND32_IMM => {
-                (lo + len <= 32 && ((u64::from(imm) >> lo) & ones(len)) == ones(len))
-                    .then_some(())?;
+            op::MOV32_REG if imm == 0 => map(&|k| (k < 32).then_some(k)),
+            op::MOV32_REG if (1..32).contains(&imm) => {
+                map(&|k| (k < 32).then_some(k.min(imm as usize - 1)));
             }
-            op::LSH64_IMM => {
-                (lo + len + imm <= 64).then_some(())?;
-                lo += imm;
-            }
-            op::LSH32_IMM => {
-                (lo + len + imm <= 32).then_some(())?;
-                lo += imm;
-            }
-            op::RSH64_IMM | op::ARSH64_IMM => {
-                (imm <= lo).then_some(())?;
-                lo -= imm;
-            }
-            op::RSH32_IMM | op::ARSH32_IMM => {
-                (imm <= lo && lo + len <= 32).then_some(())?;
-                lo -= imm;
-            }
-            op::MOV64_REG => (lo + len <= imm).then_some(())?,
-            op::MOV32_REG if imm == 0 => (lo + len <= 32).then_some(())?,
-            op::MOV32_REG => (lo + len <= imm).then_some(())?,
-            _ => return None,
+            // `apply` leaves anything else (never recognised) unchanged.
+            _ => {}
         }
     }
-    (!narrow || lo + len <= 32).then_some(lo)
+    bits
+}
+
+/// When the compared bits of a value (the low 32 of a 32-bit compare, else all 64) keep every
+/// bit of its `width`-byte raw element: for each raw bit, a position that holds it. Then
+/// equal compared values mean equal raw elements.
+fn kept(bits: &[u8; 64], width: u8, narrow: bool) -> Option<[u8; 64]> {
+    let compared = if narrow { &bits[..32] } else { &bits[..] };
+    let mut at = [0u8; 64];
+    for (i, slot) in at
+        .iter_mut()
+        .enumerate()
+        .take(usize::from(width).min(8) * 8)
+    {
+        *slot = compared.iter().position(|&b| usize::from(b) == i)? as u8;
+    }
+    Some(at)
 }
 
 /// Whether `a REL b` holds, compared signed or not, on 32 or 64 bits.
@@ -751,6 +791,8 @@ impl CompareLoop {
                 reg[usize::from(set.head[3]) % 11] = v;
             }
         }
+        #[cfg(test)]
+        COUNTS.with(|c| c.set((c.get().0 + n, c.get().1)));
         Forward::Skipped(n)
     }
 
@@ -767,16 +809,22 @@ impl CompareLoop {
             let d = self.aff_step(&l.addr) as i64;
             Some((self.aff_at(&l.addr, reg, from), d, w))
         };
-        // Two elements that differ only where the raw elements differ, with an order that
+        // Two elements whose compared values are the same function of the raw element (so
+        // equal raw elements give equal values) that keeps every raw bit, with an order that
         // never holds between equal values: nothing before the first raw difference.
+        let bits = |v: &Val, w: u64| {
+            let signed = self.load_of(v).is_some_and(|l| l.shape[1] != 0);
+            provenance(w as u8, signed, Self::ops(v))
+        };
+        let compared = if narrow { 32 } else { 64 };
         if matches!(rel, REL_NE | REL_LT | REL_GT)
             && let (Some((a, da, wa)), Some((b, db, wb))) = (elem(&e.lhs), elem(&e.rhs))
             && wa == wb
             && da == db
             && da.unsigned_abs() == wa
-            && self.load_of(&e.lhs).map(|l| l.shape[1]) == self.load_of(&e.rhs).map(|l| l.shape[1])
-            && Self::ops(&e.lhs) == Self::ops(&e.rhs)
-            && window(wa as u8, Self::ops(&e.lhs), narrow).is_some()
+            && let (lb, rb) = (bits(&e.lhs, wa), bits(&e.rhs, wb))
+            && lb[..compared] == rb[..compared]
+            && kept(&lb, wa as u8, narrow).is_some()
         {
             let n = to - from;
             // SAFETY: the caller's contract.
@@ -799,10 +847,15 @@ impl CompareLoop {
             if let Some((a, d, w)) = elem(el)
                 && other.head[0] == 0
                 && self.aff_step(&other.aff) == 0
-                && let Some(lo) = window(w as u8, Self::ops(el), narrow)
+                && let Some(at) = kept(&bits(el, w), w as u8, narrow)
             {
                 let target = self.aff_at(&other.aff, reg, 0);
-                let raw = (target >> lo) & if w == 8 { u64::MAX } else { (1 << (w * 8)) - 1 };
+                // The only raw element whose value can equal the target (every raw bit is
+                // kept): its bits read back from where the value holds them.
+                let raw = at[..(w as usize).min(8) * 8]
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |acc, (i, &p)| acc | (target >> p & 1) << i);
                 let signed_load = self.load_of(el).is_some_and(|l| l.shape[1] != 0);
                 let mut x = if signed_load {
                     sign_extend(raw, w as u32 * 8)
@@ -819,6 +872,8 @@ impl CompareLoop {
                 return from + unsafe { find_element(a, d, to - from, w, raw) };
             }
         }
+        #[cfg(test)]
+        COUNTS.with(|c| c.set((c.get().0, c.get().1 + (to - from))));
         for j in from..to {
             // SAFETY: the caller's contract.
             let l = unsafe { self.val_at(&e.lhs, reg, j) };
@@ -1423,14 +1478,75 @@ mod tests {
     }
 
     #[test]
-    fn window_tracks_masks_and_shifts() {
+    fn provenance_tracks_masks_shifts_and_extensions() {
+        let byte = provenance(1, false, &[]);
         let and = pack_op(op::AND64_IMM, 0xff);
-        assert_eq!(window(1, &[and], true), Some(0));
-        assert_eq!(window(2, &[and], false), None);
+        assert_eq!(
+            kept(&provenance(1, false, &[and]), 1, true),
+            Some(byte_at(0))
+        );
+        assert_eq!(kept(&provenance(2, false, &[and]), 2, false), None);
         let l = pack_op(op::LSH64_IMM, 56);
         let r = pack_op(op::ARSH64_IMM, 56);
-        assert_eq!(window(1, &[l, r], true), Some(0));
-        assert_eq!(window(1, &[l], true), None);
+        assert_eq!(
+            kept(&provenance(1, false, &[l, r]), 1, true),
+            Some(byte_at(0))
+        );
+        assert_eq!(kept(&provenance(1, false, &[l]), 1, true), None);
+        assert_eq!(
+            kept(&provenance(1, false, &[l]), 1, false),
+            Some(byte_at(56))
+        );
+        // `w0 = w1; w0 &= 0xff` of a zero-extended byte is the byte itself (clang's v4 code).
+        let mov32 = pack_op(op::MOV32_REG, 0);
+        let and32 = pack_op(op::AND32_IMM, 0xff);
+        assert_eq!(provenance(1, false, &[mov32, and32]), byte);
+        // `<<56 s>>56` of a zero-extended byte is the sign-extending load, and `(s8)` too.
+        assert_eq!(provenance(1, false, &[l, r]), provenance(1, true, &[]));
+        let sx8 = pack_op(op::MOV64_REG, 8);
+        assert_eq!(provenance(1, false, &[sx8]), provenance(1, true, &[]));
+        // On 32 bits a sign-extended byte and its `w` copy agree; on 64 they do not.
+        let signed = provenance(1, true, &[]);
+        let narrowed = provenance(1, true, &[mov32]);
+        assert_eq!(signed[..32], narrowed[..32]);
+        assert_ne!(signed, narrowed);
+        // Every operation agrees with `apply` on every byte.
+        let ops = [
+            and,
+            l,
+            r,
+            mov32,
+            and32,
+            sx8,
+            pack_op(op::RSH64_IMM, 3),
+            pack_op(op::LSH32_IMM, 4),
+            pack_op(op::RSH32_IMM, 2),
+            pack_op(op::ARSH32_IMM, 5),
+            pack_op(op::MOV32_REG, 8),
+            pack_op(op::MOV64_REG, 32),
+        ];
+        for &o in &ops {
+            for signed in [false, true] {
+                let bits = provenance(1, signed, &[l, o]);
+                for x in 0..=255u64 {
+                    let v = if signed { sign_extend(x, 8) } else { x };
+                    let want = apply(o, apply(l, v));
+                    let got = bits.iter().enumerate().fold(0u64, |acc, (k, &b)| {
+                        acc | if b == BIT_ZERO { 0 } else { (x >> b & 1) << k }
+                    });
+                    assert_eq!(got, want, "op {o:x} signed {signed} x {x}");
+                }
+            }
+        }
+    }
+
+    /// Positions of a byte's bits starting at `lo`.
+    fn byte_at(lo: u8) -> [u8; 64] {
+        let mut at = [0u8; 64];
+        for (i, slot) in at.iter_mut().enumerate().take(8) {
+            *slot = lo + i as u8;
+        }
+        at
     }
 
     #[test]

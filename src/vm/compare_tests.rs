@@ -1,0 +1,67 @@
+//! Tests of the compare-loop fast-forward (`crate::exec::idiom::compare`) through whole runs
+//! of both engines, counting what the fast-forward did.
+
+use crate::exec::idiom::compare::take_counts;
+use crate::jit::JitMode;
+use crate::vm::Vm;
+
+/// clang 19's `-mcpu=v4` strcmp loops compare the carried byte through `w0 = w1; w0 &= 0xff`
+/// with a plain byte: the fast-forward must skip nearly every iteration of a long equal
+/// string, finding the first difference with chunked compares and the terminator with a
+/// search, never evaluating elements one by one, in the interpreter and in the JIT.
+#[test]
+fn v4_strcmp_objects_skip_in_bulk() {
+    let objects: [(&str, &[u8]); 4] = [
+        (
+            "strcmp_ptr-O2-v4",
+            include_bytes!("../../tests/corpus/obj/strcmp_ptr-O2-v4.o"),
+        ),
+        (
+            "strcmp_ptr-O1-v4",
+            include_bytes!("../../tests/corpus/obj/strcmp_ptr-O1-v4.o"),
+        ),
+        (
+            "strcmp_while_and-O2-v4",
+            include_bytes!("../../tests/corpus/obj/strcmp_while_and-O2-v4.o"),
+        ),
+        (
+            "strcmp_while_and-Os-v4",
+            include_bytes!("../../tests/corpus/obj/strcmp_while_and-Os-v4.o"),
+        ),
+    ];
+    let len = 100_000usize;
+    let a = len + 16;
+    let mut mem = vec![0u8; 32 + a + len + 64];
+    mem[8..16].copy_from_slice(&(a as u64).to_le_bytes());
+    for i in 0..len - 1 {
+        let c = b'a' + (i % 26) as u8;
+        mem[32 + i] = c;
+        mem[32 + a + i] = c;
+    }
+    for (name, object) in objects {
+        for jit in [false, true] {
+            let mut vm = Vm::new();
+            vm.load_elf(object, None).expect("loads");
+            if jit {
+                vm.compile(JitMode::Basic).expect("compiles");
+            }
+            let mut run = mem.clone();
+            take_counts();
+            let result = if jit {
+                vm.execute_jit(&mut run)
+            } else {
+                vm.execute(&mut run)
+            };
+            assert_eq!(result.ok(), Some(0), "{name} jit {jit}");
+            let (skipped, one_by_one) = take_counts();
+            assert!(
+                skipped >= len as u64 - 2,
+                "{name} jit {jit}: skipped {skipped}"
+            );
+            assert_eq!(
+                one_by_one, 0,
+                "{name} jit {jit}: elements evaluated one by one"
+            );
+        }
+    }
+}
