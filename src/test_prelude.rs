@@ -13,3 +13,9 @@ pub(crate) use std::{
     vec,
     vec::Vec,
 };
+
+/// The decoded slots of an assembly text (what the recognisers' unit tests start from).
+pub(crate) fn assembled(text: &str) -> Vec<crate::isa::Insn> {
+    let bytes = crate::tools::asm::assemble_bytes(text).expect("assembles");
+    crate::isa::decode_slots(&bytes).expect("whole slots")
+}

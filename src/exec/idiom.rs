@@ -715,15 +715,10 @@ mod tests {
     #[allow(unused_imports)]
     use crate::test_prelude::*;
 
-    fn code(text: &str) -> Vec<Insn> {
-        let bytes = crate::tools::asm::assemble_bytes(text).expect("assembles");
-        crate::isa::decode_slots(&bytes).expect("whole slots")
-    }
-
     #[test]
     fn clang_indexed_byte_copy() {
         // The shape clang gives `for (i = 0; i < n; i++) dst[i] = src[i]`.
-        let insns = code(
+        let insns = assembled(
             "mov %r5, 0\nloop:\nmov %r0, %r4\nadd %r0, %r5\nmov %r6, %r1\nadd %r6, %r5\n\
              ldxb %r6, [%r6+0]\nstxb [%r0+0], %r6\nadd %r5, 1\njgt %r3, %r5, loop\nexit\n",
         );
@@ -745,7 +740,7 @@ mod tests {
 
     #[test]
     fn pointer_increment_word_copy() {
-        let insns = code(
+        let insns = assembled(
             "loop:\nldxdw %r0, [%r1+0]\nstxdw [%r4+0], %r0\nadd %r1, 8\nadd %r4, 8\n\
              jlt %r1, %r5, loop\nexit\n",
         );
@@ -774,7 +769,7 @@ mod tests {
             "loop:\nldxb %r0, [%r1+0]\nstxb [%r4+0], %r0\nadd %r1, 1\nadd %r4, 1\nadd %r7, %r6\n\
              mov %r6, 3\njlt %r1, %r5, loop\nexit\n",
         ] {
-            let insns = code(text);
+            let insns = assembled(text);
             assert!(find_copy_loops(&insns).is_empty(), "{text}");
         }
     }

@@ -1202,11 +1202,6 @@ mod tests {
     #[allow(unused_imports)]
     use crate::test_prelude::*;
 
-    fn code(text: &str) -> Vec<Insn> {
-        let bytes = crate::tools::asm::assemble_bytes(text).expect("assembles");
-        crate::isa::decode_slots(&bytes).expect("whole slots")
-    }
-
     /// The leaf of root-register value `v` by following the slots one by one with the
     /// walker in value mode (an independent check of the lookup).
     fn followed(insns: &[Insn], s: &Switch, v: u64) -> Leaf {
@@ -1240,7 +1235,7 @@ mod tests {
 
     #[test]
     fn a_binary_compare_tree_becomes_a_table() {
-        let insns = code(
+        let insns = assembled(
             "ldxb %r4, [%r1+0]\njsgt %r4, 3, high\njsgt %r4, 1, two\njeq %r4, 0, zero\n\
              jeq %r4, 1, one\nja other\nhigh:\njeq %r4, 4, four\njeq %r4, 5, five\nja other\n\
              two:\njeq %r4, 2, zero\nja one\nzero:\nmov %r0, 0\nexit\none:\nmov %r0, 1\nexit\n\
@@ -1258,7 +1253,7 @@ mod tests {
     #[test]
     fn leaves_that_set_a_value_make_a_value_table() {
         // The held-out shape: each leaf sets r0 before its last compare; all reach `join`.
-        let insns = code(
+        let insns = assembled(
             "ldxw %r5, [%r1+0]\njsgt %r5, 3, high\nmov %r0, 10\njeq %r5, 0, join\n\
              jeq %r5, 1, one\nja dflt\none:\nmov %r0, 11\nja join\nhigh:\nmov %r0, 12\n\
              jeq %r5, 4, join\nmov %r0, 13\njeq %r5, 5, join\ndflt:\nmov %r0, 99\njoin:\n\
@@ -1287,7 +1282,7 @@ mod tests {
 
     #[test]
     fn jmp32_keys_ignore_the_high_bits() {
-        let insns = code(
+        let insns = assembled(
             "jsgt32 %r2, 5, high\njeq32 %r2, 0, a\njeq32 %r2, 1, b\nja c\nhigh:\n\
              jeq32 %r2, 6, a\njeq32 %r2, 7, b\nja c\na:\nmov %r0, 1\nexit\nb:\nmov %r0, 2\nexit\n\
              c:\nmov %r0, 3\nexit\n",
@@ -1314,7 +1309,7 @@ mod tests {
 
     #[test]
     fn sparse_keys_use_a_search() {
-        let insns = code(
+        let insns = assembled(
             "jsgt %r2, 5000, high\njeq %r2, -70000, a\njeq %r2, 10, b\njeq %r2, 5000, c\nja d\n\
              high:\njeq %r2, 90000, a\njeq %r2, 1000000, b\nja d\na:\nmov %r0, 1\nexit\n\
              b:\nmov %r0, 2\nexit\nc:\nmov %r0, 3\nexit\nd:\nmov %r0, 4\nexit\n",
@@ -1344,7 +1339,7 @@ mod tests {
     #[test]
     fn constants_hold_only_when_every_path_writes_them() {
         // r6 is 7 on every path into the loop; r8 only on one branch.
-        let insns = code(
+        let insns = assembled(
             "mov %r6, 7\njeq %r1, 0, skip\nmov %r8, 7\nskip:\nldxb %r2, [%r1+0]\n\
              jgt %r2, %r6, out\nja skip\nout:\nexit\n",
         );

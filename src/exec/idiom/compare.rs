@@ -1457,11 +1457,6 @@ mod tests {
     #[allow(unused_imports)]
     use crate::test_prelude::*;
 
-    fn code(text: &str) -> Vec<Insn> {
-        let bytes = crate::tools::asm::assemble_bytes(text).expect("assembles");
-        crate::isa::decode_slots(&bytes).expect("whole slots")
-    }
-
     #[test]
     fn first_fire_counts_to_the_bound() {
         assert_eq!(first_fire(0, 1, 10, REL_GE, false, false, 100), 10);
@@ -1552,7 +1547,7 @@ mod tests {
     #[test]
     fn rotated_strcmp_is_recognised() {
         // clang -O2's pointer strcmp: the next byte of `a` is loaded for the next iteration.
-        let insns = code(
+        let insns = assembled(
             "mov %r3, %r1\nldxb %r1, [%r1+0]\njeq %r1, 0, out\nloop:\nmov %r4, %r3\n\
              add %r4, %r2\nldxb %r5, [%r4+0]\nmov %r6, %r1\njne32 %r6, %r5, out\n\
              ldxb %r1, [%r3+1]\nadd %r3, 1\njne32 %r1, 0, loop\nout:\nmov %r0, %r1\nexit\n",
@@ -1566,7 +1561,7 @@ mod tests {
     #[test]
     fn fast_forward_stops_before_the_exiting_iteration() {
         // strcmp, index form: r1 = a, r2 = b - a, r5 = i.
-        let insns = code(
+        let insns = assembled(
             "mov %r5, 0\nloop:\nmov %r3, %r1\nadd %r3, %r5\nldxb %r4, [%r3+0]\nadd %r3, %r2\n\
              ldxb %r6, [%r3+0]\njne %r4, %r6, out\njeq %r4, 0, out\nadd %r5, 1\nja loop\n\
              out:\nexit\n",
@@ -1610,7 +1605,7 @@ mod tests {
     #[test]
     fn a_copy_with_an_early_exit_copies_the_skipped_elements() {
         // strcpy: r1 = src, r2 = dst.
-        let insns = code(
+        let insns = assembled(
             "mov %r0, 0\nloop:\nldxb %r4, [%r1+0]\nstxb [%r2+0], %r4\njeq %r4, 0, out\n\
              add %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
         );
@@ -1645,7 +1640,7 @@ mod tests {
 
     #[test]
     fn packing_round_trips() {
-        let insns = code(
+        let insns = assembled(
             "mov %r5, 0\nloop:\nldxb %r4, [%r1+0]\nldxb %r6, [%r2+0]\njne %r4, %r6, out\n\
              jeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
         );
