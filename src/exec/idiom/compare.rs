@@ -1138,10 +1138,12 @@ fn cycle(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Vec<bo
             _ => [Some(pc + 1), None],
         })
     };
+    // Backwards, so that a slot's forward successors are decided before it: one pass settles
+    // every path without a backward jump, and each further pass only follows inner loops.
     let mut changed = true;
     while changed {
         changed = false;
-        for pc in top..=latch {
+        for pc in (top..=latch).rev() {
             if on[pc] {
                 continue;
             }
