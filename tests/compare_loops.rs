@@ -95,11 +95,34 @@ const STRNCPY_U16: &str = "ldxdw %r5, [%r1+0]\nldxdw %r3, [%r1+8]\nand %r3, -2\n
     jeq32 %r4, 0, out\nadd %r6, 2\nadd %r5, -1\njne %r5, 0, loop\nout:\nmov %r0, %r6\n\
     lsh %r0, 16\nadd %r0, %r4\nexit\n";
 
+/// Insertion sort's inner loop: from element N of u32 data downwards, moves each element up
+/// by one while it is above X (A's low 32 bits) and the count lasts; stores X in the hole.
+/// The store overwrites what the previous iteration loaded (an overlapping shift).
+const SHIFT_UP_U32: &str = "ldxdw %r6, [%r1+0]\nldxw %r5, [%r1+8]\nadd %r1, 32\n\
+    mov %r0, %r6\nlsh %r0, 2\nadd %r0, %r1\njeq %r6, 0, out\nloop:\nldxw %r8, [%r0-4]\n\
+    jle32 %r8, %r5, out\nstxw [%r0+0], %r8\nadd %r0, -4\nadd %r6, -1\njne %r6, 0, loop\n\
+    out:\nstxw [%r0+0], %r5\nmov %r0, %r6\nexit\n";
+
+/// Deletes element 0 of u32 data by moving the next ones down, up to and including the
+/// first zero or N elements (the store lands below the load, an overlapping shift).
+const SHIFT_DOWN_U32: &str = "ldxdw %r2, [%r1+0]\nadd %r1, 36\nmov %r9, %r1\n\
+    jeq %r2, 0, out\nloop:\nldxw %r4, [%r1+0]\nstxw [%r1-4], %r4\njeq %r4, 0, out\n\
+    add %r1, 4\nadd %r2, -1\njne %r2, 0, loop\nout:\nmov %r0, %r1\nsub %r0, %r9\nexit\n";
+
+/// The same move in the wrong direction: each store feeds the next load, so element 0
+/// spreads over the next N (no single move has that meaning; it must run as a loop).
+const SPREAD_U32: &str = "ldxdw %r2, [%r1+0]\nadd %r1, 32\nmov %r9, %r1\n\
+    jeq %r2, 0, out\nloop:\nldxw %r4, [%r1+0]\nstxw [%r1+4], %r4\njeq %r4, 0, out\n\
+    add %r1, 4\nadd %r2, -1\njne %r2, 0, loop\nout:\nmov %r0, %r1\nsub %r0, %r9\nexit\n";
+
 /// The copy shapes (a copy with an early exit, fast-forwarded the same way).
 fn copy_shapes() -> Vec<(String, String)> {
     vec![
         ("strcpy".to_string(), STRCPY.to_string()),
         ("strncpy u16".to_string(), STRNCPY_U16.to_string()),
+        ("shift up u32".to_string(), SHIFT_UP_U32.to_string()),
+        ("shift down u32".to_string(), SHIFT_DOWN_U32.to_string()),
+        ("spread u32".to_string(), SPREAD_U32.to_string()),
     ]
 }
 

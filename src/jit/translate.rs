@@ -237,7 +237,9 @@ pub(crate) fn translate(
     // Fast-forwards scan only mem and the stack, through the bounds model.
     let compare_loops =
         if opts.instruction_limit == 0 && opts.blinding.is_none() && opts.bounds_check {
-            idiom::compare::find_compare_loops(insns)
+            let mut loops = idiom::compare::find_compare_loops(insns);
+            loops.retain(CompareLoop::scans_in_bulk);
+            loops
         } else {
             Vec::new()
         };

@@ -560,6 +560,28 @@ impl CompareLoop {
             })
     }
 
+    /// Whether store `st` never writes, in any iteration, bytes that load `l` reads in the
+    /// same or a later iteration: both addresses sum the same registers, so they move by the
+    /// same step and stay a constant distance apart, and the store sits on the side the loop
+    /// moves away from (at or past the load's end when counting down, wholly before the
+    /// load's start when counting up). Each iteration then reads only bytes no earlier
+    /// iteration stored, so the scans of the original memory are exact and one overlapping
+    /// move per store (`memmove`'s meaning) leaves what the iterations would have.
+    fn store_trails_load(&self, st: &Store, l: &Load) -> bool {
+        let sorted = |a: &Aff| {
+            let mut t = a.terms;
+            t.sort_unstable();
+            t
+        };
+        if sorted(&st.addr) != sorted(&l.addr) {
+            return false;
+        }
+        let step = self.aff_step(&l.addr) as i64;
+        let distance = st.addr.c.wrapping_sub(l.addr.c);
+        let (load_width, store_width) = (i64::from(l.shape[0]), i64::from(st.shape[0]));
+        (step < 0 && distance >= load_width) || (step > 0 && distance <= -store_width)
+    }
+
     /// How far an affine value moves per iteration.
     fn aff_step(&self, a: &Aff) -> u64 {
         a.terms
@@ -716,9 +738,10 @@ impl CompareLoop {
         if n == 0 {
             return Forward::Skipped(0);
         }
-        // Stores: every store range inside a region, and apart from every load range and
-        // every other store range, so that the skipped iterations read what was there before
-        // them (the scans above) and their stores are one copy per store.
+        // Stores: every store range inside a region, and apart from every other store range
+        // and from every load range (or trailing the load, see `store_trails_load`), so that
+        // the skipped iterations read what was there before them (the scans above) and their
+        // stores are one copy per store.
         let stores = usize::from(self.counts[4]).min(MAX_STORES);
         if stores > 0 {
             let span = |addr: &Aff, w: u64, n: u64| {
@@ -744,16 +767,20 @@ impl CompareLoop {
             if n == 0 {
                 return Forward::Skipped(0);
             }
-            let mut spans = Vec::new();
-            for l in &self.loads[carried..loads] {
-                spans.push((span(&l.addr, u64::from(l.shape[0]), n), false));
-            }
-            for st in &self.stores[..stores] {
-                spans.push((span(&st.addr, u64::from(st.shape[0]), n), true));
-            }
-            for (i, &((lo1, hi1), store1)) in spans.iter().enumerate() {
-                for &((lo2, hi2), store2) in &spans[i + 1..] {
-                    if (store1 || store2) && lo1 < hi2 && lo2 < hi1 {
+            // A load may share memory with a store that only ever overwrites what the load
+            // read in an earlier iteration (an overlapping shift, `memmove`'s case).
+            let overlap = |(lo1, hi1): (u64, u64), (lo2, hi2): (u64, u64)| lo1 < hi2 && lo2 < hi1;
+            for (i, st) in self.stores[..stores].iter().enumerate() {
+                let store_span = span(&st.addr, u64::from(st.shape[0]), n);
+                for other in &self.stores[i + 1..stores] {
+                    if overlap(store_span, span(&other.addr, u64::from(other.shape[0]), n)) {
+                        return Forward::Uncovered;
+                    }
+                }
+                for l in &self.loads[carried..loads] {
+                    if overlap(store_span, span(&l.addr, u64::from(l.shape[0]), n))
+                        && !self.store_trails_load(st, l)
+                    {
                         return Forward::Uncovered;
                     }
                 }
@@ -796,6 +823,64 @@ impl CompareLoop {
         Forward::Skipped(n)
     }
 
+    /// How the scans find where exit `e` (one reading an element) is first taken; it
+    /// depends only on the loop, not on the run.
+    fn scan_of(&self, e: &Exit) -> Scan {
+        let (rel, narrow) = (e.how[0], e.how[2] != 0);
+        let elem = |v: &Val| -> Option<(i64, u64)> {
+            let l = self.load_of(v).filter(|_| v.head[0] == 1)?;
+            Some((self.aff_step(&l.addr) as i64, u64::from(l.shape[0])))
+        };
+        // Two elements whose compared values are the same function of the raw element (so
+        // equal raw elements give equal values) that keeps every raw bit, with an order that
+        // never holds between equal values: nothing before the first raw difference.
+        let bits = |v: &Val, w: u64| {
+            let signed = self.load_of(v).is_some_and(|l| l.shape[1] != 0);
+            provenance(w as u8, signed, Self::ops(v))
+        };
+        let compared = if narrow { 32 } else { 64 };
+        if matches!(rel, REL_NE | REL_LT | REL_GT)
+            && let (Some((da, wa)), Some((db, wb))) = (elem(&e.lhs), elem(&e.rhs))
+            && wa == wb
+            && da == db
+            && da.unsigned_abs() == wa
+            && let (lb, rb) = (bits(&e.lhs, wa), bits(&e.rhs, wb))
+            && lb[..compared] == rb[..compared]
+            && kept(&lb, wa as u8, narrow).is_some()
+        {
+            return Scan::Mismatch;
+        }
+        // An element equal to an invariant: search for the raw element that gives it.
+        if rel == REL_EQ {
+            let (el, other) = if e.lhs.head[0] == 1 {
+                (&e.lhs, &e.rhs)
+            } else {
+                (&e.rhs, &e.lhs)
+            };
+            if let Some((_, w)) = elem(el)
+                && other.head[0] == 0
+                && self.aff_step(&other.aff) == 0
+                && kept(&bits(el, w), w as u8, narrow).is_some()
+            {
+                return Scan::Find;
+            }
+        }
+        Scan::OneByOne
+    }
+
+    /// Whether every exit that reads an element is found by a bulk scan (chunked compares or
+    /// a search), never by evaluating elements one by one. Compiled code runs a loop whose
+    /// exits need the one-by-one evaluation faster than the runtime can evaluate them, so
+    /// the JIT fast-forwards only loops that scan in bulk (the interpreter, slower than that
+    /// evaluation, fast-forwards every loop).
+    pub(crate) fn scans_in_bulk(&self) -> bool {
+        let exits = usize::from(self.counts[1]).min(MAX_EXITS);
+        self.exits[..exits]
+            .iter()
+            .filter(|e| e.lhs.head[0] == 1 || e.rhs.head[0] == 1)
+            .all(|e| self.scan_of(e) != Scan::OneByOne)
+    }
+
     /// The first iteration in `from..to` at which exit `e` (one reading an element) is taken,
     /// or `to`.
     ///
@@ -809,68 +894,57 @@ impl CompareLoop {
             let d = self.aff_step(&l.addr) as i64;
             Some((self.aff_at(&l.addr, reg, from), d, w))
         };
-        // Two elements whose compared values are the same function of the raw element (so
-        // equal raw elements give equal values) that keeps every raw bit, with an order that
-        // never holds between equal values: nothing before the first raw difference.
-        let bits = |v: &Val, w: u64| {
-            let signed = self.load_of(v).is_some_and(|l| l.shape[1] != 0);
-            provenance(w as u8, signed, Self::ops(v))
-        };
-        let compared = if narrow { 32 } else { 64 };
-        if matches!(rel, REL_NE | REL_LT | REL_GT)
-            && let (Some((a, da, wa)), Some((b, db, wb))) = (elem(&e.lhs), elem(&e.rhs))
-            && wa == wb
-            && da == db
-            && da.unsigned_abs() == wa
-            && let (lb, rb) = (bits(&e.lhs, wa), bits(&e.rhs, wb))
-            && lb[..compared] == rb[..compared]
-            && kept(&lb, wa as u8, narrow).is_some()
-        {
-            let n = to - from;
-            // SAFETY: the caller's contract.
-            let m = if da > 0 {
-                // SAFETY: the caller's contract.
-                unsafe { mismatch_forward(a, b, n, wa) }
-            } else {
-                // SAFETY: the caller's contract.
-                unsafe { mismatch_backward(a, b, n, wa) }
-            };
-            return from + m;
-        }
-        // An element equal to an invariant: search for the raw element that gives it.
-        if rel == REL_EQ {
-            let (el, other) = if e.lhs.head[0] == 1 {
-                (&e.lhs, &e.rhs)
-            } else {
-                (&e.rhs, &e.lhs)
-            };
-            if let Some((a, d, w)) = elem(el)
-                && other.head[0] == 0
-                && self.aff_step(&other.aff) == 0
-                && let Some(at) = kept(&bits(el, w), w as u8, narrow)
-            {
-                let target = self.aff_at(&other.aff, reg, 0);
-                // The only raw element whose value can equal the target (every raw bit is
-                // kept): its bits read back from where the value holds them.
-                let raw = at[..(w as usize).min(8) * 8]
-                    .iter()
-                    .enumerate()
-                    .fold(0u64, |acc, (i, &p)| acc | (target >> p & 1) << i);
-                let signed_load = self.load_of(el).is_some_and(|l| l.shape[1] != 0);
-                let mut x = if signed_load {
-                    sign_extend(raw, w as u32 * 8)
-                } else {
-                    raw
-                };
-                for &packed in Self::ops(el) {
-                    x = apply(packed, x);
+        match self.scan_of(e) {
+            Scan::Mismatch => {
+                if let (Some((a, da, wa)), Some((b, ..))) = (elem(&e.lhs), elem(&e.rhs)) {
+                    let n = to - from;
+                    let m = if da > 0 {
+                        // SAFETY: the caller's contract.
+                        unsafe { mismatch_forward(a, b, n, wa) }
+                    } else {
+                        // SAFETY: the caller's contract.
+                        unsafe { mismatch_backward(a, b, n, wa) }
+                    };
+                    return from + m;
                 }
-                if !holds(REL_EQ, signed, narrow, x, target) {
-                    return to;
-                }
-                // SAFETY: the caller's contract.
-                return from + unsafe { find_element(a, d, to - from, w, raw) };
             }
+            Scan::Find => {
+                let (el, other) = if e.lhs.head[0] == 1 {
+                    (&e.lhs, &e.rhs)
+                } else {
+                    (&e.rhs, &e.lhs)
+                };
+                let signed_load = self.load_of(el).is_some_and(|l| l.shape[1] != 0);
+                if let Some((a, d, w)) = elem(el)
+                    && let Some(at) = kept(
+                        &provenance(w as u8, signed_load, Self::ops(el)),
+                        w as u8,
+                        narrow,
+                    )
+                {
+                    let target = self.aff_at(&other.aff, reg, 0);
+                    // The only raw element whose value can equal the target (every raw bit
+                    // is kept): its bits read back from where the value holds them.
+                    let raw = at[..(w as usize).min(8) * 8]
+                        .iter()
+                        .enumerate()
+                        .fold(0u64, |acc, (i, &p)| acc | (target >> p & 1) << i);
+                    let mut x = if signed_load {
+                        sign_extend(raw, w as u32 * 8)
+                    } else {
+                        raw
+                    };
+                    for &packed in Self::ops(el) {
+                        x = apply(packed, x);
+                    }
+                    if !holds(REL_EQ, signed, narrow, x, target) {
+                        return to;
+                    }
+                    // SAFETY: the caller's contract.
+                    return from + unsafe { find_element(a, d, to - from, w, raw) };
+                }
+            }
+            Scan::OneByOne => {}
         }
         #[cfg(test)]
         COUNTS.with(|c| c.set((c.get().0, c.get().1 + (to - from))));
@@ -885,6 +959,17 @@ impl CompareLoop {
         }
         to
     }
+}
+
+/// How a fast-forward finds the first iteration that takes an exit reading an element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scan {
+    /// Two elements that differ first where their raw bytes do: chunked compares.
+    Mismatch,
+    /// An element equal to an invariant: a search for the one raw element that gives it.
+    Find,
+    /// Anything else: each element evaluated in turn.
+    OneByOne,
 }
 
 /// A symbolic value during the analysis.
