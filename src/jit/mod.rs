@@ -152,6 +152,8 @@ impl Tier {
 thread_local! {
     /// Tests compile the same program in both tiers: `Some` overrides the choice.
     static FORCED_TIER: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
+    /// The tier of this thread's last compile, for tests of the choice.
+    static LAST_TIER: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
 }
 
 /// The tier `insns` compile in ([`Tier::for_program`], or in tests the forced one).
@@ -161,6 +163,41 @@ fn choose_tier(insns: &[Insn]) -> Tier {
         return tier;
     }
     Tier::for_program(insns)
+}
+
+/// Weight of a block against an instruction in [`ir_cost`]: each block adds liveness,
+/// lowering-order and edge-move work to every later pass.
+const IR_BLOCK_WEIGHT: usize = 4;
+
+/// Translated programs whose [`ir_cost`] exceeds this compile in [`Tier::Fast`], whatever
+/// the slot estimate said: about a millisecond of optimised-tier compile time (60 µs plus
+/// about 0.75 µs per unit on c_switch, c_strcmp, c_log2 and sort_counting). The slot estimate
+/// cannot see what the translation adds (a hoisted loop is emitted twice, a recognised fill
+/// or copy loop keeps an exact fallback loop beside its bulk call), which turned 182 slots of
+/// counting sort at -O3 into 2,466 IR instructions and a 2.3 ms compile.
+pub(crate) const OPTIMISED_IR_BUDGET: usize = 1300;
+
+/// The size of translated IR as the optimised passes see it: instructions in the layout
+/// plus [`IR_BLOCK_WEIGHT`] per block.
+fn ir_cost(func: &cranelift_codegen::ir::Function) -> usize {
+    func.layout
+        .blocks()
+        .map(|b| IR_BLOCK_WEIGHT + func.layout.block_insts(b).count())
+        .sum()
+}
+
+/// The tier translated IR compiles in: `planned`, demoted to [`Tier::Fast`] when the IR came
+/// out larger than [`OPTIMISED_IR_BUDGET`] (never in tests that force a tier).
+fn tier_after_translation(planned: Tier, func: &cranelift_codegen::ir::Function) -> Tier {
+    #[cfg(test)]
+    if FORCED_TIER.with(std::cell::Cell::get).is_some() {
+        return planned;
+    }
+    if planned == Tier::Optimised && ir_cost(func) > OPTIMISED_IR_BUDGET {
+        Tier::Fast
+    } else {
+        planned
+    }
 }
 
 /// The estimated optimised-tier compile cost of `insns` (see [`COST_SLOT`]).
@@ -299,6 +336,11 @@ impl JitCache {
                 *clean = false;
                 translate::translate(&*isa, program, opts, builder, &mut context.func)?;
                 *clean = true;
+                // The IR is target-specific but not tier-specific: either tier's ISA compiles it.
+                let tier = tier_after_translation(tier, &context.func);
+                #[cfg(test)]
+                LAST_TIER.with(|t| t.set(Some(tier)));
+                let isa = host_isa(tier)?;
                 let compiled = context
                     .compile(&*isa, &mut ControlPlane::default())
                     .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
@@ -651,6 +693,31 @@ mod tests {
             let got = normalised(vm.execute_jit(&mut buf));
             assert_eq!(got, want, "{} slots, {tier:?}", insns.len());
             assert!(buf == want_mem, "{} slots, {tier:?}: memory", insns.len());
+        }
+    }
+
+    /// Counting sort at -O3 (16 unrolled fill loops) is cheap by the slot estimate, but its
+    /// translation (each fill keeps an exact loop beside its bulk call) is not: it compiles
+    /// in the fast tier. A program of similar slots without that growth stays optimised.
+    #[test]
+    fn translations_over_the_ir_budget_compile_in_the_fast_tier() {
+        let cases: [(&[u8], Tier); 2] = [
+            (
+                include_bytes!("../../tests/corpus/obj/sort_counting-O3-v3.o"),
+                Tier::Fast,
+            ),
+            (
+                include_bytes!("../../tests/corpus/obj/sort_counting-O2-v3.o"),
+                Tier::Optimised,
+            ),
+        ];
+        for (object, want) in cases {
+            let mut vm = Vm::new();
+            vm.load_elf(object, None).unwrap();
+            let insns = &vm.program().unwrap().insns;
+            assert_eq!(Tier::for_program(insns), Tier::Optimised);
+            vm.compile(JitMode::Basic).unwrap();
+            assert_eq!(LAST_TIER.with(std::cell::Cell::get), Some(want));
         }
     }
 
