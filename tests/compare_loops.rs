@@ -126,9 +126,18 @@ fn copy_shapes() -> Vec<(String, String)> {
     ]
 }
 
+/// strchr for A's low byte: the byte to find is recomputed from an invariant register in
+/// every iteration (`mov32`, `and32`), as clang does for a `uint8_t` argument; returns the
+/// position, or -1 at the terminator.
+const STRCHR_MASKED: &str = "ldxdw %r2, [%r1+8]\nadd %r1, 32\nmov %r9, %r1\nloop:\n\
+    ldxb %r3, [%r1+0]\nmov32 %r5, %r2\nand32 %r5, 255\njeq32 %r3, %r5, found\n\
+    jeq %r3, 0, none\nadd %r1, 1\nja loop\nfound:\nmov %r0, %r1\nsub %r0, %r9\nexit\n\
+    none:\nmov %r0, -1\nexit\n";
+
 /// The compare shapes.
 fn shapes() -> Vec<(String, String)> {
     let mut out = vec![
+        ("strchr masked".to_string(), STRCHR_MASKED.to_string()),
         ("strcmp signed".to_string(), STRCMP_SIGNED.to_string()),
         ("strncmp down".to_string(), STRNCMP_DOWN.to_string()),
         ("memcmp down u32".to_string(), MEMCMP_DOWN_U32.to_string()),

@@ -3,7 +3,8 @@
 //! [`find_compare_loops`] recognises a loop from its dataflow, not from one instruction
 //! sequence: starting at the loop's only entry, it executes one iteration symbolically. Every
 //! register is then invariant, an induction (`r += c` per iteration), a temporary written
-//! before it is read, a loaded element (zero- or sign-extended, masked or shifted), or a
+//! before it is read (an affine value, or one masked or shifted, such as an argument byte
+//! `w5 = w2; w5 &= 0xff` recomputed in every iteration), a loaded element (zero- or sign-extended, masked or shifted), or a
 //! *carried* element (a value loaded for the next iteration, as clang's rotated strcmp loads
 //! the next byte before its test). The loop may leave at any conditional jump whose other
 //! side stays on the loop's single path; each such exit is recorded as a comparison of two
@@ -604,6 +605,11 @@ impl CompareLoop {
         if v.head[0] == 0 {
             return self.aff_at(&v.aff, reg, j);
         }
+        if v.head[0] == 2 {
+            return Self::ops(v)
+                .iter()
+                .fold(self.aff_at(&v.aff, reg, j), |x, &packed| apply(packed, x));
+        }
         let Some(load) = self.load_of(v) else {
             return 0;
         };
@@ -858,7 +864,7 @@ impl CompareLoop {
                 (&e.rhs, &e.lhs)
             };
             if let Some((_, w)) = elem(el)
-                && other.head[0] == 0
+                && other.head[0] != 1
                 && self.aff_step(&other.aff) == 0
                 && kept(&bits(el, w), w as u8, narrow).is_some()
             {
@@ -877,7 +883,7 @@ impl CompareLoop {
         let exits = usize::from(self.counts[1]).min(MAX_EXITS);
         self.exits[..exits]
             .iter()
-            .filter(|e| e.lhs.head[0] == 1 || e.rhs.head[0] == 1)
+            .filter(|e| e.lhs.head[0] != 0 || e.rhs.head[0] != 0)
             .all(|e| self.scan_of(e) != Scan::OneByOne)
     }
 
@@ -922,7 +928,8 @@ impl CompareLoop {
                         narrow,
                     )
                 {
-                    let target = self.aff_at(&other.aff, reg, 0);
+                    // SAFETY: `other` reads no element (an affine value or a function of one).
+                    let target = unsafe { self.val_at(other, reg, 0) };
                     // The only raw element whose value can equal the target (every raw bit
                     // is kept): its bits read back from where the value holds them.
                     let raw = at[..(w as usize).min(8) * 8]
@@ -979,6 +986,9 @@ enum S {
     Aff(Vec<u8>, i64),
     /// Load `.0` after operations `.1`.
     Elem(usize, Vec<u64>),
+    /// An affine value (as in `Aff`) after operations `.2`, such as `w5 = w2; w5 &= 0xff`
+    /// of an invariant register.
+    Fn(Vec<u8>, i64, Vec<u64>),
     /// Anything else.
     Unknown,
 }
@@ -1002,6 +1012,12 @@ impl S {
                 let mut ops = ops.clone();
                 ops.push(packed);
                 S::Elem(*l, ops)
+            }
+            S::Aff(terms, c) => S::Fn(terms.clone(), *c, vec![packed]),
+            S::Fn(terms, c, ops) if ops.len() < MAX_OPS => {
+                let mut ops = ops.clone();
+                ops.push(packed);
+                S::Fn(terms.clone(), *c, ops)
             }
             _ => S::Unknown,
         }
@@ -1342,6 +1358,12 @@ fn to_val(s: &S) -> Option<Val> {
             v.head[2] = ops.len() as u8;
             v.ops[..ops.len()].copy_from_slice(ops);
         }
+        S::Fn(terms, c, ops) => {
+            v.head[0] = 2;
+            v.aff = aff(terms, *c);
+            v.head[2] = ops.len() as u8;
+            v.ops[..ops.len()].copy_from_slice(ops);
+        }
         S::Unknown => return None,
     }
     Some(v)
@@ -1432,7 +1454,7 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
     for (lhs, rhs, rel, signed, narrow) in &t.exits {
         for side in [lhs, rhs] {
             match side {
-                S::Aff(terms, _) if !moving_ok(terms) => return None,
+                S::Aff(terms, _) | S::Fn(terms, ..) if !moving_ok(terms) => return None,
                 S::Elem(..) => reads_element = true,
                 S::Unknown => return None,
                 _ => {}
@@ -1470,7 +1492,7 @@ fn recognise(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Co
             continue;
         }
         match &t.end[i] {
-            S::Aff(terms, _) if moving_ok(terms) => {}
+            S::Aff(terms, _) | S::Fn(terms, ..) if moving_ok(terms) => {}
             S::Elem(..) => {}
             // Not expressible: the exiting iteration must recompute it before any exit.
             _ if t.early[i] => continue,
