@@ -170,12 +170,14 @@ fn choose_tier(insns: &[Insn]) -> Tier {
 const IR_BLOCK_WEIGHT: usize = 4;
 
 /// Translated programs whose [`ir_cost`] exceeds this compile in [`Tier::Fast`], whatever
-/// the slot estimate said: about a millisecond of optimised-tier compile time (60 µs plus
-/// about 0.75 µs per unit on c_switch, c_strcmp, c_log2 and sort_counting). The slot estimate
+/// the slot estimate said: about 3 ms of optimised-tier compile time (60 µs plus about
+/// 0.75 µs per unit on c_switch, c_strcmp, c_log2 and sort_counting). The slot estimate
 /// cannot see what the translation adds (a hoisted loop is emitted twice, a recognised fill
 /// or copy loop keeps an exact fallback loop beside its bulk call), which turned 182 slots of
-/// counting sort at -O3 into 2,466 IR instructions and a 2.3 ms compile.
-pub(crate) const OPTIMISED_IR_BUDGET: usize = 1300;
+/// counting sort at -O3 into 2,466 IR instructions (3,114 units) and a 2.3 ms compile. That
+/// program stays optimised: in the fast tier it compiled in 1.1 ms but ran 2-3x slower
+/// (8.7x native instead of 3.2-4.5x), so the budget only stops growth beyond it.
+pub(crate) const OPTIMISED_IR_BUDGET: usize = 4000;
 
 /// The size of translated IR as the optimised passes see it: instructions in the layout
 /// plus [`IR_BLOCK_WEIGHT`] per block.
@@ -696,29 +698,58 @@ mod tests {
         }
     }
 
-    /// Counting sort at -O3 (16 unrolled fill loops) is cheap by the slot estimate, but its
-    /// translation (each fill keeps an exact loop beside its bulk call) is not: it compiles
-    /// in the fast tier. A program of similar slots without that growth stays optimised.
+    /// Counting sort at -O3 (16 unrolled fill loops, each keeping an exact loop beside its
+    /// bulk call) grows to 3,114 IR units from 182 slots and still compiles optimised; IR
+    /// past the budget (here: the same blocks repeated) is demoted to the fast tier, and the
+    /// cost counts the blocks and instructions Cranelift will see.
     #[test]
     fn translations_over_the_ir_budget_compile_in_the_fast_tier() {
-        let cases: [(&[u8], Tier); 2] = [
-            (
-                include_bytes!("../../tests/corpus/obj/sort_counting-O3-v3.o"),
-                Tier::Fast,
-            ),
-            (
-                include_bytes!("../../tests/corpus/obj/sort_counting-O2-v3.o"),
-                Tier::Optimised,
-            ),
-        ];
-        for (object, want) in cases {
-            let mut vm = Vm::new();
-            vm.load_elf(object, None).unwrap();
-            let insns = &vm.program().unwrap().insns;
-            assert_eq!(Tier::for_program(insns), Tier::Optimised);
-            vm.compile(JitMode::Basic).unwrap();
-            assert_eq!(LAST_TIER.with(std::cell::Cell::get), Some(want));
-        }
+        let mut vm = Vm::new();
+        vm.load_elf(
+            include_bytes!("../../tests/corpus/obj/sort_counting-O3-v3.o"),
+            None,
+        )
+        .unwrap();
+        let insns = &vm.program().unwrap().insns;
+        assert_eq!(Tier::for_program(insns), Tier::Optimised);
+        vm.compile(JitMode::Basic).unwrap();
+        assert_eq!(LAST_TIER.with(std::cell::Cell::get), Some(Tier::Optimised));
+
+        use cranelift_codegen::ir::{Function, InstBuilder, types::I64};
+        let function_of = |blocks: usize| {
+            let mut func = Function::new();
+            let mut ctx = FunctionBuilderContext::new();
+            let mut b = cranelift_frontend::FunctionBuilder::new(&mut func, &mut ctx);
+            let all: Vec<_> = (0..blocks).map(|_| b.create_block()).collect();
+            for (i, &block) in all.iter().enumerate() {
+                b.switch_to_block(block);
+                let v = b.ins().iconst(I64, i as i64);
+                let w = b.ins().iadd(v, v);
+                match all.get(i + 1) {
+                    Some(&next) => {
+                        b.ins().brif(w, next, &[], next, &[]);
+                    }
+                    None => {
+                        b.ins().return_(&[]);
+                    }
+                }
+            }
+            b.seal_all_blocks();
+            b.finalize(host_isa(Tier::Fast).unwrap().frontend_config());
+            func
+        };
+        // 3 instructions and one block weight each.
+        let per_block = 3 + IR_BLOCK_WEIGHT;
+        let small = function_of(OPTIMISED_IR_BUDGET / per_block);
+        let large = function_of(OPTIMISED_IR_BUDGET / per_block + 1);
+        assert!(ir_cost(&small) <= OPTIMISED_IR_BUDGET);
+        assert!(ir_cost(&large) > OPTIMISED_IR_BUDGET);
+        assert_eq!(
+            tier_after_translation(Tier::Optimised, &small),
+            Tier::Optimised
+        );
+        assert_eq!(tier_after_translation(Tier::Optimised, &large), Tier::Fast);
+        assert_eq!(tier_after_translation(Tier::Fast, &small), Tier::Fast);
     }
 
     #[test]
