@@ -5,6 +5,29 @@ use crate::exec::idiom::compare::take_counts;
 use crate::jit::JitMode;
 use crate::vm::Vm;
 
+/// Runs ELF `object` on a copy of `mem` in the interpreter or (`jit`) compiled: the result,
+/// the memory after, and the fast-forward counts of the run (iterations skipped, elements
+/// evaluated one by one).
+fn run_counting(
+    object: &[u8],
+    jit: bool,
+    mem: &[u8],
+) -> (Result<u64, crate::ExecError>, Vec<u8>, (u64, u64)) {
+    let mut vm = Vm::new();
+    vm.load_elf(object, None).expect("loads");
+    if jit {
+        vm.compile(JitMode::Basic).expect("compiles");
+    }
+    let mut run = mem.to_vec();
+    take_counts();
+    let result = if jit {
+        vm.execute_jit(&mut run)
+    } else {
+        vm.execute(&mut run)
+    };
+    (result, run, take_counts())
+}
+
 /// clang 19's `-mcpu=v4` strcmp loops compare the carried byte through `w0 = w1; w0 &= 0xff`
 /// with a plain byte: the fast-forward must skip nearly every iteration of a long equal
 /// string, finding the first difference with chunked compares and the terminator with a
@@ -40,20 +63,8 @@ fn v4_strcmp_objects_skip_in_bulk() {
     }
     for (name, object) in objects {
         for jit in [false, true] {
-            let mut vm = Vm::new();
-            vm.load_elf(object, None).expect("loads");
-            if jit {
-                vm.compile(JitMode::Basic).expect("compiles");
-            }
-            let mut run = mem.clone();
-            take_counts();
-            let result = if jit {
-                vm.execute_jit(&mut run)
-            } else {
-                vm.execute(&mut run)
-            };
+            let (result, _, (skipped, one_by_one)) = run_counting(object, jit, &mem);
             assert_eq!(result.ok(), Some(0), "{name} jit {jit}");
-            let (skipped, one_by_one) = take_counts();
             assert!(
                 skipped >= len as u64 - 2,
                 "{name} jit {jit}: skipped {skipped}"
@@ -99,21 +110,9 @@ fn insertion_sort_shifts_skip_in_the_interpreter_only() {
     let moves = u64::from(n) * u64::from(n - 1) / 2;
     for (name, object) in objects {
         for jit in [false, true] {
-            let mut vm = Vm::new();
-            vm.load_elf(object, None).expect("loads");
-            if jit {
-                vm.compile(JitMode::Basic).expect("compiles");
-            }
-            let mut run = mem.clone();
-            take_counts();
-            let result = if jit {
-                vm.execute_jit(&mut run)
-            } else {
-                vm.execute(&mut run)
-            };
+            let (result, run, (skipped, one_by_one)) = run_counting(object, jit, &mem);
             assert_eq!(result.ok(), Some(1), "{name} jit {jit}");
             assert!(run == sorted, "{name} jit {jit}: not sorted");
-            let (skipped, one_by_one) = take_counts();
             if jit {
                 assert_eq!((skipped, one_by_one), (0, 0), "{name}: JIT fast-forwarded");
             } else {
