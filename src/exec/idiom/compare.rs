@@ -4,8 +4,8 @@
 //! sequence: starting at the loop's only entry, it executes one iteration symbolically. Every
 //! register is then invariant, an induction (`r += c` per iteration), a temporary written
 //! before it is read (an affine value, or one masked or shifted, such as an argument byte
-//! `w5 = w2; w5 &= 0xff` recomputed in every iteration), a loaded element (zero- or sign-extended, masked or shifted), or a
-//! *carried* element (a value loaded for the next iteration, as clang's rotated strcmp loads
+//! `w5 = w2; w5 &= 0xff` recomputed in every iteration), a loaded element (zero- or
+//! sign-extended, masked or shifted), or a *carried* element (a value loaded for the next iteration, as clang's rotated strcmp loads
 //! the next byte before its test). The loop may leave at any conditional jump whose other
 //! side stays on the loop's single path; each such exit is recorded as a comparison of two
 //! symbolic values. The body may not call or exit; it may store only an element it loaded
@@ -606,9 +606,7 @@ impl CompareLoop {
             return self.aff_at(&v.aff, reg, j);
         }
         if v.head[0] == 2 {
-            return Self::ops(v)
-                .iter()
-                .fold(self.aff_at(&v.aff, reg, j), |x, &packed| apply(packed, x));
+            return Self::apply_ops(v, self.aff_at(&v.aff, reg, j));
         }
         let Some(load) = self.load_of(v) else {
             return 0;
@@ -617,19 +615,30 @@ impl CompareLoop {
         let w = usize::from(load.shape[0]);
         // SAFETY: the caller's contract.
         let raw = unsafe { crate::exec::memory::load(addr, w) };
-        let mut x = if load.shape[1] != 0 {
+        let x = if load.shape[1] != 0 {
             sign_extend(raw, w as u32 * 8)
         } else {
             raw
         };
-        for &packed in v.ops.iter().take(usize::from(v.head[2])) {
-            x = apply(packed, x);
-        }
-        x
+        Self::apply_ops(v, x)
     }
 
     fn ops(v: &Val) -> &[u64] {
         &v.ops[..usize::from(v.head[2]).min(MAX_OPS)]
+    }
+
+    /// `x` after the operations of `v` (an element's or an affine value's).
+    fn apply_ops(v: &Val, x: u64) -> u64 {
+        Self::ops(v).iter().fold(x, |x, &packed| apply(packed, x))
+    }
+
+    /// The sides of an exit `element == other`: the element first.
+    fn element_first(e: &Exit) -> (&Val, &Val) {
+        if e.lhs.head[0] == 1 {
+            (&e.lhs, &e.rhs)
+        } else {
+            (&e.rhs, &e.lhs)
+        }
     }
 
     /// How many iterations from 0 have all their accesses to load `l` inside mem or the stack
@@ -858,17 +867,13 @@ impl CompareLoop {
         }
         // An element equal to an invariant: search for the raw element that gives it.
         if rel == REL_EQ {
-            let (el, other) = if e.lhs.head[0] == 1 {
-                (&e.lhs, &e.rhs)
-            } else {
-                (&e.rhs, &e.lhs)
-            };
+            let (el, other) = Self::element_first(e);
             if let Some((_, w)) = elem(el)
                 && other.head[0] != 1
                 && self.aff_step(&other.aff) == 0
-                && kept(&bits(el, w), w as u8, narrow).is_some()
+                && let Some(at) = kept(&bits(el, w), w as u8, narrow)
             {
-                return Scan::Find;
+                return Scan::Find { at };
             }
         }
         Scan::OneByOne
@@ -914,20 +919,10 @@ impl CompareLoop {
                     return from + m;
                 }
             }
-            Scan::Find => {
-                let (el, other) = if e.lhs.head[0] == 1 {
-                    (&e.lhs, &e.rhs)
-                } else {
-                    (&e.rhs, &e.lhs)
-                };
+            Scan::Find { at } => {
+                let (el, other) = Self::element_first(e);
                 let signed_load = self.load_of(el).is_some_and(|l| l.shape[1] != 0);
-                if let Some((a, d, w)) = elem(el)
-                    && let Some(at) = kept(
-                        &provenance(w as u8, signed_load, Self::ops(el)),
-                        w as u8,
-                        narrow,
-                    )
-                {
+                if let Some((a, d, w)) = elem(el) {
                     // SAFETY: `other` reads no element (an affine value or a function of one).
                     let target = unsafe { self.val_at(other, reg, 0) };
                     // The only raw element whose value can equal the target (every raw bit
@@ -936,14 +931,14 @@ impl CompareLoop {
                         .iter()
                         .enumerate()
                         .fold(0u64, |acc, (i, &p)| acc | (target >> p & 1) << i);
-                    let mut x = if signed_load {
-                        sign_extend(raw, w as u32 * 8)
-                    } else {
-                        raw
-                    };
-                    for &packed in Self::ops(el) {
-                        x = apply(packed, x);
-                    }
+                    let x = Self::apply_ops(
+                        el,
+                        if signed_load {
+                            sign_extend(raw, w as u32 * 8)
+                        } else {
+                            raw
+                        },
+                    );
                     if !holds(REL_EQ, signed, narrow, x, target) {
                         return to;
                     }
@@ -974,7 +969,8 @@ enum Scan {
     /// Two elements that differ first where their raw bytes do: chunked compares.
     Mismatch,
     /// An element equal to an invariant: a search for the one raw element that gives it.
-    Find,
+    /// `at`: where the compared value holds each raw bit (`kept`).
+    Find { at: [u8; 64] },
     /// Anything else: each element evaluated in turn.
     OneByOne,
 }
