@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use rbpf::Vm;
 use rbpf::jit::JitMode;
 
-use crate::engines::Engine;
+use crate::engines::{self, Engine};
 use crate::native::{EntryFn, NativeLib, Unit};
 use crate::timing::{self, Batch, Plan, Stats};
 
@@ -220,40 +220,19 @@ impl Prepared {
         let mut variants = Vec::new();
         for (label, object) in objects {
             let name = format!("{stem}-{label}");
-            let mut compile_times = Vec::new();
-            for _ in 0..compile_samples {
-                let mut fresh = load(&object, 0, &name)?;
-                let start = timing::thread_cpu_time();
-                fresh
-                    .compile(JitMode::Basic)
-                    .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
-                compile_times.push((timing::thread_cpu_time() - start).as_secs_f64() * 1e6);
-            }
+            let compile_us =
+                engines::median_compile_us(compile_samples, &name, || load(&object, 0, &name))?;
             let mut vm = load(&object, 0, &name)?;
-            let entry = vm
-                .compile(JitMode::Basic)
-                .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
-            if entry.is_null() {
-                return Err(format!("{name}: JIT returned a null entry point"));
-            }
-            // SAFETY: `compile(JitMode::Basic)` returns an entry point with uBPF's
-            // `ubpf_jit_fn` signature, `uint64_t (void *mem, size_t mem_len)`, which EntryFn
-            // matches; the code lives as long as `vm`, which we keep beside it.
-            let jit = unsafe { std::mem::transmute::<*const u8, EntryFn>(entry) };
+            let jit = engines::compiled_entry(&mut vm, &name)?;
             if let Some(dir) = dump_dir {
-                let mut image = vec![0u8; vm.jit_size().unwrap_or(0)];
-                vm.copy_jit(&mut image)
-                    .map_err(|e| format!("{name}: copying the JIT image: {e}"))?;
-                let path = dir.join(format!("{name}-bounds-on.bin"));
-                std::fs::write(&path, &image)
-                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                engines::write_jit_image(dir, &format!("{name}-bounds-on"), &vm)?;
             }
             variants.push(Variant {
                 label,
                 object,
                 vm,
                 jit,
-                compile_us: timing::stats(&compile_times).median,
+                compile_us,
             });
         }
         let mut rejected = Vec::new();

@@ -138,18 +138,58 @@ pub struct Prepared {
 /// Writes `<name>.bpf` (the loaded bytecode) and `<name>-bounds-<on|off>.bin` (the JIT image)
 /// into `dir`.
 fn dump(dir: &Path, workload: &Workload, bounds: bool, vm: &Vm) -> Result<(), String> {
-    let write = |file: String, bytes: &[u8]| {
-        let path = dir.join(file);
-        std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
-    };
     if let Code::Asm(text) = &workload.code {
-        write(format!("{}.bpf.s", workload.name), text.as_bytes())?;
+        write_file(dir, &format!("{}.bpf.s", workload.name), text.as_bytes())?;
     }
+    let state = if bounds { "on" } else { "off" };
+    write_jit_image(dir, &format!("{}-bounds-{state}", workload.name), vm)
+}
+
+/// Writes `bytes` to `dir/file`.
+fn write_file(dir: &Path, file: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = dir.join(file);
+    std::fs::write(&path, bytes).map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
+/// Writes the JIT image of `vm` to `dir/<name>.bin`.
+pub fn write_jit_image(dir: &Path, name: &str, vm: &Vm) -> Result<(), String> {
     let mut image = vec![0u8; vm.jit_size().unwrap_or(0)];
     vm.copy_jit(&mut image)
-        .map_err(|e| format!("{}: copying the JIT image: {e}", workload.name))?;
-    let state = if bounds { "on" } else { "off" };
-    write(format!("{}-bounds-{state}.bin", workload.name), &image)
+        .map_err(|e| format!("{name}: copying the JIT image: {e}"))?;
+    write_file(dir, &format!("{name}.bin"), &image)
+}
+
+/// The median CPU time of the compiling thread, in microseconds, over `samples` compiles,
+/// each of a fresh VM from `load`.
+pub fn median_compile_us(
+    samples: usize,
+    name: &str,
+    mut load: impl FnMut() -> Result<Vm, String>,
+) -> Result<f64, String> {
+    let mut times = Vec::new();
+    for _ in 0..samples {
+        let mut fresh = load()?;
+        let start = timing::thread_cpu_time();
+        fresh
+            .compile(JitMode::Basic)
+            .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
+        times.push((timing::thread_cpu_time() - start).as_secs_f64() * 1e6);
+    }
+    Ok(timing::stats(&times).median)
+}
+
+/// Compiles `vm` and returns its entry point, called like uBPF's `ubpf_jit_fn`.
+pub fn compiled_entry(vm: &mut Vm, name: &str) -> Result<EntryFn, String> {
+    let entry = vm
+        .compile(JitMode::Basic)
+        .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
+    if entry.is_null() {
+        return Err(format!("{name}: JIT returned a null entry point"));
+    }
+    // SAFETY: `compile(JitMode::Basic)` returns an entry point with uBPF's `ubpf_jit_fn`
+    // signature, `uint64_t (void *mem, size_t mem_len)`, which EntryFn matches; the code
+    // lives as long as `vm`, which the caller keeps beside it.
+    Ok(unsafe { std::mem::transmute::<*const u8, EntryFn>(entry) })
 }
 
 /// The timings of one workload.
@@ -215,27 +255,11 @@ impl Prepared {
         let mut vms = Vec::new();
         let mut insn_count = 0;
         for &bounds in bounds_modes {
-            let mut compile_times = Vec::new();
-            for _ in 0..compile_samples {
-                let mut fresh = loadable.load(bounds, name)?;
-                let start = timing::thread_cpu_time();
-                fresh
-                    .compile(JitMode::Basic)
-                    .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
-                compile_times.push((timing::thread_cpu_time() - start).as_secs_f64() * 1e6);
-            }
+            let compile_us =
+                median_compile_us(compile_samples, name, || loadable.load(bounds, name))?;
             let mut vm = loadable.load(bounds, name)?;
             insn_count = vm.program().map_or(0, |p| p.len());
-            let entry = vm
-                .compile(JitMode::Basic)
-                .map_err(|e| format!("{name}: JIT compile failed: {e}"))?;
-            if entry.is_null() {
-                return Err(format!("{name}: JIT returned a null entry point"));
-            }
-            // SAFETY: `compile(JitMode::Basic)` returns an entry point with uBPF's
-            // `ubpf_jit_fn` signature, `uint64_t (void *mem, size_t mem_len)`, which EntryFn
-            // matches; the code lives as long as `vm`, which we keep beside it.
-            let jit = unsafe { std::mem::transmute::<*const u8, EntryFn>(entry) };
+            let jit = compiled_entry(&mut vm, name)?;
             if let Some(dir) = dump_dir {
                 dump(dir, &workload, bounds, &vm)?;
             }
@@ -244,7 +268,7 @@ impl Prepared {
                 jit_bytes: vm.jit_size(),
                 vm,
                 jit,
-                compile_us: timing::stats(&compile_times).median,
+                compile_us,
             });
         }
         let executed = count_executed(&loadable, &workload)?;
