@@ -215,18 +215,7 @@ fn inputs() -> Vec<Vec<u8>> {
 }
 
 fn compare(text: &str, bounds: bool, mem: &[u8]) -> Result<engines::Outcome, String> {
-    let code = rbpf::asm::assemble_bytes(text).map_err(|e| format!("asm: {e}"))?;
-    let limit = 1 << 24;
-    let oracle = engine(false).bounds(bounds).limited(limit);
-    let candidates = [
-        ("interpreter fast path", engine(false).bounds(bounds)),
-        ("JIT", engine(true).bounds(bounds)),
-        (
-            "JIT with a limit",
-            engine(true).bounds(bounds).limited(limit),
-        ),
-    ];
-    engines::compare(&code, false, mem, oracle, &candidates)
+    engines::against_per_instruction(text, bounds, mem, 1 << 24)
 }
 
 #[test]

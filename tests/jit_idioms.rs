@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::engines::{self, engine};
+use common::engines;
 use common::rng::Rng;
 use common::{bench_object, run_object};
 
@@ -26,20 +26,7 @@ struct Case {
 /// Runs `text` in the interpreter and the JIT (and the JIT with a limit, which has no fast
 /// path) on the same memory; returns the outcomes' description when they differ.
 fn compare(text: &str, bounds: bool, mem: &[u8]) -> Result<(), String> {
-    let code = rbpf::asm::assemble_bytes(text).map_err(|e| format!("asm: {e}"))?;
-    let limit = 1 << 20;
-    // The oracle: the interpreter's per-instruction loop (an instruction limit selects it;
-    // nothing runs in bulk there).
-    let oracle = engine(false).bounds(bounds).limited(limit);
-    let candidates = [
-        ("interpreter fast path", engine(false).bounds(bounds)),
-        ("JIT", engine(true).bounds(bounds)),
-        (
-            "JIT with a limit",
-            engine(true).bounds(bounds).limited(limit),
-        ),
-    ];
-    engines::compare(&code, false, mem, oracle, &candidates)
+    engines::against_per_instruction(text, bounds, mem, 1 << 20)
         .map(|_| ())
         .map_err(|why| format!("bounds {bounds}: {why}"))
 }

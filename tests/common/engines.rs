@@ -125,6 +125,29 @@ pub fn compare(
     Ok(expected)
 }
 
+/// Runs assembly `text` with an instruction limit of `limit` in the interpreter, whose
+/// per-instruction loop (the limit selects it; nothing runs in bulk there) is the oracle,
+/// and compares the interpreter's fast path, the JIT, and the JIT with the same limit (no
+/// idioms) with it, all with bounds checks `bounds`.
+pub fn against_per_instruction(
+    text: &str,
+    bounds: bool,
+    mem: &[u8],
+    limit: u32,
+) -> Result<Outcome, String> {
+    let code = rbpf::asm::assemble_bytes(text).map_err(|e| format!("asm: {e}"))?;
+    let candidates = [
+        ("interpreter fast path", engine(false).bounds(bounds)),
+        ("JIT", engine(true).bounds(bounds)),
+        (
+            "JIT with a limit",
+            engine(true).bounds(bounds).limited(limit),
+        ),
+    ];
+    let oracle = engine(false).bounds(bounds).limited(limit);
+    compare(&code, false, mem, oracle, &candidates)
+}
+
 /// Runs `code` in each named engine; a description of the first whose result or final
 /// memory differs from `expected` (the oracle's outcome).
 pub fn check(
