@@ -87,4 +87,4 @@ pub use error::{Access, ElfError, ExecError, JitError, LoadError};
 pub use exec::helpers::{DispatcherFn, HelperFn};
 pub use exec::packet::PacketLoads;
 pub use program::Program;
-pub use vm::{Config, Vm};
+pub use vm::{Config, JitTier, Vm};

@@ -60,6 +60,24 @@ pub enum ExecutionProfile {
     Safe,
 }
 
+/// How the JIT compiles (`docs/jit-compile-time.md`): by default it picks by the program's
+/// estimated compile cost; the other choices force one tier (tests, benchmarks, and hosts
+/// that prefer compile speed or code speed whatever the size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum JitTier {
+    /// Cranelift's optimiser for programs it compiles quickly, the one-pass baseline tier
+    /// (Cranelift's cheapest settings where the baseline tier does not apply) above that.
+    #[default]
+    Auto,
+    /// Always Cranelift with its optimiser and backtracking register allocator.
+    Optimised,
+    /// Always Cranelift without the optimiser, with its single-pass register allocator.
+    Fast,
+    /// Always the one-pass x86-64 baseline tier where it applies (no constant blinding, no
+    /// legacy packet loads, no kernel helpers; an x86-64 System V host), `Fast` otherwise.
+    Baseline,
+}
+
 /// Plain settings of a VM. Every field has uBPF's default (`docs/c-api.md`, "A new VM").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -85,6 +103,8 @@ pub struct Config {
     /// the rbpf-compatible VMs select rbpf's). Read at run time by the interpreter and at
     /// compile time by the JIT (`docs/semantics.md`, "Legacy packet loads").
     pub packet_loads: PacketLoads,
+    /// How the JIT compiles (default: chosen per program, [`JitTier::Auto`]).
+    pub jit_tier: JitTier,
 }
 
 impl Default for Config {
@@ -100,6 +120,7 @@ impl Default for Config {
             unwind_index: None,
             profile: ExecutionProfile::Legacy,
             packet_loads: PacketLoads::Kernel,
+            jit_tier: JitTier::Auto,
         }
     }
 }

@@ -166,6 +166,32 @@ pub(crate) fn analyze(insns: &[Insn]) -> Result<Cfg, JitError> {
 ///   six stores of its frame (2 each);
 /// * `exit`: 1. Everything else (ALU, `lddw`, `ja`) may vanish and counts 0.
 pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
+    let reached = reachable_slots(insns);
+    let mut bytes = 0usize;
+    for (pc, insn) in insns.iter().enumerate().filter(|&(pc, _)| reached[pc]) {
+        bytes += match insn.class() {
+            class::LDX | class::ST => 2,
+            // A runtime call and the test of its verdict.
+            class::LD if insn.is_packet_load() => 4,
+            class::STX if insn.opc & mode::MASK == mode::ATOMIC => 3,
+            class::STX => 2,
+            class::JMP if insn.opc == op::EXIT => 1,
+            class::JMP if insn.opc == op::CALL && insn.src == call_kind::LOCAL => 2 + 2 + 6 * 2,
+            class::JMP if insn.opc == op::CALL => 2 + 2 + 2 + 2,
+            class::JMP if insn.opc == op::CALLX => 2,
+            class::JMP | class::JMP32 if insn.opc & 0xf0 == jmp::JA || is_no_op_jump(pc, insn) => 0,
+            class::JMP => 3,
+            class::JMP32 => 2,
+            _ => 0,
+        };
+    }
+    bytes
+}
+
+/// `reached[pc]`: slot `pc` starts an instruction that control can reach from slot 0,
+/// following every edge a translation can create (jumps both ways, local calls into the
+/// callee and back to their return site). The second slot of an `lddw` is never reached.
+pub(crate) fn reachable_slots(insns: &[Insn]) -> Vec<bool> {
     let len = insns.len();
     let mut reached = vec![false; len];
     let mut work = Vec::new();
@@ -178,27 +204,9 @@ pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
         }
     };
     visit(0, &mut work);
-    let mut bytes = 0usize;
     while let Some(pc) = work.pop() {
         let insn = insns[pc];
         let next = (pc + insn.slots()) as i64;
-        bytes += match insn.class() {
-            class::LDX | class::ST => 2,
-            // A runtime call and the test of its verdict.
-            class::LD if insn.is_packet_load() => 4,
-            class::STX if insn.opc & mode::MASK == mode::ATOMIC => 3,
-            class::STX => 2,
-            class::JMP if insn.opc == op::EXIT => 1,
-            class::JMP if insn.opc == op::CALL && insn.src == call_kind::LOCAL => 2 + 2 + 6 * 2,
-            class::JMP if insn.opc == op::CALL => 2 + 2 + 2 + 2,
-            class::JMP if insn.opc == op::CALLX => 2,
-            class::JMP | class::JMP32 if insn.opc & 0xf0 == jmp::JA || is_no_op_jump(pc, &insn) => {
-                0
-            }
-            class::JMP => 3,
-            class::JMP32 => 2,
-            _ => 0,
-        };
         if insn.opc == op::EXIT {
             continue;
         }
@@ -214,7 +222,7 @@ pub(crate) fn min_fast_tier_code_bytes(insns: &[Insn]) -> usize {
             visit(next, &mut work);
         }
     }
-    bytes
+    reached
 }
 
 #[cfg(test)]

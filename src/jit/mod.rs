@@ -21,6 +21,7 @@
 pub(crate) mod cfg;
 pub(crate) mod code;
 
+pub(crate) mod baseline;
 pub(crate) mod context;
 pub(crate) mod hoist;
 pub(crate) mod runtime;
@@ -36,8 +37,9 @@ use cranelift_codegen::settings::{self, Configurable};
 use cranelift_frontend::FunctionBuilderContext;
 
 use crate::error::{ExecError, JitError};
-use crate::exec::machine::{ExecutionProfile, Machine};
+use crate::exec::machine::{ExecutionProfile, JitTier, Machine};
 use crate::isa::{self, Insn, STACK_SIZE};
+use crate::program::Program;
 use code::ExecutableCode;
 use context::JitContext;
 
@@ -115,6 +117,9 @@ pub(crate) enum Tier {
     /// program shapes (the backtracking allocator took 21 s on 8,192 slots of helper calls);
     /// these settings stay linear.
     Fast,
+    /// Programs for [`Tier::Fast`] that the one-pass x86-64 emitter covers
+    /// ([`baseline::supports`]): no Cranelift at all, tens of nanoseconds per slot.
+    Baseline,
 }
 
 /// Estimated cost, in units of about a microsecond of optimised-tier compile time, of each
@@ -156,13 +161,33 @@ thread_local! {
     static LAST_TIER: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
 }
 
-/// The tier `insns` compile in ([`Tier::for_program`], or in tests the forced one).
-fn choose_tier(insns: &[Insn]) -> Tier {
+/// The tier `program` compiles in with `opts`: the configured one ([`JitTier`]), or by
+/// [`Tier::for_program`], where the fast tier becomes the baseline tier if it applies (in
+/// unit tests, a forced tier overrides both).
+fn choose_tier(setting: JitTier, program: &Program, opts: &translate::Options) -> Tier {
+    let baseline_or_fast = || {
+        if baseline::supports(program, opts) {
+            Tier::Baseline
+        } else {
+            Tier::Fast
+        }
+    };
     #[cfg(test)]
     if let Some(tier) = FORCED_TIER.with(std::cell::Cell::get) {
-        return tier;
+        return match tier {
+            Tier::Baseline => baseline_or_fast(),
+            other => other,
+        };
     }
-    Tier::for_program(insns)
+    match setting {
+        JitTier::Optimised => Tier::Optimised,
+        JitTier::Fast => Tier::Fast,
+        JitTier::Baseline => baseline_or_fast(),
+        JitTier::Auto => match Tier::for_program(&program.insns) {
+            Tier::Optimised => Tier::Optimised,
+            _ => baseline_or_fast(),
+        },
+    }
 }
 
 /// Weight of a block against an instruction in [`ir_cost`]: each block adds liveness,
@@ -234,7 +259,7 @@ fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
     static FAST: OnceLock<Result<Arc<dyn TargetIsa>, String>> = OnceLock::new();
     let (cell, opt_level, regalloc) = match tier {
         Tier::Optimised => (&OPTIMISED, "speed", "backtracking"),
-        Tier::Fast => (&FAST, "none", "single_pass"),
+        Tier::Fast | Tier::Baseline => (&FAST, "none", "single_pass"),
     };
     cell.get_or_init(|| {
         let mut flags = settings::builder();
@@ -296,11 +321,6 @@ impl JitCache {
         }
         let ctx = self.context(machine);
         let program = machine.program.as_ref().ok_or(JitError::NotLoaded)?;
-        let tier = choose_tier(&program.insns);
-        if tier == Tier::Fast && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
-            return Err(JitError::TargetBufferTooSmall);
-        }
-        let isa = host_isa(tier)?;
         let map_slabs = machine.maps.maps.slab_regions();
         let opts = translate::Options {
             map_slabs: &map_slabs[..],
@@ -319,9 +339,28 @@ impl JitCache {
                 .as_ref()
                 .filter(|_| machine.config.constant_blinding)
                 .map(|c| c.blinding_key),
-            compact_helper_calls: tier == Tier::Fast,
+            compact_helper_calls: false,
             packet_loads: machine.config.packet_loads,
         };
+        let tier = choose_tier(machine.config.jit_tier, program, &opts);
+        // The bound holds for the baseline tier too: its encodings are never shorter.
+        if tier != Tier::Optimised && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
+            return Err(JitError::TargetBufferTooSmall);
+        }
+        let opts = translate::Options {
+            compact_helper_calls: tier != Tier::Optimised,
+            ..opts
+        };
+        if tier == Tier::Baseline {
+            #[cfg(test)]
+            LAST_TIER.with(|t| t.set(Some(tier)));
+            // A panic in the emitter (a bug) becomes an error, never an unwind into the caller.
+            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                baseline::compile(program, &opts)
+            }))
+            .unwrap_or_else(|_| Err(JitError::Internal("compile failed: baseline panic".into())));
+        }
+        let isa = host_isa(tier)?;
         // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
         // the caller.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -681,7 +720,7 @@ mod tests {
         let mut buf = input.clone();
         let want = normalised(vm.execute(&mut buf));
         let want_mem = buf.clone();
-        for tier in [Tier::Optimised, Tier::Fast] {
+        for tier in [Tier::Optimised, Tier::Fast, Tier::Baseline] {
             let mut vm = Vm::new();
             vm.register_helper(1, Some("add_one"), add_one).unwrap();
             vm.set_error_printer(Some(Box::new(|_| {})));
@@ -691,6 +730,7 @@ mod tests {
             let compiled = vm.compile(JitMode::Basic).map(|_| ());
             FORCED_TIER.with(|f| f.set(None));
             compiled.unwrap_or_else(|e| panic!("{} slots, {tier:?}: {e}", insns.len()));
+            assert_eq!(LAST_TIER.with(std::cell::Cell::get), Some(tier));
             buf.copy_from_slice(&input);
             let got = normalised(vm.execute_jit(&mut buf));
             assert_eq!(got, want, "{} slots, {tier:?}", insns.len());

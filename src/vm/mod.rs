@@ -17,7 +17,7 @@ use crate::exec::helpers::{
 };
 pub use crate::exec::machine::{
     BoundsCheckFn, Config, ConfigError, DebugFn, DebugState, ErrorPrinter, ExecutionProfile,
-    Machine,
+    JitTier, Machine,
 };
 use crate::exec::memory::MemRegion;
 use crate::interpreter::{Interpreter, SafeHelperResult, SafeRegion, SafeRegistry};
