@@ -13,7 +13,7 @@ use rbpf::data_file::{DataFile, Expected};
 use rbpf::interpreter::SafeHelperResult;
 use rbpf::jit::JitMode;
 use rbpf::vm::ExecutionProfile;
-use rbpf::{disasm, isa};
+use rbpf::{JitTier, disasm, isa};
 
 fn new_vm() -> Vm {
     let mut vm = Vm::new();
@@ -58,9 +58,19 @@ fn jit_blinded(code: &[u8], mem: &[u8]) -> Result<u64, String> {
     jit_with(code, mem, true)
 }
 
+/// As [`jit`], in the one-pass baseline tier.
+fn jit_baseline(code: &[u8], mem: &[u8]) -> Result<u64, String> {
+    jit_in(code, mem, false, JitTier::Baseline)
+}
+
 fn jit_with(code: &[u8], mem: &[u8], blinding: bool) -> Result<u64, String> {
+    jit_in(code, mem, blinding, JitTier::Auto)
+}
+
+fn jit_in(code: &[u8], mem: &[u8], blinding: bool, tier: JitTier) -> Result<u64, String> {
     let mut vm = new_vm();
     vm.config_mut().constant_blinding = blinding;
+    vm.config_mut().jit_tier = tier;
     vm.load(code)
         .map_err(|e| format!("Failed to load code: {e}"))?;
     vm.compile(JitMode::Basic)
@@ -87,6 +97,7 @@ fn run_file(dir: &Path, path: &Path, refs: &common::References) -> Result<(), St
         ("interpreter", interpret as Engine),
         ("jit", jit),
         ("jit-blinded", jit_blinded),
+        ("jit-baseline", jit_baseline),
         ("safe-interpreter", interpret_safe),
     ];
     for (engine, run) in engines {

@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use rbpf::Vm;
 use rbpf::jit::JitMode;
+use rbpf::{JitTier, Vm};
 
 /// `inputs` finds the generator as `crate::rng`.
 use common::rng;
@@ -205,10 +205,16 @@ struct Loaded {
 }
 
 fn load(object: &[u8], jit: bool, bounds: bool, limit: u32) -> Loaded {
+    load_in(object, JitTier::Auto, jit, bounds, limit)
+}
+
+/// [`load`] with the JIT's tier forced to `tier`.
+fn load_in(object: &[u8], tier: JitTier, jit: bool, bounds: bool, limit: u32) -> Loaded {
     let mut vm = Vm::new();
     vm.set_error_printer(Some(Box::new(|_| {})));
     vm.config_mut().bounds_check = bounds;
     vm.config_mut().instruction_limit = limit;
+    vm.config_mut().jit_tier = tier;
     vm.load_elf(object, None).expect("loads");
     if jit {
         vm.compile(JitMode::Basic).expect("compiles");
@@ -245,11 +251,23 @@ fn differential(prefixes: &[&str]) {
             ("interpreter", load(&object, false, true, 0)),
             ("JIT", load(&object, true, true, 0)),
             ("JIT with a limit", load(&object, true, true, LIMIT)),
+            (
+                "baseline JIT",
+                load_in(&object, JitTier::Baseline, true, true, 0),
+            ),
+            (
+                "baseline JIT with a limit",
+                load_in(&object, JitTier::Baseline, true, true, LIMIT),
+            ),
         ];
         let oracle_off = load(&object, false, false, LIMIT);
         let unchecked = [
             ("interpreter, bounds off", load(&object, false, false, 0)),
             ("JIT, bounds off", load(&object, true, false, 0)),
+            (
+                "baseline JIT, bounds off",
+                load_in(&object, JitTier::Baseline, true, false, 0),
+            ),
         ];
         for (k, mem) in inputs.iter().enumerate() {
             let expected = run(&oracle, mem);

@@ -16,9 +16,9 @@
 //!   and unwind calls, under an instruction limit smaller than the run, so that the limit
 //!   hits inside blocks: result, error (with its PC) and memory must still agree.
 
-use rbpf::Vm;
 use rbpf::error::ExecError;
 use rbpf::isa::Insn;
+use rbpf::{JitTier, Vm};
 mod common;
 
 use common::error_key;
@@ -173,13 +173,15 @@ unsafe extern "C" fn record_call(
 /// Helper index of [`record_call`].
 const RECORD_CALL: i32 = 7;
 
-/// [`compare`] with `Config::instruction_limit` set to `limit` (0: none).
-fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> Result<(), String> {
+/// A VM with the differential tests' helpers, `insns` loaded with instruction limit `limit`
+/// and JIT tier `tier`.
+fn loaded_vm(insns: &[Insn], limit: u32, tier: JitTier) -> Result<Vm, String> {
     let mut vm = Vm::new();
     rbpf::conformance::register_helpers(&mut vm);
     vm.register_helper(RECORD_CALL as u32, Some("record_call"), record_call)
         .map_err(|e| e.to_string())?;
     vm.config_mut().instruction_limit = limit;
+    vm.config_mut().jit_tier = tier;
     // Both flavours of the legacy packet loads, picked by the program (deterministic).
     if insns.len().is_multiple_of(3) {
         vm.config_mut().packet_loads = rbpf::PacketLoads::Rbpf;
@@ -187,6 +189,13 @@ fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> 
     vm.set_error_printer(Some(Box::new(|_| {})));
     vm.load(&rbpf::isa::encode_slots(insns))
         .map_err(|e| format!("generated program does not load: {e}"))?;
+    Ok(vm)
+}
+
+/// [`compare`] with `Config::instruction_limit` set to `limit` (0: none). The JIT runs in the
+/// tier it picks (optimised, for these small programs) and in the baseline tier.
+fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> Result<(), String> {
+    let mut vm = loaded_vm(insns, limit, JitTier::Auto)?;
     // One 8-byte aligned buffer for both runs (atomics are aligned in both engines, and
     // values derived from r1 are the same), refilled before each run.
     let mut words = vec![0u64; mem.len() / 8];
@@ -215,18 +224,25 @@ fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> 
             ));
         }
     }
-    vm.compile(mode).map_err(|e| format!("compile: {e}"))?;
-    let jit = run(&|m| vm.execute_jit(m));
-    if interp == jit {
-        Ok(())
-    } else {
-        Err(format!(
-            "{mode:?}: interpreter {:x?} vs jit {:x?}; memory equal: {}",
-            interp.result,
-            jit.result,
-            interp.mem == jit.mem
-        ))
+    for tier in [JitTier::Auto, JitTier::Baseline] {
+        let vm = if tier == JitTier::Auto {
+            &mut vm
+        } else {
+            &mut loaded_vm(insns, limit, tier)?
+        };
+        vm.compile(mode)
+            .map_err(|e| format!("{tier:?} compile: {e}"))?;
+        let jit = run(&|m| vm.execute_jit(m));
+        if interp != jit {
+            return Err(format!(
+                "{mode:?}, {tier:?}: interpreter {:x?} vs jit {:x?}; memory equal: {}",
+                interp.result,
+                jit.result,
+                interp.mem == jit.mem
+            ));
+        }
     }
+    Ok(())
 }
 
 /// The bytes of a `u64` buffer.
