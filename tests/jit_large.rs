@@ -1,5 +1,6 @@
-//! Large programs of every shape (`tests/common/shapes.rs`) compile in the JIT's fast tier and
-//! give the interpreter's result and memory, in both entry modes and with the instruction
+//! Large programs of every shape (`tests/common/shapes.rs`) compile in the tier they get (the
+//! one-pass baseline tier) and in Cranelift's fast tier, and give the interpreter's result and
+//! memory, in both entry modes and with the instruction
 //! limit on; programs that provably cannot fit the code buffer are refused before compiling,
 //! and programs that fit are not. Correctness only: compile time is measured by `cargo bench
 //! --bench compile_growth`, never asserted here.
@@ -7,18 +8,29 @@
 mod common;
 
 use common::shapes::{self, Shape};
-use rbpf::Vm;
 use rbpf::error::{ExecError, JitError};
 use rbpf::isa::{self, Insn, MAX_INSTS};
 use rbpf::jit::JitMode;
+use rbpf::{JitTier, Vm};
 
 /// Above the JIT's fast-tier threshold (1,024 slots), yet quick to compile in debug builds.
 const LARGE: usize = 1500;
 /// The largest program the validator accepts.
 const LARGEST: usize = MAX_INSTS - 1;
 
+/// The tiers large programs are checked in: the one they get, and Cranelift's fast tier
+/// (which still compiles them with constant blinding or legacy packet loads).
+const TIERS: [JitTier; 2] = [JitTier::Auto, JitTier::Fast];
+
 fn vm_with(insns: &[Insn], code_size: usize) -> Vm {
     shapes::loaded(insns, code_size).unwrap()
+}
+
+/// [`vm_with`], compiling in `tier`.
+fn vm_in(insns: &[Insn], code_size: usize, tier: JitTier) -> Vm {
+    let mut vm = vm_with(insns, code_size);
+    vm.config_mut().jit_tier = tier;
+    vm
 }
 
 fn input() -> Vec<u8> {
@@ -27,12 +39,12 @@ fn input() -> Vec<u8> {
         .collect()
 }
 
-/// Compiles `shape` at `slots` in each mode and checks result and memory against the
-/// interpreter; with `limit`, also under an instruction limit that stops the run midway.
-fn agrees(shape: &Shape, slots: usize, limit: bool) {
+/// Compiles `shape` at `slots` in each mode (in `tier`) and checks result and memory against
+/// the interpreter; with `limit`, also under an instruction limit that stops the run midway.
+fn agrees(shape: &Shape, slots: usize, limit: bool, tier: JitTier) {
     let insns = (shape.build)(slots);
     assert_eq!(insns.len(), slots, "{}: generator length", shape.name);
-    let mut vm = vm_with(&insns, usize::MAX);
+    let mut vm = vm_in(&insns, usize::MAX, tier);
     let mut want_mem = input();
     let want = vm.execute(&mut want_mem);
     assert!(want.is_ok(), "{}: interpreter failed: {want:?}", shape.name);
@@ -50,7 +62,7 @@ fn agrees(shape: &Shape, slots: usize, limit: bool) {
     }
     // Constant blinding and unchecked accesses (the shapes stay in bounds) change the
     // translation, not the result.
-    let mut vm = vm_with(&insns, usize::MAX);
+    let mut vm = vm_in(&insns, usize::MAX, tier);
     vm.config_mut().constant_blinding = true;
     vm.config_mut().bounds_check = false;
     vm.compile(JitMode::Basic).unwrap();
@@ -64,7 +76,7 @@ fn agrees(shape: &Shape, slots: usize, limit: bool) {
     assert!(mem == want_mem, "{} blinded, unchecked: memory", shape.name);
     if limit {
         // A limit below the run's length: both engines stop with the same error.
-        let mut vm = vm_with(&insns, usize::MAX);
+        let mut vm = vm_in(&insns, usize::MAX, tier);
         vm.set_error_printer(Some(Box::new(|_| {})));
         vm.config_mut().instruction_limit = (slots / 2) as u32;
         let interp = vm.execute(&mut input());
@@ -75,9 +87,11 @@ fn agrees(shape: &Shape, slots: usize, limit: bool) {
 }
 
 #[test]
-fn every_shape_agrees_with_the_interpreter_in_the_fast_tier() {
-    for shape in shapes::ALL {
-        agrees(shape, LARGE, true);
+fn every_shape_agrees_with_the_interpreter_in_both_large_program_tiers() {
+    for tier in TIERS {
+        for shape in shapes::ALL {
+            agrees(shape, LARGE, true, tier);
+        }
     }
 }
 
@@ -87,14 +101,16 @@ fn the_largest_programs_compile_and_agree() {
     // slot), at the validator's maximum size; straight-line code at a quarter of it (the
     // debug build's IR verifier makes bigger compiles slow in tests).
     let by_name = |name| shapes::ALL.iter().find(|s| s.name == name).unwrap();
-    agrees(by_name("jeq-each"), LARGEST, false);
-    agrees(by_name("alu"), 16_384, false);
+    for tier in TIERS {
+        agrees(by_name("jeq-each"), LARGEST, false, tier);
+        agrees(by_name("alu"), 16_384, false, tier);
+    }
 }
 
 #[test]
 fn small_programs_compile_in_the_optimised_tier_and_agree() {
     for shape in shapes::ALL {
-        agrees(shape, 300, false);
+        agrees(shape, 300, false, JitTier::Auto);
     }
 }
 
@@ -204,16 +220,16 @@ fn helper_calls_of_large_programs_match_the_interpreter() {
 fn the_early_refusal_never_refuses_code_that_fits() {
     // A buffer of exactly the code's size must be accepted, for every shape and both modes:
     // the bound checked before compiling is never above the real size.
-    for shape in shapes::ALL {
+    for (shape, tier) in shapes::ALL.iter().flat_map(|s| TIERS.map(|t| (s, t))) {
         let insns = (shape.build)(LARGE);
         for mode in [JitMode::Basic, JitMode::Extended] {
-            let mut vm = vm_with(&insns, usize::MAX);
+            let mut vm = vm_in(&insns, usize::MAX, tier);
             vm.compile(mode).unwrap();
             let size = vm.jit_size().unwrap();
-            let mut exact = vm_with(&insns, size);
+            let mut exact = vm_in(&insns, size, tier);
             assert!(
                 exact.compile(mode).is_ok(),
-                "{} ({mode:?}): refused with a buffer of its own size {size}",
+                "{} ({mode:?}, {tier:?}): refused with a buffer of its own size {size}",
                 shape.name
             );
             let mut buf = vec![0u8; size];
@@ -232,10 +248,10 @@ fn faults_of_large_programs_match_the_interpreter() {
         Insn::new(0x79, 0, 1, shapes::MEM_LEN as i16, 0), // ldxdw r0, [r1+MEM_LEN]
         Insn::new(0x7b, 10, 0, -4104, 0),                 // stxdw [r10-4104], r0
     ];
-    for bad in bad_accesses {
+    for (bad, tier) in bad_accesses.iter().flat_map(|&b| TIERS.map(|t| (b, t))) {
         let mut insns = (ldst.build)(LARGE);
         insns[LARGE - 2] = bad;
-        let mut vm = vm_with(&insns, usize::MAX);
+        let mut vm = vm_in(&insns, usize::MAX, tier);
         vm.set_error_printer(Some(Box::new(|_| {})));
         let mut want_mem = input();
         let want = vm.execute(&mut want_mem);
@@ -247,9 +263,9 @@ fn faults_of_large_programs_match_the_interpreter() {
             assert_eq!(
                 without_addresses(&got),
                 without_addresses(&want),
-                "{mode:?}"
+                "{mode:?}, {tier:?}"
             );
-            assert!(mem == want_mem, "{mode:?}: memory");
+            assert!(mem == want_mem, "{mode:?}, {tier:?}: memory");
         }
     }
 }

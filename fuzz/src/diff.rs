@@ -340,6 +340,26 @@ pub fn run_program(setup: Setup, mem: &[u8], code: &[u8]) {
     compare(
         "JIT", &interp, &jit, false, comparable, false, &insns, replay,
     );
+    // The one-pass baseline tier, which programs this small never reach on their own.
+    if let Some(mut baseline) = setup.vm(code, &insns) {
+        baseline.config_mut().jit_tier = rbpf::JitTier::Baseline;
+        match baseline.compile(mode) {
+            Ok(_) => {
+                let got = start.jit(&baseline);
+                compare(
+                    "baseline JIT",
+                    &interp,
+                    &got,
+                    false,
+                    comparable,
+                    false,
+                    &insns,
+                    replay,
+                );
+            }
+            Err(err) => check_compile_error(&err, &insns),
+        }
+    }
     if setup.capi && !setup.bounds_fn {
         let limit = setup.instruction_limit(&insns);
         crate::capi::run(
