@@ -158,6 +158,7 @@ fn load(object: &[u8], limit: u32, name: &str) -> Result<Vm, String> {
     vm.set_error_printer(Some(Box::new(|_| {})));
     vm.config_mut().bounds_check = true;
     vm.config_mut().instruction_limit = limit;
+    vm.config_mut().jit_tier = crate::engines::jit_tier();
     vm.load_elf(object, None)
         .map_err(|e| format!("{name}: loading failed: {e}"))?;
     Ok(vm)

@@ -11,6 +11,19 @@ use crate::native::EntryFn;
 use crate::programs::{Code, Workload};
 use crate::timing::{self, Batch, Plan, Stats};
 
+/// The JIT tier every VM of the run compiles in (`--tier=`; default: chosen per program).
+static JIT_TIER: std::sync::OnceLock<rbpf::JitTier> = std::sync::OnceLock::new();
+
+/// Sets the tier of [`jit_tier`] (once, before anything loads).
+pub fn set_jit_tier(tier: rbpf::JitTier) {
+    let _ = JIT_TIER.set(tier);
+}
+
+/// The JIT tier every VM of the run compiles in.
+pub fn jit_tier() -> rbpf::JitTier {
+    JIT_TIER.get().copied().unwrap_or_default()
+}
+
 /// One way of running a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -52,6 +65,7 @@ impl Loadable {
     fn load(&self, bounds: bool, name: &str) -> Result<Vm, String> {
         let mut vm = Vm::new();
         vm.config_mut().bounds_check = bounds;
+        vm.config_mut().jit_tier = jit_tier();
         match self {
             Loadable::Bytecode(code) => vm.load(code).map_err(|e| e.to_string()),
             Loadable::Elf(object) => vm.load_elf(object, None).map_err(|e| e.to_string()),

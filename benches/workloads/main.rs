@@ -21,6 +21,7 @@
 //! cargo bench --bench workloads -- --bounds=on   # only bounds checks on (or off, or both)
 //! cargo bench --bench workloads -- corpus        # only the corpus (`corpus:<source>` names)
 //! cargo bench --bench workloads -- --no-corpus   # without the corpus
+//! cargo bench --bench workloads -- --tier=baseline # every JIT compile in one tier
 //! # profiling: run one engine N times with no timing, e.g. under callgrind
 //! cargo bench --bench workloads -- --profile=interp --iters=200 primes
 //! # write each program's text and JIT image into DIR (objdump -D -b binary -m i386:x86-64)
@@ -78,7 +79,7 @@ impl Options {
 }
 
 const USAGE: &str = "usage: workloads [--quick|--full] [--bounds=on|off|both] [--no-corpus] \
-[--wall-clock] [--profile=interp|jit|native|compile|ubpf_exec --iters=N] [--dump-jit=DIR] [NAME...]";
+[--wall-clock] [--tier=auto|optimised|fast|baseline] [--profile=interp|jit|native|compile|ubpf_exec --iters=N] [--dump-jit=DIR] [NAME...]";
 
 fn parse_options() -> Result<Options, String> {
     let mut bench_flag = false;
@@ -101,6 +102,15 @@ fn parse_options() -> Result<Options, String> {
             };
         } else if let Some(value) = arg.strip_prefix("--profile=") {
             profile = Some(Engine::parse(value).ok_or_else(|| format!("bad engine {value:?}"))?);
+        } else if let Some(value) = arg.strip_prefix("--tier=") {
+            let tier = match value {
+                "auto" => rbpf::JitTier::Auto,
+                "optimised" => rbpf::JitTier::Optimised,
+                "fast" => rbpf::JitTier::Fast,
+                "baseline" => rbpf::JitTier::Baseline,
+                _ => return Err(format!("bad --tier value {value:?}\n{USAGE}")),
+            };
+            engines::set_jit_tier(tier);
         } else if let Some(value) = arg.strip_prefix("--dump-jit=") {
             dump_dir = Some(PathBuf::from(value));
         } else if let Some(value) = arg.strip_prefix("--iters=") {
