@@ -314,6 +314,65 @@ pub(crate) fn find(insns: &[Insn]) -> Vec<Hammock> {
     found
 }
 
+/// Whether `h` chooses a value that, in the innermost loop around it, goes on to form the
+/// address of a load: a binary search's `lo`/`hi`, a selection sort's index of the minimum.
+/// There a select puts the load of the next iteration behind the compare of this one (the
+/// loop runs at the latency of load + compare + select per step), where a predicted branch
+/// lets the processor run ahead; such branches are kept (`docs/performance.md`,
+/// "If-conversion"). The loop is the shortest span from a backward jump's target to the jump
+/// that contains the hammock; the registers `h` writes are followed through register moves
+/// and arithmetic, from the hammock's end around the loop back to its branch.
+pub(crate) fn feeds_loop_load_address(insns: &[Insn], h: &Hammock) -> bool {
+    let innermost = insns
+        .iter()
+        .enumerate()
+        .filter_map(|(pc, insn)| {
+            let t = cfg::jump_target(pc, insn)?;
+            let head = usize::try_from(t).ok()?;
+            (head <= h.branch && pc + 1 >= h.end).then_some((head, pc))
+        })
+        .min_by_key(|&(head, latch)| latch - head);
+    let Some((head, latch)) = innermost else {
+        return false;
+    };
+    let mut tainted = h.written(insns);
+    let order = (h.end..=latch).chain(head..h.branch);
+    for pc in order {
+        let Some(insn) = insns.get(pc) else {
+            continue;
+        };
+        let bit = |r: u8| 1u16 << (r & 0x0f).min(10);
+        match insn.class() {
+            class::LDX => {
+                if tainted & bit(insn.src) != 0 {
+                    return true;
+                }
+                tainted &= !bit(insn.dst);
+            }
+            class::ALU | class::ALU64 => {
+                let by_reg = insn.opc & 0x08 != 0;
+                let op = insn.opc & alu::MASK;
+                if op == alu::MOV {
+                    if by_reg && tainted & bit(insn.src) != 0 {
+                        tainted |= bit(insn.dst);
+                    } else {
+                        tainted &= !bit(insn.dst);
+                    }
+                } else if by_reg && tainted & bit(insn.src) != 0 {
+                    tainted |= bit(insn.dst);
+                }
+            }
+            class::LD if insn.opc == op::LDDW => tainted &= !bit(insn.dst),
+            class::JMP if insn.opc == op::CALL => tainted &= !0b11_1111,
+            _ => {}
+        }
+        if tainted == 0 {
+            return false;
+        }
+    }
+    false
+}
+
 /// Whether every slot the hammock's edges enter is entered by those edges only.
 fn only_own_edges(preds: &[u32], edges: &mut [usize]) -> bool {
     edges.sort_unstable();
@@ -352,6 +411,53 @@ mod tests {
         assert_eq!(h.fall, vec![Step::Insn(2), Step::Insn(3)]);
         let insns = assemble("mov r0, 7\njgt r1, 5, +2\nmov r0, 1\nmov r2, 3\nexit").unwrap();
         assert_eq!(h.written(&insns), 0b101);
+    }
+
+    #[test]
+    fn choices_that_address_the_next_load_keep_their_branch() {
+        // A binary search: `lo`/`hi` (r2/r3) pick the next `mid`, whose element is loaded.
+        let search = "\
+            mov r2, 0\n\
+            mov r3, 64\n\
+            mov r4, r2\n\
+            add r4, r3\n\
+            rsh r4, 1\n\
+            mov r5, r4\n\
+            lsh r5, 3\n\
+            add r5, r1\n\
+            ldxdw r6, [r5]\n\
+            mov r0, r4\n\
+            add r0, 1\n\
+            jlt r6, 7, +2\n\
+            mov r3, r4\n\
+            mov r0, r2\n\
+            mov r2, r0\n\
+            jlt r2, r3, -14\n\
+            exit";
+        let insns = assemble(search).unwrap();
+        let h = one(search);
+        assert_eq!(h.branch, 11);
+        assert!(feeds_loop_load_address(&insns, &h));
+        // A running minimum over loaded values: the choice never forms an address.
+        let minimum = "\
+            mov r0, -1\n\
+            mov r2, 0\n\
+            mov r3, r2\n\
+            lsh r3, 3\n\
+            add r3, r1\n\
+            ldxdw r4, [r3]\n\
+            jge r4, r0, +1\n\
+            mov r0, r4\n\
+            add r2, 1\n\
+            jlt r2, 8, -8\n\
+            exit";
+        let insns = assemble(minimum).unwrap();
+        let h = one(minimum);
+        assert!(!feeds_loop_load_address(&insns, &h));
+        // Outside any loop there is no next iteration.
+        let straight = "ldxdw r2, [r1]\njgt r2, 5, +1\nmov r1, 8\nldxdw r0, [r1]\nexit";
+        let insns = assemble(straight).unwrap();
+        assert!(!feeds_loop_load_address(&insns, &one(straight)));
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub(super) fn planned(
         }
     }
     found.retain(|h| {
+        if select::feeds_loop_load_address(insns, h) {
+            return false;
+        }
         let slots = h.branch..h.end;
         let overlaps = |lo: usize, hi: usize| lo < h.end && h.branch <= hi;
         reachable
