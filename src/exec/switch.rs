@@ -255,6 +255,8 @@ struct Walker<'a> {
     seen: Vec<u32>,
     /// Changes with every tree looked at.
     stamp: u32,
+    /// [`live_registers`] of the program, computed when the first switch is found.
+    live: Option<Vec<u16>>,
 }
 
 /// What is known of one register over the whole program: the one constant every write of it
@@ -387,6 +389,80 @@ fn leaders(insns: &[Insn]) -> Vec<bool> {
         pc = next;
     }
     leader
+}
+
+/// `live[pc]` (bit `r`): register `r` may be read at or after `pc` before it is written
+/// again. Conservative where an instruction's effect is not plain: helper calls read r1–r5
+/// and write only r0 (both engines keep r1–r5); atomics and legacy packet loads read what they
+/// may read and write nothing; with local calls, `exit` and the calls read every register.
+/// Only used to drop a switch leaf's writes of registers nothing reads again, so that leaves
+/// differing only there become one, and switches that only pick values get a value table.
+fn live_registers(insns: &[Insn]) -> Vec<u16> {
+    const ALL: u16 = 0x7ff;
+    let bit = |r: u8| 1u16 << (r & 0x0f).min(10);
+    let local_calls = insns
+        .iter()
+        .any(|i| i.opc == op::CALL && i.src == call_kind::LOCAL);
+    // (used, defined, successors) of each slot.
+    let effect = |pc: usize| -> (u16, u16) {
+        let insn = &insns[pc];
+        let (dst, src) = (bit(insn.dst), bit(insn.src));
+        match insn.class() {
+            class::ALU | class::ALU64 => {
+                let by_reg = insn.opc & source::MASK == source::X;
+                match insn.opc & alu::MASK {
+                    alu::MOV if insn.off != 0 => (src, dst),
+                    alu::MOV if by_reg => (src, dst),
+                    alu::MOV => (0, dst),
+                    alu::NEG | alu::END => (dst, dst),
+                    _ if by_reg => (dst | src, dst),
+                    _ => (dst, dst),
+                }
+            }
+            class::LD if insn.opc == op::LDDW => (0, dst),
+            class::LD => (bit(6) | src, 0),
+            class::LDX => (src, dst),
+            class::ST => (dst, 0),
+            class::STX => (dst | src | bit(0), 0),
+            _ => match insn.opc {
+                op::EXIT if local_calls => (ALL, 0),
+                op::EXIT => (bit(0), 0),
+                op::CALL if insn.src == call_kind::LOCAL => (ALL, 0),
+                op::CALL => (0b11_1110, bit(0)),
+                op::CALLX => (0b11_1110 | dst, bit(0)),
+                _ if insn.opc & source::MASK == source::X => (dst | src, 0),
+                _ => (dst, 0),
+            },
+        }
+    };
+    let len = insns.len();
+    let mut live = vec![0u16; len + 1];
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for pc in (0..len).rev() {
+            let insn = &insns[pc];
+            let next = pc + insn.slots();
+            let at = |p: usize| live.get(p).copied().unwrap_or(0);
+            let after = match jump_target(pc, insn).and_then(|t| usize::try_from(t).ok()) {
+                Some(t) if insn.opc == op::JA || insn.opc == op::JA32 => at(t),
+                Some(t) => at(t) | at(next),
+                None if insn.opc == op::EXIT => 0,
+                None if insn.opc == op::CALL && insn.src == call_kind::LOCAL => {
+                    let callee = usize::try_from(pc as i64 + 1 + i64::from(insn.imm));
+                    callee.map_or(ALL, at) | at(next)
+                }
+                None => at(next),
+            };
+            let (used, defined) = effect(pc);
+            let now = used | (after & !defined);
+            if now != live[pc] {
+                live[pc] = now;
+                changed = true;
+            }
+        }
+    }
+    live
 }
 
 /// `entered[pc]`: control may reach `pc` other than by falling through from `pc - 1` (or
@@ -916,6 +992,7 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
         consts: Default::default(),
         seen: vec![0; insns.len() + 1],
         stamp: 0,
+        live: None,
     };
     let entered = entry_points(insns);
     let mut covered = vec![false; insns.len()];
@@ -1038,10 +1115,16 @@ fn recognise(
     if nodes.len() < MIN_COMPARES || !nodes.contains(&root) {
         return Some((None, nodes));
     }
-    // Number the distinct leaves.
+    // Writes of registers nothing reads again are dropped; then the distinct leaves are
+    // numbered.
+    let live = walker
+        .live
+        .get_or_insert_with(|| live_registers(walker.insns));
     let mut leaves: Vec<Leaf> = Vec::new();
     let mut numbered: Vec<(u64, u32)> = Vec::with_capacity(intervals.len());
-    for (s, leaf) in intervals {
+    for (s, mut leaf) in intervals {
+        let keep = live.get(leaf.pc).copied().unwrap_or(u16::MAX);
+        leaf.writes.retain(|&(r, _)| keep & 1 << r != 0);
         let n = match leaves.iter().position(|l| *l == leaf) {
             Some(n) => n,
             None => {
@@ -1213,6 +1296,7 @@ mod tests {
             consts: Default::default(),
             seen: vec![0; insns.len() + 1],
             stamp: 1,
+            live: None,
         };
         let mut init = [Sym::Unknown; 11];
         init[usize::from(s.reg)] = Sym::Key {
@@ -1220,7 +1304,7 @@ mod tests {
             zext32: false,
         };
         let base = s.base(v);
-        walker
+        let mut leaf = walker
             .walk(
                 s.root,
                 &init,
@@ -1230,7 +1314,35 @@ mod tests {
                 &mut BTreeSet::new(),
             )
             .expect("a leaf")
-            .leaf
+            .leaf;
+        // The switch keeps only the writes of registers read again.
+        let keep = live_registers(insns)[leaf.pc];
+        leaf.writes.retain(|&(r, _)| keep & 1 << r != 0);
+        leaf
+    }
+
+    #[test]
+    fn writes_of_dead_registers_do_not_keep_a_value_table_away() {
+        // Each leaf sets r0, and some also leave a scratch value in r5, which the join
+        // overwrites before reading: only r0 counts, so the switch picks values from a table.
+        let text = "ldxb %r2, [%r1+0]\n\
+             jeq %r2, 1, one\njeq %r2, 2, two\njeq %r2, 3, three\njeq %r2, 4, four\n\
+             mov %r0, 9\nja join\n\
+             one:\nmov %r5, 11\nmov %r0, 1\nja join\n\
+             two:\nmov %r0, 2\nja join\n\
+             three:\nmov %r5, 33\nmov %r0, 3\nja join\n\
+             four:\nmov %r0, 4\n\
+             join:\nmov %r5, 0\nadd %r0, %r5\nexit\n";
+        let insns = assembled(text);
+        let switches = find_switches(&insns);
+        assert_eq!(switches.len(), 1);
+        let values = switches[0].values.as_ref().expect("a value table");
+        assert_eq!(values.regs, vec![0]);
+        assert!(live_registers(&insns)[values.join] & 1 << 5 == 0);
+        // Read at the join, the same scratch register keeps its writes and the branches.
+        let read = text.replace("join:\nmov %r5, 0\n", "join:\n");
+        let switches = find_switches(&assembled(&read));
+        assert!(switches.iter().all(|s| s.values.is_none()));
     }
 
     #[test]
@@ -1351,6 +1463,7 @@ mod tests {
             consts: Default::default(),
             seen: vec![0; insns.len() + 1],
             stamp: 1,
+            live: None,
         };
         let regs = [Sym::Unknown; 11];
         assert_eq!(walker.operand(&regs, 6, 5), Sym::Const(7));
