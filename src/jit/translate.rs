@@ -95,6 +95,77 @@ struct Proof {
     writable: bool,
 }
 
+/// What the translation knows of a register's value at the current point of a block, from
+/// the instructions translated since the block began (`Translator::known`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Known {
+    /// Nothing.
+    Unknown,
+    /// An unsigned value in `lo..=hi`.
+    Range(u64, u64),
+    /// `r10 + d` for some `d` in `lo..=hi`, where r10 is the top of the Basic-mode stack for
+    /// the whole run (no local calls).
+    Stack(i64, i64),
+}
+
+/// Most a [`Known::Stack`] offset may reach either way: far enough for every real access,
+/// small enough that offset arithmetic never overflows.
+const MAX_STACK_DELTA: i64 = 1 << 40;
+
+impl Known {
+    /// `Range` when `lo..=hi` is a non-empty interval, else `Unknown`.
+    fn range(lo: Option<u64>, hi: Option<u64>) -> Known {
+        match (lo, hi) {
+            (Some(lo), Some(hi)) if lo <= hi => Known::Range(lo, hi),
+            _ => Known::Unknown,
+        }
+    }
+
+    /// `Stack` when both offsets stay within [`MAX_STACK_DELTA`], else `Unknown`.
+    fn stack(lo: i64, hi: i64) -> Known {
+        if lo <= hi && lo.abs() <= MAX_STACK_DELTA && hi.abs() <= MAX_STACK_DELTA {
+            Known::Stack(lo, hi)
+        } else {
+            Known::Unknown
+        }
+    }
+
+    /// The value after adding `lo..=hi` (a constant, or a known range of another register).
+    fn plus(self, other: Known) -> Known {
+        match (self, other) {
+            (Known::Range(a, b), Known::Range(c, d)) => {
+                Known::range(a.checked_add(c), b.checked_add(d))
+            }
+            (Known::Stack(a, b), Known::Range(c, d)) | (Known::Range(c, d), Known::Stack(a, b))
+                if d <= MAX_STACK_DELTA as u64 =>
+            {
+                Known::stack(a + c as i64, b + d as i64)
+            }
+            _ => Known::Unknown,
+        }
+    }
+
+    /// The value after adding the signed constant `k`.
+    fn plus_const(self, k: i64) -> Known {
+        match self {
+            Known::Stack(a, b) if k.abs() <= MAX_STACK_DELTA => Known::stack(a + k, b + k),
+            Known::Range(a, b) if k >= 0 => {
+                Known::range(a.checked_add(k as u64), b.checked_add(k as u64))
+            }
+            Known::Range(a, b) => {
+                let k = k.unsigned_abs();
+                Known::range(a.checked_sub(k), b.checked_sub(k))
+            }
+            _ => Known::Unknown,
+        }
+    }
+
+    /// Whether the value certainly fits in 32 bits (so its low half is the whole value).
+    fn fits_u32(self) -> bool {
+        matches!(self, Known::Range(_, hi) if hi <= u64::from(u32::MAX))
+    }
+}
+
 /// Values describing one memory region to the inline bounds check.
 #[derive(Clone, Copy)]
 struct Region {
@@ -171,6 +242,10 @@ struct Translator<'a, 'b> {
     /// return after the entry then leaves it.
     in_level: bool,
     proofs: Vec<Proof>,
+    /// What is known of each register's value here ([`Known`]); forgotten at every block
+    /// boundary, like `proofs`. A checked access through a pointer known to stay inside the
+    /// static stack needs no test.
+    known: [Known; 11],
     terminated: bool,
     static_stack: bool,
     /// Whether the stack is a region at all (false: Basic-mode code that never uses r10).
@@ -445,6 +520,7 @@ pub(crate) fn translate(
         sig_leave_run,
         in_level: false,
         proofs: Vec::new(),
+        known: [Known::Unknown; 11],
         terminated: false,
         static_stack,
         has_stack,
@@ -623,8 +699,137 @@ impl Translator<'_, '_> {
         self.b.use_var(self.regs[usize::from(reg & 0x0f).min(10)])
     }
 
-    /// Writes `reg` and forgets the accesses proven through it.
+    /// Forgets what is known at this point (a new block, or code reached from elsewhere).
+    fn forget_facts(&mut self) {
+        self.proofs.clear();
+        self.known = [Known::Unknown; 11];
+    }
+
+    /// Forgets what is known of `reg`'s value.
+    fn forget_known(&mut self, reg: u8) {
+        self.known[usize::from(reg & 0x0f).min(10)] = Known::Unknown;
+    }
+
+    /// What is known of `reg` here: with a static stack, r10 is its top.
+    fn known_of(&self, reg: u8) -> Known {
+        let reg = usize::from(reg & 0x0f).min(10);
+        if reg == 10 && self.static_stack {
+            Known::Stack(0, 0)
+        } else {
+            self.known[reg]
+        }
+    }
+
+    /// What `insn` leaves in its destination register, from what is known of its operands
+    /// before it runs (`Unknown` for anything not followed). Only ALU instructions, loads
+    /// and `lddw` are followed; every other write of a register makes it unknown
+    /// ([`Translator::set`]).
+    fn known_result(&self, pc: usize, insn: Insn) -> Known {
+        let max32 = u64::from(u32::MAX);
+        match insn.class() {
+            class::LDX if insn.opc & mode::MASK == mode::MEM => match size::bytes(insn.opc) {
+                8 => Known::Unknown,
+                n => Known::Range(0, (1u64 << (8 * n)) - 1),
+            },
+            class::LD if insn.opc == op::LDDW => {
+                let hi = self.insns.get(pc + 1).map_or(0, |i| i.imm);
+                let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
+                Known::Range(v, v)
+            }
+            class::ALU64 => {
+                let d = self.known_of(insn.dst);
+                let by_reg = insn.opc & source::MASK == source::X;
+                let k = i64::from(insn.imm);
+                let s = if by_reg {
+                    self.known_of(insn.src)
+                } else {
+                    Known::Range(k as u64, k as u64)
+                };
+                match insn.opc & alu::MASK {
+                    alu::MOV if insn.off == 0 => s,
+                    alu::ADD if by_reg => d.plus(s),
+                    alu::ADD => d.plus_const(k),
+                    alu::SUB if !by_reg && k != i64::MIN => d.plus_const(-k),
+                    alu::AND => match (d, s) {
+                        // x & m never exceeds x, nor m.
+                        (Known::Range(_, a), Known::Range(_, b)) => Known::Range(0, a.min(b)),
+                        (Known::Range(_, a), _) | (_, Known::Range(_, a)) => Known::Range(0, a),
+                        _ => Known::Unknown,
+                    },
+                    alu::RSH if !by_reg => match d {
+                        Known::Range(a, b) => Known::Range(a >> (k & 63), b >> (k & 63)),
+                        _ => Known::Range(0, u64::MAX >> (k & 63)),
+                    },
+                    alu::LSH if !by_reg => match d {
+                        Known::Range(a, b) if b.leading_zeros() >= (k & 63) as u32 => {
+                            Known::Range(a << (k & 63), b << (k & 63))
+                        }
+                        _ => Known::Unknown,
+                    },
+                    alu::MUL if !by_reg && k >= 0 => match d {
+                        Known::Range(a, b) => {
+                            Known::range(a.checked_mul(k as u64), b.checked_mul(k as u64))
+                        }
+                        _ => Known::Unknown,
+                    },
+                    _ => Known::Unknown,
+                }
+            }
+            class::ALU => {
+                // Every 32-bit result is zero-extended: at most u32::MAX, and exact bounds
+                // where the operands fit in 32 bits and nothing wraps.
+                let d = self.known_of(insn.dst);
+                let by_reg = insn.opc & source::MASK == source::X;
+                let k = u64::from(insn.imm as u32);
+                let s = if by_reg {
+                    self.known_of(insn.src)
+                } else {
+                    Known::Range(k, k)
+                };
+                let within = |r: Known| match r {
+                    Known::Range(_, hi) if hi <= max32 => r,
+                    _ => Known::Range(0, max32),
+                };
+                let result = match insn.opc & alu::MASK {
+                    alu::MOV if insn.off == 0 && s.fits_u32() => s,
+                    alu::ADD if d.fits_u32() && s.fits_u32() => d.plus(s),
+                    alu::AND => match (d.fits_u32(), s) {
+                        (true, Known::Range(_, b)) => match d {
+                            Known::Range(_, a) => Known::Range(0, a.min(b)),
+                            _ => Known::Range(0, b),
+                        },
+                        (false, Known::Range(_, b)) => Known::Range(0, b.min(max32)),
+                        _ => Known::Unknown,
+                    },
+                    alu::RSH if !by_reg => match d {
+                        Known::Range(a, b) if b <= max32 => {
+                            Known::Range(a >> (k & 31), b >> (k & 31))
+                        }
+                        _ => Known::Range(0, max32 >> (k & 31)),
+                    },
+                    alu::LSH if !by_reg => match d {
+                        Known::Range(a, b) if b <= max32 && (b << (k & 31)) <= max32 => {
+                            Known::Range(a << (k & 31), b << (k & 31))
+                        }
+                        _ => Known::Unknown,
+                    },
+                    alu::END => match insn.imm {
+                        16 => Known::Range(0, 0xffff),
+                        32 => Known::Range(0, max32),
+                        // le64 keeps, be64 swaps all 64 bits.
+                        _ => return Known::Unknown,
+                    },
+                    _ => Known::Unknown,
+                };
+                within(result)
+            }
+            _ => Known::Unknown,
+        }
+    }
+
+    /// Writes `reg` and forgets the accesses proven through it, and its known value.
     fn set(&mut self, reg: u8, v: Value) {
+        self.forget_known(reg);
         self.proofs.retain(|p| p.reg != reg);
         self.b
             .def_var(self.regs[usize::from(reg & 0x0f).min(10)], v);
@@ -810,7 +1015,7 @@ impl Translator<'_, '_> {
             self.b.seal_block(block);
         }
         self.terminated = false;
-        self.proofs.clear();
+        self.forget_facts();
         let count = self.cfg.block_len[pc];
         if self.opts.instruction_limit > 0 && count > 0 {
             // The interpreter stops before the first instruction that finds the budget used
@@ -833,7 +1038,7 @@ impl Translator<'_, '_> {
             self.b.switch_to_block(fast);
             self.b.seal_block(fast);
             self.terminated = false;
-            self.proofs.clear();
+            self.forget_facts();
             let after = self.b.ins().iadd_imm_s(before, -i64::from(count));
             self.b.def_var(self.remaining, after);
         }
@@ -945,8 +1150,21 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// Translates one instruction; returns the next slot.
+    /// Translates one instruction, keeping what is known of the register it computes;
+    /// returns the next slot.
     fn insn(&mut self, pc: usize, insn: Insn) -> Result<usize, JitError> {
+        let computes =
+            matches!(insn.class(), class::ALU | class::ALU64 | class::LDX) || insn.opc == op::LDDW;
+        let known = computes.then(|| self.known_result(pc, insn));
+        let next = self.translate_insn(pc, insn)?;
+        if let Some(k) = known {
+            self.known[usize::from(insn.dst & 0x0f).min(10)] = k;
+        }
+        Ok(next)
+    }
+
+    /// Translates one instruction; returns the next slot.
+    fn translate_insn(&mut self, pc: usize, insn: Insn) -> Result<usize, JitError> {
         let unsupported = || JitError::Unsupported {
             pc,
             opcode: insn.opc,
@@ -1081,8 +1299,13 @@ impl Translator<'_, '_> {
             return addr;
         }
         let (lo, hi) = (i64::from(off), i64::from(off) + bytes as i64);
-        // Without local calls, r10 is the top of the 4096-byte native stack for the whole run.
-        if self.static_stack && reg == 10 && lo >= -(STACK_SIZE as i64) && hi <= 0 {
+        // Without local calls, r10 is the top of the 4096-byte native stack for the whole run:
+        // an access through r10, or through a pointer known to be r10 plus a bounded offset,
+        // that stays inside it needs no test.
+        if let Known::Stack(a, b) = self.known_of(reg)
+            && a + lo >= -(STACK_SIZE as i64)
+            && b + hi <= 0
+        {
             return addr;
         }
         if self.unchecked[pc] {
@@ -1744,7 +1967,7 @@ impl Translator<'_, '_> {
         // stay valid. A proof that a data section or the bounds callback granted does not
         // survive the call (a helper may end the life of whatever the callback accepted).
         if self.opts.other_regions {
-            self.proofs.clear();
+            self.forget_facts();
         }
         if let Some(unwind) = self.opts.unwind_index {
             let unwinds = match known {

@@ -68,7 +68,7 @@ impl Translator<'_, '_> {
         });
         self.b.switch_to_block(copy);
         self.terminated = false;
-        self.proofs.clear();
+        self.forget_facts();
         // Every back edge of the copy must run the iteration test: no rotated loop test may
         // stand in for the jump to the head.
         let rotate = std::mem::replace(&mut self.rotate_back_edges, false);
@@ -90,7 +90,7 @@ impl Translator<'_, '_> {
         self.b.switch_to_block(checked);
         self.blocks[l.head] = Some(checked);
         self.terminated = false;
-        self.proofs.clear();
+        self.forget_facts();
         Ok(())
     }
 

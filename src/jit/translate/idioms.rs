@@ -412,7 +412,7 @@ impl Translator<'_, '_> {
         // `cont` stays unsealed until that edge exists.
         self.b.switch_to_block(cont);
         self.blocks[l.head] = Some(cont);
-        self.proofs.clear();
+        self.forget_facts();
         Ok(())
     }
 
@@ -444,7 +444,7 @@ impl Translator<'_, '_> {
         self.b.ins().jump(cont, &[]);
         self.b.switch_to_block(cont);
         self.blocks[l.head as usize] = Some(cont);
-        self.proofs.clear();
+        self.forget_facts();
         Ok(())
     }
 

@@ -109,11 +109,15 @@ impl Translator<'_, '_> {
         let written = h.written(self.insns);
         let regs = (0..11u8).filter(|r| written & (1 << r) != 0);
         let before: Vec<(u8, Value)> = regs.map(|r| (r, self.get(r))).collect();
+        // Both paths start from what is known at the branch; after them, a written register
+        // holds one path's value or the other's, so nothing is known of it.
+        let known = self.known;
         self.steps(&h.taken)?;
         let taken: Vec<Value> = before.iter().map(|&(r, _)| self.get(r)).collect();
         for &(r, v) in &before {
             self.b.def_var(self.regs[usize::from(r)], v);
         }
+        self.known = known;
         self.steps(&h.fall)?;
         for (&(r, _), &t) in before.iter().zip(&taken) {
             let f = self.get(r);
@@ -121,6 +125,7 @@ impl Translator<'_, '_> {
                 let v = self.b.ins().select(cond, t, f);
                 self.set(r, v);
             }
+            self.forget_known(r);
         }
         Ok(())
     }
