@@ -378,6 +378,9 @@ fn first_fire(x0: u64, step: u64, b: u64, rel: u8, signed: bool, narrow: bool, c
     j.min(prefix).min(cap)
 }
 
+/// Bytes [`mismatch_forward`] compares at once while the arrays are equal.
+const MISMATCH_BLOCK: usize = 1024;
+
 /// The first element index in `0..n` at which two arrays of `w`-byte elements differ, both
 /// read forward from `a` and `b`, or `n`.
 ///
@@ -390,6 +393,14 @@ unsafe fn mismatch_forward(a: u64, b: u64, n: u64, w: u64) -> u64 {
     // SAFETY: the caller's contract.
     let y = unsafe { core::slice::from_raw_parts(b as *const u8, bytes) };
     let mut i = 0;
+    // Equal prefixes in large blocks first (one call of the C library's vectorised compare
+    // per block, instead of one per 32 bytes), then the differing block in smaller steps.
+    while i + MISMATCH_BLOCK <= bytes {
+        if x[i..i + MISMATCH_BLOCK] != y[i..i + MISMATCH_BLOCK] {
+            break;
+        }
+        i += MISMATCH_BLOCK;
+    }
     while i + 32 <= bytes {
         if x[i..i + 32] != y[i..i + 32] {
             break;
@@ -731,6 +742,11 @@ impl CompareLoop {
                 data_len += 1;
             }
         }
+        // How each is scanned (the same for every block).
+        let mut scans = [Scan::OneByOne; MAX_EXITS];
+        for (scan, e) in scans.iter_mut().zip(&data[..data_len]) {
+            *scan = self.scan_of(e);
+        }
         // Element exits, block by block so that a short loop reads little past its end.
         let mut from = 0u64;
         let mut block = 32u64;
@@ -738,9 +754,9 @@ impl CompareLoop {
         'scan: while from < limit {
             let to = limit.min(from + block);
             let mut hit = to;
-            for e in &data[..data_len] {
+            for (e, scan) in data[..data_len].iter().zip(&scans) {
                 // SAFETY: every load of iterations before `limit` is inside a region.
-                let found = unsafe { self.first_exit(e, &start, from, hit) };
+                let found = unsafe { self.first_exit(e, scan, &start, from, hit) };
                 hit = hit.min(found);
             }
             if hit < to {
@@ -892,12 +908,12 @@ impl CompareLoop {
             .all(|e| self.scan_of(e) != Scan::OneByOne)
     }
 
-    /// The first iteration in `from..to` at which exit `e` (one reading an element) is taken,
-    /// or `to`.
+    /// The first iteration in `from..to` at which exit `e` (one reading an element, scanned
+    /// as `scan`, its [`Self::scan_of`]) is taken, or `to`.
     ///
     /// # Safety
     /// Every load of those iterations is readable.
-    unsafe fn first_exit(&self, e: &Exit, reg: &[u64; 11], from: u64, to: u64) -> u64 {
+    unsafe fn first_exit(&self, e: &Exit, scan: &Scan, reg: &[u64; 11], from: u64, to: u64) -> u64 {
         let (rel, signed, narrow) = (e.how[0], e.how[1] != 0, e.how[2] != 0);
         let elem = |v: &Val| -> Option<(u64, i64, u64)> {
             let l = self.load_of(v).filter(|_| v.head[0] == 1)?;
@@ -905,7 +921,7 @@ impl CompareLoop {
             let d = self.aff_step(&l.addr) as i64;
             Some((self.aff_at(&l.addr, reg, from), d, w))
         };
-        match self.scan_of(e) {
+        match *scan {
             Scan::Mismatch => {
                 if let (Some((a, da, wa)), Some((b, ..))) = (elem(&e.lhs), elem(&e.rhs)) {
                     let n = to - from;
@@ -1741,6 +1757,38 @@ mod tests {
         // SAFETY: as above.
         let forward = unsafe { loops[0].fast_forward(&mut reg, &bounds) };
         assert_eq!(forward, Forward::Uncovered);
+    }
+
+    #[test]
+    fn mismatch_scans_find_the_first_differing_element_at_any_distance() {
+        let len = 5000usize;
+        let a: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+        for w in [1u64, 2, 4, 8] {
+            let n = len as u64 / w;
+            for at in [
+                0usize, 7, 31, 32, 1023, 1024, 1025, 2047, 2048, 4096, 4999, len,
+            ] {
+                let mut b = a.clone();
+                if at < len {
+                    b[at] ^= 0x40;
+                }
+                let want = (at as u64 / w).min(n);
+                let (pa, pb) = (a.as_ptr() as u64, b.as_ptr() as u64);
+                // SAFETY: both arrays hold `n * w <= len` bytes.
+                let got = unsafe { mismatch_forward(pa, pb, n, w) };
+                assert_eq!(got, want, "forward, width {w}, byte {at}");
+                // Backward from the last element: the first difference seen from the top.
+                let last = (n - 1) * w;
+                let want_back = if at < (n * w) as usize {
+                    (last / w) - at as u64 / w
+                } else {
+                    n
+                };
+                // SAFETY: as above, reading down from the last element.
+                let got = unsafe { mismatch_backward(pa + last, pb + last, n, w) };
+                assert_eq!(got, want_back, "backward, width {w}, byte {at}");
+            }
+        }
     }
 
     #[test]
