@@ -215,14 +215,7 @@ fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> 
         vm.config_mut().instruction_limit = 1 << 30;
         let checked = run(&|m| vm.execute(m));
         vm.config_mut().instruction_limit = 0;
-        if checked != interp {
-            return Err(format!(
-                "interpreter fast path {:x?} vs checked loop {:x?}; memory equal: {}",
-                interp.result,
-                checked.result,
-                interp.mem == checked.mem
-            ));
-        }
+        agree("interpreter fast path", &interp, "checked loop", &checked)?;
     }
     for tier in [JitTier::Auto, JitTier::Baseline] {
         let vm = if tier == JitTier::Auto {
@@ -233,16 +226,27 @@ fn compare_with_limit(insns: &[Insn], mem: &[u8], mode: JitMode, limit: u32) -> 
         vm.compile(mode)
             .map_err(|e| format!("{tier:?} compile: {e}"))?;
         let jit = run(&|m| vm.execute_jit(m));
-        if interp != jit {
-            return Err(format!(
-                "{mode:?}, {tier:?}: interpreter {:x?} vs jit {:x?}; memory equal: {}",
-                interp.result,
-                jit.result,
-                interp.mem == jit.mem
-            ));
-        }
+        agree(
+            "interpreter",
+            &interp,
+            &format!("{mode:?} {tier:?} JIT"),
+            &jit,
+        )?;
     }
     Ok(())
+}
+
+/// `Err` describing how outcome `b` (of engine `b_name`) differs from `a`, if it does.
+fn agree(a_name: &str, a: &Outcome, b_name: &str, b: &Outcome) -> Result<(), String> {
+    if a == b {
+        return Ok(());
+    }
+    Err(format!(
+        "{a_name} {:x?} vs {b_name} {:x?}; memory equal: {}",
+        a.result,
+        b.result,
+        a.mem == b.mem
+    ))
 }
 
 /// The bytes of a `u64` buffer.

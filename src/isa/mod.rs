@@ -199,6 +199,23 @@ pub mod atomic {
     pub const XCHG: i32 = 0xe0 | FETCH;
     /// Atomic compare-and-exchange against r0 (always fetches).
     pub const CMPXCHG: i32 = 0xf0 | FETCH;
+
+    /// What an atomic instruction does, decoded from its opcode and immediate
+    /// ([`super::Insn::atomic`]).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Atomic {
+        /// A read-modify-write of memory with src.
+        Rmw {
+            /// One of [`ADD`], [`OR`], [`AND`], [`XOR`].
+            op: i32,
+            /// Whether src receives the old value.
+            fetch: bool,
+        },
+        /// Store src; src receives the old value.
+        Xchg,
+        /// Store src if memory equals r0; r0 receives the old value.
+        Cmpxchg,
+    }
 }
 
 /// Values of the source-register field of a `call` instruction (opcode 0x85).
@@ -563,6 +580,45 @@ impl Insn {
     /// the next slot), 1 for every other.
     pub const fn slots(&self) -> usize {
         if self.opc == op::LDDW { 2 } else { 1 }
+    }
+
+    /// The 64-bit immediate of the `lddw` whose first slot is this one and whose second slot
+    /// (`second`, or none at the end of a program: high half 0) holds the high half.
+    pub fn lddw_value(&self, second: Option<&Insn>) -> u64 {
+        let high = second.map_or(0, |i| i.imm as u32);
+        u64::from(self.imm as u32) | (u64::from(high) << 32)
+    }
+
+    /// For an atomic instruction (class STX, mode ATOMIC): its width in bytes (4 or 8) and
+    /// what it does; `None` for another width or an unknown operation.
+    pub const fn atomic(&self) -> Option<(usize, atomic::Atomic)> {
+        let bytes = match self.opc {
+            op::ATOMIC64 => 8,
+            op::ATOMIC32 => 4,
+            _ => return None,
+        };
+        let what = match self.imm {
+            atomic::XCHG => atomic::Atomic::Xchg,
+            atomic::CMPXCHG => atomic::Atomic::Cmpxchg,
+            imm => match imm & !atomic::FETCH {
+                atomic::ADD | atomic::OR | atomic::AND | atomic::XOR => atomic::Atomic::Rmw {
+                    op: imm & !atomic::FETCH,
+                    fetch: imm & atomic::FETCH != 0,
+                },
+                _ => return None,
+            },
+        };
+        Some((bytes, what))
+    }
+
+    /// For a load (class LDX): `Some(true)` when it sign-extends (mode MEMSX, 1, 2 or 4
+    /// bytes), `Some(false)` when it zero-extends (mode MEM); `None` for any other mode.
+    pub const fn load_sign_extends(&self) -> Option<bool> {
+        match self.opc & mode::MASK {
+            mode::MEM => Some(false),
+            mode::MEMSX if size::bytes(self.opc) < 8 => Some(true),
+            _ => None,
+        }
     }
 }
 

@@ -443,8 +443,7 @@ fn run_block(
             // A legacy packet load writes r0 with a value from the packet.
             class::LD if insn.is_packet_load() => state[0] = Val::Unknown,
             class::LD => {
-                let hi = insns.get(pc + 1).map_or(0, |i| i.imm);
-                let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
+                let v = insn.lddw_value(insns.get(pc + 1));
                 state[reg(insn.dst)] = Val::constant(v as i64);
                 next = pc + 2;
             }

@@ -40,6 +40,7 @@ use crate::exec::idiom::compare::CompareLoop;
 use crate::exec::idiom::{self, CopyLoop};
 use crate::exec::packet::PacketLoads;
 use crate::exec::switch::{self, Switch};
+use crate::isa::atomic::Atomic;
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -732,8 +733,7 @@ impl Translator<'_, '_> {
                 n => Known::Range(0, (1u64 << (8 * n)) - 1),
             },
             class::LD if insn.opc == op::LDDW => {
-                let hi = self.insns.get(pc + 1).map_or(0, |i| i.imm);
-                let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
+                let v = insn.lddw_value(self.insns.get(pc + 1));
                 Known::Range(v, v)
             }
             class::ALU64 => {
@@ -1182,8 +1182,8 @@ impl Translator<'_, '_> {
                 if insn.opc != op::LDDW {
                     return Err(unsupported());
                 }
-                let hi = self.insns.get(pc + 1).ok_or_else(unsupported)?.imm;
-                let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
+                let second = self.insns.get(pc + 1).ok_or_else(unsupported)?;
+                let v = insn.lddw_value(Some(second));
                 let v = self.user_const(I64, v as i64);
                 self.set(insn.dst, v);
                 return Ok(pc + 2);
@@ -1191,11 +1191,7 @@ impl Translator<'_, '_> {
             class::LDX => {
                 // ldx: dst = *(size*)(src + off), zero-extended; ldxs sign-extends.
                 let bytes = size::bytes(insn.opc);
-                let signed = match insn.opc & mode::MASK {
-                    mode::MEM => false,
-                    mode::MEMSX if bytes < 8 => true,
-                    _ => return Err(unsupported()),
-                };
+                let signed = insn.load_sign_extends().ok_or_else(unsupported)?;
                 let addr = self.access(pc, insn.src, insn.off, bytes, Access::Load);
                 let f = flags();
                 let v = match (bytes, signed) {
@@ -1616,16 +1612,11 @@ impl Translator<'_, '_> {
     }
 
     fn atomic(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
-        let (ty, bytes) = match insn.opc {
-            op::ATOMIC64 => (I64, 8),
-            op::ATOMIC32 => (I32, 4),
-            _ => {
-                return Err(JitError::Unsupported {
-                    pc,
-                    opcode: insn.opc,
-                });
-            }
-        };
+        let (bytes, what) = insn.atomic().ok_or(JitError::Unsupported {
+            pc,
+            opcode: insn.opc,
+        })?;
+        let ty = if bytes == 8 { I64 } else { I32 };
         // Atomics are checked as stores of 4 or 8 bytes at dst + off.
         let addr = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
         let narrow = |t: &mut Self, v: Value| {
@@ -1645,8 +1636,8 @@ impl Translator<'_, '_> {
         let src = self.get(insn.src);
         let src = narrow(self, src);
         let f = flags();
-        match insn.imm {
-            atomic::CMPXCHG => {
+        match what {
+            Atomic::Cmpxchg => {
                 // Compare memory with r0; store src if equal; r0 = old value (zero-extended).
                 let r0 = self.get(0);
                 let expected = narrow(self, r0);
@@ -1654,28 +1645,22 @@ impl Translator<'_, '_> {
                 let old = widen(self, old);
                 self.set(0, old);
             }
-            atomic::XCHG => {
+            Atomic::Xchg => {
                 // Store src; src = old value.
                 let old = self.b.ins().atomic_rmw(ty, f, AtomicRmwOp::Xchg, addr, src);
                 let old = widen(self, old);
                 self.set(insn.src, old);
             }
-            imm => {
+            Atomic::Rmw { op, fetch } => {
                 // add/or/and/xor; with FETCH, src = old value (zero-extended).
-                let rmw = match imm & !atomic::FETCH {
+                let rmw = match op {
                     atomic::ADD => AtomicRmwOp::Add,
                     atomic::OR => AtomicRmwOp::Or,
                     atomic::AND => AtomicRmwOp::And,
-                    atomic::XOR => AtomicRmwOp::Xor,
-                    _ => {
-                        return Err(JitError::Unsupported {
-                            pc,
-                            opcode: insn.opc,
-                        });
-                    }
+                    _ => AtomicRmwOp::Xor,
                 };
                 let old = self.b.ins().atomic_rmw(ty, f, rmw, addr, src);
-                if imm & atomic::FETCH != 0 {
+                if fetch {
                     let old = widen(self, old);
                     self.set(insn.src, old);
                 }

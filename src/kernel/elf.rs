@@ -322,7 +322,7 @@ fn is_loader_data_section(name: &[u8], section: &Section<'_>) -> bool {
 
 /// The 64-bit immediate an `lddw`'s two slots carry (low half in the first).
 fn lddw_immediate(first: Insn, second: Insn) -> u64 {
-    u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32)
+    first.lddw_value(Some(&second))
 }
 
 fn read_insn(code: &[u8], at: usize) -> Option<Insn> {

@@ -29,6 +29,7 @@ use super::runtime::{self, RunBlock, run_block};
 use super::translate::Options;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
+use crate::isa::atomic::Atomic;
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
     size, source,
@@ -474,20 +475,15 @@ impl<'a> Emitter<'a> {
                 if insn.opc != op::LDDW {
                     return Err(unsupported());
                 }
-                let hi = self.program.insns.get(pc + 1).ok_or_else(unsupported)?.imm;
-                let v = u64::from(insn.imm as u32) | (u64::from(hi as u32) << 32);
-                self.a.mov_ri(dst, v);
+                let second = self.program.insns.get(pc + 1).ok_or_else(unsupported)?;
+                self.a.mov_ri(dst, insn.lddw_value(Some(second)));
                 self.bind_slot(pc + 1);
                 return Ok(pc + 2);
             }
             class::LDX => {
                 // ldx: dst = *(size*)(src + off), zero-extended; ldxs sign-extends.
                 let bytes = size::bytes(insn.opc);
-                let signed = match insn.opc & mode::MASK {
-                    mode::MEM => false,
-                    mode::MEMSX if bytes < 8 => true,
-                    _ => return Err(unsupported()),
-                };
+                let signed = insn.load_sign_extends().ok_or_else(unsupported)?;
                 let (base, disp) = self.access(pc, insn.src, insn.off, bytes, Access::Load);
                 self.a.load(dst, base, disp, bytes, signed);
             }
@@ -700,16 +696,11 @@ impl<'a> Emitter<'a> {
     }
 
     fn atomic(&mut self, pc: usize, insn: Insn) -> Result<(), JitError> {
-        let (wide, bytes) = match insn.opc {
-            op::ATOMIC64 => (true, 8),
-            op::ATOMIC32 => (false, 4),
-            _ => {
-                return Err(JitError::Unsupported {
-                    pc,
-                    opcode: insn.opc,
-                });
-            }
-        };
+        let (bytes, what) = insn.atomic().ok_or(JitError::Unsupported {
+            pc,
+            opcode: insn.opc,
+        })?;
+        let wide = bytes == 8;
         // Atomics are checked as stores of 4 or 8 bytes at dst + off.
         let (base, disp) = self.access(pc, insn.dst, insn.off, bytes, Access::Store);
         let s = host(insn.src);
@@ -721,8 +712,8 @@ impl<'a> Emitter<'a> {
             a.lea(R11, base, disp);
             (R11, 0)
         };
-        match insn.imm {
-            atomic::CMPXCHG => {
+        match what {
+            Atomic::Cmpxchg => {
                 // Compare memory with r0 (rax); store src if equal; r0 = old value.
                 a.lock_cmpxchg(wide, base, disp, s);
                 if !wide {
@@ -730,26 +721,20 @@ impl<'a> Emitter<'a> {
                     a.mov_rr(false, RAX, RAX);
                 }
             }
-            atomic::XCHG => {
+            Atomic::Xchg => {
                 // Store src; src = old value (zero-extended).
                 a.mov_rr(wide, RCX, s);
                 a.xchg_mr(wide, base, disp, RCX);
                 a.mov_rr(true, s, RCX);
             }
-            imm => {
-                let op = match imm & !atomic::FETCH {
+            Atomic::Rmw { op, fetch } => {
+                let op = match op {
                     atomic::ADD => Alu::Add,
                     atomic::OR => Alu::Or,
                     atomic::AND => Alu::And,
-                    atomic::XOR => Alu::Xor,
-                    _ => {
-                        return Err(JitError::Unsupported {
-                            pc,
-                            opcode: insn.opc,
-                        });
-                    }
+                    _ => Alu::Xor,
                 };
-                if imm & atomic::FETCH == 0 {
+                if !fetch {
                     a.lock_alu_mr(op, wide, base, disp, s);
                 } else if op == Alu::Add {
                     // src = old value (zero-extended).

@@ -36,7 +36,7 @@ fn write(code: &mut [u8], at: usize, insn: Insn) {
 
 /// The 64-bit immediate of an `lddw` (low half in the first slot).
 fn lddw_value(first: Insn, second: Insn) -> u64 {
-    u64::from(first.imm as u32) | (u64::from(second.imm as u32) << 32)
+    first.lddw_value(Some(&second))
 }
 
 fn set_lddw(code: &mut [u8], at: usize, first: Insn, second: Insn, value: u64) {
