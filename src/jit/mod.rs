@@ -1,4 +1,5 @@
-//! The Cranelift JIT: compiles a loaded [`Program`](crate::Program) into native code with
+//! The JIT: compiles a loaded [`Program`] into native code (with Cranelift, or for programs
+//! above the optimised tier's budget with the one-pass `baseline` tier, see `Tier`) with
 //! exactly the interpreter's semantics, plus the VM's bounds checks, instruction limit and
 //! call-depth limit (uBPF's JIT has none of these).
 //!
