@@ -280,3 +280,24 @@ fn without_addresses(result: &Result<u64, ExecError>) -> String {
         other => format!("{other:?}"),
     }
 }
+
+#[test]
+fn translated_large_programs_run_anywhere() {
+    // `translate` output of each tier, copied into a fresh mapping, gives the interpreter's
+    // result and memory: the code holds no address of itself (local calls return through
+    // addresses computed at run time).
+    for (shape, tier) in shapes::ALL.iter().flat_map(|s| TIERS.map(|t| (s, t))) {
+        let insns = (shape.build)(LARGE);
+        let mut vm = vm_in(&insns, usize::MAX, tier);
+        let mut want_mem = input();
+        let want = vm.execute(&mut want_mem).unwrap();
+        let mut buf = vec![0u8; 1 << 22];
+        let n = vm.translate(JitMode::Basic, &mut buf).unwrap();
+        let copy = common::mapping::Mapping::new(&buf[..n]);
+        let mut mem = input();
+        // SAFETY: Basic-mode code translated from this VM, which outlives the run.
+        let got = unsafe { copy.run(JitMode::Basic, &mut mem) };
+        assert_eq!(got, want, "{} ({tier:?})", shape.name);
+        assert!(mem == want_mem, "{} ({tier:?}): memory", shape.name);
+    }
+}
