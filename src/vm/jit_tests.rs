@@ -39,8 +39,15 @@ pub(crate) fn program_from_insns(insns: Vec<Insn>) -> Program {
     }
 }
 
+thread_local! {
+    /// The JIT tier [`vm_with`] configures: `Auto` (these small programs compile optimised),
+    /// or `Baseline` while [`the_same_tests_pass_in_the_baseline_tier`] reruns the tests.
+    static TIER: std::cell::Cell<crate::JitTier> = const { std::cell::Cell::new(crate::JitTier::Auto) };
+}
+
 pub(crate) fn vm_with(insns: Vec<Insn>) -> Vm {
     let mut vm = Vm::new();
+    vm.config_mut().jit_tier = TIER.with(std::cell::Cell::get);
     crate::tools::conformance::register_helpers(&mut vm);
     vm.install(program_from_insns(insns));
     vm
@@ -671,4 +678,26 @@ fn measure_execution_speed() {
         "direct call of the same code: {:?} per call",
         t.elapsed() / 1_000_000
     );
+}
+
+/// The semantic tests above, once more with every program compiled in the one-pass baseline
+/// tier (which only programs above the optimised budget reach on their own): the same
+/// errors, limits, helper calls, local calls, unwinding, copies and division results.
+#[test]
+fn the_same_tests_pass_in_the_baseline_tier() {
+    TIER.with(|t| t.set(crate::JitTier::Baseline));
+    conformance_programs_give_expected_results_in_both_modes();
+    out_of_bounds_load_and_store_return_errors_with_ubpf_text();
+    in_bounds_accesses_at_region_edges_succeed();
+    bounds_callback_and_disabled_checks_are_honoured();
+    instruction_limit_stops_runaway_loops_and_counts_exactly();
+    local_call_depth_is_limited_to_eight_frames();
+    local_calls_lower_r10_by_the_callers_frame_and_restore_r6_to_r9();
+    helpers_and_dispatcher_registered_after_compile_are_used();
+    helpers_get_the_original_mem_and_missing_helpers_fault();
+    unwind_helper_ends_the_program_from_a_local_function();
+    compiled_code_runs_after_memcpy_and_translate();
+    compile_cache_code_size_and_errors();
+    division_edge_cases_match_the_interpreter_rules();
+    TIER.with(|t| t.set(crate::JitTier::Auto));
 }
