@@ -622,6 +622,13 @@ impl Insn {
     }
 }
 
+/// The register (0..=10) a 4-bit register field names, for indexing register files: the
+/// validator refuses fields above 10; analyses that run before it see them as r10.
+pub const fn reg_index(field: u8) -> usize {
+    let r = (field & 0x0f) as usize;
+    if r > 10 { 10 } else { r }
+}
+
 /// Whether `opcode` is a legacy packet load (`ldabs*` 0x20/0x28/0x30/0x38, `ldind*`
 /// 0x40/0x48/0x50/0x58).
 pub const fn is_packet_load(opcode: u8) -> bool {

@@ -113,10 +113,11 @@ pub(crate) enum Tier {
     /// Cheap programs (the common case): Cranelift's optimiser (`opt_level=speed`) and its
     /// backtracking register allocator, for the fastest code.
     Optimised,
-    /// Everything else: no optimiser and the single-pass register allocator. Both optimised
-    /// passes cost several times more per slot, and grow faster than linearly on some
-    /// program shapes (the backtracking allocator took 21 s on 8,192 slots of helper calls);
-    /// these settings stay linear.
+    /// Programs above the optimised budget that the baseline tier does not cover: no
+    /// optimiser and the single-pass register allocator. Both optimised passes cost several
+    /// times more per slot, and grow faster than linearly on some program shapes (the
+    /// backtracking allocator took 21 s on 8,192 slots of helper calls); these settings stay
+    /// linear.
     Fast,
     /// Programs for [`Tier::Fast`] that the one-pass x86-64 emitter covers
     /// ([`baseline::supports`]): no Cranelift at all, tens of nanoseconds per slot.
@@ -323,7 +324,7 @@ impl JitCache {
         let ctx = self.context(machine);
         let program = machine.program.as_ref().ok_or(JitError::NotLoaded)?;
         let map_slabs = machine.maps.maps.slab_regions();
-        let opts = translate::Options {
+        let mut opts = translate::Options {
             map_slabs: &map_slabs[..],
             mode,
             bounds_check: machine.config.bounds_check,
@@ -340,6 +341,7 @@ impl JitCache {
                 .as_ref()
                 .filter(|_| machine.config.constant_blinding)
                 .map(|c| c.blinding_key),
+            // Set below, once the tier is known.
             compact_helper_calls: false,
             packet_loads: machine.config.packet_loads,
         };
@@ -348,10 +350,7 @@ impl JitCache {
         if tier != Tier::Optimised && cfg::min_fast_tier_code_bytes(&program.insns) > capacity {
             return Err(JitError::TargetBufferTooSmall);
         }
-        let opts = translate::Options {
-            compact_helper_calls: tier != Tier::Optimised,
-            ..opts
-        };
+        opts.compact_helper_calls = tier != Tier::Optimised;
         if tier == Tier::Baseline {
             #[cfg(test)]
             LAST_TIER.with(|t| t.set(Some(tier)));

@@ -433,6 +433,17 @@ pub(crate) unsafe extern "C" fn rt_check_access_preserving() {
     )
 }
 
+/// The address compiled code calls for the slow path of a bounds check: on x86-64 the
+/// trampoline that preserves every register ([`rt_check_access_preserving`]), elsewhere
+/// [`rt_check_access`] itself.
+pub(crate) fn check_access_entry() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    let f = rt_check_access_preserving as *const () as u64;
+    #[cfg(not(target_arch = "x86_64"))]
+    let f = rt_check_access as *const () as u64;
+    f
+}
+
 /// Records a fault detected inline by compiled code (see [`fault`] for the kinds). The code
 /// returns `u64::MAX` right after.
 ///

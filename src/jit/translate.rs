@@ -43,7 +43,7 @@ use crate::exec::switch::{self, Switch};
 use crate::isa::atomic::Atomic;
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
-    size, source,
+    reg_index, size, source,
 };
 use crate::program::Program;
 
@@ -673,16 +673,6 @@ fn access_sizes(insns: &[Insn]) -> u8 {
     sizes
 }
 
-/// The address of the runtime's out-of-line bounds check (on x86-64, the trampoline that
-/// preserves every register).
-fn check_access_fn() -> i64 {
-    #[cfg(target_arch = "x86_64")]
-    let f = runtime::rt_check_access_preserving as *const () as i64;
-    #[cfg(not(target_arch = "x86_64"))]
-    let f = runtime::rt_check_access as *const () as i64;
-    f
-}
-
 fn size_index(bytes: usize) -> usize {
     bytes.trailing_zeros() as usize
 }
@@ -697,7 +687,7 @@ impl Translator<'_, '_> {
     }
 
     fn get(&mut self, reg: u8) -> Value {
-        self.b.use_var(self.regs[usize::from(reg & 0x0f).min(10)])
+        self.b.use_var(self.regs[reg_index(reg)])
     }
 
     /// Forgets what is known at this point (a new block, or code reached from elsewhere).
@@ -708,12 +698,12 @@ impl Translator<'_, '_> {
 
     /// Forgets what is known of `reg`'s value.
     fn forget_known(&mut self, reg: u8) {
-        self.known[usize::from(reg & 0x0f).min(10)] = Known::Unknown;
+        self.known[reg_index(reg)] = Known::Unknown;
     }
 
     /// What is known of `reg` here: with a static stack, r10 is its top.
     fn known_of(&self, reg: u8) -> Known {
-        let reg = usize::from(reg & 0x0f).min(10);
+        let reg = reg_index(reg);
         if reg == 10 && self.static_stack {
             Known::Stack(0, 0)
         } else {
@@ -793,12 +783,12 @@ impl Translator<'_, '_> {
                 let result = match insn.opc & alu::MASK {
                     alu::MOV if insn.off == 0 && s.fits_u32() => s,
                     alu::ADD if d.fits_u32() && s.fits_u32() => d.plus(s),
-                    alu::AND => match (d.fits_u32(), s) {
-                        (true, Known::Range(_, b)) => match d {
-                            Known::Range(_, a) => Known::Range(0, a.min(b)),
-                            _ => Known::Range(0, b),
-                        },
-                        (false, Known::Range(_, b)) => Known::Range(0, b.min(max32)),
+                    // x & m never exceeds x, nor m (their low halves when wider).
+                    alu::AND => match (d, s) {
+                        (Known::Range(_, a), Known::Range(_, b)) if a <= max32 => {
+                            Known::Range(0, a.min(b))
+                        }
+                        (_, Known::Range(_, b)) => Known::Range(0, b.min(max32)),
                         _ => Known::Unknown,
                     },
                     alu::RSH if !by_reg => match d {
@@ -831,8 +821,7 @@ impl Translator<'_, '_> {
     fn set(&mut self, reg: u8, v: Value) {
         self.forget_known(reg);
         self.proofs.retain(|p| p.reg != reg);
-        self.b
-            .def_var(self.regs[usize::from(reg & 0x0f).min(10)], v);
+        self.b.def_var(self.regs[reg_index(reg)], v);
     }
 
     fn iconst(&mut self, v: i64) -> Value {
@@ -1090,7 +1079,7 @@ impl Translator<'_, '_> {
                 .stack_store(I64, params[1], slot, run_block::BASE);
             let block = self.b.ins().stack_addr(I64, slot, 0);
             let ctx = self.iconst(self.opts.ctx as i64);
-            let f = self.iconst(check_access_fn());
+            let f = self.iconst(runtime::check_access_entry() as i64);
             self.b
                 .ins()
                 .call_indirect(self.sig_check, f, &[ctx, params[0], block]);
@@ -1158,7 +1147,7 @@ impl Translator<'_, '_> {
         let known = computes.then(|| self.known_result(pc, insn));
         let next = self.translate_insn(pc, insn)?;
         if let Some(k) = known {
-            self.known[usize::from(insn.dst & 0x0f).min(10)] = k;
+            self.known[reg_index(insn.dst)] = k;
         }
         Ok(next)
     }
@@ -1365,7 +1354,7 @@ impl Translator<'_, '_> {
             return addr;
         }
         let ctx = self.iconst(self.opts.ctx as i64);
-        let f = self.iconst(check_access_fn());
+        let f = self.iconst(runtime::check_access_entry() as i64);
         match self.run_block {
             Some(slot) => {
                 // `base` goes through the block, not an argument register: an argument would

@@ -139,7 +139,8 @@ struct Emitter<'a> {
     static_stack: bool,
     local_calls: bool,
     in_level: bool,
-    exit: Label,
+    /// Leaves the run with rax (leaving its re-entrancy level first): `exit` in main and
+    /// every failure end here.
     epilogue: Label,
     fail: Label,
     ret_zero: Label,
@@ -166,7 +167,6 @@ impl<'a> Emitter<'a> {
         // keeps every call 16-byte aligned.
         let frame = ((STACK + own_stack + 15) & !15) + 8;
         Emitter {
-            exit: a.label(),
             epilogue: a.label(),
             fail: a.label(),
             ret_zero: a.label(),
@@ -369,9 +369,7 @@ impl<'a> Emitter<'a> {
 
     /// The shared tails and the cold stubs.
     fn tails(&mut self) {
-        // exit: r0 is the result.
-        let exit = self.exit;
-        self.a.bind(exit);
+        // r0 (rax) is the result.
         let epilogue = self.epilogue;
         self.a.bind(epilogue);
         if self.in_level {
@@ -405,6 +403,7 @@ impl<'a> Emitter<'a> {
             a.jmp_mem(R10, FRAMES);
         }
 
+        let ctx = self.ctx();
         for stub in std::mem::take(&mut self.faults) {
             let a = &mut self.a;
             a.bind(stub.label);
@@ -412,7 +411,7 @@ impl<'a> Emitter<'a> {
                 Extra::Reg(r) => a.mov_rr(true, RCX, r),
                 Extra::Imm(v) => a.mov_ri(RCX, v),
             }
-            a.mov_ri(RDI, self.opts.ctx as u64);
+            a.mov_ri(RDI, ctx);
             a.mov_ri(RSI, stub.kind as u64);
             a.mov_ri(RDX, stub.pc as u64);
             self.call_abs(runtime::rt_fault as *const () as u64);
@@ -420,7 +419,6 @@ impl<'a> Emitter<'a> {
         }
 
         for stub in std::mem::take(&mut self.accesses) {
-            let ctx = self.ctx();
             let a = &mut self.a;
             a.bind(stub.label);
             a.store64(RSP, RUN + run_block::BASE, stub.base);
@@ -432,11 +430,7 @@ impl<'a> Emitter<'a> {
             a.mov_ri(RSI, stub.packed as u64);
             a.lea(RDX, RSP, 32 + RUN);
             // The trampoline preserves every register but those three arguments.
-            #[cfg(target_arch = "x86_64")]
-            let check = runtime::rt_check_access_preserving as *const () as u64;
-            #[cfg(not(target_arch = "x86_64"))]
-            let check = runtime::rt_check_access as *const () as u64;
-            a.mov_ri(RCX, check);
+            a.mov_ri(RCX, runtime::check_access_entry());
             a.call_reg(RCX);
             for r in [RCX, RDX, RSI, RDI] {
                 a.pop(r);
@@ -791,8 +785,8 @@ impl<'a> Emitter<'a> {
                 self.a.alu_mi(Alu::Cmp, RSP, DEPTH, 0);
                 self.a.jcc(Cond::NotEq, pop);
             }
-            let exit = self.exit;
-            self.a.jmp(exit);
+            let epilogue = self.epilogue;
+            self.a.jmp(epilogue);
             return Ok(());
         }
         let target = super::cfg::jump_target(pc, &insn)
@@ -846,12 +840,13 @@ impl<'a> Emitter<'a> {
     /// tiers make; r1..r5 keep their values, as in the interpreter. After the unwind helper,
     /// r0 == 0 ends the program with 0.
     fn helper_call(&mut self, pc: usize, callee: Callee) {
+        let ctx = self.ctx();
         let a = &mut self.a;
         for (i, r) in [1usize, 2, 3, 4, 5].into_iter().enumerate() {
             a.store64(RSP, SAVE + 8 * i as i32, HOST[r]);
         }
         // r10 = the helper table, r11 = its dispatcher (0 if none).
-        a.mov_ri(R10, self.opts.ctx as u64);
+        a.mov_ri(R10, ctx);
         a.load64(R10, R10, HELPERS_OFFSET);
         a.load64(
             R11,
@@ -973,7 +968,7 @@ enum Callee {
 
 /// The host register of eBPF register `r` (fields above 10 are refused by the validator).
 fn host(r: u8) -> Reg {
-    HOST[usize::from(r & 0x0f).min(10)]
+    HOST[crate::isa::reg_index(r)]
 }
 
 /// The run block's layout is what this tier's frame offsets assume.

@@ -215,9 +215,7 @@ impl Asm {
 
     /// `op dst, qword [base + disp]` (reg-from-memory form of the opcode).
     pub(crate) fn alu_rm(&mut self, op: Alu, dst: Reg, base: Reg, disp: i32) {
-        self.rex(true, dst, base, false);
-        self.byte(op.opcode() | 2);
-        self.memory(dst, base, disp);
+        self.reg_mem(true, &[op.opcode() | 2], dst, base, disp);
     }
 
     /// `op qword [base + disp], imm`.
@@ -283,9 +281,7 @@ impl Asm {
 
     /// `lea dst, [base + disp]`.
     pub(crate) fn lea(&mut self, dst: Reg, base: Reg, disp: i32) {
-        self.rex(true, dst, base, false);
-        self.byte(0x8d);
-        self.memory(dst, base, disp);
+        self.reg_mem(true, &[0x8d], dst, base, disp);
     }
 
     /// `lea dst, [rip + label]`.
@@ -350,37 +346,35 @@ impl Asm {
         }
     }
 
+    /// An instruction with a register operand `reg` and a memory operand `[base + disp]`:
+    /// REX, then `opcode`, then the operands.
+    fn reg_mem(&mut self, wide: bool, opcode: &[u8], reg: Reg, base: Reg, disp: i32) {
+        self.rex(wide, reg, base, false);
+        self.code.extend_from_slice(opcode);
+        self.memory(reg, base, disp);
+    }
+
     /// `lock op [base + disp], src` for add/or/and/xor (no result).
     pub(crate) fn lock_alu_mr(&mut self, op: Alu, wide: bool, base: Reg, disp: i32, src: Reg) {
         self.byte(0xf0);
-        self.rex(wide, src, base, false);
-        self.byte(op.opcode());
-        self.memory(src, base, disp);
+        self.reg_mem(wide, &[op.opcode()], src, base, disp);
     }
 
     /// `lock xadd [base + disp], src`.
     pub(crate) fn lock_xadd(&mut self, wide: bool, base: Reg, disp: i32, src: Reg) {
         self.byte(0xf0);
-        self.rex(wide, src, base, false);
-        self.byte(0x0f);
-        self.byte(0xc1);
-        self.memory(src, base, disp);
+        self.reg_mem(wide, &[0x0f, 0xc1], src, base, disp);
     }
 
     /// `lock cmpxchg [base + disp], src` (compares with rax/eax).
     pub(crate) fn lock_cmpxchg(&mut self, wide: bool, base: Reg, disp: i32, src: Reg) {
         self.byte(0xf0);
-        self.rex(wide, src, base, false);
-        self.byte(0x0f);
-        self.byte(0xb1);
-        self.memory(src, base, disp);
+        self.reg_mem(wide, &[0x0f, 0xb1], src, base, disp);
     }
 
     /// `xchg [base + disp], src` (always locked).
     pub(crate) fn xchg_mr(&mut self, wide: bool, base: Reg, disp: i32, src: Reg) {
-        self.rex(wide, src, base, false);
-        self.byte(0x87);
-        self.memory(src, base, disp);
+        self.reg_mem(wide, &[0x87], src, base, disp);
     }
 
     /// `shift dst, imm`.
