@@ -31,7 +31,7 @@ use alloc::collections::BTreeSet;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::isa::{Insn, alu, call_kind, class, jmp, op, source};
+use crate::isa::{self, Insn, alu, call_kind, class, jmp, op, source};
 
 /// A register value a leaf writes, in terms of the key's base value (see [`Switch::bias`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -399,11 +399,11 @@ fn leaders(insns: &[Insn]) -> Vec<bool> {
 /// differing only there become one, and switches that only pick values get a value table.
 fn live_registers(insns: &[Insn]) -> Vec<u16> {
     const ALL: u16 = 0x7ff;
-    let bit = |r: u8| 1u16 << (r & 0x0f).min(10);
+    let bit = |r: u8| 1u16 << isa::reg_index(r);
     let local_calls = insns
         .iter()
         .any(|i| i.opc == op::CALL && i.src == call_kind::LOCAL);
-    // (used, defined, successors) of each slot.
+    // The registers each slot reads and writes.
     let effect = |pc: usize| -> (u16, u16) {
         let insn = &insns[pc];
         let (dst, src) = (bit(insn.dst), bit(insn.src));
@@ -436,29 +436,58 @@ fn live_registers(insns: &[Insn]) -> Vec<u16> {
         }
     };
     let len = insns.len();
+    // Where control goes after each slot (`len`: the end, where nothing is live). A local
+    // call reads every register, so what its callee needs adds nothing.
+    let successors = |pc: usize| -> [Option<usize>; 2] {
+        let insn = &insns[pc];
+        let next = Some(pc + insn.slots()).filter(|&n| n <= len);
+        let target = jump_target(pc, insn).and_then(|t| usize::try_from(t).ok());
+        match target.filter(|&t| t <= len) {
+            Some(t) if insn.opc == op::JA || insn.opc == op::JA32 => [Some(t), None],
+            Some(t) => [Some(t), next],
+            None if insn.opc == op::EXIT => [None, None],
+            None => [next, None],
+        }
+    };
+    // Predecessors in one flat array (`preds[first[s]..first[s + 1]]` lead to `s`), so that
+    // a change is propagated only to the slots it can affect: each slot's set only grows,
+    // at most 11 times, and the whole pass stays linear whatever the control flow.
+    let mut first = vec![0u32; len + 2];
+    for pc in 0..len {
+        for s in successors(pc).into_iter().flatten() {
+            first[s + 1] += 1;
+        }
+    }
+    for i in 1..first.len() {
+        first[i] += first[i - 1];
+    }
+    let mut fill = first.clone();
+    let mut preds = vec![0u32; first[len + 1] as usize];
+    for pc in 0..len {
+        for s in successors(pc).into_iter().flatten() {
+            preds[fill[s] as usize] = pc as u32;
+            fill[s] += 1;
+        }
+    }
     let mut live = vec![0u16; len + 1];
-    let mut changed = true;
-    while changed {
-        changed = false;
-        for pc in (0..len).rev() {
-            let insn = &insns[pc];
-            let next = pc + insn.slots();
-            let at = |p: usize| live.get(p).copied().unwrap_or(0);
-            let after = match jump_target(pc, insn).and_then(|t| usize::try_from(t).ok()) {
-                Some(t) if insn.opc == op::JA || insn.opc == op::JA32 => at(t),
-                Some(t) => at(t) | at(next),
-                None if insn.opc == op::EXIT => 0,
-                None if insn.opc == op::CALL && insn.src == call_kind::LOCAL => {
-                    let callee = usize::try_from(pc as i64 + 1 + i64::from(insn.imm));
-                    callee.map_or(ALL, at) | at(next)
+    let mut queued = vec![true; len];
+    // Popped from the end: the last slot first, so straight-line code settles in one pass.
+    let mut work: Vec<usize> = (0..len).collect();
+    while let Some(pc) = work.pop() {
+        queued[pc] = false;
+        let after = successors(pc)
+            .into_iter()
+            .flatten()
+            .fold(0, |set, s| set | live[s]);
+        let (used, defined) = effect(pc);
+        let now = used | (after & !defined);
+        if now != live[pc] {
+            live[pc] = now;
+            for &p in &preds[first[pc] as usize..first[pc + 1] as usize] {
+                if !queued[p as usize] {
+                    queued[p as usize] = true;
+                    work.push(p as usize);
                 }
-                None => at(next),
-            };
-            let (used, defined) = effect(pc);
-            let now = used | (after & !defined);
-            if now != live[pc] {
-                live[pc] = now;
-                changed = true;
             }
         }
     }
@@ -700,7 +729,7 @@ impl Walker<'_> {
                 }
                 class::ALU | class::ALU64 => {
                     let bits = if cls == class::ALU { 32 } else { 64 };
-                    let d = usize::from(insn.dst & 0x0f).min(10);
+                    let d = isa::reg_index(insn.dst);
                     if d == 10 || operation == alu::END {
                         break;
                     }
@@ -764,7 +793,7 @@ impl Walker<'_> {
                     pc = next;
                 }
                 class::LD if insn.opc == op::LDDW && insn.src == 0 => {
-                    let d = usize::from(insn.dst & 0x0f).min(10);
+                    let d = isa::reg_index(insn.dst);
                     let Some(high) = insns.get(pc + 1) else { break };
                     if d == 10 {
                         break;
@@ -860,11 +889,11 @@ fn before_root(insns: &[Insn], entered: &[bool], root: usize, reg: u8) -> Before
     let mut pc = start;
     while pc < root {
         let insn = insns[pc];
-        let d = usize::from(insn.dst & 0x0f).min(10);
+        let d = isa::reg_index(insn.dst);
         let operation = insn.opc & 0xf0;
         let k = i64::from(insn.imm) as u64;
         let x = insn.opc & source::MASK == source::X;
-        let src = origin[usize::from(insn.src & 0x0f).min(10)];
+        let src = origin[isa::reg_index(insn.src)];
         match insn.class() {
             class::ALU64 if insn.off == 0 => {
                 origin[d] = match (operation, x) {
@@ -930,7 +959,7 @@ fn before_root(insns: &[Insn], entered: &[bool], root: usize, reg: u8) -> Before
             class::STX => {
                 if insn.opc & 0xe0 == 0xc0 {
                     // Atomics with a fetch write a register (cmpxchg writes r0).
-                    let s = usize::from(insn.src & 0x0f).min(10);
+                    let s = isa::reg_index(insn.src);
                     origin[s] = fresh(&mut ranges, None);
                     origin[0] = fresh(&mut ranges, None);
                 }

@@ -26,7 +26,7 @@
 //! left to a real branch. [`find`] counts every slot's predecessors once and checks that those
 //! of the hammock's slots are exactly its own edges.
 
-use crate::isa::{Insn, alu, call_kind, class, jmp, op};
+use crate::isa::{self, Insn, alu, call_kind, class, jmp, op};
 use crate::jit::cfg;
 
 /// Most weight one path may carry (an instruction or a jump to the next slot weighs 1, a
@@ -68,7 +68,7 @@ impl Hammock {
     pub(crate) fn written(&self, insns: &[Insn]) -> u16 {
         fn path(steps: &[Step], insns: &[Insn]) -> u16 {
             steps.iter().fold(0, |mask, s| match s {
-                Step::Insn(pc) => mask | 1 << (insns[*pc].dst & 0x0f).min(10),
+                Step::Insn(pc) => mask | 1 << isa::reg_index(insns[*pc].dst),
                 Step::Nested(h) => mask | h.written(insns),
             })
         }
@@ -314,25 +314,47 @@ pub(crate) fn find(insns: &[Insn]) -> Vec<Hammock> {
     found
 }
 
+/// Longest loop (from its head to its backward jump) [`feeds_loop_load_address`] looks
+/// through: the search per hammock stays bounded, so a program of many hammocks and loops
+/// plans in linear time. A branch in a longer loop is converted as any other.
+const MAX_LOOP_SPAN: usize = 512;
+
+/// The backward jumps of `insns` as `(head, latch)`: the jump at `latch` goes to `head`, at
+/// or before it. Sorted by head.
+pub(crate) fn back_edges(insns: &[Insn]) -> Vec<(usize, usize)> {
+    let mut edges: Vec<(usize, usize)> = insns
+        .iter()
+        .enumerate()
+        .filter_map(|(pc, insn)| {
+            let head = usize::try_from(cfg::jump_target(pc, insn)?).ok()?;
+            (head <= pc).then_some((head, pc))
+        })
+        .collect();
+    edges.sort_unstable();
+    edges
+}
+
 /// Whether `h` chooses a value that, in the innermost loop around it, goes on to form the
 /// address of a load: a binary search's `lo`/`hi`, a selection sort's index of the minimum.
 /// There a select puts the load of the next iteration behind the compare of this one (the
 /// loop runs at the latency of load + compare + select per step), where a predicted branch
 /// lets the processor run ahead; such branches are kept (`docs/performance.md`,
-/// "If-conversion"). The loop is the shortest span from a backward jump's target to the jump
-/// that contains the hammock; the registers `h` writes are followed through register moves
-/// and arithmetic, from the hammock's end around the loop back to its branch.
-pub(crate) fn feeds_loop_load_address(insns: &[Insn], h: &Hammock) -> bool {
-    let innermost = insns
+/// "If-conversion"). The loop is the shortest span, of at most [`MAX_LOOP_SPAN`] slots, from
+/// a backward jump's target to the jump (`back`, [`back_edges`]) that contains the hammock;
+/// the registers `h` writes are followed through register moves and arithmetic, from the
+/// hammock's end around the loop back to its branch.
+pub(crate) fn feeds_loop_load_address(
+    insns: &[Insn],
+    back: &[(usize, usize)],
+    h: &Hammock,
+) -> bool {
+    let first = back.partition_point(|&(head, _)| head + MAX_LOOP_SPAN < h.branch);
+    let last = back.partition_point(|&(head, _)| head <= h.branch);
+    let innermost = back[first..last]
         .iter()
-        .enumerate()
-        .filter_map(|(pc, insn)| {
-            let t = cfg::jump_target(pc, insn)?;
-            let head = usize::try_from(t).ok()?;
-            (head <= h.branch && pc + 1 >= h.end).then_some((head, pc))
-        })
-        .min_by_key(|&(head, latch)| latch - head);
-    let Some((head, latch)) = innermost else {
+        .filter(|&&(head, latch)| latch + 1 >= h.end && latch - head <= MAX_LOOP_SPAN)
+        .min_by_key(|&&(head, latch)| latch - head);
+    let Some(&(head, latch)) = innermost else {
         return false;
     };
     let mut tainted = h.written(insns);
@@ -341,7 +363,7 @@ pub(crate) fn feeds_loop_load_address(insns: &[Insn], h: &Hammock) -> bool {
         let Some(insn) = insns.get(pc) else {
             continue;
         };
-        let bit = |r: u8| 1u16 << (r & 0x0f).min(10);
+        let bit = |r: u8| 1u16 << isa::reg_index(r);
         match insn.class() {
             class::LDX => {
                 if tainted & bit(insn.src) != 0 {
@@ -437,7 +459,7 @@ mod tests {
         let insns = assemble(search).unwrap();
         let h = one(search);
         assert_eq!(h.branch, 11);
-        assert!(feeds_loop_load_address(&insns, &h));
+        assert!(feeds_loop_load_address(&insns, &back_edges(&insns), &h));
         // A running minimum over loaded values: the choice never forms an address.
         let minimum = "\
             mov r0, -1\n\
@@ -453,11 +475,15 @@ mod tests {
             exit";
         let insns = assemble(minimum).unwrap();
         let h = one(minimum);
-        assert!(!feeds_loop_load_address(&insns, &h));
+        assert!(!feeds_loop_load_address(&insns, &back_edges(&insns), &h));
         // Outside any loop there is no next iteration.
         let straight = "ldxdw r2, [r1]\njgt r2, 5, +1\nmov r1, 8\nldxdw r0, [r1]\nexit";
         let insns = assemble(straight).unwrap();
-        assert!(!feeds_loop_load_address(&insns, &one(straight)));
+        assert!(!feeds_loop_load_address(
+            &insns,
+            &back_edges(&insns),
+            &one(straight)
+        ));
     }
 
     #[test]

@@ -49,8 +49,9 @@ pub(super) fn planned(
             }
         }
     }
+    let back = select::back_edges(insns);
     found.retain(|h| {
-        if select::feeds_loop_load_address(insns, h) {
+        if select::feeds_loop_load_address(insns, &back, h) {
             return false;
         }
         let slots = h.branch..h.end;
