@@ -26,6 +26,33 @@ pub(crate) mod compare;
 use crate::exec::memory::Regions;
 use crate::isa::{Insn, call_kind, class, jmp, mode, op, size, source};
 
+/// Every idiom of a program that both engines run in bulk: recognised once, when the program
+/// is loaded ([`Idioms::of`]), and read by the interpreter's pre-decoding and by every JIT
+/// compile (each recogniser walks the whole program; a compile of a 177-slot switch spent a
+/// sixth of its time redoing them).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Idioms {
+    /// Copy and fill loops ([`find_copy_loops`]).
+    pub copies: Vec<CopyLoop>,
+    /// Compare loops ([`compare::find_compare_loops`]).
+    pub compares: Vec<compare::CompareLoop>,
+    /// Compare trees and chains ([`crate::exec::switch::find_switches`]).
+    pub switches: Vec<crate::exec::switch::Switch>,
+}
+
+impl Idioms {
+    /// Runs every recogniser over `insns` (a verified program's slots).
+    pub(crate) fn of(insns: &[Insn]) -> Self {
+        let copies = find_copy_loops(insns);
+        let compares = compare::find_compare_loops(insns, &copies);
+        Idioms {
+            copies,
+            compares,
+            switches: crate::exec::switch::find_switches(insns),
+        }
+    }
+}
+
 /// Longest copy a bulk operation takes on, in elements (keeps `n * width` far from overflow;
 /// longer copies cannot fit any region anyway).
 pub(crate) const MAX_ELEMENTS: u64 = 1 << 40;
@@ -791,14 +818,13 @@ pub struct Census {
 
 /// Runs every recogniser over `insns` (a verified program's slots).
 pub fn census(insns: &[Insn]) -> Census {
-    let loops = find_copy_loops(insns);
-    let forwarded = compare::find_compare_loops(insns);
-    let early_copies = forwarded.iter().filter(|l| l.is_copy()).count();
+    let idioms = Idioms::of(insns);
+    let early_copies = idioms.compares.iter().filter(|l| l.is_copy()).count();
     Census {
-        copy: loops.iter().filter(|l| l.fill.is_none()).count() + early_copies,
-        fill: loops.iter().filter(|l| l.fill.is_some()).count(),
-        compare: forwarded.len() - early_copies,
-        switch: crate::exec::switch::find_switches(insns).len(),
+        copy: idioms.copies.iter().filter(|l| l.fill.is_none()).count() + early_copies,
+        fill: idioms.copies.iter().filter(|l| l.fill.is_some()).count(),
+        compare: idioms.compares.len() - early_copies,
+        switch: idioms.switches.len(),
     }
 }
 

@@ -169,6 +169,8 @@ pub struct Machine {
     pub(crate) error_printer: Option<ErrorPrinter>,
     /// The loaded program.
     pub(crate) program: Option<Program>,
+    /// The loaded program's idioms, recognised at load for both engines (empty when none).
+    pub(crate) idioms: crate::exec::idiom::Idioms,
     /// Whether compiled code consults the per-run extra regions of a run (read at compile
     /// time).
     pub(crate) extra_regions: bool,

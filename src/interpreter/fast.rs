@@ -131,8 +131,8 @@ pub(crate) struct Decoded {
 }
 
 impl Decoded {
-    /// Decodes a verified program.
-    pub(crate) fn new(program: &Program) -> Decoded {
+    /// Decodes a verified program whose idioms are `idioms` (recognised once at load).
+    pub(crate) fn new(program: &Program, idioms: &crate::exec::idiom::Idioms) -> Decoded {
         let insns = &program.insns;
         let mut ops = Vec::with_capacity(insns.len() + 1);
         let mut pc = 0;
@@ -296,8 +296,8 @@ impl Decoded {
             off: 0,
             imm: 0,
         });
-        let copies = crate::exec::idiom::find_copy_loops(insns);
-        let compare_loops = crate::exec::idiom::compare::find_compare_loops(insns);
+        let copies = idioms.copies.clone();
+        let compare_loops = idioms.compares.clone();
         let mut heads: Vec<usize> = copies.iter().map(|c| c.head).collect();
         heads.extend(compare_loops.iter().map(|c| c.head as usize));
         heads.sort_unstable();
@@ -331,7 +331,7 @@ impl Decoded {
             compares.push((l, original));
         }
         let mut switches = Vec::new();
-        for switch in crate::exec::switch::find_switches(insns) {
+        for switch in idioms.switches.iter().cloned() {
             let root = switch.root;
             ops[root] = Op {
                 code: Code::Switch,

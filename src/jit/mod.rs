@@ -375,7 +375,14 @@ impl JitCache {
                 }
                 context.clear();
                 *clean = false;
-                translate::translate(&*isa, program, opts, builder, &mut context.func)?;
+                translate::translate(
+                    &*isa,
+                    program,
+                    &machine.idioms,
+                    opts,
+                    builder,
+                    &mut context.func,
+                )?;
                 *clean = true;
                 // The IR is target-specific but not tier-specific: either tier's ISA compiles it.
                 let tier = tier_after_translation(tier, &context.func);

@@ -37,9 +37,9 @@ use super::select::Hammock;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::idiom::compare::CompareLoop;
-use crate::exec::idiom::{self, CopyLoop};
+use crate::exec::idiom::{CopyLoop, Idioms};
 use crate::exec::packet::PacketLoads;
-use crate::exec::switch::{self, Switch};
+use crate::exec::switch::Switch;
 use crate::isa::atomic::Atomic;
 use crate::isa::{
     HELPER_SLOTS, Insn, MAX_CALL_DEPTH, STACK_SIZE, alu, atomic, call_kind, class, jmp, mode, op,
@@ -272,11 +272,13 @@ fn sig(isa: &dyn TargetIsa, params: &[Type], ret: Option<Type>) -> Signature {
     s
 }
 
-/// Translates `program` into `func` (cleared first, so a reused function keeps only its
-/// allocations), with the entry signature of `opts.mode`.
+/// Translates `program`, whose idioms are `idioms` (recognised at load), into `func`
+/// (cleared first, so a reused function keeps only its allocations), with the entry
+/// signature of `opts.mode`.
 pub(crate) fn translate(
     isa: &dyn TargetIsa,
     program: &Program,
+    idioms: &Idioms,
     opts: Options,
     fctx: &mut FunctionBuilderContext,
     func: &mut Function,
@@ -306,14 +308,14 @@ pub(crate) fn translate(
     let sig_compare = b.import_signature(sig(isa, &[I64], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
-        (idiom::find_copy_loops(insns), switch::find_switches(insns))
+        (idioms.copies.clone(), idioms.switches.clone())
     } else {
         (Vec::new(), Vec::new())
     };
     // Fast-forwards scan only mem and the stack, through the bounds model.
     let compare_loops =
         if opts.instruction_limit == 0 && opts.blinding.is_none() && opts.bounds_check {
-            let mut loops = idiom::compare::find_compare_loops(insns);
+            let mut loops = idioms.compares.clone();
             loops.retain(CompareLoop::scans_in_bulk);
             loops
         } else {

@@ -355,8 +355,10 @@ impl Vm {
     /// which refuse while a program is loaded, so no running code is replaced).
     pub(crate) fn install(&mut self, program: Program) {
         self.release_all_code();
-        self.decoded = crate::interpreter::Decoded::new(&program);
+        let idioms = crate::exec::idiom::Idioms::of(&program.insns);
+        self.decoded = crate::interpreter::Decoded::new(&program, &idioms);
         self.machine.program = Some(program);
+        self.machine.idioms = idioms;
     }
 
     /// Drops the loaded program and any compiled code; keeps helpers, callbacks and settings.
@@ -372,6 +374,7 @@ impl Vm {
         self.release_all_code();
         self.decoded = crate::interpreter::Decoded::default();
         self.machine.program = None;
+        self.machine.idioms = crate::exec::idiom::Idioms::default();
         Ok(())
     }
 

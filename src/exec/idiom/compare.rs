@@ -1274,8 +1274,9 @@ fn cycle(insns: &[Insn], top: usize, latch: usize, head: usize) -> Option<Vec<bo
     Some(on)
 }
 
-/// Finds the compare loops of a program, by head slot.
-pub(crate) fn find_compare_loops(insns: &[Insn]) -> Vec<CompareLoop> {
+/// Finds the compare loops of a program, by head slot; `copies` are the program's copy loops
+/// ([`super::find_copy_loops`]), which the bulk copy already takes.
+pub(crate) fn find_compare_loops(insns: &[Insn], copies: &[super::CopyLoop]) -> Vec<CompareLoop> {
     // Jump sources per target, for finding where control enters a loop.
     let mut sources: Vec<Vec<usize>> = vec![Vec::new(); insns.len() + 1];
     for (pc, insn) in insns.iter().enumerate() {
@@ -1306,10 +1307,7 @@ pub(crate) fn find_compare_loops(insns: &[Insn]) -> Vec<CompareLoop> {
             && matches!(prev.opc & 0xf0, jmp::JA | jmp::EXIT))
     };
     // Loops the bulk copy already takes (a copy loop with only its counter exit).
-    let copies: Vec<usize> = super::find_copy_loops(insns)
-        .iter()
-        .map(|c| c.head)
-        .collect();
+    let copies: Vec<usize> = copies.iter().map(|c| c.head).collect();
     let mut found: Vec<CompareLoop> = Vec::new();
     for (latch, insn) in insns.iter().enumerate() {
         if !matches!(insn.class(), class::JMP | class::JMP32)
@@ -1673,7 +1671,7 @@ mod tests {
              add %r4, %r2\nldxb %r5, [%r4+0]\nmov %r6, %r1\njne32 %r6, %r5, out\n\
              ldxb %r1, [%r3+1]\nadd %r3, 1\njne32 %r1, 0, loop\nout:\nmov %r0, %r1\nexit\n",
         );
-        let loops = find_compare_loops(&insns);
+        let loops = crate::exec::idiom::Idioms::of(&insns).compares;
         assert_eq!(loops.len(), 1);
         assert_eq!(loops[0].head, 3);
         assert_eq!(loops[0].counts[3], 1);
@@ -1687,7 +1685,7 @@ mod tests {
              ldxb %r6, [%r3+0]\njne %r4, %r6, out\njeq %r4, 0, out\nadd %r5, 1\nja loop\n\
              out:\nexit\n",
         );
-        let loops = find_compare_loops(&insns);
+        let loops = crate::exec::idiom::Idioms::of(&insns).compares;
         assert_eq!(loops.len(), 1);
         let l = &loops[0];
         let mut buf = vec![b'x'; 512];
@@ -1730,7 +1728,7 @@ mod tests {
             "mov %r0, 0\nloop:\nldxb %r4, [%r1+0]\nstxb [%r2+0], %r4\njeq %r4, 0, out\n\
              add %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
         );
-        let loops = find_compare_loops(&insns);
+        let loops = crate::exec::idiom::Idioms::of(&insns).compares;
         assert_eq!(loops.len(), 1);
         assert!(loops[0].is_copy());
         let mut buf = vec![7u8; 256];
@@ -1797,7 +1795,7 @@ mod tests {
             "mov %r5, 0\nloop:\nldxb %r4, [%r1+0]\nldxb %r6, [%r2+0]\njne %r4, %r6, out\n\
              jeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
         );
-        let loops = find_compare_loops(&insns);
+        let loops = crate::exec::idiom::Idioms::of(&insns).compares;
         assert_eq!(loops.len(), 1);
         let packed = loops[0].packed();
         assert!(packed.len() < CompareLoop::WORDS);
