@@ -1,10 +1,117 @@
 /*
  * librbpf's extensions (rbpf.h): the version string (equal to the RBPF_VERSION_* macros,
  * which tests/header_up_to_date.rs takes from Cargo.toml), the assembler and disassembler with
- * malloc'd outputs, and rbpf_exec_jit.
+ * malloc'd outputs, rbpf_exec_jit, and rbpf_set_jit_tier.
  */
 #include "capi_test.h"
 #include <rbpf.h>
+
+/*
+ * rbpf_set_jit_tier: every tier runs a summing loop to the interpreter's result and refuses
+ * an access past the end of mem with the same message; the tiers really differ (the forced
+ * baseline tier's code differs in size from the optimised tier's); bad arguments are refused.
+ */
+static void
+check_jit_tiers(void)
+{
+/* Sums the bytes of mem at indices below r2 (EXIT_TEST "jge") or up to r2 ("jgt": the last
+ * load is one byte past mem). */
+#define SUM_TEXT(EXIT_TEST)      \
+    "mov %r0, 0\n"                \
+    "mov %r3, 0\n"                \
+    "loop:\n"                     \
+    EXIT_TEST " %r3, %r2, done\n" \
+    "mov %r4, %r1\n"              \
+    "add %r4, %r3\n"              \
+    "ldxb %r5, [%r4]\n"           \
+    "add %r0, %r5\n"              \
+    "add %r3, 1\n"                \
+    "ja loop\n"                   \
+    "done:\n"                     \
+    "exit\n"
+    uint8_t* bytes = NULL;
+    size_t len = 0;
+    CHECK_EQ(rbpf_assemble(SUM_TEXT("jge"), &bytes, &len, NULL), 0);
+    uint8_t* past_end = NULL;
+    size_t past_end_len = 0;
+    CHECK_EQ(rbpf_assemble(SUM_TEXT("jgt"), &past_end, &past_end_len, NULL), 0);
+    static const int tiers[] = {RBPF_JIT_TIER_AUTO, RBPF_JIT_TIER_OPTIMISED, RBPF_JIT_TIER_FAST,
+                                RBPF_JIT_TIER_BASELINE};
+    size_t sizes[4] = {0};
+    uint8_t mem[100];
+    for (size_t i = 0; i < sizeof mem; i++) {
+        mem[i] = (uint8_t)(i * 7);
+    }
+    for (size_t t = 0; t < 4; t++) {
+        struct ubpf_vm* vm = ubpf_create();
+        ubpf_set_error_print(vm, capture_printer);
+        CHECK_EQ(rbpf_set_jit_tier(vm, tiers[t]), 0);
+        CHECK_EQ(load_program(vm, bytes, (uint32_t)len, NULL, 0), 0);
+        /* The sum of the first 100 bytes, as r2 = 100 asks, in both engines. */
+        uint64_t interpreted = 0;
+        uint64_t compiled = 0;
+        CHECK_EQ(ubpf_exec(vm, mem, sizeof mem, &interpreted), 0);
+        uint64_t expected = 0;
+        for (size_t i = 0; i < sizeof mem; i++) {
+            expected += mem[i];
+        }
+        CHECK_EQ(interpreted, expected);
+        char* errmsg = NULL;
+        uint8_t code[65536];
+        sizes[t] = sizeof code;
+        CHECK_EQ(ubpf_translate(vm, code, &sizes[t], &errmsg), 0);
+        free(errmsg);
+        errmsg = NULL;
+        ubpf_jit_fn fn = ubpf_compile(vm, &errmsg);
+        CHECK(fn != NULL);
+        free(errmsg);
+        if (fn != NULL) {
+            compiled = fn(mem, sizeof mem);
+            CHECK_EQ(compiled, expected);
+        }
+        ubpf_destroy(vm);
+    }
+    CHECK(sizes[1] != sizes[3]);
+
+    /* One byte past mem: the same fault text from every tier. */
+    for (size_t t = 0; t < 4; t++) {
+        struct ubpf_vm* vm = ubpf_create();
+        ubpf_set_error_print(vm, capture_printer);
+        CHECK_EQ(rbpf_set_jit_tier(vm, tiers[t]), 0);
+        CHECK_EQ(load_program(vm, past_end, (uint32_t)past_end_len, NULL, 0), 0);
+        capture_reset();
+        uint64_t ret = 0;
+        CHECK_EQ(ubpf_exec(vm, mem, sizeof mem, &ret), -1);
+        /* The first line: the second gives the stack's address, which differs by engine. */
+        static char interpreted[sizeof captured];
+        memcpy(interpreted, captured, sizeof captured);
+        char* stack_line = strchr(interpreted, '\n');
+        if (stack_line != NULL) {
+            *stack_line = '\0';
+        }
+        CHECK(strstr(interpreted, "out of bounds") != NULL);
+        char* errmsg = NULL;
+        ubpf_jit_fn fn = ubpf_compile(vm, &errmsg);
+        free(errmsg);
+        CHECK(fn != NULL);
+        if (fn != NULL) {
+            capture_reset();
+            CHECK_EQ(fn(mem, sizeof mem), UINT64_MAX);
+            CHECK(strncmp(captured, interpreted, strlen(interpreted)) == 0);
+            CHECK(captured[strlen(interpreted)] == '\n');
+        }
+        ubpf_destroy(vm);
+    }
+
+    /* Unknown tiers and a NULL vm are refused. */
+    struct ubpf_vm* vm = ubpf_create();
+    CHECK_EQ(rbpf_set_jit_tier(vm, 4), -1);
+    CHECK_EQ(rbpf_set_jit_tier(vm, -1), -1);
+    CHECK_EQ(rbpf_set_jit_tier(NULL, RBPF_JIT_TIER_AUTO), -1);
+    ubpf_destroy(vm);
+    free(past_end);
+    free(bytes);
+}
 
 int
 main(void)
@@ -71,5 +178,7 @@ main(void)
     CHECK_EQ(rbpf_assemble("", &bytes, &len, NULL), 0);
     CHECK_EQ(len, 0);
     free(bytes);
+
+    check_jit_tiers();
     return TEST_RESULT();
 }

@@ -18,6 +18,32 @@
 #define RBPF_VERSION_STRING "0.1.0"
 
 /**
+ * `rbpf_set_jit_tier`: the JIT picks per program (the default). Programs it can compile
+ * quickly get Cranelift's optimiser; larger ones the one-pass baseline tier on x86-64
+ * (Cranelift without its optimiser where that does not apply), so compile time stays
+ * linear in the program's size.
+ */
+#define RBPF_JIT_TIER_AUTO 0
+
+/**
+ * `rbpf_set_jit_tier`: always Cranelift's optimiser (fastest code; compile time grows
+ * faster than the program on large ones).
+ */
+#define RBPF_JIT_TIER_OPTIMISED 1
+
+/**
+ * `rbpf_set_jit_tier`: always Cranelift without its optimiser.
+ */
+#define RBPF_JIT_TIER_FAST 2
+
+/**
+ * `rbpf_set_jit_tier`: the one-pass x86-64 baseline tier wherever it applies (fastest
+ * compile; not with constant blinding, legacy packet loads or the kernel's helpers, and
+ * only on x86-64 System V hosts), `RBPF_JIT_TIER_FAST` elsewhere.
+ */
+#define RBPF_JIT_TIER_BASELINE 3
+
+/**
  * `rbpf_redirect.kind`: the run asked for no redirect.
  */
 #define RBPF_REDIRECT_NONE 0
@@ -227,6 +253,17 @@ int rbpf_exec_mbuff(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, void *d
  * accesses against the same regions. Returns -1 as well when nothing is compiled.
  */
 int rbpf_exec_mbuff_jit(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, void *data, size_t data_len, size_t data_offset, size_t data_end_offset, uint64_t *bpf_return_value);
+
+/**
+ * Chooses how later `ubpf_compile`, `ubpf_compile_ex`, `ubpf_translate` and
+ * `ubpf_translate_ex` calls compile (`RBPF_JIT_TIER_AUTO`, `_OPTIMISED`, `_FAST` or
+ * `_BASELINE`). Every tier keeps the same sandbox and gives the interpreter's results; only
+ * compile time and code speed differ. Code already compiled is kept until the program is
+ * unloaded.
+ *
+ * Returns 0, or -1 for a NULL `vm` or an unknown `tier` (nothing changes).
+ */
+int rbpf_set_jit_tier(struct ubpf_vm *vm, int tier);
 
 /**
  * Registers the Linux kernel helpers librbpf implements at the kernel's numbers, with

@@ -313,3 +313,42 @@ pub extern "C" fn rbpf_exec_mbuff_jit(
         )
     })
 }
+
+/// `rbpf_set_jit_tier`: the JIT picks per program (the default). Programs it can compile
+/// quickly get Cranelift's optimiser; larger ones the one-pass baseline tier on x86-64
+/// (Cranelift without its optimiser where that does not apply), so compile time stays
+/// linear in the program's size.
+pub const RBPF_JIT_TIER_AUTO: c_int = 0;
+/// `rbpf_set_jit_tier`: always Cranelift's optimiser (fastest code; compile time grows
+/// faster than the program on large ones).
+pub const RBPF_JIT_TIER_OPTIMISED: c_int = 1;
+/// `rbpf_set_jit_tier`: always Cranelift without its optimiser.
+pub const RBPF_JIT_TIER_FAST: c_int = 2;
+/// `rbpf_set_jit_tier`: the one-pass x86-64 baseline tier wherever it applies (fastest
+/// compile; not with constant blinding, legacy packet loads or the kernel's helpers, and
+/// only on x86-64 System V hosts), `RBPF_JIT_TIER_FAST` elsewhere.
+pub const RBPF_JIT_TIER_BASELINE: c_int = 3;
+
+/// Chooses how later `ubpf_compile`, `ubpf_compile_ex`, `ubpf_translate` and
+/// `ubpf_translate_ex` calls compile (`RBPF_JIT_TIER_AUTO`, `_OPTIMISED`, `_FAST` or
+/// `_BASELINE`). Every tier keeps the same sandbox and gives the interpreter's results; only
+/// compile time and code speed differ. Code already compiled is kept until the program is
+/// unloaded.
+///
+/// Returns 0, or -1 for a NULL `vm` or an unknown `tier` (nothing changes).
+// Wraps [`rbpf::Vm::config_mut`] (`Config::jit_tier`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_set_jit_tier(vm: *mut ubpf_vm, tier: c_int) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        let tier = match tier {
+            RBPF_JIT_TIER_AUTO => rbpf::JitTier::Auto,
+            RBPF_JIT_TIER_OPTIMISED => rbpf::JitTier::Optimised,
+            RBPF_JIT_TIER_FAST => rbpf::JitTier::Fast,
+            RBPF_JIT_TIER_BASELINE => rbpf::JitTier::Baseline,
+            _ => return -1,
+        };
+        handle.vm.config_mut().jit_tier = tier;
+        0
+    })
+}
