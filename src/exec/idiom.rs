@@ -410,7 +410,7 @@ const MAX_COPY_BODY: usize = 32;
 
 /// `entered[pc]`: control can reach slot `pc` other than by falling through from `pc - 1`
 /// (a jump or local-call target, or a return site).
-fn entry_points(insns: &[Insn]) -> Vec<bool> {
+pub(crate) fn entry_points(insns: &[Insn]) -> Vec<bool> {
     let mut entered = vec![false; insns.len() + 1];
     let mut mark = |target: i64| {
         if let Some(slot) = usize::try_from(target)

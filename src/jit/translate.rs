@@ -32,6 +32,7 @@ use super::JitMode;
 use super::cfg::{self, Cfg};
 use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::hoist::{self as loops, HoistedLoop};
+use super::range_test;
 use super::runtime::{self, run_block};
 use super::select::Hammock;
 use crate::error::{Access, JitError};
@@ -234,6 +235,10 @@ struct Translator<'a, 'b> {
     iterate: Option<hoist::IterationTest>,
     /// Branches translated as selects (`translate/select.rs`), by branch slot.
     selects: Vec<Hammock>,
+    /// `entered[pc]`: control reaches `pc` other than by falling through (what
+    /// [`range_test::fused_range_test`] needs); empty when instructions are counted, which
+    /// keeps every jump pair apart.
+    entered: Vec<bool>,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
     sig_publish: SigRef,
@@ -517,6 +522,11 @@ pub(crate) fn translate(
         unchecked: vec![false; insns.len()],
         iterate: None,
         selects,
+        entered: if opts.instruction_limit == 0 {
+            crate::exec::idiom::entry_points(insns)
+        } else {
+            Vec::new()
+        },
         sig_call_helper,
         sig_publish,
         sig_enter_run,
@@ -1711,6 +1721,9 @@ impl Translator<'_, '_> {
             self.terminated = true;
             return Ok(pc + 1);
         }
+        if !back_edge_in_copy && self.fused_range_test(pc)? {
+            return Ok(pc + 1);
+        }
         let next = self.block_at(pc + 1)?;
         let c = self.condition(pc, insn)?;
         if back_edge_in_copy {
@@ -1720,6 +1733,48 @@ impl Translator<'_, '_> {
         }
         self.terminated = true;
         Ok(pc + 1)
+    }
+
+    /// Translates the conditional jumps at `pc` and `pc + 1` as one interval test when they
+    /// are one ([`range_test`]); `false` (nothing emitted) when not. The second jump's block
+    /// is left without predecessors.
+    fn fused_range_test(&mut self, pc: usize) -> Result<bool, JitError> {
+        let Some(test) = range_test::fused_range_test(self.insns, &self.entered, pc) else {
+            return Ok(false);
+        };
+        // A hoisted loop's copy tests its induction register on every back edge; a second
+        // jump translated as selects leaves its path without blocks to jump to.
+        if self
+            .iterate
+            .is_some_and(|t| t.head == test.inside || t.head == test.outside)
+            || self
+                .selects
+                .binary_search_by_key(&(pc + 1), |h| h.branch)
+                .is_ok()
+        {
+            return Ok(false);
+        }
+        let block = |pc: usize| self.blocks.get(pc).copied().flatten();
+        let (Some(inside), Some(outside)) = (block(test.inside), block(test.outside)) else {
+            return Ok(false);
+        };
+        let ty = if test.wide { I64 } else { I32 };
+        let x = self.get(test.reg);
+        let x = if test.wide {
+            x
+        } else {
+            self.b.ins().ireduce(I32, x)
+        };
+        let lo = self.user_const(ty, test.lo as i64);
+        let span = self.user_const(ty, test.span as i64);
+        let offset = self.b.ins().isub(x, lo);
+        let within = self
+            .b
+            .ins()
+            .icmp(IntCC::UnsignedLessThanOrEqual, offset, span);
+        self.b.ins().brif(within, inside, &[], outside, &[]);
+        self.terminated = true;
+        Ok(true)
     }
 
     /// The condition of the conditional jump `insn` at `pc`: non-zero when it is taken.
