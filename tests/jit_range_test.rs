@@ -162,3 +162,78 @@ exit
             .all(|&r| r == 1)
     );
 }
+
+/// Found by `fuzz/run.sh diff`: the second jump of a fusable pair roots a compare tree that
+/// becomes a switch table, behind which the code the fused compare would jump to is not
+/// translated (Cranelift then met a branch to an empty block). Such pairs stay apart.
+#[test]
+fn a_pair_whose_second_jump_roots_a_switch_compiles() {
+    const PROGRAM: &str = "mov32 %r0, 0x3b000000\n\
+         mov %r0, -2\n\
+         jsgt %r1, -1, L7\n\
+         mov32 %r0, 1\n\
+         jge32 %r8, 0, L5\n\
+         L5:\n\
+         jsgt %r1, -1, L7\n\
+         jsgt %r1, -37633, L11\n\
+         L7:\n\
+         mov32 %r0, 64255\n\
+         mov32 %r0, 0\n\
+         mov %r1, -2\n\
+         jsgt %r1, -1, L15\n\
+         L11:\n\
+         mov32 %r0, 1\n\
+         jge32 %r0, 0, L13\n\
+         L13:\n\
+         jsgt %r1, -1, L15\n\
+         jsgt %r1, -1, L19\n\
+         L15:\n\
+         mov32 %r0, 1\n\
+         jge %r0, 0, L17\n\
+         L17:\n\
+         jsgt %r1, -2, L18\n\
+         L18:\n\
+         jsgt %r1, -1, L23\n\
+         L19:\n\
+         mov32 %r0, 1\n\
+         jge32 %r0, 0, L21\n\
+         L21:\n\
+         jsgt %r1, -1, L23\n\
+         jsgt %r5, 0xffffff, L27\n\
+         L23:\n\
+         jsgt %r1, -1, L25\n\
+         jsgt %r1, -37633, L29\n\
+         L25:\n\
+         mov32 %r0, 64255\n\
+         mov32 %r0, 0\n\
+         L27:\n\
+         mov %r1, -2\n\
+         jsgt %r1, -1, L33\n\
+         L29:\n\
+         jsgt %r1, -1, L31\n\
+         jsgt %r1, -1, L35\n\
+         L31:\n\
+         mov32 %r0, 1\n\
+         jge %r0, 0, L33\n\
+         L33:\n\
+         jsgt %r1, -1, L35\n\
+         mov32 %r0, 2\n\
+         L35:\n\
+         exit\n\
+         exit\n\
+         div32 %r0, 0\n\
+         jsgt %r1, -1, L40\n\
+         mov32 %r0, 2\n\
+         L40:\n\
+         exit\n";
+    for x in [0u64, 1, 5, u64::MAX, (-37633i64) as u64, (-37634i64) as u64] {
+        let mut mem = x.to_le_bytes().to_vec();
+        mem.resize(16, 0);
+        let text = format!("ldxdw %r1, [%r1+0]\n{PROGRAM}");
+        // Any outcome will do, as long as every engine gives it.
+        let _agreed = engines::against_per_instruction(&text, true, &mem, 1 << 20)
+            .unwrap_or_else(|e| panic!("x = {x:#x}: {e}"));
+    }
+    // As the fuzzer ran it: r1 is the (empty) input's address.
+    let _agreed = engines::against_per_instruction(PROGRAM, true, &[], 1 << 20).unwrap();
+}

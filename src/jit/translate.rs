@@ -235,10 +235,13 @@ struct Translator<'a, 'b> {
     iterate: Option<hoist::IterationTest>,
     /// Branches translated as selects (`translate/select.rs`), by branch slot.
     selects: Vec<Hammock>,
-    /// `entered[pc]`: control reaches `pc` other than by falling through (what
+    /// `entered[pc]`: control reaches `pc` other than by falling through, by a jump or a
+    /// rewrite's edge (what
     /// [`range_test::fused_range_test`] needs); empty when instructions are counted, which
     /// keeps every jump pair apart.
     entered: Vec<bool>,
+    /// The slot of the second jump of the range test just fused, whose block is skipped.
+    fused_away: Option<usize>,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
     sig_publish: SigRef,
@@ -484,6 +487,30 @@ pub(crate) fn translate(
     if opts.mode == JitMode::Extended {
         buffers.push((stack, stack_len, fault::INVALID_STACK));
     }
+    // What `range_test::fused_range_test` needs (see `Translator::entered`).
+    let entered = if opts.instruction_limit == 0 {
+        let mut entered = crate::exec::idiom::entry_points(insns);
+        // Blocks this translation's own rewrites jump to: switch leaves and joins,
+        // copy-loop exits, the slot after a hoisted loop.
+        let rewrites = switches
+            .iter()
+            .flat_map(|s| {
+                s.leaves
+                    .iter()
+                    .map(|l| l.pc)
+                    .chain(s.values.as_ref().map(|v| v.join))
+            })
+            .chain(copy_loops.iter().map(|l| l.exit))
+            .chain(hoisted.iter().map(|l| l.last + 1));
+        for pc in rewrites {
+            if let Some(e) = entered.get_mut(pc) {
+                *e = true;
+            }
+        }
+        entered
+    } else {
+        Vec::new()
+    };
     let mut t = Translator {
         b,
         insns,
@@ -522,11 +549,8 @@ pub(crate) fn translate(
         unchecked: vec![false; insns.len()],
         iterate: None,
         selects,
-        entered: if opts.instruction_limit == 0 {
-            crate::exec::idiom::entry_points(insns)
-        } else {
-            Vec::new()
-        },
+        fused_away: None,
+        entered,
         sig_call_helper,
         sig_publish,
         sig_enter_run,
@@ -958,8 +982,15 @@ impl Translator<'_, '_> {
     fn slots(&mut self, from: usize, to: usize, copy: bool) -> Result<(), JitError> {
         let mut pc = from;
         while pc < to {
-            if self.cfg.leader[pc] && self.reachable.as_ref().is_some_and(|r| !r[pc]) {
-                // Dead code (behind a switch table): nothing jumps or falls into this block.
+            // Only the slot right after a fused pair is the pair's second jump (a rotated
+            // loop test fused in its copy elsewhere leaves a value to forget).
+            let fused_second = self.fused_away.take() == Some(pc);
+            if self.cfg.leader[pc]
+                && (self.reachable.as_ref().is_some_and(|r| !r[pc]) || fused_second)
+            {
+                // Dead code (behind a switch table, or the second jump of a fused range
+                // test): nothing jumps or falls into this block, and Cranelift's passes
+                // expect every block to be reachable.
                 self.terminated = true;
                 pc += 1;
                 while pc < to && !self.cfg.leader[pc] {
@@ -1737,13 +1768,15 @@ impl Translator<'_, '_> {
 
     /// Translates the conditional jumps at `pc` and `pc + 1` as one interval test when they
     /// are one ([`range_test`]); `false` (nothing emitted) when not. The second jump's block
-    /// is left without predecessors.
+    /// is left without predecessors and is not translated.
     fn fused_range_test(&mut self, pc: usize) -> Result<bool, JitError> {
         let Some(test) = range_test::fused_range_test(self.insns, &self.entered, pc) else {
             return Ok(false);
         };
         // A hoisted loop's copy tests its induction register on every back edge; a second
-        // jump translated as selects leaves its path without blocks to jump to.
+        // jump translated as selects leaves its path without blocks to jump to, and one that
+        // roots a switch table leaves code behind the table untranslated.
+        let untranslated = |pc: usize| self.reachable.as_ref().is_some_and(|r| !r[pc]);
         if self
             .iterate
             .is_some_and(|t| t.head == test.inside || t.head == test.outside)
@@ -1751,6 +1784,12 @@ impl Translator<'_, '_> {
                 .selects
                 .binary_search_by_key(&(pc + 1), |h| h.branch)
                 .is_ok()
+            || self
+                .switches
+                .binary_search_by_key(&(pc + 1), |s| s.root)
+                .is_ok()
+            || untranslated(test.inside)
+            || untranslated(test.outside)
         {
             return Ok(false);
         }
@@ -1774,6 +1813,7 @@ impl Translator<'_, '_> {
             .icmp(IntCC::UnsignedLessThanOrEqual, offset, span);
         self.b.ins().brif(within, inside, &[], outside, &[]);
         self.terminated = true;
+        self.fused_away = Some(pc + 1);
         Ok(true)
     }
 
