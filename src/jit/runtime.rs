@@ -209,31 +209,30 @@ fn run_regions<'a>(machine: Option<&'a Machine>, run: &RunBlock) -> Regions<'a> 
     }
 }
 
-/// Words after a compare loop's packed description ([`CompareLoop::PACKED_WORDS`]) in the
-/// frame [`rt_compare_ff`] reads: the eleven registers, then mem's start and length and the
-/// stack's.
-pub(crate) const COMPARE_FRAME_EXTRA: usize = 15;
+/// Words of the frame [`rt_compare_ff`] reads: the eleven registers, then mem's start and
+/// length and the stack's.
+pub(crate) const COMPARE_FRAME_WORDS: usize = 15;
 
 /// The fast-forward of a compare loop (`crate::exec::idiom::compare`), shared with the
-/// interpreter: `frame` holds the loop's packed description ([`CompareLoop::packed`]), the
-/// registers at the loop's head (updated in place) and the run's mem and stack (start,
-/// length each).
+/// interpreter: `description` is the loop's description ([`CompareLoop::to_words`], kept in
+/// the program's `JitContext`), `frame` holds the registers at the loop's head (updated in
+/// place) and then the run's mem and stack (start, length each).
 /// Returns the number of iterations skipped.
 ///
 /// # Safety
-/// `frame` must point to such a frame (8-byte aligned, written by the compiled code of a
-/// run with bounds checks on), whose mem and stack are the run's live buffers.
-pub(crate) unsafe extern "C" fn rt_compare_ff(frame: *mut u64) -> u64 {
+/// `description` must point to a description's words and `frame` to such a frame (8-byte
+/// aligned, written by the compiled code of a run with bounds checks on), whose mem and stack
+/// are the run's live buffers.
+pub(crate) unsafe extern "C" fn rt_compare_ff(description: *const u64, frame: *mut u64) -> u64 {
     catch_unwind(AssertUnwindSafe(|| {
-        let l = CompareLoop::unpack(|i| {
-            // SAFETY: this function's contract: the frame starts with a packed description,
-            // and `unpack` reads only its words.
-            unsafe { frame.wrapping_add(i).read() }
+        let l = CompareLoop::from_words(|i| {
+            // SAFETY: this function's contract: `description` is a description's words, and
+            // `from_words` reads only those.
+            unsafe { description.wrapping_add(i).read() }
         });
-        let regs = frame.wrapping_add(CompareLoop::PACKED_WORDS);
-        // SAFETY: the eleven registers follow the packed description's room.
-        let regs = unsafe { &mut *regs.cast::<[u64; 11]>() };
-        let at = frame.wrapping_add(CompareLoop::PACKED_WORDS + 11);
+        // SAFETY: the frame starts with the eleven registers.
+        let regs = unsafe { &mut *frame.cast::<[u64; 11]>() };
+        let at = frame.wrapping_add(11);
         // SAFETY: the four region words follow the registers.
         let r = unsafe { std::slice::from_raw_parts(at, 4) };
         let bounds = Bounds {

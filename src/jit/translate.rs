@@ -313,7 +313,7 @@ pub(crate) fn translate(
     let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
     let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
     let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
-    let sig_compare = b.import_signature(sig(isa, &[I64], Some(I64)));
+    let sig_compare = b.import_signature(sig(isa, &[I64; 2], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
         (idioms.copies.clone(), idioms.switches.clone())
@@ -416,15 +416,14 @@ pub(crate) fn translate(
         opts.mode == JitMode::Extended,
         stack_sizes,
     );
-    // Each compare loop's frame for `runtime::rt_compare_ff`: its description and the run's
-    // mem and stack are written once per run, here; each entry into the loop adds the
-    // registers.
+    // Each compare loop's frame for `runtime::rt_compare_ff`: the run's mem and stack are
+    // written once per run, here; each entry into the loop adds the registers.
     let no_stack = b.ins().iconst(I64, 0);
     let compare_frames: Vec<StackSlot> = compare_loops
         .iter()
-        .map(|l| {
+        .map(|_| {
             let stack_len = if has_stack { stack_len } else { no_stack };
-            idioms::compare_frame(&mut b, l, [mem, mem_len, stack, stack_len])
+            idioms::compare_frame(&mut b, [mem, mem_len, stack, stack_len])
         })
         .collect();
     // Kernel helpers check pointer arguments against the run's regions, read from the block.

@@ -24,9 +24,9 @@
 //! a lower bound of the iterations that complete.
 //!
 //! One plain-data description ([`CompareLoop`], integers only) serves both engines: the
-//! interpreter keeps it with its decoded program, the JIT writes its words into a stack slot
-//! before calling the runtime (`jit::runtime::rt_compare_ff`), so compiled code that outlives
-//! its VM still carries everything the runtime needs.
+//! interpreter keeps it with its decoded program, the JIT keeps its packed words in the
+//! compiled program's context (which outlives the VM while any copy of the code may run) and
+//! hands their address to the runtime (`jit::runtime::rt_compare_ff`).
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -503,37 +503,16 @@ impl CompareLoop {
     /// Size of the description in words.
     pub(crate) const WORDS: usize = core::mem::size_of::<Self>() / 8;
 
-    /// Words of the packed form ([`CompareLoop::packed`]) at most.
-    pub(crate) const PACKED_WORDS: usize = Self::WORDS + 2;
-
-    /// The description packed for compiled code to store (fewer stores, faster compiles):
-    /// a 128-bit map of its non-zero words, then those words in order.
-    pub(crate) fn packed(&self) -> Vec<u64> {
-        let mut map = [0u64; 2];
-        let mut out = vec![0, 0];
-        for (i, &w) in self.words().iter().enumerate() {
-            if w != 0 {
-                map[i / 64] |= 1 << (i % 64);
-                out.push(w);
-            }
-        }
-        out[0] = map[0];
-        out[1] = map[1];
-        out
+    /// The description as words, as compiled code keeps it for the runtime
+    /// (`jit::runtime::rt_compare_ff`).
+    pub(crate) fn to_words(self) -> Vec<u64> {
+        self.words().to_vec()
     }
 
-    /// Unpacks [`CompareLoop::packed`], whose word `i` is `read(i)` (called only for the
-    /// packed form's words).
-    pub(crate) fn unpack(read: impl Fn(usize) -> u64) -> CompareLoop {
-        let mut all = [0u64; Self::WORDS];
-        let map = [read(0), read(1)];
-        let mut next = 2;
-        for (i, slot) in all.iter_mut().enumerate() {
-            if map[i / 64] >> (i % 64) & 1 == 1 {
-                *slot = read(next);
-                next += 1;
-            }
-        }
+    /// The description whose word `i` is `read(i)` (the inverse of
+    /// [`CompareLoop::to_words`]; `read` is called for words `0..WORDS` only).
+    pub(crate) fn from_words(read: impl Fn(usize) -> u64) -> CompareLoop {
+        let all: [u64; Self::WORDS] = core::array::from_fn(read);
         // SAFETY: same size (WORDS is the size in words), and every bit pattern is a valid
         // `CompareLoop` (integers and byte arrays only).
         unsafe { core::mem::transmute::<[u64; Self::WORDS], CompareLoop>(all) }
@@ -1790,16 +1769,16 @@ mod tests {
     }
 
     #[test]
-    fn packing_round_trips() {
+    fn descriptions_round_trip_through_words() {
         let insns = assembled(
             "mov %r5, 0\nloop:\nldxb %r4, [%r1+0]\nldxb %r6, [%r2+0]\njne %r4, %r6, out\n\
              jeq %r4, 0, out\nadd %r1, 1\nadd %r2, 1\nja loop\nout:\nexit\n",
         );
         let loops = crate::exec::idiom::Idioms::of(&insns).compares;
         assert_eq!(loops.len(), 1);
-        let packed = loops[0].packed();
-        assert!(packed.len() < CompareLoop::WORDS);
-        let back = CompareLoop::unpack(|i| packed[i]);
+        let words = loops[0].to_words();
+        assert_eq!(words.len(), CompareLoop::WORDS);
+        let back = CompareLoop::from_words(|i| words[i]);
         assert_eq!(back, loops[0]);
     }
 }

@@ -417,8 +417,9 @@ impl Translator<'_, '_> {
     }
 
     /// Emits the fast-forward of compare loop `l` at its head (the current block): the
-    /// registers go into the loop's `frame` (which already holds its description and the
-    /// run's mem and stack, see [`compare_frame`]), [`runtime::rt_compare_ff`] skips the
+    /// registers go into the loop's `frame` (which already holds the run's mem and stack, see
+    /// [`compare_frame`]), [`runtime::rt_compare_ff`], given the loop's description (kept in
+    /// the context like a switch's value table), skips the
     /// iterations that provably complete and writes the registers back, and the loop's own
     /// code runs on in a new block. Its back edges (translated later) go to that block, so
     /// the call runs once per entry into the loop.
@@ -427,15 +428,21 @@ impl Translator<'_, '_> {
         l: &CompareLoop,
         frame: StackSlot,
     ) -> Result<(), JitError> {
-        let at = |r: u8| ((CompareLoop::PACKED_WORDS + usize::from(r)) * 8) as i32;
+        let at = |r: u8| (usize::from(r) * 8) as i32;
         for r in 0..11u8 {
             let v = self.get(r);
             self.b.ins().stack_store(I64, v, frame, at(r));
         }
+        // SAFETY: `opts.ctx` points to the boxed context of the cache that is compiling,
+        // alive for the whole translation.
+        let ctx = unsafe { &*self.opts.ctx };
+        let description = self.iconst(ctx.keep_table(l.to_words()) as i64);
         let address = self.b.ins().stack_addr(I64, frame, 0);
         let callee = self.iconst(runtime::rt_compare_ff as *const () as i64);
         let sig = self.sig_compare;
-        self.b.ins().call_indirect(sig, callee, &[address]);
+        self.b
+            .ins()
+            .call_indirect(sig, callee, &[description, address]);
         for r in l.written() {
             let v = self.b.ins().stack_load(I64, I64, frame, at(r));
             self.set(r, v);
@@ -520,29 +527,18 @@ unsafe extern "C" fn rt_fill(dst: *mut u8, value: u64, packed: u64) -> u64 {
     0
 }
 
-/// Creates the frame [`runtime::rt_compare_ff`] reads for compare loop `l` and fills in what
-/// stays the same for a whole run (emitted in the entry block): the loop's description, then
-/// (after room for the eleven registers) `regions`: mem's start and length and the stack's.
-pub(super) fn compare_frame(
-    b: &mut FunctionBuilder<'_>,
-    l: &CompareLoop,
-    regions: [Value; 4],
-) -> StackSlot {
-    let words = CompareLoop::PACKED_WORDS;
-    let size = (words + runtime::COMPARE_FRAME_EXTRA) * 8;
+/// Creates the frame [`runtime::rt_compare_ff`] reads for a compare loop and fills in what
+/// stays the same for a whole run (emitted in the entry block): after room for the eleven
+/// registers, `regions`: mem's start and length and the stack's. (The loop's description is
+/// in the context, see [`Translator::compare_fast_forward`].)
+pub(super) fn compare_frame(b: &mut FunctionBuilder<'_>, regions: [Value; 4]) -> StackSlot {
     let slot = b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        size as u32,
+        (runtime::COMPARE_FRAME_WORDS * 8) as u32,
         3,
     ));
-    let offset = |word: usize| (word * 8) as i32;
-    // Only the packed form's words: the runtime reads no further.
-    for (i, &w) in l.packed().iter().enumerate() {
-        let v = b.ins().iconst(I64, w as i64);
-        b.ins().stack_store(I64, v, slot, offset(i));
-    }
     for (i, v) in regions.into_iter().enumerate() {
-        b.ins().stack_store(I64, v, slot, offset(words + 11 + i));
+        b.ins().stack_store(I64, v, slot, ((11 + i) * 8) as i32);
     }
     slot
 }
