@@ -242,6 +242,9 @@ struct Translator<'a, 'b> {
     entered: Vec<bool>,
     /// The slot of the second jump of the range test just fused, whose block is skipped.
     fused_away: Option<usize>,
+    /// The join of the hammock just if-converted, which the current block falls into: it is
+    /// translated on in that block.
+    falls_into: Option<usize>,
     /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
     sig_call_helper: Option<SigRef>,
     sig_publish: SigRef,
@@ -549,6 +552,7 @@ pub(crate) fn translate(
         iterate: None,
         selects,
         fused_away: None,
+        falls_into: None,
         entered,
         sig_call_helper,
         sig_publish,
@@ -984,6 +988,7 @@ impl Translator<'_, '_> {
             // Only the slot right after a fused pair is the pair's second jump (a rotated
             // loop test fused in its copy elsewhere leaves a value to forget).
             let fused_second = self.fused_away.take() == Some(pc);
+            let continued = self.falls_into.take() == Some(pc);
             if self.cfg.leader[pc]
                 && (self.reachable.as_ref().is_some_and(|r| !r[pc]) || fused_second)
             {
@@ -998,7 +1003,13 @@ impl Translator<'_, '_> {
                 continue;
             }
             if self.cfg.leader[pc] && !(copy && pc == from) {
-                self.enter_block(pc)?;
+                if continued {
+                    // An if-converted hammock's join, entered only from the current block:
+                    // no block of its own (fewer blocks for every later pass).
+                    self.forget_facts();
+                } else {
+                    self.enter_block(pc)?;
+                }
                 if let Ok(i) = self.copy_loops.binary_search_by_key(&pc, |l| l.head) {
                     let l = self.copy_loops[i].clone();
                     self.copy_loop_fast_path(&l)?;

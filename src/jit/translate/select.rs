@@ -81,7 +81,7 @@ pub(super) fn planned(
 impl Translator<'_, '_> {
     /// When the conditional jump at `pc` is a planned hammock, translates it as selects and
     /// returns the slot where translation goes on (the hammock's end; the current block then
-    /// falls into the join, or has jumped to it). `to` is the end of the slots being
+    /// goes on with the join, or has jumped to it). `to` is the end of the slots being
     /// translated.
     pub(super) fn if_converted(&mut self, pc: usize, to: usize) -> Result<Option<usize>, JitError> {
         let Ok(i) = self.selects.binary_search_by_key(&pc, |h| h.branch) else {
@@ -95,7 +95,11 @@ impl Translator<'_, '_> {
             )));
         }
         self.select_values(&h)?;
-        if h.join != h.end {
+        if h.join == h.end {
+            // Only the hammock's own edges enter the join (see `planned`), and both are now
+            // this block's fall-through: the join goes on in this block.
+            self.falls_into = Some(h.join);
+        } else {
             let join = self.block_at(h.join)?;
             self.b.ins().jump(join, &[]);
             self.terminated = true;
