@@ -444,3 +444,24 @@ fn clang_log2_bits_matches_the_interpreter() {
         assert_eq!(interp, Ok(expected), "length {len}");
     }
 }
+
+/// Found by `fuzz/run.sh diff`: a hammock whose join is also a leaf of a switch table (the
+/// compare tree on r1 around it) must keep the join's own block, which the table jumps to;
+/// only a join that nothing but the hammock enters goes on in the block of the selects. (The
+/// fuzzer's r1 is mem's address; here it is loaded from mem, which gives every leaf.)
+#[test]
+fn a_join_that_a_switch_table_also_reaches_keeps_its_block() {
+    let text = "ldxdw r1, [r1+0]\njle32 r1, 4, +1\njle32 r1, 6, +1\nexit\njle32 r1, 5, +1\n\
+        mov32 r0, 6\njsle r0, 4, +0\njle32 r1, 5, +1\njeq r0, 0, +0\nexit";
+    let loaded = Loaded::new(text);
+    for &x in &EDGES {
+        if let Err(why) = loaded.compare(&memory(&[x])) {
+            panic!("r1 = {x:#x}: {why}\n{text}");
+        }
+    }
+    for x in 3..=8 {
+        if let Err(why) = loaded.compare(&memory(&[x])) {
+            panic!("r1 = {x:#x}: {why}\n{text}");
+        }
+    }
+}

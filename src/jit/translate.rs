@@ -240,6 +240,9 @@ struct Translator<'a, 'b> {
     /// [`range_test::fused_range_test`] needs); empty when instructions are counted, which
     /// keeps every jump pair apart.
     entered: Vec<bool>,
+    /// `rewrite_entered[pc]`: a rewrite of this translation (a switch table, a copy loop's
+    /// bulk path, a hoisted loop) jumps to `pc`'s block.
+    rewrite_entered: Vec<bool>,
     /// The slot of the second jump of the range test just fused, whose block is skipped.
     fused_away: Option<usize>,
     /// The join of the hammock just if-converted, which the current block falls into: it is
@@ -489,25 +492,29 @@ pub(crate) fn translate(
     if opts.mode == JitMode::Extended {
         buffers.push((stack, stack_len, fault::INVALID_STACK));
     }
+    // Blocks this translation's own rewrites jump to: switch leaves and joins, copy-loop
+    // exits, the slot after a hoisted loop.
+    let mut rewrite_entered = vec![false; insns.len() + 1];
+    let rewrites = switches
+        .iter()
+        .flat_map(|s| {
+            s.leaves
+                .iter()
+                .map(|l| l.pc)
+                .chain(s.values.as_ref().map(|v| v.join))
+        })
+        .chain(copy_loops.iter().map(|l| l.exit))
+        .chain(hoisted.iter().map(|l| l.last + 1));
+    for pc in rewrites {
+        if let Some(e) = rewrite_entered.get_mut(pc) {
+            *e = true;
+        }
+    }
     // What `range_test::fused_range_test` needs (see `Translator::entered`).
     let entered = if opts.instruction_limit == 0 {
         let mut entered = crate::exec::idiom::entry_points(insns);
-        // Blocks this translation's own rewrites jump to: switch leaves and joins,
-        // copy-loop exits, the slot after a hoisted loop.
-        let rewrites = switches
-            .iter()
-            .flat_map(|s| {
-                s.leaves
-                    .iter()
-                    .map(|l| l.pc)
-                    .chain(s.values.as_ref().map(|v| v.join))
-            })
-            .chain(copy_loops.iter().map(|l| l.exit))
-            .chain(hoisted.iter().map(|l| l.last + 1));
-        for pc in rewrites {
-            if let Some(e) = entered.get_mut(pc) {
-                *e = true;
-            }
+        for (e, &r) in entered.iter_mut().zip(&rewrite_entered) {
+            *e |= r;
         }
         entered
     } else {
@@ -551,6 +558,7 @@ pub(crate) fn translate(
         unchecked: vec![false; insns.len()],
         iterate: None,
         selects,
+        rewrite_entered,
         fused_away: None,
         falls_into: None,
         entered,

@@ -95,9 +95,10 @@ impl Translator<'_, '_> {
             )));
         }
         self.select_values(&h)?;
-        if h.join == h.end {
-            // Only the hammock's own edges enter the join (see `planned`), and both are now
-            // this block's fall-through: the join goes on in this block.
+        if h.join == h.end && !self.rewrite_entered[h.join] {
+            // Only the hammock's own edges enter the join (see `planned`; it counts jumps and
+            // fall-throughs, and no rewrite jumps there either), and both are now this
+            // block's fall-through: the join goes on in this block.
             self.falls_into = Some(h.join);
         } else {
             let join = self.block_at(h.join)?;
