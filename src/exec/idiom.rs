@@ -409,9 +409,10 @@ fn fill_pattern(out: &mut [u8], pattern: &[u8]) {
 const MAX_COPY_BODY: usize = 32;
 
 /// `entered[pc]`: control can reach slot `pc` other than by falling through from `pc - 1`
-/// (a jump or local-call target, or a return site).
+/// (the program's start, a jump or local-call target, or a return site).
 pub(crate) fn entry_points(insns: &[Insn]) -> Vec<bool> {
     let mut entered = vec![false; insns.len() + 1];
+    entered[0] = true;
     let mut mark = |target: i64| {
         if let Some(slot) = usize::try_from(target)
             .ok()

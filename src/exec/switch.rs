@@ -494,27 +494,6 @@ fn live_registers(insns: &[Insn]) -> Vec<u16> {
     live
 }
 
-/// `entered[pc]`: control may reach `pc` other than by falling through from `pc - 1` (or
-/// from the slot before an `lddw`'s pair).
-fn entry_points(insns: &[Insn]) -> Vec<bool> {
-    let mut entered = vec![false; insns.len() + 1];
-    entered[0] = true;
-    for (pc, insn) in insns.iter().enumerate() {
-        let mut mark = |t: i64| {
-            if let Some(slot) = usize::try_from(t).ok().and_then(|t| entered.get_mut(t)) {
-                *slot = true;
-            }
-        };
-        if let Some(t) = jump_target(pc, insn) {
-            mark(t);
-        } else if insn.opc == op::CALL && insn.src == call_kind::LOCAL {
-            mark(pc as i64 + 1 + i64::from(insn.imm));
-            mark(pc as i64 + 1);
-        }
-    }
-    entered
-}
-
 /// Whether the conditional jump operation `operation` (its `0xf0` bits) holds for `a` and
 /// `b`, compared in `bits` (32 or 64).
 fn holds(operation: u8, a: u64, b: u64, bits: u32) -> Option<bool> {
@@ -1023,7 +1002,7 @@ pub(crate) fn find_switches(insns: &[Insn]) -> Vec<Switch> {
         stamp: 0,
         live: None,
     };
-    let entered = entry_points(insns);
+    let entered = crate::exec::idiom::entry_points(insns);
     let mut covered = vec![false; insns.len()];
     let mut switches = Vec::new();
     for (root, insn) in insns.iter().enumerate() {

@@ -43,7 +43,7 @@ pub struct JitContext {
     /// addresses of their value slabs in its inline bounds checks, so a copy must never see
     /// that memory freed (docs/sandbox.md, "Copies").
     kept_maps: OnceLock<crate::exec::maps::MapSet>,
-    /// The value tables of switches and the packed descriptions of compare loops
+    /// The value tables of switches and the descriptions of compare loops
     /// (`jit/translate/idioms.rs`), whose addresses compiled code embeds: kept as long as the
     /// context, so every copy of the code can read them.
     tables: Mutex<Vec<Box<[u64]>>>,

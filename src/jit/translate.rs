@@ -213,7 +213,7 @@ struct Translator<'a, 'b> {
     /// Signature of [`runtime::rt_packet_load`].
     sig_packet: SigRef,
     /// Copy loops run in bulk when their guard allows (`translate/idioms.rs`), by head slot.
-    copy_loops: Vec<CopyLoop>,
+    copy_loops: &'a [CopyLoop],
     /// Compare loops fast-forwarded at their entry (`translate/idioms.rs`), by head slot.
     compare_loops: Vec<CompareLoop>,
     /// Signature of [`runtime::rt_compare_ff`].
@@ -221,7 +221,7 @@ struct Translator<'a, 'b> {
     /// The frame of each compare loop (`idioms::compare_frame`), in `compare_loops` order.
     compare_frames: Vec<StackSlot>,
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
-    switches: Vec<Switch>,
+    switches: &'a [Switch],
     /// `Some`: slots that can run (the rest, compares behind a switch table, are skipped).
     reachable: Option<Vec<bool>>,
     /// Loops that run an unchecked copy while one test per iteration proves their accesses
@@ -289,10 +289,10 @@ fn sig(isa: &dyn TargetIsa, params: &[Type], ret: Option<Type>) -> Signature {
 /// Translates `program`, whose idioms are `idioms` (recognised at load), into `func`
 /// (cleared first, so a reused function keeps only its allocations), with the entry
 /// signature of `opts.mode`.
-pub(crate) fn translate(
+pub(crate) fn translate<'a>(
     isa: &dyn TargetIsa,
-    program: &Program,
-    idioms: &Idioms,
+    program: &'a Program,
+    idioms: &'a Idioms,
     opts: Options,
     fctx: &mut FunctionBuilderContext,
     func: &mut Function,
@@ -321,11 +321,12 @@ pub(crate) fn translate(
     let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
     let sig_compare = b.import_signature(sig(isa, &[I64; 2], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
-    let (copy_loops, switches) = if opts.instruction_limit == 0 && opts.blinding.is_none() {
-        (idioms.copies.clone(), idioms.switches.clone())
-    } else {
-        (Vec::new(), Vec::new())
-    };
+    let (copy_loops, switches): (&[CopyLoop], &[Switch]) =
+        if opts.instruction_limit == 0 && opts.blinding.is_none() {
+            (&idioms.copies, &idioms.switches)
+        } else {
+            (&[], &[])
+        };
     // Fast-forwards scan only mem and the stack, through the bounds model.
     let compare_loops =
         if opts.instruction_limit == 0 && opts.blinding.is_none() && opts.bounds_check {
@@ -337,7 +338,7 @@ pub(crate) fn translate(
         };
     // The copies of rotated loop headers are not counted per block.
     if opts.instruction_limit == 0 {
-        layout::plan_rotations(insns, &mut cfg, &copy_loops, &switches);
+        layout::plan_rotations(insns, &mut cfg, copy_loops, switches);
     }
     let sig_call_helper = opts
         .compact_helper_calls
@@ -471,13 +472,13 @@ pub(crate) fn translate(
     let ret_zero = b.create_block();
     let pop = frames.map(|_| b.create_block());
 
-    let reachable = idioms::reachable(insns, &cfg, &switches);
+    let reachable = idioms::reachable(insns, &cfg, switches);
     let mut idiom_heads: Vec<usize> = copy_loops.iter().map(|c| c.head).collect();
     idiom_heads.extend(compare_loops.iter().map(|c| c.head as usize));
-    let hoisted = hoistable_loops(insns, &cfg, &opts, &idiom_heads, &switches, &reachable);
+    let hoisted = hoistable_loops(insns, &cfg, &opts, &idiom_heads, switches, &reachable);
     // Both paths of an if-converted branch run, so instructions cannot be counted per block.
     let selects = if opts.instruction_limit == 0 {
-        select::planned(insns, &cfg, &copy_loops, &switches, &reachable, &hoisted)
+        select::planned(insns, &cfg, copy_loops, switches, &reachable, &hoisted)
     } else {
         Vec::new()
     };
@@ -735,6 +736,12 @@ impl Translator<'_, '_> {
 
     fn get(&mut self, reg: u8) -> Value {
         self.b.use_var(self.regs[reg_index(reg)])
+    }
+
+    /// Whether slot `pc` lies behind a switch table, which decides everything its compares
+    /// did: nothing runs it, so it is not translated.
+    fn untranslated(&self, pc: usize) -> bool {
+        self.reachable.as_ref().is_some_and(|r| !r[pc])
     }
 
     /// Forgets what is known at this point (a new block, or code reached from elsewhere).
@@ -997,9 +1004,7 @@ impl Translator<'_, '_> {
             // loop test fused in its copy elsewhere leaves a value to forget).
             let fused_second = self.fused_away.take() == Some(pc);
             let continued = self.falls_into.take() == Some(pc);
-            if self.cfg.leader[pc]
-                && (self.reachable.as_ref().is_some_and(|r| !r[pc]) || fused_second)
-            {
+            if self.cfg.leader[pc] && (self.untranslated(pc) || fused_second) {
                 // Dead code (behind a switch table, or the second jump of a fused range
                 // test): nothing jumps or falls into this block, and Cranelift's passes
                 // expect every block to be reachable.
@@ -1018,9 +1023,9 @@ impl Translator<'_, '_> {
                 } else {
                     self.enter_block(pc)?;
                 }
-                if let Ok(i) = self.copy_loops.binary_search_by_key(&pc, |l| l.head) {
-                    let l = self.copy_loops[i].clone();
-                    self.copy_loop_fast_path(&l)?;
+                let copy_loops = self.copy_loops;
+                if let Ok(i) = copy_loops.binary_search_by_key(&pc, |l| l.head) {
+                    self.copy_loop_fast_path(&copy_loops[i])?;
                 }
                 if let Ok(i) = self
                     .compare_loops
@@ -1034,9 +1039,9 @@ impl Translator<'_, '_> {
                     self.hoisted_loop(&l)?;
                 }
             }
-            if let Ok(i) = self.switches.binary_search_by_key(&pc, |s| s.root)
-                && let s = self.switches[i].clone()
-                && self.switch_table(pc, &s)?
+            let switches = self.switches;
+            if let Ok(i) = switches.binary_search_by_key(&pc, |s| s.root)
+                && self.switch_table(pc, &switches[i])?
             {
                 // The table decides every value: the root compare is dead.
                 self.terminated = true;
@@ -1794,7 +1799,6 @@ impl Translator<'_, '_> {
         // A hoisted loop's copy tests its induction register on every back edge; a second
         // jump translated as selects leaves its path without blocks to jump to, and one that
         // roots a switch table leaves code behind the table untranslated.
-        let untranslated = |pc: usize| self.reachable.as_ref().is_some_and(|r| !r[pc]);
         if self
             .iterate
             .is_some_and(|t| t.head == test.inside || t.head == test.outside)
@@ -1806,8 +1810,8 @@ impl Translator<'_, '_> {
                 .switches
                 .binary_search_by_key(&(pc + 1), |s| s.root)
                 .is_ok()
-            || untranslated(test.inside)
-            || untranslated(test.outside)
+            || self.untranslated(test.inside)
+            || self.untranslated(test.outside)
         {
             return Ok(false);
         }
