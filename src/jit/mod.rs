@@ -25,6 +25,7 @@ pub(crate) mod code;
 pub(crate) mod baseline;
 pub(crate) mod context;
 pub(crate) mod hoist;
+pub(crate) mod invariant;
 pub(crate) mod range_test;
 pub(crate) mod runtime;
 pub(crate) mod select;

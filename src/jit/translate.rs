@@ -18,7 +18,8 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
-    SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
+    Opcode, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
+    ValueDef,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -32,6 +33,7 @@ use super::JitMode;
 use super::cfg::{self, Cfg};
 use super::context::{BLINDING_KEY_OFFSET, HELPERS_OFFSET, JitContext, fault};
 use super::hoist::{self as loops, HoistedLoop};
+use super::invariant;
 use super::range_test;
 use super::runtime::{self, run_block};
 use super::select::Hammock;
@@ -227,6 +229,9 @@ struct Translator<'a, 'b> {
     /// Loops that run an unchecked copy while one test per iteration proves their accesses
     /// (`translate/hoist.rs`), by head slot.
     hoisted: Vec<HoistedLoop>,
+    /// Registers each loop reads and never writes, by header slot ([`invariant::loop_inputs`]):
+    /// pinned on the way in by [`Translator::pin_loop_inputs`].
+    loop_inputs: Vec<u16>,
     /// `unchecked[pc]`: the access at `pc` is being translated inside a hoisted loop's copy,
     /// where the loop's test proves it.
     unchecked: Vec<bool>,
@@ -556,6 +561,7 @@ pub(crate) fn translate<'a>(
         reachable,
         switches,
         hoisted,
+        loop_inputs: invariant::loop_inputs(insns),
         unchecked: vec![false; insns.len()],
         iterate: None,
         selects,
@@ -732,6 +738,34 @@ impl Translator<'_, '_> {
             .copied()
             .flatten()
             .ok_or_else(|| JitError::Internal(format!("no block at PC {pc}")))
+    }
+
+    /// Falling into the loop headed at `pc`: passes each register the loop reads but never
+    /// writes through an operation Cranelift's e-graph cannot see through, so that it does
+    /// not rematerialise the value's computation inside the loop (see `jit/invariant.rs`).
+    /// Constants stay as they are: the e-graph folds them into the loop's instructions.
+    /// Costs one `add` per register each time the loop is entered this way.
+    fn pin_loop_inputs(&mut self, pc: usize) {
+        let inputs = self.loop_inputs.get(pc).copied().unwrap_or(0);
+        if inputs == 0 {
+            return;
+        }
+        for reg in 0..10u8 {
+            if inputs & (1 << reg) == 0 {
+                continue;
+            }
+            let v = self.get(reg);
+            let constant = match self.b.func.dfg.value_def(v) {
+                ValueDef::Result(inst, _) => self.b.func.dfg.insts[inst].opcode() == Opcode::Iconst,
+                _ => false,
+            };
+            if !constant {
+                let zero = self.iconst(0);
+                let (pinned, _) = self.b.ins().uadd_overflow(v, zero);
+                let var = self.regs[reg_index(reg)];
+                self.b.def_var(var, pinned);
+            }
+        }
     }
 
     fn get(&mut self, reg: u8) -> Value {
@@ -1061,6 +1095,7 @@ impl Translator<'_, '_> {
     fn enter_block(&mut self, pc: usize) -> Result<(), JitError> {
         let block = self.block_at(pc)?;
         if !self.terminated {
+            self.pin_loop_inputs(pc);
             self.b.ins().jump(block, &[]);
         }
         self.b.switch_to_block(block);
