@@ -19,6 +19,7 @@
 //!   thread-local; [`Vm::execute_jit`](crate::Vm::execute_jit) turns it into the same [`ExecError`] the interpreter
 //!   produces and reports it through [`Vm::report`](crate::Vm::report).
 
+pub(crate) mod align;
 pub(crate) mod cfg;
 pub(crate) mod code;
 
@@ -275,6 +276,17 @@ fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
         set(&mut flags, "enable_probestack", "true")?;
         set(&mut flags, "probestack_strategy", "inline")?;
         set(&mut flags, "unwind_info", "false")?;
+        // Block offsets and edges of the finished code, for the loop placement (`align.rs`) of
+        // the optimised tier (the other tiers are for programs too large for it to matter).
+        set(
+            &mut flags,
+            "machine_code_cfg_info",
+            if tier == Tier::Optimised {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
         // Debug builds (and so the tests) check the translator's IR; release builds skip
         // the cost.
         set(
@@ -399,7 +411,15 @@ impl JitCache {
                         "compiled code needs relocations".to_owned(),
                     ));
                 }
-                Ok(compiled.code_buffer().to_vec())
+                let code = compiled.code_buffer();
+                let (starts, edges) = compiled.get_code_bb_layout();
+                let pad = align::entry_pad(&starts, &edges, code.len());
+                if pad == 0 || code.len() + pad > capacity {
+                    return Ok(code.to_vec());
+                }
+                let mut bytes = align::nops(pad);
+                bytes.extend_from_slice(code);
+                Ok(bytes)
             };
             SCRATCH.with(|cell| match cell.try_borrow_mut() {
                 Ok(mut scratch) => run(&mut scratch),
