@@ -399,7 +399,13 @@ impl JitCache {
                 )?;
                 *clean = true;
                 // The IR is target-specific but not tier-specific: either tier's ISA compiles it.
-                let tier = tier_after_translation(tier, &context.func);
+                // Only the automatic choice looks at the translated size: a configured tier
+                // is what the embedder asked for.
+                let tier = if machine.config.jit_tier == JitTier::Auto {
+                    tier_after_translation(tier, &context.func)
+                } else {
+                    tier
+                };
                 #[cfg(test)]
                 LAST_TIER.with(|t| t.set(Some(tier)));
                 let isa = host_isa(tier)?;
@@ -764,6 +770,32 @@ mod tests {
             let got = normalised(vm.execute_jit(&mut buf));
             assert_eq!(got, want, "{} slots, {tier:?}", insns.len());
             assert!(buf == want_mem, "{} slots, {tier:?}: memory", insns.len());
+        }
+    }
+
+    /// A configured tier is used as set: only the automatic choice demotes IR over the
+    /// budget.
+    #[test]
+    fn a_configured_optimised_tier_is_not_demoted() {
+        // 1,200 checked loads of different words: far over the IR budget once translated.
+        let mut insns = Vec::new();
+        for k in 0..1200 {
+            insns.push(Insn::new(0x79, 2, 1, (k % 512) * 8, 0));
+            insns.push(Insn::new(0x0f, 0, 2, 0, 0));
+        }
+        insns.push(Insn::new(0x95, 0, 0, 0, 0));
+        for (setting, want) in [
+            (JitTier::Optimised, Tier::Optimised),
+            (JitTier::Fast, Tier::Fast),
+        ] {
+            let mut vm = Vm::new();
+            vm.config_mut().jit_tier = setting;
+            vm.config_mut().jit_code_size = usize::MAX;
+            vm.load(&encode_slots(&insns)).unwrap();
+            vm.compile(JitMode::Basic).unwrap();
+            assert_eq!(LAST_TIER.with(std::cell::Cell::get), Some(want));
+            let mut mem = [0u8; 4096];
+            assert_eq!(vm.execute_jit(&mut mem).unwrap(), 0);
         }
     }
 
