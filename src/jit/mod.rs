@@ -276,7 +276,7 @@ fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
         set(&mut flags, "enable_probestack", "true")?;
         set(&mut flags, "probestack_strategy", "inline")?;
         set(&mut flags, "unwind_info", "false")?;
-        // Block offsets and edges of the finished code, for the loop placement (`align.rs`) of
+        // Block offsets of the finished code, for the loop placement (`align.rs`) of
         // the optimised tier (the other tiers are for programs too large for it to matter).
         set(
             &mut flags,
@@ -418,8 +418,8 @@ impl JitCache {
                     ));
                 }
                 let code = compiled.code_buffer();
-                let (starts, edges) = compiled.get_code_bb_layout();
-                let pad = align::entry_pad(&starts, &edges, code.len());
+                let (starts, _) = compiled.get_code_bb_layout();
+                let pad = align::entry_pad(code, &starts);
                 if pad == 0 || code.len() + pad > capacity {
                     return Ok(code.to_vec());
                 }
