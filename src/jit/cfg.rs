@@ -82,6 +82,20 @@ pub(crate) fn jump_target(pc: usize, insn: &Insn) -> Option<i64> {
 }
 
 /// Whether `insn` at `pc` is a jump whose only destination is the next slot.
+/// For each slot (and one past the end): the last slot whose jump goes back to it, at or
+/// before itself (`None` where no backward jump lands). A loop headed there runs to it.
+pub(crate) fn last_latches(insns: &[Insn]) -> Vec<Option<usize>> {
+    let mut last_latch = vec![None::<usize>; insns.len() + 1];
+    for (pc, insn) in insns.iter().enumerate() {
+        if let Some(t) = jump_target(pc, insn).and_then(|t| usize::try_from(t).ok())
+            && t <= pc
+        {
+            last_latch[t] = Some(last_latch[t].map_or(pc, |l: usize| l.max(pc)));
+        }
+    }
+    last_latch
+}
+
 pub(crate) fn is_no_op_jump(pc: usize, insn: &Insn) -> bool {
     jump_target(pc, insn) == Some(pc as i64 + 1)
 }

@@ -215,16 +215,7 @@ impl Entries {
 /// Finds the loops whose accesses the JIT can check once per iteration, by head slot. Loops
 /// do not overlap: an inner loop that qualifies is preferred to the loop around it.
 pub(crate) fn find_loops(insns: &[Insn], cfg: &Cfg) -> Vec<HoistedLoop> {
-    let len = insns.len();
-    // The last back edge into each slot.
-    let mut last_latch = vec![None::<usize>; len + 1];
-    for (pc, insn) in insns.iter().enumerate() {
-        if let Some(t) = cfg::jump_target(pc, insn).and_then(|t| usize::try_from(t).ok())
-            && t <= pc
-        {
-            last_latch[t] = Some(last_latch[t].map_or(pc, |l: usize| l.max(pc)));
-        }
-    }
+    let last_latch = cfg::last_latches(insns);
     let mut candidates: Vec<(usize, usize)> = last_latch
         .iter()
         .enumerate()

@@ -24,16 +24,8 @@ use super::cfg;
 /// loops that jump back to before their header (the header is not where the cycle starts),
 /// and loops longer than [`MAX_LOOP_SLOTS`].
 pub(crate) fn loop_inputs(insns: &[Insn]) -> Vec<u16> {
-    let len = insns.len();
-    let mut last_latch = vec![None::<usize>; len + 1];
-    for (pc, insn) in insns.iter().enumerate() {
-        if let Some(t) = cfg::jump_target(pc, insn).and_then(|t| usize::try_from(t).ok())
-            && t <= pc
-        {
-            last_latch[t] = Some(last_latch[t].map_or(pc, |l: usize| l.max(pc)));
-        }
-    }
-    let mut inputs = vec![0u16; len + 1];
+    let last_latch = cfg::last_latches(insns);
+    let mut inputs = vec![0u16; insns.len() + 1];
     for (head, latch) in last_latch.iter().enumerate() {
         let Some(latch) = *latch else { continue };
         if latch - head >= MAX_LOOP_SLOTS {
