@@ -207,19 +207,15 @@ struct Translator<'a, 'b> {
     exit: Block,
     ret_zero: Block,
     pop: Option<Block>,
-    sig_helper: SigRef,
-    sig_dispatcher: SigRef,
-    sig_check: SigRef,
-    sig_fault: SigRef,
-    sig_memmove: SigRef,
-    /// Signature of [`runtime::rt_packet_load`].
-    sig_packet: SigRef,
+    /// The calling convention of every runtime call but the bounds-check slow path.
+    call_conv: CallConv,
+    /// Signatures of the runtime calls, imported on first use ([`Translator::signature`]):
+    /// Cranelift works out the ABI of every imported signature, used or not.
+    signatures: [Option<SigRef>; RuntimeCall::COUNT],
     /// Copy loops run in bulk when their guard allows (`translate/idioms.rs`), by head slot.
     copy_loops: &'a [CopyLoop],
     /// Compare loops fast-forwarded at their entry (`translate/idioms.rs`), by head slot.
     compare_loops: Vec<CompareLoop>,
-    /// Signature of [`runtime::rt_compare_ff`].
-    sig_compare: SigRef,
     /// The frame of each compare loop (`idioms::compare_frame`), in `compare_loops` order.
     compare_frames: Vec<StackSlot>,
     /// Compare trees dispatched through a jump table (`translate/idioms.rs`), by root slot.
@@ -253,11 +249,6 @@ struct Translator<'a, 'b> {
     /// The join of the hammock just if-converted, which the current block falls into: it is
     /// translated on in that block.
     falls_into: Option<usize>,
-    /// Signature of [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
-    sig_call_helper: Option<SigRef>,
-    sig_publish: SigRef,
-    sig_enter_run: SigRef,
-    sig_leave_run: SigRef,
     /// Whether the code entered a `crate::exec::reentry` level (programs that call helpers): every
     /// return after the entry then leaves it.
     in_level: bool,
@@ -285,10 +276,70 @@ fn trusted() -> MemFlagsData {
 }
 
 fn sig(isa: &dyn TargetIsa, params: &[Type], ret: Option<Type>) -> Signature {
-    let mut s = Signature::new(isa.default_call_conv());
+    signature_in(isa.default_call_conv(), params, ret)
+}
+
+fn signature_in(call_conv: CallConv, params: &[Type], ret: Option<Type>) -> Signature {
+    let mut s = Signature::new(call_conv);
     s.params.extend(params.iter().map(|&t| AbiParam::new(t)));
     s.returns.extend(ret.map(AbiParam::new));
     s
+}
+
+/// The runtime functions compiled code calls, each with its signature
+/// ([`Translator::signature`]).
+#[derive(Debug, Clone, Copy)]
+enum RuntimeCall {
+    /// A helper called directly: `(r1..r5, ctx) -> r0`.
+    Helper,
+    /// [`runtime`]'s helper dispatcher.
+    Dispatcher,
+    /// The bounds-check slow path (a register-preserving trampoline on x86-64).
+    Check,
+    /// [`runtime::rt_fault`].
+    Fault,
+    /// `memmove`-shaped bulk operations ([`crate::exec::idiom::bulk_move`], `rt_fill`).
+    Memmove,
+    /// [`runtime::rt_packet_load`].
+    Packet,
+    /// [`runtime::rt_compare_ff`].
+    Compare,
+    /// [`runtime::rt_call_helper`], with [`Options::compact_helper_calls`].
+    CallHelper,
+    /// [`runtime::rt_publish_run`].
+    Publish,
+    /// Entering a re-entry level.
+    EnterRun,
+    /// Leaving it.
+    LeaveRun,
+}
+
+impl RuntimeCall {
+    const COUNT: usize = 11;
+
+    /// The signature, in `call_conv` (the bounds-check slow path picks its own).
+    fn signature(self, call_conv: CallConv) -> Signature {
+        let i64s = |n: usize| vec![I64; n];
+        let (params, ret) = match self {
+            RuntimeCall::Helper => (i64s(6), Some(I64)),
+            RuntimeCall::Dispatcher => (vec![I64, I64, I64, I64, I64, I32, I64], Some(I64)),
+            RuntimeCall::Check => (i64s(3), None),
+            RuntimeCall::Fault => (i64s(4), None),
+            RuntimeCall::Memmove => (i64s(3), Some(I64)),
+            RuntimeCall::Packet => (i64s(5), Some(I64)),
+            RuntimeCall::Compare => (i64s(2), Some(I64)),
+            RuntimeCall::CallHelper => (i64s(8), Some(I64)),
+            RuntimeCall::Publish => (i64s(2), None),
+            RuntimeCall::EnterRun => (i64s(1), Some(I64)),
+            RuntimeCall::LeaveRun => (Vec::new(), None),
+        };
+        let mut s = signature_in(call_conv, &params, ret);
+        if matches!(self, RuntimeCall::Check) && cfg!(target_arch = "x86_64") {
+            // The x86-64 slow path goes through a register-preserving trampoline.
+            s.call_conv = CallConv::PreserveAll;
+        }
+        s
+    }
 }
 
 /// Translates `program`, whose idioms are `idioms` (recognised at load), into `func`
@@ -312,19 +363,6 @@ pub(crate) fn translate<'a>(
     func.name = UserFuncName::user(0, 0);
     func.signature = sig(isa, params, Some(I64));
     let mut b = FunctionBuilder::new(func, fctx);
-    let sig_helper = b.import_signature(sig(isa, &[I64; 6], Some(I64)));
-    let sig_dispatcher =
-        b.import_signature(sig(isa, &[I64, I64, I64, I64, I64, I32, I64], Some(I64)));
-    let mut check_sig = sig(isa, &[I64; 3], None);
-    if cfg!(target_arch = "x86_64") {
-        // The x86-64 slow path goes through a register-preserving trampoline.
-        check_sig.call_conv = CallConv::PreserveAll;
-    }
-    let sig_check = b.import_signature(check_sig);
-    let sig_fault = b.import_signature(sig(isa, &[I64; 4], None));
-    let sig_memmove = b.import_signature(sig(isa, &[I64; 3], Some(I64)));
-    let sig_packet = b.import_signature(sig(isa, &[I64; 5], Some(I64)));
-    let sig_compare = b.import_signature(sig(isa, &[I64; 2], Some(I64)));
     // Bulk copies skip per-instruction counting, and their constants are not blinded.
     let (copy_loops, switches): (&[CopyLoop], &[Switch]) =
         if opts.instruction_limit == 0 && opts.blinding.is_none() {
@@ -345,12 +383,6 @@ pub(crate) fn translate<'a>(
     if opts.instruction_limit == 0 {
         layout::plan_rotations(insns, &mut cfg, copy_loops, switches);
     }
-    let sig_call_helper = opts
-        .compact_helper_calls
-        .then(|| b.import_signature(sig(isa, &[I64; 8], Some(I64))));
-    let sig_publish = b.import_signature(sig(isa, &[I64; 2], None));
-    let sig_enter_run = b.import_signature(sig(isa, &[I64], Some(I64)));
-    let sig_leave_run = b.import_signature(sig(isa, &[], None));
 
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);
@@ -548,15 +580,10 @@ pub(crate) fn translate<'a>(
         exit,
         ret_zero,
         pop,
-        sig_helper,
-        sig_dispatcher,
-        sig_check,
-        sig_fault,
-        sig_memmove,
-        sig_packet,
+        call_conv: isa.default_call_conv(),
+        signatures: [None; RuntimeCall::COUNT],
         copy_loops,
         compare_loops,
-        sig_compare,
         compare_frames,
         reachable,
         switches,
@@ -569,10 +596,6 @@ pub(crate) fn translate<'a>(
         fused_away: None,
         falls_into: None,
         entered,
-        sig_call_helper,
-        sig_publish,
-        sig_enter_run,
-        sig_leave_run,
         in_level: false,
         proofs: Vec::new(),
         known: [Known::Unknown; 11],
@@ -738,6 +761,17 @@ impl Translator<'_, '_> {
             .copied()
             .flatten()
             .ok_or_else(|| JitError::Internal(format!("no block at PC {pc}")))
+    }
+
+    /// The signature of calls to `callee`, imported into the function on first use.
+    fn signature(&mut self, callee: RuntimeCall) -> SigRef {
+        let slot = callee as usize;
+        if let Some(sig) = self.signatures[slot] {
+            return sig;
+        }
+        let sig = self.b.import_signature(callee.signature(self.call_conv));
+        self.signatures[slot] = Some(sig);
+        sig
     }
 
     /// Falling into the loop headed at `pc`: passes each register the loop reads but never
@@ -978,7 +1012,8 @@ impl Translator<'_, '_> {
     fn return_value(&mut self, v: Value) {
         if self.in_level {
             let leave = self.iconst(runtime::rt_leave_run as *const () as i64);
-            self.b.ins().call_indirect(self.sig_leave_run, leave, &[]);
+            let sig = self.signature(RuntimeCall::LeaveRun);
+            self.b.ins().call_indirect(sig, leave, &[]);
         }
         self.b.ins().return_(&[v]);
     }
@@ -992,10 +1027,8 @@ impl Translator<'_, '_> {
         }
         let ctx = self.iconst(self.opts.ctx as i64);
         let enter = self.iconst(runtime::rt_enter_run as *const () as i64);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sig_enter_run, enter, &[ctx]);
+        let sig = self.signature(RuntimeCall::EnterRun);
+        let call = self.b.ins().call_indirect(sig, enter, &[ctx]);
         let refused = self.b.inst_results(call)[0];
         let entered = self.b.create_block();
         let refuse = self.b.create_block();
@@ -1181,9 +1214,8 @@ impl Translator<'_, '_> {
             let block = self.b.ins().stack_addr(I64, slot, 0);
             let ctx = self.iconst(self.opts.ctx as i64);
             let f = self.iconst(runtime::check_access_entry() as i64);
-            self.b
-                .ins()
-                .call_indirect(self.sig_check, f, &[ctx, params[0], block]);
+            let sig = self.signature(RuntimeCall::Check);
+            self.b.ins().call_indirect(sig, f, &[ctx, params[0], block]);
             self.b.ins().jump(self.fail, &[]);
         }
 
@@ -1191,9 +1223,10 @@ impl Translator<'_, '_> {
         let params = self.b.block_params(self.fault).to_vec();
         let ctx = self.iconst(self.opts.ctx as i64);
         let f = self.iconst(runtime::rt_fault as *const () as i64);
+        let sig = self.signature(RuntimeCall::Fault);
         self.b
             .ins()
-            .call_indirect(self.sig_fault, f, &[ctx, params[0], params[1], params[2]]);
+            .call_indirect(sig, f, &[ctx, params[0], params[1], params[2]]);
         let max = self.iconst(-1);
         self.return_value(max);
 
@@ -1342,10 +1375,11 @@ impl Translator<'_, '_> {
         };
         let block = self.b.ins().stack_addr(I64, slot, 0);
         let f = self.iconst(runtime::rt_packet_load as *const () as i64);
+        let sig = self.signature(RuntimeCall::Packet);
         let call = self
             .b
             .ins()
-            .call_indirect(self.sig_packet, f, &[ctx, packed, imm, src, block]);
+            .call_indirect(sig, f, &[ctx, packed, imm, src, block]);
         let value = self.b.inst_results(call)[0];
         let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
         let ok = self.b.create_block();
@@ -1463,9 +1497,8 @@ impl Translator<'_, '_> {
                 // with moves inside hot loops.
                 self.b.ins().stack_store(I64, base, slot, run_block::BASE);
                 let block = self.b.ins().stack_addr(I64, slot, 0);
-                self.b
-                    .ins()
-                    .call_indirect(self.sig_check, f, &[ctx, packed, block]);
+                let sig = self.signature(RuntimeCall::Check);
+                self.b.ins().call_indirect(sig, f, &[ctx, packed, block]);
                 if self.opts.other_regions {
                     let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
                     self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
@@ -1956,11 +1989,13 @@ impl Translator<'_, '_> {
                 None => self.iconst(0),
             };
             let f = self.iconst(super::runtime::rt_publish_run as *const () as i64);
-            self.b
-                .ins()
-                .call_indirect(self.sig_publish, f, &[ctx, block]);
+            let sig = self.signature(RuntimeCall::Publish);
+            self.b.ins().call_indirect(sig, f, &[ctx, block]);
         }
-        if let (Some(index), Some(sig)) = (known, self.sig_call_helper) {
+        if let Some(index) = known
+            && self.opts.compact_helper_calls
+        {
+            let sig = self.signature(RuntimeCall::CallHelper);
             return self.compact_helper_call(pc, idx, index, sig);
         }
         let args: Vec<Value> = (1..=5).map(|r| self.get(r)).collect();
@@ -1985,10 +2020,8 @@ impl Translator<'_, '_> {
         let idx32 = self.b.ins().ireduce(I32, idx);
         let mut call_args = args.clone();
         call_args.extend([idx32, self.mem]);
-        let call = self
-            .b
-            .ins()
-            .call_indirect(self.sig_dispatcher, dispatcher, &call_args);
+        let sig = self.signature(RuntimeCall::Dispatcher);
+        let call = self.b.ins().call_indirect(sig, dispatcher, &call_args);
         let ret = self.b.inst_results(call)[0];
         self.b.ins().jump(done, &[BlockArg::Value(ret)]);
 
@@ -2022,10 +2055,8 @@ impl Translator<'_, '_> {
                 self.fault_if(missing, fault::NONEXISTENT_HELPER, pc, idx);
                 let mut call_args = args;
                 call_args.push(self.mem);
-                let call = self
-                    .b
-                    .ins()
-                    .call_indirect(self.sig_helper, func, &call_args);
+                let sig = self.signature(RuntimeCall::Helper);
+                let call = self.b.ins().call_indirect(sig, func, &call_args);
                 let ret = self.b.inst_results(call)[0];
                 self.b.ins().jump(done, &[BlockArg::Value(ret)]);
             }

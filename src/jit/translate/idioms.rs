@@ -11,7 +11,7 @@ use cranelift_codegen::ir::{
 };
 use cranelift_frontend::FunctionBuilder;
 
-use super::{Region, Translator, flags, trusted};
+use super::{Region, RuntimeCall, Translator, flags, trusted};
 use crate::error::JitError;
 use crate::exec::idiom::compare::CompareLoop;
 use crate::exec::idiom::{Bound, Continue, CopyLoop, MAX_ELEMENTS, Sym, bulk_move};
@@ -358,7 +358,7 @@ impl Translator<'_, '_> {
         let last = match &l.fill {
             Some(value) => {
                 let v = self.sum_at(value, l, None);
-                let fill = self.sig_memmove;
+                let fill = self.signature(RuntimeCall::Memmove);
                 let callee = self.iconst(rt_fill as *const () as i64);
                 let packed = self.b.ins().ishl_imm_s(n, 8);
                 let packed = self.b.ins().bor_imm_s(packed, width);
@@ -381,7 +381,7 @@ impl Translator<'_, '_> {
                     4 => self.b.ins().uload32(f, last_addr, 0),
                     _ => self.b.ins().load(I64, f, last_addr, 0),
                 };
-                let memmove = self.sig_memmove;
+                let memmove = self.signature(RuntimeCall::Memmove);
                 let callee = self.iconst(bulk_move as *const () as i64);
                 self.b
                     .ins()
@@ -439,7 +439,7 @@ impl Translator<'_, '_> {
         let description = self.iconst(ctx.keep_table(l.to_words()) as i64);
         let address = self.b.ins().stack_addr(I64, frame, 0);
         let callee = self.iconst(runtime::rt_compare_ff as *const () as i64);
-        let sig = self.sig_compare;
+        let sig = self.signature(RuntimeCall::Compare);
         self.b
             .ins()
             .call_indirect(sig, callee, &[description, address]);
