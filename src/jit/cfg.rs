@@ -81,7 +81,6 @@ pub(crate) fn jump_target(pc: usize, insn: &Insn) -> Option<i64> {
     }
 }
 
-/// Whether `insn` at `pc` is a jump whose only destination is the next slot.
 /// For each slot (and one past the end): the last slot whose jump goes back to it, at or
 /// before itself (`None` where no backward jump lands). A loop headed there runs to it.
 pub(crate) fn last_latches(insns: &[Insn]) -> Vec<Option<usize>> {
@@ -96,6 +95,7 @@ pub(crate) fn last_latches(insns: &[Insn]) -> Vec<Option<usize>> {
     last_latch
 }
 
+/// Whether `insn` at `pc` is a jump whose only destination is the next slot.
 pub(crate) fn is_no_op_jump(pc: usize, insn: &Insn) -> bool {
     jump_target(pc, insn) == Some(pc as i64 + 1)
 }

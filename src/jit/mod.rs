@@ -277,11 +277,12 @@ fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
         set(&mut flags, "probestack_strategy", "inline")?;
         set(&mut flags, "unwind_info", "false")?;
         // Block offsets of the finished code, for the loop placement (`align.rs`) of
-        // the optimised tier (the other tiers are for programs too large for it to matter).
+        // the optimised tier on x86-64 (the other tiers are for programs too large for it to
+        // matter).
         set(
             &mut flags,
             "machine_code_cfg_info",
-            if tier == Tier::Optimised {
+            if tier == Tier::Optimised && cfg!(target_arch = "x86_64") {
                 "true"
             } else {
                 "false"
@@ -357,6 +358,7 @@ impl JitCache {
                 .map(|c| c.blinding_key),
             // Set below, once the tier is known.
             compact_helper_calls: false,
+            pin_loop_inputs: false,
             packet_loads: machine.config.packet_loads,
         };
         let tier = choose_tier(machine.config.jit_tier, program, &opts);
@@ -365,6 +367,7 @@ impl JitCache {
             return Err(JitError::TargetBufferTooSmall);
         }
         opts.compact_helper_calls = tier != Tier::Optimised;
+        opts.pin_loop_inputs = tier == Tier::Optimised;
         if tier == Tier::Baseline {
             #[cfg(test)]
             LAST_TIER.with(|t| t.set(Some(tier)));
@@ -418,8 +421,12 @@ impl JitCache {
                     ));
                 }
                 let code = compiled.code_buffer();
-                let (starts, _) = compiled.get_code_bb_layout();
-                let pad = align::entry_pad(code, &starts);
+                // The placement decodes and pads with x86-64 instructions.
+                let pad = if cfg!(target_arch = "x86_64") {
+                    align::entry_pad(code, &compiled.get_code_bb_layout().0)
+                } else {
+                    0
+                };
                 if pad == 0 || code.len() + pad > capacity {
                     return Ok(code.to_vec());
                 }

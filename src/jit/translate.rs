@@ -73,6 +73,9 @@ pub(crate) struct Options {
     /// site and one block each instead of two of each (large programs, see
     /// [`super::Tier::Fast`]).
     pub compact_helper_calls: bool,
+    /// Loop inputs are pinned against the e-graph's rematerialisation
+    /// ([`Translator::pin_loop_inputs`]): only the optimised tier runs the e-graph.
+    pub pin_loop_inputs: bool,
     /// Whether every helper call first publishes the run to the kernel helpers
     /// (`crate::kernel::helpers::rt_publish_run`).
     pub publish_run: bool,
@@ -315,7 +318,8 @@ enum RuntimeCall {
 }
 
 impl RuntimeCall {
-    const COUNT: usize = 11;
+    /// How many there are: the size of [`Translator::signatures`].
+    const COUNT: usize = RuntimeCall::LeaveRun as usize + 1;
 
     /// The signature, in `call_conv` (the bounds-check slow path picks its own).
     fn signature(self, call_conv: CallConv) -> Signature {
@@ -588,7 +592,11 @@ pub(crate) fn translate<'a>(
         reachable,
         switches,
         hoisted,
-        loop_inputs: invariant::loop_inputs(insns),
+        loop_inputs: if opts.pin_loop_inputs {
+            invariant::loop_inputs(insns)
+        } else {
+            Vec::new()
+        },
         unchecked: vec![false; insns.len()],
         iterate: None,
         selects,
