@@ -312,6 +312,16 @@ fn general_copy_and_fill_loops_match_the_interpreter() {
          jsle %r5, %r7, loop\nexit\n",
         // Fill with an immediate, count down with `>=`.
         "loop:\nstb [%r4+0], 0x5a\nadd %r4, 1\nadd %r8, -1\njge %r8, 1, loop\nexit\n",
+        // A copy placed after its exit: entered by a jump, leaving backward.
+        "mov %r5, 0\nja loop\nout:\nmov %r0, %r5\nexit\nloop:\nmov %r6, %r3\nadd %r6, %r5\n\
+         ldxb %r0, [%r6+0]\nmov %r6, %r4\nadd %r6, %r5\nstxb [%r6+0], %r0\nadd %r5, 1\n\
+         jeq %r5, %r8, out\nja loop\n",
+        // A fill inside an enclosing loop whose latch lies before it (a counting sort's
+        // output pass at -O2): four runs of `count` bytes.
+        "mov %r2, 0\nmov %r0, 0\nja outer\nnext:\nadd %r2, 1\njeq %r2, 4, done\nouter:\n\
+         mov %r7, %r8\njeq %r7, 0, next\nmov %r9, %r2\nlsh %r9, 4\nfill:\nmov %r6, %r4\n\
+         add %r6, %r0\nstxb [%r6+0], %r9\nadd %r0, 1\nadd %r7, -1\njeq %r7, 0, next\n\
+         ja fill\ndone:\nexit\n",
         // Fill with an invariant register, half words, a `jge` exit then `ja` back.
         "mov %r9, 0x1234\nmov %r5, %r4\nmov %r7, %r8\nlsh %r7, 1\nadd %r5, %r7\nloop:\n\
          stxh [%r4+0], %r9\nadd %r4, 2\njge %r4, %r5, out\nja loop\nout:\nmov %r0, %r4\n\

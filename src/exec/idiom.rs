@@ -131,8 +131,11 @@ pub(crate) enum Bound {
 pub(crate) struct CopyLoop {
     /// First slot of the loop (the back edge's target); the guard goes here.
     pub head: usize,
-    /// The slot after the loop's conditional back edge (where the loop exits).
+    /// Where the loop exits: the slot after its conditional back edge, or the target of its
+    /// conditional exit, which may lie after the loop or before it.
     pub exit: usize,
+    /// The loop's last slot (its back edge): the body is `head..=latch`.
+    pub latch: usize,
     /// Element width in bytes (1, 2, 4 or 8).
     pub width: u8,
     /// Source address at iteration 0, over iteration-start registers.
@@ -460,8 +463,13 @@ pub(crate) fn find_copy_loops(insns: &[Insn]) -> Vec<CopyLoop> {
             let Some(test) = latch.checked_sub(1).map(|pc| insns[pc]) else {
                 continue;
             };
+            // The exit may lie after the loop or before it (clang puts an enclosing loop's
+            // latch before an inner loop it falls out of); a target inside the body is no exit.
             let exit = latch as i64 + i64::from(test.off);
-            if test.class() != class::JMP || test.opc == op::JA || exit <= latch as i64 {
+            if test.class() != class::JMP
+                || test.opc == op::JA
+                || (head as i64..=latch as i64).contains(&exit)
+            {
                 continue;
             }
             BackEdge::ExitThenJump {
@@ -658,6 +666,7 @@ fn analyse(insns: &[Insn], head: usize, latch: usize, back_edge: BackEdge) -> Op
     Some(CopyLoop {
         head,
         exit,
+        latch,
         width,
         src,
         dst,
@@ -776,6 +785,27 @@ mod tests {
         assert_eq!(loops.len(), 1);
         assert_eq!(loops[0].width, 8);
         assert_eq!(loops[0].steps, vec![(1, 8), (4, 8)]);
+    }
+
+    #[test]
+    fn fill_whose_exit_lies_before_it() {
+        // The inner loop of a counting sort at -O2: its exit jumps back to the enclosing
+        // loop's latch, which clang placed before it.
+        let insns = assembled(
+            "mov %r2, 0\nja outer\nnext:\nadd %r2, 1\njeq %r2, 16, done\nouter:\n\
+             mov %r3, %r8\njeq %r3, 0, next\nmov %r4, %r2\nlsh %r4, 4\nfill:\nmov %r5, %r1\n\
+             add %r5, %r0\nstxb [%r5+0], %r4\nadd %r0, 1\nadd %r3, -1\njeq %r3, 0, next\n\
+             ja fill\ndone:\nexit\n",
+        );
+        let loops = find_copy_loops(&insns);
+        assert_eq!(loops.len(), 1);
+        let l = &loops[0];
+        assert_eq!((l.head, l.latch, l.exit, l.width), (8, 14, 2, 1));
+        assert_eq!(l.fill, Some(Sym::reg(4)));
+        assert_eq!(
+            (l.counter, l.cond, l.bound),
+            (3, Continue::NotEqual, Bound::Imm(0))
+        );
     }
 
     #[test]

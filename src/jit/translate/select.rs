@@ -63,7 +63,7 @@ pub(super) fn planned(
             && !switch_target[h.branch + 1..h.end].iter().any(|&t| t)
             && !copy_loops
                 .iter()
-                .any(|l| overlaps(l.head, l.exit) || l.head == h.join)
+                .any(|l| overlaps(l.head, l.latch) || overlaps(l.exit, l.exit) || l.head == h.join)
             && !cfg.rotations.iter().any(|r| {
                 slots.contains(&r.latch)
                     || slots.contains(&r.branch)
