@@ -783,11 +783,10 @@ impl Translator<'_, '_> {
     }
 
     /// Falling into the loop headed at `pc`: passes each register the loop reads but never
-    /// writes through an identity Cranelift's e-graph cannot see through (an `i64` to `i64`
-    /// `bitcast`), so that it does not rematerialise the value's computation inside the loop
-    /// (see `jit/invariant.rs`). Constants stay as they are: the e-graph folds them into the
-    /// loop's instructions. Costs no instruction: the bitcast lowers to the same register,
-    /// and the elaborator hoists it out of the loops its input is defined outside.
+    /// writes through an operation Cranelift's e-graph cannot see through, so that it does
+    /// not rematerialise the value's computation inside the loop (see `jit/invariant.rs`).
+    /// Constants stay as they are: the e-graph folds them into the loop's instructions.
+    /// Costs one `add` per register each time the loop is entered this way.
     fn pin_loop_inputs(&mut self, pc: usize) {
         let inputs = self.loop_inputs.get(pc).copied().unwrap_or(0);
         if inputs == 0 {
@@ -803,7 +802,8 @@ impl Translator<'_, '_> {
                 _ => false,
             };
             if !constant {
-                let pinned = self.b.ins().bitcast(I64, MemFlagsData::new(), v);
+                let zero = self.iconst(0);
+                let (pinned, _) = self.b.ins().uadd_overflow(v, zero);
                 let var = self.regs[reg_index(reg)];
                 self.b.def_var(var, pinned);
             }
