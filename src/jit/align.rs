@@ -18,24 +18,24 @@ use alloc::vec::Vec;
 const LINE: usize = 64;
 
 /// The number of NOP bytes to put before `code`, whose basic blocks start at `block_starts`
-/// (as Cranelift reports them): the smallest offset below [`LINE`] at which the innermost
-/// loops no longer than a line cross the fewest line boundaries. 0 when the code has no
-/// such loop, or no offset does better than none.
+/// (Cranelift's `CompiledCode::bb_starts`): the smallest offset below [`LINE`] at which the
+/// innermost loops no longer than a line cross the fewest line boundaries. 0 when the code
+/// has no such loop, or no offset does better than none.
 ///
 /// Loops are found from the code itself: each block's closing `jmp rel32` and `jcc rel32`
 /// (the only jump forms Cranelift's x64 backend emits) that land on a block start at or
 /// before the jump. (Cranelift's own list of edges cannot be used: it pairs blocks in
 /// emission order with successors in lowering order, which differ once cold blocks move to
 /// the end, as every function with a fault path has.)
-pub(crate) fn entry_pad(code: &[u8], block_starts: &[usize]) -> usize {
-    let mut starts = block_starts.to_vec();
+pub(crate) fn entry_pad(code: &[u8], block_starts: &[u32]) -> usize {
+    let mut starts: Vec<usize> = block_starts.iter().map(|&s| s as usize).collect();
     starts.push(code.len());
     starts.sort_unstable();
     starts.dedup();
     let mut loops = Vec::new();
     for pair in starts.windows(2) {
         let (start, end) = (pair[0], pair[1]);
-        for (at, target) in closing_jumps(code, start, end) {
+        for (at, target) in closing_jumps(code, start, end).into_iter().flatten() {
             if target <= at && starts.binary_search(&target).is_ok() {
                 loops.push((target, end));
             }
@@ -68,26 +68,27 @@ pub(crate) fn entry_pad(code: &[u8], block_starts: &[usize]) -> usize {
 
 /// The jumps that close the block `code[start..end]`: `(offset of the jump, target)` for a
 /// final `jmp rel32` (`e9`) and a `jcc rel32` (`0f 8x`) right before it or at the end.
-fn closing_jumps(code: &[u8], start: usize, end: usize) -> Vec<(usize, usize)> {
+fn closing_jumps(code: &[u8], start: usize, end: usize) -> [Option<(usize, usize)>; 2] {
     let rel32 = |at: usize| -> Option<i64> {
         let bytes: [u8; 4] = code.get(at..at + 4)?.try_into().ok()?;
         Some(i64::from(i32::from_le_bytes(bytes)))
     };
     let target = |next: usize, rel: i64| usize::try_from(next as i64 + rel).ok();
-    let mut found = Vec::new();
+    let mut found = [None, None];
     let mut tail = end;
     if tail >= start + 5 && code.get(tail - 5) == Some(&0xe9) {
-        if let Some(t) = rel32(tail - 4).and_then(|r| target(tail, r)) {
-            found.push((tail - 5, t));
-        }
+        found[0] = rel32(tail - 4)
+            .and_then(|r| target(tail, r))
+            .map(|t| (tail - 5, t));
         tail -= 5;
     }
     if tail >= start + 6
         && code.get(tail - 6) == Some(&0x0f)
         && code.get(tail - 5).is_some_and(|b| b & 0xf0 == 0x80)
-        && let Some(t) = rel32(tail - 4).and_then(|r| target(tail, r))
     {
-        found.push((tail - 6, t));
+        found[1] = rel32(tail - 4)
+            .and_then(|r| target(tail, r))
+            .map(|t| (tail - 6, t));
     }
     found
 }

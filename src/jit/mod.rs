@@ -423,7 +423,7 @@ impl JitCache {
                 let code = compiled.code_buffer();
                 // The placement decodes and pads with x86-64 instructions.
                 let pad = if cfg!(target_arch = "x86_64") {
-                    align::entry_pad(code, &compiled.get_code_bb_layout().0)
+                    align::entry_pad(code, &compiled.bb_starts)
                 } else {
                     0
                 };
