@@ -13,7 +13,7 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::isa::{Insn, atomic, class, jmp, mode, source};
+use crate::isa::{Insn, atomic, call_kind, class, jmp, mode, op, source};
 
 use super::cfg;
 
@@ -37,8 +37,7 @@ pub(crate) fn loop_inputs(insns: &[Insn]) -> Vec<u16> {
             let (r, w) = effects(insn);
             read |= r;
             written |= w;
-            closed &=
-                !(insn.opc == crate::isa::op::CALL && insn.src == crate::isa::call_kind::LOCAL);
+            closed &= !(insn.opc == op::CALL && insn.src == call_kind::LOCAL);
             // A jump from the loop to before its header: the slots before the header are
             // part of a cycle through it (clang places some loops' first blocks before the
             // block its back edges target), and the slot that falls into the header may run
