@@ -23,8 +23,8 @@ fn result(text: &str, n: u64) -> String {
 }
 
 /// The loop of each program: walks mem[8..] with a stride computed from `n` before the loop
-/// (`8 - ((n & 3) << 3)` negated: 8, 16, 24 or 32 bytes), summing bytes until `r4` reaches
-/// the count. Inputs `n & 3 == 3` run off the end of mem.
+/// (`((n & 3) + 1) << 3`: 8, 16, 24 or 32 bytes), summing bytes until `r4` reaches the count
+/// (`((n >> 2) & 3) + 1`). Long strides with three or four trips run off the end of mem.
 const LOOP: &str = "loop:\n\
     ldxb %r7, [%r3+0]\n\
     add %r0, %r7\n\
