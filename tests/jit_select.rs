@@ -58,6 +58,8 @@ impl Loaded {
                 if e.jit {
                     vm.compile(JitMode::Basic)
                         .unwrap_or_else(|e| panic!("{name}: compile: {e}\n{text}"));
+                    // The optimised code, which these tests are about.
+                    vm.wait_for_tier_up();
                 }
                 (name, vm, e.jit)
             })

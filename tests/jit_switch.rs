@@ -23,6 +23,8 @@ fn loaded(code: &[u8], jit: bool, bounds: bool, limit: u32) -> Vm {
     vm.load(code).expect("loads");
     if jit {
         vm.compile(JitMode::Basic).expect("compiles");
+        // The optimised code, which these tests are about.
+        vm.wait_for_tier_up();
     }
     vm
 }

@@ -105,6 +105,11 @@ pub struct Config {
     pub packet_loads: PacketLoads,
     /// How the JIT compiles (default: chosen per program, [`JitTier::Auto`]).
     pub jit_tier: JitTier,
+    /// With [`JitTier::Auto`], whether a program whose optimised compile would take long
+    /// enough to matter gets baseline-tier code at once and its optimised code from a
+    /// background thread a moment later (default on; `docs/jit-compile-time.md`,
+    /// "Background tier-up"). Off: such programs compile optimised before `compile` returns.
+    pub background_tier_up: bool,
 }
 
 impl Default for Config {
@@ -121,6 +126,7 @@ impl Default for Config {
             profile: ExecutionProfile::Legacy,
             packet_loads: PacketLoads::Kernel,
             jit_tier: JitTier::Auto,
+            background_tier_up: true,
         }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod invariant;
 pub(crate) mod range_test;
 pub(crate) mod runtime;
 pub(crate) mod select;
+pub(crate) mod tier_up;
 pub(crate) mod translate;
 
 use std::sync::{Arc, OnceLock};
@@ -71,7 +72,26 @@ struct OwnStack([u8; STACK_SIZE]);
 #[derive(Debug)]
 struct Image {
     mode: JitMode,
+    /// The code `compile` returned: with background tier-up, the entry stub in front of the
+    /// baseline code.
     code: ExecutableCode,
+    /// The background compile whose code the entry stub switches to (`tier_up.rs`).
+    tier_up: Option<tier_up::Pending>,
+}
+
+impl Image {
+    /// Calls `f` with the image as code that runs wherever it is copied: the optimised code
+    /// once the background compile has finished (waiting for it), else the baseline code
+    /// without the entry stub, whose jump would lead back into this VM.
+    fn with_portable_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match &self.tier_up {
+            None => f(self.code.bytes()),
+            Some(pending) => pending.with_result(|optimised| match optimised {
+                Some(code) => f(code.bytes()),
+                None => f(&self.code.bytes()[tier_up::STUB_BYTES..]),
+            }),
+        }
+    }
 }
 
 /// Compiled code cached per JIT mode; dropped on unload.
@@ -86,7 +106,7 @@ pub struct JitCache {
 
 /// Cranelift's compilation state, kept per thread between compiles so that each compile
 /// reuses the previous one's allocations (function, CFG, dominator tree, register allocator).
-struct Scratch {
+pub(crate) struct Scratch {
     context: Context,
     builder: FunctionBuilderContext,
     /// Whether `builder` was left empty by a finished translation (an error or a panic in
@@ -95,7 +115,8 @@ struct Scratch {
 }
 
 impl Scratch {
-    fn new() -> Self {
+    /// Empty state.
+    pub(crate) fn new() -> Self {
         Scratch {
             context: Context::new(),
             builder: FunctionBuilderContext::new(),
@@ -308,6 +329,220 @@ fn host_isa(tier: Tier) -> Result<Arc<dyn TargetIsa>, JitError> {
     .map_err(JitError::Internal)
 }
 
+/// What [`cranelift_bytes`] produced.
+pub(crate) enum Translated {
+    /// Position-independent code.
+    Code(Vec<u8>),
+    /// The translated function, left for a background compile (`defer` said so).
+    Deferred(Box<cranelift_codegen::ir::Function>),
+}
+
+/// Translates `program` and compiles it with Cranelift in `tier` (demoted by
+/// [`tier_after_translation`] when `auto`) into position-independent bytes of at most
+/// `capacity` (padding is dropped beyond it). When `defer` returns true for the translated
+/// function (in the tier it would compile in), the function is returned uncompiled instead.
+pub(crate) fn cranelift_bytes(
+    program: &Program,
+    idioms: &crate::exec::idiom::Idioms,
+    opts: translate::Options,
+    tier: Tier,
+    auto: bool,
+    capacity: usize,
+    defer: impl FnOnce(&cranelift_codegen::ir::Function, Tier) -> bool,
+) -> Result<Translated, JitError> {
+    with_scratch(|context, builder| {
+        let isa = host_isa(tier)?;
+        translate::translate(&*isa, program, idioms, opts, builder, &mut context.func)?;
+        // The IR is target-specific but not tier-specific: either tier's ISA compiles it.
+        // Only the automatic choice looks at the translated size: a configured tier is what
+        // the embedder asked for.
+        let tier = if auto {
+            tier_after_translation(tier, &context.func)
+        } else {
+            tier
+        };
+        if defer(&context.func, tier) {
+            return Ok(Translated::Deferred(Box::new(context.func.clone())));
+        }
+        compile_translated(context, tier, capacity).map(Translated::Code)
+    })
+}
+
+/// Compiles an already translated `func` in `tier` with `scratch` (the background half of
+/// [`Translated::Deferred`], and the fast tier's first code).
+pub(crate) fn compile_function(
+    scratch: &mut Scratch,
+    func: cranelift_codegen::ir::Function,
+    tier: Tier,
+    capacity: usize,
+) -> Result<Vec<u8>, JitError> {
+    with_scratch_in(scratch, |context, _| {
+        context.func = func;
+        compile_translated(context, tier, capacity)
+    })
+}
+
+/// [`compile_function`] with this thread's Cranelift scratch state.
+fn compile_function_here(
+    func: cranelift_codegen::ir::Function,
+    tier: Tier,
+    capacity: usize,
+) -> Result<Vec<u8>, JitError> {
+    with_scratch(|context, _| {
+        context.func = func;
+        compile_translated(context, tier, capacity)
+    })
+}
+
+/// Runs `f` with this thread's Cranelift scratch state (see [`with_scratch_in`]).
+fn with_scratch<R>(
+    f: impl FnOnce(&mut Context, &mut FunctionBuilderContext) -> Result<R, JitError>,
+) -> Result<R, JitError> {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => with_scratch_in(&mut scratch, f),
+        // Not expected (compiling never re-enters), but stay correct if it does.
+        Err(_) => with_scratch_in(&mut Scratch::new(), f),
+    })
+}
+
+/// Runs `f` with `scratch`'s Cranelift state (cleared), turning a panic inside Cranelift or
+/// the translator (a bug) into an error, never an unwind into the caller.
+fn with_scratch_in<R>(
+    scratch: &mut Scratch,
+    f: impl FnOnce(&mut Context, &mut FunctionBuilderContext) -> Result<R, JitError>,
+) -> Result<R, JitError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Scratch {
+            context,
+            builder,
+            clean,
+        } = scratch;
+        if !*clean {
+            *builder = FunctionBuilderContext::new();
+        }
+        context.clear();
+        *clean = false;
+        let result = f(context, builder);
+        // A failed translation (or a panic, which skips this) may leave the builder
+        // half-used; a successful one leaves it empty.
+        *clean = result.is_ok();
+        result
+    }))
+    .unwrap_or_else(|_| {
+        Err(JitError::Internal(
+            "compile failed: translator panic".into(),
+        ))
+    })
+}
+
+/// Compiles `context.func` in `tier`: position-independent bytes, with the loop placement's
+/// entry padding when it fits in `capacity`.
+fn compile_translated(
+    context: &mut Context,
+    tier: Tier,
+    capacity: usize,
+) -> Result<Vec<u8>, JitError> {
+    #[cfg(test)]
+    LAST_TIER.with(|t| t.set(Some(tier)));
+    let isa = host_isa(tier)?;
+    let compiled = context
+        .compile(&*isa, &mut ControlPlane::default())
+        .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
+    if !compiled.buffer.relocs().is_empty() {
+        return Err(JitError::Internal(
+            "compiled code needs relocations".to_owned(),
+        ));
+    }
+    let code = compiled.code_buffer();
+    // The placement decodes and pads with x86-64 instructions.
+    let pad = if cfg!(target_arch = "x86_64") {
+        align::entry_pad(code, &compiled.bb_starts)
+    } else {
+        0
+    };
+    if pad == 0 || code.len() + pad > capacity {
+        return Ok(code.to_vec());
+    }
+    let mut bytes = align::nops(pad);
+    bytes.extend_from_slice(code);
+    Ok(bytes)
+}
+
+/// Compiles `program` with the one-pass baseline tier (which must support it).
+fn baseline_bytes(program: &Program, opts: &translate::Options) -> Result<Vec<u8>, JitError> {
+    #[cfg(test)]
+    LAST_TIER.with(|t| t.set(Some(Tier::Baseline)));
+    // A panic in the emitter (a bug) becomes an error, never an unwind into the caller.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        baseline::compile(program, opts)
+    }))
+    .unwrap_or_else(|_| Err(JitError::Internal("compile failed: baseline panic".into())))
+}
+
+/// Translations whose [`ir_cost`] is below this compile optimised at once even where
+/// background tier-up applies: at most about 210 µs of optimised compile (60 µs plus up to
+/// 1 µs per unit on the corpus's small programs; value switches of 177 units took 250 µs),
+/// so no program waits much longer than that for its code, and small programs (whose runs
+/// are short enough that the entry stub's extra jump would show) never get a stub.
+pub(crate) const TIER_UP_MIN_IR: usize = 150;
+
+/// Whether `Vm::compile` may return code of a cheap tier at once and tier up in the
+/// background (`tier_up.rs`) if the translation turns out large (see [`TIER_UP_MIN_IR`]):
+/// only by the automatic choice, and only on x86-64 (the entry stub's encoding).
+fn wants_tier_up(machine: &Machine) -> bool {
+    #[cfg(test)]
+    if FORCED_TIER.with(std::cell::Cell::get).is_some() {
+        return false;
+    }
+    cfg!(target_arch = "x86_64")
+        && machine.config.background_tier_up
+        && machine.config.jit_tier == JitTier::Auto
+}
+
+/// Translations above this [`ir_cost`] that tier up start in the baseline tier wherever it
+/// applies, even when the fast tier's code would be much faster. With the translation, the
+/// fast tier's first code took 190 µs for c_memcpy (273 units), 210 µs for a 318-unit copy
+/// loop and 285 µs for a 375-unit insertion sort; counting sort at -O3 (2,800 units) took
+/// 1.2 ms.
+pub(crate) const FAST_FIRST_MAX_IR: usize = 340;
+
+/// Whether a program that tiers up, translated to `ir` units, starts in the baseline tier
+/// (else in Cranelift's fast tier): where the baseline tier applies, and where its code is
+/// not far slower than the optimised code or the fast tier would take too long (see
+/// [`FAST_FIRST_MAX_IR`]). The baseline tier emits every slot as it is, so a program with a
+/// copy, fill or compare loop, or a switch that picks values from a table, runs many times
+/// slower there (c_memcpy 40x native, c_switch_value 17x, against about 1x optimised); the
+/// fast tier keeps those idioms, for about ten times the baseline tier's compile time.
+fn baseline_first(
+    machine: &Machine,
+    program: &Program,
+    opts: &translate::Options,
+    ir: usize,
+) -> bool {
+    let idioms = &machine.idioms;
+    let slow_in_baseline = !idioms.copies.is_empty()
+        || !idioms.compares.is_empty()
+        || idioms.switches.iter().any(|s| s.values.is_some());
+    (!slow_in_baseline || ir > FAST_FIRST_MAX_IR) && baseline::supports(program, opts)
+}
+
+/// What [`JitCache::bytes`] produced.
+enum Output {
+    /// The finished image.
+    Code(Vec<u8>),
+    /// The first tier's code to run at once, and the job that compiles the optimised code.
+    TierUp(Vec<u8>, tier_up::Job),
+}
+
+impl Output {
+    /// The bytes of a synchronous compile (the caller did not allow tier-up).
+    fn into_code(self) -> Vec<u8> {
+        match self {
+            Output::Code(bytes) | Output::TierUp(bytes, _) => bytes,
+        }
+    }
+}
+
 impl JitCache {
     /// The context compiled code of `machine` points to (created on first use, kept until
     /// unload), refreshed to `machine`'s current address.
@@ -324,12 +559,16 @@ impl JitCache {
     /// Translates the loaded program into position-independent machine code of at most
     /// `capacity` bytes ([`JitError::TargetBufferTooSmall`] otherwise: before compiling when
     /// the program provably cannot fit, see [`cfg::min_fast_tier_code_bytes`]).
+    ///
+    /// With `allow_tier_up`, a large program that [`wants_tier_up`] gets the first tier's code
+    /// and the job that compiles its optimised code instead (`tier_up.rs`).
     fn bytes(
         &mut self,
         machine: &Machine,
         mode: JitMode,
         capacity: usize,
-    ) -> Result<Vec<u8>, JitError> {
+        allow_tier_up: bool,
+    ) -> Result<Output, JitError> {
         if machine.config.profile == ExecutionProfile::Safe {
             return Err(JitError::SafeProfile);
         }
@@ -369,82 +608,38 @@ impl JitCache {
         opts.compact_helper_calls = tier != Tier::Optimised;
         opts.pin_loop_inputs = tier == Tier::Optimised;
         if tier == Tier::Baseline {
-            #[cfg(test)]
-            LAST_TIER.with(|t| t.set(Some(tier)));
-            // A panic in the emitter (a bug) becomes an error, never an unwind into the caller.
-            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                baseline::compile(program, &opts)
-            }))
-            .unwrap_or_else(|_| Err(JitError::Internal("compile failed: baseline panic".into())));
+            return baseline_bytes(program, &opts).map(Output::Code);
         }
-        let isa = host_isa(tier)?;
-        // A panic inside Cranelift (a translator bug) becomes an error, never an unwind into
-        // the caller.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let run = |scratch: &mut Scratch| -> Result<Vec<u8>, JitError> {
-                let Scratch {
-                    context,
-                    builder,
-                    clean,
-                } = scratch;
-                if !*clean {
-                    *builder = FunctionBuilderContext::new();
-                }
-                context.clear();
-                *clean = false;
-                translate::translate(
-                    &*isa,
-                    program,
-                    &machine.idioms,
-                    opts,
-                    builder,
-                    &mut context.func,
-                )?;
-                *clean = true;
-                // The IR is target-specific but not tier-specific: either tier's ISA compiles it.
-                // Only the automatic choice looks at the translated size: a configured tier
-                // is what the embedder asked for.
-                let tier = if machine.config.jit_tier == JitTier::Auto {
-                    tier_after_translation(tier, &context.func)
-                } else {
-                    tier
-                };
-                #[cfg(test)]
-                LAST_TIER.with(|t| t.set(Some(tier)));
-                let isa = host_isa(tier)?;
-                let compiled = context
-                    .compile(&*isa, &mut ControlPlane::default())
-                    .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
-                if !compiled.buffer.relocs().is_empty() {
-                    return Err(JitError::Internal(
-                        "compiled code needs relocations".to_owned(),
-                    ));
-                }
-                let code = compiled.code_buffer();
-                // The placement decodes and pads with x86-64 instructions.
-                let pad = if cfg!(target_arch = "x86_64") {
-                    align::entry_pad(code, &compiled.bb_starts)
-                } else {
-                    0
-                };
-                if pad == 0 || code.len() + pad > capacity {
-                    return Ok(code.to_vec());
-                }
-                let mut bytes = align::nops(pad);
-                bytes.extend_from_slice(code);
-                Ok(bytes)
+        let may_defer = allow_tier_up && tier == Tier::Optimised && wants_tier_up(machine);
+        let translated = cranelift_bytes(
+            program,
+            &machine.idioms,
+            opts,
+            tier,
+            machine.config.jit_tier == JitTier::Auto,
+            capacity,
+            |func, tier| may_defer && tier == Tier::Optimised && ir_cost(func) >= TIER_UP_MIN_IR,
+        )?;
+        let func = match translated {
+            Translated::Code(bytes) => return Ok(Output::Code(bytes)),
+            Translated::Deferred(func) => func,
+        };
+        // The first code: the baseline tier's where it is not far slower (see
+        // `baseline_first`), else Cranelift's fast tier on a copy of the same translation.
+        let first = if baseline_first(machine, program, &opts, ir_cost(&func)) {
+            let baseline_opts = translate::Options {
+                compact_helper_calls: true,
+                pin_loop_inputs: false,
+                ..opts
             };
-            SCRATCH.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut scratch) => run(&mut scratch),
-                // Not expected (compiling never re-enters), but stay correct if it does.
-                Err(_) => run(&mut Scratch::new()),
-            })
-        }))
-        .unwrap_or_else(|_| {
-            Err(JitError::Internal(
-                "compile failed: translator panic".into(),
-            ))
-        })
+            baseline_bytes(program, &baseline_opts)?
+        } else {
+            compile_function_here((*func).clone(), Tier::Fast, capacity)?
+        };
+        if first.len() + tier_up::STUB_BYTES > capacity {
+            return compile_function_here(*func, Tier::Optimised, capacity).map(Output::Code);
+        }
+        Ok(Output::TierUp(first, tier_up::Job { func, capacity }))
     }
 
     /// The body of [`Vm::compile`](crate::vm::Vm::compile).
@@ -466,14 +661,44 @@ impl JitCache {
             return Err(JitError::CodeRunning);
         }
         self.image = None;
-        let bytes = self.bytes(machine, mode, machine.config.jit_code_size)?;
-        if bytes.len() > machine.config.jit_code_size {
-            return Err(JitError::TargetBufferTooSmall);
-        }
-        let code = ExecutableCode::new(&bytes)?;
-        let ptr = code.as_ptr();
-        self.image = Some(Image { mode, code });
+        let capacity = machine.config.jit_code_size;
+        let image = match self.bytes(machine, mode, capacity, true)? {
+            Output::Code(bytes) => {
+                if bytes.len() > capacity {
+                    return Err(JitError::TargetBufferTooSmall);
+                }
+                Image {
+                    mode,
+                    code: ExecutableCode::new(&bytes)?,
+                    tier_up: None,
+                }
+            }
+            Output::TierUp(baseline, job) => {
+                let mut pending = tier_up::Pending::new();
+                let mut bytes = tier_up::entry_stub(pending.target()).to_vec();
+                bytes.extend_from_slice(&baseline);
+                let code = ExecutableCode::new(&bytes)?;
+                pending.start(code.as_ptr().wrapping_add(tier_up::STUB_BYTES), job);
+                Image {
+                    mode,
+                    code,
+                    tier_up: Some(pending),
+                }
+            }
+        };
+        let ptr = image.code.as_ptr();
+        self.image = Some(image);
         Ok(ptr)
+    }
+
+    /// Waits for the background compile of the current image, if any (see `tier_up.rs`):
+    /// whether the optimised tier's code now runs, `None` without an image.
+    pub(crate) fn wait_for_tier_up(&self) -> Option<bool> {
+        let image = self.image.as_ref()?;
+        Some(match &image.tier_up {
+            Some(pending) => pending.with_result(|code| code.is_some()),
+            None => false,
+        })
     }
 
     /// The body of [`Vm::translate`](crate::vm::Vm::translate).
@@ -483,7 +708,7 @@ impl JitCache {
         mode: JitMode,
         buf: &mut [u8],
     ) -> Result<usize, JitError> {
-        let bytes = self.bytes(machine, mode, buf.len())?;
+        let bytes = self.bytes(machine, mode, buf.len(), false)?.into_code();
         let dest = buf
             .get_mut(..bytes.len())
             .ok_or(JitError::TargetBufferTooSmall)?;
@@ -495,11 +720,13 @@ impl JitCache {
     /// The body of [`Vm::copy_jit`](crate::vm::Vm::copy_jit).
     pub(crate) fn copy(&self, buf: &mut [u8]) -> Result<(), JitError> {
         let image = self.image.as_ref().ok_or(JitError::CopyBeforeCompile)?;
-        let bytes = image.code.bytes();
-        let dest = buf
-            .get_mut(..bytes.len())
-            .ok_or(JitError::BufferNotBigEnough)?;
-        dest.copy_from_slice(bytes);
+        image.with_portable_bytes(|bytes| {
+            let dest = buf
+                .get_mut(..bytes.len())
+                .ok_or(JitError::BufferNotBigEnough)?;
+            dest.copy_from_slice(bytes);
+            Ok(())
+        })?;
         self.mark_code_escaped();
         Ok(())
     }
@@ -524,7 +751,9 @@ impl JitCache {
 
     /// The body of [`Vm::jit_size`](crate::vm::Vm::jit_size).
     pub(crate) fn size(&self) -> Option<usize> {
-        self.image.as_ref().map(|i| i.code.bytes().len())
+        self.image
+            .as_ref()
+            .map(|i| i.with_portable_bytes(<[u8]>::len))
     }
 
     /// The body of [`Vm::jit_mode`](crate::vm::Vm::jit_mode).
@@ -813,6 +1042,8 @@ mod tests {
     #[test]
     fn translations_over_the_ir_budget_compile_in_the_fast_tier() {
         let mut vm = Vm::new();
+        // One step, so that this thread compiles the optimised code.
+        vm.config_mut().background_tier_up = false;
         vm.load_elf(
             include_bytes!("../../tests/corpus/obj/sort_counting-O3-v3.o"),
             None,

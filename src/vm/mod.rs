@@ -599,6 +599,16 @@ impl Vm {
         self.jit.size()
     }
 
+    /// Waits until the compiled image runs its final code: when [`Vm::compile`] returned
+    /// baseline-tier code and handed the optimised compile to a background thread
+    /// (`Config::background_tier_up`), until that compile has finished. Returns whether the
+    /// image runs code from a background compile (`false` for code compiled in one step, or
+    /// when the background compile gave up and the baseline code stays), `None` without an
+    /// image. Never needed for correctness: both tiers give the same results.
+    pub fn wait_for_tier_up(&self) -> Option<bool> {
+        self.jit.wait_for_tier_up()
+    }
+
     /// The mode of the compiled image, if any.
     pub fn jit_mode(&self) -> Option<JitMode> {
         self.jit.mode()

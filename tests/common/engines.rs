@@ -22,10 +22,13 @@ pub const MODES: [Mode; 3] = [
 ];
 
 impl Mode {
-    /// Compiles `vm`'s loaded program when the mode is the JIT's.
+    /// Compiles `vm`'s loaded program when the mode is the JIT's, and waits for the
+    /// optimised code of a background tier-up, so that the optimised tier is what runs
+    /// (`tests/jit_tier_up.rs` runs the first tiers' code).
     pub fn prepare(self, vm: &mut Vm) -> Result<(), JitError> {
         if let Mode::Jit(mode) = self {
             vm.compile(mode)?;
+            vm.wait_for_tier_up();
         }
         Ok(())
     }
@@ -104,6 +107,8 @@ pub fn run(code: &[u8], elf: bool, mem: &[u8], e: Engine) -> Result<Outcome, Str
     let result = if e.jit {
         vm.compile(JitMode::Basic)
             .map_err(|e| format!("compile: {e}"))?;
+        // The optimised tier is the one these tests are about (see `Mode::prepare`).
+        vm.wait_for_tier_up();
         vm.execute_jit(bytes)
     } else {
         vm.execute(bytes)

@@ -46,6 +46,8 @@ pub fn run_object(object: &[u8], jit: bool, limit: u32, mem: &mut [u8]) -> Resul
     vm.load_elf(object, None).expect("loads");
     let result = if jit {
         vm.compile(JitMode::Basic).expect("compiles");
+        // The optimised code, not a background tier-up's first code (`tests/jit_tier_up.rs`).
+        vm.wait_for_tier_up();
         vm.execute_jit(mem)
     } else {
         vm.execute(mem)

@@ -1,0 +1,187 @@
+//! Background tier-up: code from the one-pass baseline tier at once, the optimised tier's code
+//! a moment later (`docs/jit-compile-time.md`, "Background tier-up").
+//!
+//! A compile that takes this path returns an image that starts with a 16-byte *entry stub*,
+//! `movabs r11, &target; jmp [r11]`, followed by the baseline code. `target` is a word of a
+//! [`TierUp`] on the heap: it first holds the first tier's code's address. A thread started
+//! for the job compiles the same program with the optimised tier, maps the result and stores
+//! its address into `target`. Calls that start after that store run the optimised code; a run
+//! already inside the baseline code finishes there. No code is ever patched: the stub reads a
+//! data word, so the mapping stays read+exec and the switch is one atomic store.
+//!
+//! Both tiers give the interpreter's results, errors and side effects (the tests hold each
+//! tier to that separately), so which one a call runs is invisible except in time.
+//!
+//! The translation runs on the caller's thread, like a synchronous compile; the job holds
+//! only the translated function, so it never touches the VM. Dropping the image's
+//! [`Pending`] joins the job's thread: no thread and no compiler memory outlive the VM
+//! (an embedder's leak checker sees nothing left behind when it destroys its VMs).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+use cranelift_codegen::ir::Function;
+
+use super::code::ExecutableCode;
+use super::{Scratch, Tier, compile_function};
+
+/// Bytes in front of the baseline code: the entry stub, padded so the code starts aligned.
+pub(crate) const STUB_BYTES: usize = 16;
+
+/// The entry stub that jumps through `target` (x86-64): `movabs r11, target` (r11 is
+/// neither an argument nor callee-saved in either entry signature), `jmp qword ptr [r11]`,
+/// then `int3` padding.
+pub(crate) fn entry_stub(target: *const AtomicUsize) -> [u8; STUB_BYTES] {
+    let mut stub = [0xcc; STUB_BYTES];
+    stub[..2].copy_from_slice(&[0x49, 0xbb]);
+    stub[2..10].copy_from_slice(&(target as u64).to_le_bytes());
+    stub[10..13].copy_from_slice(&[0x41, 0xff, 0x23]);
+    stub
+}
+
+/// Where a background compile stands.
+#[derive(Debug)]
+enum State {
+    /// Started, not finished.
+    Running,
+    /// Finished: the optimised code (installed in `target`), or `None` when the optimised
+    /// tier failed or the code did not fit (the first tier's code stays).
+    Done(Option<ExecutableCode>),
+}
+
+/// The state shared by an image and its background compile.
+#[derive(Debug)]
+pub(crate) struct TierUp {
+    /// The address the entry stub jumps to.
+    target: AtomicUsize,
+    state: Mutex<State>,
+    /// Signalled when the job finishes.
+    finished: Condvar,
+}
+
+impl TierUp {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records the end of the job and wakes whoever waits for it.
+    fn finish(&self, code: Option<ExecutableCode>) {
+        *self.lock() = State::Done(code);
+        self.finished.notify_all();
+    }
+}
+
+/// An image's handle on its background compile (see the module documentation for what
+/// dropping it does).
+#[derive(Debug)]
+pub(crate) struct Pending {
+    shared: Arc<TierUp>,
+    /// The job's thread, and the process that started it (a child after `fork` has no such
+    /// thread, and never waits for it).
+    thread: Option<(JoinHandle<()>, u32)>,
+}
+
+impl Pending {
+    /// A handle whose stub target is not set yet (see [`Pending::start`]).
+    pub(crate) fn new() -> Self {
+        Pending {
+            shared: Arc::new(TierUp {
+                target: AtomicUsize::new(0),
+                state: Mutex::new(State::Running),
+                finished: Condvar::new(),
+            }),
+            thread: None,
+        }
+    }
+
+    /// The word the entry stub reads.
+    pub(crate) fn target(&self) -> *const AtomicUsize {
+        &self.shared.target
+    }
+
+    /// Points the stub at `first` (the first tier's code) and starts `job` on a thread of
+    /// its own. If no thread can be started, the first tier's code stays.
+    pub(crate) fn start(&mut self, first: *const u8, job: Job) {
+        self.shared.target.store(first as usize, Ordering::Release);
+        let shared = Arc::clone(&self.shared);
+        let spawned = std::thread::Builder::new()
+            .name("rbpf-tier-up".into())
+            .spawn(move || {
+                let code = job.run();
+                if let Some(code) = &code {
+                    shared
+                        .target
+                        .store(code.as_ptr() as usize, Ordering::Release);
+                }
+                shared.finish(code);
+            });
+        match spawned {
+            Ok(handle) => self.thread = Some((handle, std::process::id())),
+            Err(_) => self.shared.finish(None),
+        }
+    }
+
+    /// Waits until the background compile has finished and calls `f` with the optimised
+    /// code, or `None` when there is none (it failed, or this is a child after `fork`).
+    pub(crate) fn with_result<R>(&self, f: impl FnOnce(Option<&ExecutableCode>) -> R) -> R {
+        if !self.started_here() {
+            return f(None);
+        }
+        let mut state = self.shared.lock();
+        while matches!(*state, State::Running) {
+            state = self
+                .shared
+                .finished
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        match &*state {
+            State::Done(code) => f(code.as_ref()),
+            State::Running => f(None),
+        }
+    }
+
+    /// Whether the job's thread was started by this process (and so will finish).
+    fn started_here(&self) -> bool {
+        self.thread
+            .as_ref()
+            .is_some_and(|(_, pid)| *pid == std::process::id())
+            || self.thread.is_none()
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Waits for the compile (it cannot be interrupted) and the thread's exit. The
+        // optimised code is freed with the image: callers never run code past unloading it.
+        if let Some((handle, pid)) = self.thread.take()
+            && pid == std::process::id()
+        {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// One optimised compile, translated on the caller's thread (which also recorded the tables
+/// the code reads in the VM's context), so that only Cranelift's passes run in the background.
+pub(crate) struct Job {
+    /// The translated program.
+    pub func: Box<Function>,
+    /// The largest image the VM accepts.
+    pub capacity: usize,
+}
+
+impl Job {
+    /// Compiles the function with fresh Cranelift state (dropped with the thread): the mapped
+    /// code, or `None` when compiling failed or the code does not fit.
+    fn run(self) -> Option<ExecutableCode> {
+        let mut scratch = Scratch::new();
+        let bytes =
+            compile_function(&mut scratch, *self.func, Tier::Optimised, self.capacity).ok()?;
+        if bytes.len() > self.capacity {
+            return None;
+        }
+        ExecutableCode::new(&bytes).ok()
+    }
+}
