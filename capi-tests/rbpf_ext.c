@@ -1,7 +1,8 @@
 /*
  * librbpf's extensions (rbpf.h): the version string (equal to the RBPF_VERSION_* macros,
  * which tests/header_up_to_date.rs takes from Cargo.toml), the assembler and disassembler with
- * malloc'd outputs, rbpf_exec_jit, and rbpf_set_jit_tier.
+ * malloc'd outputs, rbpf_exec_jit, rbpf_set_jit_tier, and background tier-up
+ * (rbpf_set_background_tier_up, rbpf_wait_for_tier_up).
  */
 #include "capi_test.h"
 #include <rbpf.h>
@@ -113,6 +114,52 @@ check_jit_tiers(void)
     free(bytes);
 }
 
+/*
+ * Background tier-up: a branchy program large enough to tier up gives the same result from
+ * its first code and, after rbpf_wait_for_tier_up says the optimised code is in place, from
+ * the same pointer; with rbpf_set_background_tier_up(vm, 0) it compiles in one step. NULL
+ * and uncompiled VMs are refused.
+ */
+static void
+check_background_tier_up(void)
+{
+    /* r0 = the sum of the k in 0..59 with mem[0] > k, as 60 compare-and-add pairs. */
+    static char text[8192];
+    size_t used = (size_t)snprintf(text, sizeof text, "mov %%r0, 0\nldxb %%r5, [%%r1]\n");
+    for (int k = 0; k < 60; k++) {
+        used += (size_t)snprintf(text + used, sizeof text - used,
+                                 "jle %%r5, %d, +1\nadd %%r0, %d\n", k, k);
+    }
+    snprintf(text + used, sizeof text - used, "exit\n");
+    uint8_t* bytes = NULL;
+    size_t len = 0;
+    CHECK_EQ(rbpf_assemble(text, &bytes, &len, NULL), 0);
+    uint8_t mem[16] = {41};
+    uint64_t expected = 41 * 40 / 2;
+    for (int background = 1; background >= 0; background--) {
+        struct ubpf_vm* vm = ubpf_create();
+        CHECK_EQ(rbpf_set_background_tier_up(vm, background), 0);
+        CHECK_EQ(load_program(vm, bytes, (uint32_t)len, NULL, 0), 0);
+        CHECK_EQ(rbpf_wait_for_tier_up(vm), -1);
+        char* errmsg = NULL;
+        ubpf_jit_fn fn = ubpf_compile(vm, &errmsg);
+        free(errmsg);
+        CHECK(fn != NULL);
+        if (fn != NULL) {
+            CHECK_EQ(fn(mem, sizeof mem), expected);
+            CHECK_EQ(rbpf_wait_for_tier_up(vm), background);
+            CHECK_EQ(fn(mem, sizeof mem), expected);
+            errmsg = NULL;
+            CHECK(ubpf_compile(vm, &errmsg) == fn);
+            free(errmsg);
+        }
+        ubpf_destroy(vm);
+    }
+    free(bytes);
+    CHECK_EQ(rbpf_set_background_tier_up(NULL, 1), -1);
+    CHECK_EQ(rbpf_wait_for_tier_up(NULL), -1);
+}
+
 int
 main(void)
 {
@@ -180,5 +227,6 @@ main(void)
     free(bytes);
 
     check_jit_tiers();
+    check_background_tier_up();
     return TEST_RESULT();
 }

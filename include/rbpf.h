@@ -266,6 +266,29 @@ int rbpf_exec_mbuff_jit(const struct ubpf_vm *vm, void *ctx, size_t ctx_len, voi
 int rbpf_set_jit_tier(struct ubpf_vm *vm, int tier);
 
 /**
+ * Whether later `ubpf_compile` and `ubpf_compile_ex` calls may tier up in the background
+ * (`enable` nonzero, the default) under `RBPF_JIT_TIER_AUTO`. A program whose optimised
+ * compile would take long (about 200 µs and more) then gets code from a cheap tier at
+ * once, and a background thread swaps in the optimised code when it is ready; both give
+ * the same results. With 0, such programs compile optimised before the call returns.
+ * `ubpf_translate` always compiles in one step.
+ *
+ * Returns 0, or -1 for a NULL `vm`.
+ */
+int rbpf_set_background_tier_up(struct ubpf_vm *vm, int enable);
+
+/**
+ * Waits until the compiled code runs its final tier: after a compile that tiers up in the
+ * background (see `rbpf_set_background_tier_up`), until the optimised code is in place.
+ * Never needed for correctness; useful before timing the code.
+ *
+ * Returns 1 when the code now runs the optimised code of a background compile, 0 when it
+ * was compiled in one step (or the background compile gave up and the first code stays),
+ * and -1 for a NULL `vm` or a VM without compiled code.
+ */
+int rbpf_wait_for_tier_up(struct ubpf_vm *vm);
+
+/**
  * Registers the Linux kernel helpers librbpf implements at the kernel's numbers, with
  * libbpf's prototypes (`bpf_helper_defs.h`): `bpf_map_lookup_elem` (1),
  * `bpf_map_update_elem` (2), `bpf_map_delete_elem` (3), `bpf_probe_read` (4),

@@ -352,3 +352,41 @@ pub extern "C" fn rbpf_set_jit_tier(vm: *mut ubpf_vm, tier: c_int) -> c_int {
         0
     })
 }
+
+/// Whether later `ubpf_compile` and `ubpf_compile_ex` calls may tier up in the background
+/// (`enable` nonzero, the default) under `RBPF_JIT_TIER_AUTO`. A program whose optimised
+/// compile would take long (about 200 µs and more) then gets code from a cheap tier at
+/// once, and a background thread swaps in the optimised code when it is ready; both give
+/// the same results. With 0, such programs compile optimised before the call returns.
+/// `ubpf_translate` always compiles in one step.
+///
+/// Returns 0, or -1 for a NULL `vm`.
+// Wraps [`rbpf::Vm::config_mut`] (`Config::background_tier_up`).
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_set_background_tier_up(vm: *mut ubpf_vm, enable: c_int) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm_mut!(vm);
+        handle.vm.config_mut().background_tier_up = enable != 0;
+        0
+    })
+}
+
+/// Waits until the compiled code runs its final tier: after a compile that tiers up in the
+/// background (see `rbpf_set_background_tier_up`), until the optimised code is in place.
+/// Never needed for correctness; useful before timing the code.
+///
+/// Returns 1 when the code now runs the optimised code of a background compile, 0 when it
+/// was compiled in one step (or the background compile gave up and the first code stays),
+/// and -1 for a NULL `vm` or a VM without compiled code.
+// Wraps [`rbpf::Vm::wait_for_tier_up`].
+#[unsafe(no_mangle)]
+pub extern "C" fn rbpf_wait_for_tier_up(vm: *mut ubpf_vm) -> c_int {
+    ffi_boundary!({
+        let handle = try_vm!(vm);
+        match handle.vm.wait_for_tier_up() {
+            Some(true) => 1,
+            Some(false) => 0,
+            None => -1,
+        }
+    })
+}
