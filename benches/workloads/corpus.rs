@@ -151,6 +151,7 @@ struct Variant {
     vm: Vm,
     jit: EntryFn,
     compile_us: f64,
+    final_code_us: f64,
 }
 
 fn load(object: &[u8], limit: u32, name: &str) -> Result<Vm, String> {
@@ -221,7 +222,7 @@ impl Prepared {
         let mut variants = Vec::new();
         for (label, object) in objects {
             let name = format!("{stem}-{label}");
-            let compile_us =
+            let (compile_us, final_code_us) =
                 engines::median_compile_us(compile_samples, &name, || load(&object, 0, &name))?;
             let mut vm = load(&object, 0, &name)?;
             let jit = engines::compiled_entry(&mut vm, &name)?;
@@ -234,6 +235,7 @@ impl Prepared {
                 vm,
                 jit,
                 compile_us,
+                final_code_us,
             });
         }
         let mut rejected = Vec::new();
@@ -324,6 +326,11 @@ impl Prepared {
     /// Median compile time of variant `i`, in microseconds.
     pub fn compile_us(&self, i: usize) -> f64 {
         self.variants[i].compile_us
+    }
+
+    /// Median wall-clock time until variant `i`'s final code runs, in microseconds.
+    pub fn final_code_us(&self, i: usize) -> f64 {
+        self.variants[i].final_code_us
     }
 
     /// Times native C and every variant's interpreter and JIT, interleaved.
