@@ -336,6 +336,9 @@ pub fn run_program(setup: Setup, mem: &[u8], code: &[u8]) {
         check_compile_error(&err, &insns);
         return;
     }
+    // The optimised code, when a large program tiered up in the background (its first tier
+    // is the baseline tier below, or the fast tier).
+    vm.wait_for_tier_up();
     let jit = start.jit(&vm);
     compare(
         "JIT", &interp, &jit, false, comparable, false, &insns, replay,
