@@ -51,6 +51,17 @@ fn input() -> Vec<u8> {
     mem
 }
 
+/// Held by every test: background compiles are bounded by the host's hardware threads (past
+/// that, programs compile in one step), so tests running side by side could take each
+/// other's turn and see no tier-up.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn vm_with(object: &[u8], background: bool) -> Vm {
     let mut vm = Vm::new();
     vm.set_error_printer(Some(Box::new(|_| {})));
@@ -89,6 +100,7 @@ fn jitted(vm: &Vm, mem: &[u8]) -> Outcome {
 
 #[test]
 fn first_and_final_code_agree_with_the_interpreter() {
+    let _turn = one_at_a_time();
     let mem = input();
     for name in TIERING.iter().chain(&ONE_STEP).chain(&EITHER) {
         let object = bench_object(name);
@@ -130,6 +142,7 @@ fn first_and_final_code_agree_with_the_interpreter() {
 
 #[test]
 fn copies_never_contain_the_entry_stub() {
+    let _turn = one_at_a_time();
     // `copy_jit` and `jit_size` wait for the background compile, so a copy is never the
     // entry stub (whose jump would lead back into the VM).
     let object = bench_object("switch");
@@ -148,6 +161,7 @@ fn copies_never_contain_the_entry_stub() {
 
 #[test]
 fn unloading_or_dropping_during_a_background_compile_is_safe() {
+    let _turn = one_at_a_time();
     let mem = input();
     for name in ["switch", "memcpy"] {
         let object = bench_object(name);
@@ -178,6 +192,7 @@ fn unloading_or_dropping_during_a_background_compile_is_safe() {
 
 #[test]
 fn runs_on_other_threads_see_the_swap() {
+    let _turn = one_at_a_time();
     let mem = input();
     let object = bench_object("switch");
     let mut vm = vm_with(&object, true);
@@ -203,6 +218,7 @@ fn runs_on_other_threads_see_the_swap() {
 
 #[test]
 fn other_tiers_and_the_setting_off_compile_in_one_step() {
+    let _turn = one_at_a_time();
     let mem = input();
     let object = bench_object("switch");
     for tier in [

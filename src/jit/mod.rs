@@ -488,7 +488,8 @@ pub(crate) const TIER_UP_MIN_IR: usize = 150;
 
 /// Whether `Vm::compile` may return code of a cheap tier at once and tier up in the
 /// background (`tier_up.rs`) if the translation turns out large (see [`TIER_UP_MIN_IR`]):
-/// only by the automatic choice, and only on x86-64 (the entry stub's encoding).
+/// only by the automatic choice, only on x86-64 (the entry stub's encoding), and only while
+/// fewer background compiles run than the host has hardware threads.
 fn wants_tier_up(machine: &Machine) -> bool {
     #[cfg(test)]
     if FORCED_TIER.with(std::cell::Cell::get).is_some() {
@@ -497,6 +498,7 @@ fn wants_tier_up(machine: &Machine) -> bool {
     cfg!(target_arch = "x86_64")
         && machine.config.background_tier_up
         && machine.config.jit_tier == JitTier::Auto
+        && tier_up::has_capacity()
 }
 
 /// Translations above this [`ir_cost`] that tier up start in the baseline tier wherever it

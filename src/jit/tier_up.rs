@@ -72,6 +72,19 @@ impl TierUp {
     }
 }
 
+/// Background compiles running in this process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether another background compile may start: fewer are running than the host has
+/// hardware threads. A process compiling many programs at once gets no faster code sooner
+/// from more threads, only more of them; past the bound, programs compile in one step.
+pub(crate) fn has_capacity() -> bool {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let threads = *THREADS
+        .get_or_init(|| std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    RUNNING.load(Ordering::Relaxed) < threads
+}
+
 /// An image's handle on its background compile (see the module documentation for what
 /// dropping it does).
 #[derive(Debug)]
@@ -105,8 +118,11 @@ impl Pending {
     pub(crate) fn start(&mut self, first: *const u8, job: Job) {
         self.shared.target.store(first as usize, Ordering::Release);
         let shared = Arc::clone(&self.shared);
+        RUNNING.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name("rbpf-tier-up".into())
+            // Cranelift's passes get the stack a main thread would give them.
+            .stack_size(8 << 20)
             .spawn(move || {
                 let code = job.run();
                 if let Some(code) = &code {
@@ -115,10 +131,14 @@ impl Pending {
                         .store(code.as_ptr() as usize, Ordering::Release);
                 }
                 shared.finish(code);
+                RUNNING.fetch_sub(1, Ordering::Relaxed);
             });
         match spawned {
             Ok(handle) => self.thread = Some((handle, std::process::id())),
-            Err(_) => self.shared.finish(None),
+            Err(_) => {
+                RUNNING.fetch_sub(1, Ordering::Relaxed);
+                self.shared.finish(None);
+            }
         }
     }
 
