@@ -124,7 +124,10 @@ impl Pending {
             // Cranelift's passes get the stack a main thread would give them.
             .stack_size(8 << 20)
             .spawn(move || {
-                let code = job.run();
+                // A panic (a bug) must still end in `finish`, or waiters would wait forever.
+                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()))
+                    .ok()
+                    .flatten();
                 if let Some(code) = &code {
                     shared
                         .target
@@ -203,5 +206,26 @@ impl Job {
             return None;
         }
         ExecutableCode::new(&bytes).ok()
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// The entry stub jumps to whatever code its word names at the time of the call, and
+    /// leaves the arguments alone.
+    #[test]
+    fn the_entry_stub_follows_its_word() {
+        // lea rax, [rdi + 42]; ret   and   lea rax, [rdi + rsi]; ret
+        let plus_42 = ExecutableCode::new(&[0x48, 0x8d, 0x47, 0x2a, 0xc3]).unwrap();
+        let sum = ExecutableCode::new(&[0x48, 0x8d, 0x04, 0x37, 0xc3]).unwrap();
+        let word = AtomicUsize::new(plus_42.as_ptr() as usize);
+        let stub = ExecutableCode::new(&entry_stub(&word)).unwrap();
+        // SAFETY: the stub jumps to code with this signature, all of which stays mapped.
+        let call: extern "C" fn(u64, u64) -> u64 = unsafe { std::mem::transmute(stub.as_ptr()) };
+        assert_eq!(call(1, 2), 43);
+        word.store(sum.as_ptr() as usize, Ordering::Release);
+        assert_eq!(call(1, 2), 3);
     }
 }
