@@ -350,7 +350,47 @@ pub(crate) fn cranelift_bytes(
     capacity: usize,
     defer: impl FnOnce(&cranelift_codegen::ir::Function, Tier) -> bool,
 ) -> Result<Translated, JitError> {
-    with_scratch(|context, builder| {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut scratch) => cranelift_bytes_in(
+            &mut scratch,
+            program,
+            idioms,
+            opts,
+            tier,
+            auto,
+            capacity,
+            defer,
+        ),
+        // Not expected (compiling never re-enters), but stay correct if it does.
+        Err(_) => cranelift_bytes_in(
+            &mut Scratch::new(),
+            program,
+            idioms,
+            opts,
+            tier,
+            auto,
+            capacity,
+            defer,
+        ),
+    })
+}
+
+/// [`cranelift_bytes`] with `scratch`'s Cranelift state.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the inputs of one compile, each distinct"
+)]
+pub(crate) fn cranelift_bytes_in(
+    scratch: &mut Scratch,
+    program: &Program,
+    idioms: &crate::exec::idiom::Idioms,
+    opts: translate::Options,
+    tier: Tier,
+    auto: bool,
+    capacity: usize,
+    defer: impl FnOnce(&cranelift_codegen::ir::Function, Tier) -> bool,
+) -> Result<Translated, JitError> {
+    with_scratch_in(scratch, |context, builder| {
         let isa = host_isa(tier)?;
         translate::translate(&*isa, program, idioms, opts, builder, &mut context.func)?;
         // The IR is target-specific but not tier-specific: either tier's ISA compiles it.
@@ -528,6 +568,38 @@ fn baseline_first(
     (!slow_in_baseline || ir > FAST_FIRST_MAX_IR) && baseline::supports(program, opts)
 }
 
+/// Programs whose [`predicted_ir`] reaches this, and that tier up, start in the baseline tier
+/// without being translated first: the translation moves to the background too. Translation
+/// costs about 0.07 µs per IR unit, and IR came out at 1.1-7 times the slot cost, so a
+/// program below the bound translates in at most about 250 µs; counting sort at -O3 (slot
+/// cost 422, 16 fill loops, 2,800 IR units) spent 200-350 µs translating before its baseline
+/// code could be returned.
+pub(crate) const TRANSLATE_IN_BACKGROUND_IR: u64 = 500;
+
+/// An estimate of a program's [`ir_cost`] before translating it, low on purpose (it decides
+/// only which large programs skip the caller-side translation): the slot cost (see
+/// [`COST_SLOT`]; translations measured 1.1-7 times it) plus [`IR_PER_LOOP_IDIOM`] for each
+/// copy, fill or compare loop, whose bulk path and exact fallback the translation emits
+/// beside each other.
+fn predicted_ir(machine: &Machine, program: &Program) -> u64 {
+    let idioms = &machine.idioms;
+    let loops = (idioms.copies.len() + idioms.compares.len()) as u64;
+    optimised_cost(&program.insns) + IR_PER_LOOP_IDIOM * loops
+}
+
+/// IR units each copy, fill or compare loop adds in [`predicted_ir`] (counting sort's fill
+/// loops: about 150 each).
+const IR_PER_LOOP_IDIOM: u64 = 140;
+
+/// The baseline tier's options for a program translated with `opts`.
+fn baseline_options(opts: translate::Options) -> translate::Options {
+    translate::Options {
+        compact_helper_calls: true,
+        pin_loop_inputs: false,
+        ..opts
+    }
+}
+
 /// What [`JitCache::bytes`] produced.
 enum Output {
     /// The finished image.
@@ -613,6 +685,29 @@ impl JitCache {
             return baseline_bytes(program, &opts).map(Output::Code);
         }
         let may_defer = allow_tier_up && tier == Tier::Optimised && wants_tier_up(machine);
+        if may_defer
+            && predicted_ir(machine, program) >= TRANSLATE_IN_BACKGROUND_IR
+            && baseline::supports(program, &opts)
+        {
+            // So large that even translating it would keep the caller waiting: baseline code
+            // now, translation and optimised compile in the background.
+            let first = baseline_bytes(program, &baseline_options(opts))?;
+            if first.len() + tier_up::STUB_BYTES <= capacity {
+                let work = tier_up::Work::Translate(Box::new(tier_up::Untranslated {
+                    program: Program {
+                        insns: program.insns.clone(),
+                        functions: program.functions.clone(),
+                        data_sections: Vec::new(),
+                        stack_reach: program.stack_reach,
+                        calls_helpers: program.calls_helpers,
+                    },
+                    idioms: machine.idioms.clone(),
+                    map_slabs,
+                    opts,
+                }));
+                return Ok(Output::TierUp(first, tier_up::Job { work, capacity }));
+            }
+        }
         let translated = cranelift_bytes(
             program,
             &machine.idioms,
@@ -629,19 +724,15 @@ impl JitCache {
         // The first code: the baseline tier's where it is not far slower (see
         // `baseline_first`), else Cranelift's fast tier on a copy of the same translation.
         let first = if baseline_first(machine, program, &opts, ir_cost(&func)) {
-            let baseline_opts = translate::Options {
-                compact_helper_calls: true,
-                pin_loop_inputs: false,
-                ..opts
-            };
-            baseline_bytes(program, &baseline_opts)?
+            baseline_bytes(program, &baseline_options(opts))?
         } else {
             compile_function_here((*func).clone(), Tier::Fast, capacity)?
         };
         if first.len() + tier_up::STUB_BYTES > capacity {
             return compile_function_here(*func, Tier::Optimised, capacity).map(Output::Code);
         }
-        Ok(Output::TierUp(first, tier_up::Job { func, capacity }))
+        let work = tier_up::Work::Compile(func);
+        Ok(Output::TierUp(first, tier_up::Job { work, capacity }))
     }
 
     /// The body of [`Vm::compile`](crate::vm::Vm::compile).

@@ -12,10 +12,12 @@
 //! Both tiers give the interpreter's results, errors and side effects (the tests hold each
 //! tier to that separately), so which one a call runs is invisible except in time.
 //!
-//! The translation runs on the caller's thread, like a synchronous compile; the job holds
-//! only the translated function, so it never touches the VM. Dropping the image's
-//! [`Pending`] joins the job's thread: no thread and no compiler memory outlive the VM
-//! (an embedder's leak checker sees nothing left behind when it destroys its VMs).
+//! The translation runs on the caller's thread, like a synchronous compile, except for
+//! programs so large that translating them would keep the caller waiting (see
+//! `TRANSLATE_IN_BACKGROUND_IR`): those are translated in the background too, which reads the
+//! VM's boxed `JitContext`. Dropping the image's [`Pending`] joins the job's thread, before
+//! the VM frees that context: no thread and no compiler memory outlive the VM (an embedder's
+//! leak checker sees nothing left behind when it destroys its VMs).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -24,7 +26,10 @@ use std::thread::JoinHandle;
 use cranelift_codegen::ir::Function;
 
 use super::code::ExecutableCode;
-use super::{Scratch, Tier, compile_function};
+use super::{Scratch, Tier, Translated, compile_function, cranelift_bytes_in, translate};
+use crate::exec::idiom::Idioms;
+use crate::exec::maps::SlabRegion;
+use crate::program::Program;
 
 /// Bytes in front of the baseline code: the entry stub, padded so the code starts aligned.
 pub(crate) const STUB_BYTES: usize = 16;
@@ -186,22 +191,76 @@ impl Drop for Pending {
     }
 }
 
-/// One optimised compile, translated on the caller's thread (which also recorded the tables
-/// the code reads in the VM's context), so that only Cranelift's passes run in the background.
+/// What a background compile starts from.
+pub(crate) enum Work {
+    /// A function translated on the caller's thread (which also recorded the tables the code
+    /// reads in the VM's context): only Cranelift's passes run in the background.
+    Compile(Box<Function>),
+    /// A program so large that its translation runs in the background too.
+    Translate(Box<Untranslated>),
+}
+
+/// What the translation of [`Work::Translate`] reads. The copy of the program has no data
+/// sections: the code only embeds their addresses, which `opts` already carries.
+pub(crate) struct Untranslated {
+    pub program: Program,
+    pub idioms: Idioms,
+    /// The map value slabs `opts.map_slabs` is pointed at.
+    pub map_slabs: Vec<SlabRegion>,
+    /// The optimised tier's options.
+    pub opts: translate::Options,
+}
+
+/// One optimised compile for the background.
 pub(crate) struct Job {
-    /// The translated program.
-    pub func: Box<Function>,
+    pub work: Work,
     /// The largest image the VM accepts.
     pub capacity: usize,
 }
 
+// SAFETY: a `Translate` job's options carry the VM's context pointer, which the translation
+// reads (`JitContext::keep_table`, behind its mutex): the context is boxed, and the VM frees
+// it only after dropping the image, whose `Pending` joins this job's thread first
+// (`JitCache::release` and the field order of `JitCache`). The options' map slabs point into
+// the job's own vector. Everything else is owned data.
+unsafe impl Send for Job {}
+
 impl Job {
-    /// Compiles the function with fresh Cranelift state (dropped with the thread): the mapped
-    /// code, or `None` when compiling failed or the code does not fit.
+    /// Translates (if needed) and compiles the program with fresh Cranelift state (dropped
+    /// with the thread): the mapped code, or `None` when compiling failed, the translation
+    /// came out too large for the optimised tier, or the code does not fit.
     fn run(self) -> Option<ExecutableCode> {
         let mut scratch = Scratch::new();
-        let bytes =
-            compile_function(&mut scratch, *self.func, Tier::Optimised, self.capacity).ok()?;
+        let bytes = match self.work {
+            Work::Compile(func) => {
+                compile_function(&mut scratch, *func, Tier::Optimised, self.capacity).ok()?
+            }
+            Work::Translate(untranslated) => {
+                let Untranslated {
+                    program,
+                    idioms,
+                    map_slabs,
+                    mut opts,
+                } = *untranslated;
+                opts.map_slabs = &map_slabs[..];
+                let translated = cranelift_bytes_in(
+                    &mut scratch,
+                    &program,
+                    &idioms,
+                    opts,
+                    Tier::Optimised,
+                    true,
+                    self.capacity,
+                    // Demoted by its size: the baseline code stays.
+                    |_, tier| tier != Tier::Optimised,
+                )
+                .ok()?;
+                match translated {
+                    Translated::Code(bytes) => bytes,
+                    Translated::Deferred(_) => return None,
+                }
+            }
+        };
         if bytes.len() > self.capacity {
             return None;
         }
