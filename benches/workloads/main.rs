@@ -460,27 +460,22 @@ fn render(
             p.workload.mem.len()
         );
     }
-    // Every compile of the run outside the corpus: (µs, workload, bounds checks).
-    let slowest_workload_compile = prepared
-        .iter()
-        .zip(rows)
-        .flat_map(|(p, row)| {
-            row.per_bounds
-                .iter()
-                .zip(&options.bounds)
-                .map(move |(j, &bounds)| (j.compile_us, p.workload.name, bounds))
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let slowest_workload_final_code = prepared
-        .iter()
-        .zip(rows)
-        .flat_map(|(p, row)| {
-            row.per_bounds
-                .iter()
-                .zip(&options.bounds)
-                .map(move |(j, &bounds)| (j.final_code_us, p.workload.name, bounds))
-        })
-        .max_by(|a, b| a.0.total_cmp(&b.0));
+    // The slowest of every compile of the run outside the corpus by `time`: (µs, workload,
+    // bounds checks).
+    let slowest = |time: fn(&engines::JitRow) -> f64| {
+        prepared
+            .iter()
+            .zip(rows)
+            .flat_map(|(p, row)| {
+                row.per_bounds
+                    .iter()
+                    .zip(&options.bounds)
+                    .map(move |(j, &bounds)| (time(j), p.workload.name, bounds))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    };
+    let slowest_workload_compile = slowest(|j| j.compile_us);
+    let slowest_workload_final_code = slowest(|j| j.final_code_us);
     out.push_str(&summary(
         options,
         clang.as_ref().map(|(r, m)| (r, m.as_slice())),

@@ -337,50 +337,16 @@ pub(crate) enum Translated {
     Deferred(Box<cranelift_codegen::ir::Function>),
 }
 
-/// Translates `program` and compiles it with Cranelift in `tier` (demoted by
-/// [`tier_after_translation`] when `auto`) into position-independent bytes of at most
-/// `capacity` (padding is dropped beyond it). When `defer` returns true for the translated
-/// function (in the tier it would compile in), the function is returned uncompiled instead.
-pub(crate) fn cranelift_bytes(
-    program: &Program,
-    idioms: &crate::exec::idiom::Idioms,
-    opts: translate::Options,
-    tier: Tier,
-    auto: bool,
-    capacity: usize,
-    defer: impl FnOnce(&cranelift_codegen::ir::Function, Tier) -> bool,
-) -> Result<Translated, JitError> {
-    SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => cranelift_bytes_in(
-            &mut scratch,
-            program,
-            idioms,
-            opts,
-            tier,
-            auto,
-            capacity,
-            defer,
-        ),
-        // Not expected (compiling never re-enters), but stay correct if it does.
-        Err(_) => cranelift_bytes_in(
-            &mut Scratch::new(),
-            program,
-            idioms,
-            opts,
-            tier,
-            auto,
-            capacity,
-            defer,
-        ),
-    })
-}
-
-/// [`cranelift_bytes`] with `scratch`'s Cranelift state.
+/// With `scratch`'s Cranelift state, translates `program` and compiles it with Cranelift in
+/// `tier` (demoted by [`tier_after_translation`] when `auto`) into position-independent bytes
+/// of at most `capacity` (padding is dropped beyond it). When `defer` returns true for the
+/// translated function (in the tier it would compile in), the function is returned
+/// uncompiled instead.
 #[expect(
     clippy::too_many_arguments,
     reason = "the inputs of one compile, each distinct"
 )]
-pub(crate) fn cranelift_bytes_in(
+pub(crate) fn cranelift_bytes(
     scratch: &mut Scratch,
     program: &Program,
     idioms: &crate::exec::idiom::Idioms,
@@ -428,20 +394,15 @@ fn compile_function_here(
     tier: Tier,
     capacity: usize,
 ) -> Result<Vec<u8>, JitError> {
-    with_scratch(|context, _| {
-        context.func = func;
-        compile_translated(context, tier, capacity)
-    })
+    with_thread_scratch(|scratch| compile_function(scratch, func, tier, capacity))
 }
 
-/// Runs `f` with this thread's Cranelift scratch state (see [`with_scratch_in`]).
-fn with_scratch<R>(
-    f: impl FnOnce(&mut Context, &mut FunctionBuilderContext) -> Result<R, JitError>,
-) -> Result<R, JitError> {
+/// Runs `f` with this thread's Cranelift scratch state.
+fn with_thread_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     SCRATCH.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut scratch) => with_scratch_in(&mut scratch, f),
+        Ok(mut scratch) => f(&mut scratch),
         // Not expected (compiling never re-enters), but stay correct if it does.
-        Err(_) => with_scratch_in(&mut Scratch::new(), f),
+        Err(_) => f(&mut Scratch::new()),
     })
 }
 
@@ -713,15 +674,20 @@ impl JitCache {
                 return Ok(Output::TierUp(first, tier_up::Job { work, capacity }));
             }
         }
-        let translated = cranelift_bytes(
-            program,
-            &machine.idioms,
-            opts,
-            tier,
-            machine.config.jit_tier == JitTier::Auto,
-            capacity,
-            |func, tier| may_defer && tier == Tier::Optimised && ir_cost(func) >= TIER_UP_MIN_IR,
-        )?;
+        let translated = with_thread_scratch(|scratch| {
+            cranelift_bytes(
+                scratch,
+                program,
+                &machine.idioms,
+                opts,
+                tier,
+                machine.config.jit_tier == JitTier::Auto,
+                capacity,
+                |func, tier| {
+                    may_defer && tier == Tier::Optimised && ir_cost(func) >= TIER_UP_MIN_IR
+                },
+            )
+        })?;
         let func = match translated {
             Translated::Code(bytes) => return Ok(Output::Code(bytes)),
             Translated::Deferred(func) => func,

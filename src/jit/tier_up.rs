@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use cranelift_codegen::ir::Function;
 
 use super::code::ExecutableCode;
-use super::{Scratch, Tier, Translated, compile_function, cranelift_bytes_in, translate};
+use super::{Scratch, Tier, Translated, compile_function, cranelift_bytes, translate};
 use crate::exec::idiom::Idioms;
 use crate::exec::maps::SlabRegion;
 use crate::program::Program;
@@ -243,7 +243,7 @@ impl Job {
                     mut opts,
                 } = *untranslated;
                 opts.map_slabs = &map_slabs[..];
-                let translated = cranelift_bytes_in(
+                let translated = cranelift_bytes(
                     &mut scratch,
                     &program,
                     &idioms,
