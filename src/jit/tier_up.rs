@@ -1,15 +1,16 @@
-//! Background tier-up: code from the one-pass baseline tier at once, the optimised tier's code
-//! a moment later (`docs/jit-compile-time.md`, "Background tier-up").
+//! Background tier-up: code from a cheap tier (the one-pass baseline tier, or Cranelift's
+//! fast tier) at once, the optimised tier's code a moment later (`docs/jit-compile-time.md`,
+//! "Background tier-up").
 //!
 //! A compile that takes this path returns an image that starts with a 16-byte *entry stub*,
-//! `movabs r11, &target; jmp [r11]`, followed by the baseline code. `target` is a word of a
-//! [`TierUp`] on the heap: it first holds the first tier's code's address. A thread started
+//! `movabs r11, &target; jmp [r11]`, followed by the first tier's code. `target` is a word of
+//! a [`TierUp`] on the heap: it first holds the first tier's code's address. A thread started
 //! for the job compiles the same program with the optimised tier, maps the result and stores
 //! its address into `target`. Calls that start after that store run the optimised code; a run
-//! already inside the baseline code finishes there. No code is ever patched: the stub reads a
+//! already inside the first tier's code finishes there. No code is ever patched: the stub reads a
 //! data word, so the mapping stays read+exec and the switch is one atomic store.
 //!
-//! Both tiers give the interpreter's results, errors and side effects (the tests hold each
+//! Every tier gives the interpreter's results, errors and side effects (the tests hold each
 //! tier to that separately), so which one a call runs is invisible except in time.
 //!
 //! The translation runs on the caller's thread, like a synchronous compile, except for
@@ -31,7 +32,8 @@ use crate::exec::idiom::Idioms;
 use crate::exec::maps::SlabRegion;
 use crate::program::Program;
 
-/// Bytes in front of the baseline code: the entry stub, padded so the code starts aligned.
+/// Bytes in front of the first tier's code: the entry stub, padded so the code starts
+/// aligned.
 pub(crate) const STUB_BYTES: usize = 16;
 
 /// The entry stub that jumps through `target` (x86-64): `movabs r11, target` (r11 is

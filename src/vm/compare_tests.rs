@@ -17,6 +17,9 @@ fn run_counting(
     vm.load_elf(object, None).expect("loads");
     if jit {
         vm.compile(JitMode::Basic).expect("compiles");
+        // The optimised code, whose bulk skip these tests count: a program that tiers up
+        // starts in the baseline tier, which has no compare-loop fast path.
+        vm.wait_for_tier_up();
     }
     let mut run = mem.to_vec();
     take_counts();
