@@ -72,6 +72,18 @@ impl TierUp {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `job`, switches the stub to its code, and records the end.
+    fn run(&self, job: Option<Job>) {
+        // A panic (a bug) must still end in `finish`, or waiters would wait forever.
+        let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job?.run()))
+            .ok()
+            .flatten();
+        if let Some(code) = &code {
+            self.target.store(code.as_ptr() as usize, Ordering::Release);
+        }
+        self.finish(code);
+    }
+
     /// Records the end of the job and wakes whoever waits for it.
     fn finish(&self, code: Option<ExecutableCode>) {
         *self.lock() = State::Done(code);
@@ -121,33 +133,38 @@ impl Pending {
     }
 
     /// Points the stub at `first` (the first tier's code) and starts `job` on a thread of
-    /// its own. If no thread can be started, the first tier's code stays.
+    /// its own. If no thread can be started (a sandbox that forbids them, or no resources),
+    /// the job runs here instead, so the program still gets its optimised code.
     pub(crate) fn start(&mut self, first: *const u8, job: Job) {
         self.shared.target.store(first as usize, Ordering::Release);
-        let shared = Arc::clone(&self.shared);
+        // The job waits here until the thread takes it, so that a failed spawn can run it.
+        let slot = Arc::new(Mutex::new(Some(job)));
+        let (shared, taken) = (Arc::clone(&self.shared), Arc::clone(&slot));
         RUNNING.fetch_add(1, Ordering::Relaxed);
-        let spawned = std::thread::Builder::new()
-            .name("rbpf-tier-up".into())
-            // Cranelift's passes get the stack a main thread would give them.
-            .stack_size(8 << 20)
-            .spawn(move || {
-                // A panic (a bug) must still end in `finish`, or waiters would wait forever.
-                let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run()))
-                    .ok()
-                    .flatten();
-                if let Some(code) = &code {
-                    shared
-                        .target
-                        .store(code.as_ptr() as usize, Ordering::Release);
-                }
-                shared.finish(code);
-                RUNNING.fetch_sub(1, Ordering::Relaxed);
-            });
+        #[cfg(test)]
+        let refused = tests::REFUSE_THREADS.with(std::cell::Cell::get);
+        #[cfg(not(test))]
+        let refused = false;
+        let builder = std::thread::Builder::new();
+        let spawned = if refused {
+            Err(std::io::Error::other("threads refused"))
+        } else {
+            builder
+                .name("rbpf-tier-up".into())
+                // Cranelift's passes get the stack a main thread would give them.
+                .stack_size(8 << 20)
+                .spawn(move || {
+                    let job = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+                    shared.run(job);
+                    RUNNING.fetch_sub(1, Ordering::Relaxed);
+                })
+        };
         match spawned {
             Ok(handle) => self.thread = Some((handle, std::process::id())),
             Err(_) => {
                 RUNNING.fetch_sub(1, Ordering::Relaxed);
-                self.shared.finish(None);
+                let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                self.shared.run(job);
             }
         }
     }
@@ -270,13 +287,41 @@ impl Job {
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
-mod tests {
+#[cfg(test)]
+pub(crate) mod tests {
     use super::*;
+
+    thread_local! {
+        /// Makes this thread's background compiles behave as if no thread could be started.
+        pub(crate) static REFUSE_THREADS: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
+
+    /// Where no thread can be started, the compile that would have run in the background
+    /// runs in `compile` instead, and the program still gets its optimised code.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn without_threads_the_optimised_code_is_compiled_in_place() {
+        let mut vm = crate::Vm::new();
+        vm.load_elf(include_bytes!("../../benches/c/switch.o"), None)
+            .unwrap();
+        REFUSE_THREADS.with(|r| r.set(true));
+        let compiled = vm.compile(crate::jit::JitMode::Basic).map(|_| ());
+        REFUSE_THREADS.with(|r| r.set(false));
+        compiled.unwrap();
+        assert_eq!(vm.wait_for_tier_up(), Some(true));
+        let mut mem = [7u8; 64];
+        let mut interpreted = mem;
+        assert_eq!(
+            vm.execute_jit(&mut mem).unwrap(),
+            vm.execute(&mut interpreted).unwrap()
+        );
+    }
 
     /// The entry stub jumps to whatever code its word names at the time of the call, and
     /// leaves the arguments alone.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn the_entry_stub_follows_its_word() {
         // lea rax, [rdi + 42]; ret   and   lea rax, [rdi + rsi]; ret
         let plus_42 = ExecutableCode::new(&[0x48, 0x8d, 0x47, 0x2a, 0xc3]).unwrap();
