@@ -217,9 +217,7 @@ fn load_in(object: &[u8], tier: JitTier, jit: bool, bounds: bool, limit: u32) ->
     vm.config_mut().jit_tier = tier;
     vm.load_elf(object, None).expect("loads");
     if jit {
-        vm.compile(JitMode::Basic).expect("compiles");
-        // The optimised code, not a background tier-up's first code (`tests/jit_tier_up.rs`).
-        vm.wait_for_tier_up();
+        common::compile_optimised(&mut vm, JitMode::Basic).expect("compiles");
     }
     Loaded { vm, jit }
 }

@@ -56,10 +56,8 @@ impl Loaded {
                 vm.load(&code)
                     .unwrap_or_else(|e| panic!("load: {e}\n{text}"));
                 if e.jit {
-                    vm.compile(JitMode::Basic)
+                    common::compile_optimised(&mut vm, JitMode::Basic)
                         .unwrap_or_else(|e| panic!("{name}: compile: {e}\n{text}"));
-                    // The optimised code, which these tests are about.
-                    vm.wait_for_tier_up();
                 }
                 (name, vm, e.jit)
             })

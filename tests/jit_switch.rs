@@ -22,9 +22,7 @@ fn loaded(code: &[u8], jit: bool, bounds: bool, limit: u32) -> Vm {
     vm.config_mut().instruction_limit = limit;
     vm.load(code).expect("loads");
     if jit {
-        vm.compile(JitMode::Basic).expect("compiles");
-        // The optimised code, which these tests are about.
-        vm.wait_for_tier_up();
+        common::compile_optimised(&mut vm, JitMode::Basic).expect("compiles");
     }
     vm
 }

@@ -22,13 +22,11 @@ pub const MODES: [Mode; 3] = [
 ];
 
 impl Mode {
-    /// Compiles `vm`'s loaded program when the mode is the JIT's, and waits for the
-    /// optimised code of a background tier-up, so that the optimised tier is what runs
-    /// (`tests/jit_tier_up.rs` runs the first tiers' code).
+    /// Compiles `vm`'s loaded program when the mode is the JIT's, to its optimised code
+    /// ([`super::compile_optimised`]).
     pub fn prepare(self, vm: &mut Vm) -> Result<(), JitError> {
         if let Mode::Jit(mode) = self {
-            vm.compile(mode)?;
-            vm.wait_for_tier_up();
+            super::compile_optimised(vm, mode)?;
         }
         Ok(())
     }
@@ -105,10 +103,7 @@ pub fn run(code: &[u8], elf: bool, mem: &[u8], e: Engine) -> Result<Outcome, Str
         unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), mem.len()) };
     bytes.copy_from_slice(mem);
     let result = if e.jit {
-        vm.compile(JitMode::Basic)
-            .map_err(|e| format!("compile: {e}"))?;
-        // The optimised tier is the one these tests are about (see `Mode::prepare`).
-        vm.wait_for_tier_up();
+        super::compile_optimised(&mut vm, JitMode::Basic).map_err(|e| format!("compile: {e}"))?;
         vm.execute_jit(bytes)
     } else {
         vm.execute(bytes)

@@ -37,6 +37,15 @@ pub fn bench_object(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// Compiles `vm`'s program in `mode` and waits for the optimised code when the program tiers
+/// up in the background: the JIT tests are about the optimised tier (`tests/jit_tier_up.rs`
+/// runs the first tiers' code, and forced-tier tests the tiers themselves).
+pub fn compile_optimised(vm: &mut Vm, mode: JitMode) -> Result<(), rbpf::error::JitError> {
+    vm.compile(mode)?;
+    vm.wait_for_tier_up();
+    Ok(())
+}
+
 /// Loads the ELF `object` and runs it on `mem` in the interpreter or the JIT (basic mode),
 /// with `limit` as the instruction limit and quiet error reports; errors as [`error_key`].
 pub fn run_object(object: &[u8], jit: bool, limit: u32, mem: &mut [u8]) -> Result<u64, String> {
@@ -45,9 +54,7 @@ pub fn run_object(object: &[u8], jit: bool, limit: u32, mem: &mut [u8]) -> Resul
     vm.config_mut().instruction_limit = limit;
     vm.load_elf(object, None).expect("loads");
     let result = if jit {
-        vm.compile(JitMode::Basic).expect("compiles");
-        // The optimised code, not a background tier-up's first code (`tests/jit_tier_up.rs`).
-        vm.wait_for_tier_up();
+        compile_optimised(&mut vm, JitMode::Basic).expect("compiles");
         vm.execute_jit(mem)
     } else {
         vm.execute(mem)
