@@ -72,20 +72,16 @@ impl TierUp {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `job`, switches the stub to its code, and records the end.
+    /// Runs `job`, switches the stub to its code, records the end and wakes whoever waits
+    /// for it.
     fn run(&self, job: Option<Job>) {
-        // A panic (a bug) must still end in `finish`, or waiters would wait forever.
+        // A panic (a bug) must still end here, or waiters would wait forever.
         let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job?.run()))
             .ok()
             .flatten();
         if let Some(code) = &code {
             self.target.store(code.as_ptr() as usize, Ordering::Release);
         }
-        self.finish(code);
-    }
-
-    /// Records the end of the job and wakes whoever waits for it.
-    fn finish(&self, code: Option<ExecutableCode>) {
         *self.lock() = State::Done(code);
         self.finished.notify_all();
     }
@@ -189,12 +185,12 @@ impl Pending {
         }
     }
 
-    /// Whether the job's thread was started by this process (and so will finish).
+    /// Whether the job will finish in this process: it ran in place (no thread), or its
+    /// thread was started here (not in a parent before `fork`).
     fn started_here(&self) -> bool {
         self.thread
             .as_ref()
-            .is_some_and(|(_, pid)| *pid == std::process::id())
-            || self.thread.is_none()
+            .is_none_or(|(_, pid)| *pid == std::process::id())
     }
 }
 
