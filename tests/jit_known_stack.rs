@@ -1,8 +1,10 @@
-//! Differential tests of the JIT's known values (`src/jit/translate.rs`, `Known`): an access
-//! through a pointer known to be r10 plus a bounded offset inside the static stack skips its
-//! bounds test; every pointer that may leave the stack keeps it. Each program runs on inputs
-//! that stay inside and, where the program can leave, inputs that leave; the interpreter's
-//! per-instruction loop is the oracle for its fast path, the JIT and the JIT with a limit.
+//! Differential tests of the JIT's known values and proofs (`src/jit/translate.rs`, `Known`
+//! and `Proof`): an access through a pointer known to be r10 plus a bounded offset inside the
+//! static stack skips its bounds test, and so does a store to bytes a load through the same
+//! register already proved when mem and the stack are the only regions; every pointer that
+//! may leave the stack keeps its test. Each program runs on inputs that stay inside and,
+//! where the program can leave, inputs that leave; the interpreter's per-instruction loop is
+//! the oracle for its fast path, the JIT and the JIT with a limit.
 
 mod common;
 
@@ -107,4 +109,41 @@ fn the_test_is_skipped_only_where_the_stack_is_certain() {
         inside < maybe_outside,
         "inside {inside} bytes, maybe outside {maybe_outside}"
     );
+}
+
+/// `p[i] += 1` on 8-byte slots of mem, indexed by byte 0: the load's test, then a store to
+/// `store_off` (the load's slot, or the next one).
+fn increment(store_off: i16) -> String {
+    format!(
+        "ldxb %r4, [%r1+0]\nlsh %r4, 3\nmov %r5, %r1\nadd %r5, %r4\nldxdw %r0, [%r5+8]\n\
+         add %r0, 1\nstxdw [%r5+{store_off}], %r0\nexit\n"
+    )
+}
+
+#[test]
+fn a_store_to_bytes_a_load_proved_reuses_the_test_when_all_regions_are_writable() {
+    // Slots 1..=7 are inside the 64-byte input: from index 7 on the load faults, and at
+    // index 6 the store to the next slot does.
+    for off in [8, 16] {
+        let outcomes = agree(&increment(off), &[0, 5, 6, 7, 200]);
+        let ok: Vec<bool> = outcomes.iter().map(Result::is_ok).collect();
+        assert_eq!(
+            ok,
+            [true, true, off == 8, false, false],
+            "{off}: {outcomes:?}"
+        );
+    }
+    // Without other regions (no data sections, maps or callback) mem and the stack are the
+    // only regions, both writable: the store to the loaded bytes needs no test of its own.
+    let size = |text: &str| {
+        let mut vm = Vm::new();
+        vm.load(&rbpf::asm::assemble_bytes(text).unwrap()).unwrap();
+        vm.compile(JitMode::Basic).unwrap();
+        vm.jit_size().unwrap()
+    };
+    // A test is a compare, a branch and a cold exit recording the fault: well over 16
+    // bytes. (Were the store tested, the two programs would differ by its offset only.)
+    let same = size(&increment(8));
+    let next = size(&increment(16));
+    assert!(same + 16 < next, "same slot {same} bytes, next slot {next}");
 }

@@ -91,9 +91,10 @@ const FRAME_BYTES: i64 = 48;
 
 /// One proven access: `[lo, hi)` relative to the current value of `reg`.
 ///
-/// A proof made by a store (or an atomic) covers later loads and stores of the range; one
-/// made by a load covers only loads, since the load may have been allowed by a read-only
-/// region (`.rodata`): every store is checked as a store (docs/sandbox.md).
+/// A proof made by a store (or an atomic) covers later loads and stores of the range. One
+/// made by a load covers stores too when mem and the stack, both writable, are the only
+/// regions; otherwise only loads, since the load may have been allowed by a read-only region
+/// (`.rodata`): every store is checked as a store (docs/sandbox.md).
 #[derive(Clone, Copy)]
 struct Proof {
     reg: u8,
@@ -1492,7 +1493,8 @@ impl Translator<'_, '_> {
                 reg,
                 lo,
                 hi,
-                writable: store,
+                // Only mem or the stack passed this test, and both are writable.
+                writable: true,
             });
             return addr;
         }
@@ -1528,7 +1530,9 @@ impl Translator<'_, '_> {
             reg,
             lo,
             hi,
-            writable: store,
+            // A load the runtime allowed may lie in a read-only region; mem and the stack,
+            // the only regions when there are no others, are writable.
+            writable: store || !self.opts.other_regions,
         });
         addr
     }
