@@ -1,13 +1,16 @@
 //! Differential tests of hoisted bounds checks (`src/jit/hoist.rs`, `docs/performance.md`):
 //! random loops whose accesses are affine in an induction register — pointer walks up and
-//! down (alone or with a second pointer moving in step), scaled indexes over mem and the stack, invariant accesses, loads and stores of every
-//! width before and after the register's update, conditional and unconditional back edges,
-//! early exits — started inside, near the edges of and outside their region, so that many
-//! run off the end after some iterations. The interpreter's per-instruction loop is the
-//! oracle; the JIT (which runs such loops as an unchecked copy while its per-iteration test
-//! holds) and the JIT with an instruction limit (which never hoists) must give the same r0,
-//! the same error at the same pc and the same final memory. In-bounds programs are also
-//! compared with bounds checks off.
+//! down (alone or with a second pointer moving in step, moved by a register, or copied from
+//! a register the loop steps), scaled indexes over mem and the stack, invariant accesses,
+//! loads and stores of every width before and after the register's update, counters tested
+//! at the back edge, before it (also with a lead, `i + k <= n`) or at the head (counted
+//! loops, with bounds below the start and near `u64::MAX`) or signed (not counted), early
+//! exits — started inside, near the edges of and outside their region, so that many run off
+//! the end after some iterations. The interpreter's per-instruction loop is the oracle; the
+//! JIT (which runs such loops as an unchecked copy while its per-iteration test holds) and
+//! the JIT with an instruction limit (which never hoists) must give the same r0, the same
+//! error at the same pc and the same final memory. In-bounds programs are also compared with
+//! bounds checks off.
 
 mod common;
 
@@ -61,6 +64,33 @@ fn width_suffix(bytes: usize) -> &'static str {
     }
 }
 
+/// How a random loop counts its iterations in r4.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Control {
+    /// `r4 -= 1; if r4 != 0 goto head`.
+    DownToZero,
+    /// `r4 -= 1; if r4 == 0 goto out; goto head`.
+    ExitThenJumpDown,
+    /// `r4 += s; if r4 < r9 goto head`.
+    Up,
+    /// `r4 += s; if r9 >= r4 goto head`.
+    UpSwappedInclusive,
+    /// `r4 += s; if r4 > r9 goto out; goto head`.
+    ExitThenJumpUp,
+    /// `r4 += s; if r4 + k > r9 goto out; goto head`.
+    AheadThenJump(i64),
+    /// `head: if r4 >= r9 goto out; ...; r4 += s; goto head`.
+    AtHead,
+    /// `r4 += s; if r4 <s r9 goto head`: signed, so never a counted loop.
+    Signed,
+}
+
+impl Control {
+    fn counts_down(self) -> bool {
+        matches!(self, Control::DownToZero | Control::ExitThenJumpDown)
+    }
+}
+
 /// A random hoistable loop (see the module comment).
 fn generate(rng: &mut Rng) -> String {
     let walk = if rng.chance(50) {
@@ -74,7 +104,26 @@ fn generate(rng: &mut Rng) -> String {
         }
     };
     let step: i64 = rng.pick(&[1, 1, 2, 4, 8, -1, -2, -4]);
+    // A pointer moved by a register instead (a matrix column): r2, set below, possibly to a
+    // "negative" stride.
+    let by_register = matches!(walk, Walk::Pointer { .. }) && rng.chance(25);
+    // Or r3 copied from r2, which the loop steps instead (clang's unrolled loops), starting
+    // equal to r3 or (so the follower test fails) not.
+    let follows = matches!(walk, Walk::Pointer { .. }) && !by_register && rng.chance(25);
     let trips = 1 + rng.below(90);
+    let ahead = rng.pick(&[1, 4, 8]);
+    let control = rng.pick(&[
+        Control::DownToZero,
+        Control::DownToZero,
+        Control::ExitThenJumpDown,
+        Control::Up,
+        Control::UpSwappedInclusive,
+        Control::ExitThenJumpUp,
+        Control::AheadThenJump(ahead),
+        Control::AtHead,
+        Control::Signed,
+    ]);
+    let counter_step: i64 = rng.pick(&[1, 1, 2, 4, 3]);
     let mut lines: Vec<String> = Vec::new();
     // Start: inside, near an edge or outside the region.
     let start: i64 = match rng.below(4) {
@@ -106,21 +155,67 @@ fn generate(rng: &mut Rng) -> String {
             lines.push(format!("add r8, {}", -(rng.below(MEM_LEN) as i64)));
         }
     }
-    lines.push(format!("mov r4, {trips}"));
+    if by_register {
+        lines.push(format!("mov r2, {}", rng.pick(&[0i64, 1, 3, 8, 24, -8])));
+    }
+    if follows {
+        lines.push("mov r2, r3".into());
+        if rng.chance(20) {
+            lines.push("add r2, 1".into());
+        }
+    }
+    if control.counts_down() {
+        lines.push(format!("mov r4, {trips}"));
+    } else {
+        // Up from a small start to a bound near `trips` steps away or below the start, or
+        // from a start near u64::MAX (which wraps to small values) to a small bound. Every
+        // loop ends within a few hundred iterations: the JIT runs without a limit.
+        let near_max = rng.chance(5);
+        let (start, bound): (i64, i64) = if near_max {
+            (
+                -(1 + rng.below(4) as i64),
+                rng.below(trips * counter_step as usize) as i64,
+            )
+        } else {
+            let start = rng.below(5) as i64;
+            let bound = match rng.below(6) {
+                0 => (start - rng.below(3) as i64).max(0),
+                _ => (start + trips as i64 * counter_step + rng.below(5) as i64 - 2).max(0),
+            };
+            (start, bound)
+        };
+        lines.push(format!("mov r4, {start}"));
+        lines.push(format!("lddw r9, {bound}"));
+    }
     lines.push("mov r7, 1".into());
     lines.push("mov r6, r1".into());
     lines.push(format!("add r6, {}", rng.below(MEM_LEN)));
     let head = lines.len();
+    let mut exits = Vec::new();
+    if control == Control::AtHead {
+        exits.push(lines.len());
+        lines.push(String::new()); // patched below: jge r4, r9, <epilogue>
+    }
 
     let accesses = 1 + rng.below(4);
     let update_at = rng.below(accesses + 1);
     let mut early_exit = None;
+    let update = |lines: &mut Vec<String>| {
+        if by_register {
+            lines.push("add r3, r2".into());
+        } else if follows {
+            lines.push(format!("add r2, {step}"));
+            lines.push("mov r3, r2".into());
+        } else {
+            lines.push(format!("add r3, {step}"));
+        }
+        if sibling {
+            lines.push(format!("add r8, {step}"));
+        }
+    };
     for i in 0..accesses {
         if i == update_at {
-            lines.push(format!("add r3, {step}"));
-            if sibling {
-                lines.push(format!("add r8, {step}"));
-            }
+            update(&mut lines);
         }
         let bytes = rng.pick(&[1usize, 2, 4, 8]);
         let off = rng.below(17) as i64 - 8;
@@ -167,27 +262,42 @@ fn generate(rng: &mut Rng) -> String {
         }
     }
     if update_at == accesses {
-        lines.push(format!("add r3, {step}"));
-        if sibling {
-            lines.push(format!("add r8, {step}"));
-        }
+        update(&mut lines);
     }
-    lines.push("sub r4, 1".into());
-    if rng.chance(70) {
-        let here = lines.len();
-        lines.push(format!("jne r4, 0, {}", head as i64 - here as i64 - 1));
+    let back = |lines: &Vec<String>| head as i64 - lines.len() as i64 - 1;
+    if control.counts_down() {
+        lines.push("sub r4, 1".into());
     } else {
-        lines.push("jeq r4, 0, +1".into());
-        let here = lines.len();
-        lines.push(format!("ja {}", head as i64 - here as i64 - 1));
+        lines.push(format!("add r4, {counter_step}"));
+    }
+    match control {
+        Control::DownToZero => lines.push(format!("jne r4, 0, {}", back(&lines))),
+        Control::ExitThenJumpDown => {
+            lines.push("jeq r4, 0, +1".into());
+            lines.push(format!("ja {}", back(&lines)));
+        }
+        Control::Up => lines.push(format!("jlt r4, r9, {}", back(&lines))),
+        Control::UpSwappedInclusive => lines.push(format!("jge r9, r4, {}", back(&lines))),
+        Control::ExitThenJumpUp => {
+            lines.push("jgt r4, r9, +1".into());
+            lines.push(format!("ja {}", back(&lines)));
+        }
+        Control::AheadThenJump(ahead) => {
+            lines.push("mov r0, r4".into());
+            lines.push(format!("add r0, {ahead}"));
+            lines.push("jgt r0, r9, +1".into());
+            lines.push(format!("ja {}", back(&lines)));
+        }
+        Control::AtHead => lines.push(format!("ja {}", back(&lines))),
+        Control::Signed => lines.push(format!("jslt r4, r9, {}", back(&lines))),
     }
     let epilogue = lines.len();
+    let to_epilogue = |at: usize| epilogue as i64 - at as i64 - 1;
     if let Some(at) = early_exit {
-        lines[at] = format!(
-            "jeq r7, {}, {:+}",
-            rng.below(4),
-            epilogue as i64 - at as i64 - 1
-        );
+        lines[at] = format!("jeq r7, {}, {:+}", rng.below(4), to_epilogue(at));
+    }
+    for at in exits {
+        lines[at] = format!("jge r4, r9, {:+}", to_epilogue(at));
     }
     // r0: where r3 ended (relative to its region for a pointer, as addresses differ between
     // runs) mixed with the last value.

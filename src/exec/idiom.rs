@@ -695,18 +695,24 @@ enum BackEdge {
 
 /// A comparison of a jump, `dst OP src`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Rel {
+pub(crate) enum Rel {
+    /// `==`.
     Eq,
+    /// `!=`.
     Ne,
+    /// `<`.
     Lt,
+    /// `<=`.
     Le,
+    /// `>`.
     Gt,
+    /// `>=`.
     Ge,
 }
 
 impl Rel {
     /// `!(a OP b)` as `a OP' b`.
-    fn negated(self) -> Rel {
+    pub(crate) fn negated(self) -> Rel {
         match self {
             Rel::Eq => Rel::Ne,
             Rel::Ne => Rel::Eq,
@@ -718,7 +724,7 @@ impl Rel {
     }
 
     /// `a OP b` as `b OP' a`.
-    fn swapped(self) -> Rel {
+    pub(crate) fn swapped(self) -> Rel {
         match self {
             Rel::Lt => Rel::Gt,
             Rel::Le => Rel::Ge,
@@ -730,7 +736,7 @@ impl Rel {
 }
 
 /// The comparison of a 64-bit conditional jump's operation bits, and whether it is signed.
-fn relation(operation: u8) -> Option<(Rel, bool)> {
+pub(crate) fn relation(operation: u8) -> Option<(Rel, bool)> {
     Some(match operation {
         jmp::JEQ => (Rel::Eq, false),
         jmp::JNE => (Rel::Ne, false),

@@ -391,50 +391,52 @@ fn leaders(insns: &[Insn]) -> Vec<bool> {
     leader
 }
 
-/// `live[pc]` (bit `r`): register `r` may be read at or after `pc` before it is written
-/// again. Conservative where an instruction's effect is not plain: helper calls read r1–r5
+/// `(read, written)`: the registers (bit `r`) one instruction may read, and those it surely
+/// writes. Conservative where an instruction's effect is not plain: helper calls read r1–r5
 /// and write only r0 (both engines keep r1–r5); atomics and legacy packet loads read what they
-/// may read and write nothing; with local calls, `exit` and the calls read every register.
+/// may read and write nothing; with `local_calls`, `exit` and the calls read every register.
+pub(crate) fn register_effects(insn: &Insn, local_calls: bool) -> (u16, u16) {
+    const ALL: u16 = 0x7ff;
+    let bit = |r: u8| 1u16 << isa::reg_index(r);
+    let (dst, src) = (bit(insn.dst), bit(insn.src));
+    match insn.class() {
+        class::ALU | class::ALU64 => {
+            let by_reg = insn.opc & source::MASK == source::X;
+            match insn.opc & alu::MASK {
+                alu::MOV if insn.off != 0 => (src, dst),
+                alu::MOV if by_reg => (src, dst),
+                alu::MOV => (0, dst),
+                alu::NEG | alu::END => (dst, dst),
+                _ if by_reg => (dst | src, dst),
+                _ => (dst, dst),
+            }
+        }
+        class::LD if insn.opc == op::LDDW => (0, dst),
+        class::LD => (bit(6) | src, 0),
+        class::LDX => (src, dst),
+        class::ST => (dst, 0),
+        class::STX => (dst | src | bit(0), 0),
+        _ => match insn.opc {
+            op::EXIT if local_calls => (ALL, 0),
+            op::EXIT => (bit(0), 0),
+            op::CALL if insn.src == call_kind::LOCAL => (ALL, 0),
+            op::CALL => (0b11_1110, bit(0)),
+            op::CALLX => (0b11_1110 | dst, bit(0)),
+            _ if insn.opc & source::MASK == source::X => (dst | src, 0),
+            _ => (dst, 0),
+        },
+    }
+}
+
+/// `live[pc]` (bit `r`): register `r` may be read at or after `pc` before it is written
+/// again ([`register_effects`]).
 /// Only used to drop a switch leaf's writes of registers nothing reads again, so that leaves
 /// differing only there become one, and switches that only pick values get a value table.
 fn live_registers(insns: &[Insn]) -> Vec<u16> {
-    const ALL: u16 = 0x7ff;
-    let bit = |r: u8| 1u16 << isa::reg_index(r);
     let local_calls = insns
         .iter()
         .any(|i| i.opc == op::CALL && i.src == call_kind::LOCAL);
-    // The registers each slot reads and writes.
-    let effect = |pc: usize| -> (u16, u16) {
-        let insn = &insns[pc];
-        let (dst, src) = (bit(insn.dst), bit(insn.src));
-        match insn.class() {
-            class::ALU | class::ALU64 => {
-                let by_reg = insn.opc & source::MASK == source::X;
-                match insn.opc & alu::MASK {
-                    alu::MOV if insn.off != 0 => (src, dst),
-                    alu::MOV if by_reg => (src, dst),
-                    alu::MOV => (0, dst),
-                    alu::NEG | alu::END => (dst, dst),
-                    _ if by_reg => (dst | src, dst),
-                    _ => (dst, dst),
-                }
-            }
-            class::LD if insn.opc == op::LDDW => (0, dst),
-            class::LD => (bit(6) | src, 0),
-            class::LDX => (src, dst),
-            class::ST => (dst, 0),
-            class::STX => (dst | src | bit(0), 0),
-            _ => match insn.opc {
-                op::EXIT if local_calls => (ALL, 0),
-                op::EXIT => (bit(0), 0),
-                op::CALL if insn.src == call_kind::LOCAL => (ALL, 0),
-                op::CALL => (0b11_1110, bit(0)),
-                op::CALLX => (0b11_1110 | dst, bit(0)),
-                _ if insn.opc & source::MASK == source::X => (dst | src, 0),
-                _ => (dst, 0),
-            },
-        }
-    };
+    let effect = |pc: usize| register_effects(&insns[pc], local_calls);
     let len = insns.len();
     // Where control goes after each slot (`len`: the end, where nothing is live). A local
     // call reads every register, so what its callee needs adds nothing.

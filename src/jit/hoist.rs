@@ -17,6 +17,14 @@
 //!   registers that every back edge moves by the same step (two pointers walking together)
 //!   keep a fixed distance from `iv`, so their accesses are covered by the same comparison.
 //!
+//! A *counted* loop needs no per-iteration test at all. Its iterations are bounded by a test of
+//! a counter register (constant step of ± a power of two) against an invariant bound: the
+//! loop's only back edge, `if i < n goto head` with `i` already stepped, or a test at the head,
+//! before any access, that leaves the loop (`if i >= n goto out`). The test before the loop then
+//! computes how many more iterations can start, `K`, and proves every covered access for
+//! iterations `0..=K` from its first and last address. There, a register that every back edge
+//! moves by an invariant register (`p += stride`, a matrix column) is covered too.
+//!
 //! The translator (`translate/hoist.rs`) emits the test before the loop; when it passes, an
 //! unchecked copy of the loop runs, and any iteration whose `iv` passes the limit (or a loop
 //! the test refuses) continues in the ordinary, fully checked translation, which applies the
@@ -24,6 +32,8 @@
 //! their checks in both copies.
 
 use super::cfg::{self, Cfg};
+use crate::exec::idiom::{Rel, relation};
+use crate::exec::switch::register_effects;
 use crate::isa::{Insn, alu, atomic, call_kind, class, jmp, mode, op, size, source};
 
 /// Longest loop (in slots) that gets an unchecked copy.
@@ -136,6 +146,42 @@ pub(crate) struct Induction {
     pub step: i64,
 }
 
+/// How a register changes per iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stride {
+    /// By a constant (non-zero).
+    Const(i64),
+    /// By the value of a register the loop never writes, plus a constant (wrapping).
+    Reg {
+        /// The invariant register.
+        inv: u8,
+        /// The constant.
+        add: i64,
+    },
+}
+
+/// The test that bounds a counted loop's iterations: every iteration that reaches an access
+/// (but the first, when the test is the back edge) starts with the counter at most `bound`
+/// (a positive step) or at least `bound` (a negative one), compared unsigned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Trip {
+    /// The counter register.
+    pub reg: u8,
+    /// Its change per iteration: a power of two, or its negation.
+    pub step: i64,
+    /// `Some(r)`: the bound is the (invariant) register's value plus `bound_add`; `None`: it
+    /// is `bound_add`.
+    pub bound_reg: Option<u8>,
+    /// Added to the bound (wrapping): `i < n` bounds the counter at `n - 1`.
+    pub bound_add: i64,
+    /// The bound holds only when the counter starts on its side (a `!=` test, stepping by
+    /// one: it stops at the bound only when it reaches it).
+    pub start_inside: bool,
+    /// The test compares the counter plus this much (`i + 4 <= n` for `i`), upward only:
+    /// folded into the bound, it must not make the compared value wrap.
+    pub ahead: u64,
+}
+
 /// A load or store the guard proves: its address is `(reg << shift) + inv + offset` in terms of
 /// the iteration-start value of `reg` (when `base` is `Some((reg, shift))`: the induction
 /// register or one moving with the same step) and an invariant register.
@@ -152,6 +198,8 @@ pub(crate) struct CoveredAccess {
     pub offset: i64,
     /// Access width in bytes.
     pub bytes: u8,
+    /// How `base`'s register changes per iteration (`None` without a base).
+    pub stride: Option<Stride>,
 }
 
 /// A loop with accesses the guard covers.
@@ -161,8 +209,14 @@ pub(crate) struct HoistedLoop {
     pub head: usize,
     /// Last slot (the last back edge).
     pub last: usize,
-    /// `None`: every covered access is invariant, and iterations need no test at all.
+    /// The register each iteration compares with the limit. `None`: iterations need no test
+    /// at all, because every covered access is invariant or the loop is counted (`trip`).
     pub induction: Option<Induction>,
+    /// For a counted loop, the test that bounds its iterations.
+    pub trip: Option<Trip>,
+    /// Registers the analysis took to follow an induction register, which the test before
+    /// the loop must find at their distance.
+    pub followers: Vec<Follower>,
     /// The covered accesses, by slot.
     pub accesses: Vec<CoveredAccess>,
 }
@@ -250,8 +304,12 @@ pub(crate) fn find_loops(insns: &[Insn], cfg: &Cfg) -> Vec<HoistedLoop> {
 struct Seen {
     /// `(slot, state)` for every successor inside the loop other than the head.
     successors: Vec<(usize, State)>,
-    /// States at jumps to the head.
+    /// States at jumps to the head, and the jumps' slots.
     back_edges: Vec<State>,
+    back_edge_slots: Vec<usize>,
+    /// The block's first conditional jump, with the state before it, when no access comes
+    /// before it in the block.
+    first_test: Option<(usize, State)>,
     /// `(slot, address, bytes)` of each access.
     accesses: Vec<(usize, Val, u8)>,
 }
@@ -300,35 +358,63 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
         }
     });
 
-    // Fixpoint over the loop's blocks (each register can only go from one affine value to
-    // unknown, so this ends quickly); edges back to the head end an iteration.
-    let mut entry: Vec<Option<State>> = vec![None; last - head + 1];
-    entry[0] = Some(start);
-    let mut work = vec![head];
-    while let Some(block) = work.pop() {
-        let state = entry[block - head]?;
-        for (t, s) in run_block(insns, cfg, (head, last), block, state).successors {
-            let merged = join(entry[t - head], &s);
-            if entry[t - head] != Some(merged) {
-                entry[t - head] = Some(merged);
-                work.push(t);
+    let mut it = iteration(insns, cfg, (head, last), &start)?;
+    // Registers that every back edge moves by the same constant. Those with equal steps keep
+    // a fixed distance, so one of them (the induction register) bounds the accesses of all.
+    let mut steps: [Option<i64>; REGS] =
+        std::array::from_fn(|r| induction_step(r as u8, &it.back_edges));
+
+    // Followers: a register every back edge leaves at another one's value (`j = i` after
+    // `i += 4`) keeps that distance at every iteration start after the first; when the test
+    // before the loop finds it there at the first too, it is that register plus a constant.
+    let read = read_at_start(insns, head, last);
+    let candidates: Vec<Follower> = (0..REGS as u8)
+        .filter(|&r| read & (1 << r) != 0)
+        .filter_map(|r| follower(r, &steps, &it.back_edges))
+        .collect();
+    let mut followers = Vec::new();
+    if !candidates.is_empty() {
+        let mut with = start;
+        for f in &candidates {
+            with[usize::from(f.reg)] = Val::Affine {
+                iv: Some((f.leader, 0)),
+                inv: None,
+                c: f.distance,
+            };
+        }
+        // Kept only if the iteration, run again from there, agrees: the leaders keep their
+        // steps and every back edge leaves each follower at the same distance.
+        if let Some(again) = iteration(insns, cfg, (head, last), &with) {
+            let again_steps: [Option<i64>; REGS] =
+                std::array::from_fn(|r| induction_step(r as u8, &again.back_edges));
+            let consistent = candidates.iter().all(|f| {
+                let step = again_steps[usize::from(f.leader)];
+                step.is_some()
+                    && step == steps[usize::from(f.leader)]
+                    && again.back_edges.iter().all(|b| {
+                        b[usize::from(f.reg)]
+                            == Val::Affine {
+                                iv: Some((f.leader, 0)),
+                                inv: None,
+                                c: f.distance.wrapping_add(step.unwrap_or(0)),
+                            }
+                    })
+            });
+            if consistent {
+                it = again;
+                steps = again_steps;
+                followers = candidates;
             }
         }
     }
+    let Iteration {
+        back_edges,
+        back_edge_slots,
+        accesses,
+        head_test,
+        ..
+    } = it;
 
-    let mut back_edges = Vec::new();
-    let mut accesses = Vec::new();
-    for (i, state) in entry.iter().enumerate() {
-        if let Some(state) = state {
-            let seen = run_block(insns, cfg, (head, last), head + i, *state);
-            back_edges.extend(seen.back_edges);
-            accesses.extend(seen.accesses);
-        }
-    }
-
-    // Registers that every back edge moves by the same constant. Those with equal steps keep
-    // a fixed distance, so one of them (the induction register) bounds the accesses of all.
-    let steps: [Option<i64>; REGS] = std::array::from_fn(|r| induction_step(r as u8, &back_edges));
     let mut uses = [0usize; REGS];
     for (_, v, _) in &accesses {
         if let Val::Affine {
@@ -354,16 +440,57 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
         })
         .and_then(|r| steps[r].map(|step| Induction { reg: r as u8, step }));
 
+    // A counted loop. The test is the only back edge, or a test that leaves the loop right
+    // before it (an unconditional back edge no other jump reaches), and sees the counter
+    // after its step; or it leaves the loop from the head, before any access, and sees the
+    // counter as the iteration starts.
+    let leaves = |slot: usize| {
+        cfg::jump_target(slot, &insns[slot])
+            .and_then(|t| usize::try_from(t).ok())
+            .is_some_and(|t| t < head || t > last)
+    };
+    let trip = match (&back_edges[..], &back_edge_slots[..]) {
+        ([state], &[slot]) if insns[slot].opc != op::JA => {
+            trip_test(insns[slot], state, &steps, true, true)
+        }
+        ([state], &[slot])
+            if slot > head && only_falls_into(insns, head, slot) && leaves(slot - 1) =>
+        {
+            trip_test(insns[slot - 1], state, &steps, false, true)
+        }
+        _ => None,
+    }
+    .or_else(|| {
+        let (slot, state) = head_test?;
+        leaves(slot)
+            .then(|| trip_test(insns[slot], &state, &steps, false, false))
+            .flatten()
+    });
+    let strides: [Option<Stride>; REGS] = std::array::from_fn(|r| {
+        let r = r as u8;
+        match (steps[usize::from(r)], trip) {
+            (Some(step), _) => Some(Stride::Const(step)),
+            (None, Some(_)) => register_stride(r, &back_edges),
+            (None, None) => None,
+        }
+    });
+
     let covered: Vec<CoveredAccess> = accesses
         .iter()
         .filter_map(|&(pc, v, bytes)| {
             let Val::Affine { iv, inv, c } = v else {
                 return None;
             };
-            let base = match (iv, induction) {
-                (None, _) => None,
-                (Some((r, s)), Some(ind)) if steps[usize::from(r)] == Some(ind.step) => {
-                    Some((r, s))
+            let (base, stride) = match (iv, trip, induction) {
+                (None, _, _) => (None, None),
+                // Counted: any register with a known stride (a register stride unscaled).
+                (Some((r, s)), Some(_), _) => match strides[usize::from(r)] {
+                    Some(Stride::Reg { .. }) if s != 0 => return None,
+                    Some(stride) => (Some((r, s)), Some(stride)),
+                    None => return None,
+                },
+                (Some((r, s)), None, Some(ind)) if steps[usize::from(r)] == Some(ind.step) => {
+                    (Some((r, s)), Some(Stride::Const(ind.step)))
                 }
                 _ => return None,
             };
@@ -373,19 +500,264 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
                 inv,
                 offset: c,
                 bytes,
+                stride,
             })
         })
         .collect();
     if covered.is_empty() {
         return None;
     }
-    let induction = induction.filter(|_| covered.iter().any(|a| a.base.is_some()));
+    let moving = covered.iter().any(|a| a.base.is_some());
+    let trip = trip.filter(|_| moving);
+    let induction = induction.filter(|_| moving && trip.is_none());
     Some(HoistedLoop {
         head,
         last,
         induction,
+        trip,
+        followers,
         accesses: covered,
     })
+}
+
+/// What one symbolic iteration of a loop found.
+struct Iteration {
+    /// States at the jumps back to the head, and those jumps' slots.
+    back_edges: Vec<State>,
+    back_edge_slots: Vec<usize>,
+    /// `(slot, address, bytes)` of every access.
+    accesses: Vec<(usize, Val, u8)>,
+    /// The head block's first conditional jump before any access, with the state before it.
+    head_test: Option<(usize, State)>,
+}
+
+/// Runs one iteration of the loop `[head, last]` symbolically from `start`: a fixpoint over
+/// the loop's blocks (each register can only go from one affine value to unknown, so this
+/// ends quickly), where edges back to the head end the iteration. `None` when a block is
+/// reached without a state.
+fn iteration(
+    insns: &[Insn],
+    cfg: &Cfg,
+    (head, last): (usize, usize),
+    start: &State,
+) -> Option<Iteration> {
+    let mut entry: Vec<Option<State>> = vec![None; last - head + 1];
+    entry[0] = Some(*start);
+    let mut work = vec![head];
+    while let Some(block) = work.pop() {
+        let state = entry[block - head]?;
+        for (t, s) in run_block(insns, cfg, (head, last), block, state).successors {
+            let merged = join(entry[t - head], &s);
+            if entry[t - head] != Some(merged) {
+                entry[t - head] = Some(merged);
+                work.push(t);
+            }
+        }
+    }
+    let mut it = Iteration {
+        back_edges: Vec::new(),
+        back_edge_slots: Vec::new(),
+        accesses: Vec::new(),
+        head_test: None,
+    };
+    for (i, state) in entry.iter().enumerate() {
+        if let Some(state) = state {
+            let seen = run_block(insns, cfg, (head, last), head + i, *state);
+            it.back_edges.extend(seen.back_edges);
+            it.back_edge_slots.extend(seen.back_edge_slots);
+            it.accesses.extend(seen.accesses);
+            if i == 0 {
+                it.head_test = seen.first_test;
+            }
+        }
+    }
+    Some(it)
+}
+
+/// The registers (bit `r`) whose iteration-start value an iteration of the loop
+/// `[head, last]` may read: read on some path from the head before it is written, where jumps
+/// back to the head and out of the loop end the path.
+fn read_at_start(insns: &[Insn], head: usize, last: usize) -> u16 {
+    let mut starts = Vec::new();
+    let mut pc = head;
+    while pc <= last {
+        starts.push(pc);
+        pc += insns[pc].slots();
+    }
+    // `live[pc - head]`: read at or after `pc` before written, within the iteration.
+    let mut live = vec![0u16; last - head + 2];
+    let inside = |t: usize| t > head && t <= last;
+    loop {
+        let mut changed = false;
+        for &pc in starts.iter().rev() {
+            let insn = &insns[pc];
+            let (read, written) = register_effects(insn, false);
+            let next = pc + insn.slots();
+            let falls = insn.opc != op::EXIT && insn.opc != op::JA && insn.opc != op::JA32;
+            let mut out = if falls && inside(next) {
+                live[next - head]
+            } else {
+                0
+            };
+            if let Some(t) = cfg::jump_target(pc, insn).and_then(|t| usize::try_from(t).ok())
+                && inside(t)
+            {
+                out |= live[t - head];
+            }
+            let new = read | (out & !written);
+            if new != live[pc - head] {
+                live[pc - head] = new;
+                changed = true;
+            }
+        }
+        if !changed {
+            return live[0];
+        }
+    }
+}
+
+/// A register that, at every iteration start, is another one (its leader, an induction
+/// register) plus a constant: the test before the loop checks it for the first iteration,
+/// and every back edge keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Follower {
+    /// The register.
+    pub reg: u8,
+    /// The induction register it follows.
+    pub leader: u8,
+    /// `reg - leader` at every iteration start (wrapping).
+    pub distance: i64,
+}
+
+/// `reg` as a [`Follower`], when every back edge leaves it at the same constant above the
+/// iteration-start value of one induction register: `leader + c` at the end of an iteration
+/// is `leader + c - step` at the start of the next.
+fn follower(reg: u8, steps: &[Option<i64>; REGS], back_edges: &[State]) -> Option<Follower> {
+    if steps[usize::from(reg)].is_some() || back_edges.is_empty() {
+        return None;
+    }
+    let mut found = None;
+    for state in back_edges {
+        let Val::Affine {
+            iv: Some((leader, 0)),
+            inv: None,
+            c,
+        } = state[usize::from(reg)]
+        else {
+            return None;
+        };
+        let step = steps[usize::from(leader)]?;
+        let this = Follower {
+            reg,
+            leader,
+            distance: c.wrapping_sub(step),
+        };
+        if leader == reg || found.is_some_and(|f| f != this) {
+            return None;
+        }
+        found = Some(this);
+    }
+    found
+}
+
+/// The bound a conditional jump puts on a counted loop's counter ([`Trip`]), from the state
+/// before it. `continues`: taking the jump starts the next iteration, else it leaves the
+/// loop. `stepped`: the jump sees the counter after its step (at the end of an iteration),
+/// else as the iteration starts.
+fn trip_test(
+    insn: Insn,
+    state: &State,
+    steps: &[Option<i64>; REGS],
+    continues: bool,
+    stepped: bool,
+) -> Option<Trip> {
+    if insn.class() != class::JMP {
+        return None;
+    }
+    let (rel, signed) = relation(insn.opc & alu::MASK)?;
+    if signed {
+        return None;
+    }
+    let rel = if continues { rel } else { rel.negated() };
+    let reg = |r: u8| state[usize::from(r).min(REGS - 1)];
+    let dst = reg(insn.dst);
+    let src = if insn.opc & source::MASK == source::K {
+        Val::constant(i64::from(insn.imm))
+    } else {
+        reg(insn.src)
+    };
+    // The counter: a register stepped by a constant, `c` above its iteration-start value.
+    let counter = |v: Val| match v {
+        Val::Affine {
+            iv: Some((r, 0)),
+            inv: None,
+            c,
+        } => steps[usize::from(r).min(REGS - 1)].map(|step| (r, step, c)),
+        _ => None,
+    };
+    let bound = |v: Val| match v {
+        Val::Affine { iv: None, inv, c } => Some((inv, c)),
+        _ => None,
+    };
+    let ((r, step, seen_at), (bound_reg, bound_c), rel) =
+        match (counter(dst), bound(src), counter(src), bound(dst)) {
+            (Some(cnt), Some(b), _, _) => (cnt, b, rel),
+            (_, _, Some(cnt), Some(b)) => (cnt, b, rel.swapped()),
+            _ => return None,
+        };
+    // The compared value is the counter at the next iteration start plus `ahead` (or, seen
+    // as the iteration starts, at this one).
+    let ahead = seen_at.wrapping_sub(if stepped { step } else { 0 });
+    if !(ahead == 0 || (step > 0 && (0..=MAX_STEP).contains(&ahead)))
+        || !step.unsigned_abs().is_power_of_two()
+    {
+        return None;
+    }
+    let (add, start_inside) = match (step > 0, rel) {
+        (true, Rel::Lt) => (-1, false),
+        (true, Rel::Le) => (0, false),
+        (true, Rel::Ne) if step == 1 => (-1, true),
+        (false, Rel::Gt) => (1, false),
+        (false, Rel::Ge) => (0, false),
+        (false, Rel::Ne) if step == -1 => (1, true),
+        _ => return None,
+    };
+    Some(Trip {
+        reg: r,
+        step,
+        bound_reg,
+        bound_add: bound_c.wrapping_add(add).wrapping_sub(ahead),
+        start_inside,
+        ahead: ahead as u64,
+    })
+}
+
+/// Whether no jump of the loop `[head, ..]` targets `slot` (jumps from outside cannot: see
+/// [`Entries::only_from_inside`]), so that it runs only after the slot before it.
+fn only_falls_into(insns: &[Insn], head: usize, slot: usize) -> bool {
+    (head..slot).all(|pc| cfg::jump_target(pc, &insns[pc]) != Some(slot as i64))
+}
+
+/// The stride of `reg` when every back edge leaves it at its iteration-start value plus the
+/// same invariant register and constant.
+fn register_stride(reg: u8, back_edges: &[State]) -> Option<Stride> {
+    let mut stride = None;
+    for state in back_edges {
+        let Val::Affine {
+            iv: Some((r, 0)),
+            inv: Some(inv),
+            c,
+        } = state[usize::from(reg)]
+        else {
+            return None;
+        };
+        let this = Stride::Reg { inv, add: c };
+        if r != reg || stride.is_some_and(|s| s != this) {
+            return None;
+        }
+        stride = Some(this);
+    }
+    stride
 }
 
 /// The common step of `reg` over all back edges, when every one leaves it at its
@@ -461,12 +833,16 @@ fn run_block(
                     && let Some(t) = cfg::jump_target(pc, &insn)
                     && let Ok(t) = usize::try_from(t)
                 {
+                    let unconditional = insn.opc == op::JA || insn.opc == op::JA32;
+                    if !unconditional && seen.accesses.is_empty() && seen.back_edges.is_empty() {
+                        seen.first_test.get_or_insert((pc, state));
+                    }
                     if t == head {
                         seen.back_edges.push(state);
+                        seen.back_edge_slots.push(pc);
                     } else if t > head && t <= last {
                         seen.successors.push((t, state));
                     }
-                    let unconditional = insn.opc == op::JA || insn.opc == op::JA32;
                     if unconditional {
                         return seen;
                     }
@@ -570,10 +946,147 @@ mod tests {
         assert_eq!(found.len(), 1);
         let l = &found[0];
         assert_eq!((l.head, l.last), (1, 9));
-        assert_eq!(l.induction, Some(Induction { reg: 3, step: 1 }));
+        // Counted: `i + 1 < n` at the only back edge bounds i at n - 1.
+        assert_eq!(l.induction, None);
+        assert_eq!(
+            l.trip,
+            Some(Trip {
+                reg: 3,
+                step: 1,
+                bound_reg: Some(2),
+                bound_add: -1,
+                start_inside: false,
+                ahead: 0
+            })
+        );
         assert_eq!(l.accesses.len(), 1);
         assert_eq!(l.accesses[0].base, Some((3, 3)));
         assert_eq!(l.accesses[0].inv, Some(1));
+        assert_eq!(l.accesses[0].stride, Some(Stride::Const(1)));
+    }
+
+    #[test]
+    fn counted_loops_cover_register_strides() {
+        // clang's inner loop of a matrix product: a column walked by `p += row` (r0 bytes),
+        // a row by 4 bytes, counted by r9 up to r2.
+        let found = loops(
+            "mov r9, 0\n\
+             ldxw r5, [r7]\nadd r7, r0\nldxw r6, [r3]\nmul r5, r6\nadd r5, r4\nadd r3, 4\n\
+             add r9, 1\nmov r4, r5\njlt r9, r2, -9\nexit",
+        );
+        assert_eq!(found.len(), 1);
+        let l = &found[0];
+        assert_eq!(
+            l.trip.map(|t| (t.reg, t.step, t.bound_add)),
+            Some((9, 1, -1))
+        );
+        let strides: Vec<_> = l.accesses.iter().map(|a| (a.pc, a.stride)).collect();
+        assert_eq!(
+            strides,
+            vec![
+                (1, Some(Stride::Reg { inv: 0, add: 0 })),
+                (3, Some(Stride::Const(4)))
+            ]
+        );
+    }
+
+    #[test]
+    fn trip_tests_at_the_head_and_counting_down() {
+        // `while (i < n) { p[i] = 0; i++; }` with the test at the head, leaving the loop.
+        let head =
+            loops("jge r3, r2, +5\nmov r4, r1\nadd r4, r3\nstb [r4], 0\nadd r3, 1\nja -6\nexit");
+        let t = head[0].trip.expect("counted");
+        assert_eq!(
+            (t.reg, t.step, t.bound_reg, t.bound_add),
+            (3, 1, Some(2), -1)
+        );
+        // `do { *p-- = 0; } while (--n != 0)`: down to 1, from a start that must be above 0.
+        let down = loops("stb [r1], 0\nadd r1, -1\nadd r2, -1\njne r2, 0, -4\nexit");
+        assert_eq!(
+            down[0].trip,
+            Some(Trip {
+                reg: 2,
+                step: -1,
+                bound_reg: None,
+                bound_add: 1,
+                start_inside: true,
+                ahead: 0
+            })
+        );
+        // `n > i` with the operands swapped, stepping by 8 (a pointer to an end pointer).
+        let swapped = loops("stxdw [r1], r3\nadd r1, 8\njgt r2, r1, -3\nexit");
+        let t = swapped[0].trip.expect("counted");
+        assert_eq!(
+            (t.reg, t.step, t.bound_reg, t.bound_add),
+            (1, 8, Some(2), -1)
+        );
+        // An exit test right before an unconditional back edge: `i + 1 <= n` continues.
+        let exit_then_jump = loops("stb [r1], 0\nadd r1, 1\njgt r1, r2, +1\nja -4\nexit");
+        let t = exit_then_jump[0].trip.expect("counted");
+        assert_eq!(
+            (t.reg, t.step, t.bound_reg, t.bound_add),
+            (1, 1, Some(2), 0)
+        );
+    }
+
+    #[test]
+    fn a_register_copied_from_the_counter_follows_it() {
+        // clang's loop unrolled four times: `r5 = r0` after `r0 += 4` carries i into the next
+        // iteration, whose addresses use r5; the exit test is `i + 8 > n` on the old i.
+        let found = loops(
+            "mov r5, 0\nmov r0, 0\n\
+             mov r6, r4\nadd r6, r5\nmov r7, r1\nadd r7, r5\n\
+             ldxb r8, [r7+32]\nstxb [r6+32], r8\nldxb r8, [r7+33]\nstxb [r6+33], r8\n\
+             add r0, 4\nmov r6, r5\nadd r6, 8\nmov r5, r0\njgt r6, r2, +1\nja -14\nexit",
+        );
+        assert_eq!(found.len(), 1);
+        let l = &found[0];
+        // r6 follows r0 too, but its start value is never read: no test for it.
+        assert_eq!(
+            l.followers,
+            vec![Follower {
+                reg: 5,
+                leader: 0,
+                distance: 0
+            }]
+        );
+        assert_eq!(
+            l.trip,
+            Some(Trip {
+                reg: 0,
+                step: 4,
+                bound_reg: Some(2),
+                bound_add: -4,
+                start_inside: false,
+                ahead: 4
+            })
+        );
+        assert_eq!(l.accesses.len(), 4);
+        assert!(l.accesses.iter().all(|a| a.base == Some((0, 0))));
+    }
+
+    #[test]
+    fn tests_that_do_not_count_leave_the_limit_test() {
+        for src in [
+            // Signed, 32-bit, a step of 3, `==` to continue, `!=` stepping by 2.
+            "stb [r1], 0\nadd r1, 1\njslt r1, r2, -3\nexit",
+            "stb [r1], 0\nadd r1, 1\njlt32 r1, r2, -3\nexit",
+            "stb [r1], 0\nadd r1, 3\njlt r1, r2, -3\nexit",
+            "stb [r1], 0\nadd r1, 1\njeq r1, r2, -3\nexit",
+            "stb [r1], 0\nadd r1, 2\njne r1, r2, -3\nexit",
+            // The wrong direction, a bound the loop writes, two back edges.
+            "stb [r1], 0\nadd r1, 1\njgt r1, r2, -3\nexit",
+            "stb [r1], 0\nadd r1, 1\nadd r2, 1\njlt r1, r2, -4\nexit",
+            "stb [r1], 0\nadd r1, 1\njeq r1, 7, -3\njlt r1, r2, -4\nexit",
+            // A head test after an access; an exit test another jump skips to the back edge.
+            "stb [r1], 0\njge r1, r2, +2\nadd r1, 1\nja -4\nexit",
+            "stb [r1], 0\nadd r1, 1\njeq r3, 0, +1\njgt r1, r2, +1\nja -5\nexit",
+        ] {
+            let found = loops(src);
+            assert_eq!(found.len(), 1, "{src}");
+            assert_eq!(found[0].trip, None, "{src}");
+            assert!(found[0].induction.is_some(), "{src}");
+        }
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!   the copy or to the checked loop;
 //! * the copy: the loop's slots translated again, covered accesses without checks; every back
 //!   edge first tests the induction register and continues in the copy or, once past the
-//!   limit, in the checked loop at the head;
+//!   limit, in the checked loop at the head (a counted loop's back edges test nothing: the
+//!   test before the loop covered all the iterations its trip test lets start);
 //! * the checked loop: the ordinary translation, which every later jump to the head (its own
 //!   back edges included) reaches. An iteration the test does not cover therefore runs with
 //!   every check, at the interpreter's slots, with the same effects before a fault.
@@ -18,7 +19,7 @@ use cranelift_codegen::ir::{Block, InstBuilder, Value};
 
 use super::{Translator, size_index};
 use crate::error::JitError;
-use crate::jit::hoist::HoistedLoop;
+use crate::jit::hoist::{HoistedLoop, Stride, Trip};
 
 /// The test a hoisted loop's copy applies at each back edge: continue in the copy while the
 /// induction register stays within `limit`, else in the checked loop.
@@ -133,8 +134,8 @@ impl Translator<'_, '_> {
         self.b.ins().brif(cond, t.copy, &[], next, &[]);
     }
 
-    /// The test before the loop: whether every covered access of the first iteration lies in
-    /// mem or the stack and, with an induction register, the limit it may reach (at most, for
+    /// The test before the loop: whether every follower is at its distance from its leader,
+    /// every covered access of the first iteration lies in mem or the stack and, with an induction register, the limit it may reach (at most, for
     /// a positive step; at least, for a negative one) with every covered access still inside
     /// the region it started in.
     ///
@@ -143,8 +144,21 @@ impl Translator<'_, '_> {
     /// and may start at most `lim - 1` bytes above it, `iv` may move `(lim - 1 - d0) >> s` up
     /// or `d0 >> s` down. The limit must also keep `iv` plus one step from wrapping around, so
     /// that the per-iteration comparison stays meaningful.
+    ///
+    /// For a counted loop, with `K` the last iteration its trip test lets start (see
+    /// [`Translator::last_iteration`]), an access whose address moves by `delta` bytes per
+    /// iteration stays inside its region when `K * |delta|` is at most the same span. `K` and a
+    /// register `delta` are below 2^32, and a constant one below 2^23, so that product is exact.
     fn loop_test(&mut self, l: &HoistedLoop) -> (Value, Value) {
         let mut ok = self.b.ins().iconst(I8, 1);
+        for f in &l.followers {
+            let reg = self.get(f.reg);
+            let leader = self.get(f.leader);
+            let expected = self.b.ins().iadd_imm_s(leader, f.distance);
+            let there = self.b.ins().icmp(IntCC::Equal, reg, expected);
+            ok = self.b.ins().band(ok, there);
+        }
+        let last_iteration = l.trip.map(|t| self.last_iteration(t, &mut ok));
         let start = l.induction.map(|ind| self.get(ind.reg));
         let mut room: Option<Value> = None;
         for a in &l.accesses {
@@ -181,7 +195,38 @@ impl Translator<'_, '_> {
                 (d_mem, mem.lim[i], in_mem)
             };
             ok = self.b.ins().band(ok, inside);
-            if let (Some((_, s)), Some(ind)) = (a.base, l.induction) {
+            if let (Some((_, s)), Some(stride), Some(k)) = (a.base, a.stride, last_iteration) {
+                let (moved, upward) = match stride {
+                    Stride::Const(step) => {
+                        let delta = step.wrapping_shl(s);
+                        let moved = self.b.ins().imul_imm_s(k, delta.wrapping_abs());
+                        (moved, delta > 0)
+                    }
+                    Stride::Reg { inv, add } => {
+                        // Only upward, by less than 2^32 bytes.
+                        let v = self.get(inv);
+                        let delta = self.b.ins().iadd_imm_s(v, add);
+                        let small =
+                            self.b
+                                .ins()
+                                .icmp_imm_s(IntCC::UnsignedLessThan, delta, 1 << 32);
+                        ok = self.b.ins().band(ok, small);
+                        (self.b.ins().imul(k, delta), true)
+                    }
+                };
+                // Meaningless when the access is outside, but `ok` is false then.
+                let span = if upward {
+                    let top = self.b.ins().iadd_imm_s(lim, -1);
+                    self.b.ins().isub(top, d)
+                } else {
+                    d
+                };
+                let fits = self
+                    .b
+                    .ins()
+                    .icmp(IntCC::UnsignedLessThanOrEqual, moved, span);
+                ok = self.b.ins().band(ok, fits);
+            } else if let (Some((_, s)), Some(ind)) = (a.base, l.induction) {
                 // Meaningless when the access is outside, but `ok` is false then.
                 let span = if ind.step > 0 {
                     let top = self.b.ins().iadd_imm_s(lim, -1);
@@ -227,5 +272,61 @@ impl Translator<'_, '_> {
             _ => self.iconst(0),
         };
         (ok, limit)
+    }
+
+    /// For a counted loop, `K`: how many iterations after the first its trip test lets reach
+    /// an access, clearing `ok` where that is not a number below 2^32.
+    ///
+    /// Upward (step `s > 0`, bound `B`), the counter goes `c0, c0 + s, ...` and the iterations
+    /// that reach an access start at most at `B`, so `K = (B - c0) / s` (0 when `c0 > B`).
+    /// That holds only while stepping cannot wrap past `u64::MAX` before passing `B`, so both
+    /// `c0` and `B` must be at most `u64::MAX - s` (less the counter's lead in the test,
+    /// [`Trip::ahead`], which must not wrap either). Downward, mirrored: `K = (c0 - B) / |s|`,
+    /// with `c0` and `B` at least `|s|`.
+    fn last_iteration(&mut self, t: Trip, ok: &mut Value) -> Value {
+        let counter = self.get(t.reg);
+        let bound = match t.bound_reg {
+            Some(r) => {
+                let v = self.get(r);
+                self.b.ins().iadd_imm_s(v, t.bound_add)
+            }
+            None => self.iconst(t.bound_add),
+        };
+        let step = t.step.unsigned_abs();
+        let shift = i64::from(step.trailing_zeros());
+        let (no_wrap, inside, distance) = if t.step > 0 {
+            let highest = self.b.ins().umax(counter, bound);
+            let no_wrap = self.b.ins().icmp_imm_s(
+                IntCC::UnsignedLessThanOrEqual,
+                highest,
+                (u64::MAX - step - t.ahead) as i64,
+            );
+            let inside = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedLessThanOrEqual, counter, bound);
+            (no_wrap, inside, self.b.ins().isub(bound, counter))
+        } else {
+            let lowest = self.b.ins().umin(counter, bound);
+            let no_wrap =
+                self.b
+                    .ins()
+                    .icmp_imm_s(IntCC::UnsignedGreaterThanOrEqual, lowest, step as i64);
+            let inside = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, counter, bound);
+            (no_wrap, inside, self.b.ins().isub(counter, bound))
+        };
+        *ok = self.b.ins().band(*ok, no_wrap);
+        if t.start_inside {
+            *ok = self.b.ins().band(*ok, inside);
+        }
+        let steps = self.b.ins().ushr_imm_s(distance, shift);
+        let zero = self.iconst(0);
+        let k = self.b.ins().select(inside, steps, zero);
+        let small = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, k, 1 << 32);
+        *ok = self.b.ins().band(*ok, small);
+        k
     }
 }
