@@ -633,31 +633,21 @@ pub(crate) struct Follower {
 /// iteration-start value of one induction register: `leader + c` at the end of an iteration
 /// is `leader + c - step` at the start of the next.
 fn follower(reg: u8, steps: &[Option<i64>; REGS], back_edges: &[State]) -> Option<Follower> {
-    if steps[usize::from(reg)].is_some() || back_edges.is_empty() {
+    if steps[usize::from(reg)].is_some() {
         return None;
     }
-    let mut found = None;
-    for state in back_edges {
-        let Val::Affine {
+    agreed(back_edges, |state| match state[usize::from(reg)] {
+        Val::Affine {
             iv: Some((leader, 0)),
             inv: None,
             c,
-        } = state[usize::from(reg)]
-        else {
-            return None;
-        };
-        let step = steps[usize::from(leader)]?;
-        let this = Follower {
+        } if leader != reg => steps[usize::from(leader)].map(|step| Follower {
             reg,
             leader,
             distance: c.wrapping_sub(step),
-        };
-        if leader == reg || found.is_some_and(|f| f != this) {
-            return None;
-        }
-        found = Some(this);
-    }
-    found
+        }),
+        _ => None,
+    })
 }
 
 /// The bound a conditional jump puts on a counted loop's counter ([`Trip`]), from the state
@@ -741,48 +731,40 @@ fn only_falls_into(insns: &[Insn], head: usize, slot: usize) -> bool {
 /// The stride of `reg` when every back edge leaves it at its iteration-start value plus the
 /// same invariant register and constant.
 fn register_stride(reg: u8, back_edges: &[State]) -> Option<Stride> {
-    let mut stride = None;
-    for state in back_edges {
-        let Val::Affine {
+    agreed(back_edges, |state| match state[usize::from(reg)] {
+        Val::Affine {
             iv: Some((r, 0)),
             inv: Some(inv),
             c,
-        } = state[usize::from(reg)]
-        else {
-            return None;
-        };
-        let this = Stride::Reg { inv, add: c };
-        if r != reg || stride.is_some_and(|s| s != this) {
-            return None;
-        }
-        stride = Some(this);
-    }
-    stride
+        } if r == reg => Some(Stride::Reg { inv, add: c }),
+        _ => None,
+    })
+}
+
+/// The value `of` gives for every back edge's state, when it gives the same one for all (and
+/// there is at least one).
+fn agreed<T: PartialEq + Copy>(
+    back_edges: &[State],
+    of: impl Fn(&State) -> Option<T>,
+) -> Option<T> {
+    let (first, rest) = back_edges.split_first()?;
+    let value = of(first)?;
+    rest.iter()
+        .all(|state| of(state) == Some(value))
+        .then_some(value)
 }
 
 /// The common step of `reg` over all back edges, when every one leaves it at its
 /// iteration-start value plus the same non-zero constant.
 fn induction_step(reg: u8, back_edges: &[State]) -> Option<i64> {
-    let mut step = None;
-    for state in back_edges {
-        let Val::Affine {
+    agreed(back_edges, |state| match state[usize::from(reg)] {
+        Val::Affine {
             iv: Some((r, 0)),
             inv: None,
             c,
-        } = state[usize::from(reg)]
-        else {
-            return None;
-        };
-        if r != reg
-            || c == 0
-            || !(-MAX_STEP..=MAX_STEP).contains(&c)
-            || step.is_some_and(|s| s != c)
-        {
-            return None;
-        }
-        step = Some(c);
-    }
-    step
+        } if r == reg && c != 0 && (-MAX_STEP..=MAX_STEP).contains(&c) => Some(c),
+        _ => None,
+    })
 }
 
 /// Runs the block starting at `block` of the loop `[head, last]` symbolically from `state`, up
