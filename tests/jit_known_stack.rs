@@ -50,6 +50,14 @@ fn masked(load: &str, mask: u32) -> String {
     )
 }
 
+/// Bytes of the JIT's code for assembly `text`.
+fn size(text: &str) -> usize {
+    let mut vm = Vm::new();
+    vm.load(&rbpf::asm::assemble_bytes(text).unwrap()).unwrap();
+    vm.compile(JitMode::Basic).unwrap();
+    vm.jit_size().unwrap()
+}
+
 #[test]
 fn bounded_stack_pointers_agree_everywhere() {
     let all: Vec<u8> = (0..=255).step_by(17).collect();
@@ -95,12 +103,6 @@ fn pointers_that_may_leave_the_stack_stay_checked() {
 fn the_test_is_skipped_only_where_the_stack_is_certain() {
     // The same program with a mask that keeps the slot inside compiles to less code than
     // with one that may not (one bounds test per access fewer).
-    let size = |text: &str| {
-        let mut vm = Vm::new();
-        vm.load(&rbpf::asm::assemble_bytes(text).unwrap()).unwrap();
-        vm.compile(JitMode::Basic).unwrap();
-        vm.jit_size().unwrap()
-    };
     let inside = size(&masked("ldxh", 255));
     let maybe_outside = size(&masked("ldxh", 511));
     // A byte never exceeds 255, whatever the mask.
@@ -135,12 +137,6 @@ fn a_store_to_bytes_a_load_proved_reuses_the_test_when_all_regions_are_writable(
     }
     // Without other regions (no data sections, maps or callback) mem and the stack are the
     // only regions, both writable: the store to the loaded bytes needs no test of its own.
-    let size = |text: &str| {
-        let mut vm = Vm::new();
-        vm.load(&rbpf::asm::assemble_bytes(text).unwrap()).unwrap();
-        vm.compile(JitMode::Basic).unwrap();
-        vm.jit_size().unwrap()
-    };
     // A test is a compare, a branch and a cold exit recording the fault: well over 16
     // bytes. (Were the store tested, the two programs would differ by its offset only.)
     let same = size(&increment(8));

@@ -367,11 +367,14 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
     // Followers: a register every back edge leaves at another one's value (`j = i` after
     // `i += 4`) keeps that distance at every iteration start after the first; when the test
     // before the loop finds it there at the first too, it is that register plus a constant.
-    let read = read_at_start(insns, head, last);
-    let candidates: Vec<Follower> = (0..REGS as u8)
-        .filter(|&r| read & (1 << r) != 0)
+    let mut candidates: Vec<Follower> = (0..REGS as u8)
         .filter_map(|r| follower(r, &steps, &it.back_edges))
         .collect();
+    if !candidates.is_empty() {
+        // Only those whose start value the iteration reads need the test.
+        let read = read_at_start(insns, head, last);
+        candidates.retain(|f| read & (1 << f.reg) != 0);
+    }
     let mut followers = Vec::new();
     if !candidates.is_empty() {
         let mut with = start;
@@ -388,16 +391,17 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
             let again_steps: [Option<i64>; REGS] =
                 std::array::from_fn(|r| induction_step(r as u8, &again.back_edges));
             let consistent = candidates.iter().all(|f| {
-                let step = again_steps[usize::from(f.leader)];
-                step.is_some()
-                    && step == steps[usize::from(f.leader)]
-                    && again.back_edges.iter().all(|b| {
-                        b[usize::from(f.reg)]
-                            == Val::Affine {
-                                iv: Some((f.leader, 0)),
-                                inv: None,
-                                c: f.distance.wrapping_add(step.unwrap_or(0)),
-                            }
+                let step = steps[usize::from(f.leader)];
+                again_steps[usize::from(f.leader)] == step
+                    && step.is_some_and(|step| {
+                        again.back_edges.iter().all(|b| {
+                            b[usize::from(f.reg)]
+                                == Val::Affine {
+                                    iv: Some((f.leader, 0)),
+                                    inv: None,
+                                    c: f.distance.wrapping_add(step),
+                                }
+                        })
                     })
             });
             if consistent {

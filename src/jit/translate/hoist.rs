@@ -134,10 +134,10 @@ impl Translator<'_, '_> {
         self.b.ins().brif(cond, t.copy, &[], next, &[]);
     }
 
-    /// The test before the loop: whether every follower is at its distance from its leader,
-    /// every covered access of the first iteration lies in mem or the stack and, with an induction register, the limit it may reach (at most, for
-    /// a positive step; at least, for a negative one) with every covered access still inside
-    /// the region it started in.
+    /// The test before the loop: whether every follower is at its distance from its leader
+    /// and every covered access of the first iteration lies in mem or the stack and, with an
+    /// induction register, the limit it may reach (at most, for a positive step; at least, for
+    /// a negative one) with every covered access still inside the region it started in.
     ///
     /// For an access at `(r << s) + k` (`r` the induction register, or one moving with the same
     /// step) in a region where it starts `d0` bytes above the base
@@ -214,26 +214,14 @@ impl Translator<'_, '_> {
                         (self.b.ins().imul(k, delta), true)
                     }
                 };
-                // Meaningless when the access is outside, but `ok` is false then.
-                let span = if upward {
-                    let top = self.b.ins().iadd_imm_s(lim, -1);
-                    self.b.ins().isub(top, d)
-                } else {
-                    d
-                };
+                let span = self.span(lim, d, upward);
                 let fits = self
                     .b
                     .ins()
                     .icmp(IntCC::UnsignedLessThanOrEqual, moved, span);
                 ok = self.b.ins().band(ok, fits);
             } else if let (Some((_, s)), Some(ind)) = (a.base, l.induction) {
-                // Meaningless when the access is outside, but `ok` is false then.
-                let span = if ind.step > 0 {
-                    let top = self.b.ins().iadd_imm_s(lim, -1);
-                    self.b.ins().isub(top, d)
-                } else {
-                    d
-                };
+                let span = self.span(lim, d, ind.step > 0);
                 let r = self.b.ins().ushr_imm_s(span, i64::from(s));
                 room = Some(match room {
                     None => r,
@@ -272,6 +260,18 @@ impl Translator<'_, '_> {
             _ => self.iconst(0),
         };
         (ok, limit)
+    }
+
+    /// How many bytes an access `d` bytes into a region where it may start at most `lim - 1`
+    /// bytes in can move `upward`, or down, and stay inside. Meaningless when the access is
+    /// outside, but the loop test fails then.
+    fn span(&mut self, lim: Value, d: Value, upward: bool) -> Value {
+        if upward {
+            let top = self.b.ins().iadd_imm_s(lim, -1);
+            self.b.ins().isub(top, d)
+        } else {
+            d
+        }
     }
 
     /// For a counted loop, `K`: how many iterations after the first its trip test lets reach
