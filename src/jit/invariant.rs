@@ -8,10 +8,13 @@
 //! every value computed from it follows, so the loop recomputes an invariant chain on every
 //! iteration (`n & 15`, `<< 3`, `8 - x` in a matrix walk: eight extra instructions per
 //! iteration). Passing the value through an operation the e-graph treats as opaque, once on
-//! the way into the loop, leaves the computation where the program put it.
+//! the way into the loop, leaves the computation where the program put it. Once the function
+//! is whole, [`drop_idle_pins`] removes the pins whose input the e-graph could not have moved.
 
 use alloc::vec;
 use alloc::vec::Vec;
+
+use cranelift_codegen::ir::{Function, Inst, InstructionData, Opcode, Value, ValueDef};
 
 use crate::isa::{Insn, atomic, call_kind, class, jmp, mode, op, source};
 
@@ -87,6 +90,69 @@ fn effects(insn: &Insn) -> (u16, u16) {
     }
 }
 
+/// Once the function is whole, removes each pin whose input the e-graph could not have
+/// moved into the loop anyway, replacing its result with the input. At pin time the input is
+/// often a block parameter of a header still open; only now is it known to be a real merge,
+/// a load, or a value computed elsewhere. A pin stays only when its input's computation holds
+/// an operation the e-graph rematerialises (an `add`, `sub`, `and`, `or` or `xor` with a
+/// constant operand, or a `not`): every other pin would cost an `add` and a `setb` for nothing,
+/// on every iteration when the block that falls into the header is itself on a cycle.
+pub(crate) fn drop_idle_pins(func: &mut Function, pins: &[Inst]) {
+    for &pin in pins {
+        if func.layout.inst_block(pin).is_none() {
+            continue;
+        }
+        let input = func.dfg.resolve_aliases(func.dfg.inst_args(pin)[0]);
+        if rematerialised(func, input, REMAT_DEPTH) {
+            continue;
+        }
+        let result = func.dfg.first_result(pin);
+        func.dfg.clear_results(pin);
+        func.dfg.change_to_alias(result, input);
+        func.layout.remove_inst(pin);
+    }
+}
+
+/// How deep [`rematerialised`] looks into a value's computation.
+const REMAT_DEPTH: u32 = 4;
+
+/// Whether `value`'s computation, within `depth` pure single-result instructions, holds one
+/// the e-graph rematerialises in each block that uses it (`cranelift-codegen`'s `remat.isle`).
+/// Block parameters, loads, calls and two-result instructions (an earlier pin) end the search.
+fn rematerialised(func: &Function, value: Value, depth: u32) -> bool {
+    let ValueDef::Result(inst, _) = func.dfg.value_def(value) else {
+        return false;
+    };
+    let opcode = func.dfg.insts[inst].opcode();
+    if depth == 0
+        || func.dfg.inst_results(inst).len() != 1
+        || opcode.can_load()
+        || opcode.can_store()
+        || opcode.is_call()
+        || opcode.can_trap()
+        || opcode.other_side_effects()
+        || opcode == Opcode::Iconst
+    {
+        return false;
+    }
+    let args = func.dfg.inst_args(inst);
+    let constant = |v: Value| {
+        matches!(func.dfg.value_def(func.dfg.resolve_aliases(v)), ValueDef::Result(i, _)
+            if matches!(func.dfg.insts[i], InstructionData::UnaryImm { opcode: Opcode::Iconst, .. }))
+    };
+    let remat = match opcode {
+        Opcode::Bnot => true,
+        Opcode::Iadd | Opcode::Isub | Opcode::Band | Opcode::Bor | Opcode::Bxor => {
+            args.iter().any(|&a| constant(a))
+        }
+        _ => false,
+    };
+    remat
+        || args
+            .iter()
+            .any(|&a| rematerialised(func, func.dfg.resolve_aliases(a), depth - 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +171,68 @@ mod tests {
         let inputs = loop_inputs(&insns);
         assert_eq!(inputs[2], (1 << 2) | (1 << 5));
         assert!(inputs.iter().enumerate().all(|(pc, &m)| pc == 2 || m == 0));
+    }
+
+    #[test]
+    fn only_pins_of_rematerialised_computations_stay() {
+        use cranelift_codegen::ir::types::I64;
+        use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature};
+        use cranelift_codegen::isa::CallConv;
+        use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+        // block0(a, b): x = a & 15; y = x << 3; l = load [b]; jump loop(a)
+        // loop(p): pins of p (a merge), l (a load), y (built on x) and a << 3 (no remat)
+        let mut func = Function::new();
+        func.signature = Signature::new(CallConv::SystemV);
+        func.signature
+            .params
+            .extend([AbiParam::new(I64), AbiParam::new(I64)]);
+        func.signature.returns.push(AbiParam::new(I64));
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let entry = b.create_block();
+        let body = b.create_block();
+        b.append_block_params_for_function_params(entry);
+        let merge = b.append_block_param(body, I64);
+        b.switch_to_block(entry);
+        let (a, addr) = (b.block_params(entry)[0], b.block_params(entry)[1]);
+        let x = b.ins().band_imm_u(a, 15);
+        let y = b.ins().ishl_imm_u(x, 3);
+        let shifted = b.ins().ishl_imm_u(a, 3);
+        let loaded = b.ins().load(I64, MemFlagsData::trusted(), addr, 0);
+        b.ins().jump(body, &[a.into()]);
+        b.switch_to_block(body);
+        let zero = b.ins().iconst(I64, 0);
+        let mut pins = Vec::new();
+        let mut pinned = Vec::new();
+        for v in [merge, loaded, y, shifted] {
+            let (p, _) = b.ins().uadd_overflow(v, zero);
+            pins.push(b.func.dfg.value_def(p).unwrap_inst());
+            pinned.push(p);
+        }
+        let sum = pinned
+            .iter()
+            .skip(1)
+            .fold(pinned[0], |acc, &p| b.ins().iadd(acc, p));
+        b.ins().return_(&[sum]);
+        b.seal_all_blocks();
+        b.finalize(
+            super::super::host_isa(super::super::Tier::Fast)
+                .unwrap()
+                .frontend_config(),
+        );
+
+        drop_idle_pins(&mut func, &pins);
+        let kept: Vec<bool> = pins
+            .iter()
+            .map(|&p| func.layout.inst_block(p).is_some())
+            .collect();
+        assert_eq!(kept, [false, false, true, false]);
+        for (&p, v) in pinned.iter().zip([merge, loaded, y, shifted]) {
+            let resolved = func.dfg.resolve_aliases(p);
+            assert!(resolved == p || resolved == v);
+        }
+        assert_eq!(func.dfg.resolve_aliases(pinned[0]), merge);
     }
 
     #[test]

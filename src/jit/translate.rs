@@ -17,9 +17,9 @@
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
-    AbiParam, AtomicRmwOp, Block, BlockArg, Function, InstBuilder, JumpTableData, MemFlagsData,
-    Opcode, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName, Value,
-    ValueDef,
+    AbiParam, AtomicRmwOp, Block, BlockArg, Function, Inst, InstBuilder, JumpTableData,
+    MemFlagsData, Opcode, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type,
+    UserFuncName, Value, ValueDef,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -232,6 +232,9 @@ struct Translator<'a, 'b> {
     /// Registers each loop reads and never writes, by header slot ([`invariant::loop_inputs`]):
     /// pinned on the way in by [`Translator::pin_loop_inputs`].
     loop_inputs: Vec<u16>,
+    /// The pins [`Translator::pin_loop_inputs`] placed, reviewed once the function is whole
+    /// ([`invariant::drop_idle_pins`]).
+    pins: Vec<Inst>,
     /// `unchecked[pc]`: the access at `pc` is being translated inside a hoisted loop's copy,
     /// where the loop's test proves it.
     unchecked: Vec<bool>,
@@ -598,6 +601,7 @@ pub(crate) fn translate<'a>(
         } else {
             Vec::new()
         },
+        pins: Vec::new(),
         unchecked: vec![false; insns.len()],
         iterate: None,
         selects,
@@ -616,7 +620,9 @@ pub(crate) fn translate<'a>(
     t.body()?;
     t.tails();
     t.b.seal_all_blocks();
+    let pins = core::mem::take(&mut t.pins);
     t.b.finalize(isa.frontend_config());
+    invariant::drop_idle_pins(func, &pins);
     Ok(())
 }
 
@@ -805,6 +811,9 @@ impl Translator<'_, '_> {
             if !constant {
                 let zero = self.iconst(0);
                 let (pinned, _) = self.b.ins().uadd_overflow(v, zero);
+                if let Some(pin) = self.b.func.dfg.value_def(pinned).inst() {
+                    self.pins.push(pin);
+                }
                 let var = self.regs[reg_index(reg)];
                 self.b.def_var(var, pinned);
             }
