@@ -185,6 +185,10 @@ thread_local! {
     static FORCED_TIER: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
     /// The tier of this thread's last compile, for tests of the choice.
     static LAST_TIER: std::cell::Cell<Option<Tier>> = const { std::cell::Cell::new(None) };
+    /// `Some` asks the next optimised compile on this thread to leave a copy of its function
+    /// as Cranelift's optimiser leaves it, for tests of what that optimiser does with it.
+    static OPTIMISED_IR: std::cell::RefCell<Option<Option<cranelift_codegen::ir::Function>>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 /// The tier `program` compiles in with `opts`: the configured one ([`JitTier`]), or by
@@ -446,6 +450,13 @@ fn compile_translated(
     #[cfg(test)]
     LAST_TIER.with(|t| t.set(Some(tier)));
     let isa = host_isa(tier)?;
+    #[cfg(test)]
+    if tier == Tier::Optimised && OPTIMISED_IR.with(|ir| ir.borrow().is_some()) {
+        let mut copy = Context::for_function(context.func.clone());
+        copy.optimize(&*isa, &mut ControlPlane::default())
+            .map_err(|e| JitError::Internal(format!("optimize failed: {e:?}")))?;
+        OPTIMISED_IR.with(|ir| *ir.borrow_mut() = Some(Some(copy.func)));
+    }
     let compiled = context
         .compile(&*isa, &mut ControlPlane::default())
         .map_err(|e| JitError::Internal(format!("compile failed: {:?}", e.inner)))?;
@@ -1261,5 +1272,91 @@ mod tests {
         // Straight-line code of 1,024 slots (optimised before the cost model) is fast-tier.
         let long = vec![Insn::new(0x07, 0, 0, 0, 1); 1024];
         assert_eq!(Tier::for_program(&long), Tier::Fast);
+    }
+
+    /// After a bounds test inside a loop, loop-invariant work still leaves the loop: no pure
+    /// instruction (other than those the e-graph rematerialises on purpose) is left in a
+    /// loop block with every operand defined outside the loop. The key's 32-bit extensions
+    /// (for `jeq32` and `jslt32`) come after the test of the loop's load; they used to stay
+    /// inside because Cranelift's e-graph forgets the loop at a cold child block it visits
+    /// first (see `Translator::cold_first`).
+    #[test]
+    fn invariant_work_after_a_bounds_test_leaves_the_loop() {
+        use cranelift_codegen::dominator_tree::DominatorTree;
+        use cranelift_codegen::flowgraph::ControlFlowGraph;
+        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        use cranelift_codegen::loop_analysis::LoopAnalysis;
+
+        // The index comes from the loaded value, so no loop-level proof covers the load.
+        let text = "ldxdw %r3, [%r1+0]\nmov %r4, 0\nmov %r7, 0\nmov %r0, 0\n\
+            loop:\nmov %r5, %r7\nlsh %r5, 2\nadd %r5, %r1\nldxw %r6, [%r5+8]\n\
+            jeq32 %r6, %r3, found\njslt32 %r6, %r3, +1\nadd %r0, 1\n\
+            mov %r7, %r6\nand %r7, 7\nadd %r4, 1\njlt %r4, 8, loop\nexit\n\
+            found:\nmov %r0, 99\nexit";
+        let insns = crate::tools::asm::assemble(text).unwrap();
+        let mut vm = Vm::new();
+        vm.load(&encode_slots(&insns)).unwrap();
+        FORCED_TIER.with(|f| f.set(Some(Tier::Optimised)));
+        OPTIMISED_IR.with(|ir| *ir.borrow_mut() = Some(None));
+        let compiled = vm.compile(JitMode::Basic).map(|_| ());
+        FORCED_TIER.with(|f| f.set(None));
+        let func = OPTIMISED_IR.with(|ir| ir.borrow_mut().take()).flatten();
+        compiled.unwrap();
+        let func = func.expect("the optimised compile left its function");
+
+        let cfg = ControlFlowGraph::with_function(&func);
+        let domtree = DominatorTree::with_function(&func, &cfg);
+        let mut loops = LoopAnalysis::new();
+        loops.compute(&func, &cfg, &domtree);
+        let defined_in = |v| match func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) => func.layout.inst_block(inst),
+            ValueDef::Param(block, _) => Some(block),
+            _ => None,
+        };
+        let constant = |v| {
+            matches!(func.dfg.value_def(v), ValueDef::Result(i, _)
+                if matches!(func.dfg.insts[i], InstructionData::UnaryImm { opcode: Opcode::Iconst, .. }))
+        };
+        let mut in_loops = 0;
+        for block in func.layout.blocks() {
+            let Some(lp) = loops.innermost_loop(block) else {
+                continue;
+            };
+            for inst in func.layout.block_insts(block) {
+                in_loops += 1;
+                let op = func.dfg.insts[inst].opcode();
+                let args = func.dfg.inst_args(inst);
+                let pure = !(op.can_load()
+                    || op.can_store()
+                    || op.is_call()
+                    || op.can_trap()
+                    || op.other_side_effects()
+                    || op.is_branch()
+                    || op.is_terminator())
+                    && func.dfg.inst_results(inst).len() == 1;
+                let remat = op == Opcode::Bnot
+                    || matches!(
+                        op,
+                        Opcode::Iadd | Opcode::Isub | Opcode::Band | Opcode::Bor | Opcode::Bxor
+                    ) && args.iter().any(|&a| constant(a));
+                if !pure || remat || args.is_empty() {
+                    continue;
+                }
+                let invariant = args
+                    .iter()
+                    .all(|&a| defined_in(a).is_some_and(|b| !loops.is_in_loop(b, lp)));
+                assert!(
+                    !invariant,
+                    "{} stays in loop block {block}:\n{}",
+                    func.dfg.display_inst(inst),
+                    func.display()
+                );
+            }
+        }
+        assert!(
+            in_loops > 10,
+            "the loop was translated as a loop:\n{}",
+            func.display()
+        );
     }
 }

@@ -1471,22 +1471,30 @@ impl Translator<'_, '_> {
         self.b.set_cold_block(slow);
 
         let d = offset_in(&mut self.b, base, addr, first);
-        let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
         if let Some(second) = second {
+            let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
             let try_second = self.b.create_block();
             self.b.ins().brif(inside, ok, &[], try_second, &[]);
             self.b.switch_to_block(try_second);
             self.b.seal_block(try_second);
             let d = offset_in(&mut self.b, base, addr, second);
-            let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, second.lim[i]);
-            self.b.ins().brif(inside, ok, &[], slow, &[]);
+            let outside = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, d, second.lim[i]);
+            self.cold_first(outside, slow, ok);
         } else {
-            self.b.ins().brif(inside, ok, &[], slow, &[]);
+            let outside = self
+                .b
+                .ins()
+                .icmp(IntCC::UnsignedGreaterThanOrEqual, d, first.lim[i]);
+            self.cold_first(outside, slow, ok);
         }
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
         self.map_value_checks(addr, bytes, ok);
+        // The access's description is built in the cold block, never on the hot path.
         let packed = self.iconst(runtime::pack_access(pc, bytes, access, off));
         if !self.opts.other_regions && self.run_block.is_some() {
             // Denied for sure: one shared block records the fault. The per-access cold code
@@ -1518,15 +1526,10 @@ impl Translator<'_, '_> {
                 let block = self.b.ins().stack_addr(I64, slot, 0);
                 let sig = self.signature(RuntimeCall::Check);
                 self.b.ins().call_indirect(sig, f, &[ctx, packed, block]);
-                if self.opts.other_regions {
-                    let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
-                    self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
-                } else {
-                    // The runtime applies the same mem/stack test as above, so it can only
-                    // deny (and record the fault). Not returning keeps `ok` a single-entry
-                    // block: no edge moves, no values kept for after the call.
-                    self.b.ins().jump(self.fail, &[]);
-                }
+                // Other regions exist here (else the test went to the deny block): the
+                // runtime's verdict decides.
+                let verdict = self.b.ins().stack_load(I64, I64, slot, run_block::VERDICT);
+                self.b.ins().brif(verdict, self.fail, &[], ok, &[]);
             }
             None => {
                 self.b.ins().jump(self.fail, &[]);
@@ -1544,6 +1547,15 @@ impl Translator<'_, '_> {
             writable: store || !self.opts.other_regions,
         });
         addr
+    }
+
+    /// Branches to `cold` when `cond` holds, else to `hot`, with `cold` as the branch's first
+    /// target. Cranelift's e-graph elaborates a block's dominator-tree children in the order
+    /// of their CFG post-order (the first target's subtree last), and it forgets the loop it
+    /// is in at the first child outside it, hoisting nothing more out of that loop. Naming
+    /// the cold block first keeps everything after a bounds test inside the loop's hoisting.
+    fn cold_first(&mut self, cond: Value, cold: Block, hot: Block) {
+        self.b.ins().brif(cond, cold, &[], hot, &[]);
     }
 
     /// The shared block that denied bounds checks jump to (see [`Translator::deny`]).
