@@ -1,8 +1,8 @@
 //! Background tier-up (`src/jit/tier_up.rs`, `docs/jit-compile-time.md`): a compile whose
-//! translation is large returns the first tier's code (baseline, or Cranelift's fast tier for
-//! programs with loop idioms) behind an entry stub, and a thread of its own swaps in the
-//! optimised code (translating the program too when it is very large). Every call, before and after the swap, in both entry signatures and from several
-//! threads at once, gives the interpreter's result and memory; copies taken with `copy_jit`
+//! translation is large returns the first tier's code (baseline, or Cranelift's fast tier
+//! where the baseline tier does not apply) behind an entry stub, and a thread of its own swaps
+//! in the optimised code (translating the program too when it is very large). Every call,
+//! before and after the swap, in both entry signatures and from several threads at once, gives the interpreter's result and memory; copies taken with `copy_jit`
 //! are the final code and run anywhere; unloading or dropping a VM while its background
 //! compile is queued or running is safe; with the setting off, nothing tiers up.
 

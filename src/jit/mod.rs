@@ -513,34 +513,6 @@ fn wants_tier_up(machine: &Machine) -> bool {
         && tier_up::has_capacity()
 }
 
-/// Translations above this [`ir_cost`] that tier up start in the baseline tier wherever it
-/// applies, even when the fast tier's code would be much faster. With the translation, the
-/// fast tier's first code took 190-236 µs for c_memcpy (273 units) and c_strcmp (279), 210
-/// µs for a 318-unit copy loop and 285-302 µs for a 375-unit insertion sort; counting sort
-/// at -O3 (2,800 units) took 1.2 ms.
-pub(crate) const FAST_FIRST_MAX_IR: usize = 290;
-
-/// Whether a program that tiers up, translated to `ir` units, starts in the baseline tier
-/// (else in Cranelift's fast tier): where the baseline tier applies, and where its code is
-/// not far slower than native code or the fast tier would take too long (see
-/// [`FAST_FIRST_MAX_IR`]). The baseline tier emits every slot as it is, so a program with a
-/// copy or fill loop (which native code runs as `memcpy`/`memset`) or a switch that picks
-/// values from a table runs many times slower there (c_memcpy 40x native, c_switch_value
-/// 17x); the fast tier keeps those idioms, for about ten times the baseline tier's compile
-/// time. Compare loops stay byte loops natively too: c_strcmp runs at 1.5x native in the
-/// baseline tier (0.21x optimised).
-fn baseline_first(
-    machine: &Machine,
-    program: &Program,
-    opts: &translate::Options,
-    ir: usize,
-) -> bool {
-    let idioms = &machine.idioms;
-    let slow_in_baseline =
-        !idioms.copies.is_empty() || idioms.switches.iter().any(|s| s.values.is_some());
-    (!slow_in_baseline || ir > FAST_FIRST_MAX_IR) && baseline::supports(program, opts)
-}
-
 /// Programs whose [`predicted_ir`] reaches this, and that tier up, start in the baseline tier
 /// without being translated first: the translation moves to the background too. Translation
 /// costs about 0.07 µs per IR unit, and IR came out at 1.1-7 times the slot cost, so a
@@ -703,9 +675,14 @@ impl JitCache {
             Translated::Code(bytes) => return Ok(Output::Code(bytes)),
             Translated::Deferred(func) => func,
         };
-        // The first code: the baseline tier's where it is not far slower (see
-        // `baseline_first`), else Cranelift's fast tier on a copy of the same translation.
-        let first = if baseline_first(machine, program, &opts, ir_cost(&func)) {
+        // The first code: the baseline tier's wherever it applies, else Cranelift's fast tier
+        // on a copy of the same translation. The baseline tier runs copy and fill loops and
+        // value-table switches slot by slot (c_memcpy 40x native, c_switch_value 17x) until
+        // the optimised code lands, a few hundred µs later; the fast tier would keep those
+        // idioms, but it costs about ten times as much to compile (c_memcpy 190-270 µs,
+        // corpus copy loops 260-330 µs), which is the caller's wait: compile latency wins
+        // (`docs/jit-compile-time.md`, "Background tier-up").
+        let first = if baseline::supports(program, &opts) {
             baseline_bytes(program, &baseline_options(opts))?
         } else {
             compile_function_here((*func).clone(), Tier::Fast, capacity)?
