@@ -4,7 +4,9 @@
 //!
 //! Layout of a hoisted loop:
 //! * the head's own block (entered from before the loop) computes the test and branches to
-//!   the copy or to the checked loop;
+//!   the copy or to the checked loop; when the program can reach the stack, a cheap test that
+//!   every access stays in mem comes first, and the test that lets each access lie in mem or
+//!   the stack runs only when it fails;
 //! * the copy: the loop's slots translated again, covered accesses without checks; every back
 //!   edge first tests the induction register and continues in the copy or, once past the
 //!   limit, in the checked loop at the head (a counted loop's back edges test nothing: the
@@ -14,12 +16,21 @@
 //!   every check, at the interpreter's slots, with the same effects before a fault.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::I8;
-use cranelift_codegen::ir::{Block, InstBuilder, Value};
+use cranelift_codegen::ir::types::{I8, I64};
+use cranelift_codegen::ir::{Block, BlockArg, InstBuilder, Value};
 
 use super::{Translator, size_index};
 use crate::error::JitError;
 use crate::jit::hoist::{HoistedLoop, Stride, Trip};
+
+/// Which regions a loop test lets each covered access lie in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Regions {
+    /// Mem only: the cheap test, tried first.
+    MemOnly,
+    /// Mem or the stack, whichever the access starts in.
+    MemOrStack,
+}
 
 /// The test a hoisted loop's copy applies at each back edge: continue in the copy while the
 /// induction register stays within `limit`, else in the checked loop.
@@ -43,10 +54,35 @@ impl Translator<'_, '_> {
         // loop, so the head's own block has all its predecessors already.
         let head_block = self.block_at(l.head)?;
         self.b.seal_block(head_block);
-        let (ok, limit) = self.loop_test(l);
         let copy = self.b.create_block();
         let checked = self.b.create_block();
-        self.b.ins().brif(ok, copy, &[], checked, &[]);
+        // The copy is entered through `enter`, whose parameter is the limit of the test
+        // that let it run.
+        let enter = self.b.create_block();
+        let limit = self.b.append_block_param(enter, I64);
+        let (ok, first_limit) = self.loop_test(l, Regions::MemOnly);
+        if self.has_stack {
+            // Mem first: the test for accesses that may also lie in the stack picks each
+            // access's region with selects, about twice the code; it runs only when the
+            // mem-only test fails (a loop over the stack, or one that leaves mem).
+            let either = self.b.create_block();
+            self.b
+                .ins()
+                .brif(ok, enter, &[BlockArg::Value(first_limit)], either, &[]);
+            self.b.switch_to_block(either);
+            self.b.seal_block(either);
+            let (ok, either_limit) = self.loop_test(l, Regions::MemOrStack);
+            self.b
+                .ins()
+                .brif(ok, enter, &[BlockArg::Value(either_limit)], checked, &[]);
+        } else {
+            self.b
+                .ins()
+                .brif(ok, enter, &[BlockArg::Value(first_limit)], checked, &[]);
+        }
+        self.b.switch_to_block(enter);
+        self.b.seal_block(enter);
+        self.b.ins().jump(copy, &[]);
 
         // The copy gets its own blocks for the loop's slots.
         let saved = self.blocks[l.head..=l.last].to_vec();
@@ -135,8 +171,8 @@ impl Translator<'_, '_> {
     }
 
     /// The test before the loop: whether every follower is at its distance from its leader
-    /// and every covered access of the first iteration lies in mem or the stack and, with an
-    /// induction register, the limit it may reach (at most, for a positive step; at least, for
+    /// and every covered access of the first iteration lies in mem (or, with
+    /// [`Regions::MemOrStack`], in mem or the stack) and, with an induction register, the limit it may reach (at most, for a positive step; at least, for
     /// a negative one) with every covered access still inside the region it started in.
     ///
     /// For an access at `(r << s) + k` (`r` the induction register, or one moving with the same
@@ -149,7 +185,7 @@ impl Translator<'_, '_> {
     /// [`Translator::last_iteration`]), an access whose address moves by `delta` bytes per
     /// iteration stays inside its region when `K * |delta|` is at most the same span. `K` and a
     /// register `delta` are below 2^32, and a constant one below 2^23, so that product is exact.
-    fn loop_test(&mut self, l: &HoistedLoop) -> (Value, Value) {
+    fn loop_test(&mut self, l: &HoistedLoop, regions: Regions) -> (Value, Value) {
         let mut ok = self.b.ins().iconst(I8, 1);
         for f in &l.followers {
             let reg = self.get(f.reg);
@@ -179,7 +215,7 @@ impl Translator<'_, '_> {
                 .b
                 .ins()
                 .icmp(IntCC::UnsignedLessThan, d_mem, mem.lim[i]);
-            let (d, lim, inside) = if self.has_stack {
+            let (d, lim, inside) = if regions == Regions::MemOrStack {
                 let stack = self.stack_region;
                 let d_stack = self.b.ins().isub(addr, stack.base);
                 let in_stack = self
