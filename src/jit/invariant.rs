@@ -117,40 +117,56 @@ pub(crate) fn drop_idle_pins(func: &mut Function, pins: &[Inst]) {
 const REMAT_DEPTH: u32 = 4;
 
 /// Whether `value`'s computation, within `depth` pure single-result instructions, holds one
-/// the e-graph rematerialises in each block that uses it (`cranelift-codegen`'s `remat.isle`).
-/// Block parameters, loads, calls and two-result instructions (an earlier pin) end the search.
+/// the e-graph rematerialises in each block that uses it ([`rematerialises`]). Block
+/// parameters, loads, calls and two-result instructions (an earlier pin) end the search.
 fn rematerialised(func: &Function, value: Value, depth: u32) -> bool {
     let ValueDef::Result(inst, _) = func.dfg.value_def(value) else {
         return false;
     };
+    if depth == 0 || !pure_single_result(func, inst) || is_constant(func, value) {
+        return false;
+    }
+    rematerialises(func, inst)
+        || func
+            .dfg
+            .inst_args(inst)
+            .iter()
+            .any(|&a| rematerialised(func, func.dfg.resolve_aliases(a), depth - 1))
+}
+
+/// Whether `inst` is one the e-graph rematerialises in each block that uses it
+/// (`cranelift-codegen`'s `remat.isle`): an `add`, `sub`, `and`, `or` or `xor` with a constant
+/// operand, or a `not`. Constants themselves are left out: they are never worth a pin.
+pub(crate) fn rematerialises(func: &Function, inst: Inst) -> bool {
+    match func.dfg.insts[inst].opcode() {
+        Opcode::Bnot => true,
+        Opcode::Iadd | Opcode::Isub | Opcode::Band | Opcode::Bor | Opcode::Bxor => func
+            .dfg
+            .inst_args(inst)
+            .iter()
+            .any(|&a| is_constant(func, a)),
+        _ => false,
+    }
+}
+
+/// Whether `inst` computes one value from its operands and nothing else: no memory access,
+/// call, trap, control flow or other effect, which is what the e-graph may move.
+pub(crate) fn pure_single_result(func: &Function, inst: Inst) -> bool {
     let opcode = func.dfg.insts[inst].opcode();
-    if depth == 0
-        || func.dfg.inst_results(inst).len() != 1
-        || opcode.can_load()
+    !(opcode.can_load()
         || opcode.can_store()
         || opcode.is_call()
         || opcode.can_trap()
         || opcode.other_side_effects()
-        || opcode == Opcode::Iconst
-    {
-        return false;
-    }
-    let args = func.dfg.inst_args(inst);
-    let constant = |v: Value| {
-        matches!(func.dfg.value_def(func.dfg.resolve_aliases(v)), ValueDef::Result(i, _)
-            if matches!(func.dfg.insts[i], InstructionData::UnaryImm { opcode: Opcode::Iconst, .. }))
-    };
-    let remat = match opcode {
-        Opcode::Bnot => true,
-        Opcode::Iadd | Opcode::Isub | Opcode::Band | Opcode::Bor | Opcode::Bxor => {
-            args.iter().any(|&a| constant(a))
-        }
-        _ => false,
-    };
-    remat
-        || args
-            .iter()
-            .any(|&a| rematerialised(func, func.dfg.resolve_aliases(a), depth - 1))
+        || opcode.is_branch()
+        || opcode.is_terminator())
+        && func.dfg.inst_results(inst).len() == 1
+}
+
+/// Whether `value` is an integer constant (`iconst`).
+pub(crate) fn is_constant(func: &Function, value: Value) -> bool {
+    matches!(func.dfg.value_def(func.dfg.resolve_aliases(value)), ValueDef::Result(i, _)
+        if matches!(func.dfg.insts[i], InstructionData::UnaryImm { opcode: Opcode::Iconst, .. }))
 }
 
 #[cfg(test)]

@@ -1261,7 +1261,7 @@ mod tests {
     fn invariant_work_after_a_bounds_test_leaves_the_loop() {
         use cranelift_codegen::dominator_tree::DominatorTree;
         use cranelift_codegen::flowgraph::ControlFlowGraph;
-        use cranelift_codegen::ir::{InstructionData, Opcode, ValueDef};
+        use cranelift_codegen::ir::ValueDef;
         use cranelift_codegen::loop_analysis::LoopAnalysis;
 
         // The index comes from the loaded value, so no loop-level proof covers the load.
@@ -1290,10 +1290,6 @@ mod tests {
             ValueDef::Param(block, _) => Some(block),
             _ => None,
         };
-        let constant = |v| {
-            matches!(func.dfg.value_def(v), ValueDef::Result(i, _)
-                if matches!(func.dfg.insts[i], InstructionData::UnaryImm { opcode: Opcode::Iconst, .. }))
-        };
         let mut in_loops = 0;
         for block in func.layout.blocks() {
             let Some(lp) = loops.innermost_loop(block) else {
@@ -1301,29 +1297,18 @@ mod tests {
             };
             for inst in func.layout.block_insts(block) {
                 in_loops += 1;
-                let op = func.dfg.insts[inst].opcode();
                 let args = func.dfg.inst_args(inst);
-                let pure = !(op.can_load()
-                    || op.can_store()
-                    || op.is_call()
-                    || op.can_trap()
-                    || op.other_side_effects()
-                    || op.is_branch()
-                    || op.is_terminator())
-                    && func.dfg.inst_results(inst).len() == 1;
-                let remat = op == Opcode::Bnot
-                    || matches!(
-                        op,
-                        Opcode::Iadd | Opcode::Isub | Opcode::Band | Opcode::Bor | Opcode::Bxor
-                    ) && args.iter().any(|&a| constant(a));
-                if !pure || remat || args.is_empty() {
+                if !invariant::pure_single_result(&func, inst)
+                    || invariant::rematerialises(&func, inst)
+                    || args.is_empty()
+                {
                     continue;
                 }
-                let invariant = args
+                let hoistable = args
                     .iter()
                     .all(|&a| defined_in(a).is_some_and(|b| !loops.is_in_loop(b, lp)));
                 assert!(
-                    !invariant,
+                    !hoistable,
                     "{} stays in loop block {block}:\n{}",
                     func.dfg.display_inst(inst),
                     func.display()

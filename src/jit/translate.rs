@@ -18,8 +18,8 @@ use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
     AbiParam, AtomicRmwOp, Block, BlockArg, Function, Inst, InstBuilder, JumpTableData,
-    MemFlagsData, Opcode, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type,
-    UserFuncName, Value, ValueDef,
+    MemFlagsData, SigRef, Signature, StackSlot, StackSlotData, StackSlotKind, Type, UserFuncName,
+    Value,
 };
 use cranelift_codegen::isa::{CallConv, TargetIsa};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
@@ -804,11 +804,7 @@ impl Translator<'_, '_> {
                 continue;
             }
             let v = self.get(reg);
-            let constant = match self.b.func.dfg.value_def(v) {
-                ValueDef::Result(inst, _) => self.b.func.dfg.insts[inst].opcode() == Opcode::Iconst,
-                _ => false,
-            };
-            if !constant {
+            if !invariant::is_constant(self.b.func, v) {
                 let zero = self.iconst(0);
                 let (pinned, _) = self.b.ins().uadd_overflow(v, zero);
                 if let Some(pin) = self.b.func.dfg.value_def(pinned).inst() {
@@ -1471,25 +1467,20 @@ impl Translator<'_, '_> {
         self.b.set_cold_block(slow);
 
         let d = offset_in(&mut self.b, base, addr, first);
-        if let Some(second) = second {
-            let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
-            let try_second = self.b.create_block();
-            self.b.ins().brif(inside, ok, &[], try_second, &[]);
-            self.b.switch_to_block(try_second);
-            self.b.seal_block(try_second);
-            let d = offset_in(&mut self.b, base, addr, second);
-            let outside = self
-                .b
-                .ins()
-                .icmp(IntCC::UnsignedGreaterThanOrEqual, d, second.lim[i]);
-            self.cold_first(outside, slow, ok);
-        } else {
-            let outside = self
-                .b
-                .ins()
-                .icmp(IntCC::UnsignedGreaterThanOrEqual, d, first.lim[i]);
-            self.cold_first(outside, slow, ok);
-        }
+        // The last region's test, which fails to `slow`.
+        let (d, lim) = match second {
+            Some(second) => {
+                let inside = self.b.ins().icmp(IntCC::UnsignedLessThan, d, first.lim[i]);
+                let try_second = self.b.create_block();
+                self.b.ins().brif(inside, ok, &[], try_second, &[]);
+                self.b.switch_to_block(try_second);
+                self.b.seal_block(try_second);
+                (offset_in(&mut self.b, base, addr, second), second.lim[i])
+            }
+            None => (d, first.lim[i]),
+        };
+        let outside = self.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, d, lim);
+        self.cold_first(outside, slow, ok);
 
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);

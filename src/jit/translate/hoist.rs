@@ -60,7 +60,8 @@ impl Translator<'_, '_> {
         // that let it run.
         let enter = self.b.create_block();
         let limit = self.b.append_block_param(enter, I64);
-        let (ok, first_limit) = self.loop_test(l, Regions::MemOnly);
+        let common = self.loop_preconditions(l);
+        let (ok, first_limit) = self.loop_test(l, Regions::MemOnly, common);
         if self.has_stack {
             // Mem first: the test for accesses that may also lie in the stack picks each
             // access's region with selects, about twice the code; it runs only when the
@@ -71,7 +72,7 @@ impl Translator<'_, '_> {
                 .brif(ok, enter, &[BlockArg::Value(first_limit)], either, &[]);
             self.b.switch_to_block(either);
             self.b.seal_block(either);
-            let (ok, either_limit) = self.loop_test(l, Regions::MemOrStack);
+            let (ok, either_limit) = self.loop_test(l, Regions::MemOrStack, common);
             self.b
                 .ins()
                 .brif(ok, enter, &[BlockArg::Value(either_limit)], checked, &[]);
@@ -170,22 +171,11 @@ impl Translator<'_, '_> {
         self.b.ins().brif(cond, t.copy, &[], next, &[]);
     }
 
-    /// The test before the loop: whether every follower is at its distance from its leader
-    /// and every covered access of the first iteration lies in mem (or, with
-    /// [`Regions::MemOrStack`], in mem or the stack) and, with an induction register, the limit it may reach (at most, for a positive step; at least, for
-    /// a negative one) with every covered access still inside the region it started in.
-    ///
-    /// For an access at `(r << s) + k` (`r` the induction register, or one moving with the same
-    /// step) in a region where it starts `d0` bytes above the base
-    /// and may start at most `lim - 1` bytes above it, `iv` may move `(lim - 1 - d0) >> s` up
-    /// or `d0 >> s` down. The limit must also keep `iv` plus one step from wrapping around, so
-    /// that the per-iteration comparison stays meaningful.
-    ///
-    /// For a counted loop, with `K` the last iteration its trip test lets start (see
-    /// [`Translator::last_iteration`]), an access whose address moves by `delta` bytes per
-    /// iteration stays inside its region when `K * |delta|` is at most the same span. `K` and a
-    /// register `delta` are below 2^32, and a constant one below 2^23, so that product is exact.
-    fn loop_test(&mut self, l: &HoistedLoop, regions: Regions) -> (Value, Value) {
+    /// What the test before the loop checks whatever region the accesses lie in, computed
+    /// once for both tests: whether every follower is at its distance from its leader and, for
+    /// a counted loop, `K` ([`Translator::last_iteration`]) with its own conditions. Returns
+    /// the condition so far and `K`.
+    fn loop_preconditions(&mut self, l: &HoistedLoop) -> (Value, Option<Value>) {
         let mut ok = self.b.ins().iconst(I8, 1);
         for f in &l.followers {
             let reg = self.get(f.reg);
@@ -195,6 +185,32 @@ impl Translator<'_, '_> {
             ok = self.b.ins().band(ok, there);
         }
         let last_iteration = l.trip.map(|t| self.last_iteration(t, &mut ok));
+        (ok, last_iteration)
+    }
+
+    /// The test before the loop: the [`Translator::loop_preconditions`] `common`, and whether
+    /// every covered access of the first iteration lies in mem (or, with
+    /// [`Regions::MemOrStack`], in mem or the stack) and, with an induction register, the
+    /// limit it may reach (at most, for a positive step; at least, for a negative one) with
+    /// every covered access still inside the region it started in.
+    ///
+    /// For an access at `(r << s) + k` (`r` the induction register, or one moving with the same
+    /// step) in a region where it starts `d0` bytes above the base
+    /// and may start at most `lim - 1` bytes above it, `iv` may move `(lim - 1 - d0) >> s` up
+    /// or `d0 >> s` down. The limit must also keep `iv` plus one step from wrapping around, so
+    /// that the per-iteration comparison stays meaningful.
+    ///
+    /// For a counted loop, with `K` the last iteration its trip test lets start, an access
+    /// whose address moves by `delta` bytes per iteration stays inside its region when
+    /// `K * |delta|` is at most the same span. `K` and a register `delta` are below 2^32, and a
+    /// constant one below 2^23, so that product is exact.
+    fn loop_test(
+        &mut self,
+        l: &HoistedLoop,
+        regions: Regions,
+        common: (Value, Option<Value>),
+    ) -> (Value, Value) {
+        let (mut ok, last_iteration) = common;
         let start = l.induction.map(|ind| self.get(ind.reg));
         let mut room: Option<Value> = None;
         for a in &l.accesses {
