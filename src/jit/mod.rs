@@ -30,6 +30,7 @@ pub(crate) mod invariant;
 pub(crate) mod range_test;
 pub(crate) mod runtime;
 pub(crate) mod select;
+pub(crate) mod thread;
 pub(crate) mod tier_up;
 pub(crate) mod translate;
 
@@ -545,6 +546,7 @@ fn baseline_options(opts: translate::Options) -> translate::Options {
     translate::Options {
         compact_helper_calls: true,
         pin_loop_inputs: false,
+        thread_branches: false,
         ..opts
     }
 }
@@ -621,6 +623,7 @@ impl JitCache {
             // Set below, once the tier is known.
             compact_helper_calls: false,
             pin_loop_inputs: false,
+            thread_branches: false,
             packet_loads: machine.config.packet_loads,
         };
         let tier = choose_tier(machine.config.jit_tier, program, &opts);
@@ -630,6 +633,7 @@ impl JitCache {
         }
         opts.compact_helper_calls = tier != Tier::Optimised;
         opts.pin_loop_inputs = tier == Tier::Optimised;
+        opts.thread_branches = tier == Tier::Optimised;
         if tier == Tier::Baseline {
             return baseline_bytes(program, &opts).map(Output::Code);
         }

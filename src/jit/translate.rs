@@ -37,6 +37,7 @@ use super::invariant;
 use super::range_test;
 use super::runtime::{self, run_block};
 use super::select::Hammock;
+use super::thread;
 use crate::error::{Access, JitError};
 use crate::exec::helpers::HelperTable;
 use crate::exec::idiom::compare::CompareLoop;
@@ -76,6 +77,9 @@ pub(crate) struct Options {
     /// Loop inputs are pinned against the e-graph's rematerialisation
     /// ([`Translator::pin_loop_inputs`]): only the optimised tier runs the e-graph.
     pub pin_loop_inputs: bool,
+    /// Branches already settled on an edge are skipped there ([`thread::thread_known_branches`]):
+    /// only the optimised tier, whose e-graph removes the dead copies.
+    pub thread_branches: bool,
     /// Whether every helper call first publishes the run to the kernel helpers
     /// (`crate::kernel::helpers::rt_publish_run`).
     pub publish_run: bool,
@@ -623,6 +627,9 @@ pub(crate) fn translate<'a>(
     let pins = core::mem::take(&mut t.pins);
     t.b.finalize(isa.frontend_config());
     invariant::drop_idle_pins(func, &pins);
+    if opts.thread_branches {
+        thread::thread_known_branches(func);
+    }
     Ok(())
 }
 
