@@ -10,6 +10,10 @@
 //! iteration). Passing the value through an operation the e-graph treats as opaque, once on
 //! the way into the loop, leaves the computation where the program put it. Once the function
 //! is whole, [`drop_idle_pins`] removes the pins whose input the e-graph could not have moved.
+//!
+//! The other side of a loop's registers lives here too: [`accumulators_first`] orders the
+//! operands of the operation that updates a loop-carried value (`docs/performance.md`,
+//! "Accumulators first").
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -169,6 +173,59 @@ pub(crate) fn is_constant(func: &Function, value: Value) -> bool {
         if matches!(func.dfg.insts[i], InstructionData::UnaryImm { opcode: Opcode::Iconst, .. }))
 }
 
+/// Puts a loop-carried accumulator first in the commutative operation that updates it
+/// (`acc = x ^ acc` becomes `acc ^ x`). x86 writes a two-operand instruction's result over
+/// its first operand, so with the accumulator second the register allocator gives the result
+/// the other operand's register, and every iteration ends with a move back into the
+/// accumulator's register (and, on the loop's back edge, a jump around it).
+pub(crate) fn accumulators_first(func: &mut Function) {
+    // Every (argument, parameter) pair a branch passes.
+    let mut fed: Vec<(Value, Value)> = Vec::new();
+    for block in func.layout.blocks() {
+        let Some(term) = func.layout.last_inst(block) else {
+            continue;
+        };
+        for call in func.dfg.insts[term]
+            .branch_destination(&func.dfg.jump_tables, &func.dfg.exception_tables)
+        {
+            let target = call.block(&func.dfg.value_lists);
+            for (arg, &param) in call
+                .args(&func.dfg.value_lists)
+                .zip(func.dfg.block_params(target))
+            {
+                if let Some(v) = arg.as_value() {
+                    fed.push((func.dfg.resolve_aliases(v), param));
+                }
+            }
+        }
+    }
+    fed.sort_unstable();
+    let feeds = |arg: Value, param: Value| fed.binary_search(&(arg, param)).is_ok();
+    let blocks: Vec<_> = func.layout.blocks().collect();
+    for block in blocks {
+        let mut at = func.layout.first_inst(block);
+        while let Some(inst) = at {
+            at = func.layout.next_inst(inst);
+            let commutative = matches!(
+                func.dfg.insts[inst].opcode(),
+                Opcode::Iadd | Opcode::Imul | Opcode::Band | Opcode::Bor | Opcode::Bxor
+            );
+            if !commutative || func.dfg.inst_results(inst).len() != 1 {
+                continue;
+            }
+            let result = func.dfg.first_result(inst);
+            let args = func.dfg.inst_args(inst);
+            let (a, b) = (
+                func.dfg.resolve_aliases(args[0]),
+                func.dfg.resolve_aliases(args[1]),
+            );
+            if a != b && feeds(result, b) && !feeds(result, a) {
+                func.dfg.inst_args_mut(inst).swap(0, 1);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +306,53 @@ mod tests {
             assert!(resolved == p || resolved == v);
         }
         assert_eq!(func.dfg.resolve_aliases(pinned[0]), merge);
+    }
+
+    #[test]
+    fn an_accumulator_goes_first_in_the_operation_that_updates_it() {
+        use cranelift_codegen::ir::types::I64;
+        use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature};
+        use cranelift_codegen::isa::CallConv;
+        use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+        // block0(p): jump head(0)
+        // head(acc): x = load [p]; r = x ^ acc; s = x + p; brif s, head(r), exit(r)
+        let mut func = Function::new();
+        func.signature = Signature::new(CallConv::SystemV);
+        func.signature.params.push(AbiParam::new(I64));
+        func.signature.returns.push(AbiParam::new(I64));
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let (entry, head, exit) = (b.create_block(), b.create_block(), b.create_block());
+        b.append_block_params_for_function_params(entry);
+        let acc = b.append_block_param(head, I64);
+        let out = b.append_block_param(exit, I64);
+        b.switch_to_block(entry);
+        let p = b.block_params(entry)[0];
+        let zero = b.ins().iconst(I64, 0);
+        b.ins().jump(head, &[zero.into()]);
+        b.switch_to_block(head);
+        let x = b.ins().load(I64, MemFlagsData::trusted(), p, 0);
+        let r = b.ins().bxor(x, acc);
+        let s = b.ins().iadd(x, p);
+        b.ins().brif(s, head, &[r.into()], exit, &[r.into()]);
+        b.switch_to_block(exit);
+        b.ins().return_(&[out]);
+        b.seal_all_blocks();
+        b.finalize(
+            super::super::host_isa(super::super::Tier::Fast)
+                .unwrap()
+                .frontend_config(),
+        );
+
+        accumulators_first(&mut func);
+        let args_of = |v: Value| match func.dfg.value_def(v) {
+            ValueDef::Result(inst, _) => func.dfg.inst_args(inst).to_vec(),
+            _ => unreachable!(),
+        };
+        assert_eq!(args_of(r), [acc, x]);
+        // `s` feeds no parameter: its operands stay in order.
+        assert_eq!(args_of(s), [x, p]);
     }
 
     #[test]

@@ -629,6 +629,7 @@ pub(crate) fn translate<'a>(
     invariant::drop_idle_pins(func, &pins);
     if opts.thread_branches {
         thread::thread_known_branches(func);
+        invariant::accumulators_first(func);
     }
     Ok(())
 }
