@@ -249,18 +249,12 @@ mod tests {
     #[test]
     fn only_pins_of_rematerialised_computations_stay() {
         use cranelift_codegen::ir::types::I64;
-        use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature};
-        use cranelift_codegen::isa::CallConv;
+        use cranelift_codegen::ir::{InstBuilder, MemFlagsData};
         use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
         // block0(a, b): x = a & 15; y = x << 3; l = load [b]; jump loop(a)
         // loop(p): pins of p (a merge), l (a load), y (built on x) and a << 3 (no remat)
-        let mut func = Function::new();
-        func.signature = Signature::new(CallConv::SystemV);
-        func.signature
-            .params
-            .extend([AbiParam::new(I64), AbiParam::new(I64)]);
-        func.signature.returns.push(AbiParam::new(I64));
+        let mut func = super::super::test_ir::function(2);
         let mut fctx = FunctionBuilderContext::new();
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
         let entry = b.create_block();
@@ -289,11 +283,7 @@ mod tests {
             .fold(pinned[0], |acc, &p| b.ins().iadd(acc, p));
         b.ins().return_(&[sum]);
         b.seal_all_blocks();
-        b.finalize(
-            super::super::host_isa(super::super::Tier::Fast)
-                .unwrap()
-                .frontend_config(),
-        );
+        b.finalize(super::super::test_ir::frontend());
 
         drop_idle_pins(&mut func, &pins);
         let kept: Vec<bool> = pins
@@ -311,16 +301,12 @@ mod tests {
     #[test]
     fn an_accumulator_goes_first_in_the_operation_that_updates_it() {
         use cranelift_codegen::ir::types::I64;
-        use cranelift_codegen::ir::{AbiParam, InstBuilder, MemFlagsData, Signature};
-        use cranelift_codegen::isa::CallConv;
+        use cranelift_codegen::ir::{InstBuilder, MemFlagsData};
         use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
         // block0(p): jump head(0)
         // head(acc): x = load [p]; r = x ^ acc; s = x + p; brif s, head(r), exit(r)
-        let mut func = Function::new();
-        func.signature = Signature::new(CallConv::SystemV);
-        func.signature.params.push(AbiParam::new(I64));
-        func.signature.returns.push(AbiParam::new(I64));
+        let mut func = super::super::test_ir::function(1);
         let mut fctx = FunctionBuilderContext::new();
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
         let (entry, head, exit) = (b.create_block(), b.create_block(), b.create_block());
@@ -339,11 +325,7 @@ mod tests {
         b.switch_to_block(exit);
         b.ins().return_(&[out]);
         b.seal_all_blocks();
-        b.finalize(
-            super::super::host_isa(super::super::Tier::Fast)
-                .unwrap()
-                .frontend_config(),
-        );
+        b.finalize(super::super::test_ir::frontend());
 
         accumulators_first(&mut func);
         let args_of = |v: Value| match func.dfg.value_def(v) {

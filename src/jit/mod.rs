@@ -908,6 +908,32 @@ impl JitCache {
     }
 }
 
+/// Scaffolding for the unit tests that build Cranelift IR by hand.
+#[cfg(test)]
+pub(crate) mod test_ir {
+    use cranelift_codegen::ir::types::I64;
+    use cranelift_codegen::ir::{AbiParam, Function, Signature};
+    use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+
+    /// An empty function taking `params` i64 values and returning one.
+    pub(crate) fn function(params: usize) -> Function {
+        let mut func = Function::new();
+        func.signature = Signature::new(CallConv::SystemV);
+        func.signature
+            .params
+            .extend((0..params).map(|_| AbiParam::new(I64)));
+        func.signature.returns.push(AbiParam::new(I64));
+        func
+    }
+
+    /// The host's frontend configuration, for `FunctionBuilder::finalize`.
+    pub(crate) fn frontend() -> TargetFrontendConfig {
+        super::host_isa(super::Tier::Fast)
+            .unwrap()
+            .frontend_config()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The tier boundary: programs just below and just above [`OPTIMISED_TIER_BUDGET`] get

@@ -784,8 +784,6 @@ fn used_outside_definition(func: &Function) -> Vec<bool> {
 mod tests {
     use super::*;
     use cranelift_codegen::ir::types::I64;
-    use cranelift_codegen::ir::{AbiParam, Signature};
-    use cranelift_codegen::isa::CallConv;
     use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
     fn fact(cond: IntCC, holds: bool) -> Fact {
@@ -806,46 +804,31 @@ mod tests {
 
     #[test]
     fn a_fact_settles_only_the_comparisons_it_implies() {
-        let less = fact(IntCC::SignedLessThan, true);
-        assert_eq!(
-            settles(&less, &comparison(IntCC::SignedLessThanOrEqual, 0, 1)),
-            Some(true)
-        );
-        assert_eq!(
-            settles(&less, &comparison(IntCC::SignedGreaterThan, 1, 0)),
-            Some(true)
-        );
-        assert_eq!(settles(&less, &comparison(IntCC::Equal, 0, 1)), Some(false));
-        assert_eq!(
-            settles(&less, &comparison(IntCC::NotEqual, 1, 0)),
-            Some(true)
-        );
-        assert_eq!(
-            settles(&less, &comparison(IntCC::UnsignedLessThan, 0, 1)),
-            None
-        );
-        assert_eq!(
-            settles(&less, &comparison(IntCC::SignedLessThan, 0, 2)),
-            None
-        );
-        let not_equal = fact(IntCC::Equal, false);
-        assert_eq!(
-            settles(&not_equal, &comparison(IntCC::NotEqual, 0, 1)),
-            Some(true)
-        );
-        assert_eq!(
-            settles(&not_equal, &comparison(IntCC::SignedLessThan, 0, 1)),
-            None
-        );
-        let not_below = fact(IntCC::UnsignedLessThan, false);
-        assert_eq!(
-            settles(
-                &not_below,
-                &comparison(IntCC::UnsignedGreaterThanOrEqual, 0, 1)
-            ),
-            Some(true)
-        );
-        let mut narrow = comparison(IntCC::UnsignedGreaterThanOrEqual, 0, 1);
+        use IntCC::*;
+        let less = fact(SignedLessThan, true);
+        let not_equal = fact(Equal, false);
+        let not_below = fact(UnsignedLessThan, false);
+        let cases = [
+            (&less, SignedLessThanOrEqual, 0, 1, Some(true)),
+            (&less, SignedGreaterThan, 1, 0, Some(true)),
+            (&less, Equal, 0, 1, Some(false)),
+            (&less, NotEqual, 1, 0, Some(true)),
+            (&less, UnsignedLessThan, 0, 1, None),
+            (&less, SignedLessThan, 0, 2, None),
+            (&not_equal, NotEqual, 0, 1, Some(true)),
+            (&not_equal, SignedLessThan, 0, 1, None),
+            (&not_below, UnsignedGreaterThanOrEqual, 0, 1, Some(true)),
+        ];
+        for (known, cond, a, b, expected) in cases {
+            let tested = comparison(cond, a, b);
+            assert_eq!(
+                settles(known, &tested),
+                expected,
+                "{known:?} then {tested:?}"
+            );
+        }
+        // A 32-bit test learns nothing from a 64-bit fact.
+        let mut narrow = comparison(UnsignedGreaterThanOrEqual, 0, 1);
         narrow.wide = false;
         assert_eq!(settles(&not_below, &narrow), None);
     }
@@ -857,12 +840,7 @@ mod tests {
     /// Both edges into `merge` know the second test's outcome, and `p` is used past it.
     #[test]
     fn a_hammock_then_the_same_test_threads_both_edges_and_keeps_ssa() {
-        let mut func = Function::new();
-        func.signature = Signature::new(CallConv::SystemV);
-        func.signature
-            .params
-            .extend([AbiParam::new(I64), AbiParam::new(I64)]);
-        func.signature.returns.push(AbiParam::new(I64));
+        let mut func = super::super::test_ir::function(2);
         let mut fctx = FunctionBuilderContext::new();
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
         let blocks: Vec<Block> = (0..6).map(|_| b.create_block()).collect();
@@ -886,11 +864,7 @@ mod tests {
             b.ins().return_(&[sum]);
         }
         b.seal_all_blocks();
-        b.finalize(
-            super::super::host_isa(super::super::Tier::Fast)
-                .unwrap()
-                .frontend_config(),
-        );
+        b.finalize(super::super::test_ir::frontend());
 
         assert_eq!(thread_known_branches(&mut func), 2);
         let flags = cranelift_codegen::settings::Flags::new(cranelift_codegen::settings::builder());
