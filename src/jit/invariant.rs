@@ -153,9 +153,15 @@ pub(crate) fn rematerialises(func: &Function, inst: Inst) -> bool {
     }
 }
 
-/// Whether `inst` computes one value from its operands and nothing else: no memory access,
-/// call, trap, control flow or other effect, which is what the e-graph may move.
+/// Whether `inst` computes one value from its operands and nothing else, which is what the
+/// e-graph may move.
 pub(crate) fn pure_single_result(func: &Function, inst: Inst) -> bool {
+    pure(func, inst) && func.dfg.inst_results(inst).len() == 1
+}
+
+/// Whether `inst` only computes its results from its operands: no memory access, call, trap,
+/// control flow or other effect.
+pub(crate) fn pure(func: &Function, inst: Inst) -> bool {
     let opcode = func.dfg.insts[inst].opcode();
     !(opcode.can_load()
         || opcode.can_store()
@@ -164,7 +170,6 @@ pub(crate) fn pure_single_result(func: &Function, inst: Inst) -> bool {
         || opcode.other_side_effects()
         || opcode.is_branch()
         || opcode.is_terminator())
-        && func.dfg.inst_results(inst).len() == 1
 }
 
 /// Whether `value` is an integer constant (`iconst`).

@@ -545,8 +545,7 @@ const IR_PER_LOOP_IDIOM: u64 = 140;
 fn baseline_options(opts: translate::Options) -> translate::Options {
     translate::Options {
         compact_helper_calls: true,
-        pin_loop_inputs: false,
-        thread_branches: false,
+        optimising: false,
         ..opts
     }
 }
@@ -622,8 +621,7 @@ impl JitCache {
                 .map(|c| c.blinding_key),
             // Set below, once the tier is known.
             compact_helper_calls: false,
-            pin_loop_inputs: false,
-            thread_branches: false,
+            optimising: false,
             packet_loads: machine.config.packet_loads,
         };
         let tier = choose_tier(machine.config.jit_tier, program, &opts);
@@ -632,8 +630,7 @@ impl JitCache {
             return Err(JitError::TargetBufferTooSmall);
         }
         opts.compact_helper_calls = tier != Tier::Optimised;
-        opts.pin_loop_inputs = tier == Tier::Optimised;
-        opts.thread_branches = tier == Tier::Optimised;
+        opts.optimising = tier == Tier::Optimised;
         if tier == Tier::Baseline {
             return baseline_bytes(program, &opts).map(Output::Code);
         }

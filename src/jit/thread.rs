@@ -26,6 +26,8 @@ use cranelift_codegen::ir::{
     Block, BlockArg, Function, Inst, InstBuilder, InstructionData, Opcode, Value, ValueDef,
 };
 
+use super::invariant;
+
 /// Largest block body (instructions before its `brif`) copied onto an edge.
 const MAX_COPIED: usize = 8;
 
@@ -86,17 +88,22 @@ struct Threading {
 pub(crate) fn thread_known_branches(func: &mut Function) -> usize {
     let cfg = ControlFlowGraph::with_function(func);
     let domtree = DominatorTree::with_function(func, &cfg);
-    let plan = plan(func, &cfg, &domtree);
+    let outside = used_outside_definition(func);
+    let plan = plan(func, &cfg, &domtree, &outside);
     let threaded = plan.len();
-    apply(func, plan);
+    apply(func, plan, &outside);
     threaded
 }
 
 /// The edges to thread, decided on the function as it is (every decision stays valid after
 /// the others are applied: each copy runs exactly what the original path ran).
-fn plan(func: &Function, cfg: &ControlFlowGraph, domtree: &DominatorTree) -> Vec<Threading> {
+fn plan(
+    func: &Function,
+    cfg: &ControlFlowGraph,
+    domtree: &DominatorTree,
+    outside: &[bool],
+) -> Vec<Threading> {
     let mut plan = Vec::new();
-    let outside = used_outside_definition(func);
     for block in func.layout.blocks() {
         if !domtree.is_reachable(block) || Some(block) == func.layout.entry_block() {
             continue;
@@ -109,7 +116,7 @@ fn plan(func: &Function, cfg: &ControlFlowGraph, domtree: &DominatorTree) -> Vec
         };
         if blocks[0].block(&func.dfg.value_lists) == blocks[1].block(&func.dfg.value_lists)
             || !copyable(func, block, term)
-            || escaping(func, block, &outside) > MAX_REPAIRED
+            || escaping(func, block, outside) > MAX_REPAIRED
         {
             continue;
         }
@@ -148,15 +155,7 @@ fn copyable(func: &Function, block: Block, term: Inst) -> bool {
             break;
         }
         count += 1;
-        let opcode = func.dfg.insts[inst].opcode();
-        if count > MAX_COPIED
-            || opcode.can_load()
-            || opcode.can_store()
-            || opcode.is_call()
-            || opcode.can_trap()
-            || opcode.other_side_effects()
-            || opcode.is_branch()
-        {
+        if count > MAX_COPIED || !invariant::pure(func, inst) {
             return false;
         }
     }
@@ -482,9 +481,9 @@ fn orders(cond: IntCC) -> u8 {
 }
 
 /// Makes the copies, points the threaded edges at them, and repairs the SSA form of the
-/// values the copied blocks define and other blocks use.
-fn apply(func: &mut Function, plan: Vec<Threading>) {
-    let outside = used_outside_definition(func);
+/// values the copied blocks define and other blocks use (`outside`: as
+/// [`used_outside_definition`] found them before any copy).
+fn apply(func: &mut Function, plan: Vec<Threading>, outside: &[bool]) {
     let mut variables: Vec<Variable> = Vec::new();
     for threading in &plan {
         let escaping: Vec<Value> = definitions(func, threading.block)

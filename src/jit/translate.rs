@@ -74,12 +74,12 @@ pub(crate) struct Options {
     /// site and one block each instead of two of each (large programs, see
     /// [`super::Tier::Fast`]).
     pub compact_helper_calls: bool,
-    /// Loop inputs are pinned against the e-graph's rematerialisation
-    /// ([`Translator::pin_loop_inputs`]): only the optimised tier runs the e-graph.
-    pub pin_loop_inputs: bool,
-    /// Branches already settled on an edge are skipped there ([`thread::thread_known_branches`]):
-    /// only the optimised tier, whose e-graph removes the dead copies.
-    pub thread_branches: bool,
+    /// The optimised tier compiles this translation, so Cranelift's e-graph runs on it: loop
+    /// inputs are pinned against its rematerialisation ([`Translator::pin_loop_inputs`]), and
+    /// the finished IR has its settled branches threaded ([`thread::thread_known_branches`],
+    /// whose dead copies the e-graph removes) and its accumulators put first
+    /// ([`invariant::accumulators_first`]).
+    pub optimising: bool,
     /// Whether every helper call first publishes the run to the kernel helpers
     /// (`crate::kernel::helpers::rt_publish_run`).
     pub publish_run: bool,
@@ -600,7 +600,7 @@ pub(crate) fn translate<'a>(
         reachable,
         switches,
         hoisted,
-        loop_inputs: if opts.pin_loop_inputs {
+        loop_inputs: if opts.optimising {
             invariant::loop_inputs(insns)
         } else {
             Vec::new()
@@ -627,7 +627,7 @@ pub(crate) fn translate<'a>(
     let pins = core::mem::take(&mut t.pins);
     t.b.finalize(isa.frontend_config());
     invariant::drop_idle_pins(func, &pins);
-    if opts.thread_branches {
+    if opts.optimising {
         thread::thread_known_branches(func);
         invariant::accumulators_first(func);
     }
