@@ -4,7 +4,8 @@
 //! a register the loop steps), scaled indexes over mem and the stack, invariant accesses,
 //! loads and stores of every width before and after the register's update, counters tested
 //! at the back edge, before it (also with a lead, `i + k <= n`) or at the head (counted
-//! loops, with bounds below the start and near `u64::MAX`) or signed (not counted), early
+//! loops, with bounds below the start and near `u64::MAX`; also a pointer formed from the
+//! counter, `p + i < end`) or signed (not counted), early
 //! exits — started inside, near the edges of and outside their region, so that many run off
 //! the end after some iterations. The interpreter's per-instruction loop is the oracle; the
 //! JIT (which runs such loops as an unchecked copy while its per-iteration test holds) and
@@ -81,6 +82,11 @@ enum Control {
     AheadThenJump(i64),
     /// `head: if r4 >= r9 goto out; ...; r4 += s; goto head`.
     AtHead,
+    /// `r4 += s; r0 = r6 + r4; if r0 < r9 goto head`, the bound moved by r6 too: a pointer
+    /// formed from a counter.
+    SumUp,
+    /// `head: r0 = r6 + r4; if r0 >= r9 goto out; ...; r4 += s; goto head`.
+    SumAtHead,
     /// `r4 += s; if r4 <s r9 goto head`: signed, so never a counted loop.
     Signed,
 }
@@ -121,8 +127,17 @@ fn generate(rng: &mut Rng) -> String {
         Control::ExitThenJumpUp,
         Control::AheadThenJump(ahead),
         Control::AtHead,
+        Control::SumUp,
+        Control::SumAtHead,
         Control::Signed,
     ]);
+    let sum = matches!(control, Control::SumUp | Control::SumAtHead);
+    // The sum's operands in either order.
+    let sum_lines = if rng.chance(50) {
+        ["mov r0, r6", "add r0, r4"]
+    } else {
+        ["mov r0, r4", "add r0, r6"]
+    };
     let counter_step: i64 = rng.pick(&[1, 1, 2, 4, 3]);
     let mut lines: Vec<String> = Vec::new();
     // Start: inside, near an edge or outside the region.
@@ -190,11 +205,17 @@ fn generate(rng: &mut Rng) -> String {
     lines.push("mov r7, 1".into());
     lines.push("mov r6, r1".into());
     lines.push(format!("add r6, {}", rng.below(MEM_LEN)));
+    if sum {
+        lines.push("add r9, r6".into());
+    }
     let head = lines.len();
     let mut exits = Vec::new();
-    if control == Control::AtHead {
+    if control == Control::SumAtHead {
+        lines.extend(sum_lines.map(String::from));
+    }
+    if matches!(control, Control::AtHead | Control::SumAtHead) {
         exits.push(lines.len());
-        lines.push(String::new()); // patched below: jge r4, r9, <epilogue>
+        lines.push(String::new()); // patched below: jge r4 (or r0), r9, <epilogue>
     }
 
     let accesses = 1 + rng.below(4);
@@ -288,7 +309,11 @@ fn generate(rng: &mut Rng) -> String {
             lines.push("jgt r0, r9, +1".into());
             lines.push(format!("ja {}", back(&lines)));
         }
-        Control::AtHead => lines.push(format!("ja {}", back(&lines))),
+        Control::AtHead | Control::SumAtHead => lines.push(format!("ja {}", back(&lines))),
+        Control::SumUp => {
+            lines.extend(sum_lines.map(String::from));
+            lines.push(format!("jlt r0, r9, {}", back(&lines)));
+        }
         Control::Signed => lines.push(format!("jslt r4, r9, {}", back(&lines))),
     }
     let epilogue = lines.len();
@@ -297,7 +322,8 @@ fn generate(rng: &mut Rng) -> String {
         lines[at] = format!("jeq r7, {}, {:+}", rng.below(4), to_epilogue(at));
     }
     for at in exits {
-        lines[at] = format!("jge r4, r9, {:+}", to_epilogue(at));
+        let compared = if sum { "r0" } else { "r4" };
+        lines[at] = format!("jge {compared}, r9, {:+}", to_epilogue(at));
     }
     // r0: where r3 ended (relative to its region for a pointer, as addresses differ between
     // runs) mixed with the last value.

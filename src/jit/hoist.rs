@@ -167,6 +167,10 @@ pub(crate) enum Stride {
 pub(crate) struct Trip {
     /// The counter register.
     pub reg: u8,
+    /// `Some(r)`: the test compares the counter plus a register the loop never writes
+    /// (`base + i < end`, a pointer formed from an index): the sum moves with the counter's
+    /// step, so it counts the iterations as the counter would.
+    pub reg_add: Option<u8>,
     /// Its change per iteration: a power of two, or its negation.
     pub step: i64,
     /// `Some(r)`: the bound is the (invariant) register's value plus `bound_add`; `None`: it
@@ -180,6 +184,28 @@ pub(crate) struct Trip {
     /// The test compares the counter plus this much (`i + 4 <= n` for `i`), upward only:
     /// folded into the bound, it must not make the compared value wrap.
     pub ahead: u64,
+    /// How the unchecked copy decides the test by counting, when the test compares a sum and
+    /// the counter register holds a known offset from its iteration-start value there.
+    pub exit: Option<CountedExit>,
+}
+
+/// The trip test of a counted loop that compares a sum (`base + i < end`, `i + 4 <= n`), as
+/// the unchecked copy decides it: the test before the loop knows the iteration the test ends
+/// the loop in, and so the counter's value there. Comparing the counter with that value
+/// saves computing the sum in every iteration, and gives the same answer in every iteration
+/// the copy runs: the counter's values in them are distinct (`K < 2^32`, steps below 2^16).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CountedExit {
+    /// Slot of the test (a conditional jump).
+    pub slot: usize,
+    /// Taking the jump leaves the loop (else it starts the next iteration).
+    pub taken_leaves: bool,
+    /// The test runs as the iteration starts, before its step (else after it): the loop
+    /// ends in iteration `K + 1` there, or in the first when the counter starts past the
+    /// bound; after the step, in iteration `K`.
+    pub at_start: bool,
+    /// The counter register's value at the test, less its value at the iteration's start.
+    pub counter_offset: i64,
 }
 
 /// A load or store the guard proves: its address is `(reg << shift) + inv + offset` in terms of
@@ -455,19 +481,19 @@ fn analyse(insns: &[Insn], cfg: &Cfg, head: usize, last: usize) -> Option<Hoiste
     };
     let trip = match (&back_edges[..], &back_edge_slots[..]) {
         ([state], &[slot]) if insns[slot].opc != op::JA => {
-            trip_test(insns[slot], state, &steps, true, true)
+            trip_test((slot, insns[slot]), state, &steps, true, true)
         }
         ([state], &[slot])
             if slot > head && only_falls_into(insns, head, slot) && leaves(slot - 1) =>
         {
-            trip_test(insns[slot - 1], state, &steps, false, true)
+            trip_test((slot - 1, insns[slot - 1]), state, &steps, false, true)
         }
         _ => None,
     }
     .or_else(|| {
         let (slot, state) = head_test?;
         leaves(slot)
-            .then(|| trip_test(insns[slot], &state, &steps, false, false))
+            .then(|| trip_test((slot, insns[slot]), &state, &steps, false, false))
             .flatten()
     });
     let strides: [Option<Stride>; REGS] = std::array::from_fn(|r| {
@@ -659,7 +685,7 @@ fn follower(reg: u8, steps: &[Option<i64>; REGS], back_edges: &[State]) -> Optio
 /// loop. `stepped`: the jump sees the counter after its step (at the end of an iteration),
 /// else as the iteration starts.
 fn trip_test(
-    insn: Insn,
+    (slot, insn): (usize, Insn),
     state: &State,
     steps: &[Option<i64>; REGS],
     continues: bool,
@@ -680,20 +706,21 @@ fn trip_test(
     } else {
         reg(insn.src)
     };
-    // The counter: a register stepped by a constant, `c` above its iteration-start value.
+    // The counter: a register stepped by a constant, `c` above its iteration-start value,
+    // plus perhaps an invariant register.
     let counter = |v: Val| match v {
         Val::Affine {
             iv: Some((r, 0)),
-            inv: None,
+            inv,
             c,
-        } => steps[usize::from(r).min(REGS - 1)].map(|step| (r, step, c)),
+        } => steps[usize::from(r).min(REGS - 1)].map(|step| (r, inv, step, c)),
         _ => None,
     };
     let bound = |v: Val| match v {
         Val::Affine { iv: None, inv, c } => Some((inv, c)),
         _ => None,
     };
-    let ((r, step, seen_at), (bound_reg, bound_c), rel) =
+    let ((r, reg_add, step, seen_at), (bound_reg, bound_c), rel) =
         match (counter(dst), bound(src), counter(src), bound(dst)) {
             (Some(cnt), Some(b), _, _) => (cnt, b, rel),
             (_, _, Some(cnt), Some(b)) => (cnt, b, rel.swapped()),
@@ -716,13 +743,31 @@ fn trip_test(
         (false, Rel::Ne) if step == -1 => (1, true),
         _ => return None,
     };
+    // Only a test of a sum needs it: one of the counter itself is as cheap as the count,
+    // which would keep one more value live through the loop.
+    let compares_sum = reg_add.is_some() || ahead != 0;
+    let exit = match state[usize::from(r)] {
+        Val::Affine {
+            iv: Some((iv, 0)),
+            inv: None,
+            c,
+        } if iv == r && compares_sum => Some(CountedExit {
+            slot,
+            taken_leaves: !continues,
+            at_start: !stepped,
+            counter_offset: c,
+        }),
+        _ => None,
+    };
     Some(Trip {
         reg: r,
+        reg_add,
         step,
         bound_reg,
         bound_add: bound_c.wrapping_add(add).wrapping_sub(ahead),
         start_inside,
         ahead: ahead as u64,
+        exit,
     })
 }
 
@@ -938,11 +983,13 @@ mod tests {
             l.trip,
             Some(Trip {
                 reg: 3,
+                reg_add: None,
                 step: 1,
                 bound_reg: Some(2),
                 bound_add: -1,
                 start_inside: false,
-                ahead: 0
+                ahead: 0,
+                exit: None
             })
         );
         assert_eq!(l.accesses.len(), 1);
@@ -986,17 +1033,21 @@ mod tests {
             (t.reg, t.step, t.bound_reg, t.bound_add),
             (3, 1, Some(2), -1)
         );
+        // The counter itself is compared: the copy keeps the loop's own test.
+        assert_eq!(t.exit, None);
         // `do { *p-- = 0; } while (--n != 0)`: down to 1, from a start that must be above 0.
         let down = loops("stb [r1], 0\nadd r1, -1\nadd r2, -1\njne r2, 0, -4\nexit");
         assert_eq!(
             down[0].trip,
             Some(Trip {
                 reg: 2,
+                reg_add: None,
                 step: -1,
                 bound_reg: None,
                 bound_add: 1,
                 start_inside: true,
-                ahead: 0
+                ahead: 0,
+                exit: None
             })
         );
         // `n > i` with the operands swapped, stepping by 8 (a pointer to an end pointer).
@@ -1040,15 +1091,90 @@ mod tests {
             l.trip,
             Some(Trip {
                 reg: 0,
+                reg_add: None,
                 step: 4,
                 bound_reg: Some(2),
                 bound_add: -4,
                 start_inside: false,
-                ahead: 4
+                ahead: 4,
+                exit: Some(CountedExit {
+                    slot: 14,
+                    taken_leaves: true,
+                    at_start: false,
+                    counter_offset: 4
+                })
             })
         );
         assert_eq!(l.accesses.len(), 4);
         assert!(l.accesses.iter().all(|a| a.base == Some((0, 0))));
+    }
+
+    #[test]
+    fn a_pointer_formed_from_the_counter_counts() {
+        // for (i = 0; row + i < end; i++) s += row[i] * x[i], the pointer recomputed from the
+        // index each iteration (clang's `p < row + n` with an index induction).
+        let found = loops(
+            "mov r7, 0
+             mov r0, r1
+add r0, r7
+ldxb r9, [r0]
+mov r0, r3
+add r0, r7
+ldxb r0, [r0]
+             add r7, 1
+mov r9, r1
+add r9, r7
+jlt r9, r5, -10
+exit",
+        );
+        assert_eq!(found.len(), 1);
+        let l = &found[0];
+        assert_eq!(l.induction, None);
+        assert_eq!(
+            l.trip,
+            Some(Trip {
+                reg: 7,
+                reg_add: Some(1),
+                step: 1,
+                bound_reg: Some(5),
+                bound_add: -1,
+                start_inside: false,
+                ahead: 0,
+                exit: Some(CountedExit {
+                    slot: 10,
+                    taken_leaves: false,
+                    at_start: false,
+                    counter_offset: 1
+                })
+            })
+        );
+        let bases: Vec<_> = l.accesses.iter().map(|a| (a.base, a.inv)).collect();
+        assert_eq!(
+            bases,
+            vec![(Some((7, 0)), Some(1)), (Some((7, 0)), Some(3))]
+        );
+        // The same sum tested at the head, leaving the loop.
+        let head = loops(
+            "mov r0, r1
+add r0, r7
+jge r0, r5, +4
+             ldxb r9, [r0]
+add r9, 1
+add r7, 1
+ja -7
+exit",
+        );
+        let t = head[0].trip.expect("counted");
+        assert_eq!((t.reg, t.reg_add, t.bound_add), (7, Some(1), -1));
+        assert_eq!(
+            t.exit,
+            Some(CountedExit {
+                slot: 2,
+                taken_leaves: true,
+                at_start: true,
+                counter_offset: 0
+            })
+        );
     }
 
     #[test]

@@ -245,6 +245,8 @@ struct Translator<'a, 'b> {
     /// The per-iteration test of the hoisted loop copy being translated, applied at its back
     /// edges.
     iterate: Option<hoist::IterationTest>,
+    /// The trip test of the counted loop copy being translated, decided by the counter.
+    counted_exit: Option<hoist::CopyExit>,
     /// Branches translated as selects (`translate/select.rs`), by branch slot.
     selects: Vec<Hammock>,
     /// `entered[pc]`: control reaches `pc` other than by falling through, by a jump or a
@@ -608,6 +610,7 @@ pub(crate) fn translate<'a>(
         pins: Vec::new(),
         unchecked: vec![false; insns.len()],
         iterate: None,
+        counted_exit: None,
         selects,
         rewrite_entered,
         fused_away: None,
@@ -1875,10 +1878,15 @@ impl Translator<'_, '_> {
             self.terminated = true;
             return Ok(pc + 1);
         }
+        let next = self.block_at(pc + 1)?;
+        if let Some(c) = self.counted_exit_condition(pc) {
+            self.b.ins().brif(c, target, &[], next, &[]);
+            self.terminated = true;
+            return Ok(pc + 1);
+        }
         if !back_edge_in_copy && self.fused_range_test(pc)? {
             return Ok(pc + 1);
         }
-        let next = self.block_at(pc + 1)?;
         let c = self.condition(pc, insn)?;
         if back_edge_in_copy {
             self.iterate_if(c, next);

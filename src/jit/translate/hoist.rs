@@ -21,7 +21,20 @@ use cranelift_codegen::ir::{Block, BlockArg, InstBuilder, Value};
 
 use super::{Translator, size_index};
 use crate::error::JitError;
-use crate::jit::hoist::{HoistedLoop, Stride, Trip};
+use crate::jit::hoist::{CountedExit, HoistedLoop, Stride, Trip};
+
+/// What the test before a loop checks whatever region the accesses lie in
+/// ([`Translator::loop_preconditions`]).
+#[derive(Clone, Copy)]
+struct Preconditions {
+    /// The condition so far.
+    ok: Value,
+    /// For a counted loop, `K` ([`Translator::last_iteration`]).
+    last_iteration: Option<Value>,
+    /// For a counted loop whose copy decides its trip test by the counter, the counter's
+    /// value there in the last iteration ([`Translator::exit_counter`]).
+    exit_counter: Option<Value>,
+}
 
 /// Which regions a loop test lets each covered access lie in.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -44,6 +57,17 @@ pub(super) struct IterationTest {
     limit: Value,
     copy: Block,
     checked: Block,
+}
+
+/// The trip test of a counted loop's copy ([`crate::jit::hoist::CountedExit`]): taken when
+/// the counter register equals (`taken_leaves`) or differs from `end`, its value in the
+/// iteration the test ends the loop in.
+#[derive(Clone, Copy)]
+pub(super) struct CopyExit {
+    slot: usize,
+    reg: u8,
+    taken_leaves: bool,
+    end: Value,
 }
 
 impl Translator<'_, '_> {
@@ -96,6 +120,12 @@ impl Translator<'_, '_> {
         for a in &l.accesses {
             self.unchecked[a.pc] = true;
         }
+        self.counted_exit = l.trip.and_then(|t| t.exit).map(|e| CopyExit {
+            slot: e.slot,
+            reg: l.trip.map_or(0, |t| t.reg),
+            taken_leaves: e.taken_leaves,
+            end: limit,
+        });
         self.iterate = l.induction.map(|ind| IterationTest {
             head: l.head,
             reg: ind.reg,
@@ -113,6 +143,7 @@ impl Translator<'_, '_> {
         let copied = self.slots(l.head, l.last + 1, true);
         self.rotate_back_edges = rotate;
         self.iterate = None;
+        self.counted_exit = None;
         for a in &l.accesses {
             self.unchecked[a.pc] = false;
         }
@@ -130,6 +161,19 @@ impl Translator<'_, '_> {
         self.terminated = false;
         self.forget_facts();
         Ok(())
+    }
+
+    /// In a counted loop's copy, the condition of the trip test at `pc`, decided by the
+    /// counter; `None` elsewhere.
+    pub(super) fn counted_exit_condition(&mut self, pc: usize) -> Option<Value> {
+        let e = self.counted_exit.filter(|e| e.slot == pc)?;
+        let counter = self.get(e.reg);
+        let cc = if e.taken_leaves {
+            IntCC::Equal
+        } else {
+            IntCC::NotEqual
+        };
+        Some(self.b.ins().icmp(cc, counter, e.end))
     }
 
     /// Whether the induction register has passed the limit (the next iteration must run
@@ -173,9 +217,9 @@ impl Translator<'_, '_> {
 
     /// What the test before the loop checks whatever region the accesses lie in, computed
     /// once for both tests: whether every follower is at its distance from its leader and, for
-    /// a counted loop, `K` ([`Translator::last_iteration`]) with its own conditions. Returns
-    /// the condition so far and `K`.
-    fn loop_preconditions(&mut self, l: &HoistedLoop) -> (Value, Option<Value>) {
+    /// a counted loop, `K` ([`Translator::last_iteration`]) with its own conditions and the
+    /// counter's value where the loop ends ([`Translator::exit_counter`]).
+    fn loop_preconditions(&mut self, l: &HoistedLoop) -> Preconditions {
         let mut ok = self.b.ins().iconst(I8, 1);
         for f in &l.followers {
             let reg = self.get(f.reg);
@@ -184,8 +228,42 @@ impl Translator<'_, '_> {
             let there = self.b.ins().icmp(IntCC::Equal, reg, expected);
             ok = self.b.ins().band(ok, there);
         }
-        let last_iteration = l.trip.map(|t| self.last_iteration(t, &mut ok));
-        (ok, last_iteration)
+        let mut last_iteration = None;
+        let mut exit_counter = None;
+        if let Some(t) = l.trip {
+            let (k, inside) = self.last_iteration(t, &mut ok);
+            last_iteration = Some(k);
+            exit_counter = t.exit.map(|e| self.exit_counter(t, e, k, inside));
+        }
+        Preconditions {
+            ok,
+            last_iteration,
+            exit_counter,
+        }
+    }
+
+    /// The counter's value at a counted loop's trip test in the iteration that test ends the
+    /// loop in: `c0 + offset + n * step`, with `n = K` for a test after the step and, for one
+    /// as the iteration starts, `K + 1`, or 0 when the counter starts past the bound (the
+    /// first iteration leaves). The test before the loop keeps `K < 2^32`, so the product
+    /// is exact.
+    fn exit_counter(&mut self, t: Trip, e: CountedExit, k: Value, inside: Value) -> Value {
+        let n = if e.at_start {
+            let next = self.b.ins().iadd_imm_s(k, 1);
+            let zero = self.iconst(0);
+            self.b.ins().select(inside, next, zero)
+        } else {
+            k
+        };
+        let shift = i64::from(t.step.unsigned_abs().trailing_zeros());
+        let moved = self.b.ins().ishl_imm_s(n, shift);
+        let start = self.get(t.reg);
+        let start = self.b.ins().iadd_imm_s(start, e.counter_offset);
+        if t.step > 0 {
+            self.b.ins().iadd(start, moved)
+        } else {
+            self.b.ins().isub(start, moved)
+        }
     }
 
     /// The test before the loop: the [`Translator::loop_preconditions`] `common`, and whether
@@ -208,9 +286,13 @@ impl Translator<'_, '_> {
         &mut self,
         l: &HoistedLoop,
         regions: Regions,
-        common: (Value, Option<Value>),
+        common: Preconditions,
     ) -> (Value, Value) {
-        let (mut ok, last_iteration) = common;
+        let Preconditions {
+            mut ok,
+            last_iteration,
+            exit_counter,
+        } = common;
         let start = l.induction.map(|ind| self.get(ind.reg));
         let mut room: Option<Value> = None;
         for a in &l.accesses {
@@ -309,7 +391,8 @@ impl Translator<'_, '_> {
                     self.b.ins().isub(iv, room)
                 }
             }
-            _ => self.iconst(0),
+            // A counted copy's exit test compares the counter with its value at the exit.
+            _ => exit_counter.unwrap_or_else(|| self.iconst(0)),
         };
         (ok, limit)
     }
@@ -334,9 +417,14 @@ impl Translator<'_, '_> {
     /// That holds only while stepping cannot wrap past `u64::MAX` before passing `B`, so both
     /// `c0` and `B` must be at most `u64::MAX - s` (less the counter's lead in the test,
     /// [`Trip::ahead`], which must not wrap either). Downward, mirrored: `K = (c0 - B) / |s|`,
-    /// with `c0` and `B` at least `|s|`.
-    fn last_iteration(&mut self, t: Trip, ok: &mut Value) -> Value {
-        let counter = self.get(t.reg);
+    /// with `c0` and `B` at least `|s|`. With [`Trip::reg_add`], `c0` is the counter's start
+    /// plus that register: the compared sum moves like the counter.
+    fn last_iteration(&mut self, t: Trip, ok: &mut Value) -> (Value, Value) {
+        let mut counter = self.get(t.reg);
+        if let Some(r) = t.reg_add {
+            let v = self.get(r);
+            counter = self.b.ins().iadd(counter, v);
+        }
         let bound = match t.bound_reg {
             Some(r) => {
                 let v = self.get(r);
@@ -379,6 +467,6 @@ impl Translator<'_, '_> {
         let k = self.b.ins().select(inside, steps, zero);
         let small = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, k, 1 << 32);
         *ok = self.b.ins().band(*ok, small);
-        k
+        (k, inside)
     }
 }
