@@ -228,6 +228,21 @@ pub(crate) struct CoveredAccess {
     pub stride: Option<Stride>,
 }
 
+impl CoveredAccess {
+    /// Whether `other` touches the same bytes in every iteration (the test before the loop
+    /// needs to check only one of them).
+    pub fn same_element(&self, other: &CoveredAccess) -> bool {
+        (self.base, self.inv, self.offset, self.bytes, self.stride)
+            == (
+                other.base,
+                other.inv,
+                other.offset,
+                other.bytes,
+                other.stride,
+            )
+    }
+}
+
 /// A loop with accesses the guard covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct HoistedLoop {
@@ -1175,6 +1190,22 @@ exit",
                 counter_offset: 0
             })
         );
+    }
+
+    #[test]
+    fn a_load_and_a_store_of_one_element_are_the_same_element() {
+        // A swap of p[i] and q[i]: two loads, two stores, two elements.
+        let found = loops(
+            "ldxh r4, [r1]\nldxh r5, [r3]\nstxh [r1], r5\nstxh [r3], r4\n\
+             add r1, 2\nadd r3, 2\nadd r6, 1\njlt r6, r2, -8\nexit",
+        );
+        let a = &found[0].accesses;
+        assert_eq!(a.len(), 4);
+        let pairs: Vec<(usize, usize)> = (0..4)
+            .flat_map(|i| (i + 1..4).map(move |j| (i, j)))
+            .filter(|&(i, j)| a[i].same_element(&a[j]))
+            .collect();
+        assert_eq!(pairs, vec![(0, 2), (1, 3)]);
     }
 
     #[test]

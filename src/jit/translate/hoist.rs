@@ -295,7 +295,11 @@ impl Translator<'_, '_> {
         } = common;
         let start = l.induction.map(|ind| self.get(ind.reg));
         let mut room: Option<Value> = None;
-        for a in &l.accesses {
+        for (i, a) in l.accesses.iter().enumerate() {
+            // A load and a store of the same element (`a[i] += x`, a swap) need one test.
+            if l.accesses[..i].iter().any(|b| b.same_element(a)) {
+                continue;
+            }
             let mut addr = self.iconst(a.offset);
             if let Some((r, s)) = a.base {
                 let v = self.get(r);
