@@ -112,3 +112,15 @@ fn threaded_branches_agree_with_the_interpreter() {
         }
     }
 }
+
+/// Found by `fuzz/run.sh diff`: a loop that nothing reaches (behind a `ja` to the exit). Its
+/// SSA values may be aliases of each other, and the optimised tier's passes walked it and
+/// panicked resolving one; unreachable blocks are now removed before those passes run.
+#[test]
+fn an_unreachable_loop_compiles() {
+    let text = "ja +10\nadd r2, 1\nmov r0, 1\njge r2, r1, -2\nmov r3, r1\ndiv r3, r2\n\
+        lsh r3, r2\nmov r4, r1\nsub r2, r3\nmov r0, 0\njne r4, 16384, -10\nexit";
+    let outcome = engines::against_per_instruction(text, true, &[0u8; 8], 1 << 16)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(outcome.0, Ok(0));
+}

@@ -14,6 +14,8 @@
 
 #![allow(clippy::arithmetic_side_effects)]
 
+use cranelift_codegen::dominator_tree::DominatorTree;
+use cranelift_codegen::flowgraph::ControlFlowGraph;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::types::{I8, I16, I32, I64, I64X2};
 use cranelift_codegen::ir::{
@@ -629,12 +631,33 @@ pub(crate) fn translate<'a>(
     t.b.seal_all_blocks();
     let pins = core::mem::take(&mut t.pins);
     t.b.finalize(isa.frontend_config());
+    remove_unreachable_blocks(func);
     invariant::drop_idle_pins(func, &pins);
     if opts.optimising {
         thread::thread_known_branches(func);
         invariant::accumulators_first(func);
     }
     Ok(())
+}
+
+/// Removes the blocks no path from the entry reaches (code behind a `ja` that nothing jumps
+/// into) before the passes that walk the whole function: in an unreachable cycle the SSA
+/// builder may leave values that are aliases of each other, and resolving one of those
+/// panics. Cranelift drops such blocks first thing anyway.
+fn remove_unreachable_blocks(func: &mut Function) {
+    let cfg = ControlFlowGraph::with_function(func);
+    let domtree = DominatorTree::with_function(func, &cfg);
+    let dead: Vec<Block> = func
+        .layout
+        .blocks()
+        .filter(|&b| !domtree.is_reachable(b))
+        .collect();
+    for block in dead {
+        while let Some(inst) = func.layout.first_inst(block) {
+            func.layout.remove_inst(inst);
+        }
+        func.layout.remove_block(block);
+    }
 }
 
 /// The loops whose bounds checks are hoisted ([`loops::find_loops`]): only with checks on,
