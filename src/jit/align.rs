@@ -58,20 +58,16 @@ pub(crate) fn entry_pad(code: &[u8], block_starts: &[u32]) -> usize {
     // placed and at up to 25 ns elsewhere); longer ones keep their place (packing a long,
     // branchy loop into fewer lines measured slower on some programs).
     innermost.retain(|&(start, end)| end - start <= 2 * LINE);
+    let (one_line, two_lines): (Vec<_>, Vec<_>) = innermost
+        .into_iter()
+        .partition(|&(start, end)| end - start <= LINE);
     let crossings = |pad: usize| -> usize {
-        innermost
+        one_line
             .iter()
-            .filter(|&&(s, e)| e - s <= LINE)
             .map(|&(s, e)| (e + pad - 1) / LINE - (s + pad) / LINE)
             .sum()
     };
-    let off_line = |pad: usize| -> usize {
-        innermost
-            .iter()
-            .filter(|&&(s, e)| e - s > LINE)
-            .map(|&(s, _)| (s + pad) % LINE)
-            .sum()
-    };
+    let off_line = |pad: usize| -> usize { two_lines.iter().map(|&(s, _)| (s + pad) % LINE).sum() };
     (0..LINE)
         .min_by_key(|&pad| (crossings(pad), off_line(pad), pad))
         .unwrap_or(0)

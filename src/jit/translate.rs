@@ -631,9 +631,10 @@ pub(crate) fn translate<'a>(
     t.b.seal_all_blocks();
     let pins = core::mem::take(&mut t.pins);
     t.b.finalize(isa.frontend_config());
-    remove_unreachable_blocks(func);
-    invariant::drop_idle_pins(func, &pins);
     if opts.optimising {
+        // Only the optimised tier pins loop inputs and runs passes over the whole function.
+        remove_unreachable_blocks(func);
+        invariant::drop_idle_pins(func, &pins);
         thread::thread_known_branches(func);
         invariant::accumulators_first(func);
     }

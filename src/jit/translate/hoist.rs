@@ -120,11 +120,14 @@ impl Translator<'_, '_> {
         for a in &l.accesses {
             self.unchecked[a.pc] = true;
         }
-        self.counted_exit = l.trip.and_then(|t| t.exit).map(|e| CopyExit {
-            slot: e.slot,
-            reg: l.trip.map_or(0, |t| t.reg),
-            taken_leaves: e.taken_leaves,
-            end: limit,
+        self.counted_exit = l.trip.and_then(|t| {
+            let e = t.exit?;
+            Some(CopyExit {
+                slot: e.slot,
+                reg: t.reg,
+                taken_leaves: e.taken_leaves,
+                end: limit,
+            })
         });
         self.iterate = l.induction.map(|ind| IterationTest {
             head: l.head,
