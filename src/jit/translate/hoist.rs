@@ -16,19 +16,17 @@
 //!   every check, at the interpreter's slots, with the same effects before a fault.
 
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::types::{I8, I64};
+use cranelift_codegen::ir::types::I64;
 use cranelift_codegen::ir::{Block, BlockArg, InstBuilder, Value};
 
 use super::{Translator, size_index};
 use crate::error::JitError;
 use crate::jit::hoist::{CountedExit, HoistedLoop, Stride, Trip};
 
-/// What the test before a loop checks whatever region the accesses lie in
+/// What the test before a loop computed, whatever region the accesses lie in
 /// ([`Translator::loop_preconditions`]).
 #[derive(Clone, Copy)]
 struct Preconditions {
-    /// The condition so far.
-    ok: Value,
     /// For a counted loop, `K` ([`Translator::last_iteration`]).
     last_iteration: Option<Value>,
     /// For a counted loop whose copy decides its trip test by the counter, the counter's
@@ -84,27 +82,28 @@ impl Translator<'_, '_> {
         // that let it run.
         let enter = self.b.create_block();
         let limit = self.b.append_block_param(enter, I64);
-        let common = self.loop_preconditions(l);
-        let (ok, first_limit) = self.loop_test(l, Regions::MemOnly, common);
-        if self.has_stack {
-            // Mem first: the test for accesses that may also lie in the stack picks each
-            // access's region with selects, about twice the code; it runs only when the
-            // mem-only test fails (a loop over the stack, or one that leaves mem).
-            let either = self.b.create_block();
-            self.b
-                .ins()
-                .brif(ok, enter, &[BlockArg::Value(first_limit)], either, &[]);
+        // Mem first: the test for accesses that may also lie in the stack picks each access's
+        // region with selects, about twice the code; it runs only when the mem-only test
+        // fails (a loop over the stack, or one that leaves mem).
+        let either = self.has_stack.then(|| self.b.create_block());
+        // Every failed check jumps to `deny`, which alone passes the registers on to the
+        // checked loop: jumping there directly would give each check the checked loop's
+        // block arguments, and Cranelift would recompute the cheap ones in every check.
+        let deny = self.b.create_block();
+        self.b.set_cold_block(deny);
+        let common = self.loop_preconditions(l, deny);
+        let first_limit = self.loop_test(l, Regions::MemOnly, common, either.unwrap_or(deny));
+        self.b.ins().jump(enter, &[BlockArg::Value(first_limit)]);
+        if let Some(either) = either {
+            self.b.set_cold_block(either);
             self.b.switch_to_block(either);
             self.b.seal_block(either);
-            let (ok, either_limit) = self.loop_test(l, Regions::MemOrStack, common);
-            self.b
-                .ins()
-                .brif(ok, enter, &[BlockArg::Value(either_limit)], checked, &[]);
-        } else {
-            self.b
-                .ins()
-                .brif(ok, enter, &[BlockArg::Value(first_limit)], checked, &[]);
+            let either_limit = self.loop_test(l, Regions::MemOrStack, common, deny);
+            self.b.ins().jump(enter, &[BlockArg::Value(either_limit)]);
         }
+        self.b.switch_to_block(deny);
+        self.b.seal_block(deny);
+        self.b.ins().jump(checked, &[]);
         self.b.switch_to_block(enter);
         self.b.seal_block(enter);
         self.b.ins().jump(copy, &[]);
@@ -218,31 +217,40 @@ impl Translator<'_, '_> {
         self.b.ins().brif(cond, t.copy, &[], next, &[]);
     }
 
-    /// What the test before the loop checks whatever region the accesses lie in, computed
-    /// once for both tests: whether every follower is at its distance from its leader and, for
-    /// a counted loop, `K` ([`Translator::last_iteration`]) with its own conditions and the
-    /// counter's value where the loop ends ([`Translator::exit_counter`]).
-    fn loop_preconditions(&mut self, l: &HoistedLoop) -> Preconditions {
-        let mut ok = self.b.ins().iconst(I8, 1);
+    /// What the test before the loop checks whatever region the accesses lie in, once for
+    /// both tests, going to `fail` where a check fails: whether every follower is at its
+    /// distance from its leader and, for a counted loop, `K` ([`Translator::last_iteration`])
+    /// with its own conditions and the counter's value where the loop ends
+    /// ([`Translator::exit_counter`]).
+    fn loop_preconditions(&mut self, l: &HoistedLoop, fail: Block) -> Preconditions {
         for f in &l.followers {
             let reg = self.get(f.reg);
             let leader = self.get(f.leader);
             let expected = self.b.ins().iadd_imm_s(leader, f.distance);
             let there = self.b.ins().icmp(IntCC::Equal, reg, expected);
-            ok = self.b.ins().band(ok, there);
+            self.require(there, fail);
         }
         let mut last_iteration = None;
         let mut exit_counter = None;
         if let Some(t) = l.trip {
-            let (k, inside) = self.last_iteration(t, &mut ok);
+            let (k, inside) = self.last_iteration(t, fail);
             last_iteration = Some(k);
             exit_counter = t.exit.map(|e| self.exit_counter(t, e, k, inside));
         }
         Preconditions {
-            ok,
             last_iteration,
             exit_counter,
         }
+    }
+
+    /// One check of the test before a loop: continues in a new block when `cond` holds, else
+    /// jumps to `fail`. A chain of branches, each predicted, costs less than folding the
+    /// conditions into one with `band` (a `setcc` and an `and` each).
+    fn require(&mut self, cond: Value, fail: Block) {
+        let next = self.b.create_block();
+        self.b.ins().brif(cond, next, &[], fail, &[]);
+        self.b.switch_to_block(next);
+        self.b.seal_block(next);
     }
 
     /// The counter's value at a counted loop's trip test in the iteration that test ends the
@@ -269,11 +277,12 @@ impl Translator<'_, '_> {
         }
     }
 
-    /// The test before the loop: the [`Translator::loop_preconditions`] `common`, and whether
-    /// every covered access of the first iteration lies in mem (or, with
-    /// [`Regions::MemOrStack`], in mem or the stack) and, with an induction register, the
-    /// limit it may reach (at most, for a positive step; at least, for a negative one) with
-    /// every covered access still inside the region it started in.
+    /// The test before the loop, after the [`Translator::loop_preconditions`] `common`: jumps to
+    /// `fail` unless every covered access of the first iteration lies in mem (or, with
+    /// [`Regions::MemOrStack`], in mem or the stack), and returns the limit for the copy: with
+    /// an induction register, the value it may reach (at most, for a positive step; at
+    /// least, for a negative one) with every covered access still inside the region it
+    /// started in; for a counted loop, the counter's value at its exit.
     ///
     /// For an access at `(r << s) + k` (`r` the induction register, or one moving with the same
     /// step) in a region where it starts `d0` bytes above the base
@@ -290,9 +299,9 @@ impl Translator<'_, '_> {
         l: &HoistedLoop,
         regions: Regions,
         common: Preconditions,
-    ) -> (Value, Value) {
+        fail: Block,
+    ) -> Value {
         let Preconditions {
-            mut ok,
             last_iteration,
             exit_counter,
         } = common;
@@ -335,7 +344,7 @@ impl Translator<'_, '_> {
             } else {
                 (d_mem, mem.lim[i], in_mem)
             };
-            ok = self.b.ins().band(ok, inside);
+            self.require(inside, fail);
             if let (Some((_, s)), Some(stride), Some(k)) = (a.base, a.stride, last_iteration) {
                 let (moved, upward) = match stride {
                     Stride::Const(step) => {
@@ -351,7 +360,7 @@ impl Translator<'_, '_> {
                             self.b
                                 .ins()
                                 .icmp_imm_s(IntCC::UnsignedLessThan, delta, 1 << 32);
-                        ok = self.b.ins().band(ok, small);
+                        self.require(small, fail);
                         (self.b.ins().imul(k, delta), true)
                     }
                 };
@@ -360,7 +369,7 @@ impl Translator<'_, '_> {
                     .b
                     .ins()
                     .icmp(IntCC::UnsignedLessThanOrEqual, moved, span);
-                ok = self.b.ins().band(ok, fits);
+                self.require(fits, fail);
             } else if let (Some((_, s)), Some(ind)) = (a.base, l.induction) {
                 let span = self.span(lim, d, ind.step > 0);
                 let r = self.b.ins().ushr_imm_s(span, i64::from(s));
@@ -370,7 +379,7 @@ impl Translator<'_, '_> {
                 });
             }
         }
-        let limit = match (l.induction, start, room) {
+        match (l.induction, start, room) {
             (Some(ind), Some(iv), Some(room)) => {
                 let step = ind.step.unsigned_abs() as i64;
                 // room <= MAX - step, so the bounds below cannot wrap.
@@ -379,13 +388,13 @@ impl Translator<'_, '_> {
                     room,
                     step.wrapping_neg() - 1,
                 );
-                ok = self.b.ins().band(ok, fits);
+                self.require(fits, fail);
                 if ind.step > 0 {
                     // iv + room + step must not pass u64::MAX.
                     let most = self.iconst(step.wrapping_neg() - 1);
                     let top = self.b.ins().isub(most, room);
                     let no_wrap = self.b.ins().icmp(IntCC::UnsignedLessThanOrEqual, iv, top);
-                    ok = self.b.ins().band(ok, no_wrap);
+                    self.require(no_wrap, fail);
                     self.b.ins().iadd(iv, room)
                 } else {
                     // iv - room - step must not go below 0.
@@ -394,14 +403,13 @@ impl Translator<'_, '_> {
                         .b
                         .ins()
                         .icmp(IntCC::UnsignedGreaterThanOrEqual, iv, least);
-                    ok = self.b.ins().band(ok, no_wrap);
+                    self.require(no_wrap, fail);
                     self.b.ins().isub(iv, room)
                 }
             }
             // A counted copy's exit test compares the counter with its value at the exit.
             _ => exit_counter.unwrap_or_else(|| self.iconst(0)),
-        };
-        (ok, limit)
+        }
     }
 
     /// How many bytes an access `d` bytes into a region where it may start at most `lim - 1`
@@ -417,7 +425,7 @@ impl Translator<'_, '_> {
     }
 
     /// For a counted loop, `K`: how many iterations after the first its trip test lets reach
-    /// an access, clearing `ok` where that is not a number below 2^32.
+    /// an access, going to `fail` where that is not a number below 2^32.
     ///
     /// Upward (step `s > 0`, bound `B`), the counter goes `c0, c0 + s, ...` and the iterations
     /// that reach an access start at most at `B`, so `K = (B - c0) / s` (0 when `c0 > B`).
@@ -426,7 +434,7 @@ impl Translator<'_, '_> {
     /// [`Trip::ahead`], which must not wrap either). Downward, mirrored: `K = (c0 - B) / |s|`,
     /// with `c0` and `B` at least `|s|`. With [`Trip::reg_add`], `c0` is the counter's start
     /// plus that register: the compared sum moves like the counter.
-    fn last_iteration(&mut self, t: Trip, ok: &mut Value) -> (Value, Value) {
+    fn last_iteration(&mut self, t: Trip, fail: Block) -> (Value, Value) {
         let mut counter = self.get(t.reg);
         if let Some(r) = t.reg_add {
             let v = self.get(r);
@@ -465,15 +473,15 @@ impl Translator<'_, '_> {
                 .icmp(IntCC::UnsignedGreaterThanOrEqual, counter, bound);
             (no_wrap, inside, self.b.ins().isub(counter, bound))
         };
-        *ok = self.b.ins().band(*ok, no_wrap);
+        self.require(no_wrap, fail);
         if t.start_inside {
-            *ok = self.b.ins().band(*ok, inside);
+            self.require(inside, fail);
         }
         let steps = self.b.ins().ushr_imm_s(distance, shift);
         let zero = self.iconst(0);
         let k = self.b.ins().select(inside, steps, zero);
         let small = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, k, 1 << 32);
-        *ok = self.b.ins().band(*ok, small);
+        self.require(small, fail);
         (k, inside)
     }
 }
