@@ -1,5 +1,7 @@
 //! Differential tests of the JIT's loop rotation (`src/jit/translate/layout.rs`): a `ja` back
-//! to a small loop test is translated as a copy of the test. Hand-built loops of the shapes
+//! to a small loop test is translated as a copy of the test; and of a conditional jump whose
+//! fall-through is a `ja` nothing else reaches, which branches to the `ja`'s target itself
+//! (`Translator::fall_through_block`). Hand-built loops of the shapes
 //! that get rotated (a test that faults, a test reached from several places, nested loops, a
 //! test that jumps to itself, `jmp32` tests with `ja32` latches, local calls around), random
 //! loops of those shapes, and the clang-built workloads of the benchmark. The interpreter's
@@ -139,6 +141,60 @@ ja spin
 done:
 exit";
     assert!(compare(text, &[0; 8], true).0.is_ok());
+}
+
+/// clang's bottom test `if i == n goto out; goto head`: the conditional jump branches back to
+/// the head itself. The loop sums u32 words and stores each running sum back, so a run past
+/// the end faults at the load's slot after the same stores; `n` is taken from r2's low byte.
+const BOTTOM_TEST: &str = "mov %r0, 0
+mov %r3, 0
+mov %r4, %r1
+head:
+ldxw %r5, [%r4+0]
+add %r0, %r5
+stxw [%r4+0], %r0
+add %r4, 4
+add %r3, 1
+jeq %r3, NN, out
+ja head
+out:
+exit";
+
+#[test]
+fn bottom_test_then_ja_back() {
+    for n in [1, 5, 16, 17, 40] {
+        let text = BOTTOM_TEST.replace("NN", &n.to_string());
+        let (r0, mem) = compare(&text, &counting(64), n <= 16);
+        if n <= 16 {
+            assert!(r0.is_ok(), "n = {n}");
+        } else {
+            let err = r0.expect_err("runs past the end");
+            assert!(err.contains("at 3 "), "n = {n}: {err}");
+            assert_ne!(mem, counting(64));
+        }
+    }
+}
+
+/// The `ja` after a conditional jump is also a jump target (from the loop's other path), so
+/// it keeps its own block.
+#[test]
+fn a_ja_reached_otherwise_stays() {
+    let shared = "mov %r0, 0
+mov %r2, 0
+head:
+add %r2, 1
+jgt %r2, 30, out
+mov %r3, %r2
+and %r3, 3
+jeq %r3, 0, latch
+add %r0, %r2
+jeq %r2, 7, out
+latch:
+ja head
+out:
+exit";
+    // 1 + 2 + 3 + 5 + 6 + 7, leaving at 7.
+    assert_eq!(compare(shared, &[0; 8], true).0, Ok(24));
 }
 
 /// clang's `if cond goto +1; exit` test, with `jmp32`, `lddw` and a stack store in it, and a

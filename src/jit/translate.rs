@@ -14,6 +14,7 @@
 
 #![allow(clippy::arithmetic_side_effects)]
 
+use cranelift_codegen::cursor::{Cursor, FuncCursor};
 use cranelift_codegen::dominator_tree::DominatorTree;
 use cranelift_codegen::flowgraph::ControlFlowGraph;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -241,6 +242,13 @@ struct Translator<'a, 'b> {
     /// The pins [`Translator::pin_loop_inputs`] placed, reviewed once the function is whole
     /// ([`invariant::drop_idle_pins`]).
     pins: Vec<Inst>,
+    /// The function's entry block, where [`Translator::entry_const`] defines its constants.
+    entry: Block,
+    /// Constants defined once in the entry block ([`Translator::entry_const`]), by value.
+    entry_consts: Vec<(i64, Value)>,
+    /// `in_loop[pc]`: some backward jump at or after `pc` goes to or before it (empty
+    /// outside the optimised tier, which alone uses it).
+    in_loop: Vec<bool>,
     /// `unchecked[pc]`: the access at `pc` is being translated inside a hoisted loop's copy,
     /// where the loop's test proves it.
     unchecked: Vec<bool>,
@@ -610,6 +618,13 @@ pub(crate) fn translate<'a>(
             Vec::new()
         },
         pins: Vec::new(),
+        entry,
+        entry_consts: Vec::new(),
+        in_loop: if opts.optimising {
+            slots_in_loops(insns)
+        } else {
+            Vec::new()
+        },
         unchecked: vec![false; insns.len()],
         iterate: None,
         counted_exit: None,
@@ -997,6 +1012,36 @@ impl Translator<'_, '_> {
 
     fn iconst(&mut self, v: i64) -> Value {
         self.b.ins().iconst(I64, v)
+    }
+
+    /// A constant of the JIT's own (a table's address, its row count) for code at `pc`: when
+    /// `pc` is in a loop, in the optimised tier, defined once at the end of the entry block
+    /// and pinned there (`uadd_overflow(c, 0)`, opaque to the e-graph), so that it lives in a
+    /// register instead of being rematerialised on every iteration (a 10-byte `movabs` for
+    /// an address). Elsewhere a plain constant. Never for the program's own immediates,
+    /// which constant blinding must see.
+    fn entry_const(&mut self, pc: usize, v: i64) -> Value {
+        if !self.in_loop.get(pc).copied().unwrap_or(false) {
+            return self.iconst(v);
+        }
+        if let Some(&(_, value)) = self.entry_consts.iter().find(|(c, _)| *c == v) {
+            return value;
+        }
+        // Code still in the entry block runs once: it needs no pin.
+        let end = self.b.func.layout.last_inst(self.entry);
+        let (true, Some(end), false) = (
+            self.opts.optimising,
+            end,
+            self.b.current_block() == Some(self.entry),
+        ) else {
+            return self.iconst(v);
+        };
+        let mut pos = FuncCursor::new(self.b.func).at_inst(end);
+        let c = pos.ins().iconst(I64, v);
+        let zero = pos.ins().iconst(I64, 0);
+        let (pinned, _) = pos.ins().uadd_overflow(c, zero);
+        self.entry_consts.push((v, pinned));
+        pinned
     }
 
     /// A constant that comes from the program: blinded (`(v ^ key) ^ load(key)`) when
@@ -1902,7 +1947,7 @@ impl Translator<'_, '_> {
             self.terminated = true;
             return Ok(pc + 1);
         }
-        let next = self.block_at(pc + 1)?;
+        let next = self.fall_through_block(pc)?;
         if let Some(c) = self.counted_exit_condition(pc) {
             self.b.ins().brif(c, target, &[], next, &[]);
             self.terminated = true;
@@ -1919,6 +1964,36 @@ impl Translator<'_, '_> {
         }
         self.terminated = true;
         Ok(pc + 1)
+    }
+
+    /// The block the conditional jump at `pc` continues in when not taken: the next slot's,
+    /// or, when the next slot is a `ja` that only falling through reaches, the `ja`'s target,
+    /// whose block the branch then enters itself (the `ja`'s own block is skipped like the
+    /// second jump of a fused range test). Clang's `if i == n goto out; goto head` so becomes
+    /// one branch back per iteration: left as two blocks, the e-graph sinks the loop's
+    /// increments into the `ja`'s block, which then costs a taken `jmp` per iteration.
+    /// Not for a `ja` that must stay as written: a hoisted copy's back edge (its iteration
+    /// test), a rotated back edge, or any with instructions counted.
+    fn fall_through_block(&mut self, pc: usize) -> Result<Block, JitError> {
+        let next = pc + 1;
+        let skip_to = self
+            .insns
+            .get(next)
+            .filter(|insn| insn.opc == op::JA && self.entered.get(next) == Some(&false))
+            .and_then(|insn| cfg::jump_target(next, insn))
+            .and_then(|t| usize::try_from(t).ok())
+            .filter(|&t| {
+                t != next
+                    && self.iterate.is_none_or(|it| it.head != t)
+                    && !(self.rotate_back_edges && self.cfg.rotation_at(next).is_some())
+            });
+        match skip_to.map(|t| self.block_at(t)) {
+            Some(Ok(target)) => {
+                self.fused_away = Some(next);
+                Ok(target)
+            }
+            _ => self.block_at(next),
+        }
     }
 
     /// Translates the conditional jumps at `pc` and `pc + 1` as one interval test when they
@@ -2259,4 +2334,23 @@ impl Translator<'_, '_> {
         self.terminated = true;
         Ok(())
     }
+}
+
+/// Which slots lie inside a loop: between a backward jump's target and the jump, inclusive.
+fn slots_in_loops(insns: &[Insn]) -> Vec<bool> {
+    let mut depth = vec![0i64; insns.len() + 1];
+    for (head, latch) in cfg::last_latches(insns).iter().enumerate() {
+        if let Some(latch) = *latch {
+            depth[head] += 1;
+            depth[latch + 1] -= 1;
+        }
+    }
+    let mut open = 0;
+    depth[..insns.len()]
+        .iter()
+        .map(|d| {
+            open += d;
+            open > 0
+        })
+        .collect()
 }

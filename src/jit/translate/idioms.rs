@@ -111,7 +111,7 @@ impl Translator<'_, '_> {
             }
             let n = values.n as i64;
             let inside = self.b.ins().icmp_imm_s(IntCC::UnsignedLessThan, i, n);
-            let last = self.iconst(n);
+            let last = self.entry_const(pc, n);
             let row = self.b.ins().select(inside, i, last);
             let offset = self.b.ins().ishl_imm_s(row, 3);
             let width = values.regs.len();
@@ -122,7 +122,7 @@ impl Translator<'_, '_> {
                 // compiling, alive for the whole translation.
                 let ctx = unsafe { &*self.opts.ctx };
                 let address = ctx.keep_table(column);
-                let start = self.iconst(address as i64);
+                let start = self.entry_const(pc, address as i64);
                 let at = self.b.ins().iadd(start, offset);
                 loaded.push((r, self.b.ins().load(I64, trusted(), at, 0)));
             }
