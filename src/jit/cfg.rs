@@ -95,6 +95,25 @@ pub(crate) fn last_latches(insns: &[Insn]) -> Vec<Option<usize>> {
     last_latch
 }
 
+/// Which slots lie inside a loop: between a backward jump's target and the jump, inclusive.
+pub(crate) fn slots_in_loops(insns: &[Insn]) -> Vec<bool> {
+    let mut depth = vec![0i64; insns.len() + 1];
+    for (head, latch) in last_latches(insns).iter().enumerate() {
+        if let Some(latch) = *latch {
+            depth[head] += 1;
+            depth[latch + 1] -= 1;
+        }
+    }
+    let mut open = 0;
+    depth[..insns.len()]
+        .iter()
+        .map(|d| {
+            open += d;
+            open > 0
+        })
+        .collect()
+}
+
 /// Whether `insn` at `pc` is a jump whose only destination is the next slot.
 pub(crate) fn is_no_op_jump(pc: usize, insn: &Insn) -> bool {
     jump_target(pc, insn) == Some(pc as i64 + 1)
@@ -257,6 +276,22 @@ mod tests {
         assert_eq!(cfg.block_len[0], 2);
         assert_eq!(cfg.block_len[2], 1);
         assert_eq!(cfg.block_len[4], 1);
+    }
+
+    #[test]
+    fn slots_between_a_backward_jump_and_its_target_are_in_a_loop() {
+        let insns = [
+            Insn::new(0xb7, 0, 0, 0, 1),   // 0: mov r0, 1
+            Insn::new(0x07, 0, 0, 0, 1),   // 1: add r0, 1 (inner and outer head)
+            Insn::new(0xa5, 0, 0, -2, 9),  // 2: jlt r0, 9, -2 (back to 1)
+            Insn::new(0x07, 0, 0, 0, 1),   // 3: add r0, 1
+            Insn::new(0xa5, 0, 0, -4, 20), // 4: jlt r0, 20, -4 (back to 1)
+            Insn::new(0x95, 0, 0, 0, 0),   // 5: exit
+        ];
+        assert_eq!(
+            slots_in_loops(&insns),
+            vec![false, true, true, true, true, false]
+        );
     }
 
     #[test]

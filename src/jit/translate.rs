@@ -246,8 +246,9 @@ struct Translator<'a, 'b> {
     entry: Block,
     /// Constants defined once in the entry block ([`Translator::entry_const`]), by value.
     entry_consts: Vec<(i64, Value)>,
-    /// `in_loop[pc]`: some backward jump at or after `pc` goes to or before it (empty
-    /// outside the optimised tier, which alone uses it).
+    /// `in_loop[pc]`: some backward jump at or after `pc` goes to or before it
+    /// ([`cfg::slots_in_loops`]); empty unless the optimised tier translates a switch, the
+    /// only user ([`Translator::entry_const`]).
     in_loop: Vec<bool>,
     /// `unchecked[pc]`: the access at `pc` is being translated inside a hoisted loop's copy,
     /// where the loop's test proves it.
@@ -620,8 +621,8 @@ pub(crate) fn translate<'a>(
         pins: Vec::new(),
         entry,
         entry_consts: Vec::new(),
-        in_loop: if opts.optimising {
-            slots_in_loops(insns)
+        in_loop: if opts.optimising && !switches.is_empty() {
+            cfg::slots_in_loops(insns)
         } else {
             Vec::new()
         },
@@ -1028,12 +1029,13 @@ impl Translator<'_, '_> {
             return value;
         }
         // Code still in the entry block runs once: it needs no pin.
-        let end = self.b.func.layout.last_inst(self.entry);
-        let (true, Some(end), false) = (
-            self.opts.optimising,
-            end,
-            self.b.current_block() == Some(self.entry),
-        ) else {
+        let Some(end) = self
+            .b
+            .func
+            .layout
+            .last_inst(self.entry)
+            .filter(|_| self.b.current_block() != Some(self.entry))
+        else {
             return self.iconst(v);
         };
         let mut pos = FuncCursor::new(self.b.func).at_inst(end);
@@ -2334,23 +2336,4 @@ impl Translator<'_, '_> {
         self.terminated = true;
         Ok(())
     }
-}
-
-/// Which slots lie inside a loop: between a backward jump's target and the jump, inclusive.
-fn slots_in_loops(insns: &[Insn]) -> Vec<bool> {
-    let mut depth = vec![0i64; insns.len() + 1];
-    for (head, latch) in cfg::last_latches(insns).iter().enumerate() {
-        if let Some(latch) = *latch {
-            depth[head] += 1;
-            depth[latch + 1] -= 1;
-        }
-    }
-    let mut open = 0;
-    depth[..insns.len()]
-        .iter()
-        .map(|d| {
-            open += d;
-            open > 0
-        })
-        .collect()
 }
